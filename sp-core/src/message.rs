@@ -1,0 +1,83 @@
+//! [`Message`]: an SP header plus an application body, both reference-counted [`Bytes`].
+
+use bytes::{Bytes, BytesMut};
+
+/// One SP message: protocol control words (`header`) followed by the application payload (`body`).
+///
+/// On the wire the header bytes come first and the body bytes follow with nothing in between.
+/// Both halves are [`Bytes`], so moving a message between the application, the protocol core and
+/// a pipe's write queue never copies the body.
+///
+/// A message that arrives from a pipe has an empty header: the receiving protocol moves its own
+/// control words from the front of the body into the header (see `header` parsing in each
+/// protocol), which keeps the decoding rules in one place for every transport.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Message {
+    /// Protocol control words (backtrace, request ID, hop count). Empty for cooked bodies.
+    pub header: Bytes,
+    /// The application payload.
+    pub body: Bytes,
+}
+
+impl Message {
+    /// Creates a message with an empty header.
+    pub fn new(body: impl Into<Bytes>) -> Self {
+        Self {
+            header: Bytes::new(),
+            body: body.into(),
+        }
+    }
+
+    /// Creates a message with the given header and body.
+    pub fn with_header(header: impl Into<Bytes>, body: impl Into<Bytes>) -> Self {
+        Self {
+            header: header.into(),
+            body: body.into(),
+        }
+    }
+
+    /// Returns the number of bytes this message occupies on the wire, header included.
+    pub fn len(&self) -> usize {
+        self.header.len() + self.body.len()
+    }
+
+    /// Returns true when both header and body are empty.
+    pub fn is_empty(&self) -> bool {
+        self.header.is_empty() && self.body.is_empty()
+    }
+
+    /// Returns header and body joined into one buffer (copies; meant for tests and raw views).
+    pub fn to_contiguous(&self) -> Bytes {
+        if self.header.is_empty() {
+            return self.body.clone();
+        }
+        let mut out = BytesMut::with_capacity(self.len());
+        out.extend_from_slice(&self.header);
+        out.extend_from_slice(&self.body);
+        out.freeze()
+    }
+}
+
+impl From<Bytes> for Message {
+    fn from(body: Bytes) -> Self {
+        Self::new(body)
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(body: Vec<u8>) -> Self {
+        Self::new(body)
+    }
+}
+
+impl From<&'static [u8]> for Message {
+    fn from(body: &'static [u8]) -> Self {
+        Self::new(Bytes::from_static(body))
+    }
+}
+
+impl From<&'static str> for Message {
+    fn from(body: &'static str) -> Self {
+        Self::new(Bytes::from_static(body.as_bytes()))
+    }
+}

@@ -1,0 +1,188 @@
+//! The shared [`Protocol`] trait, its inputs and outputs, and the per-protocol state machines.
+//!
+//! Every socket role is a sans-IO state machine. The driver that owns it (in `sp-transport`, or
+//! the simulator in tests) follows one loop:
+//!
+//! 1. Apply exactly one input: [`Protocol::handle`], [`Protocol::handle_timeout`], or an
+//!    application command ([`Protocol::send`] / [`Protocol::recv`]).
+//! 2. Drain [`Protocol::poll_transmit`] and [`Protocol::poll_event`] until both return `None`.
+//! 3. Read [`Protocol::poll_timeout`] and sleep until that deadline, pipe readiness or an
+//!    application command, whichever comes first.
+//! 4. On waking, read the clock once, pass it as `now`, and go back to step 1.
+//!
+//! ## Pipe readiness contract
+//!
+//! * A pipe is *writable* right after [`Input::PipeAdded`]. Once the core emits a [`Transmit`]
+//!   for a pipe, it treats that pipe as busy until the driver reports [`Input::PipeWritable`].
+//!   A driver with room in its per-pipe queue may report that at once, which keeps the socket
+//!   moving while the pipe's writer batches frames into one vectored write.
+//! * A pipe is *receiving* while [`Protocol::is_receiving`] says so. A driver stops feeding
+//!   frames from a pipe that is not receiving, and resumes when [`Event::ResumeReceiving`]
+//!   names it. That is how a slow consumer throttles its peers through TCP.
+//! * The driver feeds [`Input::PipeRemoved`] for every pipe that goes away, including pipes the
+//!   core asked it to close with [`Event::ClosePipe`]. The core ignores inputs for pipes it does
+//!   not know.
+
+use std::time::Instant;
+
+use crate::{Message, PipeId, ProtocolId};
+
+pub mod pair;
+pub mod pipeline;
+pub mod reqrep;
+mod shared;
+
+/// What happened to a pipe or arrived from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A pipe finished its handshake with a peer of type `peer` and may carry messages.
+    PipeAdded {
+        /// The new pipe.
+        pipe: PipeId,
+        /// The protocol the peer announced in its handshake.
+        peer: ProtocolId,
+    },
+    /// A pipe closed, for whatever reason. Its queued data is gone.
+    PipeRemoved {
+        /// The pipe that went away.
+        pipe: PipeId,
+    },
+    /// The pipe can take another message (see the readiness contract above).
+    PipeWritable {
+        /// The pipe that has room again.
+        pipe: PipeId,
+    },
+    /// A whole message arrived on a pipe. Its header is empty: the protocol parses its control
+    /// words from the front of the body.
+    Received {
+        /// The pipe it came from.
+        pipe: PipeId,
+        /// The message, header still inside the body.
+        msg: Message,
+    },
+}
+
+/// A message the driver must write to one pipe (header bytes, then body bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The pipe to write to.
+    pub pipe: PipeId,
+    /// The message; its header and body go on the wire back to back.
+    pub msg: Message,
+}
+
+/// Something the driver or the application must learn about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// [`Protocol::recv`] may now return something other than `WouldBlock`: a message or an
+    /// error. Spurious wake-ups are allowed; waiters simply try again.
+    Readable,
+    /// [`Protocol::send`] may now succeed. Spurious wake-ups are allowed.
+    Writable,
+    /// The core refuses or kicks this pipe; the driver must close it and then feed
+    /// [`Input::PipeRemoved`].
+    ClosePipe {
+        /// The pipe to close.
+        pipe: PipeId,
+        /// Why the core wants it gone.
+        reason: PipeCloseReason,
+    },
+    /// The driver may feed frames from this pipe again.
+    ResumeReceiving {
+        /// The pipe that may deliver again.
+        pipe: PipeId,
+    },
+}
+
+/// Why a protocol core asked for a pipe to be closed. Each variant is a peer's fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipeCloseReason {
+    /// The peer's protocol is not this socket's partner.
+    #[error("peer speaks {0:?}, which cannot talk to this socket")]
+    IncompatiblePeer(ProtocolId),
+    /// An exclusive protocol (PAIR) already has its one peer.
+    #[error("this socket already has its one peer")]
+    Busy,
+    /// The peer sent a message whose protocol header cannot be parsed.
+    #[error("peer sent a malformed protocol header")]
+    MalformedHeader,
+}
+
+/// Why [`Protocol::send`] did not take a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// No pipe or queue can take the message now; retry after [`Event::Writable`].
+    #[error("no peer can take the message right now")]
+    WouldBlock,
+    /// The protocol's state forbids a send now (for example REP before a request arrived).
+    #[error("send is not allowed in the current protocol state")]
+    BadState,
+    /// This protocol never sends (PULL, SUB).
+    #[error("this protocol cannot send")]
+    NotSupported,
+}
+
+/// Why [`Protocol::recv`] did not return a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// Nothing to receive yet; retry after [`Event::Readable`].
+    #[error("no message is available yet")]
+    WouldBlock,
+    /// The protocol's state forbids a receive now (for example REQ with no request out).
+    #[error("receive is not allowed in the current protocol state")]
+    BadState,
+    /// This protocol never receives (PUSH, PUB).
+    #[error("this protocol cannot receive")]
+    NotSupported,
+    /// The pipe carrying the outstanding request closed and resending is disabled.
+    #[error("the connection carrying the request was lost")]
+    ConnectionReset,
+}
+
+/// One SP socket role as a sans-IO state machine. See the module docs for the drive loop.
+pub trait Protocol {
+    /// Returns the SP type this socket announces in its handshake.
+    fn protocol(&self) -> ProtocolId;
+
+    /// Returns the SP type a peer must announce to be accepted.
+    fn peer_protocol(&self) -> ProtocolId {
+        // Every ID returned by `protocol()` is a known one, so it has a peer.
+        self.protocol()
+            .peer()
+            .expect("a protocol core announces a known SP type")
+    }
+
+    /// Applies one pipe input. May queue transmits and events.
+    fn handle(&mut self, input: Input, now: Instant);
+
+    /// Fires every timer whose deadline is `<= now`. An early call does nothing.
+    fn handle_timeout(&mut self, now: Instant);
+
+    /// Returns the next message to write, if any.
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+
+    /// Returns the next event, if any.
+    fn poll_event(&mut self) -> Option<Event>;
+
+    /// Returns the earliest pending deadline. Read it again after every input.
+    fn poll_timeout(&self) -> Option<Instant>;
+
+    /// Returns true while the driver should keep feeding frames from `pipe`.
+    fn is_receiving(&self, pipe: PipeId) -> bool;
+
+    /// Offers an application message for sending.
+    ///
+    /// # Errors
+    /// [`SendError::WouldBlock`] when nothing can take it now, [`SendError::BadState`] or
+    /// [`SendError::NotSupported`] when the protocol forbids it.
+    fn send(&mut self, msg: Message, now: Instant) -> Result<(), SendError>;
+
+    /// Takes the next message for the application.
+    ///
+    /// # Errors
+    /// [`RecvError::WouldBlock`] when nothing is ready, or a protocol-specific failure.
+    fn recv(&mut self, now: Instant) -> Result<Message, RecvError>;
+}

@@ -1,0 +1,40 @@
+//! Scalability Protocols sockets on tokio.
+//!
+//! Each protocol role is a type: [`Req`], [`Rep`], [`Push`], [`Pull`], [`Pair`]. They all
+//! share one generic implementation ([`sp_transport::Socket`]); this crate only supplies the
+//! [`Tokio`] runtime glue. Every task runs on the caller's tokio runtime: the crate starts no
+//! threads of its own.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sp_tokio::Error> {
+//! let rep = sp_tokio::Rep::new();
+//! let addr = rep.listen("tcp://127.0.0.1:0").await?;
+//! let req = sp_tokio::Req::new();
+//! req.dial(&addr.to_string()).await?;
+//! req.send("ping").await?;
+//! let ping = rep.recv().await?;
+//! rep.send(ping.body).await?;
+//! assert_eq!(&req.recv().await?.body[..], b"ping");
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod runtime;
+
+pub use runtime::Tokio;
+pub use sp_transport::{Address, Error, Message, ProtocolId, Result, SocketOptions};
+
+/// A socket of protocol `P` on tokio.
+pub type Socket<P> = sp_transport::Socket<Tokio, P>;
+/// REQ: sends requests and receives their replies; resends on timeout or lost connection.
+pub type Req = Socket<sp_core::protocol::reqrep::Req>;
+/// REP: receives requests and sends each reply back along the request's route.
+pub type Rep = Socket<sp_core::protocol::reqrep::Rep>;
+/// PUSH: hands each message to one PULL peer, round-robin, with back-pressure.
+pub type Push = Socket<sp_core::protocol::pipeline::Push>;
+/// PULL: receives from all PUSH peers, fair-queued.
+pub type Pull = Socket<sp_core::protocol::pipeline::Pull>;
+/// PAIR (v0): one peer at a time, messages both ways.
+pub type Pair = Socket<sp_core::protocol::pair::Pair>;

@@ -1,0 +1,175 @@
+//! [`Tokio`]: the runtime glue for the shared driver.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_io::{AsyncRead, AsyncWrite};
+use sp_transport::rt::{Acceptor, BoxFuture, BoxStream, Runtime, Sleep};
+use tokio::io::{AsyncRead as TokioRead, AsyncWrite as TokioWrite, ReadBuf};
+use tokio::runtime::Handle;
+
+/// Runs a socket's tasks on a tokio runtime.
+#[derive(Clone, Debug)]
+pub struct Tokio {
+    handle: Handle,
+}
+
+impl Tokio {
+    /// Uses the given runtime handle.
+    pub fn new(handle: Handle) -> Self {
+        Self { handle }
+    }
+}
+
+impl Default for Tokio {
+    /// Uses the runtime the caller runs on.
+    ///
+    /// # Panics
+    /// Panics outside a tokio runtime (as `Handle::current` does).
+    fn default() -> Self {
+        Self {
+            handle: Handle::current(),
+        }
+    }
+}
+
+impl Runtime for Tokio {
+    fn spawn(&self, fut: BoxFuture<'static, ()>) {
+        self.handle.spawn(fut);
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Box<dyn Sleep> {
+        let _guard = self.handle.enter();
+        Box::new(TokioSleep(Box::pin(tokio::time::sleep_until(
+            deadline.into(),
+        ))))
+    }
+
+    fn connect_tcp(
+        &self,
+        addr: SocketAddr,
+        nodelay: bool,
+    ) -> BoxFuture<'static, io::Result<BoxStream>> {
+        Box::pin(async move {
+            let s = tokio::net::TcpStream::connect(addr).await?;
+            s.set_nodelay(nodelay)?;
+            Ok(Box::new(Io(s)) as BoxStream)
+        })
+    }
+
+    fn tcp_acceptor(
+        &self,
+        listener: std::net::TcpListener,
+        nodelay: bool,
+    ) -> io::Result<Box<dyn Acceptor>> {
+        let _guard = self.handle.enter();
+        Ok(Box::new(TcpAcceptor {
+            listener: tokio::net::TcpListener::from_std(listener)?,
+            nodelay,
+        }))
+    }
+
+    fn connect_ipc(&self, path: PathBuf) -> BoxFuture<'static, io::Result<BoxStream>> {
+        Box::pin(async move {
+            let s = tokio::net::UnixStream::connect(path).await?;
+            Ok(Box::new(Io(s)) as BoxStream)
+        })
+    }
+
+    fn ipc_acceptor(
+        &self,
+        listener: std::os::unix::net::UnixListener,
+    ) -> io::Result<Box<dyn Acceptor>> {
+        let _guard = self.handle.enter();
+        Ok(Box::new(IpcAcceptor(tokio::net::UnixListener::from_std(
+            listener,
+        )?)))
+    }
+}
+
+struct TokioSleep(Pin<Box<tokio::time::Sleep>>);
+
+impl Sleep for TokioSleep {
+    fn reset(&mut self, deadline: Instant) {
+        self.0.as_mut().reset(deadline.into());
+    }
+
+    fn poll_sleep(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+use std::future::Future;
+
+struct TcpAcceptor {
+    listener: tokio::net::TcpListener,
+    nodelay: bool,
+}
+
+impl Acceptor for TcpAcceptor {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<BoxStream>> {
+        self.listener.poll_accept(cx).map(|r| {
+            let (s, _) = r?;
+            s.set_nodelay(self.nodelay)?;
+            Ok(Box::new(Io(s)) as BoxStream)
+        })
+    }
+}
+
+struct IpcAcceptor(tokio::net::UnixListener);
+
+impl Acceptor for IpcAcceptor {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<BoxStream>> {
+        self.0
+            .poll_accept(cx)
+            .map(|r| Ok(Box::new(Io(r?.0)) as BoxStream))
+    }
+}
+
+/// Presents a tokio stream as a futures-io stream, forwarding vectored writes.
+struct Io<T>(T);
+
+impl<T: TokioRead + Unpin> AsyncRead for Io<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut rb = ReadBuf::new(buf);
+        match Pin::new(&mut self.get_mut().0).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: TokioWrite + Unpin> AsyncWrite for Io<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,26 @@
+//! Command-line tools for the SP workspace.
+//!
+//! * [`spcat`]: a drop-in for NNG's `nngcat` (binary `spcat`).
+//! * [`perf`]: NNG's perf tests plus raw-TCP baselines (binary `sp-perf`).
+//! * [`socket`]: the protocol list and [`socket::AnySocket`], shared by both.
+
+#![forbid(unsafe_code)]
+
+pub mod perf;
+pub mod socket;
+pub mod spcat;
+
+/// Sends `tracing` output to stderr: `level` 0 = nothing, 1 = info, 2 = debug, 3+ = trace.
+pub fn init_tracing(level: u8) {
+    use tracing_subscriber::filter::LevelFilter;
+    let filter = match level {
+        0 => return,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

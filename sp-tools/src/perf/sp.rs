@@ -1,0 +1,239 @@
+//! The SP-socket perf tests, with NNG's `perf/perf.c` message flow.
+//!
+//! * Latency: the server (`local_lat`) listens and echoes `trips` messages, checking their
+//!   size; the client (`remote_lat`) dials, waits 100 ms, then times `trips` send+receive
+//!   round trips. One-way latency = total / (trips * 2).
+//! * Throughput: the server (`local_thr`) listens, receives one empty start message, starts
+//!   the clock, receives `count` messages of `size` bytes, stops the clock, sends an empty
+//!   "done" message and waits 200 ms before closing. The client (`remote_thr`) dials with a
+//!   5 s receive timeout, sends the empty start message, then `count + 1` messages of `size`
+//!   bytes (NNG's client sends one more than the server counts), then waits for "done".
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::report::{LatencyReport, ThroughputReport};
+use super::PerfError;
+use crate::socket::{AnySocket, Protocol};
+
+/// Which sockets a test uses: NNG's default is PAIR for both sides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pattern {
+    /// The dialing side.
+    pub client: Protocol,
+    /// The listening side.
+    pub server: Protocol,
+}
+
+impl Pattern {
+    /// PAIR v0 on both sides (NNG's perf uses PAIR v1 when built with it).
+    pub const PAIR0: Pattern = Pattern {
+        client: Protocol::Pair0,
+        server: Protocol::Pair0,
+    };
+    /// PAIR v1 on both sides (NNG's default).
+    pub const PAIR1: Pattern = Pattern {
+        client: Protocol::Pair1,
+        server: Protocol::Pair1,
+    };
+    /// REQ dials, REP listens (`inproc_lat --reqrep0`).
+    pub const REQREP0: Pattern = Pattern {
+        client: Protocol::Req0,
+        server: Protocol::Rep0,
+    };
+    /// BUS on both sides.
+    pub const BUS0: Pattern = Pattern {
+        client: Protocol::Bus0,
+        server: Protocol::Bus0,
+    };
+}
+
+fn open(p: Protocol) -> Result<AnySocket, PerfError> {
+    AnySocket::open(p).map_err(|u| PerfError(format!("socket: {u}")))
+}
+
+fn err(what: &'static str) -> impl Fn(sp_tokio::Error) -> PerfError {
+    move |e| PerfError(format!("{what}: {e}"))
+}
+
+fn check_size(got: usize, want: usize) -> Result<(), PerfError> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(PerfError(format!("wrong message size: {got} != {want}")))
+    }
+}
+
+fn signal(ready: Option<oneshot::Sender<()>>) {
+    if let Some(tx) = ready {
+        let _ = tx.send(());
+    }
+}
+
+/// `local_lat`: listens on `url` and echoes `trips` messages of `size` bytes.
+///
+/// `ready` is signalled once the listener is bound (used by `inproc_lat`).
+///
+/// # Errors
+/// Socket errors and wrong message sizes.
+pub async fn latency_server(
+    pattern: Pattern,
+    url: &str,
+    size: usize,
+    trips: u32,
+    ready: Option<oneshot::Sender<()>>,
+) -> Result<(), PerfError> {
+    let s = open(pattern.server)?;
+    s.listen(url).await.map_err(err("listen"))?;
+    signal(ready);
+    for _ in 0..trips {
+        let m = s.recv().await.map_err(err("recv"))?;
+        check_size(m.body.len(), size)?;
+        s.send(m.body).await.map_err(err("send"))?;
+    }
+    // Give the last echo time to leave (NNG: "linger should do this").
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.close();
+    Ok(())
+}
+
+/// `remote_lat`: dials `url` and times `trips` round trips of `size`-byte messages.
+///
+/// # Errors
+/// Socket errors.
+pub async fn latency_client(
+    pattern: Pattern,
+    url: &str,
+    size: usize,
+    trips: u32,
+) -> Result<LatencyReport, PerfError> {
+    let s = open(pattern.client)?;
+    s.dial(url).await.map_err(err("dial"))?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let msg = Bytes::from(vec![0u8; size]);
+    let start = Instant::now();
+    for _ in 0..trips {
+        s.send(msg.clone()).await.map_err(err("send"))?;
+        s.recv().await.map_err(err("recv"))?;
+    }
+    let total = start.elapsed();
+    s.close();
+    Ok(LatencyReport {
+        total,
+        msg_size: size,
+        round_trips: trips,
+    })
+}
+
+/// `local_thr`: listens on `url`, waits for the start message, then times `count` messages.
+///
+/// # Errors
+/// Socket errors and wrong message sizes.
+pub async fn throughput_server(
+    pattern: Pattern,
+    url: &str,
+    size: usize,
+    count: u32,
+    ready: Option<oneshot::Sender<()>>,
+) -> Result<ThroughputReport, PerfError> {
+    let s = open(pattern.server)?;
+    s.listen(url).await.map_err(err("listen"))?;
+    signal(ready);
+    s.recv().await.map_err(err("recv"))?; // the empty start message
+    let start = Instant::now();
+    for _ in 0..count {
+        let m = s.recv().await.map_err(err("recv"))?;
+        check_size(m.body.len(), size)?;
+    }
+    let total = start.elapsed();
+    // Tell the sender we are done, and give that message time to leave.
+    let _ = s.send(Bytes::new()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.close();
+    Ok(ThroughputReport {
+        total,
+        msg_size: size,
+        count,
+    })
+}
+
+/// `remote_thr`: dials `url` and sends the start message, then `count + 1` messages as fast
+/// as the socket takes them, then waits up to 5 s for the server's "done".
+///
+/// # Errors
+/// Socket errors.
+pub async fn throughput_client(
+    pattern: Pattern,
+    url: &str,
+    size: usize,
+    count: u32,
+) -> Result<(), PerfError> {
+    let s = open(pattern.client)?;
+    s.set_recv_timeout(Some(Duration::from_secs(5)));
+    s.dial(url).await.map_err(err("dial"))?;
+    s.send(Bytes::new()).await.map_err(err("send"))?;
+    let msg = Bytes::from(vec![0u8; size]);
+    for _ in 0..=count {
+        s.send(msg.clone()).await.map_err(err("send"))?;
+    }
+    let _ = s.recv().await; // "done", if it comes
+    s.close();
+    Ok(())
+}
+
+/// `inproc_lat`: a latency server task and a client in one process.
+///
+/// # Errors
+/// Either side's errors.
+pub async fn inproc_lat(
+    pattern: Pattern,
+    url: &str,
+    size: usize,
+    trips: u32,
+) -> Result<LatencyReport, PerfError> {
+    let (tx, rx) = oneshot::channel();
+    let server_url = url.to_string();
+    let server =
+        tokio::spawn(
+            async move { latency_server(pattern, &server_url, size, trips, Some(tx)).await },
+        );
+    if rx.await.is_err() {
+        // The server failed before listening: report its error.
+        return Err(join(server.await)?
+            .err()
+            .unwrap_or_else(|| PerfError("server stopped".into())));
+    }
+    let report = latency_client(pattern, url, size, trips).await?;
+    join(server.await)??;
+    Ok(report)
+}
+
+/// `inproc_thr`: a throughput server task and a client in one process; the server reports.
+///
+/// # Errors
+/// Either side's errors.
+pub async fn inproc_thr(
+    pattern: Pattern,
+    url: &str,
+    size: usize,
+    count: u32,
+) -> Result<ThroughputReport, PerfError> {
+    let (tx, rx) = oneshot::channel();
+    let server_url = url.to_string();
+    let server = tokio::spawn(async move {
+        throughput_server(pattern, &server_url, size, count, Some(tx)).await
+    });
+    if rx.await.is_err() {
+        return Err(join(server.await)?
+            .err()
+            .unwrap_or_else(|| PerfError("server stopped".into())));
+    }
+    throughput_client(pattern, url, size, count).await?;
+    join(server.await)?
+}
+
+fn join<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, PerfError> {
+    r.map_err(|e| PerfError(format!("server task failed: {e}")))
+}

@@ -1,0 +1,516 @@
+//! End-to-end tests of the `spcat` binary (spec 8.7), and interop with NNG's `nngcat`.
+//!
+//! Synchronisation never relies on sleeping: a listening spcat is started with `-v` and the
+//! test waits for its "Listening at: URL" line (which also tells the bound port); a dialing
+//! spcat facing a listener that may not be up yet uses `--async`, which retries. Every
+//! receiver has a receive timeout or a count, so every process ends by itself; a watchdog
+//! kills anything still running after a generous deadline and fails the test.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SPCAT: &str = env!("CARGO_BIN_EXE_spcat");
+const NNGCAT: &str = "/usr/bin/nngcat";
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn spcat(args: &[&str]) -> Command {
+    let mut c = Command::new(SPCAT);
+    c.args(args);
+    c
+}
+
+/// Runs to completion with no stdin, within the deadline.
+fn run(mut cmd: Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn");
+    wait(child, "command")
+}
+
+/// Waits for a child (whose stdout/stderr are piped) within the deadline, killing it on expiry.
+fn wait(mut child: Child, what: &str) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("wait_with_output");
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait_with_output");
+            panic!(
+                "{what} did not finish within {DEADLINE:?}; stdout {:?}, stderr {:?}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts that spcat refuses `args` with exit status 1 and an error mentioning `needle`.
+fn assert_refused(args: &[&str], needle: &str) {
+    let out = run(spcat(args));
+    let err = stderr_of(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?} should exit 1; stderr: {err}"
+    );
+    assert!(err.starts_with("spcat: "), "{args:?}: {err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected {needle:?} in {err:?}"
+    );
+    assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+}
+
+/// A spcat started with `-v` and a listen address; `url` is where it listens.
+struct Listener {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    url: String,
+}
+
+impl Listener {
+    fn start(args: &[&str]) -> Self {
+        let mut child = spcat(args)
+            .arg("-v")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn listener");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("read listener's first line");
+        let Some(url) = line.trim_end().strip_prefix("Listening at: ") else {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "listener {args:?} printed {line:?}; stderr {:?}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let url = url.to_string();
+        Self { child, stdout, url }
+    }
+
+    /// Waits for the listener to end; returns its exit status, the rest of its stdout and its
+    /// stderr.
+    fn finish(mut self) -> (Option<i32>, Vec<u8>, String) {
+        let reader = std::thread::spawn(move || {
+            let mut rest = Vec::new();
+            self.stdout.read_to_end(&mut rest).map(|_| rest)
+        });
+        let out = wait(self.child, "listener");
+        let rest = reader.join().unwrap().expect("read listener output");
+        (out.status.code(), rest, stderr_of(&out))
+    }
+}
+
+fn free_tcp_url() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("tcp://127.0.0.1:{}", l.local_addr().unwrap().port())
+}
+
+// ---- 8.7 #90, #91, #92: argument checks ----
+
+#[test]
+fn rejects_no_protocol() {
+    assert_refused(&["--dial", "tcp://127.0.0.1:1"], "No protocol specified");
+    assert_refused(
+        &["--listen=tcp://127.0.0.1:0", "--data", "x"],
+        "No protocol specified",
+    );
+}
+
+#[test]
+fn rejects_two_protocols() {
+    assert_refused(
+        &["--req0", "--rep0", "--dial", "tcp://127.0.0.1:1"],
+        "Only one protocol",
+    );
+    assert_refused(&["--push", "--pull", "-l", "1"], "Only one protocol");
+}
+
+#[test]
+fn rejects_ambiguous_abbreviation() {
+    assert_refused(&["--re", "--dial", "tcp://127.0.0.1:1"], "ambiguous");
+    assert_refused(
+        &["--pull", "--dial", "tcp://127.0.0.1:1", "--ver"],
+        "ambiguous",
+    );
+}
+
+#[test]
+fn rejects_incompatible_options() {
+    // The checks of nngcat_incompat_test.sh (nothing needs to listen: they fail first).
+    assert_refused(
+        &[
+            "--req0",
+            "-x",
+            "/tmp/bogusipc",
+            "--subscribe=oops",
+            "-D",
+            "x",
+        ],
+        "--subscribe",
+    );
+    assert_refused(
+        &["--interval", "1", "--pull", "-x", "/tmp/bogusipc"],
+        "--interval",
+    );
+    assert_refused(&["--compat", "--pair1", "-x", "/tmp/bogusipc"], "--compat");
+    assert_refused(
+        &["--compat", "--count=1", "--pair0", "-x", "/tmp/bogusipc"],
+        "--count and --compat",
+    );
+    assert_refused(
+        &["--count=xyz", "--pair0", "-x", "/tmp/bogusipc"],
+        "Integer argument expected",
+    );
+    assert_refused(
+        &[
+            "--async",
+            "--file=/nosuchfilehere",
+            "--push0",
+            "-x",
+            "/tmp/bogusipc",
+        ],
+        "Cannot open file",
+    );
+    // And a few more of nngcat's rules.
+    assert_refused(&["--push", "-l", "1", "-D", "x", "--raw"], "--format");
+    assert_refused(&["--pull", "-l", "1", "-D", "x"], "--file or --data");
+    assert_refused(
+        &["--pull", "-l", "1", "--raw", "--hex"],
+        "Format may be specified only once",
+    );
+    assert_refused(&["--pull", "-l", "1", "-k"], "TLS not supported yet");
+}
+
+#[test]
+fn help_exits_one_with_usage() {
+    let out = run(spcat(&["--help"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"));
+}
+
+#[test]
+fn unsupported_protocols_say_so() {
+    for p in ["--pub0", "--surveyor0", "--bus0", "--pair1", "--pair"] {
+        assert_refused(
+            &[p, "--dial", "tcp://127.0.0.1:1", "-D", "x"],
+            "not supported yet",
+        );
+    }
+    assert_refused(
+        &["--sub0", "--dial", "tcp://127.0.0.1:1"],
+        "not supported yet",
+    );
+    assert_refused(
+        &["--respondent", "--dial", "tcp://127.0.0.1:1"],
+        "not supported yet",
+    );
+}
+
+#[test]
+fn failed_dial_is_fatal() {
+    let url = free_tcp_url();
+    assert_refused(&["--push", "--dial", &url, "-D", "x"], "Unable to dial on");
+}
+
+// ---- 8.7 #95: --file - reads stdin ----
+
+#[test]
+fn push_pull_over_ipc_from_stdin_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("ipc://{}", dir.path().join("stdin.sock").display());
+    let listener = Listener::start(&[
+        "--listen",
+        &url,
+        "--count=1",
+        "--recv-timeout=10",
+        "--recv-maxsz=0",
+        "--pull0",
+        "--raw",
+    ]);
+    assert_eq!(listener.url, url);
+
+    let mut pusher = spcat(&["--connect", &url, "--push0", "--file", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    pusher
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello world\n")
+        .unwrap(); // closed on drop: EOF
+    let pushed = wait(pusher, "pusher");
+    assert!(pushed.status.success(), "pusher: {}", stderr_of(&pushed));
+
+    let (code, out, err) = listener.finish();
+    assert_eq!(code, Some(0), "listener stderr: {err}");
+    assert_eq!(out, b"hello world\n");
+}
+
+// ---- quoted output of a REQ/REP exchange ----
+
+#[test]
+fn req_rep_quoted() {
+    let rep = Listener::start(&[
+        "--rep0",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--data",
+        "pong\tok",
+        "--count",
+        "1",
+        "--quoted",
+        "--recv-timeout",
+        "10",
+    ]);
+    let req = run(spcat(&[
+        "--req0",
+        "--dial",
+        &rep.url,
+        "-D",
+        "ping\n",
+        "-Q",
+        "--recv-timeout",
+        "10",
+    ]));
+    assert!(req.status.success(), "req: {}", stderr_of(&req));
+    assert_eq!(String::from_utf8_lossy(&req.stdout), "\"pong\\tok\"\n");
+    let (code, out, err) = rep.finish();
+    assert_eq!(code, Some(0), "rep stderr: {err}");
+    assert_eq!(String::from_utf8_lossy(&out), "\"ping\\n\"\n");
+}
+
+// ---- 8.7 #94: --recv-maxsz ----
+
+#[test]
+fn recv_maxsz_drops_larger_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("maxsz.sock");
+    let path = path.to_str().unwrap();
+    // -X/-x build ipc:///PATH, like nngcat.
+    let listener = Listener::start(&[
+        "-X",
+        path,
+        "--count=3",
+        "--recv-maxsz=5",
+        "--pull0",
+        "--quoted",
+        "--recv-timeout=10",
+    ]);
+    for data in ["one", "55555", "666666", "7777777", "88888"] {
+        // Each push is its own process and connection; the 6- and 7-byte ones are dropped
+        // together with their connections.
+        let out = run(spcat(&["-x", path, "--push0", "--data", data]));
+        assert!(out.status.success(), "push {data}: {}", stderr_of(&out));
+    }
+    let (code, out, err) = listener.finish();
+    assert_eq!(code, Some(0), "listener stderr: {err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "\"one\"\n\"55555\"\n\"88888\"\n"
+    );
+}
+
+#[test]
+fn pair0_send_then_receive_hex() {
+    let a = Listener::start(&[
+        "--pair0",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--recv-timeout=2",
+        "--hex",
+        "--count=1",
+    ]);
+    let b = run(spcat(&[
+        "--pair0",
+        "--dial",
+        &a.url,
+        "-D",
+        "\u{1}A",
+        "--recv-timeout=1",
+        "--ascii",
+    ]));
+    assert!(b.status.success(), "{}", stderr_of(&b));
+    let (code, out, err) = a.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out), "\"\\x01\\x41\"\n");
+}
+
+// ---- interop with NNG's nngcat ----
+
+/// Whether nngcat can be used; fails instead when SP_REQUIRE_PEERS=1.
+fn nngcat_available() -> bool {
+    if Path::new(NNGCAT).exists() {
+        return true;
+    }
+    if std::env::var("SP_REQUIRE_PEERS").as_deref() == Ok("1") {
+        panic!("{NNGCAT} is missing and SP_REQUIRE_PEERS=1 (install Debian's nng-utils)");
+    }
+    eprintln!("skipping nngcat interop: {NNGCAT} not found (install Debian's nng-utils)");
+    false
+}
+
+fn nngcat(args: &[&str]) -> Command {
+    let mut c = Command::new(NNGCAT);
+    c.args(args);
+    c
+}
+
+#[test]
+fn interop_req_rep_nngcat_listens() {
+    if !nngcat_available() {
+        return;
+    }
+    let url = free_tcp_url();
+    let rep = nngcat(&[
+        "--rep0",
+        "--listen",
+        &url,
+        "-D",
+        "from nng",
+        "--count",
+        "1",
+        "--quoted",
+        "--recv-timeout",
+        "10",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // --async: keep retrying until nngcat listens.
+    let req = run(spcat(&[
+        "--req0",
+        "--async",
+        "--dial",
+        &url,
+        "-D",
+        "from sp\x7f",
+        "--quoted",
+        "--recv-timeout",
+        "10",
+    ]));
+    let rep = wait(rep, "nngcat rep");
+    assert!(req.status.success(), "spcat req: {}", stderr_of(&req));
+    assert!(rep.status.success(), "nngcat rep: {}", stderr_of(&rep));
+    assert_eq!(String::from_utf8_lossy(&req.stdout), "\"from nng\"\n");
+    assert_eq!(String::from_utf8_lossy(&rep.stdout), "\"from sp\\x7f\"\n");
+}
+
+#[test]
+fn interop_req_rep_spcat_listens() {
+    if !nngcat_available() {
+        return;
+    }
+    let rep = Listener::start(&[
+        "--rep0",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "-D",
+        "from sp",
+        "--count",
+        "1",
+        "--quoted",
+        "--recv-timeout",
+        "10",
+    ]);
+    let req = run(nngcat(&[
+        "--req0",
+        "--dial",
+        &rep.url,
+        "-D",
+        "from nng\n",
+        "--quoted",
+        "--recv-timeout",
+        "10",
+    ]));
+    assert!(req.status.success(), "nngcat req: {}", stderr_of(&req));
+    assert_eq!(String::from_utf8_lossy(&req.stdout), "\"from sp\"\n");
+    let (code, out, err) = rep.finish();
+    assert_eq!(code, Some(0), "spcat rep: {err}");
+    assert_eq!(String::from_utf8_lossy(&out), "\"from nng\\n\"\n");
+}
+
+#[test]
+fn interop_push_pull_nngcat_listens() {
+    if !nngcat_available() {
+        return;
+    }
+    let url = free_tcp_url();
+    let pull = nngcat(&[
+        "--pull0",
+        "--listen",
+        &url,
+        "--count",
+        "2",
+        "--hex",
+        "--recv-timeout",
+        "10",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let push = run(spcat(&[
+        "--push0", "--async", "--dial", &url, "-D", "\u{1}bc", "--count", "2",
+    ]));
+    let pull = wait(pull, "nngcat pull");
+    assert!(push.status.success(), "spcat push: {}", stderr_of(&push));
+    assert!(pull.status.success(), "nngcat pull: {}", stderr_of(&pull));
+    assert_eq!(
+        String::from_utf8_lossy(&pull.stdout),
+        "\"\\x01\\x62\\x63\"\n".repeat(2)
+    );
+}
+
+#[test]
+fn interop_push_pull_spcat_listens() {
+    if !nngcat_available() {
+        return;
+    }
+    let pull = Listener::start(&[
+        "--pull0",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--count",
+        "1",
+        "--msgpack",
+        "--recv-timeout",
+        "10",
+    ]);
+    let push = run(nngcat(&[
+        "--push0",
+        "--dial",
+        &pull.url,
+        "-D",
+        "nng says hi",
+    ]));
+    assert!(push.status.success(), "nngcat push: {}", stderr_of(&push));
+    let (code, out, err) = pull.finish();
+    assert_eq!(code, Some(0), "spcat pull: {err}");
+    let mut want = vec![0xc4, 11];
+    want.extend_from_slice(b"nng says hi");
+    assert_eq!(out, want);
+}

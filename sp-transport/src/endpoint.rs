@@ -1,0 +1,602 @@
+//! Dialers and listeners: connect or accept, run the SP handshake, attach pipes, reconnect.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use futures_io::{AsyncRead, AsyncWrite};
+use sp_core::backoff::Backoff;
+use sp_core::frame::FrameKind;
+use sp_core::handshake::{Handshake, HandshakeError};
+use sp_core::ProtocolId;
+
+use crate::addr::Address;
+use crate::error::{Error, Result};
+use crate::pipe::{
+    lock, run_inproc_pipe, run_stream_pipe, InprocPipe, PipeHandle, PipeOwner, StreamPipe,
+};
+use crate::rt::{Acceptor, BoxStream, Runtime, Sleep};
+use crate::socket::{Shared, SocketCore, SocketOptions};
+
+/// Lets the socket stop one of its dialer or listener tasks.
+#[derive(Default)]
+pub(crate) struct EndpointCtl {
+    closed: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+    /// Set for inproc listeners: the registry entry to remove on close.
+    inproc_name: Mutex<Option<String>>,
+}
+
+impl EndpointCtl {
+    pub(crate) fn close(self: &Arc<Self>) {
+        self.closed.store(true, Ordering::Release);
+        if let Some(name) = lock(&self.inproc_name).take() {
+            let mut reg = lock(inproc_registry());
+            if reg.get(&name).is_some_and(|e| Arc::ptr_eq(&e.ctl, self)) {
+                reg.remove(&name);
+            }
+        }
+        if let Some(w) = lock(&self.waker).take() {
+            w.wake();
+        }
+    }
+
+    fn poll_closed(&self, cx: &mut Context<'_>) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return true;
+        }
+        *lock(&self.waker) = Some(cx.waker().clone());
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// Runs `fut` until it finishes or the endpoint closes (then `None`).
+async fn unless_closed<T>(
+    ctl: &EndpointCtl,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if ctl.poll_closed(cx) {
+            return Poll::Ready(None);
+        }
+        fut.as_mut().poll(cx).map(Some)
+    })
+    .await
+}
+
+async fn sleep_for<R: Runtime>(rt: &R, d: Duration) {
+    let mut s = rt.sleep_until(Instant::now() + d);
+    std::future::poll_fn(|cx| s.poll_sleep(cx)).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream transports (TCP, IPC)
+
+fn frame_kind(addr: &Address) -> FrameKind {
+    match addr {
+        Address::Ipc { .. } => FrameKind::Ipc,
+        _ => FrameKind::Tcp,
+    }
+}
+
+fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
+    let Address::Tcp { host, port } = addr else {
+        unreachable!("resolve is only called for tcp addresses")
+    };
+    let host = if host.is_empty() {
+        "0.0.0.0"
+    } else {
+        host.as_str()
+    };
+    let found: Vec<SocketAddr> = (host, *port)
+        .to_socket_addrs()
+        .map_err(|e| Error::io(format!("cannot resolve {addr}"), e))?
+        .collect();
+    if found.is_empty() {
+        return Err(Error::io(
+            format!("cannot resolve {addr}"),
+            io::Error::new(io::ErrorKind::NotFound, "no addresses"),
+        ));
+    }
+    Ok(found)
+}
+
+async fn connect_stream<R: Runtime>(
+    rt: &R,
+    addr: &Address,
+    opts: &SocketOptions,
+) -> Result<BoxStream> {
+    let map_err = |e: io::Error| match e.kind() {
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => {
+            Error::ConnectionRefused(addr.to_string())
+        }
+        _ => Error::io(format!("cannot connect to {addr}"), e),
+    };
+    match addr {
+        Address::Tcp { .. } => {
+            let mut last = None;
+            for sa in resolve(addr)? {
+                match rt.connect_tcp(sa, opts.tcp_nodelay).await {
+                    Ok(s) => return Ok(s),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(map_err(
+                last.unwrap_or_else(|| io::Error::other("no address to try")),
+            ))
+        }
+        Address::Ipc { path } => rt.connect_ipc(path.clone()).await.map_err(map_err),
+        Address::Inproc { .. } => unreachable!("inproc has no stream"),
+    }
+}
+
+/// Exchanges the 8-byte SP headers. Returns the peer's type and any bytes read past them.
+async fn handshake<R: Runtime>(
+    rt: &R,
+    stream: &mut BoxStream,
+    local: ProtocolId,
+    timeout: Duration,
+) -> std::result::Result<BytesMut, HandshakeError> {
+    let mut hs = Handshake::new(local, Instant::now(), timeout);
+    let out = hs.outgoing();
+    let mut written = 0;
+    let mut buf = [0u8; 64];
+    let mut leftover = BytesMut::new();
+    let mut sleep: Box<dyn Sleep> = rt.sleep_until(Instant::now() + timeout);
+    std::future::poll_fn(|cx| loop {
+        if let Some(result) = hs.result() {
+            return Poll::Ready(result.map(|_| ()));
+        }
+        let mut progress = false;
+        while written < out.len() {
+            match Pin::new(&mut *stream).poll_write(cx, &out[written..]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                    hs.handle_eof();
+                    break;
+                }
+                Poll::Ready(Ok(n)) => {
+                    written += n;
+                    progress = true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if hs.result().is_none() {
+            // Read only what the header still needs, so no frame bytes are consumed early...
+            match Pin::new(&mut *stream).poll_read(cx, &mut buf[..8]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => hs.handle_eof(),
+                Poll::Ready(Ok(n)) => {
+                    let used = hs.handle_bytes(&buf[..n]);
+                    // ...but a peer may still have sent more in the same segment; keep it.
+                    leftover.extend_from_slice(&buf[used..n]);
+                    progress = true;
+                }
+                Poll::Pending => {}
+            }
+        }
+        if hs.result().is_some() {
+            continue;
+        }
+        if sleep.poll_sleep(cx).is_ready() {
+            hs.handle_timeout(Instant::now());
+            continue;
+        }
+        if !progress {
+            return Poll::Pending;
+        }
+    })
+    .await?;
+    // The handshake may complete before our own 8 bytes are out; finish writing them.
+    std::future::poll_fn(|cx| {
+        while written < out.len() {
+            match Pin::new(&mut *stream).poll_write(cx, &out[written..]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                    return Poll::Ready(Err(HandshakeError::Truncated { received: 8 }))
+                }
+                Poll::Ready(Ok(n)) => written += n,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    })
+    .await?;
+    Ok(leftover)
+}
+
+/// Handshakes `stream` and attaches it as a pipe. Returns the pipe future to run.
+async fn establish<R: Runtime, P: SocketCore>(
+    shared: &Arc<Shared<R, P>>,
+    mut stream: BoxStream,
+    addr: &Address,
+    opts: &SocketOptions,
+) -> Result<StreamPipe> {
+    let local = PipeOwner::protocol(&**shared);
+    let leftover = handshake(&shared.rt, &mut stream, local, opts.handshake_timeout)
+        .await
+        .map_err(|source| Error::Handshake {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let peer = PipeOwner::peer_protocol(&**shared);
+    let id = shared.allocate_pipe_id();
+    let handle = PipeHandle::new(id);
+    let owner: Arc<dyn PipeOwner> = shared.clone();
+    let pipe = StreamPipe::new(
+        owner,
+        handle.clone(),
+        stream,
+        frame_kind(addr),
+        opts.recv_max_size,
+        leftover,
+    );
+    if !shared.attach(handle, peer) {
+        return Err(Error::Closed);
+    }
+    tracing::debug!(pipe = %id, %addr, "pipe attached");
+    Ok(pipe)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dialing
+
+pub(crate) async fn dial<R: Runtime, P: SocketCore>(
+    shared: Arc<Shared<R, P>>,
+    addr: Address,
+    _synchronous: bool,
+) -> Result<()> {
+    let opts = shared.options();
+    let ctl = Arc::new(EndpointCtl::default());
+    shared.add_endpoint(ctl.clone())?;
+    let first = match connect_once(&shared, &addr, &opts).await {
+        Ok(first) => first,
+        Err(e) => {
+            ctl.close();
+            return Err(e);
+        }
+    };
+    let rt = shared.rt.clone();
+    rt.spawn(Box::pin(dialer_loop(shared, addr, opts, ctl, Some(first))));
+    Ok(())
+}
+
+pub(crate) fn dial_background<R: Runtime, P: SocketCore>(
+    shared: Arc<Shared<R, P>>,
+    addr: Address,
+) -> Result<()> {
+    let opts = shared.options();
+    let ctl = Arc::new(EndpointCtl::default());
+    shared.add_endpoint(ctl.clone())?;
+    let rt = shared.rt.clone();
+    rt.spawn(Box::pin(dialer_loop(shared, addr, opts, ctl, None)));
+    Ok(())
+}
+
+/// A connected, attached pipe ready to run.
+enum Connected {
+    Stream(StreamPipe),
+    Inproc(InprocLink),
+}
+
+async fn connect_once<R: Runtime, P: SocketCore>(
+    shared: &Arc<Shared<R, P>>,
+    addr: &Address,
+    opts: &SocketOptions,
+) -> Result<Connected> {
+    match addr {
+        Address::Inproc { name } => inproc_connect(shared, name).map(Connected::Inproc),
+        _ => {
+            let stream = connect_stream(&shared.rt, addr, opts).await?;
+            establish(shared, stream, addr, opts)
+                .await
+                .map(Connected::Stream)
+        }
+    }
+}
+
+async fn dialer_loop<R: Runtime, P: SocketCore>(
+    shared: Arc<Shared<R, P>>,
+    addr: Address,
+    opts: SocketOptions,
+    ctl: Arc<EndpointCtl>,
+    mut connected: Option<Connected>,
+) {
+    let mut backoff = Backoff::new(opts.reconnect.clone(), random_u64());
+    loop {
+        if ctl.is_closed() || shared.is_closed() {
+            return;
+        }
+        let attempt = match connected.take() {
+            Some(c) => Ok(c),
+            None => match unless_closed(&ctl, connect_once(&shared, &addr, &opts)).await {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        match attempt {
+            Ok(conn) => {
+                backoff.reset();
+                match conn {
+                    Connected::Stream(pipe) => run_stream_pipe(pipe).await,
+                    Connected::Inproc(link) => link.run(&shared.rt).await,
+                }
+            }
+            Err(e) => tracing::debug!(%addr, error = %e, "dial attempt failed"),
+        }
+        let delay = backoff.next_delay();
+        if unless_closed(&ctl, sleep_for(&shared.rt, delay))
+            .await
+            .is_none()
+        {
+            return;
+        }
+    }
+}
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listening
+
+pub(crate) fn listen<R: Runtime, P: SocketCore>(
+    shared: Arc<Shared<R, P>>,
+    addr: Address,
+) -> Result<Address> {
+    let opts = shared.options();
+    let ctl = Arc::new(EndpointCtl::default());
+    match &addr {
+        Address::Inproc { name } => {
+            inproc_listen(&shared, name, ctl.clone())?;
+            shared
+                .add_endpoint(ctl.clone())
+                .inspect_err(|_| ctl.close())?;
+            Ok(addr)
+        }
+        Address::Tcp { .. } => {
+            let mut last = None;
+            let mut bound = None;
+            for sa in resolve(&addr)? {
+                match std::net::TcpListener::bind(sa) {
+                    Ok(l) => {
+                        bound = Some(l);
+                        break;
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            let listener = match (bound, last) {
+                (Some(l), _) => l,
+                (None, Some(e)) if e.kind() == io::ErrorKind::AddrInUse => {
+                    return Err(Error::AddressInUse(addr.to_string()))
+                }
+                (None, e) => {
+                    return Err(Error::io(
+                        format!("cannot listen on {addr}"),
+                        e.unwrap_or_else(|| io::Error::other("no address")),
+                    ))
+                }
+            };
+            let local = listener
+                .local_addr()
+                .map_err(|e| Error::io(format!("cannot read bound address of {addr}"), e))?;
+            listener
+                .set_nonblocking(true)
+                .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+            let acceptor = shared
+                .rt
+                .tcp_acceptor(listener, opts.tcp_nodelay)
+                .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+            let bound_addr = Address::Tcp {
+                host: local.ip().to_string(),
+                port: local.port(),
+            };
+            shared.add_endpoint(ctl.clone())?;
+            let rt = shared.rt.clone();
+            rt.spawn(Box::pin(accept_loop(
+                shared,
+                acceptor,
+                bound_addr.clone(),
+                opts,
+                ctl,
+                None,
+            )));
+            Ok(bound_addr)
+        }
+        Address::Ipc { path } => {
+            let listener = bind_ipc(path, &addr)?;
+            let acceptor = shared
+                .rt
+                .ipc_acceptor(listener)
+                .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+            shared.add_endpoint(ctl.clone())?;
+            let rt = shared.rt.clone();
+            rt.spawn(Box::pin(accept_loop(
+                shared,
+                acceptor,
+                addr.clone(),
+                opts,
+                ctl,
+                Some(path.clone()),
+            )));
+            Ok(addr)
+        }
+    }
+}
+
+/// Binds a Unix socket, replacing a stale socket file but never a live listener's.
+fn bind_ipc(path: &Path, addr: &Address) -> Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let bind = || UnixListener::bind(path);
+    let listener = match bind() {
+        Ok(l) => l,
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => match UnixStream::connect(path) {
+            Ok(_) => return Err(Error::AddressInUse(addr.to_string())),
+            Err(ce) if ce.kind() == io::ErrorKind::ConnectionRefused => {
+                tracing::debug!(path = %path.display(), "removing stale ipc socket file");
+                std::fs::remove_file(path)
+                    .map_err(|e| Error::io(format!("cannot remove stale socket {addr}"), e))?;
+                bind().map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?
+            }
+            Err(_) => return Err(Error::AddressInUse(addr.to_string())),
+        },
+        Err(e) => return Err(Error::io(format!("cannot listen on {addr}"), e)),
+    };
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+    Ok(listener)
+}
+
+async fn accept_loop<R: Runtime, P: SocketCore>(
+    shared: Arc<Shared<R, P>>,
+    mut acceptor: Box<dyn Acceptor>,
+    addr: Address,
+    opts: SocketOptions,
+    ctl: Arc<EndpointCtl>,
+    unlink_on_close: Option<PathBuf>,
+) {
+    loop {
+        let accepted =
+            unless_closed(&ctl, std::future::poll_fn(|cx| acceptor.poll_accept(cx))).await;
+        let stream = match accepted {
+            None => break,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                tracing::warn!(%addr, error = %e, "accept failed");
+                // Out of descriptors and similar: back off briefly rather than spin.
+                if unless_closed(&ctl, sleep_for(&shared.rt, Duration::from_millis(10)))
+                    .await
+                    .is_none()
+                {
+                    break;
+                }
+                continue;
+            }
+        };
+        let shared2 = shared.clone();
+        let addr2 = addr.clone();
+        let opts2 = opts.clone();
+        shared.rt.spawn(Box::pin(async move {
+            match establish(&shared2, stream, &addr2, &opts2).await {
+                Ok(pipe) => run_stream_pipe(pipe).await,
+                Err(e) => tracing::info!(addr = %addr2, error = %e, "refused incoming connection"),
+            }
+        }));
+    }
+    drop(acceptor);
+    if let Some(path) = unlink_on_close {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// inproc
+
+struct InprocEntry {
+    ctl: Arc<EndpointCtl>,
+    owner: Arc<dyn PipeOwner>,
+}
+
+fn inproc_registry() -> &'static Mutex<HashMap<String, InprocEntry>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<String, InprocEntry>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+fn inproc_listen<R: Runtime, P: SocketCore>(
+    shared: &Arc<Shared<R, P>>,
+    name: &str,
+    ctl: Arc<EndpointCtl>,
+) -> Result<()> {
+    let mut reg = lock(inproc_registry());
+    if reg.contains_key(name) {
+        return Err(Error::AddressInUse(format!("inproc://{name}")));
+    }
+    *lock(&ctl.inproc_name) = Some(name.to_string());
+    reg.insert(
+        name.to_string(),
+        InprocEntry {
+            ctl,
+            owner: shared.clone(),
+        },
+    );
+    Ok(())
+}
+
+/// Both halves of a new inproc connection, attached to their sockets but not yet running.
+struct InprocLink {
+    ours: InprocPipe,
+    theirs: InprocPipe,
+}
+
+impl InprocLink {
+    /// Runs the listener's half as its own task and ours inline (it ends when either closes).
+    async fn run<R: Runtime>(self, rt: &R) {
+        rt.spawn(Box::pin(run_inproc_pipe(self.theirs)));
+        run_inproc_pipe(self.ours).await;
+    }
+}
+
+fn inproc_connect<R: Runtime, P: SocketCore>(
+    shared: &Arc<Shared<R, P>>,
+    name: &str,
+) -> Result<InprocLink> {
+    let listener = {
+        let reg = lock(inproc_registry());
+        match reg.get(name) {
+            Some(e) if !e.ctl.is_closed() && !e.owner.is_closed() => e.owner.clone(),
+            _ => return Err(Error::ConnectionRefused(format!("inproc://{name}"))),
+        }
+    };
+    let local = PipeOwner::protocol(&**shared);
+    let remote = listener.protocol();
+    if !local.is_valid_peer(remote) {
+        return Err(Error::Handshake {
+            addr: format!("inproc://{name}"),
+            source: HandshakeError::IncompatiblePeer {
+                local,
+                peer: remote,
+            },
+        });
+    }
+    let ours_owner: Arc<dyn PipeOwner> = shared.clone();
+    let ours = PipeHandle::new(ours_owner.allocate_pipe_id());
+    let theirs = PipeHandle::new(listener.allocate_pipe_id());
+    if !listener.attach(theirs.clone(), local) {
+        return Err(Error::ConnectionRefused(format!("inproc://{name}")));
+    }
+    if !ours_owner.attach(ours.clone(), remote) {
+        theirs.close();
+        listener.pipe_closed(theirs.id);
+        return Err(Error::Closed);
+    }
+    Ok(InprocLink {
+        ours: InprocPipe {
+            owner: ours_owner.clone(),
+            handle: ours.clone(),
+            peer_owner: listener.clone(),
+            peer: theirs.clone(),
+            inbox: VecDeque::new(),
+        },
+        theirs: InprocPipe {
+            owner: listener,
+            handle: theirs,
+            peer_owner: ours_owner,
+            peer: ours,
+            inbox: VecDeque::new(),
+        },
+    })
+}

@@ -1,0 +1,501 @@
+//! Pipes: the per-connection half of the driver.
+//!
+//! A [`PipeHandle`] is shared between a socket (which queues outgoing messages on it) and the
+//! task that moves bytes. [`StreamPipe`] serves TCP and IPC: one task per connection that
+//! batches every queued frame into vectored writes and decodes many frames per read.
+//! [`InprocPipe`] links two sockets in one process with no bytes at all.
+//!
+//! Lock order: a socket's state lock may be held while taking a pipe's queue lock, never the
+//! other way round, and no lock is held across an await or a call into another socket.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_io::{AsyncRead, AsyncWrite};
+use sp_core::frame::{encode, encode_prefix, FrameDecoder, FrameKind};
+use sp_core::{Message, PipeId, ProtocolId};
+
+use crate::rt::BoxStream;
+
+/// A pipe's queue reports "full" to its socket at this many messages...
+const QUEUE_HIGH_WATER_MSGS: usize = 256;
+/// ...or at this many bytes, whichever comes first. Together they bound per-pipe memory.
+const QUEUE_HIGH_WATER_BYTES: usize = 1 << 20;
+/// Messages up to this size are copied into one contiguous write buffer; larger bodies are
+/// written in place with vectored IO so that they are never copied.
+const COALESCE_MAX: usize = 16 * 1024;
+/// The usual read size. Larger frames read directly into the frame buffer.
+const READ_CHUNK: usize = 64 * 1024;
+/// Upper bound on one read's buffer growth, so a length claim never reserves more than this.
+const READ_MAX: usize = 1 << 20;
+/// iovecs per vectored write.
+const MAX_IOVECS: usize = 64;
+/// Rounds of read/write work in one poll before yielding to other tasks.
+const POLL_BUDGET: usize = 32;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of our locks is a bug already reported by that panic; the data
+    // behind these locks stays structurally valid, so carry on rather than cascade.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Why a pipe ended, for logs.
+#[derive(Debug)]
+pub(crate) enum PipeEnd {
+    /// Our side (the socket or its core) asked for the close.
+    Local,
+    /// The peer closed the connection.
+    PeerClosed,
+    /// The peer broke the framing rules.
+    BadFrame(sp_core::frame::FrameError),
+    /// The operating system reported an error.
+    Io(io::Error),
+}
+
+/// The socket side of a pipe, as seen by pipe tasks. Implemented by the driver's socket.
+pub(crate) trait PipeOwner: Send + Sync + 'static {
+    /// Allocates an ID for a pipe about to be attached.
+    fn allocate_pipe_id(&self) -> PipeId;
+    /// Attaches a handshaken pipe. Returns false if the socket is closed.
+    fn attach(&self, handle: Arc<PipeHandle>, peer: ProtocolId) -> bool;
+    /// Feeds messages from `next` while the core keeps receiving from `pipe`. Returns false when
+    /// the core paused the pipe (and marks the handle paused).
+    fn deliver(&self, pipe: &PipeHandle, next: &mut dyn FnMut() -> Option<Message>) -> bool;
+    /// The pipe's queue has room again.
+    fn pipe_writable(&self, pipe: PipeId);
+    /// The pipe is gone.
+    fn pipe_closed(&self, pipe: PipeId);
+    /// The socket's SP type.
+    fn protocol(&self) -> ProtocolId;
+    /// The SP type the socket's peers must have.
+    fn peer_protocol(&self) -> ProtocolId;
+    /// Whether the socket has been closed.
+    fn is_closed(&self) -> bool;
+}
+
+#[derive(Default)]
+struct PipeQueue {
+    out: VecDeque<Message>,
+    out_bytes: usize,
+    /// The owner's core is waiting for `PipeWritable`.
+    blocked: bool,
+    /// The owner's core stopped receiving from this pipe.
+    paused: bool,
+    /// Close requested (by the socket) or the pipe task has ended.
+    closed: bool,
+    /// The task that drains `out`.
+    consumer: Option<Waker>,
+    /// The task that feeds the owner's core from this pipe.
+    feeder: Option<Waker>,
+}
+
+/// One pipe's shared state: its outgoing queue and control flags.
+pub(crate) struct PipeHandle {
+    pub(crate) id: PipeId,
+    q: Mutex<PipeQueue>,
+}
+
+pub(crate) struct TakeOutcome {
+    /// The queue had been full: tell the queue's owner it is writable again.
+    pub(crate) was_blocked: bool,
+}
+
+impl PipeHandle {
+    pub(crate) fn new(id: PipeId) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            q: Mutex::new(PipeQueue::default()),
+        })
+    }
+
+    /// Queues a message. Returns true while the queue has room for more.
+    pub(crate) fn enqueue(&self, msg: Message) -> bool {
+        let mut q = lock(&self.q);
+        if q.closed {
+            // The pipe is going away; the core will see PipeRemoved shortly.
+            return true;
+        }
+        q.out_bytes += msg.len();
+        q.out.push_back(msg);
+        if let Some(w) = q.consumer.take() {
+            w.wake();
+        }
+        let room = q.out.len() < QUEUE_HIGH_WATER_MSGS && q.out_bytes < QUEUE_HIGH_WATER_BYTES;
+        if !room {
+            q.blocked = true;
+        }
+        room
+    }
+
+    /// Moves every queued message into `into`; registers `waker` if there was none.
+    pub(crate) fn take_out(&self, into: &mut VecDeque<Message>, waker: &Waker) -> TakeOutcome {
+        let mut q = lock(&self.q);
+        if q.out.is_empty() {
+            set_waker(&mut q.consumer, waker);
+            return TakeOutcome { was_blocked: false };
+        }
+        std::mem::swap(&mut q.out, into);
+        q.out_bytes = 0;
+        let was_blocked = std::mem::take(&mut q.blocked);
+        TakeOutcome { was_blocked }
+    }
+
+    pub(crate) fn set_paused(&self) {
+        lock(&self.q).paused = true;
+    }
+
+    /// Resumes a paused pipe and wakes its feeder.
+    pub(crate) fn resume(&self) {
+        let mut q = lock(&self.q);
+        q.paused = false;
+        if let Some(w) = q.feeder.take() {
+            w.wake();
+        }
+    }
+
+    /// Returns true if the pipe may deliver; otherwise registers `waker` for the resume.
+    fn poll_resumed(&self, waker: &Waker) -> bool {
+        let mut q = lock(&self.q);
+        if q.paused && !q.closed {
+            set_waker(&mut q.feeder, waker);
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Asks the pipe's tasks to stop. Idempotent.
+    pub(crate) fn close(&self) {
+        let mut q = lock(&self.q);
+        q.closed = true;
+        q.out.clear();
+        q.out_bytes = 0;
+        let (a, b) = (q.consumer.take(), q.feeder.take());
+        drop(q);
+        for w in [a, b].into_iter().flatten() {
+            w.wake();
+        }
+    }
+
+    /// Returns true once closed; otherwise registers `waker` as the feeder.
+    fn poll_closed(&self, waker: &Waker) -> bool {
+        let mut q = lock(&self.q);
+        if !q.closed {
+            set_waker(&mut q.feeder, waker);
+        }
+        q.closed
+    }
+}
+
+fn set_waker(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(w) if w.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
+    }
+}
+
+/// Runs a stream pipe until it ends, then detaches it from its socket.
+pub(crate) async fn run_stream_pipe(pipe: StreamPipe) {
+    let owner = pipe.owner.clone();
+    let handle = pipe.handle.clone();
+    let end = pipe.await;
+    match &end {
+        PipeEnd::Local | PipeEnd::PeerClosed => {
+            tracing::debug!(pipe = %handle.id, reason = ?end, "pipe closed")
+        }
+        PipeEnd::BadFrame(e) => {
+            tracing::warn!(pipe = %handle.id, error = %e, "closing pipe: peer sent a bad frame")
+        }
+        PipeEnd::Io(e) => tracing::debug!(pipe = %handle.id, error = %e, "pipe failed"),
+    }
+    handle.close();
+    owner.pipe_closed(handle.id);
+}
+
+/// A TCP/IPC connection after its handshake: frames in, frames out.
+pub(crate) struct StreamPipe {
+    owner: Arc<dyn PipeOwner>,
+    handle: Arc<PipeHandle>,
+    stream: BoxStream,
+    kind: FrameKind,
+    decoder: FrameDecoder,
+    rbuf: BytesMut,
+    scratch: Box<[u8]>,
+    paused: bool,
+    taken: VecDeque<Message>,
+    chunks: VecDeque<Bytes>,
+    coalesce: BytesMut,
+    needs_flush: bool,
+}
+
+impl StreamPipe {
+    pub(crate) fn new(
+        owner: Arc<dyn PipeOwner>,
+        handle: Arc<PipeHandle>,
+        stream: BoxStream,
+        kind: FrameKind,
+        max_message_size: usize,
+        leftover: BytesMut,
+    ) -> Self {
+        Self {
+            owner,
+            handle,
+            stream,
+            kind,
+            decoder: FrameDecoder::new(kind, max_message_size),
+            rbuf: leftover,
+            scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            paused: false,
+            taken: VecDeque::new(),
+            chunks: VecDeque::new(),
+            coalesce: BytesMut::new(),
+            needs_flush: false,
+        }
+    }
+
+    /// Encodes taken messages into write chunks: small ones coalesced, large bodies by reference.
+    fn encode_taken(&mut self) {
+        for msg in self.taken.drain(..) {
+            if msg.len() <= COALESCE_MAX {
+                encode(self.kind, &msg, &mut self.coalesce);
+            } else {
+                if !self.coalesce.is_empty() {
+                    self.chunks.push_back(self.coalesce.split().freeze());
+                }
+                let prefix = encode_prefix(self.kind, msg.len());
+                self.chunks
+                    .push_back(Bytes::copy_from_slice(prefix.as_bytes()));
+                if !msg.header.is_empty() {
+                    self.chunks.push_back(msg.header);
+                }
+                if !msg.body.is_empty() {
+                    self.chunks.push_back(msg.body);
+                }
+            }
+        }
+        if !self.coalesce.is_empty() {
+            self.chunks.push_back(self.coalesce.split().freeze());
+        }
+    }
+
+    fn poll_write_side(&mut self, cx: &mut Context<'_>) -> Result<bool, PipeEnd> {
+        let mut progress = false;
+        loop {
+            if self.chunks.is_empty() {
+                if self.needs_flush {
+                    match Pin::new(&mut self.stream).poll_flush(cx) {
+                        Poll::Ready(Ok(())) => self.needs_flush = false,
+                        Poll::Ready(Err(e)) => return Err(PipeEnd::Io(e)),
+                        Poll::Pending => return Ok(progress),
+                    }
+                }
+                let outcome = self.handle.take_out(&mut self.taken, cx.waker());
+                if outcome.was_blocked {
+                    self.owner.pipe_writable(self.handle.id);
+                }
+                if self.taken.is_empty() {
+                    return Ok(progress);
+                }
+                self.encode_taken();
+            }
+            let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut n_iov = 0;
+            for chunk in self.chunks.iter().take(MAX_IOVECS) {
+                iov[n_iov] = IoSlice::new(chunk);
+                n_iov += 1;
+            }
+            match Pin::new(&mut self.stream).poll_write_vectored(cx, &iov[..n_iov]) {
+                Poll::Ready(Ok(0)) => {
+                    return Err(PipeEnd::Io(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "connection accepted no more bytes",
+                    )))
+                }
+                Poll::Ready(Ok(mut n)) => {
+                    progress = true;
+                    self.needs_flush = true;
+                    while n > 0 {
+                        // The stream wrote n bytes of what we offered, which all lie in `chunks`.
+                        let front = self.chunks.front_mut().expect("written bytes were queued");
+                        if n >= front.len() {
+                            n -= front.len();
+                            self.chunks.pop_front();
+                        } else {
+                            front.advance(n);
+                            n = 0;
+                        }
+                    }
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => return Err(PipeEnd::Io(e)),
+                Poll::Pending => return Ok(progress),
+            }
+        }
+    }
+
+    fn poll_read_side(&mut self, cx: &mut Context<'_>) -> Result<bool, PipeEnd> {
+        let mut progress = false;
+        loop {
+            if self.paused {
+                if !self.handle.poll_resumed(cx.waker()) {
+                    return Ok(progress);
+                }
+                self.paused = false;
+            }
+            if let Some(first) = self
+                .decoder
+                .decode(&mut self.rbuf)
+                .map_err(PipeEnd::BadFrame)?
+            {
+                progress = true;
+                let mut first = Some(Message::new(first));
+                let mut err = None;
+                let decoder = &mut self.decoder;
+                let rbuf = &mut self.rbuf;
+                let receiving = self.owner.deliver(&self.handle, &mut || {
+                    if let Some(m) = first.take() {
+                        return Some(m);
+                    }
+                    match decoder.decode(rbuf) {
+                        Ok(frame) => frame.map(Message::new),
+                        Err(e) => {
+                            err = Some(e);
+                            None
+                        }
+                    }
+                });
+                if let Some(e) = err {
+                    return Err(PipeEnd::BadFrame(e));
+                }
+                if !receiving {
+                    self.paused = true;
+                }
+                continue;
+            }
+            // Need more bytes.
+            let wanted = self.decoder.bytes_wanted(&self.rbuf);
+            let poll = if wanted > READ_CHUNK {
+                // A large frame: read straight into its buffer, growing by at most READ_MAX.
+                let start = self.rbuf.len();
+                let grow = wanted.min(READ_MAX);
+                self.rbuf.resize(start + grow, 0);
+                let poll = Pin::new(&mut self.stream).poll_read(cx, &mut self.rbuf[start..]);
+                let got = match &poll {
+                    Poll::Ready(Ok(n)) => *n,
+                    _ => 0,
+                };
+                self.rbuf.truncate(start + got);
+                poll
+            } else {
+                let poll = Pin::new(&mut self.stream).poll_read(cx, &mut self.scratch);
+                if let Poll::Ready(Ok(n)) = poll {
+                    self.rbuf.extend_from_slice(&self.scratch[..n]);
+                }
+                poll
+            };
+            match poll {
+                Poll::Ready(Ok(0)) => return Err(PipeEnd::PeerClosed),
+                Poll::Ready(Ok(_)) => progress = true,
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => return Err(PipeEnd::Io(e)),
+                Poll::Pending => return Ok(progress),
+            }
+        }
+    }
+}
+
+impl Future for StreamPipe {
+    type Output = PipeEnd;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PipeEnd> {
+        let this = self.get_mut();
+        for _ in 0..POLL_BUDGET {
+            if this.handle.poll_closed(cx.waker()) {
+                return Poll::Ready(PipeEnd::Local);
+            }
+            let wrote = match this.poll_write_side(cx) {
+                Ok(p) => p,
+                Err(end) => return Poll::Ready(end),
+            };
+            let read = match this.poll_read_side(cx) {
+                Ok(p) => p,
+                Err(end) => return Poll::Ready(end),
+            };
+            if !wrote && !read {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// One side of an in-process link: takes messages from the peer's queue and feeds its own core.
+pub(crate) struct InprocPipe {
+    pub(crate) owner: Arc<dyn PipeOwner>,
+    pub(crate) handle: Arc<PipeHandle>,
+    pub(crate) peer_owner: Arc<dyn PipeOwner>,
+    pub(crate) peer: Arc<PipeHandle>,
+    pub(crate) inbox: VecDeque<Message>,
+}
+
+/// Runs one side of an inproc link until either side closes.
+pub(crate) async fn run_inproc_pipe(mut pipe: InprocPipe) {
+    std::future::poll_fn(|cx| pipe.poll_run(cx)).await;
+    pipe.handle.close();
+    pipe.owner.pipe_closed(pipe.handle.id);
+}
+
+impl InprocPipe {
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for _ in 0..POLL_BUDGET {
+            if self.handle.poll_closed(cx.waker()) || self.peer.poll_closed_as_consumer(cx.waker())
+            {
+                return Poll::Ready(());
+            }
+            if !self.handle.poll_resumed(cx.waker()) {
+                return Poll::Pending;
+            }
+            if self.inbox.is_empty() {
+                let outcome = self.peer.take_out(&mut self.inbox, cx.waker());
+                if outcome.was_blocked {
+                    self.peer_owner.pipe_writable(self.peer.id);
+                }
+                if self.inbox.is_empty() {
+                    return Poll::Pending;
+                }
+            }
+            let inbox = &mut self.inbox;
+            // inproc hands message objects over; the header is pulled up in front of the body
+            // so the receiving protocol parses it exactly as if it came off a wire.
+            self.owner
+                .deliver(&self.handle, &mut || inbox.pop_front().map(pull_up));
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl PipeHandle {
+    /// Like `poll_closed`, but registers as the queue's consumer (the peer side of inproc).
+    fn poll_closed_as_consumer(&self, waker: &Waker) -> bool {
+        let mut q = lock(&self.q);
+        if !q.closed {
+            set_waker(&mut q.consumer, waker);
+        }
+        q.closed
+    }
+}
+
+fn pull_up(msg: Message) -> Message {
+    if msg.header.is_empty() {
+        Message::new(msg.body)
+    } else {
+        Message::new(msg.to_contiguous())
+    }
+}

@@ -1,0 +1,647 @@
+//! The one shared driver: a protocol core behind a lock, woken by pipes, timers and callers.
+//!
+//! ```text
+//!  app send/recv ──lock──▶ [ State { core: P, pipes, waiters, timer } ] ◀──lock── pipe tasks
+//!                                   │ pump(): transmits ─▶ PipeHandle queues ─▶ pipe task ─▶ fd
+//!                                   │         events    ─▶ wake waiters / close / resume pipes
+//!                                   └ poll_timeout ─▶ timer task ─▶ handle_timeout(now)
+//! ```
+//!
+//! A send takes the lock, runs the core, and leaves the frame on the pipe's queue; the pipe's
+//! task is the only hand-off before the socket write. The lock is never held across an await.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use sp_core::backoff::{BackoffConfig, DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN};
+use sp_core::frame::DEFAULT_MAX_MESSAGE_SIZE;
+use sp_core::handshake::DEFAULT_HANDSHAKE_TIMEOUT;
+use sp_core::protocol::{Event, Input, Protocol, RecvError, SendError};
+use sp_core::{Message, PipeId, PipeIdAllocator, ProtocolId};
+
+use crate::addr::Address;
+use crate::endpoint::{self, EndpointCtl};
+use crate::error::{Error, Result};
+use crate::pipe::{lock, PipeHandle, PipeOwner};
+use crate::rt::{Runtime, Sleep};
+
+/// A protocol core the driver can create on its own.
+pub trait SocketCore: Protocol + Send + 'static {
+    /// Creates the core with default settings and the given random seed.
+    fn create(seed: u64) -> Self;
+}
+
+/// Settings every socket has. Endpoints copy the dial/listen-related ones when created.
+#[derive(Clone, Debug)]
+pub struct SocketOptions {
+    /// How long `send` waits; `None` waits forever. Default: `None`.
+    pub send_timeout: Option<Duration>,
+    /// How long `recv` waits; `None` waits forever. Default: `None`.
+    pub recv_timeout: Option<Duration>,
+    /// Largest message accepted from a stream peer, in bytes; 0 means unlimited (claims of
+    /// 2^60 bytes or more are still refused). Default: 1 MiB.
+    pub recv_max_size: usize,
+    /// Reconnect back-off for dialers. Default: 100 ms doubling to 10 s.
+    pub reconnect: BackoffConfig,
+    /// Set `TCP_NODELAY` on TCP connections. Default: true.
+    pub tcp_nodelay: bool,
+    /// How long a peer may take to send its 8-byte SP header. Default: 10 s.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        Self {
+            send_timeout: None,
+            recv_timeout: None,
+            recv_max_size: DEFAULT_MAX_MESSAGE_SIZE,
+            reconnect: BackoffConfig {
+                min: DEFAULT_RECONNECT_MIN,
+                max: DEFAULT_RECONNECT_MAX,
+            },
+            tcp_nodelay: true,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        }
+    }
+}
+
+/// An SP socket driven by runtime `R` and speaking protocol `P`.
+///
+/// Clones share the socket; the socket closes when the last clone is dropped or on
+/// [`Socket::close`]. Adapters name it per protocol, for example `sp_tokio::Req`.
+pub struct Socket<R: Runtime, P: SocketCore> {
+    owner: Arc<Owner<R, P>>,
+}
+
+impl<R: Runtime, P: SocketCore> Clone for Socket<R, P> {
+    fn clone(&self) -> Self {
+        Self {
+            owner: self.owner.clone(),
+        }
+    }
+}
+
+/// Closes the socket when the last user handle goes away (tasks hold `Shared`, not this).
+struct Owner<R: Runtime, P: SocketCore> {
+    shared: Arc<Shared<R, P>>,
+}
+
+impl<R: Runtime, P: SocketCore> Drop for Owner<R, P> {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+pub(crate) struct Shared<R, P> {
+    pub(crate) rt: R,
+    protocol: ProtocolId,
+    peer_protocol: ProtocolId,
+    closed: AtomicBool,
+    state: Mutex<State<P>>,
+}
+
+struct State<P> {
+    core: P,
+    pipes: BTreeMap<PipeId, Arc<PipeHandle>>,
+    ids: PipeIdAllocator,
+    send_waiters: Waiters,
+    recv_waiters: Waiters,
+    timer_deadline: Option<Instant>,
+    timer_waker: Option<Waker>,
+    opts: SocketOptions,
+    endpoints: Vec<Arc<EndpointCtl>>,
+    writable: Vec<PipeId>,
+}
+
+#[derive(Default)]
+struct Waiters(Vec<Waker>);
+
+impl Waiters {
+    fn register(&mut self, waker: &Waker) {
+        if !self.0.iter().any(|w| w.will_wake(waker)) {
+            self.0.push(waker.clone());
+        }
+    }
+
+    fn wake_all(&mut self) {
+        for w in self.0.drain(..) {
+            w.wake();
+        }
+    }
+}
+
+impl<P: Protocol> State<P> {
+    /// Drains the core's outputs into pipe queues, wake-ups and timer changes.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            while let Some(tx) = self.core.poll_transmit() {
+                if let Some(pipe) = self.pipes.get(&tx.pipe) {
+                    if pipe.enqueue(tx.msg) {
+                        self.writable.push(tx.pipe);
+                    }
+                }
+            }
+            while let Some(event) = self.core.poll_event() {
+                match event {
+                    Event::Readable => self.recv_waiters.wake_all(),
+                    Event::Writable => self.send_waiters.wake_all(),
+                    Event::ClosePipe { pipe, reason } => {
+                        tracing::warn!(%pipe, %reason, "protocol closes pipe");
+                        if let Some(p) = self.pipes.get(&pipe) {
+                            p.close();
+                        }
+                    }
+                    Event::ResumeReceiving { pipe } => {
+                        if let Some(p) = self.pipes.get(&pipe) {
+                            p.resume();
+                        }
+                    }
+                    #[allow(unreachable_patterns)]
+                    _ => {}
+                }
+            }
+            if self.writable.is_empty() {
+                break;
+            }
+            for pipe in std::mem::take(&mut self.writable) {
+                self.core.handle(Input::PipeWritable { pipe }, now);
+            }
+        }
+        let deadline = self.core.poll_timeout();
+        if deadline != self.timer_deadline {
+            let earlier = match (deadline, self.timer_deadline) {
+                (Some(new), Some(old)) => new < old,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            self.timer_deadline = deadline;
+            // A later or cleared deadline needs no wake-up: the timer fires early and re-arms.
+            if earlier {
+                if let Some(w) = self.timer_waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+}
+
+impl<R: Runtime, P: SocketCore> Shared<R, P> {
+    fn lock(&self) -> MutexGuard<'_, State<P>> {
+        lock(&self.state)
+    }
+
+    pub(crate) fn options(&self) -> SocketOptions {
+        self.lock().opts.clone()
+    }
+
+    pub(crate) fn add_endpoint(&self, ctl: Arc<EndpointCtl>) -> Result<()> {
+        let mut st = self.lock();
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        st.endpoints.push(ctl);
+        Ok(())
+    }
+
+    fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut st = self.lock();
+        for pipe in st.pipes.values() {
+            pipe.close();
+        }
+        for ep in st.endpoints.drain(..) {
+            ep.close();
+        }
+        st.send_waiters.wake_all();
+        st.recv_waiters.wake_all();
+        if let Some(w) = st.timer_waker.take() {
+            w.wake();
+        }
+    }
+
+    fn poll_send(&self, msg: &Message, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut st = self.lock();
+        if self.is_closed() {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        let now = Instant::now();
+        match st.core.send(msg.clone(), now) {
+            Ok(()) => {
+                st.pump(now);
+                Poll::Ready(Ok(()))
+            }
+            Err(SendError::WouldBlock) => {
+                st.pump(now);
+                st.send_waiters.register(cx.waker());
+                Poll::Pending
+            }
+            Err(e) => {
+                st.pump(now);
+                Poll::Ready(Err(e.into()))
+            }
+        }
+    }
+
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
+        let mut st = self.lock();
+        let now = Instant::now();
+        let result = st.core.recv(now);
+        st.pump(now);
+        match result {
+            Ok(msg) => Poll::Ready(Ok(msg)),
+            Err(_) if self.is_closed() => Poll::Ready(Err(Error::Closed)),
+            Err(RecvError::WouldBlock) => {
+                st.recv_waiters.register(cx.waker());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
+    }
+
+    /// Runs the core's timers until the socket closes.
+    async fn run_timer(self: Arc<Self>) {
+        let mut sleep: Option<(Box<dyn Sleep>, Instant)> = None;
+        std::future::poll_fn(|cx| loop {
+            let mut st = self.lock();
+            if self.is_closed() {
+                return Poll::Ready(());
+            }
+            st.timer_waker = Some(cx.waker().clone());
+            let Some(deadline) = st.timer_deadline else {
+                return Poll::Pending;
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                st.core.handle_timeout(now);
+                st.pump(now);
+                continue;
+            }
+            drop(st);
+            match &mut sleep {
+                Some((s, armed)) if *armed == deadline => {
+                    if s.poll_sleep(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+                slot => {
+                    let mut s = self.rt.sleep_until(deadline);
+                    let ready = s.poll_sleep(cx).is_ready();
+                    *slot = Some((s, deadline));
+                    if !ready {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
+    fn allocate_pipe_id(&self) -> PipeId {
+        let mut st = self.lock();
+        loop {
+            let id = st.ids.allocate();
+            if !st.pipes.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    fn attach(&self, handle: Arc<PipeHandle>, peer: ProtocolId) -> bool {
+        let mut st = self.lock();
+        if self.is_closed() {
+            return false;
+        }
+        let now = Instant::now();
+        let id = handle.id;
+        st.pipes.insert(id, handle);
+        st.core.handle(Input::PipeAdded { pipe: id, peer }, now);
+        st.pump(now);
+        true
+    }
+
+    fn deliver(&self, pipe: &PipeHandle, next: &mut dyn FnMut() -> Option<Message>) -> bool {
+        let mut st = self.lock();
+        let now = Instant::now();
+        let mut receiving = st.core.is_receiving(pipe.id);
+        while receiving {
+            let Some(msg) = next() else { break };
+            st.core.handle(Input::Received { pipe: pipe.id, msg }, now);
+            receiving = st.core.is_receiving(pipe.id);
+        }
+        st.pump(now);
+        // Re-check after pump: handling outputs never resumes this pipe, but be exact.
+        if !st.core.is_receiving(pipe.id) {
+            pipe.set_paused();
+            false
+        } else {
+            true
+        }
+    }
+
+    fn pipe_writable(&self, pipe: PipeId) {
+        let mut st = self.lock();
+        let now = Instant::now();
+        st.core.handle(Input::PipeWritable { pipe }, now);
+        st.pump(now);
+    }
+
+    fn pipe_closed(&self, pipe: PipeId) {
+        let mut st = self.lock();
+        if st.pipes.remove(&pipe).is_some() {
+            let now = Instant::now();
+            st.core.handle(Input::PipeRemoved { pipe }, now);
+            st.pump(now);
+        }
+    }
+
+    fn protocol(&self) -> ProtocolId {
+        self.protocol
+    }
+
+    fn peer_protocol(&self) -> ProtocolId {
+        self.peer_protocol
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now())
+}
+
+impl<R: Runtime + Default, P: SocketCore> Socket<R, P> {
+    /// Opens a socket on the adapter's default runtime (for tokio: the current runtime).
+    ///
+    /// # Panics
+    /// Panics where the adapter's default runtime cannot be found (tokio: outside a runtime).
+    pub fn new() -> Self {
+        Self::with_runtime(R::default())
+    }
+}
+
+impl<R: Runtime + Default, P: SocketCore> Default for Socket<R, P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<R: Runtime, P: SocketCore> Socket<R, P> {
+    /// Opens a socket on the given runtime.
+    pub fn with_runtime(rt: R) -> Self {
+        let seed = random_seed();
+        let core = P::create(seed);
+        let protocol = core.protocol();
+        let peer_protocol = core.peer_protocol();
+        let shared = Arc::new(Shared {
+            rt,
+            protocol,
+            peer_protocol,
+            closed: AtomicBool::new(false),
+            state: Mutex::new(State {
+                core,
+                pipes: BTreeMap::new(),
+                ids: PipeIdAllocator::new(seed.rotate_left(17)),
+                send_waiters: Waiters::default(),
+                recv_waiters: Waiters::default(),
+                timer_deadline: None,
+                timer_waker: None,
+                opts: SocketOptions::default(),
+                endpoints: Vec::new(),
+                writable: Vec::new(),
+            }),
+        });
+        shared.rt.spawn(Box::pin(shared.clone().run_timer()));
+        Self {
+            owner: Arc::new(Owner { shared }),
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared<R, P>> {
+        &self.owner.shared
+    }
+
+    /// Returns the SP protocol this socket speaks.
+    pub fn protocol(&self) -> ProtocolId {
+        self.shared().protocol
+    }
+
+    /// Connects to `url` and keeps reconnecting after the connection is lost.
+    ///
+    /// The first attempt happens now: if it fails (nothing listening, handshake refused), the
+    /// error is returned and no dialer is left behind. See [`Socket::dial_nonblocking`] to retry
+    /// in the background instead.
+    ///
+    /// # Errors
+    /// [`Error::Address`] for a bad URL, [`Error::ConnectionRefused`], [`Error::Handshake`],
+    /// [`Error::Closed`], or an IO error.
+    pub async fn dial(&self, url: &str) -> Result<()> {
+        let addr = Address::parse(url)?;
+        addr.check_dialable()?;
+        endpoint::dial(self.shared().clone(), addr, true).await
+    }
+
+    /// Starts a dialer that connects to `url` in the background, retrying with back-off until
+    /// it succeeds, and reconnects whenever the connection is lost.
+    ///
+    /// # Errors
+    /// [`Error::Address`] for a bad URL, [`Error::Closed`].
+    pub fn dial_nonblocking(&self, url: &str) -> Result<()> {
+        let addr = Address::parse(url)?;
+        addr.check_dialable()?;
+        endpoint::dial_background(self.shared().clone(), addr)
+    }
+
+    /// Listens on `url` and accepts peers until the socket closes. Returns the bound address,
+    /// with the real port when `url` asked for port 0.
+    ///
+    /// # Errors
+    /// [`Error::Address`], [`Error::AddressInUse`], [`Error::Closed`], or an IO error.
+    pub async fn listen(&self, url: &str) -> Result<Address> {
+        let addr = Address::parse(url)?;
+        endpoint::listen(self.shared().clone(), addr)
+    }
+
+    /// Sends a message, waiting up to the send timeout for a peer that can take it.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`], [`Error::BadState`], [`Error::NotSupported`], [`Error::Closed`].
+    pub async fn send(&self, msg: impl Into<Message>) -> Result<()> {
+        let msg = msg.into();
+        let timeout = self.send_timeout();
+        let shared = self.shared();
+        with_deadline(&shared.rt, timeout, |cx| shared.poll_send(&msg, cx)).await
+    }
+
+    /// Sends a message only if that is possible without waiting.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when no peer can take it now, and the errors of [`Socket::send`].
+    pub fn try_send(&self, msg: impl Into<Message>) -> Result<()> {
+        let msg = msg.into();
+        let mut st = self.shared().lock();
+        if self.shared().is_closed() {
+            return Err(Error::Closed);
+        }
+        let now = Instant::now();
+        let res = st.core.send(msg, now);
+        st.pump(now);
+        res.map_err(Error::from)
+    }
+
+    /// Receives the next message, waiting up to the receive timeout.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`], [`Error::BadState`], [`Error::NotSupported`],
+    /// [`Error::ConnectionReset`], [`Error::Closed`].
+    pub async fn recv(&self) -> Result<Message> {
+        let timeout = self.recv_timeout();
+        let shared = self.shared();
+        with_deadline(&shared.rt, timeout, |cx| shared.poll_recv(cx)).await
+    }
+
+    /// Receives a message only if one is ready now.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when nothing is ready, and the errors of [`Socket::recv`].
+    pub fn try_recv(&self) -> Result<Message> {
+        let mut st = self.shared().lock();
+        let now = Instant::now();
+        let res = st.core.recv(now);
+        st.pump(now);
+        match res {
+            Ok(m) => Ok(m),
+            Err(_) if self.shared().is_closed() => Err(Error::Closed),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Closes the socket: its endpoints stop, its pipes close, blocked calls return
+    /// [`Error::Closed`]. Also happens when the last clone is dropped.
+    pub fn close(&self) {
+        self.shared().close();
+    }
+
+    /// Returns a copy of the socket's options.
+    pub fn options(&self) -> SocketOptions {
+        self.shared().options()
+    }
+
+    fn update_options(&self, f: impl FnOnce(&mut SocketOptions)) {
+        f(&mut self.shared().lock().opts);
+    }
+
+    /// Returns the send timeout (`None`: wait forever).
+    pub fn send_timeout(&self) -> Option<Duration> {
+        self.shared().lock().opts.send_timeout
+    }
+
+    /// Sets how long `send` waits (`None`: forever, zero: do not wait).
+    pub fn set_send_timeout(&self, timeout: Option<Duration>) {
+        self.update_options(|o| o.send_timeout = timeout);
+    }
+
+    /// Returns the receive timeout (`None`: wait forever).
+    pub fn recv_timeout(&self) -> Option<Duration> {
+        self.shared().lock().opts.recv_timeout
+    }
+
+    /// Sets how long `recv` waits (`None`: forever, zero: do not wait).
+    pub fn set_recv_timeout(&self, timeout: Option<Duration>) {
+        self.update_options(|o| o.recv_timeout = timeout);
+    }
+
+    /// Returns the largest message accepted from stream peers (0 = unlimited).
+    pub fn recv_max_size(&self) -> usize {
+        self.shared().lock().opts.recv_max_size
+    }
+
+    /// Sets the largest message accepted from stream peers, for endpoints created afterwards.
+    /// A peer that sends more loses its connection. 0 means unlimited.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for values of 2^60 or more.
+    pub fn set_recv_max_size(&self, max: usize) -> Result<()> {
+        if max as u64 >= sp_core::frame::MAX_LENGTH_CLAIM {
+            return Err(Error::InvalidOption(format!(
+                "recv max size {max} must be below 2^60 (use 0 for unlimited)"
+            )));
+        }
+        self.update_options(|o| o.recv_max_size = max);
+        Ok(())
+    }
+
+    /// Sets the reconnect back-off for dialers created afterwards: the first wait is about
+    /// `min`, doubling up to `max` (`Duration::ZERO`: no back-off).
+    pub fn set_reconnect_backoff(&self, min: Duration, max: Duration) {
+        self.update_options(|o| o.reconnect = BackoffConfig { min, max });
+    }
+
+    /// Sets `TCP_NODELAY` for TCP endpoints created afterwards (default: on).
+    pub fn set_tcp_nodelay(&self, nodelay: bool) {
+        self.update_options(|o| o.tcp_nodelay = nodelay);
+    }
+
+    /// Sets how long a peer may take to complete the SP handshake, for endpoints created after.
+    pub fn set_handshake_timeout(&self, timeout: Duration) {
+        self.update_options(|o| o.handshake_timeout = timeout);
+    }
+
+    /// Returns how many pipes are attached right now.
+    pub fn pipe_count(&self) -> usize {
+        self.shared().lock().pipes.len()
+    }
+
+    /// Runs `f` on the protocol core, then applies whatever it queued. For protocol-specific
+    /// settings and commands (resend interval, TTL, subscriptions).
+    pub fn with_core<T>(&self, f: impl FnOnce(&mut P, Instant) -> T) -> T {
+        let mut st = self.shared().lock();
+        let now = Instant::now();
+        let out = f(&mut st.core, now);
+        st.pump(now);
+        out
+    }
+}
+
+/// Polls `poll` until it is ready, or fails with [`Error::TimedOut`] once `timeout` passes.
+/// A zero timeout makes one attempt and reports [`Error::WouldBlock`]... as NNG's non-blocking
+/// calls do it reports [`Error::TimedOut`] only for real waits.
+async fn with_deadline<R: Runtime, T>(
+    rt: &R,
+    timeout: Option<Duration>,
+    mut poll: impl FnMut(&mut Context<'_>) -> Poll<Result<T>>,
+) -> Result<T> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut sleep: Option<Box<dyn Sleep>> = None;
+    let mut first = true;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = poll(cx) {
+            return Poll::Ready(r);
+        }
+        let Some(deadline) = deadline else {
+            return Poll::Pending;
+        };
+        if timeout == Some(Duration::ZERO) && first {
+            return Poll::Ready(Err(Error::WouldBlock));
+        }
+        first = false;
+        if Instant::now() >= deadline {
+            return Poll::Ready(Err(Error::TimedOut));
+        }
+        let s = sleep.get_or_insert_with(|| rt.sleep_until(deadline));
+        match s.poll_sleep(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Error::TimedOut)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}

@@ -1,0 +1,198 @@
+//! Interop with nngcat (the real NNG 1.x command-line tool): REQ/REP, PUSH/PULL and PAIR v0 over
+//! tcp and ipc, with the peer dialing our listener and with us dialing the peer's listener.
+//! Skipped (with a message) when nngcat is not installed, unless `SP_REQUIRE_PEERS=1`.
+
+use sp_tests::cat::{self, Cat, CatKind, Mode, Role};
+use sp_tests::{
+    binary_payload, dial_retrying, parse_quoted_lines, payload_file, wait_for_pipes, Endpoint,
+    PeerProcess, Transport, PEER_DEADLINE, RECV_TIMEOUT,
+};
+use sp_tokio::{Pull, Push};
+
+fn peer() -> Option<Cat> {
+    Cat::find(CatKind::Nngcat)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nngcat_req_dials_our_rep_over_tcp() {
+    let Some(p) = peer() else { return };
+    cat::peer_req_dials_our_rep(&p, Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_req_dials_nngcat_rep_over_tcp() {
+    let Some(p) = peer() else { return };
+    cat::peer_rep_listens_our_req_dials(&p, Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nngcat_push_dials_our_pull_over_tcp() {
+    let Some(p) = peer() else { return };
+    cat::peer_push_dials_our_pull(&p, Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_push_dials_nngcat_pull_over_tcp() {
+    let Some(p) = peer() else { return };
+    cat::peer_pull_listens_our_push_dials(&p, Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nngcat_pair_dials_our_pair_over_tcp() {
+    let Some(p) = peer() else { return };
+    cat::pair_exchange(&p, Transport::Tcp, Mode::Dial).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_pair_dials_nngcat_pair_over_tcp() {
+    let Some(p) = peer() else { return };
+    cat::pair_exchange(&p, Transport::Tcp, Mode::Listen).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nngcat_req_dials_our_rep_over_ipc() {
+    let Some(p) = peer() else { return };
+    cat::peer_req_dials_our_rep(&p, Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_req_dials_nngcat_rep_over_ipc() {
+    let Some(p) = peer() else { return };
+    cat::peer_rep_listens_our_req_dials(&p, Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nngcat_push_dials_our_pull_over_ipc() {
+    let Some(p) = peer() else { return };
+    cat::peer_push_dials_our_pull(&p, Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_push_dials_nngcat_pull_over_ipc() {
+    let Some(p) = peer() else { return };
+    cat::peer_pull_listens_our_push_dials(&p, Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nngcat_pair_dials_our_pair_over_ipc() {
+    let Some(p) = peer() else { return };
+    cat::pair_exchange(&p, Transport::Ipc, Mode::Dial).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_pair_dials_nngcat_pair_over_ipc() {
+    let Some(p) = peer() else { return };
+    cat::pair_exchange(&p, Transport::Ipc, Mode::Listen).await;
+}
+
+/// NNG's PULL with `--recv-maxsz 5` (spec 8.7 #94, 8.1 #7): our 3- and 5-byte messages are
+/// printed, our 6-byte one is refused (NNG drops that connection), and a later sender still
+/// gets through. Each message comes from its own PUSH socket so the drop hits only one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nngcat_recv_maxsz_drops_only_our_oversized_message() {
+    let Some(p) = peer() else { return };
+    let url = Endpoint::new(Transport::Tcp).peer_listen_url();
+    let mut cmd = p.command(Role::Pull, Mode::Listen, &url);
+    cmd.args([
+        "--recv-maxsz",
+        "5",
+        "--quoted",
+        "--count",
+        "3",
+        "--recv-timeout",
+        "5",
+    ]);
+    let proc = PeerProcess::spawn("nngcat pull", &mut cmd);
+    let mut pushes = Vec::new();
+    for m in ["one", "55555", "666666", "88888"] {
+        let push = Push::new();
+        push.set_send_timeout(Some(RECV_TIMEOUT));
+        dial_retrying(&push, &url);
+        wait_for_pipes(&push, 1).await;
+        push.send(m).await.expect("our PUSH sends");
+        pushes.push(push);
+    }
+    let out = proc.wait(PEER_DEADLINE).await;
+    out.assert_success("nngcat pull");
+    let mut got = parse_quoted_lines(&out.stdout);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![b"55555".to_vec(), b"88888".to_vec(), b"one".to_vec()],
+        "{}",
+        out.describe()
+    );
+}
+
+/// A 2 MiB message from nngcat arrives intact at our PULL (limit raised to 4 MiB).
+async fn nngcat_pushes_large_message(t: Transport) {
+    let Some(p) = peer() else { return };
+    let ep = Endpoint::new(t);
+    let pull = Pull::new();
+    pull.set_recv_timeout(Some(RECV_TIMEOUT));
+    pull.set_recv_max_size(4 << 20).unwrap();
+    let url = pull.listen(&ep.our_listen_url()).await.unwrap().to_string();
+    let big = binary_payload(2 << 20, 13);
+    let (_dir, file) = payload_file(&big);
+    let mut cmd = p.command(Role::Push, Mode::Dial, &url);
+    cmd.arg("--file").arg(&file);
+    let proc = PeerProcess::spawn("nngcat push", &mut cmd);
+    let got = pull.recv().await.expect("our PULL receives 2 MiB");
+    assert_eq!(got.body.len(), big.len());
+    assert!(got.body[..] == big[..], "2 MiB body differs");
+    proc.wait(PEER_DEADLINE).await.assert_success("nngcat push");
+}
+
+/// A 2 MiB message from our PUSH arrives intact at nngcat's PULL (printed raw).
+async fn nngcat_pulls_large_message(t: Transport) {
+    let Some(p) = peer() else { return };
+    let ep = Endpoint::new(t);
+    let url = ep.peer_listen_url();
+    let mut cmd = p.command(Role::Pull, Mode::Listen, &url);
+    cmd.args([
+        "--recv-maxsz",
+        "8388608",
+        "--raw",
+        "--count",
+        "1",
+        "--recv-timeout",
+        "5",
+    ]);
+    let proc = PeerProcess::spawn("nngcat pull", &mut cmd);
+    let push = Push::new();
+    push.set_send_timeout(Some(RECV_TIMEOUT));
+    dial_retrying(&push, &url);
+    wait_for_pipes(&push, 1).await;
+    let big = binary_payload(2 << 20, 17);
+    push.send(big.clone()).await.expect("our PUSH sends 2 MiB");
+    let out = proc.wait(PEER_DEADLINE).await;
+    drop(push);
+    assert!(
+        out.success(),
+        "nngcat pull: status={:?} stderr={}",
+        out.status,
+        out.stderr_text()
+    );
+    assert_eq!(out.stdout.len(), big.len());
+    assert!(out.stdout == big, "2 MiB body printed by nngcat differs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nngcat_push_sends_2mib_to_our_pull_over_tcp() {
+    nngcat_pushes_large_message(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nngcat_push_sends_2mib_to_our_pull_over_ipc() {
+    nngcat_pushes_large_message(Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_push_sends_2mib_to_nngcat_pull_over_tcp() {
+    nngcat_pulls_large_message(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_push_sends_2mib_to_nngcat_pull_over_ipc() {
+    nngcat_pulls_large_message(Transport::Ipc).await;
+}
