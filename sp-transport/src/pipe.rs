@@ -88,6 +88,8 @@ struct PipeQueue {
     paused: bool,
     /// Close requested (by the socket) or the pipe task has ended.
     closed: bool,
+    /// The socket is closing: write out what is queued, deliver nothing more, then close.
+    draining: bool,
     /// The task that drains `out`.
     consumer: Option<Waker>,
     /// The task that feeds the owner's core from this pipe.
@@ -141,6 +143,12 @@ impl PipeHandle {
         }
         std::mem::swap(&mut q.out, into);
         q.out_bytes = 0;
+        if q.draining {
+            // The owner's side of an inproc link waits for its queue to empty before ending.
+            if let Some(w) = q.feeder.take() {
+                w.wake();
+            }
+        }
         let was_blocked = std::mem::take(&mut q.blocked);
         TakeOutcome { was_blocked }
     }
@@ -169,7 +177,32 @@ impl PipeHandle {
         }
     }
 
-    /// Asks the pipe's tasks to stop. Idempotent.
+    /// Asks the pipe to write out what is queued and then close (the socket is closing).
+    pub(crate) fn drain(&self) {
+        let mut q = lock(&self.q);
+        q.draining = true;
+        let (a, b) = (q.consumer.take(), q.feeder.take());
+        drop(q);
+        for w in [a, b].into_iter().flatten() {
+            w.wake();
+        }
+    }
+
+    /// Returns true once a draining pipe's queue is empty; registers `waker` otherwise.
+    fn poll_drained(&self, waker: &Waker) -> bool {
+        let mut q = lock(&self.q);
+        if q.draining && q.out.is_empty() {
+            return true;
+        }
+        set_waker(&mut q.feeder, waker);
+        false
+    }
+
+    fn is_draining(&self) -> bool {
+        lock(&self.q).draining
+    }
+
+    /// Asks the pipe's tasks to stop at once, dropping what is queued. Idempotent.
     pub(crate) fn close(&self) {
         let mut q = lock(&self.q);
         q.closed = true;
@@ -422,6 +455,19 @@ impl Future for StreamPipe {
                 Ok(p) => p,
                 Err(end) => return Poll::Ready(end),
             };
+            if this.handle.is_draining() {
+                // Closing: nothing more is delivered; finish once every queued byte is out.
+                if this.chunks.is_empty()
+                    && !this.needs_flush
+                    && this.handle.poll_drained(cx.waker())
+                {
+                    return Poll::Ready(PipeEnd::Local);
+                }
+                if !wrote {
+                    return Poll::Pending;
+                }
+                continue;
+            }
             let read = match this.poll_read_side(cx) {
                 Ok(p) => p,
                 Err(end) => return Poll::Ready(end),

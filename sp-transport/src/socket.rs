@@ -28,6 +28,9 @@ use crate::error::{Error, Result};
 use crate::pipe::{lock, PipeHandle, PipeOwner};
 use crate::rt::{Runtime, Sleep};
 
+/// How long closing pipes may take to write out what is queued, by default (mangos' default).
+pub const DEFAULT_LINGER: Duration = Duration::from_secs(1);
+
 /// A protocol core the driver can create on its own.
 pub trait SocketCore: Protocol + Send + 'static {
     /// Creates the core with default settings and the given random seed.
@@ -48,6 +51,9 @@ pub struct SocketOptions {
     pub reconnect: BackoffConfig,
     /// Set `TCP_NODELAY` on TCP connections. Default: true.
     pub tcp_nodelay: bool,
+    /// How long a pipe may take to write out queued messages when the socket closes.
+    /// Default: 1 s.
+    pub linger: Duration,
     /// How long a peer may take to send its 8-byte SP header. Default: 10 s.
     pub handshake_timeout: Duration,
 }
@@ -63,6 +69,7 @@ impl Default for SocketOptions {
                 max: DEFAULT_RECONNECT_MAX,
             },
             tcp_nodelay: true,
+            linger: DEFAULT_LINGER,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
@@ -211,8 +218,20 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
             return;
         }
         let mut st = self.lock();
-        for pipe in st.pipes.values() {
-            pipe.close();
+        // Pipes first write out what the application already sent (NNG and mangos peers see
+        // the last replies of a socket closed right after sending), bounded by the linger time.
+        let pipes: Vec<Arc<PipeHandle>> = st.pipes.values().cloned().collect();
+        for pipe in &pipes {
+            pipe.drain();
+        }
+        if !pipes.is_empty() {
+            let mut sleep = self.rt.sleep_until(Instant::now() + st.opts.linger);
+            self.rt.spawn(Box::pin(async move {
+                std::future::poll_fn(|cx| sleep.poll_sleep(cx)).await;
+                for pipe in pipes {
+                    pipe.close();
+                }
+            }));
         }
         for ep in st.endpoints.drain(..) {
             ep.close();
@@ -589,6 +608,11 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// Sets `TCP_NODELAY` for TCP endpoints created afterwards (default: on).
     pub fn set_tcp_nodelay(&self, nodelay: bool) {
         self.update_options(|o| o.tcp_nodelay = nodelay);
+    }
+
+    /// Sets how long pipes may take, once the socket closes, to write out queued messages.
+    pub fn set_linger(&self, linger: Duration) {
+        self.update_options(|o| o.linger = linger);
     }
 
     /// Sets how long a peer may take to complete the SP handshake, for endpoints created after.

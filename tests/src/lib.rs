@@ -556,7 +556,7 @@ pub fn parse_hex_lines(out: &[u8], tag: &str) -> Vec<Vec<u8>> {
 /// Decodes lowercase or uppercase hex.
 pub fn decode_hex(s: &str) -> Vec<u8> {
     let s = s.trim();
-    assert!(s.len() % 2 == 0, "odd hex length: {s:?}");
+    assert!(s.len() & 1 == 0, "odd hex length: {s:?}");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))

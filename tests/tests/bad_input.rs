@@ -885,3 +885,121 @@ async fn our_req_ignores_a_reply_without_a_request_id() {
     );
     assert_no_worker_panics();
 }
+
+/// Accepts one raw connection from our dialing socket on a fresh tcp port, answers the
+/// handshake as `peer_type` and returns the stream after checking our header (`our_type`).
+async fn raw_peer_for<P: sp_transport::SocketCore>(
+    sock: &sp_tests::Sock<P>,
+    our_type: u16,
+    peer_type: u16,
+) -> Raw {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    sock.set_reconnect_backoff(Duration::from_millis(10), Duration::from_millis(100));
+    sock.dial_nonblocking(&format!("tcp://{}", l.local_addr().unwrap()))
+        .unwrap();
+    let (s, _) = tokio::time::timeout(CLOSE_DEADLINE, l.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut raw = Raw::Tcp(s);
+    let mut hdr = [0u8; 8];
+    tokio::time::timeout(CLOSE_DEADLINE, raw.read_exact(&mut hdr))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hdr, header(our_type), "our handshake bytes");
+    raw.write(&header(peer_type)).await;
+    raw
+}
+
+async fn read_frame(raw: &mut Raw) -> Vec<u8> {
+    let mut len = [0u8; 8];
+    tokio::time::timeout(CLOSE_DEADLINE, raw.read_exact(&mut len))
+        .await
+        .expect("a frame in time")
+        .unwrap();
+    let len = u64::from_be_bytes(len) as usize;
+    assert!(len < 1 << 20, "implausible frame length {len}");
+    let mut payload = vec![0u8; len];
+    tokio::time::timeout(CLOSE_DEADLINE, raw.read_exact(&mut payload))
+        .await
+        .unwrap()
+        .unwrap();
+    payload
+}
+
+/// 8.3 #43: with a resend interval, an unanswered request goes out again with the SAME id,
+/// and answering the copy completes the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn req_resends_an_unanswered_request_with_the_same_id() {
+    watch_worker_panics();
+    let req = Req::new();
+    req.set_recv_timeout(Some(RECV_TIMEOUT));
+    req.set_send_timeout(Some(RECV_TIMEOUT));
+    req.set_resend_interval(Some(Duration::from_millis(100)));
+    let mut raw = raw_peer_for(&req, REQ_TYPE, REP_TYPE).await;
+    req.send("again").await.unwrap();
+    let first = read_frame(&mut raw).await;
+    let t0 = Instant::now();
+    let second = read_frame(&mut raw).await;
+    let gap = t0.elapsed();
+    assert_eq!(
+        first, second,
+        "a resend must repeat the request byte for byte (same id)"
+    );
+    assert_eq!(&first[4..], b"again");
+    assert!(first[0] & 0x80 != 0);
+    assert!(
+        gap >= Duration::from_millis(50),
+        "resent after only {gap:?}"
+    );
+    let mut reply = first[..4].to_vec();
+    reply.extend_from_slice(b"done");
+    raw.write(&frame(Transport::Tcp, &reply)).await;
+    assert_eq!(
+        &req.recv().await.expect("reply to the resent request").body[..],
+        b"done"
+    );
+    // The next request uses a different id.
+    req.send("next").await.unwrap();
+    let next = loop {
+        let f = read_frame(&mut raw).await;
+        if f[4..] != b"again"[..] {
+            break f;
+        }
+    };
+    assert_eq!(&next[4..], b"next");
+    assert_ne!(next[..4], first[..4], "a new request must get a new id");
+    assert_no_worker_panics();
+}
+
+/// What our PUSH and PAIR put on the wire: their 8-byte header, then plain length-prefixed
+/// bodies with no SP header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_push_and_pair_send_exact_handshake_and_frame_bytes() {
+    watch_worker_panics();
+    let push = Push::new();
+    push.set_send_timeout(Some(RECV_TIMEOUT));
+    let mut raw = raw_peer_for(&push, PUSH_TYPE, PULL_TYPE).await;
+    push.send("abc").await.unwrap();
+    push.send(Vec::<u8>::new()).await.unwrap();
+    let mut buf = [0u8; 19];
+    tokio::time::timeout(CLOSE_DEADLINE, raw.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        &buf[..],
+        &[0, 0, 0, 0, 0, 0, 0, 3, b'a', b'b', b'c', 0, 0, 0, 0, 0, 0, 0, 0]
+    );
+
+    let pair = sp_tokio::Pair::new();
+    pair.set_send_timeout(Some(RECV_TIMEOUT));
+    pair.set_recv_timeout(Some(RECV_TIMEOUT));
+    let mut raw = raw_peer_for(&pair, 0x10, 0x10).await;
+    pair.send("xy").await.unwrap();
+    assert_eq!(read_frame(&mut raw).await, b"xy");
+    raw.write(&frame(Transport::Tcp, b"back")).await;
+    assert_eq!(&pair.recv().await.unwrap().body[..], b"back");
+    assert_no_worker_panics();
+}

@@ -4,8 +4,8 @@
 
 use sp_tests::cat::{self, Cat, CatKind, Mode, Role};
 use sp_tests::{
-    binary_payload, dial_retrying, parse_quoted_lines, payload_file, wait_for_pipes, Endpoint,
-    PeerProcess, Transport, PEER_DEADLINE, RECV_TIMEOUT,
+    binary_payload, dial_retrying, parse_quoted_lines, payload_file, wait_for_pipe_count,
+    wait_for_pipes, Endpoint, PeerProcess, Transport, PEER_DEADLINE, RECV_TIMEOUT,
 };
 use sp_tokio::{Pull, Push};
 
@@ -195,4 +195,80 @@ async fn our_push_sends_2mib_to_nngcat_pull_over_tcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_push_sends_2mib_to_nngcat_pull_over_ipc() {
     nngcat_pulls_large_message(Transport::Ipc).await;
+}
+
+/// Our REQ keeps its dialer alive across an NNG REP restart on the same port (spec 8.1 #14
+/// with a real peer): the first REP answers once and exits, a second one takes the port, and
+/// our next request reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_req_redials_after_nngcat_rep_restarts() {
+    let Some(p) = peer() else { return };
+    let url = Endpoint::new(Transport::Tcp).peer_listen_url();
+    let req = sp_tokio::Req::new();
+    req.set_recv_timeout(Some(RECV_TIMEOUT));
+    req.set_send_timeout(Some(RECV_TIMEOUT));
+    dial_retrying(&req, &url);
+    for (round, reply) in ["first rep", "second rep"].into_iter().enumerate() {
+        let mut cmd = p.command(Role::Rep, Mode::Listen, &url);
+        cmd.args([
+            "--data",
+            reply,
+            "--quoted",
+            "--count",
+            "1",
+            "--recv-timeout",
+            "5",
+        ]);
+        let proc = PeerProcess::spawn("nngcat rep", &mut cmd);
+        let request = format!("request {round}").into_bytes();
+        req.send(request.clone()).await.expect("our REQ sends");
+        let got = req
+            .recv()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: no reply: {e}"));
+        assert_eq!(&got.body[..], reply.as_bytes());
+        let out = proc.wait(PEER_DEADLINE).await;
+        out.assert_success("nngcat rep");
+        assert_eq!(parse_quoted_lines(&out.stdout), vec![request]);
+        wait_for_pipe_count(&req, 0).await;
+    }
+}
+
+/// Our PUSH round-robins over three NNG PULLs (spec 8.6 #76 with real peers): six messages,
+/// two each, nothing lost or duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_push_round_robins_over_three_nngcat_pulls() {
+    let Some(p) = peer() else { return };
+    let push = Push::new();
+    push.set_send_timeout(Some(RECV_TIMEOUT));
+    let mut procs = Vec::new();
+    for _ in 0..3 {
+        let url = Endpoint::new(Transport::Tcp).peer_listen_url();
+        let mut cmd = p.command(Role::Pull, Mode::Listen, &url);
+        cmd.args(["--quoted", "--count", "2", "--recv-timeout", "5"]);
+        procs.push(PeerProcess::spawn("nngcat pull", &mut cmd));
+        dial_retrying(&push, &url);
+    }
+    wait_for_pipes(&push, 3).await;
+    let msgs: Vec<Vec<u8>> = (0..6)
+        .map(|i| format!("message {i}").into_bytes())
+        .collect();
+    for m in &msgs {
+        push.send(m.clone()).await.expect("our PUSH sends");
+    }
+    let mut all = Vec::new();
+    for proc in procs {
+        let out = proc.wait(PEER_DEADLINE).await;
+        out.assert_success("nngcat pull");
+        let got = parse_quoted_lines(&out.stdout);
+        assert_eq!(
+            got.len(),
+            2,
+            "each PULL gets exactly two: {}",
+            out.describe()
+        );
+        all.extend(got);
+    }
+    all.sort();
+    assert_eq!(all, msgs);
 }

@@ -966,3 +966,541 @@ async fn receive_timeout_and_nonblocking_receive_report_correctly() {
     push.set_send_timeout(Some(Duration::from_millis(50)));
     assert!(push.send("x").await.expect_err("no peer").is_timed_out());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Stream integrity, back-pressure and teardown
+
+/// A message of `len` bytes whose content depends on its sequence number, so corruption,
+/// reordering and loss are all detectable.
+fn numbered(seq: u32, len: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len);
+    let seed = seq.wrapping_mul(2_654_435_761);
+    for i in 0..len {
+        v.push((seed.wrapping_add(i as u32).wrapping_mul(0x9E37_79B1) >> 24) as u8);
+    }
+    if len >= 4 {
+        v[..4].copy_from_slice(&seq.to_be_bytes());
+    }
+    v
+}
+
+/// Sizes around the writer's and reader's internal boundaries (coalescing, read chunk, queue
+/// high-water mark) and the empty message.
+const BOUNDARY_SIZES: [usize; 14] = [
+    0,
+    1,
+    7,
+    4095,
+    16 * 1024 - 1,
+    16 * 1024,
+    16 * 1024 + 1,
+    64 * 1024 - 9,
+    64 * 1024,
+    64 * 1024 + 1,
+    200_000,
+    (1 << 20) - 100,
+    5,
+    3,
+];
+
+async fn mixed_sizes_stream(t: Transport) {
+    watch_worker_panics();
+    let ep = Endpoint::new(t);
+    let pull = Pull::new();
+    timeouts(&pull, Duration::from_secs(10));
+    let url = listen(&pull, &ep).await;
+    let push = Push::new();
+    timeouts(&push, Duration::from_secs(10));
+    push.dial(&url).await.unwrap();
+    let rounds = 6u32;
+    let total = rounds * BOUNDARY_SIZES.len() as u32;
+    // Send from a task so the writer faces a reader that is busy checking (partial writes).
+    let sender = {
+        let push = push.clone();
+        tokio::spawn(async move {
+            for seq in 0..total {
+                let len = BOUNDARY_SIZES[seq as usize % BOUNDARY_SIZES.len()];
+                push.send(numbered(seq, len)).await?;
+            }
+            Ok::<_, Error>(())
+        })
+    };
+    for seq in 0..total {
+        let len = BOUNDARY_SIZES[seq as usize % BOUNDARY_SIZES.len()];
+        let m = pull
+            .recv()
+            .await
+            .unwrap_or_else(|e| panic!("message {seq} ({len} bytes) lost: {e}"));
+        assert_eq!(m.body.len(), len, "message {seq}: wrong length");
+        assert!(
+            m.body[..] == numbered(seq, len)[..],
+            "message {seq} ({len} bytes) corrupted or out of order"
+        );
+    }
+    sender.await.unwrap().expect("all sends complete");
+    assert_no_worker_panics();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_size_stream_arrives_in_order_and_intact_over_tcp() {
+    mixed_sizes_stream(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_size_stream_arrives_in_order_and_intact_over_ipc() {
+    mixed_sizes_stream(Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_size_stream_arrives_in_order_and_intact_over_inproc() {
+    mixed_sizes_stream(Transport::Inproc).await;
+}
+
+/// Many small messages in a burst (the writer batches them) all arrive, in order.
+async fn small_message_burst(t: Transport) {
+    let ep = Endpoint::new(t);
+    let pull = Pull::new();
+    timeouts(&pull, Duration::from_secs(10));
+    let url = listen(&pull, &ep).await;
+    let push = Push::new();
+    timeouts(&push, Duration::from_secs(10));
+    push.dial(&url).await.unwrap();
+    let n = 20_000u32;
+    let sender = {
+        let push = push.clone();
+        tokio::spawn(async move {
+            for seq in 0..n {
+                push.send(numbered(seq, 4 + (seq as usize % 29))).await?;
+            }
+            Ok::<_, Error>(())
+        })
+    };
+    for seq in 0..n {
+        let m = pull
+            .recv()
+            .await
+            .unwrap_or_else(|e| panic!("message {seq} lost: {e}"));
+        assert!(
+            m.body[..] == numbered(seq, 4 + (seq as usize % 29))[..],
+            "message {seq} wrong"
+        );
+    }
+    sender.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_of_20000_small_messages_arrives_in_order_over_tcp() {
+    small_message_burst(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_of_20000_small_messages_arrives_in_order_over_ipc() {
+    small_message_burst(Transport::Ipc).await;
+}
+
+/// Many REQ clients with requests in flight at once: every reply goes back to its own
+/// requester (8.3 #37 under load).
+async fn concurrent_requesters(t: Transport) {
+    watch_worker_panics();
+    let ep = Endpoint::new(t);
+    let rep = Rep::new();
+    timeouts(&rep, Duration::from_secs(10));
+    let url = listen(&rep, &ep).await;
+    let server = {
+        let rep = rep.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok(m) = rep.recv().await else { return };
+                let mut reply = m.body.to_vec();
+                reply.reverse();
+                if rep.send(reply).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let mut clients = Vec::new();
+    for c in 0..8u32 {
+        let url = url.clone();
+        clients.push(tokio::spawn(async move {
+            let req = Req::new();
+            timeouts(&req, Duration::from_secs(10));
+            req.dial(&url).await.unwrap();
+            for i in 0..100u32 {
+                let body = numbered(c * 1000 + i, 16 + (i as usize % 50));
+                req.send(body.clone()).await.unwrap();
+                let r = req
+                    .recv()
+                    .await
+                    .unwrap_or_else(|e| panic!("client {c} request {i}: {e}"));
+                let mut want = body;
+                want.reverse();
+                assert_eq!(
+                    r.body[..],
+                    want[..],
+                    "client {c} request {i} got someone else's reply"
+                );
+            }
+        }));
+    }
+    for c in clients {
+        c.await.expect("client task");
+    }
+    rep.close();
+    let _ = server.await;
+    assert_no_worker_panics();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_concurrent_requesters_get_their_own_replies_over_tcp() {
+    concurrent_requesters(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_concurrent_requesters_get_their_own_replies_over_ipc() {
+    concurrent_requesters(Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_concurrent_requesters_get_their_own_replies_over_inproc() {
+    concurrent_requesters(Transport::Inproc).await;
+}
+
+/// 8.6 #80 / #77: a sender whose peer never reads eventually blocks (memory stays bounded),
+/// nothing is dropped, and everything arrives in order once the peer reads.
+async fn back_pressure(t: Transport) {
+    watch_worker_panics();
+    let ep = Endpoint::new(t);
+    let a = Pair::new();
+    timeouts(&a, T);
+    let url = listen(&a, &ep).await;
+    let b = Pair::new();
+    timeouts(&b, T);
+    b.dial(&url).await.unwrap();
+    wait_for_pipes(&a, 1).await;
+    let len = 1024;
+    let limit = 200_000u32; // 200 MB: far beyond any sane buffering
+    let mut sent = 0u32;
+    let mut blocked_since: Option<Instant> = None;
+    // try_send until it reports WouldBlock persistently (the pipe task may drain a little
+    // more into the kernel after each WouldBlock, so give it a moment to settle).
+    while sent < limit {
+        match a.try_send(numbered(sent, len)) {
+            Ok(()) => {
+                sent += 1;
+                blocked_since = None;
+            }
+            Err(e) if e.is_would_block() => {
+                let since = *blocked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_millis(200) {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            Err(e) => panic!("try_send failed with {e}"),
+        }
+    }
+    assert!(
+        sent < limit,
+        "{sent} messages accepted with a peer that never reads: no back-pressure"
+    );
+    assert!(sent > 0);
+    // A send with a timeout now times out.
+    a.set_send_timeout(Some(Duration::from_millis(50)));
+    let r = a.send(numbered(sent, len)).await;
+    assert!(
+        r.as_ref().is_err_and(|e| e.is_timed_out()),
+        "blocked send: {r:?}"
+    );
+    // The reader drains everything, in order, nothing missing.
+    for seq in 0..sent {
+        let m = b
+            .recv()
+            .await
+            .unwrap_or_else(|e| panic!("message {seq} of {sent} lost: {e}"));
+        assert!(
+            m.body[..] == numbered(seq, len)[..],
+            "message {seq} of {sent} wrong"
+        );
+    }
+    // And the sender can send again.
+    a.set_send_timeout(Some(T));
+    a.send("unblocked")
+        .await
+        .expect("send after the reader caught up");
+    let m = b.recv().await.unwrap();
+    assert_eq!(
+        m.body,
+        &b"unblocked"[..],
+        "a timed-out send must not have been delivered"
+    );
+    assert_no_worker_panics();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair_sender_blocks_when_peer_never_reads_and_loses_nothing_over_tcp() {
+    back_pressure(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair_sender_blocks_when_peer_never_reads_and_loses_nothing_over_ipc() {
+    back_pressure(Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair_sender_blocks_when_peer_never_reads_and_loses_nothing_over_inproc() {
+    back_pressure(Transport::Inproc).await;
+}
+
+/// Closing (or dropping) one side removes the pipe on the other side.
+async fn teardown(t: Transport, drop_instead_of_close: bool) {
+    let ep = Endpoint::new(t);
+    let rep = Rep::new();
+    let url = listen(&rep, &ep).await;
+    let req = Req::new();
+    req.dial(&url).await.unwrap();
+    wait_for_pipe_count(&rep, 1).await;
+    if drop_instead_of_close {
+        drop(req);
+    } else {
+        req.close();
+    }
+    wait_for_pipe_count(&rep, 0).await;
+    // And the other way round: the listener side goes away.
+    let req = Req::new();
+    req.set_reconnect_backoff(Duration::from_secs(5), Duration::from_secs(5));
+    req.dial(&url).await.unwrap();
+    wait_for_pipe_count(&req, 1).await;
+    if drop_instead_of_close {
+        drop(rep);
+    } else {
+        rep.close();
+    }
+    wait_for_pipe_count(&req, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_one_side_removes_the_pipe_on_the_other_over_tcp() {
+    teardown(Transport::Tcp, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_one_side_removes_the_pipe_on_the_other_over_ipc() {
+    teardown(Transport::Ipc, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_one_side_removes_the_pipe_on_the_other_over_inproc() {
+    teardown(Transport::Inproc, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_one_side_removes_the_pipe_on_the_other_over_tcp() {
+    teardown(Transport::Tcp, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_one_side_removes_the_pipe_on_the_other_over_inproc() {
+    teardown(Transport::Inproc, true).await;
+}
+
+/// A closed socket's listener stops accepting and frees its address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_listener_stops_accepting_and_frees_the_port() {
+    let rep = Rep::new();
+    let url = rep.listen("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    rep.close();
+    let refused = sp_tests::poll_until(Duration::from_secs(2), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    })
+    .await;
+    assert!(refused, "a closed socket's listener still accepts on {url}");
+    let again = Rep::new();
+    again
+        .listen(&url)
+        .await
+        .expect("the port is free again after close");
+}
+
+/// A closed socket's dialer stops redialing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_dialer_stops_redialing() {
+    let port = sp_tests::free_tcp_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let req = Req::new();
+    req.set_reconnect_backoff(Duration::from_millis(10), Duration::from_millis(10));
+    req.dial_nonblocking(&url).unwrap();
+    req.close();
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_millis(300), l.accept()).await;
+    assert!(r.is_err(), "a closed socket kept dialing {url}");
+}
+
+/// 8.3 #53: REP replies after its requester left: the send reports success, nothing breaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rep_reply_after_the_requester_left_succeeds_silently() {
+    let rep = Rep::new();
+    timeouts(&rep, T);
+    let url = rep.listen("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let req = Req::new();
+    timeouts(&req, T);
+    req.dial(&url).await.unwrap();
+    req.send("bye").await.unwrap();
+    let m = rep.recv().await.unwrap();
+    req.close();
+    wait_for_pipe_count(&rep, 0).await;
+    rep.send(m.body)
+        .await
+        .expect("reply to a vanished requester reports success");
+    // The REP still serves others.
+    let req2 = Req::new();
+    timeouts(&req2, T);
+    req2.dial(&url).await.unwrap();
+    req2.send("next").await.unwrap();
+    assert_eq!(rep.recv().await.unwrap().body, &b"next"[..]);
+}
+
+/// 8.3 #45: with resending disabled, losing the REP that holds the request fails the pending
+/// receive with ConnectionReset instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn req_without_resend_reports_connection_reset_when_its_rep_leaves() {
+    let rep = Rep::new();
+    timeouts(&rep, T);
+    let url = rep.listen("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let req = Req::new();
+    timeouts(&req, Duration::from_secs(5));
+    req.set_resend_interval(None);
+    req.dial(&url).await.unwrap();
+    req.send("doomed").await.unwrap();
+    rep.recv().await.unwrap();
+    rep.close();
+    let r = req.recv().await;
+    assert!(
+        r.as_ref()
+            .is_err_and(|e| matches!(e, Error::ConnectionReset)),
+        "expected ConnectionReset, got {r:?}"
+    );
+}
+
+/// A PAIR dialer that connects and closes at once must not leave a phantom pipe behind on
+/// the listener: the next peer must get the pair (spec 4.1: the refused dialer "takes over
+/// once the first peer leaves").
+async fn pair_free_after_instant_close(t: Transport) {
+    let ep = Endpoint::new(t);
+    let server = Pair::new();
+    timeouts(&server, T);
+    let url = listen(&server, &ep).await;
+    let first = Pair::new();
+    first.dial(&url).await.unwrap();
+    first.close();
+    drop(first);
+    let second = Pair::new();
+    timeouts(&second, T);
+    fast_backoff(&second);
+    second.dial_nonblocking(&url).unwrap();
+    wait_until(
+        "server holds exactly the second peer",
+        Duration::from_secs(3),
+        || server.pipe_count() == 1 && second.pipe_count() == 1,
+    )
+    .await;
+    second.send("second here").await.unwrap();
+    let m = server.recv().await.expect("server hears the second peer");
+    assert_eq!(m.body, &b"second here"[..]);
+    server.send("hello second").await.unwrap();
+    let r = second.recv().await;
+    assert!(
+        r.as_ref().is_ok_and(|m| m.body == b"hello second"[..]),
+        "the server's reply went elsewhere (a phantom pipe?): {r:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair_is_free_again_after_a_dialer_closes_at_once_over_tcp() {
+    pair_free_after_instant_close(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair_is_free_again_after_a_dialer_closes_at_once_over_ipc() {
+    pair_free_after_instant_close(Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair_is_free_again_after_a_dialer_closes_at_once_over_inproc() {
+    pair_free_after_instant_close(Transport::Inproc).await;
+}
+
+/// Closing a socket wakes a send blocked for lack of a peer, with `Closed`; later calls on the
+/// closed socket report `Closed` too (spec 8.3 #50).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_socket_wakes_a_blocked_send_and_later_calls_fail_closed() {
+    let push = Push::new();
+    push.listen(&inproc_url("nobody-pulls")).await.unwrap();
+    let sender = {
+        let push = push.clone();
+        tokio::spawn(async move { push.send("stuck").await })
+    };
+    push.close();
+    let r = tokio::time::timeout(T, sender)
+        .await
+        .expect("blocked send woke up")
+        .unwrap();
+    assert!(
+        r.as_ref().is_err_and(|e| e.is_closed()),
+        "blocked send: {r:?}"
+    );
+    assert!(push.try_send("x").expect_err("closed").is_closed());
+    assert!(push.send("x").await.expect_err("closed").is_closed());
+    let pull = Pull::new();
+    pull.close();
+    assert!(pull.try_recv().expect_err("closed").is_closed());
+    assert!(pull.recv().await.expect_err("closed").is_closed());
+    assert!(pull.listen(&inproc_url("after-close")).await.is_err());
+    assert!(pull.dial_nonblocking(&inproc_url("after-close")).is_err());
+}
+
+/// One socket can listen on tcp, ipc and inproc at once, and dial out as well; messages from
+/// every endpoint arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_socket_serves_tcp_ipc_and_inproc_endpoints_at_once() {
+    let pull = Pull::new();
+    timeouts(&pull, T);
+    let tcp = pull.listen("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let dir = TempIpcDir::new();
+    let ipc = pull.listen(&dir.url()).await.unwrap().to_string();
+    let inproc = inproc_url("multi");
+    pull.listen(&inproc).await.unwrap();
+    // And a dial out to a PUSH that listens.
+    let listening_push = Push::new();
+    timeouts(&listening_push, T);
+    let push_url = listening_push
+        .listen("tcp://127.0.0.1:0")
+        .await
+        .unwrap()
+        .to_string();
+    pull.dial(&push_url).await.unwrap();
+    let mut pushes = Vec::new();
+    for url in [&tcp, &ipc, &inproc] {
+        let p = Push::new();
+        timeouts(&p, T);
+        p.dial(url).await.unwrap();
+        p.send(url.clone().into_bytes()).await.unwrap();
+        pushes.push(p);
+    }
+    wait_for_pipes(&listening_push, 1).await;
+    listening_push
+        .send("via dial".as_bytes().to_vec())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(String::from_utf8(pull.recv().await.unwrap().body.to_vec()).unwrap());
+    }
+    got.sort();
+    let mut want = vec![tcp, ipc, inproc, "via dial".to_string()];
+    want.sort();
+    assert_eq!(got, want);
+}
