@@ -9,6 +9,8 @@ use sp_core::protocol::{RecvError, SendError};
 use sp_core::sim::{Action, App, LinkConfig, NodeId, RawPeer, Sim};
 use sp_core::ProtocolId;
 
+mod exclusive;
+
 const SEED: u64 = 0x5eed_0002;
 
 fn ms(n: u64) -> Duration {
@@ -163,39 +165,7 @@ fn pull_fair_queues_several_pushers() {
 // Scenario 79.
 #[test]
 fn pair_is_exclusive_and_a_redialing_peer_takes_over() {
-    let mut sim = Sim::new(SEED, Instant::now());
-    let server = sim.add_node("server", Pair::new(PairConfig::default()), App::Collect);
-    let first = sim.add_node("first", Pair::new(PairConfig::default()), App::Collect);
-    let third = sim.add_node("third", Pair::new(PairConfig::default()), App::Collect);
-    let link1 = sim.add_link(first, server, LinkConfig::default());
-    let redial = LinkConfig {
-        redial: Some(ms(10)),
-        ..LinkConfig::default()
-    };
-    let link3 = sim.add_link(third, server, redial);
-    sim.connect(link1);
-    sim.connect(link3);
-
-    assert!(sim.transcript_contains(server, "Busy"));
-    assert!(!sim.is_connected(link3));
-    sim.send(first, "from first").unwrap();
-    assert_eq!(sim.send(third, "from third"), Err(SendError::WouldBlock));
-    sim.run_until(ms(50));
-    sim.disconnect(link1);
-    sim.at(
-        ms(50),
-        Action::SendBlocking {
-            node: third,
-            body: b("from third"),
-        },
-    );
-    sim.run_until(ms(100));
-
-    assert!(sim.is_connected(link3));
-    assert_eq!(
-        sim.received_bodies(server),
-        vec![b("from first"), b("from third")]
-    );
+    exclusive::exclusive_peer_takes_over(SEED, || Pair::new(PairConfig::default()));
 }
 
 #[test]
@@ -214,48 +184,9 @@ fn pair_refuses_pair_v1_peer() {
 // Scenario 80.
 #[test]
 fn pair_back_pressure_blocks_sends_and_drops_nothing() {
-    let mut sim = Sim::new(SEED, Instant::now());
-    let sender = sim.add_node("sender", Pair::new(PairConfig::default()), App::Manual);
-    let sink = sim.add_node(
-        "sink",
+    exclusive::back_pressure_blocks_sends_and_drops_nothing(
+        SEED,
+        Pair::new(PairConfig::default()),
         Pair::new(PairConfig { recv_buffer: 1 }),
-        App::Manual,
-    );
-    let link = sim.add_link(sender, sink, LinkConfig::default());
-    sim.connect(link);
-
-    for n in 0..10 {
-        sim.at(
-            ms(n * 3),
-            Action::Send {
-                node: sender,
-                body: b(&format!("m{n}")),
-            },
-        );
-    }
-    sim.run_until(ms(40));
-    let accepted: Vec<Bytes> = sim
-        .sends(sender)
-        .iter()
-        .filter(|s| s.result.is_ok())
-        .map(|s| s.body.clone())
-        .collect();
-    let refused = sim
-        .sends(sender)
-        .iter()
-        .filter(|s| s.result == Err(SendError::WouldBlock))
-        .count();
-    sim.check(refused > 0, || {
-        "the sender never felt back-pressure".to_owned()
-    });
-    for n in 0..10 {
-        sim.at(ms(50 + n), Action::Recv { node: sink });
-    }
-    sim.run_until_idle(1000);
-
-    assert_eq!(
-        sim.received_bodies(sink),
-        accepted,
-        "every accepted message arrives, in order"
     );
 }

@@ -1,9 +1,9 @@
 //! Scalability Protocols sockets on tokio.
 //!
-//! Each protocol role is a type: [`Req`], [`Rep`], [`Push`], [`Pull`], [`Pair`]. They all
-//! share one generic implementation ([`sp_transport::Socket`]); this crate only supplies the
-//! [`Tokio`] runtime glue. Every task runs on the caller's tokio runtime: the crate starts no
-//! threads of its own.
+//! Each protocol role is a type: [`Req`], [`Rep`], [`Push`], [`Pull`], [`Pair`], [`Pair1`].
+//! They all share one generic implementation ([`sp_transport::Socket`]); this crate only
+//! supplies the [`Tokio`] runtime glue. Every task runs on the caller's tokio runtime: the crate
+//! starts no threads of its own.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sp_tokio::Error> {
@@ -38,3 +38,5 @@ pub type Push = Socket<sp_core::protocol::pipeline::Push>;
 pub type Pull = Socket<sp_core::protocol::pipeline::Pull>;
 /// PAIR (v0): one peer at a time, messages both ways.
 pub type Pair = Socket<sp_core::protocol::pair::Pair>;
+/// PAIR v1: PAIR with a hop count on the wire (NNG's `pair1`, mono mode); one peer at a time.
+pub type Pair1 = Socket<sp_core::protocol::pair1::Pair1>;

@@ -248,6 +248,7 @@ any_socket! {
     Push0 => Push(sp_tokio::Push),
     Pull0 => Pull(sp_tokio::Pull),
     Pair0 => Pair(sp_tokio::Pair),
+    Pair1 => Pair1(sp_tokio::Pair1),
 }
 
 impl fmt::Debug for AnySocket {
@@ -274,7 +275,8 @@ mod tests {
                 Protocol::Rep0,
                 Protocol::Push0,
                 Protocol::Pull0,
-                Protocol::Pair0
+                Protocol::Pair0,
+                Protocol::Pair1
             ]
         );
     }

@@ -102,6 +102,9 @@ fn inproc_modes() {
     let out = run(&["--threads", "1", "-m", "inproc_lat", "32", "500"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_latency_lines(&text(&out.stdout), 32, 500);
+    let out = run(&["inproc_lat", "--pair0", "16", "200"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_latency_lines(&text(&out.stdout), 16, 200);
 }
 
 #[test]
@@ -162,7 +165,7 @@ fn usage_errors_exit_two() {
             &["--runtime", "smol", "inproc_thr", "1", "1"],
             "not supported yet",
         ),
-        (&["inproc_thr", "--pair1", "1", "1"], "not supported yet"),
+        (&["inproc_thr", "--bus0", "1", "1"], "bad option"),
     ] {
         let out = run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

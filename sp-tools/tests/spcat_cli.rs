@@ -208,7 +208,7 @@ fn help_exits_one_with_usage() {
 
 #[test]
 fn unsupported_protocols_say_so() {
-    for p in ["--pub0", "--surveyor0", "--bus0", "--pair1", "--pair"] {
+    for p in ["--pub0", "--surveyor0", "--bus0"] {
         assert_refused(
             &[p, "--dial", "tcp://127.0.0.1:1", "-D", "x"],
             "not supported yet",
@@ -356,6 +356,31 @@ fn pair0_send_then_receive_hex() {
     assert_eq!(String::from_utf8_lossy(&out), "\"\\x01\\x41\"\n");
 }
 
+#[test]
+fn pair_means_pair1_and_talks_to_pair1() {
+    let a = Listener::start(&[
+        "--pair",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--recv-timeout=2",
+        "--hex",
+        "--count=1",
+    ]);
+    let b = run(spcat(&[
+        "--pair1",
+        "--dial",
+        &a.url,
+        "-D",
+        "\u{2}B",
+        "--recv-timeout=1",
+        "--ascii",
+    ]));
+    assert!(b.status.success(), "{}", stderr_of(&b));
+    let (code, out, err) = a.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out), "\"\\x02\\x42\"\n");
+}
+
 // ---- interop with NNG's nngcat ----
 
 /// Whether nngcat can be used; fails instead when SP_REQUIRE_PEERS=1.
@@ -376,46 +401,66 @@ fn nngcat(args: &[&str]) -> Command {
     c
 }
 
+/// nngcat listens on a fresh TCP address with `nng_args`, and spcat dials it with `sp_args`
+/// and `--async` (retrying until nngcat is up). Both must succeed; returns their stdouts,
+/// spcat's first.
+fn spcat_dials_nngcat(sp_args: &[&str], nng_args: &[&str]) -> (String, String) {
+    let url = free_tcp_url();
+    let nng = nngcat(&[nng_args, &["--listen", &url]].concat())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sp = run(spcat(&[sp_args, &["--async", "--dial", &url]].concat()));
+    let nng = wait(nng, "nngcat");
+    assert!(sp.status.success(), "spcat: {}", stderr_of(&sp));
+    assert!(nng.status.success(), "nngcat: {}", stderr_of(&nng));
+    (text(&sp.stdout), text(&nng.stdout))
+}
+
+/// spcat listens with `sp_args`, and nngcat dials it with `nng_args`. Both must succeed;
+/// returns their stdouts (spcat's without the "Listening at" line), spcat's first.
+fn nngcat_dials_spcat(sp_args: &[&str], nng_args: &[&str]) -> (Vec<u8>, String) {
+    let sp = Listener::start(&[sp_args, &["--listen", "tcp://127.0.0.1:0"]].concat());
+    let nng = run(nngcat(&[nng_args, &["--dial", &sp.url]].concat()));
+    assert!(nng.status.success(), "nngcat: {}", stderr_of(&nng));
+    let (code, out, err) = sp.finish();
+    assert_eq!(code, Some(0), "spcat: {err}");
+    (out, text(&nng.stdout))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 #[test]
 fn interop_req_rep_nngcat_listens() {
     if !nngcat_available() {
         return;
     }
-    let url = free_tcp_url();
-    let rep = nngcat(&[
-        "--rep0",
-        "--listen",
-        &url,
-        "-D",
-        "from nng",
-        "--count",
-        "1",
-        "--quoted",
-        "--recv-timeout",
-        "10",
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    // --async: keep retrying until nngcat listens.
-    let req = run(spcat(&[
-        "--req0",
-        "--async",
-        "--dial",
-        &url,
-        "-D",
-        "from sp\x7f",
-        "--quoted",
-        "--recv-timeout",
-        "10",
-    ]));
-    let rep = wait(rep, "nngcat rep");
-    assert!(req.status.success(), "spcat req: {}", stderr_of(&req));
-    assert!(rep.status.success(), "nngcat rep: {}", stderr_of(&rep));
-    assert_eq!(String::from_utf8_lossy(&req.stdout), "\"from nng\"\n");
-    assert_eq!(String::from_utf8_lossy(&rep.stdout), "\"from sp\\x7f\"\n");
+    let (sp, nng) = spcat_dials_nngcat(
+        &[
+            "--req0",
+            "-D",
+            "from sp\x7f",
+            "--quoted",
+            "--recv-timeout",
+            "10",
+        ],
+        &[
+            "--rep0",
+            "-D",
+            "from nng",
+            "--count",
+            "1",
+            "--quoted",
+            "--recv-timeout",
+            "10",
+        ],
+    );
+    assert_eq!(sp, "\"from nng\"\n");
+    assert_eq!(nng, "\"from sp\\x7f\"\n");
 }
 
 #[test]
@@ -423,33 +468,28 @@ fn interop_req_rep_spcat_listens() {
     if !nngcat_available() {
         return;
     }
-    let rep = Listener::start(&[
-        "--rep0",
-        "--listen",
-        "tcp://127.0.0.1:0",
-        "-D",
-        "from sp",
-        "--count",
-        "1",
-        "--quoted",
-        "--recv-timeout",
-        "10",
-    ]);
-    let req = run(nngcat(&[
-        "--req0",
-        "--dial",
-        &rep.url,
-        "-D",
-        "from nng\n",
-        "--quoted",
-        "--recv-timeout",
-        "10",
-    ]));
-    assert!(req.status.success(), "nngcat req: {}", stderr_of(&req));
-    assert_eq!(String::from_utf8_lossy(&req.stdout), "\"from sp\"\n");
-    let (code, out, err) = rep.finish();
-    assert_eq!(code, Some(0), "spcat rep: {err}");
-    assert_eq!(String::from_utf8_lossy(&out), "\"from nng\\n\"\n");
+    let (sp, nng) = nngcat_dials_spcat(
+        &[
+            "--rep0",
+            "-D",
+            "from sp",
+            "--count",
+            "1",
+            "--quoted",
+            "--recv-timeout",
+            "10",
+        ],
+        &[
+            "--req0",
+            "-D",
+            "from nng\n",
+            "--quoted",
+            "--recv-timeout",
+            "10",
+        ],
+    );
+    assert_eq!(nng, "\"from sp\"\n");
+    assert_eq!(text(&sp), "\"from nng\\n\"\n");
 }
 
 #[test]
@@ -457,32 +497,11 @@ fn interop_push_pull_nngcat_listens() {
     if !nngcat_available() {
         return;
     }
-    let url = free_tcp_url();
-    let pull = nngcat(&[
-        "--pull0",
-        "--listen",
-        &url,
-        "--count",
-        "2",
-        "--hex",
-        "--recv-timeout",
-        "10",
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let push = run(spcat(&[
-        "--push0", "--async", "--dial", &url, "-D", "\u{1}bc", "--count", "2",
-    ]));
-    let pull = wait(pull, "nngcat pull");
-    assert!(push.status.success(), "spcat push: {}", stderr_of(&push));
-    assert!(pull.status.success(), "nngcat pull: {}", stderr_of(&pull));
-    assert_eq!(
-        String::from_utf8_lossy(&pull.stdout),
-        "\"\\x01\\x62\\x63\"\n".repeat(2)
+    let (_, nng) = spcat_dials_nngcat(
+        &["--push0", "-D", "\u{1}bc", "--count", "2"],
+        &["--pull0", "--count", "2", "--hex", "--recv-timeout", "10"],
     );
+    assert_eq!(nng, "\"\\x01\\x62\\x63\"\n".repeat(2));
 }
 
 #[test]
@@ -490,27 +509,60 @@ fn interop_push_pull_spcat_listens() {
     if !nngcat_available() {
         return;
     }
-    let pull = Listener::start(&[
-        "--pull0",
-        "--listen",
-        "tcp://127.0.0.1:0",
-        "--count",
-        "1",
-        "--msgpack",
-        "--recv-timeout",
-        "10",
-    ]);
-    let push = run(nngcat(&[
-        "--push0",
-        "--dial",
-        &pull.url,
-        "-D",
-        "nng says hi",
-    ]));
-    assert!(push.status.success(), "nngcat push: {}", stderr_of(&push));
-    let (code, out, err) = pull.finish();
-    assert_eq!(code, Some(0), "spcat pull: {err}");
+    let (sp, _) = nngcat_dials_spcat(
+        &[
+            "--pull0",
+            "--count",
+            "1",
+            "--msgpack",
+            "--recv-timeout",
+            "10",
+        ],
+        &["--push0", "-D", "nng says hi"],
+    );
     let mut want = vec![0xc4, 11];
     want.extend_from_slice(b"nng says hi");
-    assert_eq!(out, want);
+    assert_eq!(sp, want);
+}
+
+// In the PAIR v1 tests both sides send their data once, then print what they receive until
+// 3 s pass in silence: each payload crosses once each way, hop-count header included.
+#[test]
+fn interop_pair1_nngcat_listens() {
+    if !nngcat_available() {
+        return;
+    }
+    let (sp, nng) = spcat_dials_nngcat(
+        &[
+            "--pair1",
+            "-D",
+            "from sp\t",
+            "--quoted",
+            "--recv-timeout",
+            "3",
+        ],
+        &[
+            "--pair1",
+            "-D",
+            "from nng",
+            "--quoted",
+            "--recv-timeout",
+            "3",
+        ],
+    );
+    assert_eq!(sp, "\"from nng\"\n");
+    assert_eq!(nng, "\"from sp\\t\"\n");
+}
+
+#[test]
+fn interop_pair1_spcat_listens() {
+    if !nngcat_available() {
+        return;
+    }
+    let (sp, nng) = nngcat_dials_spcat(
+        &["--pair1", "-D", "from sp", "--hex", "--recv-timeout", "3"],
+        &["--pair1", "-D", "\u{1}nng", "--hex", "--recv-timeout", "3"],
+    );
+    assert_eq!(nng, "\"\\x66\\x72\\x6f\\x6d\\x20\\x73\\x70\"\n");
+    assert_eq!(text(&sp), "\"\\x01\\x6e\\x6e\\x67\"\n");
 }

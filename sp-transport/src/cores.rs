@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use sp_core::protocol::pair::{Pair, PairConfig};
+use sp_core::protocol::pair1::{Pair1, Pair1Config};
 use sp_core::protocol::pipeline::{Pull, PullConfig, Push, PushConfig};
 use sp_core::protocol::reqrep::{Rep, RepConfig, Req, ReqConfig};
 
@@ -43,6 +44,12 @@ impl SocketCore for Pair {
     }
 }
 
+impl SocketCore for Pair1 {
+    fn create(_seed: u64) -> Self {
+        Pair1::new(Pair1Config::default())
+    }
+}
+
 impl<R: Runtime> Socket<R, Req> {
     /// Returns how long REQ waits for a reply before sending the request again
     /// (`None`: never resends on a timer).
@@ -59,6 +66,18 @@ impl<R: Runtime> Socket<R, Req> {
 
 impl<R: Runtime> Socket<R, Rep> {
     /// Sets the maximum number of backtrace hops (1–255, default 8) a request may carry.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] outside 1–255.
+    pub fn set_max_ttl(&self, ttl: u8) -> Result<()> {
+        self.with_core(|core, _| core.set_max_ttl(ttl))
+            .map_err(|e| Error::InvalidOption(e.to_string()))
+    }
+}
+
+impl<R: Runtime> Socket<R, Pair1> {
+    /// Sets the largest hop count (1–255, default 8) a received message may carry; messages
+    /// with more hops are dropped.
     ///
     /// # Errors
     /// [`Error::InvalidOption`] outside 1–255.

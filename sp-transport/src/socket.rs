@@ -116,6 +116,8 @@ struct State<P> {
     ids: PipeIdAllocator,
     send_waiters: Waiters,
     recv_waiters: Waiters,
+    /// Callers of `close().await`, woken when the last pipe is gone after the close.
+    close_waiters: Waiters,
     timer_deadline: Option<Instant>,
     timer_waker: Option<Waker>,
     opts: SocketOptions,
@@ -377,6 +379,9 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
             let now = Instant::now();
             st.core.handle(Input::PipeRemoved { pipe }, now);
             st.pump(now);
+            if st.pipes.is_empty() && self.is_closed() {
+                st.close_waiters.wake_all();
+            }
         }
     }
 
@@ -432,6 +437,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
                 ids: PipeIdAllocator::new(seed.rotate_left(17)),
                 send_waiters: Waiters::default(),
                 recv_waiters: Waiters::default(),
+                close_waiters: Waiters::default(),
                 timer_deadline: None,
                 timer_waker: None,
                 opts: SocketOptions::default(),
@@ -498,7 +504,10 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         let msg = msg.into();
         let timeout = self.send_timeout();
         let shared = self.shared();
-        with_deadline(&shared.rt, timeout, |cx| shared.poll_send(&msg, cx)).await
+        with_deadline(&shared.rt, deadline_after(timeout), |cx| {
+            shared.poll_send(&msg, cx)
+        })
+        .await
     }
 
     /// Sends a message only if that is possible without waiting.
@@ -525,7 +534,10 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     pub async fn recv(&self) -> Result<Message> {
         let timeout = self.recv_timeout();
         let shared = self.shared();
-        with_deadline(&shared.rt, timeout, |cx| shared.poll_recv(cx)).await
+        with_deadline(&shared.rt, deadline_after(timeout), |cx| {
+            shared.poll_recv(cx)
+        })
+        .await
     }
 
     /// Receives a message only if one is ready now.
@@ -544,10 +556,48 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         }
     }
 
-    /// Closes the socket: its endpoints stop, its pipes close, blocked calls return
-    /// [`Error::Closed`]. Also happens when the last clone is dropped.
+    /// Closes the socket and waits until every pipe has written out what was already sent
+    /// (at most the linger time, 1 s by default). Endpoints stop at once and blocked calls
+    /// return [`Error::Closed`]. Dropping the last clone closes too, without waiting.
+    pub async fn close_and_flush(&self) {
+        let shared = self.shared();
+        shared.close();
+        std::future::poll_fn(|cx| {
+            let mut st = shared.lock();
+            if st.pipes.is_empty() {
+                Poll::Ready(())
+            } else {
+                st.close_waiters.register(cx.waker());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Starts closing the socket without waiting (see [`Socket::close_and_flush`]).
     pub fn close(&self) {
         self.shared().close();
+    }
+
+    /// Sends like [`Socket::send`], but waits at most until `deadline` (ignoring the send
+    /// timeout option).
+    ///
+    /// # Errors
+    /// As [`Socket::send`].
+    pub async fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> Result<()> {
+        let msg = msg.into();
+        let shared = self.shared();
+        with_deadline(&shared.rt, Some(deadline), |cx| shared.poll_send(&msg, cx)).await
+    }
+
+    /// Receives like [`Socket::recv`], but waits at most until `deadline` (ignoring the receive
+    /// timeout option).
+    ///
+    /// # Errors
+    /// As [`Socket::recv`].
+    pub async fn recv_until(&self, deadline: Instant) -> Result<Message> {
+        let shared = self.shared();
+        with_deadline(&shared.rt, Some(deadline), |cx| shared.poll_recv(cx)).await
     }
 
     /// Returns a copy of the socket's options.
@@ -636,15 +686,24 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     }
 }
 
-/// Polls `poll` until it is ready, or fails with [`Error::TimedOut`] once `timeout` passes.
-/// A zero timeout makes one attempt and reports [`Error::WouldBlock`]... as NNG's non-blocking
-/// calls do it reports [`Error::TimedOut`] only for real waits.
+/// Turns a timeout option into a deadline; a zero timeout becomes "now" (one attempt only).
+fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future))
+}
+
+fn far_future() -> Instant {
+    // About 30 years: "forever" for any socket, and safe from Instant overflow.
+    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+}
+
+/// Polls `poll` until it is ready, or gives up at `deadline`: with [`Error::WouldBlock`] when
+/// the deadline had already passed at the first attempt (a non-blocking call, as NNG's zero
+/// timeout), and [`Error::TimedOut`] after a real wait.
 async fn with_deadline<R: Runtime, T>(
     rt: &R,
-    timeout: Option<Duration>,
+    deadline: Option<Instant>,
     mut poll: impl FnMut(&mut Context<'_>) -> Poll<Result<T>>,
 ) -> Result<T> {
-    let deadline = timeout.map(|t| Instant::now() + t);
     let mut sleep: Option<Box<dyn Sleep>> = None;
     let mut first = true;
     std::future::poll_fn(|cx| {
@@ -654,11 +713,12 @@ async fn with_deadline<R: Runtime, T>(
         let Some(deadline) = deadline else {
             return Poll::Pending;
         };
-        if timeout == Some(Duration::ZERO) && first {
+        let expired = Instant::now() >= deadline;
+        if expired && first {
             return Poll::Ready(Err(Error::WouldBlock));
         }
         first = false;
-        if Instant::now() >= deadline {
+        if expired {
             return Poll::Ready(Err(Error::TimedOut));
         }
         let s = sleep.get_or_insert_with(|| rt.sleep_until(deadline));

@@ -28,6 +28,7 @@ use std::time::Instant;
 use crate::{Message, PipeId, ProtocolId};
 
 pub mod pair;
+pub mod pair1;
 pub mod pipeline;
 pub mod reqrep;
 mod shared;
@@ -140,6 +141,15 @@ pub enum RecvError {
     /// The pipe carrying the outstanding request closed and resending is disabled.
     #[error("the connection carrying the request was lost")]
     ConnectionReset,
+}
+
+/// Why a configuration value was rejected when it was set.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The maximum TTL must be within `1..=255`.
+    #[error("max ttl {0} is outside 1..=255")]
+    MaxTtlOutOfRange(u8),
 }
 
 /// One SP socket role as a sans-IO state machine. See the module docs for the drive loop.

@@ -1,14 +1,11 @@
 //! PAIR v0, the exclusive one-to-one role (SP-PROTOCOLS.md section 4.1,
 //! `rfc/sp-pair-01` in nanomsg/nanomsg). Messages carry no header.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
-use bytes::Bytes;
-
-use crate::protocol::shared::{PipeSet, RecvQueue};
-use crate::protocol::{Event, Input, PipeCloseReason, Protocol, RecvError, SendError, Transmit};
-use crate::{Message, PipeId, ProtocolId};
+use crate::protocol::shared::{forward_to_single_peer, Inbound, SinglePeer};
+use crate::protocol::{Input, Protocol, SendError};
+use crate::{Message, ProtocolId};
 
 /// How many received messages PAIR holds before it pauses its pipe.
 pub const DEFAULT_RECV_BUFFER: usize = 128;
@@ -32,8 +29,9 @@ impl Default for PairConfig {
 /// The PAIR v0 role (SP type 16): talks to exactly one PAIR v0 peer at a time.
 ///
 /// Follows SP-PROTOCOLS.md section 4.1. A second pipe that arrives while one is attached is
-/// refused with [`PipeCloseReason::Busy`]; its dialer keeps retrying and takes over once the
-/// first peer leaves. Sending applies back-pressure: nothing is ever dropped.
+/// refused with [`PipeCloseReason::Busy`](crate::protocol::PipeCloseReason::Busy); its dialer
+/// keeps retrying and takes over once the first peer leaves. Sending applies back-pressure:
+/// nothing is ever dropped.
 ///
 /// ```text
 ///                PipeAdded (a PAIR v0 peer)
@@ -53,29 +51,27 @@ impl Default for PairConfig {
 /// queue drains below `recv_buffer`; [`Event::ClosePipe`] for a second or a wrong peer.
 ///
 /// **Timers.** None.
+///
+/// [`Event::Readable`]: crate::protocol::Event::Readable
+/// [`Event::Writable`]: crate::protocol::Event::Writable
+/// [`Event::ResumeReceiving`]: crate::protocol::Event::ResumeReceiving
+/// [`Event::ClosePipe`]: crate::protocol::Event::ClosePipe
 #[derive(Debug)]
 pub struct Pair {
-    /// Holds at most one pipe.
-    pipes: PipeSet,
-    queue: RecvQueue<Bytes>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<Event>,
+    core: SinglePeer,
 }
 
 impl Pair {
     /// Creates a PAIR v0 socket core with no pipe.
     pub fn new(config: PairConfig) -> Self {
         Self {
-            pipes: PipeSet::default(),
-            queue: RecvQueue::new(config.recv_buffer),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            core: SinglePeer::new(ProtocolId::PAIR0, config.recv_buffer),
         }
     }
 
     /// Returns true while a peer is attached.
     pub fn is_attached(&self) -> bool {
-        !self.pipes.is_empty()
+        self.core.is_attached()
     }
 }
 
@@ -86,86 +82,26 @@ impl Protocol for Pair {
 
     /// Applies a pipe input; see the type docs for what each input does.
     fn handle(&mut self, input: Input, _now: Instant) {
-        let was_writable = self.pipes.has_writable();
-        match input {
-            Input::PipeAdded { pipe, peer } => {
-                if peer != self.peer_protocol() {
-                    let reason = PipeCloseReason::IncompatiblePeer(peer);
-                    self.events.push_back(Event::ClosePipe { pipe, reason });
-                } else if self.is_attached() {
-                    if !self.pipes.contains(pipe) {
-                        let reason = PipeCloseReason::Busy;
-                        self.events.push_back(Event::ClosePipe { pipe, reason });
-                    }
-                } else {
-                    self.pipes.insert(pipe);
-                }
-            }
-            Input::PipeRemoved { pipe } => {
-                if self.pipes.remove(pipe) {
-                    self.queue.forget_pipe(pipe);
-                }
-            }
-            Input::PipeWritable { pipe } => {
-                self.pipes.set_writable(pipe);
-            }
-            Input::Received { pipe, msg } => {
-                if self.pipes.contains(pipe) && self.queue.push(pipe, msg.to_contiguous()) {
-                    self.events.push_back(Event::Readable);
-                }
-            }
-        }
-        if !was_writable && self.pipes.has_writable() {
-            self.events.push_back(Event::Writable);
-        }
+        self.core.handle(input, Inbound::Deliver);
     }
 
-    /// Does nothing: PAIR v0 has no timers.
-    fn handle_timeout(&mut self, _now: Instant) {}
-
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
-    }
-
-    fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-
-    fn is_receiving(&self, pipe: PipeId) -> bool {
-        self.pipes.contains(pipe) && !self.queue.is_paused(pipe)
-    }
-
-    /// Queues `msg` for the peer.
+    /// Queues `msg` for the peer, header and body as given.
     ///
     /// # Errors
     /// [`SendError::WouldBlock`] when no peer is attached or its pipe is busy; retry after
-    /// [`Event::Writable`].
+    /// [`Event::Writable`](crate::protocol::Event::Writable).
     fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
-        let pipe = self.pipes.take_next().ok_or(SendError::WouldBlock)?;
-        self.transmits.push_back(Transmit { pipe, msg });
-        Ok(())
+        self.core.send(msg)
     }
 
-    /// Takes the oldest queued message. May queue [`Event::ResumeReceiving`].
-    ///
-    /// # Errors
-    /// [`RecvError::WouldBlock`] when nothing is queued.
-    fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
-        let (_pipe, body) = self
-            .queue
-            .pop(&mut self.events)
-            .ok_or(RecvError::WouldBlock)?;
-        Ok(Message::new(body))
-    }
+    forward_to_single_peer!();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{Event, PipeCloseReason};
+    use crate::PipeId;
 
     fn p(n: u32) -> PipeId {
         PipeId::new(n).unwrap()

@@ -15,7 +15,7 @@ use crate::backtrace::{
     read_word, split_backtrace, BacktraceError, RequestId, RequestIdSequence, DEFAULT_MAX_TTL,
     WORD_LEN,
 };
-use crate::protocol::shared::{deadline_after, PipeSet, RecvQueue, TimerTable};
+use crate::protocol::shared::{check_max_ttl, deadline_after, PipeSet, RecvQueue, TimerTable};
 use crate::protocol::{Event, Input, PipeCloseReason, Protocol, RecvError, SendError, Transmit};
 use crate::{Message, PipeId, ProtocolId};
 
@@ -26,14 +26,8 @@ pub const DEFAULT_RESEND_INTERVAL: Duration = Duration::from_secs(60);
 /// How many received requests REP holds before it pauses the pipes that feed it.
 pub const DEFAULT_RECV_BUFFER: usize = 128;
 
-/// Why a configuration value was rejected when it was set.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// The maximum TTL must be within `1..=255`.
-    #[error("max ttl {0} is outside 1..=255")]
-    MaxTtlOutOfRange(u8),
-}
+// [`Rep::set_max_ttl`] returns it, so it is reachable from this module too.
+pub use crate::protocol::ConfigError;
 
 /// Settings for [`Req`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -395,10 +389,7 @@ impl Rep {
     /// # Errors
     /// [`ConfigError::MaxTtlOutOfRange`] for 0.
     pub fn set_max_ttl(&mut self, max_ttl: u8) -> Result<(), ConfigError> {
-        if max_ttl == 0 {
-            return Err(ConfigError::MaxTtlOutOfRange(max_ttl));
-        }
-        self.max_ttl = max_ttl;
+        self.max_ttl = check_max_ttl(max_ttl)?;
         Ok(())
     }
 

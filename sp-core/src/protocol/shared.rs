@@ -1,11 +1,14 @@
 //! Building blocks shared by the protocol state machines: the ordered pipe set with its
-//! round-robin ready list, the bounded receive queue that pauses pipes, and the timer table.
+//! round-robin ready list, the bounded receive queue that pauses pipes, the one-peer core of
+//! the PAIR versions, and the timer table.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
-use crate::protocol::Event;
-use crate::PipeId;
+use bytes::Bytes;
+
+use crate::protocol::{ConfigError, Event, Input, PipeCloseReason, RecvError, SendError, Transmit};
+use crate::{Message, PipeId, ProtocolId};
 
 /// The attached pipes of one socket and which of them can take a message now.
 ///
@@ -181,6 +184,195 @@ impl<T> RecvQueue<T> {
     pub(crate) fn forget_pipe(&mut self, pipe: PipeId) {
         self.paused.retain(|p| *p != pipe);
     }
+}
+
+/// What an exclusive socket does with a message that arrived on its pipe, decided by the
+/// protocol's header rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Inbound {
+    /// Queue this body (header already stripped) for the application.
+    Deliver(Bytes),
+    /// Discard the message and keep the pipe (for example: too many hops).
+    Drop,
+    /// The message is garbage: close the pipe with [`PipeCloseReason::MalformedHeader`].
+    Kick,
+}
+
+/// The exclusive one-peer core that PAIR v0 and PAIR v1 share (SP-PROTOCOLS.md sections 4.1
+/// and 4.2): at most one pipe, a second one refused with [`PipeCloseReason::Busy`], sends that
+/// block while the pipe is busy, and a [`RecvQueue`] that pauses the pipe when full.
+///
+/// The owner supplies the header rules: [`SinglePeer::handle`] takes a decoder for received
+/// bodies, and [`SinglePeer::send`] writes the message exactly as given.
+#[derive(Debug)]
+pub(crate) struct SinglePeer {
+    /// The one protocol a peer must announce.
+    peer: ProtocolId,
+    /// Holds at most one pipe.
+    pipes: PipeSet,
+    queue: RecvQueue<Bytes>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+impl SinglePeer {
+    /// Creates a core with no pipe that accepts peers announcing `peer`.
+    pub(crate) fn new(peer: ProtocolId, recv_buffer: usize) -> Self {
+        Self {
+            peer,
+            pipes: PipeSet::default(),
+            queue: RecvQueue::new(recv_buffer),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Returns true while a peer is attached.
+    pub(crate) fn is_attached(&self) -> bool {
+        !self.pipes.is_empty()
+    }
+
+    /// Applies a pipe input. `decode` sees the body of every message received on the attached
+    /// pipe and says what to do with it.
+    pub(crate) fn handle(&mut self, input: Input, decode: impl FnOnce(Bytes) -> Inbound) {
+        let was_writable = self.pipes.has_writable();
+        match input {
+            Input::PipeAdded { pipe, peer } => {
+                if peer != self.peer {
+                    let reason = PipeCloseReason::IncompatiblePeer(peer);
+                    self.events.push_back(Event::ClosePipe { pipe, reason });
+                } else if self.is_attached() {
+                    if !self.pipes.contains(pipe) {
+                        let reason = PipeCloseReason::Busy;
+                        self.events.push_back(Event::ClosePipe { pipe, reason });
+                    }
+                } else {
+                    self.pipes.insert(pipe);
+                }
+            }
+            Input::PipeRemoved { pipe } => self.detach(pipe),
+            Input::PipeWritable { pipe } => {
+                self.pipes.set_writable(pipe);
+            }
+            Input::Received { pipe, msg } if self.pipes.contains(pipe) => {
+                match decode(msg.to_contiguous()) {
+                    Inbound::Deliver(body) => {
+                        if self.queue.push(pipe, body) {
+                            self.events.push_back(Event::Readable);
+                        }
+                    }
+                    Inbound::Drop => {}
+                    Inbound::Kick => {
+                        let reason = PipeCloseReason::MalformedHeader;
+                        self.events.push_back(Event::ClosePipe { pipe, reason });
+                        // Forget it now, so nothing more is sent there and its successor
+                        // is not refused as a second peer.
+                        self.detach(pipe);
+                    }
+                }
+            }
+            Input::Received { .. } => {}
+        }
+        if !was_writable && self.pipes.has_writable() {
+            self.events.push_back(Event::Writable);
+        }
+    }
+
+    /// Returns the next message to write, if any.
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Returns the next event, if any.
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Returns true while `pipe` is the attached pipe and the receive queue has room.
+    pub(crate) fn is_receiving(&self, pipe: PipeId) -> bool {
+        self.pipes.contains(pipe) && !self.queue.is_paused(pipe)
+    }
+
+    /// Queues `msg`, unchanged, for the peer.
+    ///
+    /// # Errors
+    /// [`SendError::WouldBlock`] when no peer is attached or its pipe is busy.
+    pub(crate) fn send(&mut self, msg: Message) -> Result<(), SendError> {
+        let pipe = self.pipes.take_next().ok_or(SendError::WouldBlock)?;
+        self.transmits.push_back(Transmit { pipe, msg });
+        Ok(())
+    }
+
+    /// Takes the oldest queued body as a message with an empty header. May queue
+    /// [`Event::ResumeReceiving`].
+    ///
+    /// # Errors
+    /// [`RecvError::WouldBlock`] when nothing is queued.
+    pub(crate) fn recv(&mut self) -> Result<Message, RecvError> {
+        let (_pipe, body) = self
+            .queue
+            .pop(&mut self.events)
+            .ok_or(RecvError::WouldBlock)?;
+        Ok(Message::new(body))
+    }
+
+    /// Forgets `pipe` if it is the attached one. Messages it delivered stay queued.
+    fn detach(&mut self, pipe: PipeId) {
+        if self.pipes.remove(pipe) {
+            self.queue.forget_pipe(pipe);
+        }
+    }
+}
+
+/// Writes the [`Protocol`](crate::protocol::Protocol) methods an exclusive socket forwards
+/// unchanged to its [`SinglePeer`] field `core`. The caller writes `protocol`, `handle` and
+/// `send`, where the versions differ.
+macro_rules! forward_to_single_peer {
+    () => {
+        /// Does nothing: PAIR has no timers.
+        fn handle_timeout(&mut self, _now: ::std::time::Instant) {}
+
+        fn poll_transmit(&mut self) -> Option<$crate::protocol::Transmit> {
+            self.core.poll_transmit()
+        }
+
+        fn poll_event(&mut self) -> Option<$crate::protocol::Event> {
+            self.core.poll_event()
+        }
+
+        fn poll_timeout(&self) -> Option<::std::time::Instant> {
+            None
+        }
+
+        fn is_receiving(&self, pipe: $crate::PipeId) -> bool {
+            self.core.is_receiving(pipe)
+        }
+
+        /// Takes the oldest queued message, header stripped. May queue
+        /// [`Event::ResumeReceiving`](crate::protocol::Event::ResumeReceiving).
+        ///
+        /// # Errors
+        /// [`RecvError::WouldBlock`](crate::protocol::RecvError::WouldBlock) when nothing is
+        /// queued.
+        fn recv(
+            &mut self,
+            _now: ::std::time::Instant,
+        ) -> Result<$crate::Message, $crate::protocol::RecvError> {
+            self.core.recv()
+        }
+    };
+}
+pub(crate) use forward_to_single_peer;
+
+/// Checks a maximum hop count (TTL) set by the application: `1..=255`.
+///
+/// # Errors
+/// [`ConfigError::MaxTtlOutOfRange`] for 0.
+pub(crate) fn check_max_ttl(max_ttl: u8) -> Result<u8, ConfigError> {
+    if max_ttl == 0 {
+        return Err(ConfigError::MaxTtlOutOfRange(max_ttl));
+    }
+    Ok(max_ttl)
 }
 
 /// A fixed table of `N` optional deadlines, indexed by a protocol's timer enum.

@@ -14,7 +14,8 @@
 //!   raw_local_lat | raw_remote_lat | raw_local_thr | raw_remote_thr <tcp-url> <msg-size> <count>
 //! ```
 //!
-//! Errors print one line to stderr and exit with status 2, as NNG's `die` does.
+//! Every mode uses PAIR v1 on both sides, as NNG's perf does; the inproc modes can pick other
+//! sockets. Errors print one line to stderr and exit with status 2, as NNG's `die` does.
 
 pub mod raw;
 pub mod report;
@@ -180,7 +181,7 @@ fn inproc_opts(mode: Mode, args: &[String]) -> Result<(Pattern, Option<String>, 
         "pipeline0",
         "url",
     ];
-    let mut pattern = Pattern::PAIR0;
+    let mut pattern = Pattern::PAIR1;
     let mut url = None;
     let mut i = 0;
     while i < args.len() {
@@ -330,7 +331,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 url: args[0].clone(),
                 size: parse_int(&args[1], "message size")? as usize,
                 count: parse_int(&args[2], what)?,
-                pattern: Pattern::PAIR0,
+                pattern: Pattern::PAIR1,
                 threads,
             }
         }
@@ -479,7 +480,7 @@ mod tests {
             (j.mode, j.url.as_str(), j.size, j.count),
             (Mode::LocalLat, "tcp://127.0.0.1:5555", 64, 1000)
         );
-        assert_eq!((j.pattern, j.threads), (Pattern::PAIR0, 2));
+        assert_eq!((j.pattern, j.threads), (Pattern::PAIR1, 2));
         let j = job(&[
             "--threads",
             "4",
@@ -539,10 +540,15 @@ mod tests {
         let j = job(&["inproc_lat", "64", "100"]).unwrap();
         assert_eq!(
             (j.url.as_str(), j.pattern),
-            (INPROC_LAT_URL, Pattern::PAIR0)
+            (INPROC_LAT_URL, Pattern::PAIR1)
         );
         let j = job(&["inproc_thr", "64", "100"]).unwrap();
-        assert_eq!(j.url, INPROC_THR_URL);
+        assert_eq!(
+            (j.url.as_str(), j.pattern),
+            (INPROC_THR_URL, Pattern::PAIR1)
+        );
+        let j = job(&["inproc_thr", "--pair0", "64", "100"]).unwrap();
+        assert_eq!(j.pattern, Pattern::PAIR0);
         let j = job(&["inproc_lat", "--reqrep0", "--url=inproc://x", "64", "100"]).unwrap();
         assert_eq!(
             (j.url.as_str(), j.pattern),

@@ -18,7 +18,7 @@ use super::report::{LatencyReport, ThroughputReport};
 use super::PerfError;
 use crate::socket::{AnySocket, Protocol};
 
-/// Which sockets a test uses: NNG's default is PAIR for both sides.
+/// Which sockets a test uses: NNG's default is PAIR v1 for both sides, in every mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pattern {
     /// The dialing side.
@@ -28,7 +28,7 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    /// PAIR v0 on both sides (NNG's perf uses PAIR v1 when built with it).
+    /// PAIR v0 on both sides (`inproc_lat --pair0`, `inproc_thr --pair0`).
     pub const PAIR0: Pattern = Pattern {
         client: Protocol::Pair0,
         server: Protocol::Pair0,

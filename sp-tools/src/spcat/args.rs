@@ -282,7 +282,7 @@ pub fn usage() -> String {
   --respondent0          (or alias --respondent) [not supported yet]
   --bus0                 (or alias --bus)       [not supported yet]
   --pair0
-  --pair1                                       [not supported yet]
+  --pair1
   --pair                 (alias for pair1, or pair0 with --compat)
 
 <addr> must be one or more of:

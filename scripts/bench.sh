@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Runs the BENCHMARKS.md table: sp-perf (tokio), a raw-TCP baseline with the same 8-byte length
+# framing, and NNG 1.11's perf tools, one after another in the same run on this machine.
+#
+#   scripts/bench.sh [thr-count] [lat-roundtrips] [repeats]
+#
+# Every figure is the median of `repeats` runs. Prints a Markdown table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+thr_count=${1:-1000000}
+lat_trips=${2:-20000}
+repeats=${3:-3}
+cargo build -q --release -p sp-tools
+scripts/build-nng-perf.sh >/dev/null
+sp=target/release/sp-perf
+nng=target/nng-perf/bin
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+port=$((20000 + RANDOM % 20000))
+
+wait_listening() { # url
+  local url=$1 i
+  for i in $(seq 1 500); do
+    case $url in
+      tcp://*) local hp=${url#tcp://}; (exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}") 2>/dev/null && return 0 ;;
+      ipc://*) [ -S "${url#ipc://}" ] && return 0 ;;
+    esac
+    sleep 0.01
+  done
+  echo "listener at $url did not come up" >&2; return 1
+}
+
+# pair_run <server cmd...> -- <client cmd...>: starts the server, waits for it, runs the client;
+# prints the combined output of both.
+pair_run() {
+  local server=() client=() url
+  while [ "$1" != "--" ]; do server+=("$1"); shift; done; shift
+  client=("$@")
+  url=${server[1]}
+  [ "${server[0]}" = "$sp" ] && url=${server[2]}
+  "${server[@]}" >"$tmp/server.out" 2>&1 &
+  local spid=$!
+  wait_listening "$url"
+  "${client[@]}" >"$tmp/client.out" 2>&1 || true
+  wait $spid || true
+  cat "$tmp/server.out" "$tmp/client.out"
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+measure() { # label field-regex then command (as pair_run args or a single command)
+  local label=$1 regex=$2; shift 2
+  local vals=() i v
+  for i in $(seq 1 "$repeats"); do
+    port=$((port + 1))
+    local args=("${@//PORT/$port}")
+    if printf '%s\n' "${args[@]}" | grep -qx -- '--'; then
+      v=$(pair_run "${args[@]}" | grep -E "$regex" | head -1 | sed -E 's/.*: ([0-9.]+).*/\1/')
+    else
+      v=$("${args[@]}" 2>&1 | grep -E "$regex" | head -1 | sed -E 's/.*: ([0-9.]+).*/\1/')
+    fi
+    vals+=("${v:-nan}")
+  done
+  printf '%s\n' "${vals[@]}" | median > "$tmp/m"
+  echo "$label|$(cat "$tmp/m")|${vals[*]}"
+}
+
+T=tcp://127.0.0.1:PORT
+I=ipc://$tmp/bench-PORT.sock
+R="throughput: [0-9.]+ \[msg/s\]"
+L="average latency"
+{
+  echo "## 64 B messages: throughput (msg/s, higher is better)"
+  measure "tcp  sp-rs -> sp-rs"        "$R" $sp local_thr $T 64 $thr_count -- $sp remote_thr $T 64 $thr_count
+  measure "tcp  raw baseline"          "$R" $sp raw_local_thr $T 64 $thr_count -- $sp raw_remote_thr $T 64 $thr_count
+  measure "tcp  NNG -> NNG"            "$R" $nng/local_thr $T 64 $thr_count -- $nng/remote_thr $T 64 $thr_count
+  measure "tcp  sp-rs -> NNG"          "$R" $nng/local_thr $T 64 $thr_count -- $sp remote_thr $T 64 $thr_count
+  measure "tcp  NNG -> sp-rs"          "$R" $sp local_thr $T 64 $thr_count -- $nng/remote_thr $T 64 $thr_count
+  measure "ipc  sp-rs -> sp-rs"        "$R" $sp local_thr $I 64 $thr_count -- $sp remote_thr $I 64 $thr_count
+  measure "ipc  NNG -> NNG"            "$R" $nng/local_thr $I 64 $thr_count -- $nng/remote_thr $I 64 $thr_count
+  measure "inproc sp-rs"               "$R" $sp inproc_thr 64 $thr_count
+  measure "inproc NNG"                 "$R" $nng/inproc_thr 64 $thr_count
+  echo "## 64 B messages: one-way latency (us, lower is better)"
+  measure "tcp  sp-rs <-> sp-rs"       "$L" $sp local_lat $T 64 $lat_trips -- $sp remote_lat $T 64 $lat_trips
+  measure "tcp  raw baseline"          "$L" $sp raw_local_lat $T 64 $lat_trips -- $sp raw_remote_lat $T 64 $lat_trips
+  measure "tcp  NNG <-> NNG"           "$L" $nng/local_lat $T 64 $lat_trips -- $nng/remote_lat $T 64 $lat_trips
+  measure "ipc  sp-rs <-> sp-rs"       "$L" $sp local_lat $I 64 $lat_trips -- $sp remote_lat $I 64 $lat_trips
+  measure "ipc  NNG <-> NNG"           "$L" $nng/local_lat $I 64 $lat_trips -- $nng/remote_lat $I 64 $lat_trips
+  measure "inproc sp-rs"               "$L" $sp inproc_lat 64 $lat_trips
+  measure "inproc NNG"                 "$L" $nng/inproc_lat 64 $lat_trips
+} | awk -F'|' 'BEGIN {print "| case | median | runs |"; print "|---|---|---|"}
+               /^##/ {print "| **" substr($0, 4) "** | | |"; next}
+               {print "| " $1 " | " $2 " | " $3 " |"}'

@@ -1,0 +1,378 @@
+//! PAIR v1, the exclusive one-to-one role with a hop count (SP-PROTOCOLS.md section 4.2,
+//! NNG's `pair1` in mono mode). Each message carries one 32-bit big-endian hop-count word.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::backtrace::{read_word, WORD_LEN};
+use crate::protocol::shared::{check_max_ttl, forward_to_single_peer, Inbound, SinglePeer};
+use crate::protocol::{ConfigError, Input, Protocol, SendError};
+use crate::{Message, ProtocolId};
+
+/// How many received messages PAIR v1 holds before it pauses its pipe.
+pub const DEFAULT_RECV_BUFFER: usize = 128;
+
+/// The default largest hop count a received message may carry: 8, as in NNG and mangos.
+pub const DEFAULT_MAX_TTL: u8 = 8;
+
+/// The header a cooked sender writes: hop count 1, since NNG counts the first hop on send.
+const FIRST_HOP_HEADER: [u8; WORD_LEN] = [0x00, 0x00, 0x00, 0x01];
+
+/// The largest well-formed hop-count word: the count lives in the low byte and the upper
+/// 24 bits must be zero.
+const MAX_HOP_WORD: u32 = 0xFF;
+
+/// Settings for [`Pair1`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pair1Config {
+    /// The largest hop count a received message may carry; messages with more are dropped.
+    /// Default: 8. Range `1..=255` (NNG allows 1–15, mangos 1–255); 0 counts as 1.
+    pub max_ttl: u8,
+    /// How many received messages may wait for [`Protocol::recv`] before the pipe is paused.
+    /// Default: 128. 0 counts as 1.
+    pub recv_buffer: usize,
+}
+
+impl Default for Pair1Config {
+    fn default() -> Self {
+        Self {
+            max_ttl: DEFAULT_MAX_TTL,
+            recv_buffer: DEFAULT_RECV_BUFFER,
+        }
+    }
+}
+
+/// The cooked PAIR v1 role (SP type 17, `pair1`) in mono mode: talks to exactly one PAIR v1
+/// peer at a time, with a hop count in front of every message.
+///
+/// Follows SP-PROTOCOLS.md section 4.2 with NNG's wire behaviour. The header is one
+/// big-endian word, `00 00 00 hops`:
+///
+/// * **Send.** The application's header is replaced by hop count 1 (NNG counts the first hop
+///   when sending), so a peer sees `00 00 00 01` and then the body.
+/// * **Receive.** A message shorter than 4 bytes, or whose word is above `0xFF`, is garbage:
+///   the pipe is closed with [`PipeCloseReason::MalformedHeader`]. A hop count above
+///   `max_ttl` is dropped and the pipe kept. Otherwise the word is stripped and the body
+///   delivered. Hop count 0 is accepted: a cooked mangos peer sends it.
+///
+/// Everything else is PAIR v0 ([`crate::protocol::pair::Pair`]): a second pipe that arrives
+/// while one is attached is refused with [`PipeCloseReason::Busy`], and sending applies
+/// back-pressure, so nothing is ever dropped on the way out.
+///
+/// ```text
+///                PipeAdded (a PAIR v1 peer)
+///  +----------+ -------------------------> +----------+ --+ PipeAdded: ClosePipe(Busy)
+///  | Detached |                            | Attached |   | Received, hops > max_ttl:
+///  +----------+ <------------------------- +----------+ <-+ dropped, pipe kept
+///   send: WouldBlock   PipeRemoved, or Received garbage   send: Ok (header 00 00 00 01)
+///                      (< 4 bytes or word > 0xFF):        when the pipe is writable,
+///                      ClosePipe(MalformedHeader)         else WouldBlock
+///                      (queued messages stay for recv)
+/// ```
+///
+/// **Inputs.** [`Input::PipeAdded`], [`Input::PipeRemoved`], [`Input::PipeWritable`] and
+/// [`Input::Received`] for the attached pipe; inputs for any other pipe are ignored.
+///
+/// **Events.** [`Event::Readable`] when the receive queue stops being empty;
+/// [`Event::Writable`] when the pipe becomes writable; [`Event::ResumeReceiving`] once the
+/// queue drains below `recv_buffer`; [`Event::ClosePipe`] for a second or a wrong peer and
+/// for garbage.
+///
+/// **Timers.** None.
+///
+/// [`Event::Readable`]: crate::protocol::Event::Readable
+/// [`Event::Writable`]: crate::protocol::Event::Writable
+/// [`Event::ResumeReceiving`]: crate::protocol::Event::ResumeReceiving
+/// [`Event::ClosePipe`]: crate::protocol::Event::ClosePipe
+/// [`PipeCloseReason::MalformedHeader`]: crate::protocol::PipeCloseReason::MalformedHeader
+/// [`PipeCloseReason::Busy`]: crate::protocol::PipeCloseReason::Busy
+#[derive(Debug)]
+pub struct Pair1 {
+    max_ttl: u8,
+    core: SinglePeer,
+}
+
+impl Pair1 {
+    /// Creates a cooked PAIR v1 socket core with no pipe.
+    pub fn new(config: Pair1Config) -> Self {
+        Self {
+            max_ttl: config.max_ttl.max(1),
+            core: SinglePeer::new(ProtocolId::PAIR1, config.recv_buffer),
+        }
+    }
+
+    /// Sets the largest hop count a received message may carry.
+    ///
+    /// # Errors
+    /// [`ConfigError::MaxTtlOutOfRange`] for 0.
+    pub fn set_max_ttl(&mut self, max_ttl: u8) -> Result<(), ConfigError> {
+        self.max_ttl = check_max_ttl(max_ttl)?;
+        Ok(())
+    }
+
+    /// Returns the largest hop count a received message may carry.
+    pub fn max_ttl(&self) -> u8 {
+        self.max_ttl
+    }
+
+    /// Returns true while a peer is attached.
+    pub fn is_attached(&self) -> bool {
+        self.core.is_attached()
+    }
+}
+
+impl Protocol for Pair1 {
+    fn protocol(&self) -> ProtocolId {
+        ProtocolId::PAIR1
+    }
+
+    /// Applies a pipe input; see the type docs for what each input does.
+    fn handle(&mut self, input: Input, _now: Instant) {
+        let max_ttl = self.max_ttl;
+        self.core
+            .handle(input, |body| split_hop_count(body, max_ttl));
+    }
+
+    /// Queues `msg.body` for the peer behind hop count 1; `msg.header` is discarded.
+    ///
+    /// # Errors
+    /// [`SendError::WouldBlock`] when no peer is attached or its pipe is busy; retry after
+    /// [`Event::Writable`](crate::protocol::Event::Writable).
+    fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
+        let header = Bytes::from_static(&FIRST_HOP_HEADER);
+        self.core.send(Message::with_header(header, msg.body))
+    }
+
+    forward_to_single_peer!();
+}
+
+/// Applies NNG's receive rules to a wire body: garbage kicks, too many hops drops, anything
+/// else loses its hop-count word and is delivered.
+fn split_hop_count(body: Bytes, max_ttl: u8) -> Inbound {
+    match read_word(&body) {
+        None => Inbound::Kick,
+        Some(hops) if hops > MAX_HOP_WORD => Inbound::Kick,
+        Some(hops) if hops > u32::from(max_ttl) => Inbound::Drop,
+        Some(_) => Inbound::Deliver(body.slice(WORD_LEN..)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Event, PipeCloseReason, RecvError};
+    use crate::PipeId;
+
+    fn p(n: u32) -> PipeId {
+        PipeId::new(n).unwrap()
+    }
+
+    fn attached(config: Pair1Config) -> Pair1 {
+        let mut pair = Pair1::new(config);
+        pair.handle(
+            Input::PipeAdded {
+                pipe: p(1),
+                peer: ProtocolId::PAIR1,
+            },
+            Instant::now(),
+        );
+        assert_eq!(pair.poll_event(), Some(Event::Writable));
+        pair
+    }
+
+    fn wire(hops: u32, body: &[u8]) -> Message {
+        let mut bytes = hops.to_be_bytes().to_vec();
+        bytes.extend_from_slice(body);
+        Message::new(bytes)
+    }
+
+    fn receive(pair: &mut Pair1, msg: Message) {
+        pair.handle(Input::Received { pipe: p(1), msg }, Instant::now());
+    }
+
+    fn events(pair: &mut Pair1) -> Vec<Event> {
+        std::iter::from_fn(|| pair.poll_event()).collect()
+    }
+
+    fn kick() -> Event {
+        let reason = PipeCloseReason::MalformedHeader;
+        Event::ClosePipe { pipe: p(1), reason }
+    }
+
+    #[test]
+    fn pair1_send_replaces_header_with_one_hop() {
+        let now = Instant::now();
+        let mut pair = attached(Pair1Config::default());
+
+        pair.send(Message::with_header(&b"junk"[..], &b"hi"[..]), now)
+            .unwrap();
+
+        let tx = pair.poll_transmit().unwrap();
+        assert_eq!(tx.pipe, p(1));
+        assert_eq!(&tx.msg.to_contiguous()[..], b"\x00\x00\x00\x01hi");
+    }
+
+    #[test]
+    fn pair1_recv_strips_hop_word_from_zero_to_max_ttl() {
+        let now = Instant::now();
+        let mut pair = attached(Pair1Config::default());
+
+        for hops in [0, 1, u32::from(DEFAULT_MAX_TTL)] {
+            receive(&mut pair, wire(hops, b"body"));
+        }
+
+        assert_eq!(events(&mut pair), vec![Event::Readable]);
+        for _ in 0..3 {
+            let msg = pair.recv(now).unwrap();
+            assert!(msg.header.is_empty());
+            assert_eq!(&msg.body[..], b"body");
+        }
+        assert_eq!(pair.recv(now), Err(RecvError::WouldBlock));
+    }
+
+    #[test]
+    fn pair1_drops_over_ttl_and_keeps_the_pipe() {
+        let now = Instant::now();
+        let mut pair = attached(Pair1Config {
+            max_ttl: 4,
+            ..Pair1Config::default()
+        });
+
+        receive(&mut pair, wire(5, b"looped"));
+        receive(&mut pair, wire(0xFF, b"looped"));
+        assert!(events(&mut pair).is_empty());
+        receive(&mut pair, wire(4, b"ok"));
+
+        assert_eq!(events(&mut pair), vec![Event::Readable]);
+        assert_eq!(&pair.recv(now).unwrap().body[..], b"ok");
+        assert!(pair.is_attached());
+    }
+
+    #[test]
+    fn pair1_kicks_hop_word_above_0xff() {
+        for word in [0x100, 0x1000, 0xDEAD_0000, u32::MAX] {
+            let mut pair = attached(Pair1Config::default());
+            receive(&mut pair, wire(word, b"x"));
+            assert_eq!(events(&mut pair), vec![kick()], "{word:#x}");
+            assert!(!pair.is_attached());
+        }
+    }
+
+    #[test]
+    fn pair1_kicks_message_shorter_than_hop_word() {
+        for short in [&b""[..], b"\x00", b"\x00\x00\x01"] {
+            let mut pair = attached(Pair1Config::default());
+            receive(&mut pair, Message::new(short));
+            assert_eq!(events(&mut pair), vec![kick()], "{short:?}");
+            assert!(!pair.is_attached());
+        }
+    }
+
+    #[test]
+    fn pair1_accepts_a_new_peer_after_kicking_one() {
+        let now = Instant::now();
+        let mut pair = attached(Pair1Config::default());
+        receive(&mut pair, Message::new(&b"\x01"[..]));
+        events(&mut pair);
+
+        receive(&mut pair, wire(1, b"late"));
+        pair.handle(
+            Input::PipeAdded {
+                pipe: p(2),
+                peer: ProtocolId::PAIR1,
+            },
+            now,
+        );
+
+        assert_eq!(events(&mut pair), vec![Event::Writable]);
+        assert_eq!(pair.recv(now), Err(RecvError::WouldBlock));
+        pair.send(Message::from("x"), now).unwrap();
+        assert_eq!(pair.poll_transmit().unwrap().pipe, p(2));
+    }
+
+    #[test]
+    fn pair1_refuses_pair0_and_second_peer() {
+        let now = Instant::now();
+        let mut pair = Pair1::new(Pair1Config::default());
+        pair.handle(
+            Input::PipeAdded {
+                pipe: p(1),
+                peer: ProtocolId::PAIR0,
+            },
+            now,
+        );
+        let reason = PipeCloseReason::IncompatiblePeer(ProtocolId::PAIR0);
+        assert_eq!(
+            events(&mut pair),
+            vec![Event::ClosePipe { pipe: p(1), reason }]
+        );
+        assert!(!pair.is_attached());
+
+        let mut pair = attached(Pair1Config::default());
+        pair.handle(
+            Input::PipeAdded {
+                pipe: p(2),
+                peer: ProtocolId::PAIR1,
+            },
+            now,
+        );
+        let reason = PipeCloseReason::Busy;
+        assert_eq!(
+            events(&mut pair),
+            vec![Event::ClosePipe { pipe: p(2), reason }]
+        );
+    }
+
+    #[test]
+    fn pair1_send_blocks_while_pipe_busy() {
+        let now = Instant::now();
+        let mut pair = Pair1::new(Pair1Config::default());
+        assert_eq!(
+            pair.send(Message::from("x"), now),
+            Err(SendError::WouldBlock)
+        );
+        let mut pair = attached(Pair1Config::default());
+
+        pair.send(Message::from("x"), now).unwrap();
+        assert_eq!(
+            pair.send(Message::from("y"), now),
+            Err(SendError::WouldBlock)
+        );
+        pair.handle(Input::PipeWritable { pipe: p(1) }, now);
+
+        assert_eq!(events(&mut pair), vec![Event::Writable]);
+        pair.send(Message::from("y"), now).unwrap();
+        assert_eq!(std::iter::from_fn(|| pair.poll_transmit()).count(), 2);
+    }
+
+    #[test]
+    fn pair1_max_ttl_accepts_1_to_255() {
+        let mut pair = Pair1::new(Pair1Config::default());
+        assert_eq!(pair.max_ttl(), DEFAULT_MAX_TTL);
+        assert_eq!(pair.set_max_ttl(0), Err(ConfigError::MaxTtlOutOfRange(0)));
+        assert_eq!(pair.max_ttl(), DEFAULT_MAX_TTL);
+        pair.set_max_ttl(1).unwrap();
+        pair.set_max_ttl(255).unwrap();
+        assert_eq!(pair.max_ttl(), 255);
+        let zero = Pair1::new(Pair1Config {
+            max_ttl: 0,
+            ..Pair1Config::default()
+        });
+        assert_eq!(zero.max_ttl(), 1);
+    }
+
+    #[test]
+    fn pair1_ttl_15_passes_hop_15_and_drops_16() {
+        // NNG's test_pair1_ttl with ttl-max 15, seen from the receiver.
+        let now = Instant::now();
+        let mut pair = attached(Pair1Config::default());
+        pair.set_max_ttl(15).unwrap();
+
+        receive(&mut pair, wire(16, b"over"));
+        receive(&mut pair, wire(15, b"edge"));
+
+        assert_eq!(&pair.recv(now).unwrap().body[..], b"edge");
+        assert_eq!(pair.recv(now), Err(RecvError::WouldBlock));
+    }
+}
