@@ -349,8 +349,11 @@ pub fn run(job: &Job) -> Result<String, PerfError> {
         .enable_all()
         .build()
         .map_err(|e| PerfError(format!("cannot start the runtime: {e}")))?;
-    let (url, size, count, pattern) = (job.url.as_str(), job.size, job.count, job.pattern);
-    rt.block_on(async move {
+    let job = job.clone();
+    // The body runs as a spawned task, on a worker thread beside the socket's pipe tasks: from
+    // `block_on` it would run on the main thread and every hand-off would cross threads.
+    let body = async move {
+        let (url, size, count, pattern) = (job.url.as_str(), job.size, job.count, job.pattern);
         Ok(match job.mode {
             Mode::LocalLat => {
                 sp::latency_server(pattern, url, size, count, None).await?;
@@ -379,6 +382,11 @@ pub fn run(job: &Job) -> Result<String, PerfError> {
                 String::new()
             }
         })
+    };
+    rt.block_on(async move {
+        tokio::spawn(body)
+            .await
+            .map_err(|e| PerfError(format!("benchmark task failed: {e}")))?
     })
 }
 
