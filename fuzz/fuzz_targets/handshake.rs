@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sp_core::fuzzing::handshake(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sp_core::fuzzing::handshake(data, std::time::Instant::now()));

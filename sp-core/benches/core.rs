@@ -1,6 +1,7 @@
 //! Per-message cost of the sans-IO pieces on the hot path: framing and protocol cores.
 //!
 //! `cargo bench -p sp-core --bench core`. Numbers are recorded in BENCHMARKS.md.
+#![allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 
 use std::time::Instant;
 

@@ -97,15 +97,16 @@ pub fn frame_decoder(data: &[u8]) {
 /// Checked: it consumes at most 8 bytes and never more than given, consumes nothing once
 /// decided, accepts exactly the headers of valid peers, reports a deadline only while
 /// undecided, and reaches the same result whatever the chunking.
-pub fn handshake(data: &[u8]) {
+/// `start` is any instant (the caller reads the clock; this crate never does).
+pub fn handshake(data: &[u8], start: Instant) {
     let Some((&control, peer_bytes)) = data.split_first() else {
         return;
     };
     let local = LOCALS[usize::from(control & 0x0f)];
     let ending = (control >> 4) & 3;
-    let whole = run_handshake(local, ending, peer_bytes, &mut |rest| rest);
+    let whole = run_handshake(local, ending, peer_bytes, start, &mut |rest| rest);
     let mut rng = SplitMix64::new(fnv1a(data));
-    let chunked = run_handshake(local, ending, peer_bytes, &mut |rest| {
+    let chunked = run_handshake(local, ending, peer_bytes, start, &mut |rest| {
         1 + rng.below(rest as u64) as usize
     });
     assert_eq!(
@@ -245,11 +246,9 @@ fn run_handshake(
     local: ProtocolId,
     ending: u8,
     peer_bytes: &[u8],
+    start: Instant,
     next_chunk: &mut dyn FnMut(usize) -> usize,
 ) -> HandshakeOutcome {
-    // Any instant works as the origin: the machine only compares instants derived from it.
-    #[allow(clippy::disallowed_methods)]
-    let start = Instant::now();
     let timeout = Duration::from_secs(10);
     let mut hs = Handshake::new(local, start, timeout);
     let deadline = start + timeout;
@@ -299,6 +298,7 @@ fn fnv1a(data: &[u8]) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 mod tests {
     use super::*;
 
@@ -325,10 +325,11 @@ mod tests {
         good.extend_from_slice(b"trailing frame bytes");
         for ending in 0..4u8 {
             good[0] = 0x04 | (ending << 4);
-            handshake(&good);
-            handshake(&good[..5]);
-            handshake(&[ending << 4]);
+            let now = Instant::now();
+            handshake(&good, now);
+            handshake(&good[..5], now);
+            handshake(&[ending << 4], now);
         }
-        handshake(&[]);
+        handshake(&[], Instant::now());
     }
 }

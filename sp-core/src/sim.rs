@@ -1160,6 +1160,7 @@ fn fmt_input(input: &Input) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 mod tests {
     use super::*;
     use crate::protocol::pipeline::{Pull, PullConfig, Push, PushConfig};

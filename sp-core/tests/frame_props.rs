@@ -1,4 +1,5 @@
 //! Property tests for stream framing (spec 2.2, 2.3) and the connection header (spec 2.1).
+#![allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,5 @@
 //! Property tests: REQ/REP under pipe churn, transcript replay, and backtrace parsing.
+#![allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 
 use std::time::{Duration, Instant};
 

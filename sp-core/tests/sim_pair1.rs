@@ -1,5 +1,6 @@
 //! PAIR v1 (mono, cooked) scenarios from SP-PROTOCOLS.md sections 4.2 and 8.6, run in the
 //! simulator. A [`RawPeer`] stands in for NNG where the test needs the bytes on the wire.
+#![allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 
 use std::time::{Duration, Instant};
 

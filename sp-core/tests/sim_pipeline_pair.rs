@@ -1,4 +1,5 @@
 //! PUSH/PULL and PAIR v0 scenarios from SP-PROTOCOLS.md section 8.6, run in the simulator.
+#![allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 
 use std::time::{Duration, Instant};
 

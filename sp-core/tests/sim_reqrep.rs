@@ -1,4 +1,5 @@
 //! REQ/REP scenarios from SP-PROTOCOLS.md section 8.3, run in the deterministic simulator.
+#![allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 
 use std::time::{Duration, Instant};
 

@@ -98,6 +98,7 @@ impl Protocol for Pair {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 mod tests {
     use super::*;
     use crate::protocol::{Event, PipeCloseReason};

@@ -159,6 +159,7 @@ fn split_hop_count(body: Bytes, max_ttl: u8) -> Inbound {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 mod tests {
     use super::*;
     use crate::protocol::{Event, PipeCloseReason, RecvError};

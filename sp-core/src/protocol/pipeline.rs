@@ -257,6 +257,7 @@ impl Protocol for Pull {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 mod tests {
     use super::*;
 

@@ -588,6 +588,7 @@ fn normalize_interval(interval: Option<Duration>) -> Option<Duration> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 mod tests {
     use super::*;
 

@@ -420,6 +420,7 @@ pub(crate) fn deadline_after(now: Instant, interval: std::time::Duration) -> Opt
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 mod tests {
     use std::time::Duration;
 

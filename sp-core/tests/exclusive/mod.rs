@@ -1,5 +1,6 @@
 //! Scenarios every exclusive (PAIR v0 and PAIR v1) socket must pass, generic over the core.
 //! Shared by `sim_pipeline_pair.rs` and `sim_pair1.rs`.
+#![allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 
 use std::time::{Duration, Instant};
 
