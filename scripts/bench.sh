@@ -40,8 +40,8 @@ pair_run() {
   local server=() client=() url
   while [ "$1" != "--" ]; do server+=("$1"); shift; done; shift
   client=("$@")
-  url=${server[1]}
-  [ "${server[0]}" = "$sp" ] && url=${server[2]}
+  # The URL is the first argument that looks like one.
+  for url in "${server[@]}"; do case $url in *://*) break ;; esac; done
   "${server[@]}" >"$tmp/server.out" 2>&1 &
   local spid=$!
   wait_listening "$url"
@@ -59,7 +59,7 @@ measure() { # label field-regex then command (as pair_run args or a single comma
     port=$((port + 1))
     local args=("${@//PORT/$port}")
     if printf '%s\n' "${args[@]}" | grep -qx -- '--'; then
-      v=$(pair_run "${args[@]}" | grep -E "$regex" | head -1 | sed -E 's/.*: ([0-9.]+).*/\1/')
+      v=$(pair_run "${args[@]}" | grep -E "$regex" | head -1 | sed -E 's/.*: ?([0-9.]+).*/\1/')
     else
       v=$("${args[@]}" 2>&1 | grep -E "$regex" | head -1 | sed -E 's/.*: ([0-9.]+).*/\1/')
     fi
@@ -92,6 +92,13 @@ L="average latency"
   measure "ipc  NNG <-> NNG"           "$L" $nng/local_lat $I 64 $lat_trips -- $nng/remote_lat $I 64 $lat_trips
   measure "inproc sp-rs"               "$L" $sp inproc_lat 64 $lat_trips
   measure "inproc NNG"                 "$L" $nng/inproc_lat 64 $lat_trips
+  echo "## Peak RSS (KiB) during the tcp 64 B throughput run, receiver / sender"
+  M="rss:"
+  TS="/usr/bin/time -f rss:%M"
+  measure "sp-rs receiver (local_thr)" "$M" $TS $sp local_thr $T 64 $thr_count -- $sp remote_thr $T 64 $thr_count
+  measure "sp-rs sender (remote_thr)"  "$M" $sp local_thr $T 64 $thr_count -- $TS $sp remote_thr $T 64 $thr_count
+  measure "NNG receiver (local_thr)"   "$M" $TS $nng/local_thr $T 64 $thr_count -- $nng/remote_thr $T 64 $thr_count
+  measure "NNG sender (remote_thr)"    "$M" $nng/local_thr $T 64 $thr_count -- $TS $nng/remote_thr $T 64 $thr_count
 } | awk -F'|' 'BEGIN {print "| case | median | runs |"; print "|---|---|---|"}
                /^##/ {print "| **" substr($0, 4) "** | | |"; next}
                {print "| " $1 " | " $2 " | " $3 " |"}'
