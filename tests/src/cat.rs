@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use sp_tokio::{Pair, Pull, Push, Rep, Req};
+use sp_tokio::{Pull, Push, Rep, Req};
 
 use crate::{
     binary_payload, dial_retrying, parse_quoted_lines, payload_file, wait_for_pipes, Endpoint,
@@ -38,6 +38,8 @@ pub enum Role {
     Pull,
     /// PAIR v0.
     Pair,
+    /// PAIR v1 (nngcat only; nanomsg has no pair1).
+    Pair1,
 }
 
 /// An installed command-line peer.
@@ -81,6 +83,8 @@ impl Cat {
             (CatKind::Nngcat, Role::Push) => "--push0",
             (CatKind::Nngcat, Role::Pull) => "--pull0",
             (CatKind::Nngcat, Role::Pair) => "--pair0",
+            (CatKind::Nngcat, Role::Pair1) => "--pair1",
+            (CatKind::Nanocat, Role::Pair1) => panic!("nanocat has no pair1"),
             (CatKind::Nanocat, Role::Req) => "--req",
             (CatKind::Nanocat, Role::Rep) => "--rep",
             (CatKind::Nanocat, Role::Push) => "--push",
@@ -255,8 +259,18 @@ pub async fn peer_pull_listens_our_push_dials(peer: &Cat, t: Transport) {
 
 /// Our PAIR and the peer's PAIR swap messages both ways. `peer_mode` says who listens.
 pub async fn pair_exchange(peer: &Cat, t: Transport, peer_mode: Mode) {
+    pair_exchange_as::<sp_core::protocol::pair::Pair>(peer, t, peer_mode, Role::Pair).await;
+}
+
+/// [`pair_exchange`] with our socket of core `P` against the peer's `role` (PAIR v0 or v1).
+pub async fn pair_exchange_as<P: sp_transport::SocketCore>(
+    peer: &Cat,
+    t: Transport,
+    peer_mode: Mode,
+    role: Role,
+) {
     let ep = Endpoint::new(t);
-    let pair = Pair::new();
+    let pair = crate::Sock::<P>::new();
     pair.set_recv_timeout(Some(RECV_TIMEOUT));
     pair.set_send_timeout(Some(RECV_TIMEOUT));
     let from_peer = binary_payload(64, 11);
@@ -265,7 +279,7 @@ pub async fn pair_exchange(peer: &Cat, t: Transport, peer_mode: Mode) {
         Mode::Dial => listen_url(&pair, &ep).await,
         Mode::Listen => ep.peer_listen_url(),
     };
-    let mut cmd = peer.command(Role::Pair, peer_mode, &url);
+    let mut cmd = peer.command(role, peer_mode, &url);
     // With data, PAIR sends once and then prints what arrives until a receive times out.
     cmd.arg("--file").arg(&file).arg("--quoted");
     peer.stop_after(&mut cmd, 0, 2);

@@ -33,16 +33,6 @@ pub type Sock<P> = sp_transport::Socket<sp_tokio::Tokio, P>;
 // ---------------------------------------------------------------------------------------------
 // Peer discovery
 
-/// The install hint printed with a skip.
-fn install_hint(name: &str) -> &'static str {
-    match name {
-        "nngcat" => "apt-get install nng-utils",
-        "nanocat" => "apt-get install nanomsg-utils",
-        "pynng" => "pip install pynng",
-        _ => "apt-get install nng-utils / nanomsg-utils / pip install pynng",
-    }
-}
-
 /// Whether the environment insists that every peer is present (CI).
 pub fn peers_required() -> bool {
     std::env::var("SP_REQUIRE_PEERS").is_ok_and(|v| v == "1")
@@ -75,9 +65,8 @@ pub fn require_peer(name: &str) -> Option<PathBuf> {
     };
     if found.is_none() {
         let reason = format!(
-            "skipping: {name} not installed ({}; apt-get install nng-utils / nanomsg-utils / \
-             pip install pynng)",
-            install_hint(name)
+            "skipping: {name} not installed (apt-get install nng-utils / nanomsg-utils / pip \
+             install pynng)"
         );
         if peers_required() {
             panic!("SP_REQUIRE_PEERS=1 but {reason}");
@@ -204,13 +193,6 @@ impl Endpoint {
             Transport::Tcp => format!("tcp://127.0.0.1:{}", free_tcp_port()),
             _ => self.our_listen_url(),
         }
-    }
-
-    /// The temp dir of this endpoint's files (payload files, ipc sockets).
-    pub fn scratch_dir(&self) -> &TempIpcDir {
-        self.ipc
-            .as_ref()
-            .expect("scratch dir only exists for ipc endpoints")
     }
 }
 

@@ -272,3 +272,86 @@ async fn our_push_round_robins_over_three_nngcat_pulls() {
     all.sort();
     assert_eq!(all, msgs);
 }
+
+// PAIR v1 (nanomsg has none): the NNG side puts a hop-count word on every message, which our
+// cooked PAIR1 must strip on receive and add on send.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nngcat_pair1_dials_our_pair1_over_tcp() {
+    let Some(p) = peer() else { return };
+    cat::pair_exchange_as::<sp_core::protocol::pair1::Pair1>(
+        &p,
+        Transport::Tcp,
+        Mode::Dial,
+        Role::Pair1,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nngcat_pair1_dials_our_pair1_over_ipc() {
+    let Some(p) = peer() else { return };
+    cat::pair_exchange_as::<sp_core::protocol::pair1::Pair1>(
+        &p,
+        Transport::Ipc,
+        Mode::Dial,
+        Role::Pair1,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_pair1_dials_nngcat_pair1_over_tcp() {
+    let Some(p) = peer() else { return };
+    cat::pair_exchange_as::<sp_core::protocol::pair1::Pair1>(
+        &p,
+        Transport::Tcp,
+        Mode::Listen,
+        Role::Pair1,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_pair1_dials_nngcat_pair1_over_ipc() {
+    let Some(p) = peer() else { return };
+    cat::pair_exchange_as::<sp_core::protocol::pair1::Pair1>(
+        &p,
+        Transport::Ipc,
+        Mode::Listen,
+        Role::Pair1,
+    )
+    .await;
+}
+
+/// Spec 8.1 #4 with a real peer: NNG's PAIR1 and our PAIR v0 never exchange a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nngcat_pair1_and_our_pair0_never_talk() {
+    let Some(p) = peer() else { return };
+    let pair = sp_tokio::Pair::new();
+    pair.set_recv_timeout(Some(std::time::Duration::from_millis(1500)));
+    let url = pair.listen("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let mut cmd = p.command(Role::Pair1, Mode::Dial, &url);
+    cmd.args([
+        "--data",
+        "from pair1",
+        "--quoted",
+        "--send-timeout",
+        "1",
+        "--recv-timeout",
+        "1",
+    ]);
+    let proc = PeerProcess::spawn("nngcat pair1", &mut cmd);
+    let r = pair.recv().await;
+    assert!(
+        r.as_ref().is_err_and(|e| e.is_timed_out()),
+        "PAIR0 received from PAIR1: {r:?}"
+    );
+    assert_eq!(pair.pipe_count(), 0, "PAIR0 kept a pipe to a PAIR1 peer");
+    let out = proc.kill();
+    assert!(
+        out.stdout.is_empty(),
+        "PAIR1 peer received something: {}",
+        out.describe()
+    );
+}

@@ -10,14 +10,14 @@ use sp_tests::{
     binary_payload, dial_retrying, encode_hex, parse_hex_lines, require_peer, wait_for_pipes,
     Endpoint, PeerOutput, PeerProcess, Transport, PEER_DEADLINE, RECV_TIMEOUT,
 };
-use sp_tokio::{Pair, Pull, Push, Rep, Req};
+use sp_tokio::{Pull, Push, Rep, Req};
 
 /// argv: ROLE MODE URL COUNT [HEX_PAYLOAD...]
 ///
 /// * req: send each payload, print each reply.
 /// * rep: receive and print a request, answer with the next payload; repeat.
 /// * push: send each payload.  pull: print COUNT messages.
-/// * pair: send each payload, then print COUNT messages.
+/// * pair, pair1: send each payload, then print COUNT messages.
 ///
 /// When the script's last act is a send (rep, push) it waits (up to 10 s) for our side to hang
 /// up before exiting, so nothing it queued is lost to an early close.
@@ -25,7 +25,8 @@ const SCRIPT: &str = r#"
 import sys, threading, pynng
 role, mode, url, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 payloads = [bytes.fromhex(h) for h in sys.argv[5:]]
-cls = dict(req=pynng.Req0, rep=pynng.Rep0, push=pynng.Push0, pull=pynng.Pull0, pair=pynng.Pair0)[role]
+cls = dict(req=pynng.Req0, rep=pynng.Rep0, push=pynng.Push0, pull=pynng.Pull0, pair=pynng.Pair0,
+           pair1=pynng.Pair1)[role]
 s = cls(recv_timeout=5000, send_timeout=5000)
 gone = threading.Event()
 s.add_post_pipe_remove_cb(lambda p: gone.set())
@@ -49,7 +50,7 @@ elif role == "push":
 elif role == "pull":
     for _ in range(count):
         show(s.recv())
-elif role == "pair":
+elif role in ("pair", "pair1"):
     for p in payloads:
         s.send(p)
     for _ in range(count):
@@ -183,21 +184,30 @@ async fn our_push_dials_pynng_pull(t: Transport) {
 }
 
 async fn pair_with_pynng(t: Transport, pynng_listens: bool) {
+    pair_like_with_pynng::<sp_core::protocol::pair::Pair>(t, pynng_listens, "pair").await;
+}
+
+/// Our PAIR (v0 or v1, by core `P`) and pynng's `role` swap messages both ways.
+async fn pair_like_with_pynng<P: sp_transport::SocketCore>(
+    t: Transport,
+    pynng_listens: bool,
+    role: &str,
+) {
     let Some(py) = python() else { return };
     let ep = Endpoint::new(t);
-    let pair = Pair::new();
+    let pair = sp_tests::Sock::<P>::new();
     pair.set_recv_timeout(Some(RECV_TIMEOUT));
     pair.set_send_timeout(Some(RECV_TIMEOUT));
     let from_peer = payloads();
     let to_peer: Vec<Vec<u8>> = vec![binary_payload(5000, 9), b"bye".to_vec()];
     let proc = if pynng_listens {
         let url = ep.peer_listen_url();
-        let proc = spawn(&py, "pair", "listen", &url, to_peer.len(), &from_peer);
+        let proc = spawn(&py, role, "listen", &url, to_peer.len(), &from_peer);
         dial_retrying(&pair, &url);
         proc
     } else {
         let url = pair.listen(&ep.our_listen_url()).await.unwrap().to_string();
-        spawn(&py, "pair", "dial", &url, to_peer.len(), &from_peer)
+        spawn(&py, role, "dial", &url, to_peer.len(), &from_peer)
     };
     for m in &from_peer {
         let got = pair.recv().await.expect("our PAIR receives");
@@ -270,4 +280,19 @@ async fn our_pair_dials_pynng_pair_over_tcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_pair_dials_pynng_pair_over_ipc() {
     pair_with_pynng(Transport::Ipc, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pynng_pair1_dials_our_pair1_over_tcp() {
+    pair_like_with_pynng::<sp_core::protocol::pair1::Pair1>(Transport::Tcp, false, "pair1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_pair1_dials_pynng_pair1_over_tcp() {
+    pair_like_with_pynng::<sp_core::protocol::pair1::Pair1>(Transport::Tcp, true, "pair1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pynng_pair1_dials_our_pair1_over_ipc() {
+    pair_like_with_pynng::<sp_core::protocol::pair1::Pair1>(Transport::Ipc, false, "pair1").await;
 }

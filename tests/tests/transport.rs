@@ -1504,3 +1504,322 @@ async fn one_socket_serves_tcp_ipc_and_inproc_endpoints_at_once() {
     want.sort();
     assert_eq!(got, want);
 }
+
+// ---------------------------------------------------------------------------------------------
+// REQ/REP state rules over a real connection (spec 4.4, 8.3 #38–#40, #52)
+
+/// 8.3 #40/#42: a new request cancels the old one; the late reply to the old one is dropped
+/// and only the new one's reply arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_request_cancels_the_old_and_its_late_reply_is_dropped_over_tcp() {
+    let rep = Rep::new();
+    timeouts(&rep, T);
+    let url = rep.listen("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let req = Req::new();
+    timeouts(&req, T);
+    req.dial(&url).await.unwrap();
+    req.send("abc").await.unwrap();
+    assert_eq!(rep.recv().await.unwrap().body, &b"abc"[..]);
+    req.send("def").await.unwrap();
+    rep.send("reply to abc").await.unwrap();
+    assert_eq!(rep.recv().await.unwrap().body, &b"def"[..]);
+    rep.send("reply to def").await.unwrap();
+    assert_eq!(req.recv().await.unwrap().body, &b"reply to def"[..]);
+    req.set_recv_timeout(Some(Duration::from_millis(200)));
+    let r = req.recv().await;
+    assert!(
+        r.as_ref()
+            .is_err_and(|e| e.is_bad_state() || e.is_timed_out()),
+        "then nothing: {r:?}"
+    );
+}
+
+/// 8.3 #39: REP cannot send before it received, and cannot answer the same request twice;
+/// a receive started before any request completes once one arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rep_state_rules_hold_over_tcp() {
+    let rep = Rep::new();
+    timeouts(&rep, T);
+    let url = rep.listen("tcp://127.0.0.1:0").await.unwrap().to_string();
+    assert!(rep
+        .send("nobody asked")
+        .await
+        .expect_err("no request yet")
+        .is_bad_state());
+    let first = {
+        let rep = rep.clone();
+        tokio::spawn(async move { rep.recv().await })
+    };
+    let req = Req::new();
+    timeouts(&req, T);
+    req.dial(&url).await.unwrap();
+    req.send("q").await.unwrap();
+    let m = tokio::time::timeout(T, first)
+        .await
+        .expect("first recv completes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.body, &b"q"[..]);
+    rep.send("a").await.unwrap();
+    assert!(rep
+        .send("again")
+        .await
+        .expect_err("second reply")
+        .is_bad_state());
+    assert_eq!(req.recv().await.unwrap().body, &b"a"[..]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linger: closing writes out what was already sent
+
+/// `close_and_flush` right after a burst of sends, with the receiver reading: every message
+/// still arrives, in order, and the call returns within the linger time.
+async fn close_and_flush_delivers(t: Transport) {
+    let ep = Endpoint::new(t);
+    let pull = Pull::new();
+    timeouts(&pull, T);
+    let url = listen(&pull, &ep).await;
+    let push = Push::new();
+    timeouts(&push, T);
+    push.dial(&url).await.unwrap();
+    // Fewer than the buffering between the two (inproc has no kernel buffers: PUSH's pipe
+    // queue plus PULL's receive queue), so every send completes before the reader starts.
+    let n = 200u32;
+    for seq in 0..n {
+        push.send(numbered(seq, 100)).await.unwrap();
+    }
+    let reader = {
+        let pull = pull.clone();
+        tokio::spawn(async move {
+            for seq in 0..n {
+                let m = pull
+                    .recv()
+                    .await
+                    .map_err(|e| format!("message {seq} of {n} lost on close: {e}"))?;
+                if m.body[..] != numbered(seq, 100)[..] {
+                    return Err(format!("message {seq} wrong"));
+                }
+            }
+            Ok::<_, String>(())
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(3), push.close_and_flush())
+        .await
+        .expect("close_and_flush must return within the linger time");
+    reader.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_and_flush_delivers_everything_already_sent_over_tcp() {
+    close_and_flush_delivers(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_and_flush_delivers_everything_already_sent_over_ipc() {
+    close_and_flush_delivers(Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_and_flush_delivers_everything_already_sent_over_inproc() {
+    close_and_flush_delivers(Transport::Inproc).await;
+}
+
+/// Dropping the last handle right after sending also delivers (closing lingers in the
+/// background).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_push_right_after_sending_still_delivers_over_tcp() {
+    let pull = Pull::new();
+    timeouts(&pull, T);
+    let url = pull.listen("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let push = Push::new();
+    timeouts(&push, T);
+    push.dial(&url).await.unwrap();
+    for seq in 0..200u32 {
+        push.send(numbered(seq, 1000)).await.unwrap();
+    }
+    drop(push);
+    for seq in 0..200u32 {
+        let m = pull
+            .recv()
+            .await
+            .unwrap_or_else(|e| panic!("message {seq} lost on drop: {e}"));
+        assert!(m.body[..] == numbered(seq, 1000)[..]);
+    }
+}
+
+/// A peer that never reads cannot hold `close_and_flush` beyond the linger time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_and_flush_gives_up_after_the_linger_time_when_the_peer_never_reads() {
+    let a = Pair::new();
+    let url = a.listen("tcp://127.0.0.1:0").await.unwrap().to_string();
+    let b = Pair::new();
+    b.set_linger(Duration::from_millis(200));
+    b.dial(&url).await.unwrap();
+    wait_for_pipes(&a, 1).await;
+    // Fill every buffer between b and a.
+    let mut would_block_since: Option<Instant> = None;
+    loop {
+        match b.try_send(vec![0u8; 64 * 1024]) {
+            Ok(()) => would_block_since = None,
+            Err(e) if e.is_would_block() => {
+                let since = *would_block_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_millis(200) {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            Err(e) => panic!("try_send: {e}"),
+        }
+    }
+    let start = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), b.close_and_flush())
+        .await
+        .expect("close_and_flush hung with a peer that never reads");
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "close_and_flush took {took:?} with a 200 ms linger"
+    );
+    drop(a);
+}
+
+/// `close_and_flush` right after a synchronous dial returns (there is nothing to flush).
+async fn close_and_flush_after_dial(t: Transport) {
+    let ep = Endpoint::new(t);
+    let rep = Rep::new();
+    let url = listen(&rep, &ep).await;
+    let req = Req::new();
+    req.dial(&url).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(3), req.close_and_flush())
+        .await
+        .expect("close_and_flush right after dial never returned");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_and_flush_right_after_dial_returns_over_tcp() {
+    close_and_flush_after_dial(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_and_flush_right_after_dial_returns_over_ipc() {
+    close_and_flush_after_dial(Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_and_flush_right_after_dial_returns_over_inproc() {
+    close_and_flush_after_dial(Transport::Inproc).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PAIR v1 between our own sockets (spec 4.2, 8.1 #4)
+
+async fn pair1_exchange(t: Transport) {
+    let ep = Endpoint::new(t);
+    let a = sp_tokio::Pair1::new();
+    timeouts(&a, T);
+    let url = listen(&a, &ep).await;
+    let b = sp_tokio::Pair1::new();
+    timeouts(&b, T);
+    b.dial(&url).await.unwrap();
+    b.send("one").await.unwrap();
+    b.send(Vec::<u8>::new()).await.unwrap();
+    let m = a.recv().await.unwrap();
+    assert!(
+        m.header.is_empty(),
+        "cooked PAIR1 must strip the hop word: {m:?}"
+    );
+    assert_eq!(m.body, &b"one"[..]);
+    assert!(a.recv().await.unwrap().body.is_empty());
+    a.send("two").await.unwrap();
+    assert_eq!(b.recv().await.unwrap().body, &b"two"[..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair1_exchanges_both_ways_over_tcp() {
+    pair1_exchange(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair1_exchanges_both_ways_over_ipc() {
+    pair1_exchange(Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair1_exchanges_both_ways_over_inproc() {
+    pair1_exchange(Transport::Inproc).await;
+}
+
+/// 8.1 #4: PAIR v0 and PAIR v1 never form a usable pipe.
+async fn pair0_and_pair1_never_talk(url: String) {
+    let v0 = Pair::new();
+    let v1 = sp_tokio::Pair1::new();
+    timeouts(&v0, SHORT);
+    timeouts(&v1, SHORT);
+    v0.listen(&url).await.unwrap();
+    assert!(
+        v1.dial(&url).await.is_err(),
+        "PAIR1 dialed PAIR0 successfully"
+    );
+    fast_backoff(&v1);
+    v1.dial_nonblocking(&url).unwrap();
+    let _ = v1.send("v1").await;
+    let r = v0.recv().await;
+    assert!(
+        r.as_ref().is_err_and(|e| e.is_timed_out()),
+        "PAIR0 received {r:?}"
+    );
+    assert_eq!(v0.pipe_count(), 0);
+    assert_eq!(v1.pipe_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair0_and_pair1_never_talk_over_tcp() {
+    pair0_and_pair1_never_talk(format!("tcp://127.0.0.1:{}", sp_tests::free_tcp_port())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair0_and_pair1_never_talk_over_inproc() {
+    pair0_and_pair1_never_talk(inproc_url("v0v1")).await;
+}
+
+/// With nothing left to write, `close_and_flush` returns at once instead of sitting out the
+/// linger time.
+async fn close_and_flush_prompt(t: Transport) {
+    let ep = Endpoint::new(t);
+    let pull = Pull::new();
+    timeouts(&pull, T);
+    let url = listen(&pull, &ep).await;
+    let push = Push::new();
+    timeouts(&push, T);
+    push.dial(&url).await.unwrap();
+    for _ in 0..10 {
+        push.send("m").await.unwrap();
+    }
+    for _ in 0..10 {
+        pull.recv().await.unwrap();
+    }
+    let start = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), push.close_and_flush())
+        .await
+        .expect("close_and_flush never returned");
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_millis(500),
+        "close_and_flush with nothing pending took {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_and_flush_with_nothing_pending_returns_promptly_over_tcp() {
+    close_and_flush_prompt(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_and_flush_with_nothing_pending_returns_promptly_over_ipc() {
+    close_and_flush_prompt(Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_and_flush_with_nothing_pending_returns_promptly_over_inproc() {
+    close_and_flush_prompt(Transport::Inproc).await;
+}
