@@ -314,7 +314,9 @@ async fn dialer_loop<R: Runtime, P: SocketCore>(
 ) {
     let mut backoff = Backoff::new(opts.reconnect.clone(), random_u64());
     loop {
-        if ctl.is_closed() || shared.is_closed() {
+        // A pipe connected by a synchronous dial is attached already: it must run even if the
+        // socket closed meanwhile, to write out what was sent and to detach properly.
+        if connected.is_none() && (ctl.is_closed() || shared.is_closed()) {
             return;
         }
         let attempt = match connected.take() {
@@ -430,7 +432,7 @@ pub(crate) fn listen<R: Runtime, P: SocketCore>(
                 addr.clone(),
                 opts,
                 ctl,
-                Some(path.clone()),
+                SocketFile::of(path),
             )));
             Ok(addr)
         }
@@ -445,10 +447,16 @@ fn bind_ipc(path: &Path, addr: &Address) -> Result<std::os::unix::net::UnixListe
         Ok(l) => l,
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => match UnixStream::connect(path) {
             Ok(_) => return Err(Error::AddressInUse(addr.to_string())),
-            Err(ce) if ce.kind() == io::ErrorKind::ConnectionRefused => {
+            // Only a socket file nobody listens on is stale; never delete anything else.
+            Err(ce) if ce.kind() == io::ErrorKind::ConnectionRefused && is_socket_file(path) => {
                 tracing::debug!(path = %path.display(), "removing stale ipc socket file");
-                std::fs::remove_file(path)
-                    .map_err(|e| Error::io(format!("cannot remove stale socket {addr}"), e))?;
+                match std::fs::remove_file(path) {
+                    // Gone already: its closing owner removed it meanwhile.
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        return Err(Error::io(format!("cannot remove stale socket {addr}"), e))
+                    }
+                    _ => {}
+                }
                 bind().map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?
             }
             Err(_) => return Err(Error::AddressInUse(addr.to_string())),
@@ -461,13 +469,18 @@ fn bind_ipc(path: &Path, addr: &Address) -> Result<std::os::unix::net::UnixListe
     Ok(listener)
 }
 
+fn is_socket_file(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
+}
+
 async fn accept_loop<R: Runtime, P: SocketCore>(
     shared: Arc<Shared<R, P>>,
     mut acceptor: Box<dyn Acceptor>,
     addr: Address,
     opts: SocketOptions,
     ctl: Arc<EndpointCtl>,
-    unlink_on_close: Option<PathBuf>,
+    unlink_on_close: Option<SocketFile>,
 ) {
     loop {
         let accepted =
@@ -498,8 +511,34 @@ async fn accept_loop<R: Runtime, P: SocketCore>(
         }));
     }
     drop(acceptor);
-    if let Some(path) = unlink_on_close {
-        let _ = std::fs::remove_file(path);
+    if let Some(file) = unlink_on_close {
+        file.remove_if_unchanged();
+    }
+}
+
+/// The socket file an IPC listener created, identified by inode so that closing never removes
+/// a file that a newer listener has bound at the same path meanwhile.
+struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl SocketFile {
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path).ok()?;
+        Some(Self {
+            path: path.to_path_buf(),
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+
+    fn remove_if_unchanged(self) {
+        if Self::of(&self.path).is_some_and(|now| now.dev == self.dev && now.ino == self.ino) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -500,9 +500,23 @@ pub(crate) async fn run_inproc_pipe(mut pipe: InprocPipe) {
 impl InprocPipe {
     fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         for _ in 0..POLL_BUDGET {
-            if self.handle.poll_closed(cx.waker()) || self.peer.poll_closed_as_consumer(cx.waker())
-            {
+            if self.handle.poll_closed(cx.waker()) {
                 return Poll::Ready(());
+            }
+            if self.handle.is_draining() {
+                // Our peer's task takes what we queued; end once it has taken everything.
+                return if self.handle.poll_drained(cx.waker()) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                };
+            }
+            if self.peer.poll_closed_as_consumer(cx.waker()) {
+                // Deliver whatever the peer queued before it went away, then end.
+                let _ = self.peer.take_out(&mut self.inbox, cx.waker());
+                if self.inbox.is_empty() {
+                    return Poll::Ready(());
+                }
             }
             if !self.handle.poll_resumed(cx.waker()) {
                 return Poll::Pending;
