@@ -231,10 +231,10 @@ macro_rules! any_socket {
                 }
             }
 
-            /// Closes the socket.
-            pub fn close(&self) {
+            /// Closes the socket, waiting (up to the linger time) until what was sent is written.
+            pub async fn close(&self) {
                 match self {
-                    $(Self::$variant(s) => s.close(),)*
+                    $(Self::$variant(s) => s.close().await,)*
                 }
             }
         }

@@ -559,7 +559,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// Closes the socket and waits until every pipe has written out what was already sent
     /// (at most the linger time, 1 s by default). Endpoints stop at once and blocked calls
     /// return [`Error::Closed`]. Dropping the last clone closes too, without waiting.
-    pub async fn close_and_flush(&self) {
+    pub async fn close(&self) {
         let shared = self.shared();
         shared.close();
         std::future::poll_fn(|cx| {
@@ -574,8 +574,9 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         .await
     }
 
-    /// Starts closing the socket without waiting (see [`Socket::close_and_flush`]).
-    pub fn close(&self) {
+    /// Starts closing the socket without waiting (see [`Socket::close`]): queued messages are
+    /// still written out in the background, within the linger time.
+    pub fn close_now(&self) {
         self.shared().close();
     }
 

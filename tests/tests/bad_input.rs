@@ -213,7 +213,7 @@ async fn rep_still_serves(rep: &Rep, url: &str, tag: &str) {
         .await
         .unwrap_or_else(|e| panic!("{tag}: good REQ got no reply: {e}"));
     assert_eq!(&back.body[..], tag.as_bytes());
-    req.close();
+    req.close().await;
 }
 
 /// A well-behaved PUSH delivers `tag` to `pull`, and it is the next message PULL delivers.
@@ -233,7 +233,7 @@ async fn pull_still_serves(pull: &Pull, url: &str, tag: &str) {
         tag.as_bytes(),
         "{tag}: PULL delivered something else first"
     );
-    push.close();
+    push.close().await;
 }
 
 fn assert_nothing_pending<P: sp_transport::SocketCore>(sock: &sp_tests::Sock<P>, case: &str) {

@@ -145,7 +145,7 @@ async fn our_req_dials_pynng_rep(t: Transport) {
         let got = req.recv().await.expect("our REQ receives the reply");
         assert_eq!(&got.body[..], &a[..]);
     }
-    req.close();
+    req.close().await;
     check_received(&proc.wait(PEER_DEADLINE).await, &requests);
 }
 
@@ -161,7 +161,7 @@ async fn pynng_push_dials_our_pull(t: Transport) {
         let got = pull.recv().await.expect("our PULL receives");
         assert_eq!(&got.body[..], &m[..]);
     }
-    pull.close();
+    pull.close().await;
     check_received(&proc.wait(PEER_DEADLINE).await, &[]);
 }
 
@@ -218,7 +218,7 @@ async fn pair_like_with_pynng<P: sp_transport::SocketCore>(
     }
     // The script's last act is receiving, so it exits by itself; keep our socket open until then.
     let out = proc.wait(PEER_DEADLINE).await;
-    pair.close();
+    pair.close().await;
     check_received(&out, &to_peer);
 }
 

@@ -191,7 +191,7 @@ async fn pair_exclusive(t: Transport) {
 
     // The first leaves: the second takes over. A message the second hands to a connection the
     // server is about to refuse is lost, so keep offering until one gets through.
-    first.close();
+    first.close().await;
     let end = Instant::now() + Duration::from_secs(5);
     server.set_recv_timeout(Some(Duration::from_millis(100)));
     let mut k = 0;
@@ -560,7 +560,7 @@ async fn sync_dial_without_listener_is_refused_over_inproc() {
     // A listener that closed is gone too.
     let rep = Rep::new();
     rep.listen(&url).await.unwrap();
-    rep.close();
+    rep.close().await;
     let e = Req::new().dial(&url).await.expect_err("listener closed");
     assert!(e.is_connection_refused(), "after close: got {e:?}");
 }
@@ -656,7 +656,7 @@ async fn redial_after_restart(t: Transport) {
     rep1.send(m.body).await.unwrap();
     assert_eq!(req.recv().await.unwrap().body, &b"before"[..]);
 
-    rep1.close();
+    rep1.close().await;
     drop(rep1);
     wait_for_pipe_count(&req, 0).await;
     let rep2 = Rep::new();
@@ -711,7 +711,7 @@ async fn request_is_resent_after_its_rep_disconnects_over_tcp() {
     req.dial(&url).await.unwrap();
     req.send("survive").await.unwrap();
     assert_eq!(rep1.recv().await.unwrap().body, &b"survive"[..]);
-    rep1.close();
+    rep1.close().await;
     drop(rep1);
     let rep2 = Rep::new();
     timeouts(&rep2, Duration::from_secs(5));
@@ -838,7 +838,7 @@ async fn closing_an_ipc_listener_removes_its_socket_file() {
     let pull = Pull::new();
     pull.listen(&sp_tests::ipc_url(&path)).await.unwrap();
     assert!(path.exists());
-    pull.close();
+    pull.close().await;
     wait_until("socket file removed", Duration::from_secs(2), || {
         !path.exists()
     })
@@ -939,7 +939,7 @@ async fn closing_a_socket_wakes_a_blocked_receive() {
     };
     // Let the receive block (polling: the task has not finished), then close.
     assert!(!receiver.is_finished());
-    pull.close();
+    pull.close().await;
     let r = tokio::time::timeout(T, receiver)
         .await
         .expect("blocked recv woke up")
@@ -1146,7 +1146,7 @@ async fn concurrent_requesters(t: Transport) {
     for c in clients {
         c.await.expect("client task");
     }
-    rep.close();
+    rep.close().await;
     let _ = server.await;
     assert_no_worker_panics();
 }
@@ -1263,7 +1263,7 @@ async fn teardown(t: Transport, drop_instead_of_close: bool) {
     if drop_instead_of_close {
         drop(req);
     } else {
-        req.close();
+        req.close().await;
     }
     wait_for_pipe_count(&rep, 0).await;
     // And the other way round: the listener side goes away.
@@ -1274,7 +1274,7 @@ async fn teardown(t: Transport, drop_instead_of_close: bool) {
     if drop_instead_of_close {
         drop(rep);
     } else {
-        rep.close();
+        rep.close().await;
     }
     wait_for_pipe_count(&req, 0).await;
 }
@@ -1310,7 +1310,7 @@ async fn closed_listener_stops_accepting_and_frees_the_port() {
     let rep = Rep::new();
     let url = rep.listen("tcp://127.0.0.1:0").await.unwrap().to_string();
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
-    rep.close();
+    rep.close().await;
     let refused = sp_tests::poll_until(Duration::from_secs(2), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
     })
@@ -1331,7 +1331,7 @@ async fn closed_dialer_stops_redialing() {
     let req = Req::new();
     req.set_reconnect_backoff(Duration::from_millis(10), Duration::from_millis(10));
     req.dial_nonblocking(&url).unwrap();
-    req.close();
+    req.close().await;
     let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
@@ -1350,7 +1350,7 @@ async fn rep_reply_after_the_requester_left_succeeds_silently() {
     req.dial(&url).await.unwrap();
     req.send("bye").await.unwrap();
     let m = rep.recv().await.unwrap();
-    req.close();
+    req.close().await;
     wait_for_pipe_count(&rep, 0).await;
     rep.send(m.body)
         .await
@@ -1376,7 +1376,7 @@ async fn req_without_resend_reports_connection_reset_when_its_rep_leaves() {
     req.dial(&url).await.unwrap();
     req.send("doomed").await.unwrap();
     rep.recv().await.unwrap();
-    rep.close();
+    rep.close().await;
     let r = req.recv().await;
     assert!(
         r.as_ref()
@@ -1395,7 +1395,7 @@ async fn pair_free_after_instant_close(t: Transport) {
     let url = listen(&server, &ep).await;
     let first = Pair::new();
     first.dial(&url).await.unwrap();
-    first.close();
+    first.close().await;
     drop(first);
     let second = Pair::new();
     timeouts(&second, T);
@@ -1443,7 +1443,7 @@ async fn closing_a_socket_wakes_a_blocked_send_and_later_calls_fail_closed() {
         let push = push.clone();
         tokio::spawn(async move { push.send("stuck").await })
     };
-    push.close();
+    push.close().await;
     let r = tokio::time::timeout(T, sender)
         .await
         .expect("blocked send woke up")
@@ -1455,7 +1455,7 @@ async fn closing_a_socket_wakes_a_blocked_send_and_later_calls_fail_closed() {
     assert!(push.try_send("x").expect_err("closed").is_closed());
     assert!(push.send("x").await.expect_err("closed").is_closed());
     let pull = Pull::new();
-    pull.close();
+    pull.close().await;
     assert!(pull.try_recv().expect_err("closed").is_closed());
     assert!(pull.recv().await.expect_err("closed").is_closed());
     assert!(pull.listen(&inproc_url("after-close")).await.is_err());
@@ -1603,7 +1603,7 @@ async fn close_and_flush_delivers(t: Transport) {
             Ok::<_, String>(())
         })
     };
-    tokio::time::timeout(Duration::from_secs(3), push.close_and_flush())
+    tokio::time::timeout(Duration::from_secs(3), push.close())
         .await
         .expect("close_and_flush must return within the linger time");
     reader.await.unwrap().unwrap();
@@ -1672,7 +1672,7 @@ async fn close_and_flush_gives_up_after_the_linger_time_when_the_peer_never_read
         }
     }
     let start = Instant::now();
-    tokio::time::timeout(Duration::from_secs(5), b.close_and_flush())
+    tokio::time::timeout(Duration::from_secs(5), b.close())
         .await
         .expect("close_and_flush hung with a peer that never reads");
     let took = start.elapsed();
@@ -1690,7 +1690,7 @@ async fn close_and_flush_after_dial(t: Transport) {
     let url = listen(&rep, &ep).await;
     let req = Req::new();
     req.dial(&url).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(3), req.close_and_flush())
+    tokio::time::timeout(Duration::from_secs(3), req.close())
         .await
         .expect("close_and_flush right after dial never returned");
 }
@@ -1799,7 +1799,7 @@ async fn close_and_flush_prompt(t: Transport) {
         pull.recv().await.unwrap();
     }
     let start = Instant::now();
-    tokio::time::timeout(Duration::from_secs(5), push.close_and_flush())
+    tokio::time::timeout(Duration::from_secs(5), push.close())
         .await
         .expect("close_and_flush never returned");
     let took = start.elapsed();

@@ -95,7 +95,7 @@ pub async fn latency_server(
     }
     // Give the last echo time to leave (NNG: "linger should do this").
     tokio::time::sleep(Duration::from_millis(100)).await;
-    s.close();
+    s.close().await;
     Ok(())
 }
 
@@ -119,7 +119,7 @@ pub async fn latency_client(
         s.recv().await.map_err(err("recv"))?;
     }
     let total = start.elapsed();
-    s.close();
+    s.close().await;
     Ok(LatencyReport {
         total,
         msg_size: size,
@@ -151,7 +151,7 @@ pub async fn throughput_server(
     // Tell the sender we are done, and give that message time to leave.
     let _ = s.send(Bytes::new()).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    s.close();
+    s.close().await;
     Ok(ThroughputReport {
         total,
         msg_size: size,
@@ -179,7 +179,7 @@ pub async fn throughput_client(
         s.send(msg.clone()).await.map_err(err("send"))?;
     }
     let _ = s.recv().await; // "done", if it comes
-    s.close();
+    s.close().await;
     Ok(())
 }
 

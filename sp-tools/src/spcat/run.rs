@@ -165,7 +165,7 @@ pub async fn run<W: Write>(
             "No data to send (specify with --data or --file)".into(),
         )),
     };
-    sock.close();
+    sock.close().await;
     result
 }
 
