@@ -20,8 +20,17 @@
 //!   frames from a pipe that is not receiving, and resumes when [`Event::ResumeReceiving`]
 //!   names it. That is how a slow consumer throttles its peers through TCP.
 //! * The driver feeds [`Input::PipeRemoved`] for every pipe that goes away, including pipes the
-//!   core asked it to close with [`Event::ClosePipe`]. The core ignores inputs for pipes it does
-//!   not know.
+//!   core asked it to close with [`Event::ClosePipe`]. A core forgets a pipe as soon as it emits
+//!   `ClosePipe` for it, ignores inputs for pipes it does not know, and reports unknown pipes as
+//!   not receiving.
+//!
+//! ## Application readiness contract
+//!
+//! [`Event::Readable`] and [`Event::Writable`] are edge-triggered: a core emits them when
+//! `recv` or `send` may have gone from `WouldBlock` to something else (a receive queue turned
+//! non-empty, the set of writable pipes turned non-empty, a saved request's pipe freed up).
+//! A caller therefore retries until it sees `WouldBlock` again before it waits, and registers
+//! its wake-up in the same critical section as the attempt that returned `WouldBlock`.
 
 use std::time::Instant;
 
