@@ -25,24 +25,20 @@ const MAX_SIZES: [usize; 8] = [
 ];
 
 /// Local protocols the handshake target picks from, including an unknown one.
-const LOCALS: [ProtocolId; 16] = [
-    ProtocolId::PAIR0,
-    ProtocolId::PAIR1,
-    ProtocolId::PUB,
-    ProtocolId::SUB,
-    ProtocolId::REQ,
-    ProtocolId::REP,
-    ProtocolId::PUSH,
-    ProtocolId::PULL,
-    ProtocolId::SURVEYOR,
-    ProtocolId::RESPONDENT,
-    ProtocolId::BUS,
-    ProtocolId::STAR,
-    ProtocolId(0x0000),
-    ProtocolId(0x0fff),
-    ProtocolId(0x3100),
-    ProtocolId(0xffff),
-];
+const LOCALS: [ProtocolId; 16] = {
+    let mut all = [ProtocolId(0); 16];
+    let mut i = 0;
+    while i < ProtocolId::ALL.len() {
+        all[i] = ProtocolId::ALL[i];
+        i += 1;
+    }
+    // Unknown types, as an unknown local never accepts any peer.
+    all[12] = ProtocolId(0x0000);
+    all[13] = ProtocolId(0x0fff);
+    all[14] = ProtocolId(0x3100);
+    all[15] = ProtocolId(0xffff);
+    all
+};
 
 /// Decodes a stream of frames, fed whole and in chunks, and checks the decoder's invariants.
 ///

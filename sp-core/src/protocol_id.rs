@@ -33,6 +33,22 @@ impl ProtocolId {
     /// STAR (`star`, mangos' experimental protocol).
     pub const STAR: Self = Self(0x640);
 
+    /// Every SP type this crate knows, in protocol-number order.
+    pub const ALL: [Self; 12] = [
+        Self::PAIR0,
+        Self::PAIR1,
+        Self::PUB,
+        Self::SUB,
+        Self::REQ,
+        Self::REP,
+        Self::PUSH,
+        Self::PULL,
+        Self::SURVEYOR,
+        Self::RESPONDENT,
+        Self::BUS,
+        Self::STAR,
+    ];
+
     /// Returns the only protocol this one may talk to, or `None` for an unknown ID.
     pub const fn peer(self) -> Option<Self> {
         Some(match self {
@@ -95,20 +111,7 @@ mod tests {
 
     #[test]
     fn peers_are_symmetric() {
-        for p in [
-            ProtocolId::PAIR0,
-            ProtocolId::PAIR1,
-            ProtocolId::PUB,
-            ProtocolId::SUB,
-            ProtocolId::REQ,
-            ProtocolId::REP,
-            ProtocolId::PUSH,
-            ProtocolId::PULL,
-            ProtocolId::SURVEYOR,
-            ProtocolId::RESPONDENT,
-            ProtocolId::BUS,
-            ProtocolId::STAR,
-        ] {
+        for p in ProtocolId::ALL {
             let peer = p.peer().unwrap();
             assert_eq!(peer.peer(), Some(p));
             assert!(p.is_valid_peer(peer));

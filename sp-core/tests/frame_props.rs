@@ -13,20 +13,7 @@ use sp_core::handshake::{
 };
 use sp_core::{Message, ProtocolId};
 
-const ALL_PROTOCOLS: [ProtocolId; 12] = [
-    ProtocolId::PAIR0,
-    ProtocolId::PAIR1,
-    ProtocolId::PUB,
-    ProtocolId::SUB,
-    ProtocolId::REQ,
-    ProtocolId::REP,
-    ProtocolId::PUSH,
-    ProtocolId::PULL,
-    ProtocolId::SURVEYOR,
-    ProtocolId::RESPONDENT,
-    ProtocolId::BUS,
-    ProtocolId::STAR,
-];
+const ALL_PROTOCOLS: [ProtocolId; 12] = ProtocolId::ALL;
 
 fn kind() -> impl Strategy<Value = FrameKind> {
     prop_oneof![Just(FrameKind::Tcp), Just(FrameKind::Ipc)]

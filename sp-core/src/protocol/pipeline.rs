@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::protocol::shared::{PipeSet, RecvQueue};
-use crate::protocol::{Event, Input, PipeCloseReason, Protocol, RecvError, SendError, Transmit};
+use crate::protocol::shared::{refuse_wrong_peer, PipeSet, RecvQueue};
+use crate::protocol::{Event, Input, Protocol, RecvError, SendError, Transmit};
 use crate::{Message, PipeId, ProtocolId};
 
 /// How many received messages PULL holds before it pauses the pipes that feed it.
@@ -70,9 +70,7 @@ impl Protocol for Push {
         let was_writable = self.pipes.has_writable();
         match input {
             Input::PipeAdded { pipe, peer } => {
-                if peer != self.peer_protocol() {
-                    let reason = PipeCloseReason::IncompatiblePeer(peer);
-                    self.events.push_back(Event::ClosePipe { pipe, reason });
+                if refuse_wrong_peer(self.peer_protocol(), pipe, peer, &mut self.events) {
                     return;
                 }
                 self.pipes.insert(pipe);
@@ -195,9 +193,7 @@ impl Protocol for Pull {
     fn handle(&mut self, input: Input, _now: Instant) {
         match input {
             Input::PipeAdded { pipe, peer } => {
-                if peer != self.peer_protocol() {
-                    let reason = PipeCloseReason::IncompatiblePeer(peer);
-                    self.events.push_back(Event::ClosePipe { pipe, reason });
+                if refuse_wrong_peer(self.peer_protocol(), pipe, peer, &mut self.events) {
                     return;
                 }
                 self.pipes.insert(pipe);

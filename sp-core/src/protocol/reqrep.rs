@@ -15,7 +15,9 @@ use crate::backtrace::{
     read_word, split_backtrace, BacktraceError, RequestId, RequestIdSequence, DEFAULT_MAX_TTL,
     WORD_LEN,
 };
-use crate::protocol::shared::{check_max_ttl, deadline_after, PipeSet, RecvQueue, TimerTable};
+use crate::protocol::shared::{
+    check_max_ttl, deadline_after, refuse_wrong_peer, PipeSet, RecvQueue, TimerTable,
+};
 use crate::protocol::{Event, Input, PipeCloseReason, Protocol, RecvError, SendError, Transmit};
 use crate::{Message, PipeId, ProtocolId};
 
@@ -209,9 +211,7 @@ impl Protocol for Req {
         let was_writable = self.pipes.has_writable();
         match input {
             Input::PipeAdded { pipe, peer } => {
-                if peer != self.peer_protocol() {
-                    let reason = PipeCloseReason::IncompatiblePeer(peer);
-                    self.events.push_back(Event::ClosePipe { pipe, reason });
+                if refuse_wrong_peer(self.peer_protocol(), pipe, peer, &mut self.events) {
                     return;
                 }
                 if self.pipes.insert(pipe) {
@@ -446,9 +446,7 @@ impl Protocol for Rep {
     fn handle(&mut self, input: Input, _now: Instant) {
         match input {
             Input::PipeAdded { pipe, peer } => {
-                if peer != self.peer_protocol() {
-                    let reason = PipeCloseReason::IncompatiblePeer(peer);
-                    self.events.push_back(Event::ClosePipe { pipe, reason });
+                if refuse_wrong_peer(self.peer_protocol(), pipe, peer, &mut self.events) {
                     return;
                 }
                 self.pipes.insert(pipe);

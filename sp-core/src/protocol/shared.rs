@@ -238,9 +238,7 @@ impl SinglePeer {
         let was_writable = self.pipes.has_writable();
         match input {
             Input::PipeAdded { pipe, peer } => {
-                if peer != self.peer {
-                    let reason = PipeCloseReason::IncompatiblePeer(peer);
-                    self.events.push_back(Event::ClosePipe { pipe, reason });
+                if refuse_wrong_peer(self.peer, pipe, peer, &mut self.events) {
                 } else if self.is_attached() {
                     if !self.pipes.contains(pipe) {
                         let reason = PipeCloseReason::Busy;
@@ -368,6 +366,22 @@ pub(crate) use forward_to_single_peer;
 ///
 /// # Errors
 /// [`ConfigError::MaxTtlOutOfRange`] for 0.
+/// Queues a `ClosePipe` for a peer whose protocol is not `expected`. Returns true when the
+/// pipe was refused, so that the caller ignores it from then on.
+pub(crate) fn refuse_wrong_peer(
+    expected: ProtocolId,
+    pipe: PipeId,
+    peer: ProtocolId,
+    events: &mut VecDeque<Event>,
+) -> bool {
+    if peer == expected {
+        return false;
+    }
+    let reason = PipeCloseReason::IncompatiblePeer(peer);
+    events.push_back(Event::ClosePipe { pipe, reason });
+    true
+}
+
 pub(crate) fn check_max_ttl(max_ttl: u8) -> Result<u8, ConfigError> {
     if max_ttl == 0 {
         return Err(ConfigError::MaxTtlOutOfRange(max_ttl));
