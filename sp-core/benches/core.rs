@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sp_core::frame::{encode, FrameDecoder, FrameKind, DEFAULT_MAX_MESSAGE_SIZE};
 use sp_core::protocol::pair1::{Pair1, Pair1Config};
+use sp_core::protocol::pubsub::{Sub, SubConfig};
 use sp_core::protocol::reqrep::{Rep, RepConfig, Req, ReqConfig};
 use sp_core::protocol::{Input, Protocol};
 use sp_core::{Message, PipeId, ProtocolId};
@@ -132,5 +133,53 @@ fn cores(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, framing, cores);
+/// A 32-byte topic: `metrics/host<6 digits>/cpu/load/avg1`.
+fn topic(host: usize) -> String {
+    let topic = format!("metrics/host{host:06}/cpu/load/avg1");
+    debug_assert_eq!(topic.len(), 32);
+    topic
+}
+
+/// SUB matching: the cost of filtering one message must not grow with the subscription count.
+fn topics(c: &mut Criterion) {
+    let now = Instant::now();
+    let pipe = PipeId::new(1).expect("1 is a valid pipe id");
+    let payload = [0u8; 32];
+    let hit = Bytes::from([topic(7).as_bytes(), &payload].concat());
+    let miss_topic = topic(7).replace("avg1", "avg5");
+    let miss = Bytes::from([miss_topic.as_bytes(), &payload].concat());
+    let mut group = c.benchmark_group("topic");
+    group.throughput(Throughput::Elements(1));
+    for count in [10, 100_000] {
+        let mut sub = Sub::new(SubConfig::default());
+        for host in 0..count {
+            sub.subscribe(topic(host).as_bytes());
+        }
+        sub.handle(
+            Input::PipeAdded {
+                pipe,
+                peer: ProtocolId::PUB,
+            },
+            now,
+        );
+        group.bench_function(format!("match 32 B topic, {count} subs, hit"), |b| {
+            b.iter(|| {
+                let msg = Message::new(hit.clone());
+                sub.handle(Input::Received { pipe, msg }, now);
+                while sub.poll_event().is_some() {}
+                sub.recv(now).expect("the message matched")
+            })
+        });
+        group.bench_function(format!("match 32 B topic, {count} subs, miss"), |b| {
+            b.iter(|| {
+                let msg = Message::new(miss.clone());
+                sub.handle(Input::Received { pipe, msg }, now);
+                sub.recv(now).expect_err("the message matched nothing")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, framing, cores, topics);
 criterion_main!(benches);

@@ -125,6 +125,8 @@ impl From<RecvError> for Error {
             RecvError::BadState => Self::BadState,
             RecvError::NotSupported => Self::NotSupported,
             RecvError::ConnectionReset => Self::ConnectionReset,
+            // NNG reports an ended survey to a waiting receiver as ETIMEDOUT.
+            RecvError::SurveyExpired => Self::TimedOut,
             #[allow(unreachable_patterns)]
             _ => Self::BadState,
         }

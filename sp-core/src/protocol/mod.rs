@@ -36,11 +36,17 @@ use std::time::Instant;
 
 use crate::{Message, PipeId, ProtocolId};
 
+pub mod bus;
 pub mod pair;
 pub mod pair1;
 pub mod pipeline;
+pub mod pubsub;
 pub mod reqrep;
 mod shared;
+pub mod survey;
+#[cfg(test)]
+mod testing;
+mod topic_trie;
 
 /// What happened to a pipe or arrived from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,6 +156,12 @@ pub enum RecvError {
     /// The pipe carrying the outstanding request closed and resending is disabled.
     #[error("the connection carrying the request was lost")]
     ConnectionReset,
+    /// The survey ended: its deadline passed, and any responses not yet received are gone.
+    /// [`Surveyor`](survey::Surveyor) reports it once per survey; receiving again gives
+    /// [`RecvError::BadState`] until the next survey. It stands for NNG's and nanomsg's
+    /// `ETIMEDOUT` on a surveyor.
+    #[error("the survey ended")]
+    SurveyExpired,
 }
 
 /// Why a configuration value was rejected when it was set.

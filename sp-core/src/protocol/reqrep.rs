@@ -11,12 +11,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::backtrace::{
-    read_word, split_backtrace, BacktraceError, RequestId, RequestIdSequence, DEFAULT_MAX_TTL,
-    WORD_LEN,
-};
+use crate::backtrace::{read_word, RequestId, RequestIdSequence, DEFAULT_MAX_TTL, WORD_LEN};
 use crate::protocol::shared::{
-    check_max_ttl, deadline_after, refuse_wrong_peer, PipeSet, RecvQueue, TimerTable,
+    deadline_after, forward_to_cooked_replier, refuse_wrong_peer, CookedReplier, PipeSet,
+    TimerTable,
 };
 use crate::protocol::{Event, Input, PipeCloseReason, Protocol, RecvError, SendError, Transmit};
 use crate::{Message, PipeId, ProtocolId};
@@ -348,8 +346,8 @@ impl Default for RepConfig {
 ///
 /// **Inputs.** [`Input::PipeAdded`] (a peer other than REQ is refused), [`Input::PipeRemoved`],
 /// [`Input::PipeWritable`], [`Input::Received`]: the backtrace is parsed with
-/// [`split_backtrace`]; more than `max_ttl` words drops the request, a body that ends before
-/// the bottom word kicks the pipe.
+/// [`split_backtrace`](crate::backtrace::split_backtrace); more than `max_ttl` words drops the
+/// request, a body that ends before the bottom word kicks the pipe.
 ///
 /// **Events.** [`Event::Readable`] when the receive queue stops being empty;
 /// [`Event::ResumeReceiving`] for paused pipes once the queue drains below `recv_buffer`;
@@ -363,25 +361,14 @@ impl Default for RepConfig {
 /// that delivers another one is paused until the queue drains.
 #[derive(Debug)]
 pub struct Rep {
-    max_ttl: u8,
-    pipes: PipeSet,
-    queue: RecvQueue<(Bytes, Bytes)>,
-    ctx: RepContext,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<Event>,
+    inner: CookedReplier,
 }
 
 impl Rep {
     /// Creates a REP socket core with no pipes.
     pub fn new(config: RepConfig) -> Self {
-        Self {
-            max_ttl: config.max_ttl.max(1),
-            pipes: PipeSet::default(),
-            queue: RecvQueue::new(config.recv_buffer),
-            ctx: RepContext::default(),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
-        }
+        let inner = CookedReplier::new(ProtocolId::REP, config.max_ttl, config.recv_buffer);
+        Self { inner }
     }
 
     /// Sets the most backtrace words an accepted request may carry.
@@ -389,146 +376,22 @@ impl Rep {
     /// # Errors
     /// [`ConfigError::MaxTtlOutOfRange`] for 0.
     pub fn set_max_ttl(&mut self, max_ttl: u8) -> Result<(), ConfigError> {
-        self.max_ttl = check_max_ttl(max_ttl)?;
-        Ok(())
+        self.inner.set_max_ttl(max_ttl)
     }
 
     /// Returns the most backtrace words an accepted request may carry.
     pub fn max_ttl(&self) -> u8 {
-        self.max_ttl
+        self.inner.max_ttl()
     }
 
     /// Returns true when a received request is waiting for its reply.
     pub fn has_saved_request(&self) -> bool {
-        self.ctx.saved.is_some()
-    }
-
-    /// Forgets `pipe` (closed by the peer or kicked by us).
-    fn detach(&mut self, pipe: PipeId) {
-        self.pipes.remove(pipe);
-        self.queue.forget_pipe(pipe);
-        if self
-            .ctx
-            .saved
-            .as_ref()
-            .is_some_and(|saved| saved.pipe == pipe)
-        {
-            // A reply that got WouldBlock can now "succeed" by being dropped.
-            self.events.push_back(Event::Writable);
-        }
-    }
-
-    fn handle_request(&mut self, pipe: PipeId, msg: Message) {
-        let mut body = msg.to_contiguous();
-        match split_backtrace(&mut body, self.max_ttl) {
-            Ok(backtrace) => {
-                if self.queue.push(pipe, (backtrace, body)) {
-                    self.events.push_back(Event::Readable);
-                }
-            }
-            // Over-hopped requests can come from legitimate devices: drop, keep the pipe.
-            Err(BacktraceError::TooManyHops { .. }) => {}
-            Err(BacktraceError::NoBottom) => {
-                let reason = PipeCloseReason::MalformedHeader;
-                self.events.push_back(Event::ClosePipe { pipe, reason });
-                self.detach(pipe);
-            }
-        }
+        self.inner.has_saved()
     }
 }
 
 impl Protocol for Rep {
-    fn protocol(&self) -> ProtocolId {
-        ProtocolId::REP
-    }
-
-    /// Applies a pipe input; see the type docs for what each input does.
-    fn handle(&mut self, input: Input, _now: Instant) {
-        match input {
-            Input::PipeAdded { pipe, peer } => {
-                if refuse_wrong_peer(self.peer_protocol(), pipe, peer, &mut self.events) {
-                    return;
-                }
-                self.pipes.insert(pipe);
-            }
-            Input::PipeRemoved { pipe } => {
-                if self.pipes.contains(pipe) {
-                    self.detach(pipe);
-                }
-            }
-            Input::PipeWritable { pipe } => {
-                let saved_pipe = self.ctx.saved.as_ref().map(|saved| saved.pipe);
-                if self.pipes.set_writable(pipe) && saved_pipe == Some(pipe) {
-                    self.events.push_back(Event::Writable);
-                }
-            }
-            Input::Received { pipe, msg } => {
-                if self.pipes.contains(pipe) {
-                    self.handle_request(pipe, msg);
-                }
-            }
-        }
-    }
-
-    /// Does nothing: REP has no timers.
-    fn handle_timeout(&mut self, _now: Instant) {}
-
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
-    }
-
-    fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-
-    fn is_receiving(&self, pipe: PipeId) -> bool {
-        self.pipes.contains(pipe) && !self.queue.is_paused(pipe)
-    }
-
-    /// Sends `msg`'s body as the reply to the saved request, with the saved backtrace.
-    ///
-    /// When the request's pipe has gone away the reply is dropped and the send still succeeds
-    /// (`test_rep_close_pipe_before_send`). Either way the saved request is cleared, so each
-    /// request gets at most one reply.
-    ///
-    /// # Errors
-    /// [`SendError::BadState`] when no request is saved (nothing received, or already
-    /// answered). [`SendError::WouldBlock`] when the pipe is busy; the request stays saved, so
-    /// retry after [`Event::Writable`].
-    fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
-        let Some(saved) = self.ctx.saved.take() else {
-            return Err(SendError::BadState);
-        };
-        let pipe = saved.pipe;
-        if !self.pipes.contains(pipe) {
-            // The requester is gone: report success and drop the reply.
-            return Ok(());
-        }
-        if !self.pipes.take(pipe) {
-            self.ctx.saved = Some(saved);
-            return Err(SendError::WouldBlock);
-        }
-        let msg = Message::with_header(saved.backtrace, msg.body);
-        self.transmits.push_back(Transmit { pipe, msg });
-        Ok(())
-    }
-
-    /// Takes the oldest request and saves its backtrace and pipe for the reply, replacing any
-    /// request saved before. Returns the body with an empty header.
-    ///
-    /// # Errors
-    /// [`RecvError::WouldBlock`] when no request is queued.
-    fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
-        let Some((pipe, (backtrace, body))) = self.queue.pop(&mut self.events) else {
-            return Err(RecvError::WouldBlock);
-        };
-        self.ctx.saved = Some(SavedRequest { pipe, backtrace });
-        Ok(Message::new(body))
-    }
+    forward_to_cooked_replier!();
 }
 
 /// REQ's timers, indexing its [`TimerTable`].
@@ -567,18 +430,6 @@ struct Request {
     body: Bytes,
     /// The pipe the request was last written to; `None` while it waits for a writable pipe.
     pipe: Option<PipeId>,
-}
-
-/// The per-request state of REP, kept apart from the socket so that contexts can be added.
-#[derive(Debug, Default)]
-struct RepContext {
-    saved: Option<SavedRequest>,
-}
-
-#[derive(Debug)]
-struct SavedRequest {
-    pipe: PipeId,
-    backtrace: Bytes,
 }
 
 fn normalize_interval(interval: Option<Duration>) -> Option<Duration> {

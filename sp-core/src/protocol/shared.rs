@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::backtrace::{split_backtrace, BacktraceError};
+use crate::protocol::Protocol;
 use crate::protocol::{ConfigError, Event, Input, PipeCloseReason, RecvError, SendError, Transmit};
 use crate::{Message, PipeId, ProtocolId};
 
@@ -98,6 +100,8 @@ impl PipeSet {
     }
 
     /// Marks `pipe` busy if it is writable. Returns true when it was writable.
+    // No role picks one specific pipe through a `PipeSet` since REP moved to `BacktraceCore`.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn take(&mut self, pipe: PipeId) -> bool {
         match self.pipes.get_mut(&pipe) {
             Some(state @ Some(_)) => {
@@ -433,6 +437,581 @@ pub(crate) fn deadline_after(now: Instant, interval: std::time::Duration) -> Opt
     now.checked_add(interval)
 }
 
+/// Which item a full [`DropQueue`] gives up to make room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Overflow {
+    /// Discard the oldest queued item and queue the new one (NNG's PUB, SUB with prefer-new).
+    DropOldest,
+    /// Discard the new item (NNG's BUS, SUB without prefer-new).
+    DropNewest,
+}
+
+/// What [`DropQueue::push`] did with an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Queued into an empty queue: a receiving owner emits [`Event::Readable`].
+    First,
+    /// Queued behind other items.
+    Queued,
+    /// The queue was full, so one item (the oldest or the new one, per [`Overflow`]) was
+    /// discarded and counted.
+    Dropped,
+}
+
+/// A bounded FIFO that never pushes back: when full it discards by its [`Overflow`] rule and
+/// counts the loss. It is the lossy counterpart of [`RecvQueue`] for the roles that must neither
+/// block a sender nor pause a pipe (PUB, SUB, BUS).
+#[derive(Debug)]
+pub(crate) struct DropQueue<T> {
+    items: VecDeque<T>,
+    capacity: usize,
+    overflow: Overflow,
+    dropped: u64,
+}
+
+impl<T> DropQueue<T> {
+    /// Creates a queue holding at most `capacity` items; 0 counts as 1.
+    pub(crate) fn new(capacity: usize, overflow: Overflow) -> Self {
+        Self {
+            items: VecDeque::new(),
+            capacity: capacity.max(1),
+            overflow,
+            dropped: 0,
+        }
+    }
+
+    /// Queues `item`, discarding one item first if the queue is full.
+    pub(crate) fn push(&mut self, item: T) -> Pushed {
+        if self.items.len() < self.capacity {
+            let was_empty = self.items.is_empty();
+            self.items.push_back(item);
+            return if was_empty {
+                Pushed::First
+            } else {
+                Pushed::Queued
+            };
+        }
+        self.dropped += 1;
+        if self.overflow == Overflow::DropOldest {
+            self.items.pop_front();
+            self.items.push_back(item);
+        }
+        Pushed::Dropped
+    }
+
+    /// Takes the oldest item.
+    pub(crate) fn pop(&mut self) -> Option<T> {
+        self.items.pop_front()
+    }
+
+    /// Keeps only the items for which `keep` returns true, in order. Removed items are not
+    /// counted as dropped.
+    pub(crate) fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
+        self.items.retain(keep);
+    }
+
+    /// Returns how many items a full queue has discarded so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+/// The pipes and send side of the broadcasting roles, PUB and BUS (SP-PROTOCOLS.md sections
+/// 4.3 and 4.7): every attached pipe gets its own copy of each message and its own bounded
+/// [`DropQueue`] of copies waiting for it.
+///
+/// A copy goes straight to a writable pipe, which then turns busy. A busy pipe's copy waits in
+/// that pipe's queue, and a full queue discards by its [`Overflow`] rule. Each
+/// [`Input::PipeWritable`] writes the next waiting copy. Sending therefore never blocks, and a
+/// slow pipe loses messages without holding up the others. Pipes are served in `PipeId` order.
+#[derive(Debug)]
+pub(crate) struct Broadcast {
+    /// The one protocol a peer must announce.
+    peer: ProtocolId,
+    capacity: usize,
+    overflow: Overflow,
+    pipes: BTreeMap<PipeId, Outbox>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    /// Copies discarded by full queues, including those of pipes that have gone away.
+    dropped: u64,
+}
+
+/// One pipe's side of a [`Broadcast`].
+#[derive(Debug)]
+struct Outbox {
+    /// The pipe may take a message now.
+    writable: bool,
+    /// Copies waiting for the pipe to become writable.
+    queue: DropQueue<Message>,
+}
+
+impl Broadcast {
+    /// Creates a send side with no pipes that accepts peers announcing `peer` and queues up to
+    /// `capacity` copies per busy pipe (0 counts as 1).
+    pub(crate) fn new(peer: ProtocolId, capacity: usize, overflow: Overflow) -> Self {
+        Self {
+            peer,
+            capacity,
+            overflow,
+            pipes: BTreeMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Applies the pipe lifecycle inputs: `PipeAdded` (a wrong peer is refused), `PipeRemoved`
+    /// (copies waiting for it are discarded uncounted) and `PipeWritable`. Returns the pipe and
+    /// contiguous wire bytes of a message received on an attached pipe, for the owner to
+    /// deliver or discard.
+    pub(crate) fn handle(&mut self, input: Input) -> Option<(PipeId, Bytes)> {
+        match input {
+            Input::PipeAdded { pipe, peer } => {
+                if !refuse_wrong_peer(self.peer, pipe, peer, &mut self.events) {
+                    let queue = DropQueue::new(self.capacity, self.overflow);
+                    let outbox = Outbox {
+                        writable: true,
+                        queue,
+                    };
+                    self.pipes.entry(pipe).or_insert(outbox);
+                }
+            }
+            Input::PipeRemoved { pipe } => {
+                self.pipes.remove(&pipe);
+            }
+            Input::PipeWritable { pipe } => {
+                if let Some(outbox) = self.pipes.get_mut(&pipe) {
+                    match outbox.queue.pop() {
+                        Some(msg) => self.transmits.push_back(Transmit { pipe, msg }),
+                        None => outbox.writable = true,
+                    }
+                }
+            }
+            Input::Received { pipe, msg } => {
+                if self.pipes.contains_key(&pipe) {
+                    return Some((pipe, msg.to_contiguous()));
+                }
+            }
+        }
+        None
+    }
+
+    /// Gives a copy of `msg` to every attached pipe except `skip`.
+    pub(crate) fn send(&mut self, msg: &Message, skip: Option<PipeId>) {
+        for (&pipe, outbox) in &mut self.pipes {
+            if Some(pipe) == skip {
+                continue;
+            }
+            if outbox.writable {
+                outbox.writable = false;
+                let msg = msg.clone();
+                self.transmits.push_back(Transmit { pipe, msg });
+            } else if outbox.queue.push(msg.clone()) == Pushed::Dropped {
+                self.dropped += 1;
+            }
+        }
+    }
+
+    /// Queues an event for the owner (for example [`Event::Readable`]).
+    pub(crate) fn push_event(&mut self, event: Event) {
+        self.events.push_back(event);
+    }
+
+    /// Returns the next message to write, if any.
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Returns the next event, if any.
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Returns true when `pipe` is attached: broadcasting roles read every pipe and drop
+    /// rather than pause.
+    pub(crate) fn is_receiving(&self, pipe: PipeId) -> bool {
+        self.pipes.contains_key(&pipe)
+    }
+
+    /// Returns how many copies full per-pipe queues have discarded, over every pipe ever
+    /// attached.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Returns how many copies `pipe`'s full queue has discarded, or `None` when `pipe` is not
+    /// attached.
+    pub(crate) fn dropped_on(&self, pipe: PipeId) -> Option<u64> {
+        self.pipes.get(&pipe).map(|outbox| outbox.queue.dropped())
+    }
+}
+
+/// Writes the [`Protocol`](crate::protocol::Protocol) methods of a socket without timers that
+/// forwards its outputs and pipe state to a field `core` with `poll_transmit`, `poll_event` and
+/// `is_receiving` methods. The caller writes `protocol`, `handle`, `send` and `recv`.
+macro_rules! forward_to_core {
+    () => {
+        /// Does nothing: this protocol has no timers.
+        fn handle_timeout(&mut self, _now: ::std::time::Instant) {}
+
+        fn poll_transmit(&mut self) -> Option<$crate::protocol::Transmit> {
+            self.core.poll_transmit()
+        }
+
+        fn poll_event(&mut self) -> Option<$crate::protocol::Event> {
+            self.core.poll_event()
+        }
+
+        fn poll_timeout(&self) -> Option<::std::time::Instant> {
+            None
+        }
+
+        fn is_receiving(&self, pipe: $crate::PipeId) -> bool {
+            self.core.is_receiving(pipe)
+        }
+    };
+}
+pub(crate) use forward_to_core;
+
+/// Single-pipe routing for the roles that use a [`Broadcast`] as their pipe set without only
+/// broadcasting: the REP-side roles (REP, RESPONDENT, XRESPONDENT) send each reply to one
+/// chosen pipe, and every backtrace role kicks pipes that send garbage.
+impl Broadcast {
+    /// Returns true when `pipe` is attached.
+    pub(crate) fn contains(&self, pipe: PipeId) -> bool {
+        self.pipes.contains_key(&pipe)
+    }
+
+    /// Returns true when `pipe` is attached and can take a message now (nothing waits for it).
+    pub(crate) fn is_idle(&self, pipe: PipeId) -> bool {
+        self.pipes.get(&pipe).is_some_and(|outbox| outbox.writable)
+    }
+
+    /// Writes `msg` to `pipe` if it is attached and idle; otherwise hands `msg` back. Cooked
+    /// replies use this to apply back-pressure instead of queueing.
+    pub(crate) fn write_if_idle(&mut self, pipe: PipeId, msg: Message) -> Result<(), Message> {
+        match self.pipes.get_mut(&pipe) {
+            Some(outbox) if outbox.writable => {
+                outbox.writable = false;
+                self.transmits.push_back(Transmit { pipe, msg });
+                Ok(())
+            }
+            _ => Err(msg),
+        }
+    }
+
+    /// Gives `msg` to `pipe` alone: written now if the pipe is idle, else queued, else (queue
+    /// full) discarded and counted like a broadcast copy. Returns false, discarding `msg`
+    /// uncounted, when `pipe` is not attached.
+    pub(crate) fn send_to(&mut self, pipe: PipeId, msg: Message) -> bool {
+        let Err(msg) = self.write_if_idle(pipe, msg) else {
+            return true;
+        };
+        let Some(outbox) = self.pipes.get_mut(&pipe) else {
+            return false;
+        };
+        if outbox.queue.push(msg) == Pushed::Dropped {
+            self.dropped += 1;
+        }
+        true
+    }
+
+    /// Asks the driver to close `pipe` for sending garbage, and forgets it at once so that
+    /// nothing more is sent there.
+    pub(crate) fn kick(&mut self, pipe: PipeId) {
+        let reason = PipeCloseReason::MalformedHeader;
+        self.events.push_back(Event::ClosePipe { pipe, reason });
+        self.pipes.remove(&pipe);
+    }
+}
+
+/// The REP-side machinery that REP, RESPONDENT and the raw roles XRESPONDENT and XSURVEYOR
+/// share (SP-PROTOCOLS.md sections 4.4.3, 4.6 and 5.1): the attached pipes, the backtrace
+/// parser with its TTL and garbage rules, and the receive queue that pauses pipes.
+///
+/// A received message has its backtrace moved into a header with
+/// [`split_backtrace`](crate::backtrace::split_backtrace). More than `max_ttl` words drops
+/// the message and keeps the pipe, since devices produce such traffic legitimately; a body
+/// that ends before the bottom word kicks the pipe (NNG's behaviour). What is sent, and how,
+/// is up to the owner: a cooked reply along a saved backtrace ([`CookedReplier`]), or a raw
+/// message routed by its first header word or broadcast, through [`Self::pipes`].
+#[derive(Debug)]
+pub(crate) struct BacktraceCore {
+    max_ttl: u8,
+    /// The attached pipes, their send queues and the pending outputs.
+    pub(crate) pipes: Broadcast,
+    /// Received `(backtrace, body)` pairs waiting for the application.
+    queue: RecvQueue<(Bytes, Bytes)>,
+}
+
+impl BacktraceCore {
+    /// Creates a core with no pipes that accepts peers announcing `peer`. `max_ttl` 0 counts
+    /// as 1. `send_queue` is the per-pipe queue length for [`Broadcast::send_to`] and
+    /// [`Broadcast::send`]; a full queue drops the new message, as in NNG.
+    pub(crate) fn new(
+        peer: ProtocolId,
+        max_ttl: u8,
+        recv_buffer: usize,
+        send_queue: usize,
+    ) -> Self {
+        Self {
+            max_ttl: max_ttl.max(1),
+            pipes: Broadcast::new(peer, send_queue, Overflow::DropNewest),
+            queue: RecvQueue::new(recv_buffer),
+        }
+    }
+
+    /// Sets the most backtrace words an accepted message may carry.
+    ///
+    /// # Errors
+    /// [`ConfigError::MaxTtlOutOfRange`] for 0.
+    pub(crate) fn set_max_ttl(&mut self, max_ttl: u8) -> Result<(), ConfigError> {
+        self.max_ttl = check_max_ttl(max_ttl)?;
+        Ok(())
+    }
+
+    /// Returns the most backtrace words an accepted message may carry.
+    pub(crate) fn max_ttl(&self) -> u8 {
+        self.max_ttl
+    }
+
+    /// Applies a pipe input. Queues [`Event::Writable`] when `watched` (the pipe a blocked
+    /// cooked reply waits for) turns idle or goes away, since the reply can then go out or
+    /// "succeed" by being dropped.
+    pub(crate) fn handle(&mut self, input: Input, watched: Option<PipeId>) {
+        let was_idle = watched.is_some_and(|pipe| self.pipes.is_idle(pipe));
+        let was_attached = watched.is_some_and(|pipe| self.pipes.contains(pipe));
+        if let Input::PipeRemoved { pipe } = input {
+            self.queue.forget_pipe(pipe);
+        }
+        if let Some((pipe, mut body)) = self.pipes.handle(input) {
+            match split_backtrace(&mut body, self.max_ttl) {
+                Ok(backtrace) => {
+                    if self.queue.push(pipe, (backtrace, body)) {
+                        self.pipes.push_event(Event::Readable);
+                    }
+                }
+                // Over-hopped messages can come from legitimate devices: drop, keep the pipe.
+                Err(BacktraceError::TooManyHops { .. }) => {}
+                Err(BacktraceError::NoBottom) => {
+                    self.pipes.kick(pipe);
+                    self.queue.forget_pipe(pipe);
+                }
+            }
+        }
+        if let Some(pipe) = watched {
+            let freed = !was_idle && self.pipes.is_idle(pipe);
+            let gone = was_attached && !self.pipes.contains(pipe);
+            if freed || gone {
+                self.pipes.push_event(Event::Writable);
+            }
+        }
+    }
+
+    /// Returns the next message to write, if any.
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.pipes.poll_transmit()
+    }
+
+    /// Returns the next event, if any.
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
+        self.pipes.poll_event()
+    }
+
+    /// Returns true while `pipe` is attached and not paused by a full receive queue.
+    pub(crate) fn is_receiving(&self, pipe: PipeId) -> bool {
+        self.pipes.contains(pipe) && !self.queue.is_paused(pipe)
+    }
+
+    /// Takes the oldest received message as `(pipe, backtrace, body)`. May queue
+    /// [`Event::ResumeReceiving`].
+    pub(crate) fn pop(&mut self) -> Option<(PipeId, Bytes, Bytes)> {
+        let mut resumed = VecDeque::new();
+        let popped = self.queue.pop(&mut resumed);
+        for event in resumed {
+            self.pipes.push_event(event);
+        }
+        let (pipe, (backtrace, body)) = popped?;
+        Some((pipe, backtrace, body))
+    }
+}
+
+/// The state of one cooked REP-side context: the backtrace and pipe of the request (or
+/// survey) being answered. Kept apart from the socket so that contexts can be added.
+#[derive(Debug, Default)]
+struct ReplyContext {
+    saved: Option<SavedBacktrace>,
+}
+
+impl ReplyContext {
+    /// Returns the pipe the saved request came from, if one is saved.
+    fn pipe(&self) -> Option<PipeId> {
+        self.saved.as_ref().map(|saved| saved.pipe)
+    }
+
+    /// Returns true while a received request waits for its reply.
+    fn is_saved(&self) -> bool {
+        self.saved.is_some()
+    }
+}
+
+#[derive(Debug)]
+struct SavedBacktrace {
+    pipe: PipeId,
+    backtrace: Bytes,
+}
+
+/// A cooked REP-side role: REP and RESPONDENT (SP-PROTOCOLS.md sections 4.4.3 and 4.6), which
+/// differ only in their protocol IDs. Receiving saves the message's backtrace and pipe in a
+/// [`ReplyContext`]; the next send puts that backtrace in front of the reply and writes it to
+/// that pipe, applying back-pressure while the pipe is busy.
+#[derive(Debug)]
+pub(crate) struct CookedReplier {
+    protocol: ProtocolId,
+    core: BacktraceCore,
+    ctx: ReplyContext,
+}
+
+impl CookedReplier {
+    /// Creates a core with no pipes for the role `protocol` (REP or RESPONDENT). `max_ttl` 0
+    /// counts as 1.
+    pub(crate) fn new(protocol: ProtocolId, max_ttl: u8, recv_buffer: usize) -> Self {
+        // Every role built here is a known SP type, so it has a peer.
+        let peer = protocol
+            .peer()
+            .expect("a cooked replier is REP or RESPONDENT");
+        Self {
+            protocol,
+            // A cooked reply waits for its pipe instead of queueing: no per-pipe send queue.
+            core: BacktraceCore::new(peer, max_ttl, recv_buffer, 0),
+            ctx: ReplyContext::default(),
+        }
+    }
+
+    /// Sets the most backtrace words an accepted request may carry.
+    ///
+    /// # Errors
+    /// [`ConfigError::MaxTtlOutOfRange`] for 0.
+    pub(crate) fn set_max_ttl(&mut self, max_ttl: u8) -> Result<(), ConfigError> {
+        self.core.set_max_ttl(max_ttl)
+    }
+
+    /// Returns the most backtrace words an accepted request may carry.
+    pub(crate) fn max_ttl(&self) -> u8 {
+        self.core.max_ttl()
+    }
+
+    /// Returns true while a received request waits for its reply.
+    pub(crate) fn has_saved(&self) -> bool {
+        self.ctx.is_saved()
+    }
+}
+
+impl Protocol for CookedReplier {
+    fn protocol(&self) -> ProtocolId {
+        self.protocol
+    }
+
+    fn handle(&mut self, input: Input, _now: Instant) {
+        self.core.handle(input, self.ctx.pipe());
+    }
+
+    forward_to_core!();
+
+    fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
+        let saved = self.ctx.saved.take().ok_or(SendError::BadState)?;
+        if !self.core.pipes.contains(saved.pipe) {
+            // The requester is gone: report success and drop the reply.
+            return Ok(());
+        }
+        let reply = Message::with_header(saved.backtrace.clone(), msg.body);
+        if self.core.pipes.write_if_idle(saved.pipe, reply).is_err() {
+            self.ctx.saved = Some(saved);
+            return Err(SendError::WouldBlock);
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
+        let (pipe, backtrace, body) = self.core.pop().ok_or(RecvError::WouldBlock)?;
+        self.ctx.saved = Some(SavedBacktrace { pipe, backtrace });
+        Ok(Message::new(body))
+    }
+}
+
+/// Writes every [`Protocol`](crate::protocol::Protocol) method of a cooked REP-side role as a
+/// call to its [`CookedReplier`] field `inner`.
+macro_rules! forward_to_cooked_replier {
+    () => {
+        fn protocol(&self) -> $crate::ProtocolId {
+            self.inner.protocol()
+        }
+
+        /// Applies a pipe input; see the type docs for what each input does.
+        fn handle(&mut self, input: $crate::protocol::Input, now: ::std::time::Instant) {
+            self.inner.handle(input, now);
+        }
+
+        /// Does nothing: this role has no timers.
+        fn handle_timeout(&mut self, now: ::std::time::Instant) {
+            self.inner.handle_timeout(now);
+        }
+
+        fn poll_transmit(&mut self) -> Option<$crate::protocol::Transmit> {
+            self.inner.poll_transmit()
+        }
+
+        fn poll_event(&mut self) -> Option<$crate::protocol::Event> {
+            self.inner.poll_event()
+        }
+
+        fn poll_timeout(&self) -> Option<::std::time::Instant> {
+            self.inner.poll_timeout()
+        }
+
+        fn is_receiving(&self, pipe: $crate::PipeId) -> bool {
+            self.inner.is_receiving(pipe)
+        }
+
+        /// Sends `msg`'s body as the one reply to the saved request (or survey), behind the
+        /// saved backtrace, and clears what was saved.
+        ///
+        /// When the request's pipe has gone away the reply is dropped and the send still
+        /// succeeds (`test_rep_close_pipe_before_send`).
+        ///
+        /// # Errors
+        /// [`SendError::BadState`](crate::protocol::SendError::BadState) when nothing is saved
+        /// (nothing received, or already answered).
+        /// [`SendError::WouldBlock`](crate::protocol::SendError::WouldBlock) when the pipe is
+        /// busy; the request stays saved, so retry after
+        /// [`Event::Writable`](crate::protocol::Event::Writable).
+        fn send(
+            &mut self,
+            msg: $crate::Message,
+            now: ::std::time::Instant,
+        ) -> Result<(), $crate::protocol::SendError> {
+            self.inner.send(msg, now)
+        }
+
+        /// Takes the oldest request (or survey) and saves its backtrace and pipe for the
+        /// reply, replacing (and so abandoning) whatever was saved. Returns the body with an
+        /// empty header. May queue
+        /// [`Event::ResumeReceiving`](crate::protocol::Event::ResumeReceiving).
+        ///
+        /// # Errors
+        /// [`RecvError::WouldBlock`](crate::protocol::RecvError::WouldBlock) when nothing is
+        /// queued.
+        fn recv(
+            &mut self,
+            now: ::std::time::Instant,
+        ) -> Result<$crate::Message, $crate::protocol::RecvError> {
+            self.inner.recv(now)
+        }
+    };
+}
+pub(crate) use forward_to_cooked_replier;
+
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 mod tests {
@@ -536,5 +1115,72 @@ mod tests {
         assert!(!timers.take_expired(0, t0 + Duration::from_secs(1)));
         assert!(timers.take_expired(1, t0 + Duration::from_secs(1)));
         assert_eq!(timers.earliest(), Some(t0 + Duration::from_secs(2)));
+    }
+}
+
+#[cfg(test)]
+mod routing_tests {
+    use super::*;
+
+    fn p(n: u32) -> PipeId {
+        PipeId::new(n).unwrap()
+    }
+
+    fn attached(capacity: usize, pipes: &[u32]) -> Broadcast {
+        let mut set = Broadcast::new(ProtocolId::SURVEYOR, capacity, Overflow::DropNewest);
+        for &n in pipes {
+            let input = Input::PipeAdded {
+                pipe: p(n),
+                peer: ProtocolId::SURVEYOR,
+            };
+            set.handle(input);
+        }
+        set
+    }
+
+    fn drain(set: &mut Broadcast) -> Vec<(PipeId, Bytes)> {
+        std::iter::from_fn(|| set.poll_transmit())
+            .map(|tx| (tx.pipe, tx.msg.body))
+            .collect()
+    }
+
+    #[test]
+    fn send_to_writes_idle_queues_busy_and_drops_when_full() {
+        let mut set = attached(2, &[1, 2]);
+        for body in ["a", "b", "c", "d"] {
+            assert!(set.send_to(p(1), Message::new(body)));
+        }
+        assert!(!set.send_to(p(9), Message::new("x")), "unknown pipe");
+        assert_eq!(drain(&mut set), vec![(p(1), Bytes::from("a"))]);
+        assert_eq!(set.dropped(), 1, "d found the queue full");
+        assert!(set.is_idle(p(2)) && !set.is_idle(p(1)));
+        set.handle(Input::PipeWritable { pipe: p(1) });
+        assert_eq!(drain(&mut set), vec![(p(1), Bytes::from("b"))]);
+    }
+
+    #[test]
+    fn write_if_idle_hands_back_for_busy_and_unknown_pipes() {
+        let mut set = attached(2, &[1]);
+        assert!(set.write_if_idle(p(1), Message::new("a")).is_ok());
+        assert_eq!(
+            set.write_if_idle(p(1), Message::new("b")),
+            Err(Message::new("b"))
+        );
+        assert!(set.write_if_idle(p(2), Message::new("c")).is_err());
+        assert_eq!(drain(&mut set).len(), 1);
+    }
+
+    #[test]
+    fn kick_closes_and_forgets_the_pipe() {
+        let mut set = attached(2, &[1]);
+        set.kick(p(1));
+        assert!(!set.contains(p(1)));
+        assert_eq!(
+            set.poll_event(),
+            Some(Event::ClosePipe {
+                pipe: p(1),
+                reason: PipeCloseReason::MalformedHeader
+            })
+        );
     }
 }

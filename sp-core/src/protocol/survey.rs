@@ -1,0 +1,950 @@
+//! SURVEYOR and RESPONDENT, the survey roles, cooked and raw (SP-PROTOCOLS.md sections 4.6 and
+//! 5.1, `rfc/sp-surveyor-01` in nanomsg/nanomsg).
+//!
+//! A survey travels as `[survey ID] body` and is broadcast to every respondent; each
+//! RESPONDENT-side device hop prepends a pipe word, exactly as for REQ/REP (see
+//! [`crate::backtrace`]). A respondent sends the whole stack back in front of its response; the
+//! surveyor strips the survey ID and delivers the rest until the survey's deadline.
+//!
+//! [`XSurveyor`] and [`XRespondent`] are the raw forms that devices are built from: a survey
+//! relay is an [`XRespondent`] facing the surveyors and an [`XSurveyor`] facing the respondents,
+//! forwarding messages, headers included, unchanged in both directions (section 5.2).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::backtrace::{
+    pop_pipe_word, push_pipe_word, read_word, RequestId, RequestIdSequence, DEFAULT_MAX_TTL,
+    WORD_LEN,
+};
+use crate::protocol::shared::{
+    deadline_after, forward_to_cooked_replier, forward_to_core, BacktraceCore, Broadcast,
+    CookedReplier, Overflow, TimerTable,
+};
+use crate::protocol::{ConfigError, Event, Input, Protocol, RecvError, SendError, Transmit};
+use crate::{Message, PipeId, ProtocolId};
+
+/// How long a survey collects responses: 1 s, as in NNG, mangos and nanomsg (the draft RFC's
+/// 60 s is used by none of them).
+pub const DEFAULT_SURVEY_TIME: Duration = Duration::from_secs(1);
+
+/// How many responses (SURVEYOR) or surveys (RESPONDENT and the raw roles) wait for
+/// [`Protocol::recv`]: 128, NNG's per-context queue.
+pub const DEFAULT_RECV_BUFFER: usize = 128;
+
+/// How many surveys wait for one busy pipe before that pipe misses a survey: 8, fixed in NNG.
+pub const SURVEYOR_PIPE_QUEUE_LEN: usize = 8;
+
+/// How many messages wait for one busy pipe of an [`XSurveyor`]: 16, as in NNG.
+pub const XSURVEYOR_PIPE_QUEUE_LEN: usize = 16;
+
+/// How many responses wait for one busy pipe of an [`XRespondent`]: 2, as in NNG.
+pub const XRESPONDENT_PIPE_QUEUE_LEN: usize = 2;
+
+/// The most backtrace words a response to an [`XSurveyor`] may carry. Responses are not
+/// TTL-checked (section 5.3); this only bounds the parser, at the largest TTL any
+/// implementation allows.
+const XSURVEYOR_MAX_STACK: u8 = u8::MAX;
+
+/// Settings for [`Surveyor`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SurveyorConfig {
+    /// How long each survey collects responses. Default: 1 s. Zero expires a survey as soon as
+    /// it is sent (mangos' behaviour); a duration too long to add to an [`Instant`] never
+    /// expires.
+    pub survey_time: Duration,
+    /// Seed for the survey ID sequence. Default: 0. Give every socket its own seed.
+    pub seed: u64,
+    /// How many responses to the current survey may wait for [`Protocol::recv`]; further
+    /// responses are dropped (pipes are never paused). Default: 128. 0 counts as 1.
+    pub recv_buffer: usize,
+}
+
+impl Default for SurveyorConfig {
+    fn default() -> Self {
+        Self {
+            survey_time: DEFAULT_SURVEY_TIME,
+            seed: 0,
+            recv_buffer: DEFAULT_RECV_BUFFER,
+        }
+    }
+}
+
+/// The cooked SURVEYOR role (SP type 0x62): broadcasts a survey and collects the responses
+/// that arrive before its deadline.
+///
+/// Follows SP-PROTOCOLS.md section 4.6 (NNG's `surv0` without contexts). Each survey gets a
+/// fresh survey ID from a seeded sequence (a [`RequestId`]: top bit set); that ID is the whole
+/// header.
+///
+/// ```text
+///            send: new ID, broadcast, deadline armed at now + survey_time
+///  +------+ ------------------------------------------------> +---------+ --+ send: a new survey
+///  | Idle |                                                   | Running |   | replaces this one
+///  +------+                                                   +---------+ <-+ (its queued and
+///     ^  ^                                                        |  ^        late responses drop)
+///     |  | recv -> Err(SurveyExpired)   the deadline passes:      |  |
+///     |  |      +---------+   queued responses dropped,           |  | response with the current
+///     |  +----- | Expired | <-------- Event::Readable ------------+  | ID: queued (Readable when
+///     |         +---------+                                          | the queue was empty)
+///     |             | send: a new survey starts (see Running)     ---+
+///     +-- recv in Idle: BadState.   recv in Running: the oldest response, or WouldBlock.
+/// ```
+///
+/// **Sending never blocks.** A copy of the survey goes to every attached pipe: written at once
+/// to an idle pipe, queued behind a busy one (up to [`SURVEYOR_PIPE_QUEUE_LEN`]), or, when that
+/// queue is full, dropped for that pipe alone and counted in [`Surveyor::dropped_surveys`].
+/// With no pipe at all the send still succeeds.
+///
+/// **Expiry.** From the deadline on, no response is delivered: the queue is emptied and the ID
+/// retired, whether the deadline is noticed by [`Protocol::handle_timeout`], by an input or by
+/// [`Protocol::recv`] (each takes `now`). The first `recv` after that returns
+/// [`RecvError::SurveyExpired`] and later ones [`RecvError::BadState`], which is nanomsg's
+/// behaviour and NNG's for a receive that was waiting at expiry (a sans-IO core cannot tell
+/// whether one was waiting; NNG answers `ESTATE` at once when none was, mangos always does).
+///
+/// **A new survey** cancels the current one: its queued responses are discarded and later
+/// responses to it are dropped. A driver with a receive blocked on the old survey simply goes
+/// on waiting for the new one's responses; NNG fails such a receive with `ECANCELED`.
+///
+/// **Inputs.** [`Input::PipeAdded`] (a peer other than RESPONDENT is refused; a pipe that
+/// arrives during a survey does not get it), [`Input::PipeRemoved`] (surveys queued for it are
+/// lost), [`Input::PipeWritable`] (the oldest survey queued for the pipe goes out),
+/// [`Input::Received`] (a response: shorter than 4 bytes kicks the pipe, an ID other than the
+/// current survey's is dropped, a response that finds the queue full is dropped).
+///
+/// **Events.** [`Event::Readable`] when the response queue stops being empty and when the
+/// survey expires; [`Event::ClosePipe`] for a wrong peer or a garbage response. Never
+/// [`Event::Writable`]: `send` cannot block. Never [`Event::ResumeReceiving`]: pipes are never
+/// paused.
+///
+/// **Timers.** One: the survey deadline, armed by `send` at `now + survey_time`.
+#[derive(Debug)]
+pub struct Surveyor {
+    survey_time: Duration,
+    recv_buffer: usize,
+    ids: RequestIdSequence,
+    pipes: Broadcast,
+    ctx: SurveyContext,
+    timers: TimerTable<{ SurveyorTimer::COUNT }>,
+}
+
+impl Surveyor {
+    /// Creates a SURVEYOR socket core with no pipes and no survey.
+    pub fn new(config: SurveyorConfig) -> Self {
+        Self {
+            survey_time: config.survey_time,
+            recv_buffer: config.recv_buffer.max(1),
+            ids: RequestIdSequence::new(config.seed),
+            pipes: Broadcast::new(
+                ProtocolId::RESPONDENT,
+                SURVEYOR_PIPE_QUEUE_LEN,
+                Overflow::DropNewest,
+            ),
+            ctx: SurveyContext::default(),
+            timers: TimerTable::new(),
+        }
+    }
+
+    /// Sets how long surveys collect responses. The running survey keeps its deadline; the
+    /// new value applies from the next `send`, as in NNG.
+    pub fn set_survey_time(&mut self, survey_time: Duration) {
+        self.survey_time = survey_time;
+    }
+
+    /// Returns how long each survey collects responses.
+    pub fn survey_time(&self) -> Duration {
+        self.survey_time
+    }
+
+    /// Returns the ID of the running survey, if one is collecting responses.
+    pub fn survey_id(&self) -> Option<RequestId> {
+        match &self.ctx.state {
+            SurveyState::Running(survey) => Some(survey.id),
+            _ => None,
+        }
+    }
+
+    /// Returns how many survey copies were dropped because a pipe's queue was full, i.e. how
+    /// many times some pipe missed a survey.
+    pub fn dropped_surveys(&self) -> u64 {
+        self.pipes.dropped()
+    }
+
+    /// Ends the running survey if its deadline is `<= now`. With `wake`, queues
+    /// [`Event::Readable`] so that a receiver waiting for responses learns that none will come.
+    fn expire_if_due(&mut self, now: Instant, wake: bool) {
+        if !self
+            .timers
+            .take_expired(SurveyorTimer::Deadline as usize, now)
+        {
+            return;
+        }
+        if matches!(self.ctx.state, SurveyState::Running(_)) {
+            self.ctx.state = SurveyState::Expired;
+            if wake {
+                self.pipes.push_event(Event::Readable);
+            }
+        }
+    }
+
+    fn handle_response(&mut self, pipe: PipeId, body: Bytes) {
+        let Some(id) = read_word(&body) else {
+            // NNG kicks a peer whose response has no room for a survey ID.
+            self.pipes.kick(pipe);
+            return;
+        };
+        let SurveyState::Running(survey) = &mut self.ctx.state else {
+            return;
+        };
+        // Responses to older surveys, unknown IDs and responses beyond the queue drop.
+        if survey.id.get() != id || survey.responses.len() >= self.recv_buffer {
+            return;
+        }
+        survey.responses.push_back(body.slice(WORD_LEN..));
+        if survey.responses.len() == 1 {
+            self.pipes.push_event(Event::Readable);
+        }
+    }
+}
+
+impl Protocol for Surveyor {
+    fn protocol(&self) -> ProtocolId {
+        ProtocolId::SURVEYOR
+    }
+
+    /// Applies a pipe input; see the type docs for what each input does. A survey whose
+    /// deadline is `<= now` expires first, so a response arriving at or after the deadline is
+    /// never queued.
+    fn handle(&mut self, input: Input, now: Instant) {
+        self.expire_if_due(now, true);
+        if let Some((pipe, body)) = self.pipes.handle(input) {
+            self.handle_response(pipe, body);
+        }
+    }
+
+    /// Expires the running survey once its deadline has passed, and queues
+    /// [`Event::Readable`].
+    fn handle_timeout(&mut self, now: Instant) {
+        self.expire_if_due(now, true);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.pipes.poll_transmit()
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.pipes.poll_event()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.earliest()
+    }
+
+    fn is_receiving(&self, pipe: PipeId) -> bool {
+        self.pipes.is_receiving(pipe)
+    }
+
+    /// Cancels the current survey and broadcasts `msg`'s body as a new one.
+    ///
+    /// The header of `msg` is replaced by the new survey ID. Every attached pipe gets a copy,
+    /// or misses this survey if its queue is full, and the deadline is armed at
+    /// `now + survey_time`.
+    ///
+    /// # Errors
+    /// Never: a survey with no pipe, or that every pipe misses, still succeeds.
+    fn send(&mut self, msg: Message, now: Instant) -> Result<(), SendError> {
+        let survey = Survey {
+            id: self.ids.next_id(),
+            responses: VecDeque::new(),
+        };
+        let header = Bytes::copy_from_slice(&survey.id.to_bytes());
+        self.pipes
+            .send(&Message::with_header(header, msg.body), None);
+        self.ctx.state = SurveyState::Running(survey);
+        let deadline = deadline_after(now, self.survey_time);
+        self.timers.set(SurveyorTimer::Deadline as usize, deadline);
+        Ok(())
+    }
+
+    /// Returns the oldest queued response to the running survey, without its survey ID.
+    ///
+    /// # Errors
+    /// [`RecvError::WouldBlock`] while the survey runs with nothing queued;
+    /// [`RecvError::SurveyExpired`] once after the survey's deadline (its unread responses are
+    /// gone); [`RecvError::BadState`] when no survey was ever sent and after that.
+    fn recv(&mut self, now: Instant) -> Result<Message, RecvError> {
+        // The caller is receiving right now; no need to wake it.
+        self.expire_if_due(now, false);
+        match &mut self.ctx.state {
+            SurveyState::Idle => Err(RecvError::BadState),
+            SurveyState::Running(survey) => survey
+                .responses
+                .pop_front()
+                .map(Message::new)
+                .ok_or(RecvError::WouldBlock),
+            SurveyState::Expired => {
+                self.ctx.state = SurveyState::Idle;
+                Err(RecvError::SurveyExpired)
+            }
+        }
+    }
+}
+
+/// Settings for [`Respondent`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RespondentConfig {
+    /// The most backtrace words (device hops plus the survey ID) an accepted survey may carry.
+    /// Default: 8. Valid: 1..=255; [`Respondent::new`] treats 0 as 1.
+    pub max_ttl: u8,
+    /// How many received surveys may wait for [`Protocol::recv`] before the pipes feeding them
+    /// are paused. Default: 128. 0 counts as 1.
+    pub recv_buffer: usize,
+}
+
+impl Default for RespondentConfig {
+    fn default() -> Self {
+        Self {
+            max_ttl: DEFAULT_MAX_TTL,
+            recv_buffer: DEFAULT_RECV_BUFFER,
+        }
+    }
+}
+
+/// The cooked RESPONDENT role (SP type 0x63): receives surveys and sends at most one response
+/// to each.
+///
+/// Follows SP-PROTOCOLS.md section 4.6, which makes it REP (section 4.4.3) in every respect:
+/// receiving a survey saves its backtrace and pipe; the next send puts that backtrace in front
+/// of the response and writes it to that pipe. It never looks at the survey ID; the surveyor
+/// does that.
+///
+/// ```text
+///              recv: saves backtrace + pipe
+///  +------+ -----------------------------> +-------+ --+ recv: the newer survey
+///  | Idle |                                | Saved |   | replaces the saved one
+///  +------+ <----------------------------- +-------+ <-+
+///     |     send: Ok (dropped if the pipe     |
+///     |     is gone)                          | send while the pipe is busy:
+///     +--> send: BadState                     +-> WouldBlock, stays Saved
+/// ```
+///
+/// A send with no saved survey, or a second response to one survey, returns
+/// [`SendError::BadState`] (`test_resp_send_bad_state`). If the surveyor has gone, the response
+/// is dropped and the send succeeds.
+///
+/// A busy pipe applies back-pressure, as in NNG (where the send waits in the pipe's queue
+/// until the send timeout) and mangos without `BEST-EFFORT`: `send` returns
+/// [`SendError::WouldBlock`], keeps the survey saved and emits [`Event::Writable`] once the pipe
+/// turns idle or goes away. The response is never dropped for a busy pipe.
+///
+/// **Inputs.** [`Input::PipeAdded`] (a peer other than SURVEYOR is refused),
+/// [`Input::PipeRemoved`], [`Input::PipeWritable`], [`Input::Received`]: the backtrace is
+/// parsed with [`split_backtrace`](crate::backtrace::split_backtrace); more than `max_ttl`
+/// words drops the survey and keeps the pipe (`test_resp_ttl_drop`), a body that ends before
+/// the bottom word kicks the pipe (`test_resp_recv_garbage`).
+///
+/// **Events.** [`Event::Readable`] when the receive queue stops being empty;
+/// [`Event::ResumeReceiving`] for paused pipes once the queue drains below `recv_buffer`;
+/// [`Event::Writable`] when the saved survey's pipe turns idle or goes away;
+/// [`Event::ClosePipe`] for a wrong peer or a garbage survey.
+///
+/// **Timers.** None.
+#[derive(Debug)]
+pub struct Respondent {
+    inner: CookedReplier,
+}
+
+impl Respondent {
+    /// Creates a RESPONDENT socket core with no pipes.
+    pub fn new(config: RespondentConfig) -> Self {
+        let inner = CookedReplier::new(ProtocolId::RESPONDENT, config.max_ttl, config.recv_buffer);
+        Self { inner }
+    }
+
+    /// Sets the most backtrace words an accepted survey may carry.
+    ///
+    /// # Errors
+    /// [`ConfigError::MaxTtlOutOfRange`] for 0.
+    pub fn set_max_ttl(&mut self, max_ttl: u8) -> Result<(), ConfigError> {
+        self.inner.set_max_ttl(max_ttl)
+    }
+
+    /// Returns the most backtrace words an accepted survey may carry.
+    pub fn max_ttl(&self) -> u8 {
+        self.inner.max_ttl()
+    }
+
+    /// Returns true when a received survey is waiting for its response.
+    pub fn has_saved_survey(&self) -> bool {
+        self.inner.has_saved()
+    }
+}
+
+impl Protocol for Respondent {
+    forward_to_cooked_replier!();
+}
+
+/// Settings for [`XSurveyor`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XSurveyorConfig {
+    /// How many received responses may wait for [`Protocol::recv`] before the pipes feeding
+    /// them are paused. Default: 128. 0 counts as 1.
+    pub recv_buffer: usize,
+}
+
+impl Default for XSurveyorConfig {
+    fn default() -> Self {
+        Self {
+            recv_buffer: DEFAULT_RECV_BUFFER,
+        }
+    }
+}
+
+/// The raw SURVEYOR role (XSURVEYOR, SP type 0x62): broadcasts messages with the header the
+/// application gives and hands every response up with its backtrace in the header.
+///
+/// Follows SP-PROTOCOLS.md section 5.1 (NNG's `xsurv0`). It keeps no survey state, no IDs and
+/// no deadline; that is the application's (or the device's) business.
+///
+/// ```text
+///  +-------+  send: header + body as given, a copy to every pipe (never blocks)
+///  | Ready | ---+
+///  +-------+ <--+  Received: backtrace words -> header, queued for recv
+/// ```
+///
+/// * **Send.** `msg.header` and `msg.body` go out unchanged, back to back, to every attached
+///   pipe: at once to an idle pipe, else into its queue of [`XSURVEYOR_PIPE_QUEUE_LEN`], else
+///   dropped for that pipe and counted ([`XSurveyor::dropped_sends`]).
+/// * **Receive.** The words up to and including the first one with bit 31 set move from the
+///   body into the header, as in NNG (mangos moves only the first word; the wire is the same).
+///   A body that ends first kicks the pipe. Responses are not TTL-checked.
+///
+/// **Inputs.** [`Input::PipeAdded`] (a peer other than RESPONDENT is refused),
+/// [`Input::PipeRemoved`], [`Input::PipeWritable`], [`Input::Received`].
+///
+/// **Events.** [`Event::Readable`] when the receive queue stops being empty;
+/// [`Event::ResumeReceiving`] once it drains below `recv_buffer`; [`Event::ClosePipe`] for a
+/// wrong peer or garbage.
+///
+/// **Timers.** None.
+#[derive(Debug)]
+pub struct XSurveyor {
+    core: BacktraceCore,
+}
+
+impl XSurveyor {
+    /// Creates an XSURVEYOR socket core with no pipes.
+    pub fn new(config: XSurveyorConfig) -> Self {
+        Self {
+            core: BacktraceCore::new(
+                ProtocolId::RESPONDENT,
+                XSURVEYOR_MAX_STACK,
+                config.recv_buffer,
+                XSURVEYOR_PIPE_QUEUE_LEN,
+            ),
+        }
+    }
+
+    /// Returns how many message copies were dropped because a pipe's queue was full.
+    pub fn dropped_sends(&self) -> u64 {
+        self.core.pipes.dropped()
+    }
+}
+
+impl Protocol for XSurveyor {
+    fn protocol(&self) -> ProtocolId {
+        ProtocolId::SURVEYOR
+    }
+
+    /// Applies a pipe input; see the type docs for what each input does.
+    fn handle(&mut self, input: Input, _now: Instant) {
+        self.core.handle(input, None);
+    }
+
+    forward_to_core!();
+
+    /// Broadcasts `msg`, header and body unchanged, to every attached pipe.
+    ///
+    /// # Errors
+    /// Never: a pipe whose queue is full misses the message.
+    fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
+        self.core.pipes.send(&msg, None);
+        Ok(())
+    }
+
+    /// Takes the oldest response, its backtrace (through the bottom word) in the header.
+    ///
+    /// # Errors
+    /// [`RecvError::WouldBlock`] when nothing is queued.
+    fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
+        let (_pipe, backtrace, body) = self.core.pop().ok_or(RecvError::WouldBlock)?;
+        Ok(Message::with_header(backtrace, body))
+    }
+}
+
+/// Settings for [`XRespondent`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XRespondentConfig {
+    /// The most backtrace words (device hops plus the survey ID) an accepted survey may carry,
+    /// not counting the pipe word this socket adds. Default: 8. Valid: 1..=255;
+    /// [`XRespondent::new`] treats 0 as 1.
+    pub max_ttl: u8,
+    /// How many received surveys may wait for [`Protocol::recv`] before the pipes feeding them
+    /// are paused. Default: 128. 0 counts as 1.
+    pub recv_buffer: usize,
+}
+
+impl Default for XRespondentConfig {
+    fn default() -> Self {
+        Self {
+            max_ttl: DEFAULT_MAX_TTL,
+            recv_buffer: DEFAULT_RECV_BUFFER,
+        }
+    }
+}
+
+/// The raw RESPONDENT role (XRESPONDENT, SP type 0x63): the surveyor-facing side of a device,
+/// which records each survey's pipe in its header and routes responses by it.
+///
+/// Follows SP-PROTOCOLS.md sections 5.1 and 5.3 (NNG's `xresp0`, the same rules as XREP).
+///
+/// ```text
+///  +-------+  Received on pipe P: header = [P] + backtrace, queued for recv (TTL checked)
+///  | Ready | ---+
+///  +-------+ <--+  send: pop the first header word as the pipe; the rest goes out (never
+///                  blocks; an unknown pipe or a missing header drops the message)
+/// ```
+///
+/// * **Receive.** The backtrace is parsed as RESPONDENT does: more than `max_ttl` words (the
+///   pipe word not counted) drops the survey and keeps the pipe; a body that ends before the
+///   bottom word kicks the pipe. The ID of the pipe it arrived on is then pushed in front, so
+///   the header holds `[pipe, hops..., survey ID]`.
+/// * **Send.** The first header word names the pipe and is removed; the rest of the header
+///   and the body are sent there. A header shorter than 4 bytes, a word that is not a pipe ID
+///   or an unknown pipe drops the message silently and the send succeeds. A busy pipe queues
+///   up to [`XRESPONDENT_PIPE_QUEUE_LEN`] messages and then drops
+///   ([`XRespondent::dropped_sends`]), so one slow surveyor never holds up the others.
+///
+/// **Inputs.** [`Input::PipeAdded`] (a peer other than SURVEYOR is refused),
+/// [`Input::PipeRemoved`], [`Input::PipeWritable`], [`Input::Received`].
+///
+/// **Events.** [`Event::Readable`] when the receive queue stops being empty;
+/// [`Event::ResumeReceiving`] once it drains below `recv_buffer`; [`Event::ClosePipe`] for a
+/// wrong peer or garbage.
+///
+/// **Timers.** None.
+#[derive(Debug)]
+pub struct XRespondent {
+    core: BacktraceCore,
+}
+
+impl XRespondent {
+    /// Creates an XRESPONDENT socket core with no pipes.
+    pub fn new(config: XRespondentConfig) -> Self {
+        Self {
+            core: BacktraceCore::new(
+                ProtocolId::SURVEYOR,
+                config.max_ttl,
+                config.recv_buffer,
+                XRESPONDENT_PIPE_QUEUE_LEN,
+            ),
+        }
+    }
+
+    /// Sets the most backtrace words an accepted survey may carry.
+    ///
+    /// # Errors
+    /// [`ConfigError::MaxTtlOutOfRange`] for 0.
+    pub fn set_max_ttl(&mut self, max_ttl: u8) -> Result<(), ConfigError> {
+        self.core.set_max_ttl(max_ttl)
+    }
+
+    /// Returns the most backtrace words an accepted survey may carry.
+    pub fn max_ttl(&self) -> u8 {
+        self.core.max_ttl()
+    }
+
+    /// Returns how many messages were dropped because their pipe's queue was full. Messages
+    /// for unknown pipes or without a header are not counted.
+    pub fn dropped_sends(&self) -> u64 {
+        self.core.pipes.dropped()
+    }
+}
+
+impl Protocol for XRespondent {
+    fn protocol(&self) -> ProtocolId {
+        ProtocolId::RESPONDENT
+    }
+
+    /// Applies a pipe input; see the type docs for what each input does.
+    fn handle(&mut self, input: Input, _now: Instant) {
+        self.core.handle(input, None);
+    }
+
+    forward_to_core!();
+
+    /// Sends `msg` to the pipe named by its first header word, without that word.
+    ///
+    /// # Errors
+    /// Never: a message that cannot be routed, or finds its pipe's queue full, is dropped.
+    fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
+        let mut header = msg.header;
+        let pipe = pop_pipe_word(&mut header).and_then(PipeId::new);
+        if let Some(pipe) = pipe {
+            self.core
+                .pipes
+                .send_to(pipe, Message::with_header(header, msg.body));
+        }
+        Ok(())
+    }
+
+    /// Takes the oldest survey with `[pipe it arrived on, backtrace...]` as its header.
+    ///
+    /// # Errors
+    /// [`RecvError::WouldBlock`] when nothing is queued.
+    fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
+        let (pipe, mut header, body) = self.core.pop().ok_or(RecvError::WouldBlock)?;
+        push_pipe_word(&mut header, pipe);
+        Ok(Message::with_header(header, body))
+    }
+}
+
+/// SURVEYOR's timers, indexing its [`TimerTable`].
+#[derive(Clone, Copy, Debug)]
+enum SurveyorTimer {
+    /// The running survey stops collecting responses.
+    Deadline = 0,
+}
+
+impl SurveyorTimer {
+    const COUNT: usize = 1;
+}
+
+/// The per-survey state of SURVEYOR, kept apart from the socket so that contexts can be added
+/// (each context would own one, with its own deadline timer).
+#[derive(Debug, Default)]
+struct SurveyContext {
+    state: SurveyState,
+}
+
+#[derive(Debug, Default)]
+enum SurveyState {
+    /// No survey sent, or the end of the last one was reported.
+    #[default]
+    Idle,
+    /// A survey collects responses until its deadline.
+    Running(Survey),
+    /// The survey's deadline passed; the next `recv` reports it.
+    Expired,
+}
+
+#[derive(Debug)]
+struct Survey {
+    id: RequestId,
+    /// Response bodies, survey ID stripped, in arrival order.
+    responses: VecDeque<Bytes>,
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
+mod tests {
+    use super::*;
+    use crate::protocol::PipeCloseReason;
+
+    fn p(n: u32) -> PipeId {
+        PipeId::new(n).unwrap()
+    }
+
+    fn drain_tx(proto: &mut impl Protocol) -> Vec<Transmit> {
+        std::iter::from_fn(|| proto.poll_transmit()).collect()
+    }
+
+    fn drain_ev(proto: &mut impl Protocol) -> Vec<Event> {
+        std::iter::from_fn(|| proto.poll_event()).collect()
+    }
+
+    fn add(proto: &mut impl Protocol, pipe: PipeId, now: Instant) {
+        let peer = proto.peer_protocol();
+        proto.handle(Input::PipeAdded { pipe, peer }, now);
+    }
+
+    fn received(pipe: PipeId, wire: &'static [u8]) -> Input {
+        let msg = Message::new(wire);
+        Input::Received { pipe, msg }
+    }
+
+    fn answer(tx: &Transmit, body: &'static [u8]) -> Input {
+        let msg = Message::with_header(tx.msg.header.clone(), body);
+        Input::Received { pipe: tx.pipe, msg }
+    }
+
+    fn surveyor(survey_time: Duration) -> Surveyor {
+        Surveyor::new(SurveyorConfig {
+            survey_time,
+            seed: 7,
+            ..SurveyorConfig::default()
+        })
+    }
+
+    #[test]
+    fn surveyor_broadcasts_one_id_to_every_pipe() {
+        let now = Instant::now();
+        let mut surv = surveyor(DEFAULT_SURVEY_TIME);
+        for n in [2, 1] {
+            add(&mut surv, p(n), now);
+        }
+        surv.send(Message::new("q"), now).unwrap();
+        let tx = drain_tx(&mut surv);
+        let id = RequestIdSequence::new(7).next_id();
+        assert_eq!(surv.survey_id(), Some(id));
+        assert_eq!(tx.len(), 2);
+        assert_eq!((tx[0].pipe, tx[1].pipe), (p(1), p(2)));
+        assert!(tx.iter().all(|t| t.msg.header[..] == id.to_bytes()));
+        assert_eq!(surv.poll_timeout(), Some(now + DEFAULT_SURVEY_TIME));
+    }
+
+    #[test]
+    fn surveyor_queues_eight_surveys_per_busy_pipe_then_drops() {
+        let now = Instant::now();
+        let mut surv = surveyor(DEFAULT_SURVEY_TIME);
+        add(&mut surv, p(1), now);
+        for _ in 0..20 {
+            surv.send(Message::new("q"), now).unwrap();
+        }
+        assert_eq!(drain_tx(&mut surv).len(), 1);
+        assert_eq!(
+            surv.dropped_surveys(),
+            20 - 1 - SURVEYOR_PIPE_QUEUE_LEN as u64
+        );
+        surv.handle(Input::PipeWritable { pipe: p(1) }, now);
+        assert_eq!(drain_tx(&mut surv).len(), 1, "the oldest queued survey");
+    }
+
+    #[test]
+    fn surveyor_delivers_current_responses_and_drops_stale_ones() {
+        let now = Instant::now();
+        let mut surv = surveyor(DEFAULT_SURVEY_TIME);
+        add(&mut surv, p(1), now);
+        surv.send(Message::new("old"), now).unwrap();
+        let old = drain_tx(&mut surv).remove(0);
+        surv.handle(Input::PipeWritable { pipe: p(1) }, now);
+        surv.send(Message::new("new"), now).unwrap();
+        let new = drain_tx(&mut surv).remove(0);
+        assert_eq!(surv.recv(now), Err(RecvError::WouldBlock));
+
+        surv.handle(answer(&old, b"stale"), now);
+        assert!(drain_ev(&mut surv).is_empty());
+        surv.handle(answer(&new, b"fresh"), now);
+        assert_eq!(drain_ev(&mut surv), vec![Event::Readable]);
+        assert_eq!(surv.recv(now), Ok(Message::new("fresh")));
+        assert_eq!(surv.recv(now), Err(RecvError::WouldBlock));
+    }
+
+    #[test]
+    fn surveyor_expiry_discards_queue_then_reports_once() {
+        let now = Instant::now();
+        let later = now + Duration::from_millis(50);
+        let mut surv = surveyor(Duration::from_millis(50));
+        assert_eq!(surv.recv(now), Err(RecvError::BadState));
+        add(&mut surv, p(1), now);
+        surv.send(Message::new("q"), now).unwrap();
+        let tx = drain_tx(&mut surv).remove(0);
+        surv.handle(answer(&tx, b"unread"), now);
+        drain_ev(&mut surv);
+
+        surv.handle_timeout(later - Duration::from_millis(1));
+        assert!(drain_ev(&mut surv).is_empty(), "early timeout does nothing");
+        surv.handle_timeout(later);
+        assert_eq!(drain_ev(&mut surv), vec![Event::Readable]);
+        assert_eq!(surv.poll_timeout(), None);
+        surv.handle(answer(&tx, b"late"), later);
+        assert!(drain_ev(&mut surv).is_empty());
+        assert_eq!(surv.recv(later), Err(RecvError::SurveyExpired));
+        assert_eq!(surv.recv(later), Err(RecvError::BadState));
+    }
+
+    #[test]
+    fn surveyor_recv_at_deadline_expires_without_a_timer_call() {
+        let now = Instant::now();
+        let mut surv = surveyor(Duration::from_millis(10));
+        add(&mut surv, p(1), now);
+        surv.send(Message::new("q"), now).unwrap();
+        let tx = drain_tx(&mut surv).remove(0);
+        surv.handle(answer(&tx, b"r"), now);
+        let deadline = now + Duration::from_millis(10);
+        assert_eq!(surv.recv(deadline), Err(RecvError::SurveyExpired));
+        assert_eq!(surv.survey_id(), None);
+    }
+
+    #[test]
+    fn surveyor_zero_survey_time_expires_at_once() {
+        let now = Instant::now();
+        let mut surv = surveyor(Duration::ZERO);
+        add(&mut surv, p(1), now);
+        surv.send(Message::new("q"), now).unwrap();
+        let tx = drain_tx(&mut surv).remove(0);
+        surv.handle(answer(&tx, b"r"), now);
+        assert_eq!(surv.recv(now), Err(RecvError::SurveyExpired));
+    }
+
+    #[test]
+    fn surveyor_drops_responses_beyond_recv_buffer() {
+        let now = Instant::now();
+        let mut surv = Surveyor::new(SurveyorConfig {
+            recv_buffer: 2,
+            ..SurveyorConfig::default()
+        });
+        add(&mut surv, p(1), now);
+        surv.send(Message::new("q"), now).unwrap();
+        let tx = drain_tx(&mut surv).remove(0);
+        for body in [&b"1"[..], b"2", b"3"] {
+            surv.handle(answer(&tx, body), now);
+        }
+        assert!(surv.is_receiving(p(1)), "the surveyor never pauses a pipe");
+        assert_eq!(surv.recv(now).unwrap().body, "1");
+        assert_eq!(surv.recv(now).unwrap().body, "2");
+        assert_eq!(surv.recv(now), Err(RecvError::WouldBlock));
+    }
+
+    #[test]
+    fn surveyor_kicks_short_response() {
+        let now = Instant::now();
+        let mut surv = surveyor(DEFAULT_SURVEY_TIME);
+        add(&mut surv, p(1), now);
+        surv.handle(received(p(1), b"\x80\x00"), now);
+        let reason = PipeCloseReason::MalformedHeader;
+        assert_eq!(
+            drain_ev(&mut surv),
+            vec![Event::ClosePipe { pipe: p(1), reason }]
+        );
+        assert!(!surv.is_receiving(p(1)));
+        surv.send(Message::new("q"), now).unwrap();
+        assert!(
+            drain_tx(&mut surv).is_empty(),
+            "the kicked pipe is forgotten"
+        );
+    }
+
+    #[test]
+    fn respondent_returns_backtrace_and_answers_once() {
+        let now = Instant::now();
+        let mut resp = Respondent::new(RespondentConfig::default());
+        assert_eq!(resp.send(Message::new("x"), now), Err(SendError::BadState));
+        add(&mut resp, p(7), now);
+        resp.handle(received(p(7), b"\x00\x00\x01\x2b\x80\x00\x03\x37Hi"), now);
+        assert_eq!(drain_ev(&mut resp), vec![Event::Readable]);
+        assert_eq!(resp.recv(now), Ok(Message::new("Hi")));
+        assert!(resp.has_saved_survey());
+        resp.send(Message::new("Yo"), now).unwrap();
+        let tx = drain_tx(&mut resp);
+        assert_eq!(tx[0].pipe, p(7));
+        assert_eq!(
+            tx[0].msg.to_contiguous(),
+            &b"\x00\x00\x01\x2b\x80\x00\x03\x37Yo"[..]
+        );
+        assert_eq!(resp.send(Message::new("x"), now), Err(SendError::BadState));
+    }
+
+    #[test]
+    fn respondent_busy_pipe_blocks_and_wakes() {
+        let now = Instant::now();
+        let mut resp = Respondent::new(RespondentConfig::default());
+        add(&mut resp, p(1), now);
+        for _ in 0..2 {
+            resp.handle(received(p(1), b"\x80\x00\x00\x01s"), now);
+        }
+        resp.recv(now).unwrap();
+        resp.send(Message::new("1"), now).unwrap();
+        resp.recv(now).unwrap();
+        drain_ev(&mut resp);
+        assert_eq!(
+            resp.send(Message::new("2"), now),
+            Err(SendError::WouldBlock)
+        );
+        assert!(resp.has_saved_survey());
+        resp.handle(Input::PipeWritable { pipe: p(1) }, now);
+        assert_eq!(drain_ev(&mut resp), vec![Event::Writable]);
+        resp.send(Message::new("2"), now).unwrap();
+        assert_eq!(drain_tx(&mut resp).len(), 2);
+    }
+
+    #[test]
+    fn respondent_max_ttl_rejects_zero() {
+        let mut resp = Respondent::new(RespondentConfig::default());
+        assert_eq!(resp.set_max_ttl(0), Err(ConfigError::MaxTtlOutOfRange(0)));
+        assert_eq!(resp.max_ttl(), DEFAULT_MAX_TTL);
+        resp.set_max_ttl(3).unwrap();
+        assert_eq!(resp.max_ttl(), 3);
+    }
+
+    #[test]
+    fn xrespondent_pushes_pipe_word_and_routes_by_it() {
+        let now = Instant::now();
+        let mut x = XRespondent::new(XRespondentConfig::default());
+        add(&mut x, p(0x12b), now);
+        x.handle(received(p(0x12b), b"\x80\x00\x03\x37Hello"), now);
+        let msg = x.recv(now).unwrap();
+        assert_eq!(msg.header, &b"\x00\x00\x01\x2b\x80\x00\x03\x37"[..]);
+        assert_eq!(msg.body, "Hello");
+        x.send(Message::with_header(msg.header, "World"), now)
+            .unwrap();
+        let tx = drain_tx(&mut x);
+        assert_eq!(tx[0].pipe, p(0x12b));
+        assert_eq!(tx[0].msg.to_contiguous(), &b"\x80\x00\x03\x37World"[..]);
+    }
+
+    #[test]
+    fn xrespondent_drops_unroutable_sends() {
+        let now = Instant::now();
+        let mut x = XRespondent::new(XRespondentConfig::default());
+        add(&mut x, p(1), now);
+        for header in [
+            &b""[..],
+            b"\x00\x01",
+            b"\x00\x00\x00\x02",
+            b"\x80\x00\x00\x01",
+        ] {
+            assert_eq!(x.send(Message::with_header(header, "x"), now), Ok(()));
+        }
+        assert!(drain_tx(&mut x).is_empty());
+        assert_eq!(x.dropped_sends(), 0, "only full queues count");
+    }
+
+    #[test]
+    fn xrespondent_queues_two_per_busy_pipe() {
+        let now = Instant::now();
+        let mut x = XRespondent::new(XRespondentConfig::default());
+        add(&mut x, p(1), now);
+        for _ in 0..5 {
+            let msg = Message::with_header(&b"\x00\x00\x00\x01\x80\x00\x00\x01"[..], "r");
+            x.send(msg, now).unwrap();
+        }
+        assert_eq!(drain_tx(&mut x).len(), 1);
+        assert_eq!(x.dropped_sends(), 5 - 1 - XRESPONDENT_PIPE_QUEUE_LEN as u64);
+    }
+
+    #[test]
+    fn xsurveyor_sends_header_as_given_and_keeps_reply_stack() {
+        let now = Instant::now();
+        let mut x = XSurveyor::new(XSurveyorConfig::default());
+        add(&mut x, p(1), now);
+        add(&mut x, p(2), now);
+        let header = Bytes::from_static(b"\x00\x00\x00\x09\x80\x00\x00\x05");
+        x.send(Message::with_header(header.clone(), "q"), now)
+            .unwrap();
+        let tx = drain_tx(&mut x);
+        assert_eq!(tx.len(), 2);
+        assert!(tx.iter().all(|t| t.msg.header == header));
+        // NNG test_xsurvey_recv_header-style: the whole stack moves into the header.
+        x.handle(
+            received(p(1), b"\x00\x00\x00\x02\x00\x00\x00\x01\x80\x00\x01\x23r"),
+            now,
+        );
+        let got = x.recv(now).unwrap();
+        assert_eq!(got.header.len(), 12);
+        assert_eq!(got.body, "r");
+    }
+}
