@@ -1,8 +1,87 @@
-//! Scalability Protocols sockets with plain blocking calls.
+//! Scalability Protocols sockets with plain blocking calls, on std sockets and threads.
 //!
-//! Not implemented yet: the adapter will drive the same sp-core state machines from threads
-//! with blocking std sockets. Until then, use `sp-tokio`.
+//! Each protocol role is a type: [`Req`], [`Rep`], [`Push`], [`Pull`], [`Pair`], [`Pair1`].
+//! They have the methods of the `sp-tokio` sockets, with the same options and the same
+//! [`Error`], as blocking calls: `send` returns once a peer's queue took the message, `recv`
+//! once a message arrived, each within its timeout or deadline. There is no async runtime
+//! inside. The protocol logic, queues, dialers and listeners are the shared driver of
+//! [`sp_transport`]; this crate only supplies threads, clocks and blocking sockets.
+//!
+//! ```
+//! # fn main() -> Result<(), sp_blocking::Error> {
+//! let rep = sp_blocking::Rep::new();
+//! let addr = rep.listen("tcp://127.0.0.1:0")?;
+//! let req = sp_blocking::Req::new();
+//! req.dial(&addr.to_string())?;
+//!
+//! let server = std::thread::spawn(move || -> sp_blocking::Result<()> {
+//!     let request = rep.recv()?;
+//!     rep.send(request.body)
+//! });
+//! req.send("ping")?;
+//! assert_eq!(&req.recv()?.body[..], b"ping");
+//! server.join().unwrap()?;
+//! # Ok(()) }
+//! ```
+//!
+//! Timeouts and deadlines bound every blocking call; a call blocked on one thread returns
+//! [`Error::Closed`] when another thread closes the socket:
+//!
+//! ```
+//! # fn main() -> Result<(), sp_blocking::Error> {
+//! use std::time::{Duration, Instant};
+//!
+//! let pull = sp_blocking::Pull::new();
+//! pull.listen("inproc://sp-blocking-doc-timeouts")?;
+//! pull.set_recv_timeout(Some(Duration::from_millis(20)));
+//! assert!(pull.recv().unwrap_err().is_timed_out());
+//! let deadline = Instant::now() + Duration::from_millis(20);
+//! assert!(pull.recv_until(deadline).unwrap_err().is_timed_out());
+//!
+//! let closer = pull.clone();
+//! std::thread::spawn(move || {
+//!     std::thread::sleep(Duration::from_millis(20));
+//!     closer.close();
+//! });
+//! pull.set_recv_timeout(None);
+//! assert!(pull.recv().unwrap_err().is_closed());
+//! # Ok(()) }
+//! ```
+//!
+//! # Threads
+//!
+//! Calls run on the caller's thread. Background work runs on threads of its own, one per task
+//! of the shared driver, each parked while it has nothing to do:
+//!
+//! | what | threads |
+//! |---|---|
+//! | a socket | 1: the protocol's timers (REQ resends, ...) |
+//! | a listener (`listen`) | 1: blocks in `accept` |
+//! | a dialer (`dial`, `dial_nonblocking`) | 1: connects, then writes to its connection |
+//! | a TCP or IPC pipe | 2: a writer (the dialer's thread, or one per accepted connection) and a reader |
+//! | an inproc pipe | 1 per side (a dialer's side runs on the dialer's thread) |
+//! | closing with pipes attached | 1 for the linger time |
+//!
+//! So a dialing socket with one TCP connection has three threads: timers, the dialer (writer)
+//! and the reader. Threads end when the socket closes, within the linger time.
+//!
+//! Request/reply and other answered traffic use none of them. `send` writes the frame to the
+//! connection from the caller's thread, without blocking, after leaving the socket's lock; a
+//! pipe's writer thread only writes what the kernel did not take at once, and the frames of a
+//! sender that streams (sends again within microseconds with nothing received meanwhile),
+//! which it batches into few writes. While a socket has one connection, a blocked `recv` reads
+//! that connection itself rather than wait for the reader thread to hand a message over; the
+//! reader thread reads while no caller does, so that the peer's messages and its hang-up are
+//! still noticed (see [`sp_transport::threads`]).
 
+#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub use sp_transport::{Address, Error, Message, Result};
+mod runtime;
+mod socket;
+
+pub use runtime::Threads;
+pub use socket::Socket;
+pub use sp_transport::{Address, Error, Message, ProtocolId, Result, SocketOptions};
+
+sp_transport::protocol_sockets!(Socket);

@@ -1,8 +1,40 @@
 //! Scalability Protocols sockets on smol / async-io.
 //!
-//! Not implemented yet: the adapter will implement [`sp_transport::rt::Runtime`] for smol, as
-//! `sp-tokio` does for tokio, and re-export the same typed sockets. Until then, use `sp-tokio`.
+//! Each protocol role is a type: [`Req`], [`Rep`], [`Push`], [`Pull`], [`Pair`], [`Pair1`],
+//! the same names as in `sp-tokio`. They all share one generic implementation
+//! ([`sp_transport::Socket`]); this crate only supplies the [`Smol`] runtime glue.
+//!
+//! Sockets made with `new()` spawn their tasks (pipes, dialers, listeners, timers) on smol's
+//! global executor (`smol::spawn`), which starts its own threads on first use (one by default,
+//! `SMOL_THREADS` for more). [`Smol::with_executor`] with [`Socket::with_runtime`] puts them on
+//! an executor you run instead. Either way the socket methods can be awaited from any
+//! executor, or from `smol::block_on`.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), sp_smol::Error> {
+//! smol::block_on(async {
+//!     let rep = sp_smol::Rep::new();
+//!     let addr = rep.listen("tcp://127.0.0.1:0").await?;
+//!     let req = sp_smol::Req::new();
+//!     req.dial(&addr.to_string()).await?;
+//!     req.send("ping").await?;
+//!     let ping = rep.recv().await?;
+//!     rep.send(ping.body).await?;
+//!     assert_eq!(&req.recv().await?.body[..], b"ping");
+//!     Ok(())
+//! })
+//! # }
+//! ```
 
+#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub use sp_transport::{Address, Error, Message, Result};
+mod runtime;
+
+pub use runtime::Smol;
+pub use sp_transport::{Address, Error, Message, ProtocolId, Result, SocketOptions};
+
+/// A socket of protocol `P` on smol.
+pub type Socket<P> = sp_transport::Socket<Smol, P>;
+
+sp_transport::protocol_sockets!(Socket);

@@ -28,15 +28,5 @@ pub use sp_transport::{Address, Error, Message, ProtocolId, Result, SocketOption
 
 /// A socket of protocol `P` on tokio.
 pub type Socket<P> = sp_transport::Socket<Tokio, P>;
-/// REQ: sends requests and receives their replies; resends on timeout or lost connection.
-pub type Req = Socket<sp_core::protocol::reqrep::Req>;
-/// REP: receives requests and sends each reply back along the request's route.
-pub type Rep = Socket<sp_core::protocol::reqrep::Rep>;
-/// PUSH: hands each message to one PULL peer, round-robin, with back-pressure.
-pub type Push = Socket<sp_core::protocol::pipeline::Push>;
-/// PULL: receives from all PUSH peers, fair-queued.
-pub type Pull = Socket<sp_core::protocol::pipeline::Pull>;
-/// PAIR (v0): one peer at a time, messages both ways.
-pub type Pair = Socket<sp_core::protocol::pair::Pair>;
-/// PAIR v1: PAIR with a hop count on the wire (NNG's `pair1`, mono mode); one peer at a time.
-pub type Pair1 = Socket<sp_core::protocol::pair1::Pair1>;
+
+sp_transport::protocol_sockets!(Socket);

@@ -3,10 +3,14 @@
 //! * [`spcat`]: a drop-in for NNG's `nngcat` (binary `spcat`).
 //! * [`perf`]: NNG's perf tests plus raw-TCP baselines (binary `sp-perf`).
 //! * [`socket`]: the protocol list and [`socket::AnySocket`], shared by both.
+//! * [`runtime`]: `--runtime tokio|smol|blocking`, and [`runtime::ToolRuntime`], the runtime
+//!   interface both tools are written against; [`blocking`] is its `sp-blocking` side.
 
 #![forbid(unsafe_code)]
 
+pub mod blocking;
 pub mod perf;
+pub mod runtime;
 pub mod socket;
 pub mod spcat;
 

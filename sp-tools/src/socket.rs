@@ -1,15 +1,18 @@
 //! The protocols the tools know about, and one socket type over all implemented ones.
 //!
 //! [`Protocol`] lists every SP protocol the command lines accept, implemented or not.
-//! [`AnySocket`] is an enum over the `sp_tokio` socket types that exist today; the
-//! `any_socket!` table at the bottom is the one place to touch when a protocol is added
-//! (one line: `Protocol variant => AnySocket variant(socket type)`).
+//! [`AnySocket`] is an enum over the socket types that exist today, on any `sp_transport`
+//! runtime (tokio, smol); the `any_socket!` table at the bottom is the one place to touch when
+//! a protocol is added (one line: `Protocol variant => AnySocket variant(core type)`).
 
 use std::fmt;
 use std::time::Duration;
 
-use bytes::Bytes;
-use sp_tokio::{Address, Message, Result};
+use sp_core::protocol::{pair, pair1, pipeline, reqrep};
+use sp_transport::rt::Runtime;
+use sp_transport::{Address, Message, Result, Socket};
+
+use crate::runtime::ToolSocket;
 
 /// Every SP protocol (and version) the tools can name on their command lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -99,7 +102,7 @@ impl Protocol {
 
     /// Whether this build can open a socket of this protocol.
     pub fn is_supported(self) -> bool {
-        AnySocket::supports(self)
+        implemented(self)
     }
 }
 
@@ -121,141 +124,193 @@ impl fmt::Display for Unsupported {
 
 impl std::error::Error for Unsupported {}
 
-/// Defines [`AnySocket`] from a table of `Protocol => Variant(socket type)` lines, with one
-/// method per socket operation that forwards to whichever socket is inside.
-macro_rules! any_socket {
-    ($($proto:ident => $variant:ident($ty:ty)),* $(,)?) => {
-        /// A socket of any implemented protocol.
-        #[derive(Clone)]
-        pub enum AnySocket {
+/// Calls `$m!(args; table)` with the table of implemented protocols: the one place to extend
+/// when sp-core grows a protocol (`Protocol variant => socket variant(core type)`).
+macro_rules! with_protocols {
+    ($m:ident!($($args:tt)*)) => {
+        $m! {
+            $($args)*;
+            Req0 => Req(reqrep::Req),
+            Rep0 => Rep(reqrep::Rep),
+            Push0 => Push(pipeline::Push),
+            Pull0 => Pull(pipeline::Pull),
+            Pair0 => Pair(pair::Pair),
+            Pair1 => Pair1(pair1::Pair1),
+        }
+    };
+}
+
+/// Defines an enum over one adapter's sockets of every implemented protocol, with the
+/// [`ToolSocket`] methods forwarding to whichever socket is inside.
+///
+/// `socket!(core)` names the adapter's socket type, `new!(rt)` opens one, and `call!(expr)`
+/// finishes a socket call: `.await` for async sockets, nothing for blocking ones (whose calls
+/// then run inline when the tools await them).
+macro_rules! socket_enum {
+    (
+        $(#[$doc:meta])*
+        $name:ident $(<$g:ident: $bound:path>)?, $rt:ty,
+        socket = $socket:ident, new = $new:ident, call = $call:ident;
+        $($proto:ident => $variant:ident($core:ty)),* $(,)?
+    ) => {
+        $(#[$doc])*
+        pub enum $name $(<$g: $bound>)? {
             $(
-                #[doc = concat!("A `", stringify!($ty), "` socket.")]
-                $variant($ty),
+                #[doc = concat!("A `", stringify!($core), "` socket.")]
+                $variant($socket!($core)),
             )*
         }
 
-        impl AnySocket {
-            /// Whether [`AnySocket::open`] can open `protocol`.
-            pub fn supports(protocol: Protocol) -> bool {
-                matches!(protocol, $(Protocol::$proto)|*)
+        impl $(<$g: $bound>)? Clone for $name $(<$g>)? {
+            fn clone(&self) -> Self {
+                match self {
+                    $(Self::$variant(s) => Self::$variant(s.clone()),)*
+                }
             }
+        }
 
-            /// Opens a socket of `protocol` on the current tokio runtime.
+        impl $(<$g: $bound>)? fmt::Debug for $name $(<$g>)? {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.protocol())
+            }
+        }
+
+        impl $(<$g: $bound>)? $name $(<$g>)? {
+            /// Opens a socket of `protocol` on `rt`.
             ///
             /// # Errors
             /// [`Unsupported`] for a protocol this build does not implement yet.
-            ///
-            /// # Panics
-            /// Outside a tokio runtime.
-            pub fn open(protocol: Protocol) -> std::result::Result<Self, Unsupported> {
+            pub fn open(protocol: Protocol, rt: &$rt) -> std::result::Result<Self, Unsupported> {
                 match protocol {
-                    $(Protocol::$proto => Ok(Self::$variant(<$ty>::new())),)*
+                    $(Protocol::$proto => Ok(Self::$variant($new!(rt))),)*
                     #[allow(unreachable_patterns)]
                     other => Err(Unsupported(other)),
                 }
             }
+        }
 
-            /// The protocol this socket speaks.
-            pub fn protocol(&self) -> Protocol {
+        impl $(<$g: $bound>)? ToolSocket for $name $(<$g>)? {
+            fn protocol(&self) -> Protocol {
                 match self {
                     $(Self::$variant(_) => Protocol::$proto,)*
                 }
             }
 
-            /// Connects to `url`; the first attempt happens now and its failure is returned.
-            pub async fn dial(&self, url: &str) -> Result<()> {
+            async fn dial(&self, url: &str) -> Result<()> {
                 match self {
-                    $(Self::$variant(s) => s.dial(url).await,)*
+                    $(Self::$variant(s) => $call!(s.dial(url)),)*
                 }
             }
 
-            /// Starts a dialer that keeps retrying in the background.
-            pub fn dial_nonblocking(&self, url: &str) -> Result<()> {
+            fn dial_nonblocking(&self, url: &str) -> Result<()> {
                 match self {
                     $(Self::$variant(s) => s.dial_nonblocking(url),)*
                 }
             }
 
-            /// Listens on `url`, returning the bound address.
-            pub async fn listen(&self, url: &str) -> Result<Address> {
+            async fn listen(&self, url: &str) -> Result<Address> {
                 match self {
-                    $(Self::$variant(s) => s.listen(url).await,)*
+                    $(Self::$variant(s) => $call!(s.listen(url)),)*
                 }
             }
 
-            /// Sends one message.
-            pub async fn send(&self, msg: impl Into<Message>) -> Result<()> {
+            async fn send(&self, msg: impl Into<Message> + Send) -> Result<()> {
                 let msg = msg.into();
                 match self {
-                    $(Self::$variant(s) => s.send(msg).await,)*
+                    $(Self::$variant(s) => $call!(s.send(msg)),)*
                 }
             }
 
-            /// Sends a body (convenience for [`AnySocket::send`]).
-            pub async fn send_bytes(&self, body: Bytes) -> Result<()> {
-                self.send(body).await
-            }
-
-            /// Receives one message.
-            pub async fn recv(&self) -> Result<Message> {
+            async fn recv(&self) -> Result<Message> {
                 match self {
-                    $(Self::$variant(s) => s.recv().await,)*
+                    $(Self::$variant(s) => $call!(s.recv()),)*
                 }
             }
 
-            /// Sets the send timeout (`None`: wait forever).
-            pub fn set_send_timeout(&self, timeout: Option<Duration>) {
+            fn set_send_timeout(&self, timeout: Option<Duration>) {
                 match self {
                     $(Self::$variant(s) => s.set_send_timeout(timeout),)*
                 }
             }
 
-            /// Sets the receive timeout (`None`: wait forever).
-            pub fn set_recv_timeout(&self, timeout: Option<Duration>) {
+            fn set_recv_timeout(&self, timeout: Option<Duration>) {
                 match self {
                     $(Self::$variant(s) => s.set_recv_timeout(timeout),)*
                 }
             }
 
-            /// Sets the largest accepted message, for endpoints created afterwards.
-            pub fn set_recv_max_size(&self, max: usize) -> Result<()> {
+            fn set_recv_max_size(&self, max: usize) -> Result<()> {
                 match self {
                     $(Self::$variant(s) => s.set_recv_max_size(max),)*
                 }
             }
 
-            /// Sets the reconnect back-off for dialers created afterwards.
-            pub fn set_reconnect_backoff(&self, min: Duration, max: Duration) {
+            fn set_reconnect_backoff(&self, min: Duration, max: Duration) {
                 match self {
                     $(Self::$variant(s) => s.set_reconnect_backoff(min, max),)*
                 }
             }
 
-            /// Closes the socket, waiting (up to the linger time) until what was sent is written.
-            pub async fn close(&self) {
+            async fn close(&self) {
                 match self {
-                    $(Self::$variant(s) => s.close().await,)*
+                    $(Self::$variant(s) => $call!(s.close()),)*
                 }
             }
         }
     };
 }
 
-// The one table to extend when sp-tokio grows a protocol.
-any_socket! {
-    Req0 => Req(sp_tokio::Req),
-    Rep0 => Rep(sp_tokio::Rep),
-    Push0 => Push(sp_tokio::Push),
-    Pull0 => Pull(sp_tokio::Pull),
-    Pair0 => Pair(sp_tokio::Pair),
-    Pair1 => Pair1(sp_tokio::Pair1),
+/// Whether this build can open `protocol`.
+macro_rules! implemented {
+    ($protocol:expr; $($proto:ident => $variant:ident($core:ty)),* $(,)?) => {
+        matches!($protocol, $(Protocol::$proto)|*)
+    };
 }
 
-impl fmt::Debug for AnySocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AnySocket({})", self.protocol())
-    }
+fn implemented(protocol: Protocol) -> bool {
+    with_protocols!(implemented!(protocol))
 }
+
+macro_rules! async_socket {
+    ($core:ty) => { Socket<R, $core> };
+}
+macro_rules! async_new {
+    ($rt:ident) => {
+        Socket::with_runtime($rt.clone())
+    };
+}
+macro_rules! await_call {
+    ($call:expr) => {
+        $call.await
+    };
+}
+macro_rules! blocking_socket {
+    ($core:ty) => { sp_blocking::Socket<$core> };
+}
+macro_rules! blocking_new {
+    ($rt:ident) => {{
+        let _: &crate::blocking::Blocking = $rt;
+        sp_blocking::Socket::new()
+    }};
+}
+macro_rules! inline_call {
+    ($call:expr) => {
+        $call
+    };
+}
+
+with_protocols!(socket_enum!(
+    /// A socket of any implemented protocol, on the async runtime `R` (tokio, smol).
+    AnySocket<R: Runtime>, R,
+    socket = async_socket, new = async_new, call = await_call
+));
+
+with_protocols!(socket_enum!(
+    /// A socket of any implemented protocol from `sp-blocking`. Its calls block the calling
+    /// thread: awaiting one runs it to the end at once.
+    BlockingSocket, crate::blocking::Blocking,
+    socket = blocking_socket, new = blocking_new, call = inline_call
+));
 
 #[cfg(test)]
 mod tests {
@@ -300,11 +355,18 @@ mod tests {
 
     #[tokio::test]
     async fn open_reports_protocol() {
-        let s = AnySocket::open(Protocol::Pull0).unwrap();
+        let rt = sp_tokio::Tokio::default();
+        let s = AnySocket::open(Protocol::Pull0, &rt).unwrap();
         assert_eq!(s.protocol(), Protocol::Pull0);
         assert_eq!(
-            AnySocket::open(Protocol::Bus0).unwrap_err(),
+            AnySocket::open(Protocol::Bus0, &rt).unwrap_err(),
             Unsupported(Protocol::Bus0)
         );
+    }
+
+    #[test]
+    fn open_on_smol() {
+        let s = AnySocket::open(Protocol::Pair1, &sp_smol::Smol::default()).unwrap();
+        assert_eq!(s.protocol(), Protocol::Pair1);
     }
 }

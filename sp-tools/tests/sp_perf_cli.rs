@@ -107,46 +107,56 @@ fn inproc_modes() {
     assert_latency_lines(&text(&out.stdout), 16, 200);
 }
 
+/// Runs `*_thr` then `*_lat` between two processes over TCP; `server` and `client` are the
+/// options each side starts with (`--runtime ...`), `prefix` picks the SP or the raw modes.
+fn tcp_throughput_and_latency_between(server: &[&str], client: &[&str], prefix: &str) {
+    let run_pair = |mode: &str, size: &str, count: &str| {
+        let url = free_tcp_url();
+        let (local, remote) = (
+            format!("{prefix}local_{mode}"),
+            format!("{prefix}remote_{mode}"),
+        );
+        let mut server_args = server.to_vec();
+        server_args.extend([local.as_str(), &url, size, count]);
+        let mut client_args = client.to_vec();
+        client_args.extend([remote.as_str(), &url, size, count]);
+        let server = perf(&server_args).spawn().unwrap();
+        let client = run_client(&client_args);
+        let server = wait(server);
+        assert!(client.status.success(), "{}", text(&client.stderr));
+        assert!(server.status.success(), "{}", text(&server.stderr));
+        (text(&server.stdout), text(&client.stdout))
+    };
+    let (server_out, client_out) = run_pair("thr", "256", "20000");
+    assert!(client_out.is_empty(), "{client_out}");
+    assert_throughput_lines(&server_out, 256, 20000);
+    let (server_out, client_out) = run_pair("lat", "64", "300");
+    assert!(server_out.is_empty(), "{server_out}");
+    assert_latency_lines(&client_out, 64, 300);
+}
+
 #[test]
 fn tcp_throughput_and_latency() {
-    let url = free_tcp_url();
-    let server = perf(&["local_thr", &url, "256", "20000"]).spawn().unwrap();
-    let client = run_client(&["remote_thr", &url, "256", "20000"]);
-    let server = wait(server);
-    assert!(client.status.success(), "{}", text(&client.stderr));
-    assert!(client.stdout.is_empty());
-    assert!(server.status.success(), "{}", text(&server.stderr));
-    assert_throughput_lines(&text(&server.stdout), 256, 20000);
-
-    let url = free_tcp_url();
-    let server = perf(&["local_lat", &url, "64", "300"]).spawn().unwrap();
-    let client = run_client(&["remote_lat", &url, "64", "300"]);
-    let server = wait(server);
-    assert!(client.status.success(), "{}", text(&client.stderr));
-    assert!(server.status.success(), "{}", text(&server.stderr));
-    assert!(server.stdout.is_empty());
-    assert_latency_lines(&text(&client.stdout), 64, 300);
+    tcp_throughput_and_latency_between(&[], &[], "");
 }
 
 #[test]
 fn raw_tcp_baselines() {
-    let url = free_tcp_url();
-    let server = perf(&["raw_local_thr", &url, "256", "20000"])
-        .spawn()
-        .unwrap();
-    let client = run_client(&["raw_remote_thr", &url, "256", "20000"]);
-    let server = wait(server);
-    assert!(client.status.success(), "{}", text(&client.stderr));
-    assert!(server.status.success(), "{}", text(&server.stderr));
-    assert_throughput_lines(&text(&server.stdout), 256, 20000);
+    tcp_throughput_and_latency_between(&[], &[], "raw_");
+}
 
-    let url = free_tcp_url();
-    let server = perf(&["raw_local_lat", &url, "64", "300"]).spawn().unwrap();
-    let client = run_client(&["raw_remote_lat", &url, "64", "300"]);
-    let server = wait(server);
-    assert!(client.status.success(), "{}", text(&client.stderr));
-    assert!(server.status.success(), "{}", text(&server.stderr));
-    assert_latency_lines(&text(&client.stdout), 64, 300);
+/// The same tests on smol and on sp-blocking, each against the other: either side may run on
+/// either runtime.
+#[test]
+fn smol_and_blocking_runtimes() {
+    for rt in ["smol", "blocking"] {
+        let out = run(&["--runtime", rt, "inproc_thr", "100", "5000"]);
+        assert!(out.status.success(), "{rt}: {}", text(&out.stderr));
+        assert_throughput_lines(&text(&out.stdout), 100, 5000);
+    }
+    let (smol, blocking) = (["--runtime", "smol"], ["--runtime", "blocking"]);
+    tcp_throughput_and_latency_between(&smol, &blocking, "");
+    tcp_throughput_and_latency_between(&blocking, &smol, "");
 }
 
 #[test]
@@ -162,8 +172,8 @@ fn usage_errors_exit_two() {
         ),
         (&["nonsense"], "Unknown program mode? Use -m <mode>."),
         (
-            &["--runtime", "smol", "inproc_thr", "1", "1"],
-            "not supported yet",
+            &["--runtime", "glommio", "inproc_thr", "1", "1"],
+            "unknown runtime glommio",
         ),
         (&["inproc_thr", "--bus0", "1", "1"], "bad option"),
     ] {

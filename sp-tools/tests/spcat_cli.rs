@@ -271,8 +271,26 @@ fn push_pull_over_ipc_from_stdin_raw() {
 
 #[test]
 fn req_rep_quoted() {
+    rep_on_runtime_answers_tokio_req("tokio");
+}
+
+/// `--runtime smol` runs the same loops on sp-smol; a smol REP answers a tokio REQ.
+#[test]
+fn req_rep_with_smol_runtime() {
+    rep_on_runtime_answers_tokio_req("smol");
+}
+
+/// `--runtime blocking` runs them with sp-blocking's blocking calls.
+#[test]
+fn req_rep_with_blocking_runtime() {
+    rep_on_runtime_answers_tokio_req("blocking");
+}
+
+fn rep_on_runtime_answers_tokio_req(runtime: &str) {
     let rep = Listener::start(&[
         "--rep0",
+        "--runtime",
+        runtime,
         "--listen",
         "tcp://127.0.0.1:0",
         "--data",
@@ -296,7 +314,7 @@ fn req_rep_quoted() {
     assert!(req.status.success(), "req: {}", stderr_of(&req));
     assert_eq!(String::from_utf8_lossy(&req.stdout), "\"pong\\tok\"\n");
     let (code, out, err) = rep.finish();
-    assert_eq!(code, Some(0), "rep stderr: {err}");
+    assert_eq!(code, Some(0), "{runtime} rep stderr: {err}");
     assert_eq!(String::from_utf8_lossy(&out), "\"ping\\n\"\n");
 }
 

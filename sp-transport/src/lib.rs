@@ -4,9 +4,11 @@
 //! * [`rt`] holds the small runtime traits an adapter implements (spawn, timer, streams).
 //! * [`Socket`] is the driver: a protocol core behind a lock, pipe tasks that batch frames
 //!   into vectored writes, dialers that reconnect with back-off, and listeners.
+//! * [`threads`] runs pipes on threads instead, for adapters without an event loop.
 //!
 //! Adapters (`sp-tokio`, `sp-smol`) implement [`rt::Runtime`] and name the typed sockets,
-//! for example `type Req = Socket<Tokio, sp_core::protocol::reqrep::Req>`.
+//! for example `type Req = Socket<Tokio, sp_core::protocol::reqrep::Req>`; `sp-blocking`
+//! implements it with threads and wraps the sockets in blocking calls.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -18,8 +20,35 @@ mod error;
 mod pipe;
 pub mod rt;
 mod socket;
+pub mod threads;
 
 pub use addr::Address;
 pub use error::{Error, Result};
 pub use socket::{Socket, SocketCore, SocketOptions};
 pub use sp_core::{Message, ProtocolId};
+
+#[doc(hidden)]
+pub use sp_core as __sp_core;
+
+/// Names an adapter's typed sockets, `Req`, `Rep`, `Push`, `Pull`, `Pair` and `Pair1`, as
+/// `$socket<core>` for the adapter's socket type `$socket<P>`; the one list to extend when the
+/// driver gains a protocol.
+#[macro_export]
+macro_rules! protocol_sockets {
+    ($socket:ident) => {
+        /// REQ: sends requests and receives their replies; resends on timeout or lost
+        /// connection.
+        pub type Req = $socket<$crate::__sp_core::protocol::reqrep::Req>;
+        /// REP: receives requests and sends each reply back along the request's route.
+        pub type Rep = $socket<$crate::__sp_core::protocol::reqrep::Rep>;
+        /// PUSH: hands each message to one PULL peer, round-robin, with back-pressure.
+        pub type Push = $socket<$crate::__sp_core::protocol::pipeline::Push>;
+        /// PULL: receives from all PUSH peers, fair-queued.
+        pub type Pull = $socket<$crate::__sp_core::protocol::pipeline::Pull>;
+        /// PAIR (v0): one peer at a time, messages both ways.
+        pub type Pair = $socket<$crate::__sp_core::protocol::pair::Pair>;
+        /// PAIR v1: PAIR with a hop count on the wire (NNG's `pair1`, mono mode); one peer at
+        /// a time.
+        pub type Pair1 = $socket<$crate::__sp_core::protocol::pair1::Pair1>;
+    };
+}

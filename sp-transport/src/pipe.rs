@@ -12,15 +12,16 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_io::{AsyncRead, AsyncWrite};
+use futures_io::AsyncWrite;
 use sp_core::frame::{encode, encode_prefix, FrameDecoder, FrameKind};
 use sp_core::{Message, PipeId, ProtocolId};
 
 use crate::rt::BoxStream;
+use crate::threads::{self, ThreadPipe};
 
 /// A pipe's queue reports "full" to its socket at this many messages...
 const QUEUE_HIGH_WATER_MSGS: usize = 256;
@@ -100,6 +101,9 @@ struct PipeQueue {
 pub(crate) struct PipeHandle {
     pub(crate) id: PipeId,
     q: Mutex<PipeQueue>,
+    /// Set when the pipe runs on threads: lets callers read and write its connection directly,
+    /// and lets `close` unblock the threads' blocking IO.
+    pub(crate) threads: OnceLock<Arc<ThreadPipe>>,
 }
 
 pub(crate) struct TakeOutcome {
@@ -112,6 +116,7 @@ impl PipeHandle {
         Arc::new(Self {
             id,
             q: Mutex::new(PipeQueue::default()),
+            threads: OnceLock::new(),
         })
     }
 
@@ -167,7 +172,7 @@ impl PipeHandle {
     }
 
     /// Returns true if the pipe may deliver; otherwise registers `waker` for the resume.
-    fn poll_resumed(&self, waker: &Waker) -> bool {
+    pub(crate) fn poll_resumed(&self, waker: &Waker) -> bool {
         let mut q = lock(&self.q);
         if q.paused && !q.closed {
             set_waker(&mut q.feeder, waker);
@@ -198,8 +203,25 @@ impl PipeHandle {
         false
     }
 
-    fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         lock(&self.q).draining
+    }
+
+    /// Returns true once the pipe is closed or draining: nothing more may be delivered.
+    pub(crate) fn is_ending(&self) -> bool {
+        let q = lock(&self.q);
+        q.closed || q.draining
+    }
+
+    /// Returns true once the pipe is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.q).closed
+    }
+
+    /// Returns true while the pipe may deliver: open, not draining, and not paused.
+    pub(crate) fn may_deliver(&self) -> bool {
+        let q = lock(&self.q);
+        !(q.closed || q.draining || q.paused)
     }
 
     /// Asks the pipe's tasks to stop at once, dropping what is queued. Idempotent.
@@ -212,6 +234,9 @@ impl PipeHandle {
         drop(q);
         for w in [a, b].into_iter().flatten() {
             w.wake();
+        }
+        if let Some(threads) = self.threads.get() {
+            threads.interrupt();
         }
     }
 
@@ -233,11 +258,24 @@ fn set_waker(slot: &mut Option<Waker>, waker: &Waker) {
 }
 
 /// Runs a stream pipe until it ends, then detaches it from its socket.
-pub(crate) async fn run_stream_pipe(pipe: StreamPipe) {
+///
+/// A stream from a thread-based runtime ([`threads::ThreadedStream`]) runs on threads instead
+/// of being polled; see [`threads`].
+pub(crate) async fn run_stream_pipe(mut pipe: StreamPipe) {
     let owner = pipe.owner.clone();
     let handle = pipe.handle.clone();
-    let end = pipe.await;
-    match &end {
+    let end = match threads::ThreadedStream::io_of(&mut pipe.stream) {
+        Some(io) => threads::run_pipe(pipe, io),
+        None => pipe.await,
+    };
+    log_end(&handle, &end);
+    handle.close();
+    owner.pipe_closed(handle.id);
+}
+
+/// Logs why a stream pipe ended.
+fn log_end(handle: &PipeHandle, end: &PipeEnd) {
+    match end {
         PipeEnd::Local | PipeEnd::PeerClosed => {
             tracing::debug!(pipe = %handle.id, reason = ?end, "pipe closed")
         }
@@ -246,23 +284,16 @@ pub(crate) async fn run_stream_pipe(pipe: StreamPipe) {
         }
         PipeEnd::Io(e) => tracing::debug!(pipe = %handle.id, error = %e, "pipe failed"),
     }
-    handle.close();
-    owner.pipe_closed(handle.id);
 }
 
 /// A TCP/IPC connection after its handshake: frames in, frames out.
 pub(crate) struct StreamPipe {
-    owner: Arc<dyn PipeOwner>,
-    handle: Arc<PipeHandle>,
-    stream: BoxStream,
-    kind: FrameKind,
-    decoder: FrameDecoder,
-    rbuf: BytesMut,
-    scratch: Box<[u8]>,
+    pub(crate) owner: Arc<dyn PipeOwner>,
+    pub(crate) handle: Arc<PipeHandle>,
+    pub(crate) stream: BoxStream,
+    pub(crate) inbound: Inbound,
+    pub(crate) outbound: Outbound,
     paused: bool,
-    taken: VecDeque<Message>,
-    chunks: VecDeque<Bytes>,
-    coalesce: BytesMut,
     needs_flush: bool,
 }
 
@@ -279,16 +310,201 @@ impl StreamPipe {
             owner,
             handle,
             stream,
-            kind,
+            inbound: Inbound::new(kind, max_message_size, leftover),
+            outbound: Outbound::new(kind),
+            paused: false,
+            needs_flush: false,
+        }
+    }
+
+    fn poll_write_side(&mut self, cx: &mut Context<'_>) -> Result<bool, PipeEnd> {
+        let mut progress = false;
+        loop {
+            if self.outbound.is_empty() {
+                if self.needs_flush {
+                    match Pin::new(&mut self.stream).poll_flush(cx) {
+                        Poll::Ready(Ok(())) => self.needs_flush = false,
+                        Poll::Ready(Err(e)) => return Err(PipeEnd::Io(e)),
+                        Poll::Pending => return Ok(progress),
+                    }
+                }
+                let outcome = self.outbound.take(&self.handle, cx.waker());
+                if outcome.was_blocked {
+                    self.owner.pipe_writable(self.handle.id);
+                }
+                if self.outbound.is_empty() {
+                    return Ok(progress);
+                }
+            }
+            let stream = &mut self.stream;
+            match self
+                .outbound
+                .write_with(|iov| Pin::new(&mut **stream).poll_write_vectored(cx, iov))
+            {
+                Poll::Ready(Ok(0)) => return Err(write_zero()),
+                Poll::Ready(Ok(_)) => {
+                    progress = true;
+                    self.needs_flush = true;
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => return Err(PipeEnd::Io(e)),
+                Poll::Pending => return Ok(progress),
+            }
+        }
+    }
+
+    fn poll_read_side(&mut self, cx: &mut Context<'_>) -> Result<bool, PipeEnd> {
+        let mut progress = false;
+        loop {
+            if self.paused {
+                if !self.handle.poll_resumed(cx.waker()) {
+                    return Ok(progress);
+                }
+                self.paused = false;
+            }
+            if let Some(receiving) = self.inbound.deliver(&*self.owner, &self.handle)? {
+                progress = true;
+                if !receiving {
+                    self.paused = true;
+                }
+                continue;
+            }
+            // Need more bytes.
+            let stream = &mut self.stream;
+            match self
+                .inbound
+                .fill(|buf| Pin::new(&mut **stream).poll_read(cx, buf))
+            {
+                Poll::Ready(Ok(0)) => return Err(PipeEnd::PeerClosed),
+                Poll::Ready(Ok(_)) => progress = true,
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => return Err(PipeEnd::Io(e)),
+                Poll::Pending => return Ok(progress),
+            }
+        }
+    }
+}
+
+pub(crate) fn write_zero() -> PipeEnd {
+    PipeEnd::Io(io::Error::new(
+        io::ErrorKind::WriteZero,
+        "connection accepted no more bytes",
+    ))
+}
+
+/// The receiving half of a stream pipe: the frame decoder and its buffers. The async
+/// [`StreamPipe`] and the thread-based runner in [`crate::threads`] share it.
+pub(crate) struct Inbound {
+    decoder: FrameDecoder,
+    rbuf: BytesMut,
+    scratch: Box<[u8]>,
+}
+
+impl Inbound {
+    pub(crate) fn new(kind: FrameKind, max_message_size: usize, leftover: BytesMut) -> Self {
+        Self {
             decoder: FrameDecoder::new(kind, max_message_size),
             rbuf: leftover,
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
-            paused: false,
+        }
+    }
+
+    /// Feeds the buffered frames to `owner` while its core keeps receiving from the pipe.
+    /// Returns `None` when no whole frame is buffered, otherwise whether the core still
+    /// receives (`false`: the handle is now paused).
+    pub(crate) fn deliver(
+        &mut self,
+        owner: &dyn PipeOwner,
+        handle: &PipeHandle,
+    ) -> Result<Option<bool>, PipeEnd> {
+        let Some(first) = self
+            .decoder
+            .decode(&mut self.rbuf)
+            .map_err(PipeEnd::BadFrame)?
+        else {
+            return Ok(None);
+        };
+        let mut first = Some(Message::new(first));
+        let mut err = None;
+        let decoder = &mut self.decoder;
+        let rbuf = &mut self.rbuf;
+        let receiving = owner.deliver(handle, &mut || {
+            if let Some(m) = first.take() {
+                return Some(m);
+            }
+            match decoder.decode(rbuf) {
+                Ok(frame) => frame.map(Message::new),
+                Err(e) => {
+                    err = Some(e);
+                    None
+                }
+            }
+        });
+        match err {
+            Some(e) => Err(PipeEnd::BadFrame(e)),
+            None => Ok(Some(receiving)),
+        }
+    }
+
+    /// Reads once through `read`: straight into the frame buffer for a large frame (growing it
+    /// by at most `READ_MAX`), otherwise into the scratch buffer.
+    pub(crate) fn fill(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        let wanted = self.decoder.bytes_wanted(&self.rbuf);
+        if wanted > READ_CHUNK {
+            let start = self.rbuf.len();
+            let grow = wanted.min(READ_MAX);
+            self.rbuf.resize(start + grow, 0);
+            let poll = read(&mut self.rbuf[start..]);
+            let got = match &poll {
+                Poll::Ready(Ok(n)) => *n,
+                _ => 0,
+            };
+            self.rbuf.truncate(start + got);
+            poll
+        } else {
+            let poll = read(&mut self.scratch);
+            if let Poll::Ready(Ok(n)) = poll {
+                self.rbuf.extend_from_slice(&self.scratch[..n]);
+            }
+            poll
+        }
+    }
+}
+
+/// The sending half of a stream pipe: messages taken from the queue, encoded into chunks that
+/// go out with vectored writes. Shared by the async and the thread-based runner.
+pub(crate) struct Outbound {
+    kind: FrameKind,
+    taken: VecDeque<Message>,
+    chunks: VecDeque<Bytes>,
+    coalesce: BytesMut,
+}
+
+impl Outbound {
+    pub(crate) fn new(kind: FrameKind) -> Self {
+        Self {
+            kind,
             taken: VecDeque::new(),
             chunks: VecDeque::new(),
             coalesce: BytesMut::new(),
-            needs_flush: false,
         }
+    }
+
+    /// Returns true when every encoded byte has been written.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// Takes what `handle` has queued (registering `waker` if nothing) and encodes it.
+    pub(crate) fn take(&mut self, handle: &PipeHandle, waker: &Waker) -> TakeOutcome {
+        let outcome = handle.take_out(&mut self.taken, waker);
+        if !self.taken.is_empty() {
+            self.encode_taken();
+        }
+        outcome
     }
 
     /// Encodes taken messages into write chunks: small ones coalesced, large bodies by reference.
@@ -316,129 +532,33 @@ impl StreamPipe {
         }
     }
 
-    fn poll_write_side(&mut self, cx: &mut Context<'_>) -> Result<bool, PipeEnd> {
-        let mut progress = false;
-        loop {
-            if self.chunks.is_empty() {
-                if self.needs_flush {
-                    match Pin::new(&mut self.stream).poll_flush(cx) {
-                        Poll::Ready(Ok(())) => self.needs_flush = false,
-                        Poll::Ready(Err(e)) => return Err(PipeEnd::Io(e)),
-                        Poll::Pending => return Ok(progress),
-                    }
+    /// Offers up to `MAX_IOVECS` chunks to `write` and drops the bytes it reports written.
+    pub(crate) fn write_with(
+        &mut self,
+        write: impl FnOnce(&[IoSlice<'_>]) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut n_iov = 0;
+        for chunk in self.chunks.iter().take(MAX_IOVECS) {
+            iov[n_iov] = IoSlice::new(chunk);
+            n_iov += 1;
+        }
+        let poll = write(&iov[..n_iov]);
+        if let Poll::Ready(Ok(written)) = poll {
+            let mut n = written;
+            while n > 0 {
+                // The stream wrote n bytes of what we offered, which all lie in `chunks`.
+                let front = self.chunks.front_mut().expect("written bytes were queued");
+                if n >= front.len() {
+                    n -= front.len();
+                    self.chunks.pop_front();
+                } else {
+                    front.advance(n);
+                    n = 0;
                 }
-                let outcome = self.handle.take_out(&mut self.taken, cx.waker());
-                if outcome.was_blocked {
-                    self.owner.pipe_writable(self.handle.id);
-                }
-                if self.taken.is_empty() {
-                    return Ok(progress);
-                }
-                self.encode_taken();
-            }
-            let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut n_iov = 0;
-            for chunk in self.chunks.iter().take(MAX_IOVECS) {
-                iov[n_iov] = IoSlice::new(chunk);
-                n_iov += 1;
-            }
-            match Pin::new(&mut self.stream).poll_write_vectored(cx, &iov[..n_iov]) {
-                Poll::Ready(Ok(0)) => {
-                    return Err(PipeEnd::Io(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "connection accepted no more bytes",
-                    )))
-                }
-                Poll::Ready(Ok(mut n)) => {
-                    progress = true;
-                    self.needs_flush = true;
-                    while n > 0 {
-                        // The stream wrote n bytes of what we offered, which all lie in `chunks`.
-                        let front = self.chunks.front_mut().expect("written bytes were queued");
-                        if n >= front.len() {
-                            n -= front.len();
-                            self.chunks.pop_front();
-                        } else {
-                            front.advance(n);
-                            n = 0;
-                        }
-                    }
-                }
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Poll::Ready(Err(e)) => return Err(PipeEnd::Io(e)),
-                Poll::Pending => return Ok(progress),
             }
         }
-    }
-
-    fn poll_read_side(&mut self, cx: &mut Context<'_>) -> Result<bool, PipeEnd> {
-        let mut progress = false;
-        loop {
-            if self.paused {
-                if !self.handle.poll_resumed(cx.waker()) {
-                    return Ok(progress);
-                }
-                self.paused = false;
-            }
-            if let Some(first) = self
-                .decoder
-                .decode(&mut self.rbuf)
-                .map_err(PipeEnd::BadFrame)?
-            {
-                progress = true;
-                let mut first = Some(Message::new(first));
-                let mut err = None;
-                let decoder = &mut self.decoder;
-                let rbuf = &mut self.rbuf;
-                let receiving = self.owner.deliver(&self.handle, &mut || {
-                    if let Some(m) = first.take() {
-                        return Some(m);
-                    }
-                    match decoder.decode(rbuf) {
-                        Ok(frame) => frame.map(Message::new),
-                        Err(e) => {
-                            err = Some(e);
-                            None
-                        }
-                    }
-                });
-                if let Some(e) = err {
-                    return Err(PipeEnd::BadFrame(e));
-                }
-                if !receiving {
-                    self.paused = true;
-                }
-                continue;
-            }
-            // Need more bytes.
-            let wanted = self.decoder.bytes_wanted(&self.rbuf);
-            let poll = if wanted > READ_CHUNK {
-                // A large frame: read straight into its buffer, growing by at most READ_MAX.
-                let start = self.rbuf.len();
-                let grow = wanted.min(READ_MAX);
-                self.rbuf.resize(start + grow, 0);
-                let poll = Pin::new(&mut self.stream).poll_read(cx, &mut self.rbuf[start..]);
-                let got = match &poll {
-                    Poll::Ready(Ok(n)) => *n,
-                    _ => 0,
-                };
-                self.rbuf.truncate(start + got);
-                poll
-            } else {
-                let poll = Pin::new(&mut self.stream).poll_read(cx, &mut self.scratch);
-                if let Poll::Ready(Ok(n)) = poll {
-                    self.rbuf.extend_from_slice(&self.scratch[..n]);
-                }
-                poll
-            };
-            match poll {
-                Poll::Ready(Ok(0)) => return Err(PipeEnd::PeerClosed),
-                Poll::Ready(Ok(_)) => progress = true,
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Poll::Ready(Err(e)) => return Err(PipeEnd::Io(e)),
-                Poll::Pending => return Ok(progress),
-            }
-        }
+        poll
     }
 }
 
@@ -457,7 +577,7 @@ impl Future for StreamPipe {
             };
             if this.handle.is_draining() {
                 // Closing: nothing more is delivered; finish once every queued byte is out.
-                if this.chunks.is_empty()
+                if this.outbound.is_empty()
                     && !this.needs_flush
                     && this.handle.poll_drained(cx.waker())
                 {

@@ -27,6 +27,7 @@ use crate::endpoint::{self, EndpointCtl};
 use crate::error::{Error, Result};
 use crate::pipe::{lock, PipeHandle, PipeOwner};
 use crate::rt::{Runtime, Sleep};
+use crate::threads::{self, DirectRead};
 
 /// How long closing pipes may take to write out what is queued, by default (mangos' default).
 pub const DEFAULT_LINGER: Duration = Duration::from_secs(1);
@@ -215,7 +216,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         Ok(())
     }
 
-    fn close(&self) {
+    fn close(self: &Arc<Self>) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -228,8 +229,14 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         }
         if !pipes.is_empty() {
             let mut sleep = self.rt.sleep_until(Instant::now() + st.opts.linger);
+            let shared = Arc::downgrade(self);
             self.rt.spawn(Box::pin(async move {
-                std::future::poll_fn(|cx| sleep.poll_sleep(cx)).await;
+                // Ends early once every pipe has drained and gone.
+                std::future::poll_fn(|cx| match shared.upgrade() {
+                    Some(s) if s.poll_pipes_gone(cx).is_pending() => sleep.poll_sleep(cx),
+                    _ => Poll::Ready(()),
+                })
+                .await;
                 for pipe in pipes {
                     pipe.close();
                 }
@@ -242,6 +249,17 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         st.recv_waiters.wake_all();
         if let Some(w) = st.timer_waker.take() {
             w.wake();
+        }
+    }
+
+    /// Returns ready once the socket has no pipe; registers for the last pipe's removal.
+    fn poll_pipes_gone(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if st.pipes.is_empty() {
+            Poll::Ready(())
+        } else {
+            st.close_waiters.register(cx.waker());
+            Poll::Pending
         }
     }
 
@@ -281,6 +299,20 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
                 Poll::Pending
             }
             Err(e) => Poll::Ready(Err(e.into())),
+        }
+    }
+
+    /// Returns the socket's only pipe if it runs on threads.
+    fn sole_threaded_pipe(&self) -> Option<Arc<PipeHandle>> {
+        let st = self.lock();
+        match st.pipes.len() {
+            1 => st
+                .pipes
+                .values()
+                .next()
+                .filter(|p| p.threads.get().is_some())
+                .cloned(),
+            _ => None,
         }
     }
 
@@ -556,22 +588,66 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         }
     }
 
+    /// Receives like [`Socket::recv`], blocking the calling thread: for adapters without an
+    /// event loop (sp-blocking), whose pipes run on [`threads`](crate::threads).
+    ///
+    /// While the socket has a single pipe, the waiting thread reads that pipe's connection
+    /// itself rather than wait for the pipe's reader thread to hand a message over.
+    ///
+    /// # Errors
+    /// As [`Socket::recv`].
+    pub fn recv_blocking(&self) -> Result<Message> {
+        self.recv_parked(deadline_after(self.recv_timeout()))
+    }
+
+    /// Receives like [`Socket::recv_blocking`], but waits at most until `deadline` (ignoring
+    /// the receive timeout option).
+    ///
+    /// # Errors
+    /// As [`Socket::recv`].
+    pub fn recv_blocking_until(&self, deadline: Instant) -> Result<Message> {
+        self.recv_parked(Some(deadline))
+    }
+
+    /// The waiting of [`with_deadline`], with the thread parked, or reading the sole pipe.
+    fn recv_parked(&self, deadline: Option<Instant>) -> Result<Message> {
+        let shared = self.shared();
+        let waker = threads::waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut first = true;
+        // Once a read of its own found nothing, the caller leaves reading to the reader thread
+        // and waits to be woken, rather than wake up every read window.
+        let mut read_itself = true;
+        loop {
+            let sole_pipe = match threads::with_direct_writes(|| shared.poll_recv(&mut cx)) {
+                Poll::Ready(r) => return r,
+                Poll::Pending if read_itself => shared.sole_threaded_pipe(),
+                Poll::Pending => None,
+            };
+            if let Some(e) = deadline_passed(deadline, &mut first) {
+                return Err(e);
+            }
+            if let Some(pipe) = sole_pipe {
+                match threads::read_directly(&pipe, deadline) {
+                    DirectRead::Read => continue,
+                    DirectRead::Idle => {
+                        read_itself = false;
+                        continue;
+                    }
+                    DirectRead::Unavailable => {}
+                }
+            }
+            threads::park(deadline);
+        }
+    }
+
     /// Closes the socket and waits until every pipe has written out what was already sent
     /// (at most the linger time, 1 s by default). Endpoints stop at once and blocked calls
     /// return [`Error::Closed`]. Dropping the last clone closes too, without waiting.
     pub async fn close(&self) {
         let shared = self.shared();
         shared.close();
-        std::future::poll_fn(|cx| {
-            let mut st = shared.lock();
-            if st.pipes.is_empty() {
-                Poll::Ready(())
-            } else {
-                st.close_waiters.register(cx.waker());
-                Poll::Pending
-            }
-        })
-        .await
+        std::future::poll_fn(|cx| shared.poll_pipes_gone(cx)).await
     }
 
     /// Starts closing the socket without waiting (see [`Socket::close`]): queued messages are
@@ -714,13 +790,8 @@ async fn with_deadline<R: Runtime, T>(
         let Some(deadline) = deadline else {
             return Poll::Pending;
         };
-        let expired = Instant::now() >= deadline;
-        if expired && first {
-            return Poll::Ready(Err(Error::WouldBlock));
-        }
-        first = false;
-        if expired {
-            return Poll::Ready(Err(Error::TimedOut));
+        if let Some(e) = deadline_passed(Some(deadline), &mut first) {
+            return Poll::Ready(Err(e));
         }
         let s = sleep.get_or_insert_with(|| rt.sleep_until(deadline));
         match s.poll_sleep(cx) {
@@ -729,4 +800,17 @@ async fn with_deadline<R: Runtime, T>(
         }
     })
     .await
+}
+
+/// Checks `deadline` after an attempt that could not complete: [`Error::WouldBlock`] when it
+/// had passed already at the first attempt (a non-blocking call, as NNG's zero timeout),
+/// [`Error::TimedOut`] when it passed while waiting, `None` while time is left.
+fn deadline_passed(deadline: Option<Instant>, first: &mut bool) -> Option<Error> {
+    let expired = deadline.is_some_and(|d| Instant::now() >= d);
+    let was_first = std::mem::replace(first, false);
+    expired.then_some(if was_first {
+        Error::WouldBlock
+    } else {
+        Error::TimedOut
+    })
 }

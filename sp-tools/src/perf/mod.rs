@@ -1,7 +1,7 @@
 //! `sp-perf`: NNG's perf tests, argument for argument, plus raw-TCP baselines.
 //!
 //! ```text
-//! sp-perf [--runtime tokio] [--threads N] <mode> <args...>
+//! sp-perf [--runtime tokio|smol|blocking] [--threads N] <mode> <args...>
 //! sp-perf -m <mode> <args...>          (NNG's form)
 //! local_lat <args...>                  (NNG's form: the program's name picks the mode)
 //!
@@ -15,7 +15,8 @@
 //! ```
 //!
 //! Every mode uses PAIR v1 on both sides, as NNG's perf does; the inproc modes can pick other
-//! sockets. Errors print one line to stderr and exit with status 2, as NNG's `die` does.
+//! sockets. `--runtime` picks the adapter the SP modes run on (the same code, generic over
+//! [`ToolRuntime`]); the raw modes always use tokio's `TcpStream`. Errors print one line to stderr and exit with status 2, as NNG's `die` does.
 
 pub mod raw;
 pub mod report;
@@ -26,6 +27,7 @@ use std::fmt;
 
 use clap::{Arg, ArgAction, Command};
 
+use crate::runtime::{block_on_smol, block_on_tokio, RuntimeKind, ToolRuntime};
 use sp::Pattern;
 
 /// A fatal perf error (exit status 2).
@@ -63,6 +65,16 @@ pub enum Mode {
     RawLocalThr,
     /// Raw-TCP throughput client.
     RawRemoteThr,
+}
+
+impl Mode {
+    /// Whether this is one of the raw-TCP baselines (which always run on tokio).
+    pub fn is_raw(self) -> bool {
+        matches!(
+            self,
+            Mode::RawLocalLat | Mode::RawRemoteLat | Mode::RawLocalThr | Mode::RawRemoteThr
+        )
+    }
 }
 
 const MODE_NAMES: &[(&str, Mode)] = &[
@@ -122,7 +134,9 @@ pub struct Job {
     pub count: u32,
     /// Socket types.
     pub pattern: Pattern,
-    /// tokio worker threads.
+    /// The runtime the SP modes run on.
+    pub runtime: RuntimeKind,
+    /// Runtime worker threads.
     pub threads: usize,
 }
 
@@ -135,14 +149,14 @@ fn command() -> Command {
     Command::new("sp-perf")
         .about("NNG-compatible perf tests (local_lat, remote_lat, local_thr, remote_thr, inproc_lat, inproc_thr) and raw-TCP baselines")
         .override_usage(
-            "sp-perf [--runtime tokio] [--threads N] <mode> <args...>\n       sp-perf -m <mode> <args...>\n\n\
+            "sp-perf [--runtime tokio|smol|blocking] [--threads N] <mode> <args...>\n       sp-perf -m <mode> <args...>\n\n\
              modes: local_lat <url> <size> <roundtrips> | remote_lat <url> <size> <roundtrips>\n       \
              local_thr <url> <size> <count> | remote_thr <url> <size> <count>\n       \
              inproc_lat [--pair0|--pair1|--reqrep0|--bus0] [--url URL] <size> <count>\n       \
              inproc_thr [--pair0|--pair1] [--url URL] <size> <count>\n       \
              raw_local_lat | raw_remote_lat | raw_local_thr | raw_remote_thr <tcp-url> <size> <count>",
         )
-        .arg(Arg::new("runtime").long("runtime").value_name("RUNTIME").default_value("tokio").help("async runtime (only tokio for now)"))
+        .arg(Arg::new("runtime").long("runtime").value_name("RUNTIME").default_value("tokio").help("the adapter the SP modes run on: tokio, smol or blocking"))
         .arg(
             Arg::new("threads")
                 .long("threads")
@@ -241,12 +255,8 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
     };
     let runtime = m
         .get_one::<String>("runtime")
-        .map_or("tokio", String::as_str);
-    if runtime != "tokio" {
-        return Err(PerfError(format!(
-            "runtime {runtime} is not supported yet (only tokio)"
-        )));
-    }
+        .map_or(Ok(RuntimeKind::Tokio), |r| r.parse::<RuntimeKind>())
+        .map_err(PerfError)?;
     let threads = usize::from(*m.get_one::<u16>("threads").unwrap_or(&2));
     let mut args: Vec<String> = m
         .get_many::<String>("args")
@@ -291,6 +301,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 size: parse_int(&rest[0], "message size")? as usize,
                 count: parse_int(&rest[1], "count")?,
                 pattern,
+                runtime,
                 threads,
             }
         }
@@ -332,6 +343,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 size: parse_int(&args[1], "message size")? as usize,
                 count: parse_int(&args[2], what)?,
                 pattern: Pattern::PAIR1,
+                runtime,
                 threads,
             }
         }
@@ -339,54 +351,69 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
     Ok(PerfArgs::Run(job))
 }
 
-/// Runs a job on a fresh runtime and returns what it prints.
+/// Runs a job on a fresh runtime of its kind and returns what it prints.
 ///
 /// # Errors
 /// The test's errors.
 pub fn run(job: &Job) -> Result<String, PerfError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(job.threads)
-        .enable_all()
-        .build()
-        .map_err(|e| PerfError(format!("cannot start the runtime: {e}")))?;
     let job = job.clone();
-    // The body runs as a spawned task, on a worker thread beside the socket's pipe tasks: from
-    // `block_on` it would run on the main thread and every hand-off would cross threads.
-    let body = async move {
-        let (url, size, count, pattern) = (job.url.as_str(), job.size, job.count, job.pattern);
-        Ok(match job.mode {
-            Mode::LocalLat => {
-                sp::latency_server(pattern, url, size, count, None).await?;
-                String::new()
-            }
-            Mode::RemoteLat => sp::latency_client(pattern, url, size, count)
-                .await?
-                .render(),
-            Mode::LocalThr => sp::throughput_server(pattern, url, size, count, None)
-                .await?
-                .render(),
-            Mode::RemoteThr => {
-                sp::throughput_client(pattern, url, size, count).await?;
-                String::new()
-            }
-            Mode::InprocLat => sp::inproc_lat(pattern, url, size, count).await?.render(),
-            Mode::InprocThr => sp::inproc_thr(pattern, url, size, count).await?.render(),
-            Mode::RawLocalLat => {
-                raw::latency_server(url, size, count).await?;
-                String::new()
-            }
-            Mode::RawRemoteLat => raw::latency_client(url, size, count).await?.render(),
-            Mode::RawLocalThr => raw::throughput_server(url, size, count).await?.render(),
-            Mode::RawRemoteThr => {
-                raw::throughput_client(url, size, count).await?;
-                String::new()
-            }
-        })
+    let threads = job.threads;
+    let out = match job.runtime {
+        _ if job.mode.is_raw() => block_on_tokio(threads, |_| run_raw(job)),
+        RuntimeKind::Tokio => block_on_tokio(threads, |rt| run_sp(rt, job)),
+        RuntimeKind::Smol => block_on_smol(threads, |rt| run_sp(rt, job)),
+        RuntimeKind::Blocking => Ok(crate::blocking::block_on(run_sp(
+            crate::blocking::Blocking,
+            job,
+        ))),
     };
-    rt.block_on(async move {
-        tokio::spawn(body)
-            .await
-            .map_err(|e| PerfError(format!("benchmark task failed: {e}")))?
+    out.map_err(PerfError)?
+}
+
+/// The SP modes, the same code on every runtime.
+async fn run_sp<R: ToolRuntime>(rt: R, job: Job) -> Result<String, PerfError> {
+    let (url, size, count, pattern) = (job.url.as_str(), job.size, job.count, job.pattern);
+    let rt = &rt;
+    Ok(match job.mode {
+        Mode::LocalLat => {
+            sp::latency_server(rt, pattern, url, size, count, None).await?;
+            String::new()
+        }
+        Mode::RemoteLat => sp::latency_client(rt, pattern, url, size, count)
+            .await?
+            .render(),
+        Mode::LocalThr => sp::throughput_server(rt, pattern, url, size, count, None)
+            .await?
+            .render(),
+        Mode::RemoteThr => {
+            sp::throughput_client(rt, pattern, url, size, count).await?;
+            String::new()
+        }
+        Mode::InprocLat => sp::inproc_lat(rt, pattern, url, size, count)
+            .await?
+            .render(),
+        Mode::InprocThr => sp::inproc_thr(rt, pattern, url, size, count)
+            .await?
+            .render(),
+        raw => return Err(PerfError(format!("{raw:?} is not an SP mode"))),
+    })
+}
+
+/// The raw-TCP baselines (tokio only).
+async fn run_raw(job: Job) -> Result<String, PerfError> {
+    let (url, size, count) = (job.url.as_str(), job.size, job.count);
+    Ok(match job.mode {
+        Mode::RawLocalLat => {
+            raw::latency_server(url, size, count).await?;
+            String::new()
+        }
+        Mode::RawRemoteLat => raw::latency_client(url, size, count).await?.render(),
+        Mode::RawLocalThr => raw::throughput_server(url, size, count).await?.render(),
+        Mode::RawRemoteThr => {
+            raw::throughput_client(url, size, count).await?;
+            String::new()
+        }
+        sp_mode => return Err(PerfError(format!("{sp_mode:?} is not a raw mode"))),
     })
 }
 
@@ -488,7 +515,10 @@ mod tests {
             (j.mode, j.url.as_str(), j.size, j.count),
             (Mode::LocalLat, "tcp://127.0.0.1:5555", 64, 1000)
         );
-        assert_eq!((j.pattern, j.threads), (Pattern::PAIR1, 2));
+        assert_eq!(
+            (j.pattern, j.runtime, j.threads),
+            (Pattern::PAIR1, RuntimeKind::Tokio, 2)
+        );
         let j = job(&[
             "--threads",
             "4",
@@ -503,6 +533,8 @@ mod tests {
         assert_eq!((j.mode, j.threads), (Mode::RemoteThr, 4));
         let j = job(&["-m", "remote_lat", "tcp://h:1", "10", "20"]).unwrap();
         assert_eq!(j.mode, Mode::RemoteLat);
+        let j = job(&["--runtime", "smol", "local_thr", "tcp://h:1", "10", "20"]).unwrap();
+        assert_eq!((j.mode, j.runtime), (Mode::LocalThr, RuntimeKind::Smol));
         let j = job(&["raw_local_thr", "tcp://127.0.0.1:1", "10", "20"]).unwrap();
         assert_eq!(j.mode, Mode::RawLocalThr);
     }
@@ -537,10 +569,18 @@ mod tests {
             job(&["bogus"]).unwrap_err().0,
             "Unknown program mode? Use -m <mode>."
         );
-        assert!(job(&["--runtime", "smol", "inproc_thr", "1", "1"])
-            .unwrap_err()
-            .0
-            .contains("not supported yet"));
+        assert_eq!(
+            job(&["--runtime", "blocking", "inproc_thr", "1", "1"])
+                .unwrap()
+                .runtime,
+            RuntimeKind::Blocking
+        );
+        assert_eq!(
+            job(&["--runtime", "async-std", "inproc_thr", "1", "1"])
+                .unwrap_err()
+                .0,
+            "unknown runtime async-std (expected tokio, smol or blocking)"
+        );
     }
 
     #[test]
@@ -590,37 +630,28 @@ mod tests {
     }
 
     #[test]
-    fn inproc_runs_end_to_end() {
-        let j = job(&[
-            "inproc_thr",
-            "--url",
-            "inproc://sp-perf-unit-thr",
-            "64",
-            "2000",
-        ])
-        .unwrap();
-        let out = run(&j).unwrap();
-        assert!(out.contains("message count: 2000\n"), "{out}");
-        assert!(out.contains("message size: 64 [B]\n"), "{out}");
-        let j = job(&[
-            "inproc_lat",
-            "--url",
-            "inproc://sp-perf-unit-lat",
-            "16",
-            "200",
-        ])
-        .unwrap();
-        let out = run(&j).unwrap();
-        assert!(out.contains("round trip count: 200\n"), "{out}");
-        let j = job(&[
-            "inproc_lat",
-            "--reqrep0",
-            "--url",
-            "inproc://sp-perf-unit-rr",
-            "8",
-            "50",
-        ])
-        .unwrap();
-        assert!(run(&j).unwrap().contains("average latency: "));
+    fn inproc_runs_end_to_end_on_every_runtime() {
+        for rt in ["tokio", "smol", "blocking"] {
+            let runtime = format!("--runtime={rt}");
+            let url = |test: &str| format!("--url=inproc://sp-perf-unit-{rt}-{test}");
+            let j = job(&[&runtime, "inproc_thr", &url("thr"), "64", "2000"]).unwrap();
+            let out = run(&j).unwrap();
+            assert!(out.contains("message count: 2000\n"), "{rt}: {out}");
+            assert!(out.contains("message size: 64 [B]\n"), "{rt}: {out}");
+            let j = job(&[&runtime, "inproc_lat", &url("lat"), "16", "200"]).unwrap();
+            let out = run(&j).unwrap();
+            assert!(out.contains("round trip count: 200\n"), "{rt}: {out}");
+            let j = job(&[
+                &runtime,
+                "--threads=1",
+                "inproc_lat",
+                "--reqrep0",
+                &url("rr"),
+                "8",
+                "50",
+            ])
+            .unwrap();
+            assert!(run(&j).unwrap().contains("average latency: "), "{rt}");
+        }
     }
 }

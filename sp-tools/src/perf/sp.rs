@@ -16,7 +16,8 @@ use tokio::sync::oneshot;
 
 use super::report::{LatencyReport, ThroughputReport};
 use super::PerfError;
-use crate::socket::{AnySocket, Protocol};
+use crate::runtime::{ToolRuntime, ToolSocket};
+use crate::socket::Protocol;
 
 /// Which sockets a test uses: NNG's default is PAIR v1 for both sides, in every mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,11 +51,11 @@ impl Pattern {
     };
 }
 
-fn open(p: Protocol) -> Result<AnySocket, PerfError> {
-    AnySocket::open(p).map_err(|u| PerfError(format!("socket: {u}")))
+fn open<R: ToolRuntime>(rt: &R, p: Protocol) -> Result<R::Socket, PerfError> {
+    rt.open(p).map_err(|u| PerfError(format!("socket: {u}")))
 }
 
-fn err(what: &'static str) -> impl Fn(sp_tokio::Error) -> PerfError {
+fn err(what: &'static str) -> impl Fn(sp_transport::Error) -> PerfError {
     move |e| PerfError(format!("{what}: {e}"))
 }
 
@@ -78,14 +79,15 @@ fn signal(ready: Option<oneshot::Sender<()>>) {
 ///
 /// # Errors
 /// Socket errors and wrong message sizes.
-pub async fn latency_server(
+pub async fn latency_server<R: ToolRuntime>(
+    rt: &R,
     pattern: Pattern,
     url: &str,
     size: usize,
     trips: u32,
     ready: Option<oneshot::Sender<()>>,
 ) -> Result<(), PerfError> {
-    let s = open(pattern.server)?;
+    let s = open(rt, pattern.server)?;
     s.listen(url).await.map_err(err("listen"))?;
     signal(ready);
     for _ in 0..trips {
@@ -94,7 +96,7 @@ pub async fn latency_server(
         s.send(m.body).await.map_err(err("send"))?;
     }
     // Give the last echo time to leave (NNG: "linger should do this").
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    rt.sleep(Duration::from_millis(100)).await;
     s.close().await;
     Ok(())
 }
@@ -103,15 +105,16 @@ pub async fn latency_server(
 ///
 /// # Errors
 /// Socket errors.
-pub async fn latency_client(
+pub async fn latency_client<R: ToolRuntime>(
+    rt: &R,
     pattern: Pattern,
     url: &str,
     size: usize,
     trips: u32,
 ) -> Result<LatencyReport, PerfError> {
-    let s = open(pattern.client)?;
+    let s = open(rt, pattern.client)?;
     s.dial(url).await.map_err(err("dial"))?;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    rt.sleep(Duration::from_millis(100)).await;
     let msg = Bytes::from(vec![0u8; size]);
     let start = Instant::now();
     for _ in 0..trips {
@@ -131,14 +134,15 @@ pub async fn latency_client(
 ///
 /// # Errors
 /// Socket errors and wrong message sizes.
-pub async fn throughput_server(
+pub async fn throughput_server<R: ToolRuntime>(
+    rt: &R,
     pattern: Pattern,
     url: &str,
     size: usize,
     count: u32,
     ready: Option<oneshot::Sender<()>>,
 ) -> Result<ThroughputReport, PerfError> {
-    let s = open(pattern.server)?;
+    let s = open(rt, pattern.server)?;
     s.listen(url).await.map_err(err("listen"))?;
     signal(ready);
     s.recv().await.map_err(err("recv"))?; // the empty start message
@@ -150,7 +154,7 @@ pub async fn throughput_server(
     let total = start.elapsed();
     // Tell the sender we are done, and give that message time to leave.
     let _ = s.send(Bytes::new()).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    rt.sleep(Duration::from_millis(200)).await;
     s.close().await;
     Ok(ThroughputReport {
         total,
@@ -164,13 +168,14 @@ pub async fn throughput_server(
 ///
 /// # Errors
 /// Socket errors.
-pub async fn throughput_client(
+pub async fn throughput_client<R: ToolRuntime>(
+    rt: &R,
     pattern: Pattern,
     url: &str,
     size: usize,
     count: u32,
 ) -> Result<(), PerfError> {
-    let s = open(pattern.client)?;
+    let s = open(rt, pattern.client)?;
     s.set_recv_timeout(Some(Duration::from_secs(5)));
     s.dial(url).await.map_err(err("dial"))?;
     s.send(Bytes::new()).await.map_err(err("send"))?;
@@ -187,7 +192,8 @@ pub async fn throughput_client(
 ///
 /// # Errors
 /// Either side's errors.
-pub async fn inproc_lat(
+pub async fn inproc_lat<R: ToolRuntime>(
+    rt: &R,
     pattern: Pattern,
     url: &str,
     size: usize,
@@ -195,17 +201,17 @@ pub async fn inproc_lat(
 ) -> Result<LatencyReport, PerfError> {
     let (tx, rx) = oneshot::channel();
     let server_url = url.to_string();
-    let server =
-        tokio::spawn(
-            async move { latency_server(pattern, &server_url, size, trips, Some(tx)).await },
-        );
+    let server_rt = rt.clone();
+    let server = rt.spawn(async move {
+        latency_server(&server_rt, pattern, &server_url, size, trips, Some(tx)).await
+    });
     if rx.await.is_err() {
         // The server failed before listening: report its error.
         return Err(join(server.await)?
             .err()
             .unwrap_or_else(|| PerfError("server stopped".into())));
     }
-    let report = latency_client(pattern, url, size, trips).await?;
+    let report = latency_client(rt, pattern, url, size, trips).await?;
     join(server.await)??;
     Ok(report)
 }
@@ -214,7 +220,8 @@ pub async fn inproc_lat(
 ///
 /// # Errors
 /// Either side's errors.
-pub async fn inproc_thr(
+pub async fn inproc_thr<R: ToolRuntime>(
+    rt: &R,
     pattern: Pattern,
     url: &str,
     size: usize,
@@ -222,18 +229,19 @@ pub async fn inproc_thr(
 ) -> Result<ThroughputReport, PerfError> {
     let (tx, rx) = oneshot::channel();
     let server_url = url.to_string();
-    let server = tokio::spawn(async move {
-        throughput_server(pattern, &server_url, size, count, Some(tx)).await
+    let server_rt = rt.clone();
+    let server = rt.spawn(async move {
+        throughput_server(&server_rt, pattern, &server_url, size, count, Some(tx)).await
     });
     if rx.await.is_err() {
         return Err(join(server.await)?
             .err()
             .unwrap_or_else(|| PerfError("server stopped".into())));
     }
-    throughput_client(pattern, url, size, count).await?;
+    throughput_client(rt, pattern, url, size, count).await?;
     join(server.await)?
 }
 
-fn join<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, PerfError> {
-    r.map_err(|e| PerfError(format!("server task failed: {e}")))
+fn join<T>(r: Option<T>) -> Result<T, PerfError> {
+    r.ok_or_else(|| PerfError("server task failed".into()))
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use super::format::Format;
+use crate::runtime::RuntimeKind;
 use crate::socket::{Protocol, Role};
 
 /// The program name used in messages.
@@ -102,6 +103,8 @@ pub const OPTIONS: &[OptSpec] = &[
     value("cert", Some('E')),
     value("zt-home", None),
     flag("version", Some('V')),
+    // spcat's own, not nngcat's.
+    value("runtime", None),
 ];
 
 /// Protocol flags and what they select.
@@ -235,6 +238,8 @@ pub struct Config {
     pub async_dial: bool,
     /// `--socket-name` (accepted, ignored).
     pub socket_name: Option<OsString>,
+    /// `--runtime` (spcat's own option): the adapter to run on. Default: tokio.
+    pub runtime: RuntimeKind,
 }
 
 /// The outcome of parsing a command line.
@@ -318,6 +323,7 @@ pub fn usage() -> String {
   --cert <file>          (or alias -E <file>)   [TLS not supported yet]
   --key <file>                                  [TLS not supported yet]
   --version              (or alias -V)
+  --runtime <tokio|smol|blocking>  (spcat only; default tokio)
 
 <src> may be one of:
   --file <file>          (or alias -F <file>). Use - for standard input.
@@ -695,6 +701,14 @@ pub fn config_from_matches(m: &ArgMatches) -> Result<Parsed, CliError> {
         .collect();
     let compat = count(m, "compat") > 0;
     let mut async_dial = count(m, "async") > 0;
+    let runtime = match last_value(m, "runtime") {
+        None => RuntimeKind::Tokio,
+        Some(v) => v
+            .to_str()
+            .unwrap_or("")
+            .parse::<RuntimeKind>()
+            .map_err(CliError)?,
+    };
 
     // Checks nngcat makes after parsing.
     if tls.any() {
@@ -799,6 +813,7 @@ pub fn config_from_matches(m: &ArgMatches) -> Result<Parsed, CliError> {
         compat,
         async_dial,
         socket_name: last_value(m, "socket-name").cloned(),
+        runtime,
     }))
 }
 
@@ -1307,6 +1322,27 @@ mod tests {
         assert!(err(&["--pull", D, "-d", "1s"]).contains("Integer argument expected"));
         // The last occurrence wins.
         assert_eq!(run(&["--pull", D, "-C", "1", "-C", "2"]).count, 2);
+    }
+
+    #[test]
+    fn runtime_option() {
+        assert_eq!(run(&["--pull", D]).runtime, RuntimeKind::Tokio);
+        assert_eq!(
+            run(&["--pull", D, "--runtime", "smol"]).runtime,
+            RuntimeKind::Smol
+        );
+        assert_eq!(
+            run(&["--pull", D, "--run=tokio"]).runtime,
+            RuntimeKind::Tokio
+        );
+        assert_eq!(
+            run(&["--pull", D, "--runtime", "blocking"]).runtime,
+            RuntimeKind::Blocking
+        );
+        assert_eq!(
+            err(&["--pull", D, "--runtime", "glommio"]),
+            "unknown runtime glommio (expected tokio, smol or blocking)"
+        );
     }
 
     #[test]

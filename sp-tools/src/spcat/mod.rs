@@ -1,7 +1,8 @@
-//! `spcat`: a drop-in for NNG's `nngcat` built on `sp-tokio` (spec section 7).
+//! `spcat`: a drop-in for NNG's `nngcat` (spec section 7), on `sp-tokio` or, with
+//! `--runtime smol`, on `sp-smol`.
 //!
 //! * [`args`]: nngcat's command line (option syntax, abbreviations, validation rules).
-//! * [`format`]: the output formats, as pure encoders.
+//! * [`format`](mod@format): the output formats, as pure encoders.
 //! * [`run`]: the socket set-up and the four loops.
 
 pub mod args;
@@ -12,7 +13,11 @@ use std::ffi::OsString;
 use std::io;
 
 use args::{Parsed, PROG};
-use run::{load_source, Printer};
+use run::{load_source, Printer, RunError};
+use sp_smol::Smol;
+use sp_tokio::Tokio;
+
+use crate::runtime::RuntimeKind;
 
 /// Runs spcat with the given argv (program name first) and returns the exit status.
 pub fn main_with_args(argv: Vec<OsString>) -> i32 {
@@ -40,19 +45,30 @@ pub fn main_with_args(argv: Vec<OsString>) -> i32 {
             return 1;
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("{PROG}: cannot start the runtime: {e}");
-            return 1;
-        }
-    };
     let mut printer = Printer::new(cfg.format, io::stdout().lock());
-    let result = rt.block_on(run::run(&cfg, data, &mut printer));
-    drop(rt);
+    // The loops run on the calling thread; the sockets' tasks on the runtime (tokio: this same
+    // thread; smol: its global executor's thread).
+    let result = match cfg.runtime {
+        RuntimeKind::Tokio => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(run::run(
+                &Tokio::new(rt.handle().clone()),
+                &cfg,
+                data,
+                &mut printer,
+            )),
+            Err(e) => Err(RunError(format!("cannot start the runtime: {e}"))),
+        },
+        RuntimeKind::Smol => smol::block_on(run::run(&Smol::default(), &cfg, data, &mut printer)),
+        RuntimeKind::Blocking => crate::blocking::block_on(run::run(
+            &crate::blocking::Blocking,
+            &cfg,
+            data,
+            &mut printer,
+        )),
+    };
     match result {
         Ok(()) => 0,
         Err(e) => {

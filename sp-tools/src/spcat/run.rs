@@ -5,11 +5,12 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sp_tokio::Error;
+use sp_transport::Error;
 
 use super::args::{Config, Endpoint, Source};
 use super::format::Format;
-use crate::socket::{AnySocket, Role};
+use crate::runtime::{ToolRuntime, ToolSocket};
+use crate::socket::Role;
 
 /// How long nngcat waits after its last send so that queued messages reach the wire.
 pub const DRAIN_DELAY: Duration = Duration::from_millis(200);
@@ -114,12 +115,14 @@ impl<W: Write> Printer<W> {
 /// # Errors
 /// Anything nngcat treats as fatal: an unsupported protocol, a failed dial or listen, a send
 /// error, a receive error other than a timeout or state error, an output error.
-pub async fn run<W: Write>(
+pub async fn run<R: ToolRuntime, W: Write>(
+    rt: &R,
     cfg: &Config,
     data: Option<Bytes>,
     printer: &mut Printer<W>,
 ) -> Result<(), RunError> {
-    let sock = AnySocket::open(cfg.protocol)
+    let sock = rt
+        .open(cfg.protocol)
         .map_err(|u| RunError(format!("Unable to open socket: {u}")))?;
     // Subscriptions apply once SUB exists: `cfg.subscriptions` is validated but has nothing to
     // configure on the protocols implemented so far.
@@ -158,9 +161,9 @@ pub async fn run<W: Write>(
         (Role::RecvOnly, _) | (Role::Responder | Role::Peer, None) => {
             recv_loop(&sock, cfg.count, printer).await
         }
-        (Role::Responder, Some(d)) => reply_loop(&sock, cfg, d, printer).await,
-        (Role::SendOnly, Some(d)) => send_loop(&sock, cfg, d).await,
-        (Role::Requester | Role::Peer, Some(d)) => send_recv(&sock, cfg, d, printer).await,
+        (Role::Responder, Some(d)) => reply_loop(rt, &sock, cfg, d, printer).await,
+        (Role::SendOnly, Some(d)) => send_loop(rt, &sock, cfg, d).await,
+        (Role::Requester | Role::Peer, Some(d)) => send_recv(rt, &sock, cfg, d, printer).await,
         (Role::SendOnly | Role::Requester, None) => Err(RunError(
             "No data to send (specify with --data or --file)".into(),
         )),
@@ -173,8 +176,8 @@ pub async fn run<W: Write>(
 ///
 /// # Errors
 /// Any other receive error, or an output error.
-pub async fn recv_loop<W: Write>(
-    sock: &AnySocket,
+pub async fn recv_loop<S: ToolSocket, W: Write>(
+    sock: &S,
     count: u32,
     printer: &mut Printer<W>,
 ) -> Result<(), RunError> {
@@ -200,8 +203,9 @@ pub async fn recv_loop<W: Write>(
 ///
 /// # Errors
 /// Other receive errors, send errors, output errors.
-pub async fn reply_loop<W: Write>(
-    sock: &AnySocket,
+pub async fn reply_loop<R: ToolRuntime, W: Write>(
+    rt: &R,
+    sock: &R::Socket,
     cfg: &Config,
     data: &Bytes,
     printer: &mut Printer<W>,
@@ -222,7 +226,7 @@ pub async fn reply_loop<W: Write>(
             break;
         }
     }
-    tokio::time::sleep(DRAIN_DELAY).await;
+    rt.sleep(DRAIN_DELAY).await;
     Ok(())
 }
 
@@ -230,9 +234,14 @@ pub async fn reply_loop<W: Write>(
 ///
 /// # Errors
 /// Send errors.
-pub async fn send_loop(sock: &AnySocket, cfg: &Config, data: &Bytes) -> Result<(), RunError> {
+pub async fn send_loop<R: ToolRuntime>(
+    rt: &R,
+    sock: &R::Socket,
+    cfg: &Config,
+    data: &Bytes,
+) -> Result<(), RunError> {
     if !cfg.delay.is_zero() {
-        tokio::time::sleep(cfg.delay).await;
+        rt.sleep(cfg.delay).await;
     }
     let mut iters = 0u32;
     loop {
@@ -248,11 +257,11 @@ pub async fn send_loop(sock: &AnySocket, cfg: &Config, data: &Bytes) -> Result<(
             // Account for the time the send took, so the interval stays steady.
             let spent = start.elapsed();
             if spent < iv {
-                tokio::time::sleep(iv - spent).await;
+                rt.sleep(iv - spent).await;
             }
         }
     }
-    tokio::time::sleep(DRAIN_DELAY).await;
+    rt.sleep(DRAIN_DELAY).await;
     Ok(())
 }
 
@@ -261,14 +270,15 @@ pub async fn send_loop(sock: &AnySocket, cfg: &Config, data: &Bytes) -> Result<(
 ///
 /// # Errors
 /// Send errors, receive errors other than timeouts and state errors, output errors.
-pub async fn send_recv<W: Write>(
-    sock: &AnySocket,
+pub async fn send_recv<R: ToolRuntime, W: Write>(
+    rt: &R,
+    sock: &R::Socket,
     cfg: &Config,
     data: &Bytes,
     printer: &mut Printer<W>,
 ) -> Result<(), RunError> {
     if !cfg.delay.is_zero() {
-        tokio::time::sleep(cfg.delay).await;
+        rt.sleep(cfg.delay).await;
     }
     let mut iters = 0u32;
     loop {
@@ -299,7 +309,7 @@ pub async fn send_recv<W: Write>(
         if let Some(iv) = cfg.interval {
             let spent = start.elapsed();
             if spent < iv {
-                tokio::time::sleep(iv - spent).await;
+                rt.sleep(iv - spent).await;
             }
         }
     }

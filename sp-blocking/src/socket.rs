@@ -1,0 +1,263 @@
+//! [`Socket`]: the shared driver's socket, with blocking calls.
+
+use std::time::{Duration, Instant};
+
+use sp_core::protocol::pair1::Pair1 as Pair1Core;
+use sp_core::protocol::reqrep::{Rep as RepCore, Req as ReqCore};
+use sp_transport::{Address, Message, ProtocolId, Result, SocketCore, SocketOptions};
+
+use crate::runtime::{block_on, Threads};
+
+/// A socket speaking protocol `P`, with blocking calls.
+///
+/// Every call runs on the caller's thread; the socket's background work (timers, dialers,
+/// listeners, connections) runs on threads of its own (see the [crate docs](crate#threads)).
+/// Clones share the socket, which closes when the last clone is dropped or on
+/// [`Socket::close`]. Sockets are `Send + Sync`: any number of threads may send and receive on
+/// one socket at once.
+pub struct Socket<P: SocketCore> {
+    inner: sp_transport::Socket<Threads, P>,
+}
+
+impl<P: SocketCore> Clone for Socket<P> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<P: SocketCore> Default for Socket<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: SocketCore> Socket<P> {
+    /// Opens a socket. It starts one thread, for the protocol's timers.
+    pub fn new() -> Self {
+        Self {
+            inner: sp_transport::Socket::with_runtime(Threads),
+        }
+    }
+
+    /// Returns the SP protocol this socket speaks.
+    pub fn protocol(&self) -> ProtocolId {
+        self.inner.protocol()
+    }
+
+    /// Connects to `url`, blocking until the first connection and its handshake are done, and
+    /// keeps reconnecting after the connection is lost. If the first attempt fails, the error
+    /// is returned and no dialer is left behind ([`Socket::dial_nonblocking`] retries instead).
+    ///
+    /// # Errors
+    /// [`Error::Address`](crate::Error::Address) for a bad URL,
+    /// [`Error::ConnectionRefused`](crate::Error::ConnectionRefused),
+    /// [`Error::Handshake`](crate::Error::Handshake), [`Error::Closed`](crate::Error::Closed),
+    /// or an IO error.
+    pub fn dial(&self, url: &str) -> Result<()> {
+        block_on(self.inner.dial(url))
+    }
+
+    /// Starts a dialer that connects to `url` in the background, retrying with back-off until
+    /// it succeeds, and reconnects whenever the connection is lost. Returns at once.
+    ///
+    /// # Errors
+    /// [`Error::Address`](crate::Error::Address) for a bad URL,
+    /// [`Error::Closed`](crate::Error::Closed).
+    pub fn dial_nonblocking(&self, url: &str) -> Result<()> {
+        self.inner.dial_nonblocking(url)
+    }
+
+    /// Listens on `url` and accepts peers until the socket closes. Returns the bound address,
+    /// with the real port when `url` asked for port 0.
+    ///
+    /// # Errors
+    /// [`Error::Address`](crate::Error::Address),
+    /// [`Error::AddressInUse`](crate::Error::AddressInUse),
+    /// [`Error::Closed`](crate::Error::Closed), or an IO error.
+    pub fn listen(&self, url: &str) -> Result<Address> {
+        block_on(self.inner.listen(url))
+    }
+
+    /// Sends a message, blocking up to the send timeout until a peer can take it.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`](crate::Error::TimedOut), [`Error::BadState`](crate::Error::BadState),
+    /// [`Error::NotSupported`](crate::Error::NotSupported),
+    /// [`Error::Closed`](crate::Error::Closed); [`Error::WouldBlock`](crate::Error::WouldBlock)
+    /// with a zero timeout.
+    pub fn send(&self, msg: impl Into<Message>) -> Result<()> {
+        block_on(self.inner.send(msg))
+    }
+
+    /// Sends like [`Socket::send`], but blocks at most until `deadline` (ignoring the send
+    /// timeout option).
+    ///
+    /// # Errors
+    /// As [`Socket::send`].
+    pub fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> Result<()> {
+        block_on(self.inner.send_until(msg, deadline))
+    }
+
+    /// Sends a message only if that is possible without waiting.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock) when no peer can take it now, and the
+    /// errors of [`Socket::send`].
+    pub fn try_send(&self, msg: impl Into<Message>) -> Result<()> {
+        sp_transport::threads::with_direct_writes(|| self.inner.try_send(msg))
+    }
+
+    /// Receives the next message, blocking up to the receive timeout.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`](crate::Error::TimedOut), [`Error::BadState`](crate::Error::BadState),
+    /// [`Error::NotSupported`](crate::Error::NotSupported),
+    /// [`Error::ConnectionReset`](crate::Error::ConnectionReset),
+    /// [`Error::Closed`](crate::Error::Closed); [`Error::WouldBlock`](crate::Error::WouldBlock)
+    /// with a zero timeout.
+    pub fn recv(&self) -> Result<Message> {
+        self.inner.recv_blocking()
+    }
+
+    /// Receives like [`Socket::recv`], but blocks at most until `deadline` (ignoring the
+    /// receive timeout option).
+    ///
+    /// # Errors
+    /// As [`Socket::recv`].
+    pub fn recv_until(&self, deadline: Instant) -> Result<Message> {
+        self.inner.recv_blocking_until(deadline)
+    }
+
+    /// Receives a message only if one is ready now.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock) when nothing is ready, and the errors of
+    /// [`Socket::recv`].
+    pub fn try_recv(&self) -> Result<Message> {
+        sp_transport::threads::with_direct_writes(|| self.inner.try_recv())
+    }
+
+    /// Closes the socket and blocks until every pipe has written out what was already sent
+    /// (at most the linger time, 1 s by default). Endpoints stop at once, and calls blocked on
+    /// other threads return [`Error::Closed`](crate::Error::Closed). Dropping the last clone
+    /// closes too, without waiting.
+    pub fn close(&self) {
+        block_on(self.inner.close());
+    }
+
+    /// Starts closing the socket without waiting (see [`Socket::close`]): queued messages are
+    /// still written out in the background, within the linger time.
+    pub fn close_now(&self) {
+        self.inner.close_now();
+    }
+
+    /// Returns a copy of the socket's options.
+    pub fn options(&self) -> SocketOptions {
+        self.inner.options()
+    }
+
+    /// Returns the send timeout (`None`: wait forever).
+    pub fn send_timeout(&self) -> Option<Duration> {
+        self.inner.send_timeout()
+    }
+
+    /// Sets how long `send` blocks (`None`: forever, zero: do not wait).
+    pub fn set_send_timeout(&self, timeout: Option<Duration>) {
+        self.inner.set_send_timeout(timeout);
+    }
+
+    /// Returns the receive timeout (`None`: wait forever).
+    pub fn recv_timeout(&self) -> Option<Duration> {
+        self.inner.recv_timeout()
+    }
+
+    /// Sets how long `recv` blocks (`None`: forever, zero: do not wait).
+    pub fn set_recv_timeout(&self, timeout: Option<Duration>) {
+        self.inner.set_recv_timeout(timeout);
+    }
+
+    /// Returns the largest message accepted from stream peers (0 = unlimited).
+    pub fn recv_max_size(&self) -> usize {
+        self.inner.recv_max_size()
+    }
+
+    /// Sets the largest message accepted from stream peers, for endpoints created afterwards.
+    /// A peer that sends more loses its connection. 0 means unlimited.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) for values of 2^60 or more.
+    pub fn set_recv_max_size(&self, max: usize) -> Result<()> {
+        self.inner.set_recv_max_size(max)
+    }
+
+    /// Sets the reconnect back-off for dialers created afterwards: the first wait is about
+    /// `min`, doubling up to `max` (`Duration::ZERO`: no back-off).
+    pub fn set_reconnect_backoff(&self, min: Duration, max: Duration) {
+        self.inner.set_reconnect_backoff(min, max);
+    }
+
+    /// Sets `TCP_NODELAY` for TCP endpoints created afterwards (default: on).
+    pub fn set_tcp_nodelay(&self, nodelay: bool) {
+        self.inner.set_tcp_nodelay(nodelay);
+    }
+
+    /// Sets how long pipes may take, once the socket closes, to write out queued messages
+    /// (default: 1 s). It bounds how long [`Socket::close`] blocks.
+    pub fn set_linger(&self, linger: Duration) {
+        self.inner.set_linger(linger);
+    }
+
+    /// Sets how long a peer may take to complete the SP handshake, for endpoints created after.
+    pub fn set_handshake_timeout(&self, timeout: Duration) {
+        self.inner.set_handshake_timeout(timeout);
+    }
+
+    /// Returns how many pipes are attached right now.
+    pub fn pipe_count(&self) -> usize {
+        self.inner.pipe_count()
+    }
+
+    /// Runs `f` on the protocol core, then applies whatever it queued. For protocol-specific
+    /// settings and commands that have no method here.
+    pub fn with_core<T>(&self, f: impl FnOnce(&mut P, Instant) -> T) -> T {
+        sp_transport::threads::with_direct_writes(|| self.inner.with_core(f))
+    }
+}
+
+impl Socket<ReqCore> {
+    /// Returns how long REQ waits for a reply before sending the request again
+    /// (`None`: never resends on a timer).
+    pub fn resend_interval(&self) -> Option<Duration> {
+        self.inner.resend_interval()
+    }
+
+    /// Sets how long REQ waits for a reply before resending (`None` disables timed resends and
+    /// resends after a lost connection; the receive then fails with
+    /// [`Error::ConnectionReset`](crate::Error::ConnectionReset)).
+    pub fn set_resend_interval(&self, interval: Option<Duration>) {
+        self.inner.set_resend_interval(interval);
+    }
+}
+
+impl Socket<RepCore> {
+    /// Sets the maximum number of backtrace hops (1–255, default 8) a request may carry.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) outside 1–255.
+    pub fn set_max_ttl(&self, ttl: u8) -> Result<()> {
+        self.inner.set_max_ttl(ttl)
+    }
+}
+
+impl Socket<Pair1Core> {
+    /// Sets the largest hop count (1–255, default 8) a received message may carry; messages
+    /// with more hops are dropped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) outside 1–255.
+    pub fn set_max_ttl(&self, ttl: u8) -> Result<()> {
+        self.inner.set_max_ttl(ttl)
+    }
+}

@@ -1,0 +1,385 @@
+//! Blocking sockets over inproc, IPC and TCP: message flow, timeouts, close and drop.
+
+mod support;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sp_blocking::{Error, Pair, Pair1, Pull, Push, Rep, Req};
+use support::{url, wait_until, within, Transport, ALL};
+
+fn listen_dial<A, B>(
+    t: Transport,
+    listener: &sp_blocking::Socket<A>,
+    dialer: &sp_blocking::Socket<B>,
+) where
+    A: sp_transport::SocketCore,
+    B: sp_transport::SocketCore,
+{
+    let bound = listener.listen(&url(t)).expect("listen").to_string();
+    dialer.dial(&bound).expect("dial");
+}
+
+#[test]
+fn req_rep_round_trips_over_every_transport() {
+    within(20, || {
+        for t in ALL {
+            let rep = Rep::new();
+            let req = Req::new();
+            listen_dial(t, &rep, &req);
+            let server = thread::spawn(move || {
+                for _ in 0..100 {
+                    let m = rep.recv().expect("rep recv");
+                    rep.send(m.body).expect("rep send");
+                }
+            });
+            for i in 0..100u32 {
+                req.send(i.to_be_bytes().to_vec()).expect("req send");
+                assert_eq!(
+                    &req.recv().expect("req recv").body[..],
+                    i.to_be_bytes(),
+                    "{t:?}"
+                );
+            }
+            server.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn push_pull_delivers_in_order_over_every_transport() {
+    within(20, || {
+        for t in ALL {
+            let pull = Pull::new();
+            let push = Push::new();
+            listen_dial(t, &pull, &push);
+            let sender = thread::spawn(move || {
+                for i in 0..2000u32 {
+                    push.send(i.to_be_bytes().to_vec()).expect("push send");
+                }
+                push.close();
+            });
+            for i in 0..2000u32 {
+                assert_eq!(
+                    &pull.recv().expect("pull recv").body[..],
+                    i.to_be_bytes(),
+                    "{t:?}"
+                );
+            }
+            sender.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn pair_and_pair1_talk_both_ways_over_every_transport() {
+    within(20, || {
+        for t in ALL {
+            let (a, b) = (Pair::new(), Pair::new());
+            listen_dial(t, &a, &b);
+            a.send("left").unwrap();
+            assert_eq!(&b.recv().unwrap().body[..], b"left");
+            b.send("right").unwrap();
+            assert_eq!(&a.recv().unwrap().body[..], b"right");
+
+            let (a, b) = (Pair1::new(), Pair1::new());
+            listen_dial(t, &a, &b);
+            b.send("one").unwrap();
+            assert_eq!(&a.recv().unwrap().body[..], b"one", "{t:?}");
+            a.send("two").unwrap();
+            assert_eq!(&b.recv().unwrap().body[..], b"two", "{t:?}");
+        }
+    });
+}
+
+#[test]
+fn large_messages_cross_both_ways_at_once() {
+    // Both sides write more than the kernel buffers before either reads: writes must not keep
+    // the reads from running.
+    within(30, || {
+        for t in [Transport::Ipc, Transport::Tcp] {
+            let (a, b) = (Pair::new(), Pair::new());
+            a.set_recv_max_size(0).unwrap();
+            b.set_recv_max_size(0).unwrap();
+            listen_dial(t, &a, &b);
+            let big = vec![7u8; 4 << 20];
+            let (a2, b2, big_a, big_b) = (a.clone(), b.clone(), big.clone(), big.clone());
+            let ta = thread::spawn(move || {
+                for _ in 0..4 {
+                    a2.send(big_a.clone()).unwrap();
+                }
+            });
+            let tb = thread::spawn(move || {
+                for _ in 0..4 {
+                    b2.send(big_b.clone()).unwrap();
+                }
+            });
+            for _ in 0..4 {
+                assert_eq!(a.recv().unwrap().body.len(), big.len());
+                assert_eq!(b.recv().unwrap().body.len(), big.len());
+            }
+            ta.join().unwrap();
+            tb.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn pull_fair_queues_several_pushers() {
+    within(20, || {
+        for t in ALL {
+            let pull = Pull::new();
+            let bound = pull.listen(&url(t)).unwrap().to_string();
+            let senders: Vec<_> = (0..3u8)
+                .map(|k| {
+                    let bound = bound.clone();
+                    thread::spawn(move || {
+                        let push = Push::new();
+                        push.dial(&bound).unwrap();
+                        for i in 0..200u8 {
+                            push.send(vec![k, i]).unwrap();
+                        }
+                        push.close();
+                    })
+                })
+                .collect();
+            let mut next = [0u8; 3];
+            for _ in 0..600 {
+                let m = pull.recv().unwrap();
+                let (k, i) = (m.body[0] as usize, m.body[1]);
+                assert_eq!(i, next[k], "{t:?}: messages of one pusher stay in order");
+                next[k] += 1;
+            }
+            for s in senders {
+                s.join().unwrap();
+            }
+        }
+    });
+}
+
+#[test]
+fn recv_times_out_and_zero_timeout_does_not_wait() {
+    within(10, || {
+        for t in ALL {
+            let (pull, push) = (Pull::new(), Push::new());
+            listen_dial(t, &pull, &push);
+            pull.set_recv_timeout(Some(Duration::from_millis(50)));
+            let start = Instant::now();
+            assert!(matches!(pull.recv(), Err(Error::TimedOut)), "{t:?}");
+            assert!(start.elapsed() >= Duration::from_millis(50));
+            pull.set_recv_timeout(Some(Duration::ZERO));
+            assert!(matches!(pull.recv(), Err(Error::WouldBlock)));
+            assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
+            let start = Instant::now();
+            let deadline = start + Duration::from_millis(30);
+            assert!(pull.recv_until(deadline).unwrap_err().is_timed_out());
+            assert!(Instant::now() >= deadline);
+            // A message that arrives while waiting ends the wait.
+            pull.set_recv_timeout(Some(Duration::from_secs(5)));
+            let sender = thread::spawn(move || {
+                thread::sleep(Duration::from_millis(30));
+                push.send("late").unwrap();
+                push
+            });
+            assert_eq!(&pull.recv().unwrap().body[..], b"late");
+            drop(sender.join().unwrap());
+        }
+    });
+}
+
+#[test]
+fn send_times_out_without_a_peer() {
+    within(10, || {
+        let push = Push::new();
+        push.set_send_timeout(Some(Duration::from_millis(50)));
+        let start = Instant::now();
+        assert!(push.send("nobody").unwrap_err().is_timed_out());
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        let deadline = Instant::now() + Duration::from_millis(20);
+        assert!(push
+            .send_until("nobody", deadline)
+            .unwrap_err()
+            .is_timed_out());
+        assert!(push.try_send("nobody").unwrap_err().is_would_block());
+    });
+}
+
+#[test]
+fn close_wakes_a_blocked_recv_with_closed() {
+    within(10, || {
+        // With no pipe the receiver parks; with one TCP or IPC pipe it reads the pipe itself.
+        for t in [
+            None,
+            Some(Transport::Inproc),
+            Some(Transport::Ipc),
+            Some(Transport::Tcp),
+        ] {
+            let (pull, push) = (Pull::new(), Push::new());
+            if let Some(t) = t {
+                listen_dial(t, &pull, &push);
+            }
+            let closer = pull.clone();
+            let waiter = thread::spawn(move || pull.recv());
+            thread::sleep(Duration::from_millis(50));
+            let start = Instant::now();
+            closer.close();
+            assert!(
+                matches!(waiter.join().unwrap(), Err(Error::Closed)),
+                "{t:?}"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "{t:?}: close took long"
+            );
+            assert!(closer.send("x").is_err());
+            assert!(matches!(closer.recv(), Err(Error::Closed)));
+        }
+    });
+}
+
+#[test]
+fn close_wakes_a_blocked_send_with_closed() {
+    within(10, || {
+        let push = Push::new();
+        let closer = push.clone();
+        let waiter = thread::spawn(move || push.send("nobody takes this"));
+        thread::sleep(Duration::from_millis(50));
+        closer.close();
+        assert!(matches!(waiter.join().unwrap(), Err(Error::Closed)));
+    });
+}
+
+#[test]
+fn close_writes_out_what_was_sent() {
+    within(20, || {
+        for t in ALL {
+            let (pull, push) = (Pull::new(), Push::new());
+            pull.set_recv_max_size(0).unwrap();
+            listen_dial(t, &pull, &push);
+            // Enough bytes that the kernel cannot take them all at once: the pipe's writer
+            // thread is still writing when close starts.
+            let body = vec![1u8; 256 << 10];
+            for _ in 0..16 {
+                push.send(body.clone()).unwrap();
+            }
+            push.send("last").unwrap();
+            push.close();
+            pull.set_recv_timeout(Some(Duration::from_secs(5)));
+            for _ in 0..16 {
+                assert_eq!(pull.recv().unwrap().body.len(), body.len(), "{t:?}");
+            }
+            assert_eq!(&pull.recv().unwrap().body[..], b"last", "{t:?}");
+        }
+    });
+}
+
+#[test]
+fn close_gives_up_after_the_linger_time() {
+    within(10, || {
+        // The peer never reads: close waits for the linger time, then drops what is queued.
+        let (pull, push) = (Pull::new(), Push::new());
+        listen_dial(Transport::Tcp, &pull, &push);
+        push.set_linger(Duration::from_millis(200));
+        let body = vec![0u8; 64 << 10];
+        push.set_send_timeout(Some(Duration::from_millis(200)));
+        while push.send(body.clone()).is_ok() {}
+        let start = Instant::now();
+        push.close();
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(150), "closed after {took:?}");
+        assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    });
+}
+
+#[test]
+fn dropping_sockets_never_hangs() {
+    within(10, || {
+        for t in ALL {
+            // Dropped while a peer's recv is blocked, while queues are full, and mid-dial.
+            let (rep, req) = (Rep::new(), Req::new());
+            listen_dial(t, &rep, &req);
+            req.send("unanswered").unwrap();
+            drop(rep);
+            drop(req);
+
+            let (pull, push) = (Pull::new(), Push::new());
+            listen_dial(t, &pull, &push);
+            push.set_send_timeout(Some(Duration::from_millis(100)));
+            while push.send(vec![0u8; 64 << 10]).is_ok() {}
+            drop(push);
+            drop(pull);
+
+            let dialer = Req::new();
+            dialer
+                .dial_nonblocking(&url(t).replace(":0", ":1"))
+                .unwrap();
+            drop(dialer);
+        }
+    });
+}
+
+#[test]
+fn dialer_reconnects_after_the_listener_restarts() {
+    within(20, || {
+        for t in [Transport::Ipc, Transport::Tcp] {
+            let first = Pull::new();
+            let bound = first.listen(&url(t)).unwrap().to_string();
+            let push = Push::new();
+            push.set_reconnect_backoff(Duration::from_millis(10), Duration::from_millis(50));
+            push.dial(&bound).unwrap();
+            push.send("one").unwrap();
+            assert_eq!(&first.recv().unwrap().body[..], b"one");
+            first.close();
+            // A message sent before PUSH notices the hang-up is lost with the connection.
+            wait_until("push notices the hang-up", || push.pipe_count() == 0);
+
+            let second = Pull::new();
+            second
+                .listen(&bound)
+                .expect("the address is free again after close");
+            wait_until("push reconnects", || push.pipe_count() == 1);
+            push.send("two").unwrap();
+            second.set_recv_timeout(Some(Duration::from_secs(5)));
+            assert_eq!(&second.recv().unwrap().body[..], b"two", "{t:?}");
+        }
+    });
+}
+
+#[test]
+fn options_and_protocol_setters_apply() {
+    let req = Req::new();
+    req.set_resend_interval(Some(Duration::from_millis(250)));
+    assert_eq!(req.resend_interval(), Some(Duration::from_millis(250)));
+    assert!(Rep::new().set_max_ttl(0).is_err());
+    assert!(Rep::new().set_max_ttl(4).is_ok());
+    assert!(Pair1::new().set_max_ttl(0).is_err());
+    let pair = Pair::new();
+    pair.set_tcp_nodelay(false);
+    pair.set_handshake_timeout(Duration::from_secs(1));
+    assert!(pair.set_recv_max_size(usize::MAX).is_err());
+    assert!(!pair.options().tcp_nodelay);
+    assert_eq!(pair.pipe_count(), 0);
+    assert!(Push::new()
+        .recv()
+        .unwrap_err()
+        .to_string()
+        .contains("not supported"));
+}
+
+#[test]
+fn req_resends_when_its_peer_goes_away() {
+    within(20, || {
+        let (rep_a, rep_b, req) = (Rep::new(), Rep::new(), Req::new());
+        let a = rep_a.listen(&url(Transport::Tcp)).unwrap().to_string();
+        req.dial(&a).unwrap();
+        req.send("question").unwrap();
+        assert_eq!(&rep_a.recv().unwrap().body[..], b"question");
+        // The REP that got the request goes away; a second REP appears; REQ asks it again.
+        let b = rep_b.listen(&url(Transport::Tcp)).unwrap().to_string();
+        req.dial(&b).unwrap();
+        rep_a.close();
+        let m = rep_b.recv().unwrap();
+        rep_b.send(m.body).unwrap();
+        assert_eq!(&req.recv().unwrap().body[..], b"question");
+    });
+}

@@ -1,0 +1,209 @@
+//! [`Smol`]: the runtime glue for the shared driver.
+//!
+//! `async_io::Async<TcpStream>` and `Async<UnixStream>` already implement the futures-io
+//! traits the driver reads and writes through, vectored writes included (`write_vectored`
+//! retried on `poll_writable`), so the streams are handed over as they are.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use async_io::{Async, Timer};
+use smol::Executor;
+use sp_transport::rt::{Acceptor, BoxFuture, BoxStream, Runtime, Sleep};
+
+/// Runs a socket's tasks on smol: by default on smol's global executor, or on an executor the
+/// caller runs.
+///
+/// IO readiness and timers come from async-io's reactor, which every smol executor thread (and
+/// any `smol::block_on`) drives, so sockets work from any thread.
+#[derive(Clone, Default)]
+pub struct Smol {
+    executor: Option<Arc<Executor<'static>>>,
+}
+
+impl Smol {
+    /// Spawns tasks on `executor` instead of the global one. The caller must keep running it
+    /// (for example `executor.run(...)` on some threads) for as long as the sockets live.
+    pub fn with_executor(executor: Arc<Executor<'static>>) -> Self {
+        Self {
+            executor: Some(executor),
+        }
+    }
+}
+
+impl fmt::Debug for Smol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let executor = if self.executor.is_some() {
+            "given"
+        } else {
+            "global"
+        };
+        f.debug_struct("Smol").field("executor", &executor).finish()
+    }
+}
+
+impl Runtime for Smol {
+    fn spawn(&self, fut: BoxFuture<'static, ()>) {
+        match &self.executor {
+            Some(ex) => ex.spawn(fut).detach(),
+            None => smol::spawn(fut).detach(),
+        }
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Box<dyn Sleep> {
+        Box::new(SmolSleep {
+            timer: Timer::at(deadline),
+            deadline,
+        })
+    }
+
+    fn connect_tcp(
+        &self,
+        addr: SocketAddr,
+        nodelay: bool,
+    ) -> BoxFuture<'static, io::Result<BoxStream>> {
+        Box::pin(async move {
+            let s = Async::<TcpStream>::connect(addr).await?;
+            s.get_ref().set_nodelay(nodelay)?;
+            Ok(Box::new(s) as BoxStream)
+        })
+    }
+
+    fn tcp_acceptor(&self, listener: TcpListener, nodelay: bool) -> io::Result<Box<dyn Acceptor>> {
+        Ok(Box::new(TcpAcceptor {
+            listener: Async::new(listener)?,
+            nodelay,
+        }))
+    }
+
+    fn connect_ipc(&self, path: PathBuf) -> BoxFuture<'static, io::Result<BoxStream>> {
+        Box::pin(async move {
+            let s = Async::<UnixStream>::connect(path).await?;
+            Ok(Box::new(s) as BoxStream)
+        })
+    }
+
+    fn ipc_acceptor(&self, listener: UnixListener) -> io::Result<Box<dyn Acceptor>> {
+        Ok(Box::new(IpcAcceptor(Async::new(listener)?)))
+    }
+}
+
+/// An async-io timer that stays ready once its deadline has passed: a fired `Timer` would
+/// otherwise stay pending forever, while the driver may poll a sleep again after it completes.
+struct SmolSleep {
+    timer: Timer,
+    deadline: Instant,
+}
+
+impl Sleep for SmolSleep {
+    fn reset(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        self.timer.set_at(deadline);
+    }
+
+    fn poll_sleep(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.deadline {
+            return Poll::Ready(());
+        }
+        Pin::new(&mut self.timer).poll(cx).map(|_| ())
+    }
+}
+
+struct TcpAcceptor {
+    listener: Async<TcpListener>,
+    nodelay: bool,
+}
+
+impl Acceptor for TcpAcceptor {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<BoxStream>> {
+        let (s, _) = ready!(poll_accept(&self.listener, cx, TcpListener::accept))?;
+        s.set_nodelay(self.nodelay)?;
+        Poll::Ready(Ok(Box::new(Async::new(s)?) as BoxStream))
+    }
+}
+
+struct IpcAcceptor(Async<UnixListener>);
+
+impl Acceptor for IpcAcceptor {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<BoxStream>> {
+        let (s, _) = ready!(poll_accept(&self.0, cx, UnixListener::accept))?;
+        Poll::Ready(Ok(Box::new(Async::new(s)?) as BoxStream))
+    }
+}
+
+/// Accepts one connection from a non-blocking listener, waiting for readability in between.
+fn poll_accept<L, T>(
+    listener: &Async<L>,
+    cx: &mut Context<'_>,
+    accept: impl Fn(&L) -> io::Result<T>,
+) -> Poll<io::Result<T>> {
+    loop {
+        match accept(listener.get_ref()) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            res => return Poll::Ready(res),
+        }
+        ready!(listener.poll_readable(cx))?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn sleep_done(s: &mut Box<dyn Sleep>) -> bool {
+        let once = smol::future::poll_once(std::future::poll_fn(|cx| s.poll_sleep(cx)));
+        smol::future::block_on(once).is_some()
+    }
+
+    #[test]
+    fn sleep_fires_stays_ready_and_resets() {
+        let rt = Smol::default();
+        let mut s = rt.sleep_until(Instant::now() + Duration::from_millis(20));
+        assert!(!sleep_done(&mut s));
+        smol::block_on(std::future::poll_fn(|cx| s.poll_sleep(cx)));
+        // A fired async-io timer alone would stay pending from here on.
+        assert!(sleep_done(&mut s));
+        s.reset(Instant::now() + Duration::from_secs(60));
+        assert!(!sleep_done(&mut s));
+        s.reset(Instant::now() + Duration::from_millis(10));
+        smol::block_on(std::future::poll_fn(|cx| s.poll_sleep(cx)));
+    }
+
+    #[test]
+    fn streams_connect_and_carry_bytes_both_ways() {
+        use smol::io::{AsyncReadExt, AsyncWriteExt};
+
+        let rt = Smol::default();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let mut acceptor = rt.tcp_acceptor(listener, true).unwrap();
+        smol::block_on(async {
+            let mut client = rt.connect_tcp(addr, true).await.unwrap();
+            let mut server = std::future::poll_fn(|cx| acceptor.poll_accept(cx))
+                .await
+                .unwrap();
+            let iov = [io::IoSlice::new(b"vec"), io::IoSlice::new(b"tored")];
+            let n = client.write_vectored(&iov).await.unwrap();
+            assert!(n > 0);
+            client.write_all(&b"vectored"[n..]).await.unwrap();
+            let mut buf = [0u8; 8];
+            server.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"vectored");
+            server.write_all(b"back").await.unwrap();
+            let mut back = [0u8; 4];
+            client.read_exact(&mut back).await.unwrap();
+            assert_eq!(&back, b"back");
+        });
+    }
+}
