@@ -92,6 +92,17 @@ L="average latency"
   measure "ipc  NNG <-> NNG"           "$L" $nng/local_lat $I 64 $lat_trips -- $nng/remote_lat $I 64 $lat_trips
   measure "inproc sp-rs"               "$L" $sp inproc_lat 64 $lat_trips
   measure "inproc NNG"                 "$L" $nng/inproc_lat 64 $lat_trips
+  echo "## Runtimes side by side, 64 B (tcp thr in msg/s, latencies in us)"
+  # smol runs on one executor thread: with two, woken tasks hop between threads and its TCP
+  # latency doubles (measured: 27.8 us with one thread against 48.8 us with two).
+  for rtm in tokio "smol --threads 1" blocking; do
+    measure "tcp thr  $rtm"            "$R" $sp --runtime $rtm local_thr $T 64 $thr_count -- $sp --runtime $rtm remote_thr $T 64 $thr_count
+    measure "tcp lat  $rtm"            "$L" $sp --runtime $rtm local_lat $T 64 $lat_trips -- $sp --runtime $rtm remote_lat $T 64 $lat_trips
+    measure "inproc thr $rtm"          "$R" $sp --runtime $rtm inproc_thr 64 $thr_count
+    measure "inproc lat $rtm"          "$L" $sp --runtime $rtm inproc_lat 64 $lat_trips
+  done
+  measure "tcp thr  raw baseline"      "$R" $sp raw_local_thr $T 64 $thr_count -- $sp raw_remote_thr $T 64 $thr_count
+  measure "tcp lat  raw baseline"      "$L" $sp raw_local_lat $T 64 $lat_trips -- $sp raw_remote_lat $T 64 $lat_trips
   echo "## Peak RSS (KiB) during the tcp 64 B throughput run, receiver / sender"
   M="rss:"
   TS="/usr/bin/time -f rss:%M"
