@@ -1,6 +1,7 @@
 //! Scalability Protocols sockets with plain blocking calls, on std sockets and threads.
 //!
-//! Each protocol role is a type: [`Req`], [`Rep`], [`Push`], [`Pull`], [`Pair`], [`Pair1`].
+//! Each protocol role is a type: [`Req`], [`Rep`], [`Push`], [`Pull`], [`Pair`], [`Pair1`],
+//! [`Pub`], [`Sub`], [`Bus`], [`Surveyor`], [`Respondent`].
 //! They have the methods of the `sp-tokio` sockets, with the same options and the same
 //! [`Error`], as blocking calls: `send` returns once a peer's queue took the message, `recv`
 //! once a message arrived, each within its timeout or deadline. There is no async runtime

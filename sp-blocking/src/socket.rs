@@ -3,7 +3,9 @@
 use std::time::{Duration, Instant};
 
 use sp_core::protocol::pair1::Pair1 as Pair1Core;
+use sp_core::protocol::pubsub::Sub as SubCore;
 use sp_core::protocol::reqrep::{Rep as RepCore, Req as ReqCore};
+use sp_core::protocol::survey::{Respondent as RespondentCore, Surveyor as SurveyorCore};
 use sp_transport::{Address, Message, ProtocolId, Result, SocketCore, SocketOptions};
 
 use crate::runtime::{block_on, Threads};
@@ -254,6 +256,45 @@ impl Socket<RepCore> {
 impl Socket<Pair1Core> {
     /// Sets the largest hop count (1–255, default 8) a received message may carry; messages
     /// with more hops are dropped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) outside 1–255.
+    pub fn set_max_ttl(&self, ttl: u8) -> Result<()> {
+        self.inner.set_max_ttl(ttl)
+    }
+}
+
+impl Socket<SubCore> {
+    /// Subscribes to `topic`: messages whose body starts with these bytes are delivered. The
+    /// empty topic matches every message; with no topic nothing is delivered.
+    pub fn subscribe(&self, topic: &[u8]) {
+        self.inner.subscribe(topic);
+    }
+
+    /// Removes `topic`, and discards queued messages that no remaining topic matches.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`](crate::Error::UnknownTopic) when `topic` is not subscribed.
+    pub fn unsubscribe(&self, topic: &[u8]) -> Result<()> {
+        self.inner.unsubscribe(topic)
+    }
+}
+
+impl Socket<SurveyorCore> {
+    /// Returns how long each survey collects responses (default 1 s).
+    pub fn survey_time(&self) -> Duration {
+        self.inner.survey_time()
+    }
+
+    /// Sets how long each survey from now on collects responses. Once a survey's time is up,
+    /// `recv` fails with [`Error::TimedOut`](crate::Error::TimedOut).
+    pub fn set_survey_time(&self, survey_time: Duration) {
+        self.inner.set_survey_time(survey_time);
+    }
+}
+
+impl Socket<RespondentCore> {
+    /// Sets the maximum number of backtrace hops (1–255, default 8) a survey may carry.
     ///
     /// # Errors
     /// [`Error::InvalidOption`](crate::Error::InvalidOption) outside 1–255.

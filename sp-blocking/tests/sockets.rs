@@ -5,7 +5,7 @@ mod support;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sp_blocking::{Error, Pair, Pair1, Pull, Push, Rep, Req};
+use sp_blocking::{Bus, Error, Pair, Pair1, Pub, Pull, Push, Rep, Req, Respondent, Sub, Surveyor};
 use support::{url, wait_until, within, Transport, ALL};
 
 fn listen_dial<A, B>(
@@ -381,5 +381,73 @@ fn req_resends_when_its_peer_goes_away() {
         let m = rep_b.recv().unwrap();
         rep_b.send(m.body).unwrap();
         assert_eq!(&req.recv().unwrap().body[..], b"question");
+    });
+}
+
+#[test]
+fn pub_sub_filters_by_topic_over_every_transport() {
+    within(20, || {
+        for t in ALL {
+            let sub = Sub::new();
+            let publisher = Pub::new();
+            sub.subscribe(b"keep");
+            assert!(matches!(
+                sub.unsubscribe(b"never"),
+                Err(Error::UnknownTopic)
+            ));
+            listen_dial(t, &sub, &publisher);
+            wait_until("pub connected", || publisher.pipe_count() == 1);
+            for m in ["drop 1", "keep 1", "kee", "keep 2"] {
+                publisher.send(m).expect("pub send");
+            }
+            sub.set_recv_timeout(Some(Duration::from_secs(5)));
+            assert_eq!(&sub.recv().expect("sub recv").body[..], b"keep 1", "{t:?}");
+            assert_eq!(&sub.recv().expect("sub recv").body[..], b"keep 2", "{t:?}");
+            sub.unsubscribe(b"keep").expect("unsubscribe");
+            sub.set_recv_timeout(Some(Duration::from_millis(50)));
+            assert!(sub.recv().unwrap_err().is_timed_out());
+        }
+    });
+}
+
+#[test]
+fn surveys_are_answered_and_then_end_over_every_transport() {
+    within(20, || {
+        for t in ALL {
+            let surveyor = Surveyor::new();
+            let resp = Respondent::new();
+            assert!(resp.set_max_ttl(0).is_err());
+            surveyor.set_survey_time(Duration::from_millis(500));
+            assert_eq!(surveyor.survey_time(), Duration::from_millis(500));
+            listen_dial(t, &surveyor, &resp);
+            wait_until("surveyor connected", || surveyor.pipe_count() == 1);
+            surveyor.send("question").expect("survey send");
+            let survey = resp.recv().expect("respondent recv");
+            assert_eq!(&survey.body[..], b"question", "{t:?}");
+            resp.send("answer").expect("respondent send");
+            assert_eq!(&surveyor.recv().expect("response").body[..], b"answer");
+            // The survey's end shows as a timeout.
+            assert!(surveyor.recv().unwrap_err().is_timed_out(), "{t:?}");
+        }
+    });
+}
+
+#[test]
+fn bus_talks_both_ways_over_every_transport() {
+    within(20, || {
+        for t in ALL {
+            let a = Bus::new();
+            let b = Bus::new();
+            listen_dial(t, &a, &b);
+            wait_until("bus connected", || {
+                a.pipe_count() == 1 && b.pipe_count() == 1
+            });
+            a.set_recv_timeout(Some(Duration::from_secs(5)));
+            b.set_recv_timeout(Some(Duration::from_secs(5)));
+            a.send("from a").expect("a send");
+            b.send("from b").expect("b send");
+            assert_eq!(&b.recv().expect("b recv").body[..], b"from a", "{t:?}");
+            assert_eq!(&a.recv().expect("a recv").body[..], b"from b", "{t:?}");
+        }
     });
 }

@@ -1,6 +1,7 @@
 //! Scalability Protocols sockets on smol / async-io.
 //!
 //! Each protocol role is a type: [`Req`], [`Rep`], [`Push`], [`Pull`], [`Pair`], [`Pair1`],
+//! [`Pub`], [`Sub`], [`Bus`], [`Surveyor`], [`Respondent`]:
 //! the same names as in `sp-tokio`. They all share one generic implementation
 //! ([`sp_transport::Socket`]); this crate only supplies the [`Smol`] runtime glue.
 //!

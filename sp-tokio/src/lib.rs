@@ -1,6 +1,7 @@
 //! Scalability Protocols sockets on tokio.
 //!
-//! Each protocol role is a type: [`Req`], [`Rep`], [`Push`], [`Pull`], [`Pair`], [`Pair1`].
+//! Each protocol role is a type: [`Req`], [`Rep`], [`Push`], [`Pull`], [`Pair`], [`Pair1`],
+//! [`Pub`], [`Sub`], [`Bus`], [`Surveyor`], [`Respondent`].
 //! They all share one generic implementation ([`sp_transport::Socket`]); this crate only
 //! supplies the [`Tokio`] runtime glue. Every task runs on the caller's tokio runtime: the crate
 //! starts no threads of its own.

@@ -89,6 +89,11 @@ pub trait ToolSocket: Clone + Send + Sync + 'static {
     fn set_recv_max_size(&self, max: usize) -> Result<()>;
     /// Sets the reconnect back-off for dialers created afterwards.
     fn set_reconnect_backoff(&self, min: Duration, max: Duration);
+    /// Adds a SUB topic.
+    ///
+    /// # Errors
+    /// [`sp_transport::Error::NotSupported`] for protocols other than SUB.
+    fn subscribe(&self, topic: &[u8]) -> Result<()>;
     /// Closes the socket, waiting (up to the linger time) until what was sent is written.
     fn close(&self) -> impl Future<Output = ()> + Send;
 }

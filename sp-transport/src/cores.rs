@@ -2,10 +2,13 @@
 
 use std::time::Duration;
 
+use sp_core::protocol::bus::{Bus, BusConfig};
 use sp_core::protocol::pair::{Pair, PairConfig};
 use sp_core::protocol::pair1::{Pair1, Pair1Config};
 use sp_core::protocol::pipeline::{Pull, PullConfig, Push, PushConfig};
+use sp_core::protocol::pubsub::{Pub, PubConfig, Sub, SubConfig, SubscribeError};
 use sp_core::protocol::reqrep::{Rep, RepConfig, Req, ReqConfig};
+use sp_core::protocol::survey::{Respondent, RespondentConfig, Surveyor, SurveyorConfig};
 
 use crate::error::{Error, Result};
 use crate::rt::Runtime;
@@ -50,6 +53,39 @@ impl SocketCore for Pair1 {
     }
 }
 
+impl SocketCore for Pub {
+    fn create(_seed: u64) -> Self {
+        Pub::new(PubConfig::default())
+    }
+}
+
+impl SocketCore for Sub {
+    fn create(_seed: u64) -> Self {
+        Sub::new(SubConfig::default())
+    }
+}
+
+impl SocketCore for Bus {
+    fn create(_seed: u64) -> Self {
+        Bus::new(BusConfig::default())
+    }
+}
+
+impl SocketCore for Surveyor {
+    fn create(seed: u64) -> Self {
+        Surveyor::new(SurveyorConfig {
+            seed,
+            ..SurveyorConfig::default()
+        })
+    }
+}
+
+impl SocketCore for Respondent {
+    fn create(_seed: u64) -> Self {
+        Respondent::new(RespondentConfig::default())
+    }
+}
+
 impl<R: Runtime> Socket<R, Req> {
     /// Returns how long REQ waits for a reply before sending the request again
     /// (`None`: never resends on a timer).
@@ -78,6 +114,51 @@ impl<R: Runtime> Socket<R, Rep> {
 impl<R: Runtime> Socket<R, Pair1> {
     /// Sets the largest hop count (1–255, default 8) a received message may carry; messages
     /// with more hops are dropped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] outside 1–255.
+    pub fn set_max_ttl(&self, ttl: u8) -> Result<()> {
+        self.with_core(|core, _| core.set_max_ttl(ttl))
+            .map_err(|e| Error::InvalidOption(e.to_string()))
+    }
+}
+
+impl<R: Runtime> Socket<R, Sub> {
+    /// Subscribes to `topic`: messages whose body starts with these bytes are delivered. The
+    /// empty topic matches every message; with no topic nothing is delivered. Subscribing to a
+    /// topic already present does nothing.
+    pub fn subscribe(&self, topic: &[u8]) {
+        self.with_core(|core, _| core.subscribe(topic));
+    }
+
+    /// Removes `topic`, and discards queued messages that no remaining topic matches.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`] when `topic` is not subscribed (NNG's `NNG_ENOENT`).
+    pub fn unsubscribe(&self, topic: &[u8]) -> Result<()> {
+        self.with_core(|core, _| core.unsubscribe(topic))
+            .map_err(|e| match e {
+                SubscribeError::UnknownTopic => Error::UnknownTopic,
+                other => Error::InvalidOption(other.to_string()),
+            })
+    }
+}
+
+impl<R: Runtime> Socket<R, Surveyor> {
+    /// Returns how long each survey collects responses (default 1 s).
+    pub fn survey_time(&self) -> Duration {
+        self.with_core(|core, _| core.survey_time())
+    }
+
+    /// Sets how long each survey from now on collects responses. Once a survey's time is up,
+    /// `recv` fails with [`Error::TimedOut`] (then [`Error::BadState`] until the next survey).
+    pub fn set_survey_time(&self, survey_time: Duration) {
+        self.with_core(|core, _| core.set_survey_time(survey_time));
+    }
+}
+
+impl<R: Runtime> Socket<R, Respondent> {
+    /// Sets the maximum number of backtrace hops (1–255, default 8) a survey may carry.
     ///
     /// # Errors
     /// [`Error::InvalidOption`] outside 1–255.

@@ -50,6 +50,10 @@ pub enum Error {
     /// The connection carrying an outstanding request was lost and resending is disabled.
     #[error("the connection carrying the request was lost")]
     ConnectionReset,
+    /// SUB was asked to unsubscribe from a topic it is not subscribed to (NNG `NNG_ENOENT`,
+    /// mangos `ErrBadValue`).
+    #[error("the topic is not subscribed")]
+    UnknownTopic,
     /// An option value was out of range.
     #[error("invalid option value: {0}")]
     InvalidOption(String),

@@ -30,7 +30,8 @@ pub use sp_core::{Message, ProtocolId};
 #[doc(hidden)]
 pub use sp_core as __sp_core;
 
-/// Names an adapter's typed sockets, `Req`, `Rep`, `Push`, `Pull`, `Pair` and `Pair1`, as
+/// Names an adapter's typed sockets, `Req`, `Rep`, `Push`, `Pull`, `Pair`, `Pair1`, `Pub`,
+/// `Sub`, `Bus`, `Surveyor` and `Respondent`, as
 /// `$socket<core>` for the adapter's socket type `$socket<P>`; the one list to extend when the
 /// driver gains a protocol.
 #[macro_export]
@@ -50,5 +51,18 @@ macro_rules! protocol_sockets {
         /// PAIR v1: PAIR with a hop count on the wire (NNG's `pair1`, mono mode); one peer at
         /// a time.
         pub type Pair1 = $socket<$crate::__sp_core::protocol::pair1::Pair1>;
+        /// PUB: sends each message to every SUB peer; never blocks (a busy peer's oldest
+        /// queued message is dropped).
+        pub type Pub = $socket<$crate::__sp_core::protocol::pubsub::Pub>;
+        /// SUB: receives from all PUB peers the messages matching one of its topics
+        /// (`subscribe`); with no topic, nothing.
+        pub type Sub = $socket<$crate::__sp_core::protocol::pubsub::Sub>;
+        /// BUS: sends each message to every directly connected BUS peer, receives from all.
+        pub type Bus = $socket<$crate::__sp_core::protocol::bus::Bus>;
+        /// SURVEYOR: broadcasts a survey and receives the responses until the survey time
+        /// ends (then `recv` fails with `TimedOut`).
+        pub type Surveyor = $socket<$crate::__sp_core::protocol::survey::Surveyor>;
+        /// RESPONDENT: receives surveys and sends each response back to its surveyor.
+        pub type Respondent = $socket<$crate::__sp_core::protocol::survey::Respondent>;
     };
 }

@@ -40,6 +40,16 @@ pub enum Role {
     Pair,
     /// PAIR v1 (nngcat only; nanomsg has no pair1).
     Pair1,
+    /// PUB (v0).
+    Pub,
+    /// SUB (v0).
+    Sub,
+    /// SURVEYOR (v0).
+    Surveyor,
+    /// RESPONDENT (v0).
+    Respondent,
+    /// BUS (v0).
+    Bus,
 }
 
 /// An installed command-line peer.
@@ -84,12 +94,22 @@ impl Cat {
             (CatKind::Nngcat, Role::Pull) => "--pull0",
             (CatKind::Nngcat, Role::Pair) => "--pair0",
             (CatKind::Nngcat, Role::Pair1) => "--pair1",
+            (CatKind::Nngcat, Role::Pub) => "--pub0",
+            (CatKind::Nngcat, Role::Sub) => "--sub0",
+            (CatKind::Nngcat, Role::Surveyor) => "--surveyor0",
+            (CatKind::Nngcat, Role::Respondent) => "--respondent0",
+            (CatKind::Nngcat, Role::Bus) => "--bus0",
             (CatKind::Nanocat, Role::Pair1) => panic!("nanocat has no pair1"),
             (CatKind::Nanocat, Role::Req) => "--req",
             (CatKind::Nanocat, Role::Rep) => "--rep",
             (CatKind::Nanocat, Role::Push) => "--push",
             (CatKind::Nanocat, Role::Pull) => "--pull",
             (CatKind::Nanocat, Role::Pair) => "--pair",
+            (CatKind::Nanocat, Role::Pub) => "--pub",
+            (CatKind::Nanocat, Role::Sub) => "--sub",
+            (CatKind::Nanocat, Role::Surveyor) => "--surveyor",
+            (CatKind::Nanocat, Role::Respondent) => "--respondent",
+            (CatKind::Nanocat, Role::Bus) => "--bus",
         }
     }
 

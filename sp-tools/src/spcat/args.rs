@@ -279,13 +279,13 @@ pub fn usage() -> String {
 <proto> must be one of:
   --req0                 (or alias --req)
   --rep0                 (or alias --rep)
-  --pub0                 (or alias --pub)       [not supported yet]
-  --sub0                 (or alias --sub)       [not supported yet]
+  --pub0                 (or alias --pub)
+  --sub0                 (or alias --sub)
   --push0                (or alias --push)
   --pull0                (or alias --pull)
-  --surveyor0            (or alias --surveyor)  [not supported yet]
-  --respondent0          (or alias --respondent) [not supported yet]
-  --bus0                 (or alias --bus)       [not supported yet]
+  --surveyor0            (or alias --surveyor)
+  --respondent0          (or alias --respondent)
+  --bus0                 (or alias --bus)
   --pair0
   --pair1
   --pair                 (alias for pair1, or pair0 with --compat)

@@ -124,8 +124,12 @@ pub async fn run<R: ToolRuntime, W: Write>(
     let sock = rt
         .open(cfg.protocol)
         .map_err(|u| RunError(format!("Unable to open socket: {u}")))?;
-    // Subscriptions apply once SUB exists: `cfg.subscriptions` is validated but has nothing to
-    // configure on the protocols implemented so far.
+    // The parser allows `--subscribe` with SUB only and gives SUB `[""]` (everything) when
+    // none is given, as nngcat does.
+    for topic in &cfg.subscriptions {
+        sock.subscribe(topic)
+            .map_err(|e| fatal("Unable to subscribe", e))?;
+    }
     sock.set_send_timeout(cfg.send_timeout);
     sock.set_recv_timeout(cfg.recv_timeout);
     if let Some(max) = cfg.recv_maxsz {
