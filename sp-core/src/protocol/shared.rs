@@ -331,24 +331,7 @@ impl SinglePeer {
 /// `send`, where the versions differ.
 macro_rules! forward_to_single_peer {
     () => {
-        /// Does nothing: PAIR has no timers.
-        fn handle_timeout(&mut self, _now: ::std::time::Instant) {}
-
-        fn poll_transmit(&mut self) -> Option<$crate::protocol::Transmit> {
-            self.core.poll_transmit()
-        }
-
-        fn poll_event(&mut self) -> Option<$crate::protocol::Event> {
-            self.core.poll_event()
-        }
-
-        fn poll_timeout(&self) -> Option<::std::time::Instant> {
-            None
-        }
-
-        fn is_receiving(&self, pipe: $crate::PipeId) -> bool {
-            self.core.is_receiving(pipe)
-        }
+        $crate::protocol::shared::forward_to_core!();
 
         /// Takes the oldest queued message, header stripped. May queue
         /// [`Event::ResumeReceiving`](crate::protocol::Event::ResumeReceiving).
