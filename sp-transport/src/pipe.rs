@@ -294,6 +294,8 @@ pub(crate) struct StreamPipe {
     pub(crate) inbound: Inbound,
     pub(crate) outbound: Outbound,
     paused: bool,
+    /// The core just paused this pipe: give other pipes a turn before delivering again.
+    yield_now: bool,
     needs_flush: bool,
 }
 
@@ -313,6 +315,7 @@ impl StreamPipe {
             inbound: Inbound::new(kind, max_message_size, leftover),
             outbound: Outbound::new(kind),
             paused: false,
+            yield_now: false,
             needs_flush: false,
         }
     }
@@ -366,6 +369,8 @@ impl StreamPipe {
                 progress = true;
                 if !receiving {
                     self.paused = true;
+                    self.yield_now = true;
+                    return Ok(progress);
                 }
                 continue;
             }
@@ -592,6 +597,9 @@ impl Future for StreamPipe {
                 Ok(p) => p,
                 Err(end) => return Poll::Ready(end),
             };
+            if std::mem::take(&mut this.yield_now) {
+                return yield_after_pause(&this.handle, cx);
+            }
             if !wrote && !read {
                 return Poll::Pending;
             }
@@ -599,6 +607,17 @@ impl Future for StreamPipe {
         cx.waker().wake_by_ref();
         Poll::Pending
     }
+}
+
+/// Ends a poll after the core paused `handle`'s pipe. If the pipe was resumed meanwhile (the
+/// application drained the queue from another thread), the task re-queues itself behind the
+/// other pipes' tasks instead of delivering again at once: that turn-taking is what makes
+/// PULL's fair queueing fair on a single-threaded executor. Otherwise the resume wakes it.
+fn yield_after_pause<T>(handle: &PipeHandle, cx: &mut Context<'_>) -> Poll<T> {
+    if handle.poll_resumed(cx.waker()) {
+        cx.waker().wake_by_ref();
+    }
+    Poll::Pending
 }
 
 /// One side of an in-process link: takes messages from the peer's queue and feeds its own core.
@@ -653,8 +672,12 @@ impl InprocPipe {
             let inbox = &mut self.inbox;
             // inproc hands message objects over; the header is pulled up in front of the body
             // so the receiving protocol parses it exactly as if it came off a wire.
-            self.owner
+            let receiving = self
+                .owner
                 .deliver(&self.handle, &mut || inbox.pop_front().map(pull_up));
+            if !receiving {
+                return yield_after_pause(&self.handle, cx);
+            }
         }
         cx.waker().wake_by_ref();
         Poll::Pending

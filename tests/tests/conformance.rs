@@ -415,9 +415,9 @@ macro_rules! conformance_suite {
             /// One PUSH floods; a second PUSH's messages still get through long before the
             /// flood has drained, and each sender's messages keep their order.
             ///
-            /// The flood is large because a pipe task resumed while it is still running may
-            /// deliver several receive-buffers' worth before the other pipe's task gets a turn
-            /// (seen with smol's single executor thread: a few hundred to ~2500 messages).
+            /// A pipe task yields after the core pauses its pipe, so the other pipe gets its turn
+            /// within a few receive buffers (128 messages each) of flood; 130–345 were seen on
+            /// the three adapters. The bound leaves room for a loaded machine.
             async fn pull_fair_queues_two_pushes(t: Transport) {
                 const FLOOD: usize = 20_000;
                 let ep = Endpoint::new(t);
@@ -453,7 +453,7 @@ macro_rules! conformance_suite {
                     }
                 }
                 assert!(
-                    next_a < FLOOD / 2,
+                    next_a < 1500,
                     "the second PUSH waited behind {next_a} flood messages"
                 );
                 while next_a < FLOOD {
