@@ -78,11 +78,16 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod context;
 mod runtime;
 mod socket;
 
+pub use context::Context;
 pub use runtime::Threads;
-pub use socket::Socket;
-pub use sp_transport::{Address, Error, Message, ProtocolId, Result, SocketOptions};
+pub use socket::{device, reflector, Socket};
+pub use sp_transport::ContextId;
+pub use sp_transport::{
+    Address, Error, Message, ProtocolId, Result, SocketOptions, TlsConfig, TlsError,
+};
 
 sp_transport::protocol_sockets!(Socket);

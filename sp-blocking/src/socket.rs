@@ -211,6 +211,11 @@ impl<P: SocketCore> Socket<P> {
         self.inner.set_linger(linger);
     }
 
+    /// Sets the TLS configuration for `tls+tcp://` and `wss://` endpoints created afterwards.
+    pub fn set_tls(&self, config: sp_transport::TlsConfig) {
+        self.inner.set_tls(config);
+    }
+
     /// Sets how long a peer may take to complete the SP handshake, for endpoints created after.
     pub fn set_handshake_timeout(&self, timeout: Duration) {
         self.inner.set_handshake_timeout(timeout);
@@ -219,6 +224,16 @@ impl<P: SocketCore> Socket<P> {
     /// Returns how many pipes are attached right now.
     pub fn pipe_count(&self) -> usize {
         self.inner.pipe_count()
+    }
+
+    /// Opens a new context on this socket: independent requests, replies, surveys or
+    /// subscriptions sharing its connections (see [`sp_transport::Socket::context`]).
+    ///
+    /// # Errors
+    /// [`Error::NotSupported`](crate::Error::NotSupported) for protocols without contexts,
+    /// [`Error::Closed`](crate::Error::Closed).
+    pub fn context(&self) -> Result<crate::Context<P>> {
+        self.inner.context().map(crate::Context::new)
     }
 
     /// Runs `f` on the protocol core, then applies whatever it queued. For protocol-specific
@@ -301,4 +316,51 @@ impl Socket<RespondentCore> {
     pub fn set_max_ttl(&self, ttl: u8) -> Result<()> {
         self.inner.set_max_ttl(ttl)
     }
+}
+
+/// Writes `set_max_ttl` for the raw and STAR sockets whose core has a TTL.
+macro_rules! ttl_setters {
+    ($($core:ty),* $(,)?) => {
+        $(impl Socket<$core> {
+            /// Sets the TTL (1–255, default 8): the most hops (or backtrace words) a received
+            /// message may carry; messages over it are dropped.
+            ///
+            /// # Errors
+            /// [`Error::InvalidOption`](crate::Error::InvalidOption) outside 1–255.
+            pub fn set_max_ttl(&self, ttl: u8) -> Result<()> {
+                self.inner.set_max_ttl(ttl)
+            }
+        })*
+    };
+}
+
+ttl_setters!(
+    sp_core::protocol::reqrep_raw::XRep,
+    sp_core::protocol::survey::XRespondent,
+    sp_core::protocol::pair1::XPair1,
+    sp_core::protocol::pair1::Pair1Poly,
+    sp_core::protocol::star::Star,
+    sp_core::protocol::star::XStar,
+);
+
+/// Forwards messages between two raw sockets in both directions, blocking the calling thread
+/// until one of them closes (from another thread, or by dropping its other handles).
+///
+/// See [`sp_transport::device`] for which sockets can be joined and how delivery works.
+///
+/// # Errors
+/// [`Error::NotRaw`](crate::Error::NotRaw) or
+/// [`Error::IncompatibleDevice`](crate::Error::IncompatibleDevice) when the sockets cannot be
+/// joined.
+pub fn device<A: SocketCore, B: SocketCore>(a: &Socket<A>, b: &Socket<B>) -> Result<()> {
+    block_on(sp_transport::device(&a.inner, &b.inner))
+}
+
+/// Sends everything a raw socket receives back out on it, blocking the calling thread until
+/// the socket closes. See [`sp_transport::reflector`].
+///
+/// # Errors
+/// As [`device`], for a cooked socket or one that does not peer with itself.
+pub fn reflector<P: SocketCore>(socket: &Socket<P>) -> Result<()> {
+    block_on(sp_transport::reflector(&socket.inner))
 }

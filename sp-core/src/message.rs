@@ -2,6 +2,8 @@
 
 use bytes::{Bytes, BytesMut};
 
+use crate::PipeId;
+
 /// One SP message: protocol control words (`header`) followed by the application payload (`body`).
 ///
 /// On the wire the header bytes come first and the body bytes follow with nothing in between.
@@ -17,6 +19,11 @@ pub struct Message {
     pub header: Bytes,
     /// The application payload.
     pub body: Bytes,
+    /// The pipe a message came from or should go to, for the roles that address single peers
+    /// (NNG's `nng_msg_get_pipe` / `nng_msg_set_pipe`). Only polyamorous PAIR v1 reads and
+    /// sets it; every other role leaves it `None` on receive and ignores it on send, so
+    /// equality of ordinary messages is about header and body alone.
+    pub pipe: Option<PipeId>,
 }
 
 impl Message {
@@ -25,6 +32,7 @@ impl Message {
         Self {
             header: Bytes::new(),
             body: body.into(),
+            pipe: None,
         }
     }
 
@@ -33,7 +41,14 @@ impl Message {
         Self {
             header: header.into(),
             body: body.into(),
+            pipe: None,
         }
+    }
+
+    /// Returns the message addressed to `pipe` (`None`: no particular pipe).
+    pub fn with_pipe(mut self, pipe: impl Into<Option<PipeId>>) -> Self {
+        self.pipe = pipe.into();
+        self
     }
 
     /// Returns the number of bytes this message occupies on the wire, header included.

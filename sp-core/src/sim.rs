@@ -790,6 +790,8 @@ impl Sim {
         self.log(node, format!("ev {event:?}"));
         match event {
             Event::Readable | Event::Writable => self.pump_app(node),
+            // Context operations are driven by the test itself through `with_protocol`.
+            Event::ContextReadable { .. } | Event::ContextWritable { .. } => {}
             Event::ClosePipe { pipe, reason } => {
                 if let Some(end) = self.nodes[node.0].pipes.get(&pipe).copied() {
                     if !end.closing {

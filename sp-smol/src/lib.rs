@@ -33,9 +33,22 @@
 mod runtime;
 
 pub use runtime::Smol;
-pub use sp_transport::{Address, Error, Message, ProtocolId, Result, SocketOptions};
+pub use sp_transport::{
+    Address, Error, Message, ProtocolId, Result, SocketOptions, TlsConfig, TlsError,
+};
 
 /// A socket of protocol `P` on smol.
 pub type Socket<P> = sp_transport::Socket<Smol, P>;
 
+pub use sp_transport::ContextId;
+
+/// A context of a socket of protocol `P` on smol: many requests, surveys or
+/// subscriptions in flight on one socket (see [`sp_transport::Context`]; open one with
+/// `socket.context()`).
+pub type Context<P> = sp_transport::Context<Smol, P>;
+
 sp_transport::protocol_sockets!(Socket);
+
+/// Devices and reflectors between raw sockets (SP-PROTOCOLS.md section 5.2); see
+/// [`sp_transport::device`].
+pub use sp_transport::{device, reflector};

@@ -25,9 +25,22 @@
 mod runtime;
 
 pub use runtime::Tokio;
-pub use sp_transport::{Address, Error, Message, ProtocolId, Result, SocketOptions};
+pub use sp_transport::{
+    Address, Error, Message, ProtocolId, Result, SocketOptions, TlsConfig, TlsError,
+};
 
 /// A socket of protocol `P` on tokio.
 pub type Socket<P> = sp_transport::Socket<Tokio, P>;
 
+pub use sp_transport::ContextId;
+
+/// A context of a socket of protocol `P` on tokio: many requests, surveys or
+/// subscriptions in flight on one socket (see [`sp_transport::Context`]; open one with
+/// `socket.context()`).
+pub type Context<P> = sp_transport::Context<Tokio, P>;
+
 sp_transport::protocol_sockets!(Socket);
+
+/// Devices and reflectors between raw sockets (SP-PROTOCOLS.md section 5.2); see
+/// [`sp_transport::device`].
+pub use sp_transport::{device, reflector};

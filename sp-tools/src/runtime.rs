@@ -89,6 +89,8 @@ pub trait ToolSocket: Clone + Send + Sync + 'static {
     fn set_recv_max_size(&self, max: usize) -> Result<()>;
     /// Sets the reconnect back-off for dialers created afterwards.
     fn set_reconnect_backoff(&self, min: Duration, max: Duration);
+    /// Sets the TLS configuration for `tls+tcp://` and `wss://` endpoints created afterwards.
+    fn set_tls(&self, config: sp_transport::TlsConfig);
     /// Adds a SUB topic.
     ///
     /// # Errors

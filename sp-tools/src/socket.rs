@@ -8,7 +8,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use sp_core::protocol::{bus, pair, pair1, pipeline, pubsub, reqrep, survey};
+use sp_core::protocol::{bus, pair, pair1, pipeline, pubsub, reqrep, star, survey};
 use sp_transport::rt::Runtime;
 use sp_transport::{Address, Message, Result, Socket};
 
@@ -39,6 +39,8 @@ pub enum Protocol {
     Pair1,
     /// BUS v0.
     Bus0,
+    /// STAR (mangos' experimental flooding bus; macat's `--star`).
+    Star,
 }
 
 /// What a protocol's socket does in the command-line tools' loops.
@@ -52,13 +54,13 @@ pub enum Role {
     Requester,
     /// Receives, then answers (REP, RESPONDENT).
     Responder,
-    /// Both ways, no request/answer pairing (PAIR, BUS).
+    /// Both ways, no request/answer pairing (PAIR, BUS, STAR).
     Peer,
 }
 
 impl Protocol {
     /// All protocols, in nngcat's help order.
-    pub const ALL: [Protocol; 11] = [
+    pub const ALL: [Protocol; 12] = [
         Protocol::Req0,
         Protocol::Rep0,
         Protocol::Pub0,
@@ -70,6 +72,7 @@ impl Protocol {
         Protocol::Pair0,
         Protocol::Pair1,
         Protocol::Bus0,
+        Protocol::Star,
     ];
 
     /// The NNG-style name with version suffix, e.g. `req0`.
@@ -86,6 +89,7 @@ impl Protocol {
             Protocol::Pair0 => "pair0",
             Protocol::Pair1 => "pair1",
             Protocol::Bus0 => "bus0",
+            Protocol::Star => "star",
         }
     }
 
@@ -96,7 +100,7 @@ impl Protocol {
             Protocol::Pull0 | Protocol::Sub0 => Role::RecvOnly,
             Protocol::Req0 | Protocol::Surveyor0 => Role::Requester,
             Protocol::Rep0 | Protocol::Respondent0 => Role::Responder,
-            Protocol::Pair0 | Protocol::Pair1 | Protocol::Bus0 => Role::Peer,
+            Protocol::Pair0 | Protocol::Pair1 | Protocol::Bus0 | Protocol::Star => Role::Peer,
         }
     }
 
@@ -141,6 +145,7 @@ macro_rules! with_protocols {
             Surveyor0 => Surveyor(survey::Surveyor),
             Respondent0 => Respondent(survey::Respondent),
             Bus0 => Bus(bus::Bus),
+            Star => Star(star::Star),
         }
     };
 }
@@ -171,6 +176,7 @@ no_tool_settings!(
     survey::Surveyor,
     survey::Respondent,
     bus::Bus,
+    star::Star,
 );
 
 impl ToolCore for pubsub::Sub {
@@ -288,6 +294,12 @@ macro_rules! socket_enum {
             fn set_reconnect_backoff(&self, min: Duration, max: Duration) {
                 match self {
                     $(Self::$variant(s) => s.set_reconnect_backoff(min, max),)*
+                }
+            }
+
+            fn set_tls(&self, config: sp_transport::TlsConfig) {
+                match self {
+                    $(Self::$variant(s) => s.set_tls(config),)*
                 }
             }
 

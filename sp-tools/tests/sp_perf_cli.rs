@@ -194,3 +194,138 @@ fn usage_errors_exit_two() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn req_ctx_thr_and_raw_pipelined_baseline_report_round_trips() {
+    let runs: [&[&str]; 3] = [
+        &["req_ctx_thr", "inproc://sp-perf-cli-ctx", "16", "32", "400"],
+        &[
+            "--runtime",
+            "blocking",
+            "req_ctx_thr",
+            "tcp://127.0.0.1:0",
+            "4",
+            "32",
+            "200",
+        ],
+        &["raw_pipelined_thr", "tcp://127.0.0.1:0", "16", "32", "400"],
+    ];
+    for args in runs {
+        let out = run(args);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let count = args[args.len() - 1];
+        let in_flight = args[args.len() - 3];
+        assert!(
+            stdout.contains(&format!("round trip count: {count}\n")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("in flight: {in_flight}\n")),
+            "{stdout}"
+        );
+        assert!(stdout.contains(" [round trips/s]\n"), "{stdout}");
+    }
+    let usage = run(&["req_ctx_thr", "inproc://x", "0", "1", "1"]);
+    assert_eq!(usage.status.code(), Some(2));
+    assert_eq!(text(&usage.stderr).trim(), "Invalid context count");
+}
+
+/// Reads the `key: value` line of a fan-out report.
+fn fanout_line<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+        .unwrap_or_else(|| panic!("no {key:?} line in: {out}"))
+}
+
+/// Checks a fan-out report's lines and returns the delivered count.
+fn assert_fanout_lines(out: &str, subs: u64, size: u32, count: u64) -> u64 {
+    assert_eq!(out.lines().count(), 9, "{out}");
+    assert_eq!(fanout_line(out, "message size"), format!("{size} [B]"));
+    assert_eq!(fanout_line(out, "subscribers"), subs.to_string());
+    assert_eq!(fanout_line(out, "messages sent"), count.to_string());
+    let delivered = fanout_line(out, "messages delivered");
+    let (n, rest) = delivered.split_once(" of ").unwrap();
+    let n: u64 = n.parse().unwrap();
+    assert!(rest.starts_with(&format!("{} (", subs * count)), "{out}");
+    assert!(n <= subs * count, "{out}");
+    let rate = fanout_line(out, "throughput")
+        .strip_suffix(" [msg/s] delivered in total")
+        .unwrap();
+    assert!(rate.parse::<u64>().is_ok(), "{out}");
+    assert!(
+        fanout_line(out, "throughput per subscriber").contains(" slowest, "),
+        "{out}"
+    );
+    n
+}
+
+#[test]
+fn fanout_modes() {
+    // A PUB drops when a subscriber falls behind, so only the shape and the bound are fixed;
+    // each subscriber sees at least the warm-up, so something arrives.
+    let out = run(&[
+        "fanout_thr",
+        "inproc://sp-perf-cli-fanout",
+        "3",
+        "32",
+        "2000",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_fanout_lines(&text(&out.stdout), 3, 32, 2000);
+    let out = run(&[
+        "--runtime",
+        "smol",
+        "fanout_thr",
+        "--yield-every",
+        "8",
+        "tcp://127.0.0.1:0",
+        "2",
+        "0",
+        "1000",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_fanout_lines(&text(&out.stdout), 2, 0, 1000);
+    let out = run(&[
+        "--runtime",
+        "blocking",
+        "fanout_thr",
+        "inproc://x",
+        "2",
+        "8",
+        "500",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_fanout_lines(&text(&out.stdout), 2, 8, 500);
+    // The raw baseline has TCP's back-pressure: everything arrives.
+    let out = run(&["raw_fanout_thr", "tcp://127.0.0.1:0", "3", "100", "3000"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(assert_fanout_lines(&text(&out.stdout), 3, 100, 3000), 9000);
+
+    for (args, msg) in [
+        (
+            &["fanout_thr", "inproc://x", "0", "1", "1"][..],
+            "Invalid subscriber count",
+        ),
+        (
+            &["raw_fanout_thr", "tcp://127.0.0.1:0", "1", "1"],
+            "Usage: raw_fanout_thr <tcp-url> <subscribers> <msg-size> <count>",
+        ),
+        (
+            &["fanout_thr", "--bogus", "inproc://x", "1", "1", "1"],
+            "bad option",
+        ),
+        (
+            &["raw_fanout_thr", "ipc:///tmp/x", "1", "1", "1"],
+            "raw modes need a tcp://host:port URL",
+        ),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(msg),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}

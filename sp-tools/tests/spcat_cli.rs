@@ -196,7 +196,10 @@ fn rejects_incompatible_options() {
         &["--pull", "-l", "1", "--raw", "--hex"],
         "Format may be specified only once",
     );
-    assert_refused(&["--pull", "-l", "1", "-k"], "TLS not supported yet");
+    assert_refused(
+        &["--pull", "-l", "1", "--key", "/k"],
+        "--key requires --cert",
+    );
 }
 
 #[test]
@@ -512,6 +515,36 @@ fn bus_both_ways() {
     let (code, out, err) = a.finish();
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(String::from_utf8_lossy(&out), "from b");
+}
+
+/// STAR (macat's `--star`) runs like BUS: with data, send then receive, both ways.
+#[test]
+fn star_both_ways() {
+    let a = Listener::start(&[
+        "--star",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "-D",
+        "from a",
+        "--delay=2",
+        "--recv-timeout=3",
+        "--quoted",
+    ]);
+    let b = run(spcat(&[
+        "--star",
+        "--dial",
+        &a.url,
+        "-D",
+        "from b",
+        "--delay=1",
+        "--recv-timeout=3",
+        "--quoted",
+    ]));
+    assert!(b.status.success(), "{}", stderr_of(&b));
+    assert_eq!(String::from_utf8_lossy(&b.stdout), "\"from a\"\n");
+    let (code, out, err) = a.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out), "\"from b\"\n");
 }
 
 /// Waits (up to the deadline) until `pipes()` reports a connection.

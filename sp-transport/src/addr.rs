@@ -1,5 +1,5 @@
-//! Parsing and formatting of SP addresses: `tcp://`, `ipc://` and `inproc://` URLs (spec 2.2,
-//! 2.3, 2.7).
+//! Parsing and formatting of SP addresses: `tcp://`, `tls+tcp://`, `ws://`, `wss://`, `ipc://`
+//! and `inproc://` URLs (spec 2.2–2.5, 2.7).
 //!
 //! These are pure functions: nothing here resolves a name, touches the file system or opens a
 //! socket. Listeners accept everything [`Address::parse`] accepts; dialers additionally call
@@ -14,6 +14,9 @@
 //! | `ipc:///tmp/sock` | `Ipc { path: "/tmp/sock" }` (three slashes: absolute) |
 //! | `ipc://sock` | `Ipc { path: "sock" }`, relative to the working directory |
 //! | `inproc://name` | `Inproc { name }`, private to the process |
+//! | `tls+tcp://host:5555` (also `tls+tcp4`, `tls+tcp6`) | `Tls { host, port }` |
+//! | `ws://host:8080/path`, `ws://host/` (port 80) | `Ws { host, port, path, secure: false }` |
+//! | `wss://host:8443/path`, `wss://host` (port 443, path `/`) | `Ws { …, secure: true }` |
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -50,6 +53,25 @@ pub enum Address {
         /// The endpoint's name.
         name: String,
     },
+    /// TCP with TLS: the SP handshake and framing run inside the TLS channel.
+    Tls {
+        /// As for [`Address::Tcp`].
+        host: String,
+        /// As for [`Address::Tcp`].
+        port: u16,
+    },
+    /// WebSocket (`ws://`), or WebSocket over TLS (`wss://`): one SP message per WebSocket
+    /// message, no SP handshake.
+    Ws {
+        /// As for [`Address::Tcp`].
+        host: String,
+        /// The port; 80 (`ws`) or 443 (`wss`) when the URL has none.
+        port: u16,
+        /// The HTTP path, starting with `/`; `/` when the URL has none.
+        path: String,
+        /// `wss://`: the connection runs over TLS.
+        secure: bool,
+    },
 }
 
 impl Address {
@@ -66,7 +88,34 @@ impl Address {
             return Err(AddrError::MissingScheme { url: err_url() });
         };
         match scheme {
-            "tcp" | "tcp4" | "tcp6" => parse_tcp(url, rest),
+            "tcp" | "tcp4" | "tcp6" => {
+                let (host, port) = parse_host_port(url, rest)?;
+                Ok(Address::Tcp { host, port })
+            }
+            "tls+tcp" | "tls+tcp4" | "tls+tcp6" => {
+                let (host, port) = parse_host_port(url, rest)?;
+                Ok(Address::Tls { host, port })
+            }
+            "ws" | "ws4" | "ws6" | "wss" | "wss4" | "wss6" => {
+                let secure = scheme.starts_with("wss");
+                let (authority, path) = match rest.find('/') {
+                    Some(i) => (&rest[..i], &rest[i..]),
+                    None => (rest, "/"),
+                };
+                let default_port = if secure { 443 } else { 80 };
+                let (host, port) = match parse_host_port(url, authority) {
+                    Err(AddrError::MissingPort { .. }) => {
+                        parse_host_port(url, &format!("{authority}:{default_port}"))?
+                    }
+                    other => other?,
+                };
+                Ok(Address::Ws {
+                    host,
+                    port,
+                    path: path.to_owned(),
+                    secure,
+                })
+            }
             "ipc" => {
                 if rest.is_empty() {
                     return Err(AddrError::EmptyPath { url: err_url() });
@@ -100,12 +149,25 @@ impl Address {
         }
     }
 
-    /// Returns the URL scheme: `"tcp"`, `"ipc"` or `"inproc"`.
+    /// Returns the URL scheme: `"tcp"`, `"ipc"`, `"inproc"`, `"tls+tcp"`, `"ws"` or `"wss"`.
     pub fn scheme(&self) -> &'static str {
         match self {
             Address::Tcp { .. } => "tcp",
             Address::Ipc { .. } => "ipc",
             Address::Inproc { .. } => "inproc",
+            Address::Tls { .. } => "tls+tcp",
+            Address::Ws { secure: false, .. } => "ws",
+            Address::Ws { secure: true, .. } => "wss",
+        }
+    }
+
+    /// The host and port of a TCP-based address (`tcp`, `tls+tcp`, `ws`, `wss`).
+    pub fn host_port(&self) -> Option<(&str, u16)> {
+        match self {
+            Address::Tcp { host, port }
+            | Address::Tls { host, port }
+            | Address::Ws { host, port, .. } => Some((host, *port)),
+            Address::Ipc { .. } | Address::Inproc { .. } => None,
         }
     }
 
@@ -119,9 +181,11 @@ impl Address {
     /// Returns [`AddrError::WildcardDial`] for a TCP address with an empty host.
     pub fn check_dialable(&self) -> Result<(), AddrError> {
         match self {
-            Address::Tcp { host, .. } if host.is_empty() => Err(AddrError::WildcardDial {
-                url: self.to_string(),
-            }),
+            _ if self.host_port().is_some_and(|(host, _)| host.is_empty()) => {
+                Err(AddrError::WildcardDial {
+                    url: self.to_string(),
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -131,10 +195,22 @@ impl fmt::Display for Address {
     /// Formats the address as a URL that [`Address::parse`] reads back to the same value.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Address::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
-            Address::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
             Address::Ipc { path } => write!(f, "ipc://{}", path.display()),
             Address::Inproc { name } => write!(f, "inproc://{name}"),
+            Address::Tcp { host, port }
+            | Address::Tls { host, port }
+            | Address::Ws { host, port, .. } => {
+                write!(f, "{}://", self.scheme())?;
+                if host.contains(':') {
+                    write!(f, "[{host}]:{port}")?;
+                } else {
+                    write!(f, "{host}:{port}")?;
+                }
+                if let Address::Ws { path, .. } = self {
+                    f.write_str(path)?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -161,8 +237,8 @@ pub enum AddrError {
     },
     /// The scheme is not one this library speaks.
     #[error(
-        "invalid address {url:?}: unknown scheme {scheme:?}; use tcp://, ipc:// or inproc:// \
-         (tcp4:// and tcp6:// are read as tcp://)"
+        "invalid address {url:?}: unknown scheme {scheme:?}; use tcp://, ipc://, inproc://, \
+         tls+tcp://, ws:// or wss:// (tcp4:// and tcp6:// are read as tcp://)"
     )]
     UnknownScheme {
         /// The URL as given.
@@ -236,8 +312,8 @@ pub enum AddrError {
     },
 }
 
-/// Parses the `host:port` part of a TCP URL.
-fn parse_tcp(url: &str, authority: &str) -> Result<Address, AddrError> {
+/// Parses the `host:port` part of a TCP-based URL.
+fn parse_host_port(url: &str, authority: &str) -> Result<(String, u16), AddrError> {
     let bad_host = || AddrError::BadHost {
         url: url.to_owned(),
     };
@@ -274,10 +350,7 @@ fn parse_tcp(url: &str, authority: &str) -> Result<Address, AddrError> {
     let port = port.parse::<u16>().map_err(|_| AddrError::BadPort {
         url: url.to_owned(),
     })?;
-    Ok(Address::Tcp {
-        host: host.to_owned(),
-        port,
-    })
+    Ok((host.to_owned(), port))
 }
 
 /// Returns true for a dotted-quad IPv4 address or a syntactically valid DNS name.
@@ -511,5 +584,69 @@ mod tests {
         assert_eq!(tcp("", 1).scheme(), "tcp");
         assert_eq!(Address::Ipc { path: "x".into() }.scheme(), "ipc");
         assert_eq!(Address::Inproc { name: "x".into() }.scheme(), "inproc");
+    }
+
+    #[test]
+    fn parses_tls_and_websocket_urls() {
+        let ws = |host: &str, port, path: &str, secure| Address::Ws {
+            host: host.to_owned(),
+            port,
+            path: path.to_owned(),
+            secure,
+        };
+        assert_eq!(
+            Address::parse("tls+tcp://localhost:4433"),
+            Ok(Address::Tls {
+                host: "localhost".into(),
+                port: 4433
+            })
+        );
+        assert_eq!(
+            Address::parse("tls+tcp6://[::1]:1").unwrap().to_string(),
+            "tls+tcp://[::1]:1"
+        );
+        assert_eq!(
+            Address::parse("ws://127.0.0.1:8080/a/b"),
+            Ok(ws("127.0.0.1", 8080, "/a/b", false))
+        );
+        // No path means "/", no port means the scheme's default.
+        assert_eq!(Address::parse("ws://host"), Ok(ws("host", 80, "/", false)));
+        assert_eq!(
+            Address::parse("wss://host/x"),
+            Ok(ws("host", 443, "/x", true))
+        );
+        assert_eq!(
+            Address::parse("wss://[::1]:9/p"),
+            Ok(ws("::1", 9, "/p", true))
+        );
+        assert_eq!(Address::parse("ws://*:9/p"), Ok(ws("", 9, "/p", false)));
+        for url in [
+            "tls+tcp://a:1",
+            "ws://[::1]:9/p",
+            "wss://h:443/",
+            "ws://:0/x",
+        ] {
+            assert_eq!(Address::parse(url).unwrap().to_string(), url);
+        }
+        // Errors name the URL, and a wildcard host cannot be dialed on any TCP-based scheme.
+        assert!(matches!(
+            Address::parse("tls+tcp://host"),
+            Err(AddrError::MissingPort { .. })
+        ));
+        assert!(matches!(
+            Address::parse("ws://host:99999/"),
+            Err(AddrError::BadPort { .. })
+        ));
+        for url in ["tls+tcp://*:1", "ws://:1/", "wss://*:1/x"] {
+            assert!(matches!(
+                Address::parse(url).unwrap().check_dialable(),
+                Err(AddrError::WildcardDial { .. })
+            ));
+        }
+        assert_eq!(Address::parse("wss://h/").unwrap().scheme(), "wss");
+        assert_eq!(
+            Address::parse("tls+tcp://h:1").unwrap().host_port(),
+            Some(("h", 1))
+        );
     }
 }

@@ -5,10 +5,16 @@ use std::time::Duration;
 use sp_core::protocol::bus::{Bus, BusConfig};
 use sp_core::protocol::pair::{Pair, PairConfig};
 use sp_core::protocol::pair1::{Pair1, Pair1Config};
+use sp_core::protocol::pair1::{Pair1Poly, XPair1};
 use sp_core::protocol::pipeline::{Pull, PullConfig, Push, PushConfig};
+use sp_core::protocol::pipeline::{XPull, XPush};
 use sp_core::protocol::pubsub::{Pub, PubConfig, Sub, SubConfig, SubscribeError};
 use sp_core::protocol::reqrep::{Rep, RepConfig, Req, ReqConfig};
+use sp_core::protocol::reqrep_raw::{XRep, XRepConfig, XReq, XReqConfig};
+use sp_core::protocol::star::{Star, StarConfig, XStar};
 use sp_core::protocol::survey::{Respondent, RespondentConfig, Surveyor, SurveyorConfig};
+use sp_core::protocol::survey::{XRespondent, XRespondentConfig, XSurveyor, XSurveyorConfig};
+use sp_core::protocol::{bus::XBus, pair::XPair, pubsub::XSub, raw::XPub};
 
 use crate::error::{Error, Result};
 use crate::rt::Runtime;
@@ -85,6 +91,65 @@ impl SocketCore for Respondent {
         Respondent::new(RespondentConfig::default())
     }
 }
+
+/// Writes `SocketCore` for cores whose `new` takes a config with a `Default`.
+macro_rules! default_cores {
+    ($($core:ty => $config:expr),* $(,)?) => {
+        $(impl SocketCore for $core {
+            fn create(_seed: u64) -> Self {
+                <$core>::new($config)
+            }
+        })*
+    };
+}
+
+default_cores!(
+    XReq => XReqConfig::default(),
+    XRep => XRepConfig::default(),
+    XPair => PairConfig::default(),
+    XPair1 => Pair1Config::default(),
+    Pair1Poly => Pair1Config::default(),
+    XPush => PushConfig::default(),
+    XPull => PullConfig::default(),
+    XPub => PubConfig::default(),
+    XSub => SubConfig::default(),
+    XBus => BusConfig::default(),
+    XSurveyor => XSurveyorConfig::default(),
+    XRespondent => XRespondentConfig::default(),
+    Star => StarConfig::default(),
+    XStar => StarConfig::default(),
+);
+
+/// Writes `set_max_ttl` and `max_ttl` for sockets whose core has them. `$what` says what
+/// the TTL counts, for the docs.
+macro_rules! ttl_setters {
+    ($($core:ty: $what:literal),* $(,)?) => {
+        $(impl<R: Runtime> Socket<R, $core> {
+            #[doc = concat!("Sets the TTL (1–255, default 8): ", $what)]
+            ///
+            /// # Errors
+            /// [`Error::InvalidOption`] outside 1–255.
+            pub fn set_max_ttl(&self, ttl: u8) -> Result<()> {
+                self.with_core(|core, _| core.set_max_ttl(ttl))
+                    .map_err(|e| Error::InvalidOption(e.to_string()))
+            }
+
+            /// Returns the TTL.
+            pub fn max_ttl(&self) -> u8 {
+                self.with_core(|core, _| core.max_ttl())
+            }
+        })*
+    };
+}
+
+ttl_setters!(
+    XRep: "the most backtrace words a request may carry; deeper ones are dropped.",
+    XRespondent: "the most backtrace words a survey may carry; deeper ones are dropped.",
+    XPair1: "the largest hop count a received message may carry; higher ones are dropped.",
+    Pair1Poly: "the largest hop count a received message may carry; higher ones are dropped.",
+    Star: "a received message whose hop count reaches it is dropped, not relayed.",
+    XStar: "a received message whose hop count reaches it is dropped, not relayed.",
+);
 
 impl<R: Runtime> Socket<R, Req> {
     /// Returns how long REQ waits for a reply before sending the request again

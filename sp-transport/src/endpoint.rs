@@ -24,6 +24,8 @@ use crate::pipe::{
 };
 use crate::rt::{Acceptor, BoxStream, Runtime, Sleep};
 use crate::socket::{Shared, SocketCore, SocketOptions};
+use crate::tls::{TlsConfig, TlsError};
+use crate::ws::{self, run_ws_pipe, WsPipe};
 
 /// Lets the socket stop one of its dialer or listener tasks.
 #[derive(Default)]
@@ -48,7 +50,7 @@ impl EndpointCtl {
         }
     }
 
-    fn poll_closed(&self, cx: &mut Context<'_>) -> bool {
+    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return true;
         }
@@ -62,7 +64,7 @@ impl EndpointCtl {
 }
 
 /// Runs `fut` until it finishes or the endpoint closes (then `None`).
-async fn unless_closed<T>(
+pub(crate) async fn unless_closed<T>(
     ctl: &EndpointCtl,
     fut: impl std::future::Future<Output = T>,
 ) -> Option<T> {
@@ -76,13 +78,40 @@ async fn unless_closed<T>(
     .await
 }
 
-async fn sleep_for<R: Runtime>(rt: &R, d: Duration) {
+pub(crate) async fn sleep_for<R: Runtime>(rt: &R, d: Duration) {
     let mut s = rt.sleep_until(Instant::now() + d);
     std::future::poll_fn(|cx| s.poll_sleep(cx)).await
 }
 
+/// Runs `fut` until it finishes or `timer` fires (then `None`).
+pub(crate) async fn with_timeout<T>(
+    timer: impl std::future::Future<Output = ()>,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let mut fut = std::pin::pin!(fut);
+    let mut timer = std::pin::pin!(timer);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+/// A boxed timer future on `rt`, for code that holds no runtime type.
+fn sleeper<R: Runtime>(
+    rt: &R,
+) -> Arc<dyn Fn(Duration) -> crate::rt::BoxFuture<'static, ()> + Send + Sync> {
+    let rt = rt.clone();
+    Arc::new(move |d| {
+        let rt = rt.clone();
+        Box::pin(async move { sleep_for(&rt, d).await })
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
-// Stream transports (TCP, IPC)
+// Stream transports (TCP, TLS, IPC; WebSocket runs on a TCP or TLS stream)
 
 fn frame_kind(addr: &Address) -> FrameKind {
     match addr {
@@ -92,15 +121,11 @@ fn frame_kind(addr: &Address) -> FrameKind {
 }
 
 fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
-    let Address::Tcp { host, port } = addr else {
-        unreachable!("resolve is only called for tcp addresses")
+    let Some((host, port)) = addr.host_port() else {
+        unreachable!("resolve is only called for tcp-based addresses")
     };
-    let host = if host.is_empty() {
-        "0.0.0.0"
-    } else {
-        host.as_str()
-    };
-    let found: Vec<SocketAddr> = (host, *port)
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    let found: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| Error::io(format!("cannot resolve {addr}"), e))?
         .collect();
@@ -125,7 +150,7 @@ async fn connect_stream<R: Runtime>(
         _ => Error::io(format!("cannot connect to {addr}"), e),
     };
     match addr {
-        Address::Tcp { .. } => {
+        Address::Tcp { .. } | Address::Tls { .. } | Address::Ws { .. } => {
             let mut last = None;
             for sa in resolve(addr)? {
                 match rt.connect_tcp(sa, opts.tcp_nodelay).await {
@@ -143,11 +168,26 @@ async fn connect_stream<R: Runtime>(
 }
 
 /// Exchanges the 8-byte SP headers. Returns the peer's type and any bytes read past them.
+///
+/// On failure, also returns the IO error that ended the exchange, if one did: over TLS it may
+/// say why the peer refused us (TLS 1.3 reports a refused client certificate only then).
 async fn handshake<R: Runtime>(
     rt: &R,
     stream: &mut BoxStream,
     local: ProtocolId,
     timeout: Duration,
+) -> std::result::Result<BytesMut, (HandshakeError, Option<io::Error>)> {
+    let mut io_error = None;
+    let result = handshake_inner(rt, stream, local, timeout, &mut io_error).await;
+    result.map_err(|e| (e, io_error))
+}
+
+async fn handshake_inner<R: Runtime>(
+    rt: &R,
+    stream: &mut BoxStream,
+    local: ProtocolId,
+    timeout: Duration,
+    io_error: &mut Option<io::Error>,
 ) -> std::result::Result<BytesMut, HandshakeError> {
     let mut hs = Handshake::new(local, Instant::now(), timeout);
     let out = hs.outgoing();
@@ -162,7 +202,12 @@ async fn handshake<R: Runtime>(
         let mut progress = false;
         while written < out.len() {
             match Pin::new(&mut *stream).poll_write(cx, &out[written..]) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                Poll::Ready(Ok(0)) => {
+                    hs.handle_eof();
+                    break;
+                }
+                Poll::Ready(Err(e)) => {
+                    *io_error = Some(e);
                     hs.handle_eof();
                     break;
                 }
@@ -176,7 +221,11 @@ async fn handshake<R: Runtime>(
         if hs.result().is_none() {
             // Read only what the header still needs, so no frame bytes are consumed early...
             match Pin::new(&mut *stream).poll_read(cx, &mut buf[..8]) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => hs.handle_eof(),
+                Poll::Ready(Ok(0)) => hs.handle_eof(),
+                Poll::Ready(Err(e)) => {
+                    *io_error = Some(e);
+                    hs.handle_eof()
+                }
                 Poll::Ready(Ok(n)) => {
                     let used = hs.handle_bytes(&buf[..n]);
                     // ...but a peer may still have sent more in the same segment; keep it.
@@ -225,9 +274,17 @@ async fn establish<R: Runtime, P: SocketCore>(
     let local = PipeOwner::protocol(&**shared);
     let leftover = handshake(&shared.rt, &mut stream, local, opts.handshake_timeout)
         .await
-        .map_err(|source| Error::Handshake {
-            addr: addr.to_string(),
-            source,
+        .map_err(|(source, io_error)| {
+            match io_error.filter(|e| matches!(addr, Address::Tls { .. }) && is_tls_error(e)) {
+                Some(e) => Error::Tls {
+                    addr: addr.to_string(),
+                    source: TlsError::from_io(e, None),
+                },
+                None => Error::Handshake {
+                    addr: addr.to_string(),
+                    source,
+                },
+            }
         })?;
     let peer = PipeOwner::peer_protocol(&**shared);
     let id = shared.allocate_pipe_id();
@@ -248,6 +305,52 @@ async fn establish<R: Runtime, P: SocketCore>(
     Ok(pipe)
 }
 
+fn is_tls_error(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+}
+
+/// The TLS configuration an endpoint at `addr` must have.
+fn tls_config<'a>(opts: &'a SocketOptions, addr: &Address) -> Result<&'a TlsConfig> {
+    opts.tls.as_ref().ok_or_else(|| Error::Tls {
+        addr: addr.to_string(),
+        source: TlsError::NotConfigured,
+    })
+}
+
+/// Refuses at once a secure endpoint on a socket with no TLS configuration, instead of
+/// failing every connection attempt later.
+fn check_tls_configured(opts: &SocketOptions, addr: &Address) -> Result<()> {
+    match addr {
+        Address::Tls { .. } | Address::Ws { secure: true, .. } => {
+            tls_config(opts, addr).map(|_| ())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Runs the client side of TLS on `stream`, bounded by the handshake timeout.
+async fn tls_connect<R: Runtime>(
+    rt: &R,
+    addr: &Address,
+    opts: &SocketOptions,
+    stream: BoxStream,
+) -> Result<BoxStream> {
+    let config = tls_config(opts, addr)?;
+    let host = addr.host_port().map_or("", |(h, _)| h);
+    let stream = crate::threads::into_pollable(stream);
+    with_timeout(
+        sleep_for(rt, opts.handshake_timeout),
+        config.connect(host, stream),
+    )
+    .await
+    .ok_or(Error::TimedOut)?
+    .map_err(|source| Error::Tls {
+        addr: addr.to_string(),
+        source,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dialing
 
@@ -257,6 +360,7 @@ pub(crate) async fn dial<R: Runtime, P: SocketCore>(
     _synchronous: bool,
 ) -> Result<()> {
     let opts = shared.options();
+    check_tls_configured(&opts, &addr)?;
     let ctl = Arc::new(EndpointCtl::default());
     shared.add_endpoint(ctl.clone())?;
     let first = match connect_once(&shared, &addr, &opts).await {
@@ -276,6 +380,7 @@ pub(crate) fn dial_background<R: Runtime, P: SocketCore>(
     addr: Address,
 ) -> Result<()> {
     let opts = shared.options();
+    check_tls_configured(&opts, &addr)?;
     let ctl = Arc::new(EndpointCtl::default());
     shared.add_endpoint(ctl.clone())?;
     let rt = shared.rt.clone();
@@ -287,6 +392,7 @@ pub(crate) fn dial_background<R: Runtime, P: SocketCore>(
 enum Connected {
     Stream(StreamPipe),
     Inproc(InprocLink),
+    Ws(WsPipe),
 }
 
 async fn connect_once<R: Runtime, P: SocketCore>(
@@ -296,7 +402,32 @@ async fn connect_once<R: Runtime, P: SocketCore>(
 ) -> Result<Connected> {
     match addr {
         Address::Inproc { name } => inproc_connect(shared, name).map(Connected::Inproc),
-        _ => {
+        Address::Ws { secure, .. } => {
+            let mut stream = connect_stream(&shared.rt, addr, opts).await?;
+            if *secure {
+                stream = tls_connect(&shared.rt, addr, opts, stream).await?;
+            }
+            let peer = PipeOwner::peer_protocol(&**shared);
+            let stream = crate::threads::into_pollable(stream);
+            let ws = with_timeout(
+                sleep_for(&shared.rt, opts.handshake_timeout),
+                ws::upgrade(addr, stream, peer, opts.recv_max_size),
+            )
+            .await
+            .ok_or(Error::TimedOut)??;
+            let owner: Arc<dyn PipeOwner> = shared.clone();
+            ws::attach(owner, ws, opts.recv_max_size)
+                .map(Connected::Ws)
+                .ok_or(Error::Closed)
+        }
+        Address::Tls { .. } => {
+            let stream = connect_stream(&shared.rt, addr, opts).await?;
+            let stream = tls_connect(&shared.rt, addr, opts, stream).await?;
+            establish(shared, stream, addr, opts)
+                .await
+                .map(Connected::Stream)
+        }
+        Address::Tcp { .. } | Address::Ipc { .. } => {
             let stream = connect_stream(&shared.rt, addr, opts).await?;
             establish(shared, stream, addr, opts)
                 .await
@@ -332,6 +463,7 @@ async fn dialer_loop<R: Runtime, P: SocketCore>(
                 match conn {
                     Connected::Stream(pipe) => run_stream_pipe(pipe).await,
                     Connected::Inproc(link) => link.run(&shared.rt).await,
+                    Connected::Ws(pipe) => run_ws_pipe(pipe).await,
                 }
             }
             Err(e) => tracing::debug!(%addr, error = %e, "dial attempt failed"),
@@ -368,43 +500,16 @@ pub(crate) fn listen<R: Runtime, P: SocketCore>(
                 .inspect_err(|_| ctl.close())?;
             Ok(addr)
         }
-        Address::Tcp { .. } => {
-            let mut last = None;
-            let mut bound = None;
-            for sa in resolve(&addr)? {
-                match std::net::TcpListener::bind(sa) {
-                    Ok(l) => {
-                        bound = Some(l);
-                        break;
-                    }
-                    Err(e) => last = Some(e),
-                }
-            }
-            let listener = match (bound, last) {
-                (Some(l), _) => l,
-                (None, Some(e)) if e.kind() == io::ErrorKind::AddrInUse => {
-                    return Err(Error::AddressInUse(addr.to_string()))
-                }
-                (None, e) => {
-                    return Err(Error::io(
-                        format!("cannot listen on {addr}"),
-                        e.unwrap_or_else(|| io::Error::other("no address")),
-                    ))
-                }
+        Address::Tcp { .. } | Address::Tls { .. } => {
+            let tls = match &addr {
+                Address::Tls { .. } => Some(server_tls(&opts, &addr)?),
+                _ => None,
             };
-            let local = listener
-                .local_addr()
-                .map_err(|e| Error::io(format!("cannot read bound address of {addr}"), e))?;
-            listener
-                .set_nonblocking(true)
-                .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
-            let acceptor = shared
-                .rt
-                .tcp_acceptor(listener, opts.tcp_nodelay)
-                .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
-            let bound_addr = Address::Tcp {
-                host: local.ip().to_string(),
-                port: local.port(),
+            let (local, acceptor) = bind_tcp(&shared.rt, &addr, resolve(&addr)?, &opts)?;
+            let (host, port) = (local.ip().to_string(), local.port());
+            let bound_addr = match addr {
+                Address::Tls { .. } => Address::Tls { host, port },
+                _ => Address::Tcp { host, port },
             };
             shared.add_endpoint(ctl.clone())?;
             let rt = shared.rt.clone();
@@ -415,8 +520,36 @@ pub(crate) fn listen<R: Runtime, P: SocketCore>(
                 opts,
                 ctl,
                 None,
+                tls,
             )));
             Ok(bound_addr)
+        }
+        Address::Ws { secure, .. } => {
+            let tls = if *secure {
+                Some(server_tls(&opts, &addr)?)
+            } else {
+                None
+            };
+            let wanted = resolve(&addr)?;
+            let rt = shared.rt.clone();
+            let bind_addr = addr.clone();
+            let bind_opts = opts.clone();
+            let bind_wanted = wanted.clone();
+            let params = ws::ListenParams {
+                owner: shared.clone(),
+                ctl: ctl.clone(),
+                max_message_size: opts.recv_max_size,
+                tls,
+                handshake_timeout: opts.handshake_timeout,
+                spawn: {
+                    let rt = rt.clone();
+                    Arc::new(move |fut| rt.spawn(fut))
+                },
+                bind: Box::new(move || bind_tcp(&rt, &bind_addr, bind_wanted, &bind_opts)),
+                sleep: sleeper(&shared.rt),
+            };
+            shared.add_endpoint(ctl.clone())?;
+            ws::listen(&addr, &wanted, params).inspect_err(|_| ctl.close())
         }
         Address::Ipc { path } => {
             let listener = bind_ipc(path, &addr)?;
@@ -433,10 +566,63 @@ pub(crate) fn listen<R: Runtime, P: SocketCore>(
                 opts,
                 ctl,
                 SocketFile::of(path),
+                None,
             )));
             Ok(addr)
         }
     }
+}
+
+/// The rustls server configuration a TLS listener at `addr` needs.
+fn server_tls(opts: &SocketOptions, addr: &Address) -> Result<Arc<rustls::ServerConfig>> {
+    tls_config(opts, addr)?
+        .server_config()
+        .map_err(|source| Error::Tls {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Binds the first of `candidates` that works. Returns the bound address and its acceptor.
+fn bind_tcp<R: Runtime>(
+    rt: &R,
+    addr: &Address,
+    candidates: Vec<SocketAddr>,
+    opts: &SocketOptions,
+) -> Result<(SocketAddr, Box<dyn Acceptor>)> {
+    let mut last = None;
+    let mut bound = None;
+    for sa in candidates {
+        match std::net::TcpListener::bind(sa) {
+            Ok(l) => {
+                bound = Some(l);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let listener = match (bound, last) {
+        (Some(l), _) => l,
+        (None, Some(e)) if e.kind() == io::ErrorKind::AddrInUse => {
+            return Err(Error::AddressInUse(addr.to_string()))
+        }
+        (None, e) => {
+            return Err(Error::io(
+                format!("cannot listen on {addr}"),
+                e.unwrap_or_else(|| io::Error::other("no address")),
+            ))
+        }
+    };
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::io(format!("cannot read bound address of {addr}"), e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+    let acceptor = rt
+        .tcp_acceptor(listener, opts.tcp_nodelay)
+        .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+    Ok((local, acceptor))
 }
 
 /// Binds a Unix socket, replacing a stale socket file but never a live listener's.
@@ -481,6 +667,7 @@ async fn accept_loop<R: Runtime, P: SocketCore>(
     opts: SocketOptions,
     ctl: Arc<EndpointCtl>,
     unlink_on_close: Option<SocketFile>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) {
     loop {
         let accepted =
@@ -503,7 +690,29 @@ async fn accept_loop<R: Runtime, P: SocketCore>(
         let shared2 = shared.clone();
         let addr2 = addr.clone();
         let opts2 = opts.clone();
+        let tls = tls.clone();
         shared.rt.spawn(Box::pin(async move {
+            let stream = match tls {
+                // A peer that does not complete TLS in time (or at all, like a plain TCP
+                // client) costs only this task.
+                Some(config) => match with_timeout(
+                    sleep_for(&shared2.rt, opts2.handshake_timeout),
+                    crate::tls::accept(config, crate::threads::into_pollable(stream)),
+                )
+                .await
+                {
+                    Some(Ok(s)) => s,
+                    Some(Err(e)) => {
+                        tracing::info!(addr = %addr2, error = %e, "refused incoming tls connection");
+                        return;
+                    }
+                    None => {
+                        tracing::info!(addr = %addr2, "incoming tls handshake timed out");
+                        return;
+                    }
+                },
+                None => stream,
+            };
             match establish(&shared2, stream, &addr2, &opts2).await {
                 Ok(pipe) => run_stream_pipe(pipe).await,
                 Err(e) => tracing::info!(addr = %addr2, error = %e, "refused incoming connection"),

@@ -5,6 +5,7 @@ use std::io;
 use sp_core::frame::FrameError;
 use sp_core::handshake::HandshakeError;
 use sp_core::protocol::{RecvError, SendError};
+use sp_core::ProtocolId;
 
 use crate::addr::AddrError;
 
@@ -32,6 +33,23 @@ pub enum Error {
         #[source]
         source: HandshakeError,
     },
+    /// The TLS handshake with the peer failed, or the TLS configuration is unusable.
+    #[error("tls with {addr} failed: {source}")]
+    Tls {
+        /// The peer's (or listener's) address.
+        addr: String,
+        /// What was wrong; says whose certificate and why.
+        #[source]
+        source: crate::tls::TlsError,
+    },
+    /// The WebSocket upgrade was refused or failed.
+    #[error("websocket connection to {addr} failed: {reason}")]
+    WebSocket {
+        /// The URL.
+        addr: String,
+        /// What went wrong, for example the HTTP status the server answered with.
+        reason: String,
+    },
     /// The deadline passed before the operation could complete.
     #[error("operation timed out")]
     TimedOut,
@@ -50,10 +68,34 @@ pub enum Error {
     /// The connection carrying an outstanding request was lost and resending is disabled.
     #[error("the connection carrying the request was lost")]
     ConnectionReset,
+    /// A receive waiting on a context lost what it waited for: a newer send on the same
+    /// context replaced the request (or survey). NNG's `ECANCELED`.
+    #[error(
+        "a newer send on this context canceled the request this receive was waiting for; receive again for the newer request's reply"
+    )]
+    Canceled,
     /// SUB was asked to unsubscribe from a topic it is not subscribed to (NNG `NNG_ENOENT`,
     /// mangos `ErrBadValue`).
     #[error("the topic is not subscribed")]
     UnknownTopic,
+    /// A raw socket was given a message whose header breaks the protocol's rules (raw PAIR v1:
+    /// not exactly 4 bytes, or a hop count of `0xFF` or more). NNG's `NNG_EPROTO`.
+    #[error("the message header breaks the protocol's rules")]
+    InvalidHeader,
+    /// A device or reflector was given a cooked socket; devices forward headers unchanged, so
+    /// they need raw sockets (NNG's `NNG_EINVAL`, mangos' `ErrNotRaw`).
+    #[error("devices need raw sockets; open the raw (X) variant of the protocol")]
+    NotRaw,
+    /// A device's two sockets cannot face each other: each must speak the protocol the other
+    /// expects as its peer, and a reflector's socket must peer with itself (NNG's `NNG_EINVAL`,
+    /// mangos' `ErrBadProto`).
+    #[error("a device cannot join {a} and {b}: each side must be the other's peer protocol")]
+    IncompatibleDevice {
+        /// The first socket's protocol.
+        a: ProtocolId,
+        /// The second socket's protocol (the same socket for a reflector).
+        b: ProtocolId,
+    },
     /// An option value was out of range.
     #[error("invalid option value: {0}")]
     InvalidOption(String),
@@ -99,9 +141,25 @@ impl Error {
         matches!(self, Self::Closed)
     }
 
+    /// Returns true for [`Error::Canceled`].
+    pub fn is_canceled(&self) -> bool {
+        matches!(self, Self::Canceled)
+    }
+
+    /// Returns true for [`Error::NotSupported`].
+    pub fn is_not_supported(&self) -> bool {
+        matches!(self, Self::NotSupported)
+    }
+
     /// Returns true for [`Error::ConnectionRefused`].
     pub fn is_connection_refused(&self) -> bool {
         matches!(self, Self::ConnectionRefused(_))
+    }
+
+    /// Returns true for [`Error::NotRaw`] and [`Error::IncompatibleDevice`]: the sockets given
+    /// to a device or reflector cannot be joined.
+    pub fn is_device_mismatch(&self) -> bool {
+        matches!(self, Self::NotRaw | Self::IncompatibleDevice { .. })
     }
 
     /// Returns true for [`Error::AddressInUse`].
@@ -116,6 +174,8 @@ impl From<SendError> for Error {
             SendError::WouldBlock => Self::WouldBlock,
             SendError::BadState => Self::BadState,
             SendError::NotSupported => Self::NotSupported,
+            SendError::UnknownContext => Self::Closed,
+            SendError::InvalidHeader => Self::InvalidHeader,
             #[allow(unreachable_patterns)]
             _ => Self::BadState,
         }
@@ -131,6 +191,8 @@ impl From<RecvError> for Error {
             RecvError::ConnectionReset => Self::ConnectionReset,
             // NNG reports an ended survey to a waiting receiver as ETIMEDOUT.
             RecvError::SurveyExpired => Self::TimedOut,
+            RecvError::Canceled => Self::Canceled,
+            RecvError::UnknownContext => Self::Closed,
             #[allow(unreachable_patterns)]
             _ => Self::BadState,
         }

@@ -1,6 +1,7 @@
 //! Addresses, transports and the one shared async driver that connects them to `sp-core`.
 //!
-//! * [`addr`] parses `tcp://`, `ipc://` and `inproc://` URLs.
+//! * [`addr`] parses `tcp://`, `tls+tcp://`, `ws://`, `wss://`, `ipc://` and `inproc://` URLs.
+//! * [`tls`] holds the typed TLS configuration (rustls) for `tls+tcp://` and `wss://`.
 //! * [`rt`] holds the small runtime traits an adapter implements (spawn, timer, streams).
 //! * [`Socket`] is the driver: a protocol core behind a lock, pipe tasks that batch frames
 //!   into vectored writes, dialers that reconnect with back-off, and listeners.
@@ -14,24 +15,34 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+mod context;
 mod cores;
+mod device;
 mod endpoint;
 mod error;
 mod pipe;
 pub mod rt;
 mod socket;
 pub mod threads;
+pub mod tls;
+mod ws;
 
 pub use addr::Address;
+pub use context::Context;
+pub use device::{device, reflector};
 pub use error::{Error, Result};
 pub use socket::{Socket, SocketCore, SocketOptions};
+pub use sp_core::protocol::ContextId;
 pub use sp_core::{Message, ProtocolId};
+pub use tls::{TlsConfig, TlsError};
 
 #[doc(hidden)]
 pub use sp_core as __sp_core;
 
 /// Names an adapter's typed sockets, `Req`, `Rep`, `Push`, `Pull`, `Pair`, `Pair1`, `Pub`,
-/// `Sub`, `Bus`, `Surveyor` and `Respondent`, as
+/// `Sub`, `Bus`, `Surveyor`, `Respondent`, `Star`, `Pair1Poly` and the raw `XReq`, `XRep`,
+/// `XPair`, `XPair1`, `XPush`, `XPull`, `XPub`, `XSub`, `XBus`, `XSurveyor`, `XRespondent`
+/// and `XStar`, as
 /// `$socket<core>` for the adapter's socket type `$socket<P>`; the one list to extend when the
 /// driver gains a protocol.
 #[macro_export]
@@ -64,5 +75,43 @@ macro_rules! protocol_sockets {
         pub type Surveyor = $socket<$crate::__sp_core::protocol::survey::Surveyor>;
         /// RESPONDENT: receives surveys and sends each response back to its surveyor.
         pub type Respondent = $socket<$crate::__sp_core::protocol::survey::Respondent>;
+        /// STAR (mangos): sends each message to every STAR peer and relays what it receives
+        /// to its other peers, up to the TTL; never blocks.
+        pub type Star = $socket<$crate::__sp_core::protocol::star::Star>;
+        /// PAIR v1 in NNG's polyamorous mode: many peers; a received message names its pipe
+        /// (`Message::pipe`) and a send goes to the pipe the message names (or the first
+        /// peer), dropped if that peer is gone or busy.
+        pub type Pair1Poly = $socket<$crate::__sp_core::protocol::pair1::Pair1Poly>;
+        /// Raw REQ: sends the header as given, round-robin; receives replies with their whole
+        /// backtrace in the header. The server-facing side of a REQ/REP device.
+        pub type XReq = $socket<$crate::__sp_core::protocol::reqrep_raw::XReq>;
+        /// Raw REP: receives requests with the arrival pipe in front of their backtrace, and
+        /// routes each send by the first header word. The client-facing side of a device.
+        pub type XRep = $socket<$crate::__sp_core::protocol::reqrep_raw::XRep>;
+        /// Raw PAIR v0: PAIR that reports itself raw, for devices and reflectors.
+        pub type XPair = $socket<$crate::__sp_core::protocol::pair::XPair>;
+        /// Raw PAIR v1: the hop-count word is the header (checked on send, incremented on the
+        /// wire).
+        pub type XPair1 = $socket<$crate::__sp_core::protocol::pair1::XPair1>;
+        /// Raw PUSH: PUSH that reports itself raw, for pipeline devices.
+        pub type XPush = $socket<$crate::__sp_core::protocol::pipeline::XPush>;
+        /// Raw PULL: PULL that reports itself raw, for pipeline devices.
+        pub type XPull = $socket<$crate::__sp_core::protocol::pipeline::XPull>;
+        /// Raw PUB: PUB that reports itself raw, the subscriber-facing side of a forwarder.
+        pub type XPub = $socket<$crate::__sp_core::protocol::raw::XPub>;
+        /// Raw SUB: receives every message unfiltered, the publisher-facing side of a
+        /// forwarder.
+        pub type XSub = $socket<$crate::__sp_core::protocol::pubsub::XSub>;
+        /// Raw BUS: the header is the origin pipe on receive and a pipe to skip on send, so a
+        /// reflector is a BUS hub.
+        pub type XBus = $socket<$crate::__sp_core::protocol::bus::XBus>;
+        /// Raw SURVEYOR: broadcasts the header as given; receives responses with their
+        /// backtrace in the header.
+        pub type XSurveyor = $socket<$crate::__sp_core::protocol::survey::XSurveyor>;
+        /// Raw RESPONDENT: like raw REP, for survey relays.
+        pub type XRespondent = $socket<$crate::__sp_core::protocol::survey::XRespondent>;
+        /// Raw STAR: the hop-count word (already incremented) is the header; a send needs a
+        /// 4-byte header.
+        pub type XStar = $socket<$crate::__sp_core::protocol::star::XStar>;
     };
 }

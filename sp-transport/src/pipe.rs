@@ -56,6 +56,9 @@ pub(crate) enum PipeEnd {
     BadFrame(sp_core::frame::FrameError),
     /// The operating system reported an error.
     Io(io::Error),
+    /// The peer broke the transport's rules in another way (a WebSocket text message, an
+    /// oversized message, a protocol violation).
+    Refused(String),
 }
 
 /// The socket side of a pipe, as seen by pipe tasks. Implemented by the driver's socket.
@@ -194,7 +197,7 @@ impl PipeHandle {
     }
 
     /// Returns true once a draining pipe's queue is empty; registers `waker` otherwise.
-    fn poll_drained(&self, waker: &Waker) -> bool {
+    pub(crate) fn poll_drained(&self, waker: &Waker) -> bool {
         let mut q = lock(&self.q);
         if q.draining && q.out.is_empty() {
             return true;
@@ -241,7 +244,7 @@ impl PipeHandle {
     }
 
     /// Returns true once closed; otherwise registers `waker` as the feeder.
-    fn poll_closed(&self, waker: &Waker) -> bool {
+    pub(crate) fn poll_closed(&self, waker: &Waker) -> bool {
         let mut q = lock(&self.q);
         if !q.closed {
             set_waker(&mut q.feeder, waker);
@@ -283,6 +286,9 @@ fn log_end(handle: &PipeHandle, end: &PipeEnd) {
             tracing::warn!(pipe = %handle.id, error = %e, "closing pipe: peer sent a bad frame")
         }
         PipeEnd::Io(e) => tracing::debug!(pipe = %handle.id, error = %e, "pipe failed"),
+        PipeEnd::Refused(why) => {
+            tracing::warn!(pipe = %handle.id, reason = %why, "closing pipe: peer broke the rules")
+        }
     }
 }
 
@@ -613,7 +619,7 @@ impl Future for StreamPipe {
 /// application drained the queue from another thread), the task re-queues itself behind the
 /// other pipes' tasks instead of delivering again at once: that turn-taking is what makes
 /// PULL's fair queueing fair on a single-threaded executor. Otherwise the resume wakes it.
-fn yield_after_pause<T>(handle: &PipeHandle, cx: &mut Context<'_>) -> Poll<T> {
+pub(crate) fn yield_after_pause<T>(handle: &PipeHandle, cx: &mut Context<'_>) -> Poll<T> {
     if handle.poll_resumed(cx.waker()) {
         cx.waker().wake_by_ref();
     }

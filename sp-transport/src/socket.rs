@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use sp_core::backoff::{BackoffConfig, DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN};
 use sp_core::frame::DEFAULT_MAX_MESSAGE_SIZE;
 use sp_core::handshake::DEFAULT_HANDSHAKE_TIMEOUT;
-use sp_core::protocol::{Event, Input, Protocol, RecvError, SendError};
+use sp_core::protocol::{ContextId, Event, Input, Protocol, RecvError, SendError};
 use sp_core::{Message, PipeId, PipeIdAllocator, ProtocolId};
 
 use crate::addr::Address;
@@ -57,6 +57,9 @@ pub struct SocketOptions {
     pub linger: Duration,
     /// How long a peer may take to send its 8-byte SP header. Default: 10 s.
     pub handshake_timeout: Duration,
+    /// TLS for `tls+tcp://` and `wss://` endpoints. Default: none (such endpoints fail with
+    /// an error saying so).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for SocketOptions {
@@ -72,6 +75,7 @@ impl Default for SocketOptions {
             tcp_nodelay: true,
             linger: DEFAULT_LINGER,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            tls: None,
         }
     }
 }
@@ -111,8 +115,8 @@ pub(crate) struct Shared<R, P> {
     state: Mutex<State<P>>,
 }
 
-struct State<P> {
-    core: P,
+pub(crate) struct State<P> {
+    pub(crate) core: P,
     pipes: BTreeMap<PipeId, Arc<PipeHandle>>,
     ids: PipeIdAllocator,
     send_waiters: Waiters,
@@ -121,22 +125,56 @@ struct State<P> {
     close_waiters: Waiters,
     timer_deadline: Option<Instant>,
     timer_waker: Option<Waker>,
-    opts: SocketOptions,
+    pub(crate) opts: SocketOptions,
     endpoints: Vec<Arc<EndpointCtl>>,
     writable: Vec<PipeId>,
+    /// The open contexts' waiters and readiness (see [`crate::Context`]).
+    pub(crate) contexts: BTreeMap<ContextId, CtxWaiters>,
+}
+
+/// The wake-up state of one open context. The core names the context in
+/// `Event::ContextReadable` / `Event::ContextWritable`, which sets the flag and wakes that
+/// context's waiters alone. An operation's first attempt always reaches the core; a retry does
+/// only once the flag is set, because a core counts a receive that returned `WouldBlock` as
+/// waiting until it completes or is cancelled (see `sp_core::protocol`, "Contexts").
+pub(crate) struct CtxWaiters {
+    pub(crate) recv: Waiters,
+    pub(crate) send: Waiters,
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+    pub(crate) send_timeout: Option<Duration>,
+    pub(crate) recv_timeout: Option<Duration>,
+}
+
+impl CtxWaiters {
+    pub(crate) fn new(opts: &SocketOptions) -> Self {
+        Self {
+            recv: Waiters::default(),
+            send: Waiters::default(),
+            readable: true,
+            writable: true,
+            send_timeout: opts.send_timeout,
+            recv_timeout: opts.recv_timeout,
+        }
+    }
+
+    pub(crate) fn wake_all(&mut self) {
+        self.recv.wake_all();
+        self.send.wake_all();
+    }
 }
 
 #[derive(Default)]
-struct Waiters(Vec<Waker>);
+pub(crate) struct Waiters(Vec<Waker>);
 
 impl Waiters {
-    fn register(&mut self, waker: &Waker) {
+    pub(crate) fn register(&mut self, waker: &Waker) {
         if !self.0.iter().any(|w| w.will_wake(waker)) {
             self.0.push(waker.clone());
         }
     }
 
-    fn wake_all(&mut self) {
+    pub(crate) fn wake_all(&mut self) {
         for w in self.0.drain(..) {
             w.wake();
         }
@@ -145,7 +183,7 @@ impl Waiters {
 
 impl<P: Protocol> State<P> {
     /// Drains the core's outputs into pipe queues, wake-ups and timer changes.
-    fn pump(&mut self, now: Instant) {
+    pub(crate) fn pump(&mut self, now: Instant) {
         loop {
             while let Some(tx) = self.core.poll_transmit() {
                 if let Some(pipe) = self.pipes.get(&tx.pipe) {
@@ -167,6 +205,18 @@ impl<P: Protocol> State<P> {
                     Event::ResumeReceiving { pipe } => {
                         if let Some(p) = self.pipes.get(&pipe) {
                             p.resume();
+                        }
+                    }
+                    Event::ContextReadable { ctx } => {
+                        if let Some(w) = self.contexts.get_mut(&ctx) {
+                            w.readable = true;
+                            w.recv.wake_all();
+                        }
+                    }
+                    Event::ContextWritable { ctx } => {
+                        if let Some(w) = self.contexts.get_mut(&ctx) {
+                            w.writable = true;
+                            w.send.wake_all();
                         }
                     }
                     #[allow(unreachable_patterns)]
@@ -199,7 +249,7 @@ impl<P: Protocol> State<P> {
 }
 
 impl<R: Runtime, P: SocketCore> Shared<R, P> {
-    fn lock(&self) -> MutexGuard<'_, State<P>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<P>> {
         lock(&self.state)
     }
 
@@ -247,6 +297,9 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         }
         st.send_waiters.wake_all();
         st.recv_waiters.wake_all();
+        for w in st.contexts.values_mut() {
+            w.wake_all();
+        }
         if let Some(w) = st.timer_waker.take() {
             w.wake();
         }
@@ -475,6 +528,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
                 opts: SocketOptions::default(),
                 endpoints: Vec::new(),
                 writable: Vec::new(),
+                contexts: BTreeMap::new(),
             }),
         });
         shared.rt.spawn(Box::pin(shared.clone().run_timer()));
@@ -483,7 +537,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         }
     }
 
-    fn shared(&self) -> &Arc<Shared<R, P>> {
+    pub(crate) fn shared(&self) -> &Arc<Shared<R, P>> {
         &self.owner.shared
     }
 
@@ -747,6 +801,11 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         self.update_options(|o| o.handshake_timeout = timeout);
     }
 
+    /// Sets the TLS configuration for `tls+tcp://` and `wss://` endpoints created after.
+    pub fn set_tls(&self, config: crate::tls::TlsConfig) {
+        self.update_options(|o| o.tls = Some(config));
+    }
+
     /// Returns how many pipes are attached right now.
     pub fn pipe_count(&self) -> usize {
         self.shared().lock().pipes.len()
@@ -764,7 +823,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
 }
 
 /// Turns a timeout option into a deadline; a zero timeout becomes "now" (one attempt only).
-fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
+pub(crate) fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
     timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future))
 }
 
@@ -776,7 +835,7 @@ fn far_future() -> Instant {
 /// Polls `poll` until it is ready, or gives up at `deadline`: with [`Error::WouldBlock`] when
 /// the deadline had already passed at the first attempt (a non-blocking call, as NNG's zero
 /// timeout), and [`Error::TimedOut`] after a real wait.
-async fn with_deadline<R: Runtime, T>(
+pub(crate) async fn with_deadline<R: Runtime, T>(
     rt: &R,
     deadline: Option<Instant>,
     mut poll: impl FnMut(&mut Context<'_>) -> Poll<Result<T>>,

@@ -756,3 +756,156 @@ mod tests {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Streams that other layers wrap (TLS, WebSocket)
+
+/// Turns a [`ThreadedStream`] into a stream that can be polled like an async one, for layers
+/// that wrap the connection (TLS, WebSocket) and so cannot hand it to [`run_pipe`]. Any other
+/// stream is returned unchanged.
+///
+/// A reader thread does the blocking reads into a bounded buffer and wakes the poller, so a
+/// task polling the stream never blocks in a read and writes what is queued at once. Writes
+/// block in the caller, as the kernel's buffer allows.
+pub(crate) fn into_pollable(mut stream: BoxStream) -> BoxStream {
+    let Some(io) = ThreadedStream::io_of(&mut stream) else {
+        return stream;
+    };
+    drop(stream);
+    let shared = Arc::new(ReadAhead::default());
+    let (io2, shared2) = (io.clone(), shared.clone());
+    let spawned = thread::Builder::new()
+        .name("sp-blocking-read".into())
+        .spawn(move || read_ahead(&*io2, &shared2));
+    if let Err(e) = spawned {
+        shared.finish(Err(e));
+    }
+    Box::new(PollableStream { io, shared })
+}
+
+/// How much the reader thread reads ahead of the poller before it waits.
+const READ_AHEAD_MAX: usize = 1 << 20;
+
+#[derive(Default)]
+struct ReadAhead {
+    state: Mutex<ReadAheadState>,
+    room: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct ReadAheadState {
+    buf: std::collections::VecDeque<u8>,
+    end: Option<io::Result<()>>,
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+impl ReadAhead {
+    fn finish(&self, end: io::Result<()>) {
+        let mut st = lock(&self.state);
+        st.end.get_or_insert(end);
+        if let Some(w) = st.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+fn read_ahead(io: &dyn ThreadIo, shared: &ReadAhead) {
+    let end = (|| {
+        io.set_read_timeout(None)?;
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = match io.read(&mut chunk) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let mut st = lock(&shared.state);
+            while st.buf.len() >= READ_AHEAD_MAX && !st.closed {
+                st = shared.room.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            if st.closed {
+                return Ok(());
+            }
+            st.buf.extend(&chunk[..n]);
+            if let Some(w) = st.waker.take() {
+                w.wake();
+            }
+        }
+    })();
+    shared.finish(end);
+}
+
+/// See [`into_pollable`].
+struct PollableStream {
+    io: Arc<dyn ThreadIo>,
+    shared: Arc<ReadAhead>,
+}
+
+impl Drop for PollableStream {
+    fn drop(&mut self) {
+        lock(&self.shared.state).closed = true;
+        self.shared.room.notify_all();
+        self.io.shutdown();
+    }
+}
+
+impl AsyncRead for PollableStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut st = lock(&self.shared.state);
+        if !st.buf.is_empty() {
+            let n = buf.len().min(st.buf.len());
+            for (dst, src) in buf.iter_mut().zip(st.buf.drain(..n)) {
+                *dst = src;
+            }
+            self.shared.room.notify_one();
+            return Poll::Ready(Ok(n));
+        }
+        match st.end.take() {
+            Some(Ok(())) => {
+                st.end = Some(Ok(()));
+                Poll::Ready(Ok(0))
+            }
+            Some(Err(e)) => {
+                st.end = Some(Ok(()));
+                Poll::Ready(Err(e))
+            }
+            None => {
+                st.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl AsyncWrite for PollableStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(self.io.write_vectored(&[IoSlice::new(buf)]))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(self.io.write_vectored(bufs))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.shutdown();
+        Poll::Ready(Ok(()))
+    }
+}

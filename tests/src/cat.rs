@@ -9,11 +9,13 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use sp_tokio::{Pull, Push, Rep, Req};
+use std::time::Duration;
+
+use sp_tokio::{Bus, Pub, Pull, Push, Rep, Req, Respondent, Sub, Surveyor};
 
 use crate::{
-    binary_payload, dial_retrying, parse_quoted_lines, payload_file, wait_for_pipes, Endpoint,
-    PeerOutput, PeerProcess, Transport, PEER_DEADLINE, RECV_TIMEOUT,
+    binary_payload, dial_retrying, parse_quoted_lines, payload_file, wait_for_pipe_count,
+    wait_for_pipes, Endpoint, PeerOutput, PeerProcess, Transport, PEER_DEADLINE, RECV_TIMEOUT,
 };
 
 /// Which command-line peer.
@@ -134,6 +136,26 @@ impl Cat {
             cmd.args(["--count", &count.to_string()]);
         }
         cmd.args(["--recv-timeout", &timeout_secs.to_string()]);
+    }
+
+    /// Makes a sending peer repeat its message, because it may send before our side is
+    /// connected: nngcat every second (whole seconds only), at most `max` times; nanocat every
+    /// `nanocat_interval` seconds until it is killed (it has no `--count`).
+    fn send_repeatedly(&self, cmd: &mut Command, max: usize, nanocat_interval: &str) {
+        match self.kind {
+            CatKind::Nngcat => cmd.args(["--interval", "1", "--count", &max.to_string()]),
+            CatKind::Nanocat => cmd.args(["--interval", nanocat_interval]),
+        };
+    }
+
+    /// Waits for a peer that stops by itself; nanocat's receive loops end on a receive timeout,
+    /// which it reports with a non-zero status, so only nngcat's status is checked.
+    async fn finish(&self, what: &str, proc: PeerProcess) -> PeerOutput {
+        let out = proc.wait(PEER_DEADLINE).await;
+        if self.kind == CatKind::Nngcat {
+            out.assert_success(what);
+        }
+        out
     }
 
     fn spawn(&self, what: &str, cmd: &mut Command) -> PeerProcess {
@@ -320,4 +342,235 @@ pub async fn pair_exchange_as<P: sp_transport::SocketCore>(
     let out = proc.wait(PEER_DEADLINE).await;
     check_messages(peer, "PAIR", &out, &to_peer);
     drop(pair);
+}
+
+// ---- PUB/SUB ----
+
+/// The peer's SUB (topic `match`) dials our PUB: of four messages it prints exactly the two
+/// that start with the topic. SUB filters locally, so once our PUB sees the connection nothing
+/// can be lost to a subscription race; and since a pipe keeps its order, `other` and `mat`
+/// (each sent before a matching message) would have been printed if the filter let them by.
+pub async fn peer_sub_dials_our_pub(peer: &Cat, t: Transport) {
+    let ep = Endpoint::new(t);
+    let publisher = Pub::new();
+    let url = listen_url(&publisher, &ep).await;
+    let mut cmd = peer.command(Role::Sub, Mode::Dial, &url);
+    cmd.args(["--subscribe", "match", "--quoted"]);
+    peer.stop_after(&mut cmd, 2, 2);
+    let proc = peer.spawn("sub", &mut cmd);
+    wait_for_pipes(&publisher, 1).await;
+    let first = b"match \x00one".to_vec();
+    let mut second = b"matched two ".to_vec();
+    second.extend(binary_payload(200, 5));
+    for m in [
+        b"other".to_vec(),
+        first.clone(),
+        b"mat".to_vec(),
+        second.clone(),
+    ] {
+        publisher.send(m).await.expect("our PUB sends");
+    }
+    let out = peer.finish("peer SUB", proc).await;
+    check_messages(peer, "SUB", &out, &[first, second]);
+}
+
+/// Our SUB dials the peer's PUB, which repeats one message. A peer PUB has only one payload,
+/// so the non-matching and the matching message come from two publishers in turn:
+///
+/// 1. The first publisher repeats `skip me`. Our SUB, subscribed to everything, receives one
+///    copy (the path works), then swaps its topic for `match`. A second SUB that joins only
+///    now receives a copy too, so the publisher has sent our SUB at least one copy since the
+///    swap. The publisher is then stopped; once our SUB has seen that connection close, every
+///    copy it sent has been through the filter (a pipe delivers its frames before its end).
+/// 2. A second publisher repeats a message starting with `match`: it must be the very next
+///    message our SUB delivers, so no `skip me` got past the filter.
+pub async fn our_sub_dials_peer_pub(peer: &Cat, t: Transport) {
+    let ep = Endpoint::new(t);
+    let sub = Sub::new();
+    sub.set_recv_timeout(Some(RECV_TIMEOUT));
+    sub.subscribe(b"");
+
+    let skip = b"skip me".to_vec();
+    let url = ep.peer_listen_url();
+    let mut cmd = peer.command(Role::Pub, Mode::Listen, &url);
+    cmd.arg("--data").arg("skip me");
+    peer.send_repeatedly(&mut cmd, 20, "0.2");
+    let skipper = peer.spawn("pub", &mut cmd);
+    dial_retrying(&sub, &url);
+    let got = sub
+        .recv()
+        .await
+        .expect("our SUB receives the first publisher");
+    assert!(got.header.is_empty());
+    assert_eq!(&got.body[..], &skip[..]);
+    sub.unsubscribe(b"").expect("unsubscribe the empty topic");
+    sub.subscribe(b"match");
+    let observer = Sub::new();
+    observer.set_recv_timeout(Some(RECV_TIMEOUT));
+    observer.subscribe(b"");
+    dial_retrying(&observer, &url);
+    let got = observer
+        .recv()
+        .await
+        .expect("a SUB joining later receives the first publisher too");
+    assert_eq!(&got.body[..], &skip[..]);
+    drop(skipper.kill());
+    wait_for_pipe_count(&sub, 0).await;
+    observer.close().await;
+
+    let mut matching = b"match me ".to_vec();
+    matching.extend(binary_payload(300, 8));
+    let (_dir, file) = payload_file(&matching);
+    let url = ep.peer_listen_url();
+    let mut cmd = peer.command(Role::Pub, Mode::Listen, &url);
+    cmd.arg("--file").arg(&file);
+    peer.send_repeatedly(&mut cmd, 20, "0.2");
+    let matcher = peer.spawn("pub", &mut cmd);
+    dial_retrying(&sub, &url);
+    let got = sub
+        .recv()
+        .await
+        .expect("our SUB receives the matching publisher");
+    assert_eq!(
+        &got.body[..],
+        &matching[..],
+        "a non-matching message got through, or the matching one differs"
+    );
+    drop(matcher.kill());
+}
+
+// ---- SURVEYOR/RESPONDENT ----
+
+/// The peer's RESPONDENT dials our SURVEYOR and answers our survey; both payloads are checked.
+pub async fn peer_respondent_dials_our_surveyor(peer: &Cat, t: Transport) {
+    let ep = Endpoint::new(t);
+    let surveyor = Surveyor::new();
+    surveyor.set_survey_time(RECV_TIMEOUT);
+    assert_eq!(surveyor.survey_time(), RECV_TIMEOUT);
+    let url = listen_url(&surveyor, &ep).await;
+    let answer = binary_payload(100, 9);
+    let (_dir, file) = payload_file(&answer);
+    let mut cmd = peer.command(Role::Respondent, Mode::Dial, &url);
+    cmd.arg("--file").arg(&file).arg("--quoted");
+    peer.stop_after(&mut cmd, 1, 2);
+    let proc = peer.spawn("respondent", &mut cmd);
+    wait_for_pipes(&surveyor, 1).await;
+    let survey = b"what is \"up\"?".to_vec();
+    surveyor
+        .send(survey.clone())
+        .await
+        .expect("our SURVEYOR sends");
+    let got = surveyor
+        .recv()
+        .await
+        .expect("our SURVEYOR receives the response");
+    assert!(
+        got.header.is_empty(),
+        "cooked SURVEYOR strips the survey id"
+    );
+    assert_eq!(&got.body[..], &answer[..], "response body differs");
+    let out = peer.finish("peer RESPONDENT", proc).await;
+    check_messages(peer, "RESPONDENT", &out, &[survey]);
+}
+
+/// The peer's SURVEYOR listens and surveys repeatedly; our RESPONDENT dials it and answers
+/// three surveys, and the peer prints our answers. nngcat stops after its third survey;
+/// nanocat is stopped once we have its third survey, by which time the windows of the first
+/// two (each closes before the next survey goes out) have printed our answers to them.
+pub async fn our_respondent_dials_peer_surveyor(peer: &Cat, t: Transport) {
+    const SURVEYS: usize = 3;
+    let ep = Endpoint::new(t);
+    let url = ep.peer_listen_url();
+    let mut cmd = peer.command(Role::Surveyor, Mode::Listen, &url);
+    cmd.args(["--data", "survey says", "--quoted"]);
+    peer.send_repeatedly(&mut cmd, SURVEYS, "0.5");
+    let proc = peer.spawn("surveyor", &mut cmd);
+    let resp = Respondent::new();
+    resp.set_recv_timeout(Some(RECV_TIMEOUT));
+    dial_retrying(&resp, &url);
+    wait_for_pipes(&resp, 1).await;
+    let answer = b"our \x01answer".to_vec();
+    let mut answered = 0;
+    while answered < SURVEYS {
+        let Ok(survey) = resp.recv().await else { break };
+        assert!(survey.header.is_empty());
+        assert_eq!(&survey.body[..], b"survey says");
+        resp.send(answer.clone())
+            .await
+            .expect("our RESPONDENT answers");
+        answered += 1;
+        // nngcat sends a fixed number of surveys; if we joined late, fewer reach us.
+        resp.set_recv_timeout(Some(Duration::from_secs(2)));
+    }
+    assert!(answered >= 1, "no survey arrived");
+    let out = match peer.kind {
+        CatKind::Nngcat => peer.finish("peer SURVEYOR", proc).await,
+        CatKind::Nanocat => proc.kill(),
+    };
+    let printed = parse_quoted_lines(&out.stdout);
+    assert!(
+        !printed.is_empty(),
+        "{} printed no answer: {}",
+        peer.name(),
+        out.describe()
+    );
+    assert!(printed.iter().all(|m| *m == answer), "{}", out.describe());
+}
+
+// ---- BUS ----
+
+/// Our BUS and the peer's BUS swap messages both ways; `peer_mode` says who listens. A BUS
+/// drops what it sends while it has no peer, so each direction uses its own peer process:
+///
+/// 1. The peer repeats one message until we have it, and is then stopped.
+/// 2. A receive-only peer prints the two messages we send once the connection is up (what we
+///    write after the handshake reaches the peer after its own side of the handshake).
+pub async fn bus_exchange(peer: &Cat, t: Transport, peer_mode: Mode) {
+    let ep = Endpoint::new(t);
+    let from_peer = binary_payload(64, 21);
+    let (_dir, file) = payload_file(&from_peer);
+    let bus = Bus::new();
+    bus.set_recv_timeout(Some(RECV_TIMEOUT));
+    let url = bus_url(&bus, &ep, peer_mode).await;
+    let mut cmd = peer.command(Role::Bus, peer_mode, &url);
+    cmd.arg("--file").arg(&file);
+    peer.send_repeatedly(&mut cmd, 20, "0.2");
+    let sender = peer.spawn("bus", &mut cmd);
+    if peer_mode == Mode::Listen {
+        dial_retrying(&bus, &url);
+    }
+    let got = bus
+        .recv()
+        .await
+        .expect("our BUS receives the peer's message");
+    assert!(got.header.is_empty());
+    assert_eq!(&got.body[..], &from_peer[..], "BUS body from peer differs");
+    drop(sender.kill());
+    bus.close().await;
+
+    let bus = Bus::new();
+    let url = bus_url(&bus, &ep, peer_mode).await;
+    let mut cmd = peer.command(Role::Bus, peer_mode, &url);
+    cmd.arg("--quoted");
+    let to_peer = vec![b"bus first".to_vec(), binary_payload(1000, 4)];
+    peer.stop_after(&mut cmd, to_peer.len(), 2);
+    let receiver = peer.spawn("bus", &mut cmd);
+    if peer_mode == Mode::Listen {
+        dial_retrying(&bus, &url);
+    }
+    wait_for_pipes(&bus, 1).await;
+    for m in &to_peer {
+        bus.send(m.clone()).await.expect("our BUS sends");
+    }
+    let out = peer.finish("peer BUS", receiver).await;
+    check_messages(peer, "BUS", &out, &to_peer);
+    drop(bus);
+}
+
+/// Where a BUS exchange meets: our listener's URL, or a fresh one for the peer to listen on.
+async fn bus_url(bus: &Bus, ep: &Endpoint, peer_mode: Mode) -> String {
+    match peer_mode {
+        Mode::Dial => listen_url(bus, ep).await,
+        Mode::Listen => ep.peer_listen_url(),
+    }
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use sp_transport::SocketCore;
 
 pub mod cat;
+pub mod certs;
 
 /// Default receive timeout for the socket under test; every receive must end by itself.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1003,3 +1003,298 @@ async fn our_push_and_pair_send_exact_handshake_and_frame_bytes() {
     assert_eq!(&pair.recv().await.unwrap().body[..], b"back");
     assert_no_worker_panics();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Protocol-level garbage for SURVEYOR, REP, PAIR v1 and PUB (spec 4.2, 4.3, 4.4.3, 4.6, 9 #4)
+
+const PAIR1_TYPE: u16 = 0x11;
+const PUB_TYPE: u16 = 0x20;
+const SUB_TYPE: u16 = 0x21;
+const SURVEYOR_TYPE: u16 = 0x62;
+const RESPONDENT_TYPE: u16 = 0x63;
+
+/// Reads one frame in `t`'s framing (IPC's type byte included) and returns its payload.
+async fn read_frame_on(raw: &mut Raw, t: Transport) -> Vec<u8> {
+    let mut head = vec![0u8; prefix(t, 0).len()];
+    tokio::time::timeout(CLOSE_DEADLINE, raw.read_exact(&mut head))
+        .await
+        .expect("a frame in time")
+        .expect("read a frame header");
+    let len_bytes: [u8; 8] = head[head.len() - 8..].try_into().unwrap();
+    let len = u64::from_be_bytes(len_bytes) as usize;
+    assert!(len < 1 << 20, "implausible frame length {len}");
+    let mut payload = vec![0u8; len];
+    tokio::time::timeout(CLOSE_DEADLINE, raw.read_exact(&mut payload))
+        .await
+        .expect("a frame body in time")
+        .expect("read a frame body");
+    payload
+}
+
+/// Our SURVEYOR kicks a respondent whose response is shorter than the 4-byte survey ID, as
+/// NNG does (the sp-core surveyor follows NNG here; mangos would drop the response). The
+/// garbage is never delivered, the survey stays live, and a well-behaved respondent connected
+/// beside it is still answered, during that survey and the next. A response with a stale ID
+/// is dropped without a kick, and a valid raw response after it is delivered.
+async fn surveyor_kicks_short_responses(t: Transport) {
+    watch_worker_panics();
+    let surveyor = sp_tokio::Surveyor::new();
+    surveyor.set_survey_time(RECV_TIMEOUT);
+    surveyor.set_recv_timeout(Some(RECV_TIMEOUT));
+    let target = Target::listen(&surveyor, t).await;
+    let resident = sp_tokio::Respondent::new();
+    resident.set_recv_timeout(Some(RECV_TIMEOUT));
+    resident.dial(&target.url).await.expect("resident dials");
+    sp_tests::wait_for_pipe_count(&surveyor, 1).await;
+
+    for (round, garbage) in [&[0x80u8, 0x00][..], &[0x80, 0, 0], &[]]
+        .into_iter()
+        .enumerate()
+    {
+        let case = format!("response of {} bytes", garbage.len());
+        let mut raw = target.raw_handshaken(RESPONDENT_TYPE, SURVEYOR_TYPE).await;
+        sp_tests::wait_for_pipe_count(&surveyor, 2).await;
+        let survey = format!("survey {round}");
+        surveyor.send(survey.clone().into_bytes()).await.unwrap();
+        let got = read_frame_on(&mut raw, t).await;
+        assert!(got[0] & 0x80 != 0, "{case}: survey id must have bit 31 set");
+        assert_eq!(&got[4..], survey.as_bytes(), "{case}: survey bytes");
+        raw.write(&frame(t, garbage)).await;
+        raw.expect_closed(CLOSE_DEADLINE, &case).await;
+        sp_tests::wait_for_pipe_count(&surveyor, 1).await;
+        // The resident still answers this survey, and its answer is the first one delivered.
+        let asked = resident.recv().await.expect("resident receives the survey");
+        assert_eq!(&asked.body[..], survey.as_bytes());
+        let answer = format!("{case}: resident answer");
+        resident.send(answer.clone().into_bytes()).await.unwrap();
+        let got = surveyor
+            .recv()
+            .await
+            .unwrap_or_else(|e| panic!("{case}: resident answer lost: {e}"));
+        assert_eq!(
+            &got.body[..],
+            answer.as_bytes(),
+            "{case}: SURVEYOR delivered something else first"
+        );
+        assert_no_worker_panics();
+    }
+
+    // A stale ID is dropped without closing the pipe; a correct response after it arrives.
+    let mut raw = target.raw_handshaken(RESPONDENT_TYPE, SURVEYOR_TYPE).await;
+    sp_tests::wait_for_pipe_count(&surveyor, 2).await;
+    surveyor.send("last survey").await.unwrap();
+    let got = read_frame_on(&mut raw, t).await;
+    let mut stale = got[..4].to_vec();
+    stale[3] ^= 0x01;
+    stale.extend_from_slice(b"stale");
+    let mut good = got[..4].to_vec();
+    good.extend_from_slice(b"raw answer");
+    raw.write(&frame(t, &stale)).await;
+    raw.write(&frame(t, &good)).await;
+    let delivered = surveyor.recv().await.expect("the valid raw response");
+    assert_eq!(
+        &delivered.body[..],
+        b"raw answer",
+        "stale response delivered"
+    );
+    assert_eq!(
+        surveyor.pipe_count(),
+        2,
+        "a stale ID must not kick the pipe"
+    );
+    let asked = resident
+        .recv()
+        .await
+        .expect("resident receives the last survey");
+    assert_eq!(&asked.body[..], b"last survey");
+    resident.send("resident last").await.unwrap();
+    assert_eq!(
+        &surveyor.recv().await.expect("resident answer").body[..],
+        b"resident last"
+    );
+    assert_no_worker_panics();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn surveyor_kicks_a_response_shorter_than_a_survey_id_over_tcp() {
+    surveyor_kicks_short_responses(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn surveyor_kicks_a_response_shorter_than_a_survey_id_over_ipc() {
+    surveyor_kicks_short_responses(Transport::Ipc).await;
+}
+
+/// Our REP kicks a raw REQ whose request has no end-of-backtrace word (NNG's behaviour, which
+/// the sp-core REP implements): the connection is closed without the bad peer half-closing,
+/// nothing is delivered, and both the resident REQ and a new one are still served.
+async fn rep_kicks_requests_without_a_bottom_word(t: Transport) {
+    let s = RepUnderAttack::new(t).await;
+    for (case, payload) in [
+        (
+            "two hop words and no request id",
+            vec![0, 0, 0, 1, 0, 0, 0, 2],
+        ),
+        (
+            "one hop word then a partial word",
+            vec![0, 0, 0, 7, 0x80, 0],
+        ),
+        ("a partial word", vec![0x80, 0, 0]),
+        ("an empty request", vec![]),
+    ] {
+        let mut raw = s.target.raw_handshaken(REQ_TYPE, REP_TYPE).await;
+        raw.write(&frame(t, &payload)).await;
+        raw.expect_closed(CLOSE_DEADLINE, case).await;
+        s.check_serving(case).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rep_kicks_a_request_without_a_bottom_of_stack_word_over_tcp() {
+    rep_kicks_requests_without_a_bottom_word(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rep_kicks_a_request_without_a_bottom_of_stack_word_over_ipc() {
+    rep_kicks_requests_without_a_bottom_word(Transport::Ipc).await;
+}
+
+/// Our PAIR v1 follows NNG's receive rules (spec 4.2): a hop word above 0xFF (`0x1000`, as in
+/// `test_poly_recv_garbage`, and `0x100`) or a body shorter than the word kicks the pipe; a
+/// hop count above the TTL is dropped without a kick. After each kick the socket takes a new
+/// peer, and a well-behaved PAIR1 still exchanges messages both ways.
+async fn pair1_hop_word_garbage(t: Transport) {
+    watch_worker_panics();
+    let pair = sp_tokio::Pair1::new();
+    pair.set_recv_timeout(Some(RECV_TIMEOUT));
+    pair.set_send_timeout(Some(RECV_TIMEOUT));
+    let target = Target::listen(&pair, t).await;
+
+    // Over the TTL (default 8): dropped, pipe kept; the next valid message is delivered, and a
+    // reply carries NNG's first-hop word.
+    let mut raw = target.raw_handshaken(PAIR1_TYPE, PAIR1_TYPE).await;
+    raw.write(&frame(t, &[0, 0, 0, 9, b'f', b'a', b'r'])).await;
+    raw.write(&frame(t, &[0, 0, 0, 1, b'o', b'k'])).await;
+    let got = pair
+        .recv()
+        .await
+        .expect("the valid message after an over-TTL one");
+    assert_eq!(&got.body[..], b"ok", "an over-TTL message was delivered");
+    pair.send("back").await.unwrap();
+    assert_eq!(read_frame_on(&mut raw, t).await, b"\x00\x00\x00\x01back");
+
+    for (case, payload) in [
+        ("hop word 0x1000", vec![0, 0, 0x10, 0, b'x']),
+        ("hop word 0x100", vec![0, 0, 1, 0, b'y']),
+        ("hop word 0xFFFFFFFF", vec![0xff; 4]),
+        ("a body shorter than the hop word", vec![0, 0, 1]),
+        ("an empty body", vec![]),
+    ] {
+        if case != "hop word 0x1000" {
+            raw = target.raw_handshaken(PAIR1_TYPE, PAIR1_TYPE).await;
+        }
+        raw.write(&frame(t, &payload)).await;
+        raw.expect_closed(CLOSE_DEADLINE, case).await;
+        sp_tests::wait_for_pipe_count(&pair, 0).await;
+        assert_nothing_pending(&pair, case);
+        assert_no_worker_panics();
+    }
+
+    let good = sp_tokio::Pair1::new();
+    good.set_recv_timeout(Some(RECV_TIMEOUT));
+    good.set_send_timeout(Some(RECV_TIMEOUT));
+    good.dial(&target.url).await.expect("a good PAIR1 dials");
+    good.send("hello").await.unwrap();
+    assert_eq!(
+        &pair.recv().await.expect("good peer's message").body[..],
+        b"hello"
+    );
+    pair.send("hi").await.unwrap();
+    assert_eq!(&good.recv().await.expect("our reply").body[..], b"hi");
+    assert_no_worker_panics();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair1_kicks_a_bad_hop_word_and_drops_over_ttl_over_tcp() {
+    pair1_hop_word_garbage(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair1_kicks_a_bad_hop_word_and_drops_over_ttl_over_ipc() {
+    pair1_hop_word_garbage(Transport::Ipc).await;
+}
+
+/// A raw SUB sends data to our PUB. The sp-core PUB discards it and keeps the pipe (mangos'
+/// choice; NNG would kick), so the raw SUB still receives what is published next; a resident
+/// SUB and a new one keep receiving throughout. Once the raw SUB half-closes and its pipe is
+/// gone, everything it sent has been through the PUB core.
+async fn pub_ignores_data_from_subscribers(t: Transport) {
+    watch_worker_panics();
+    let publisher = sp_tokio::Pub::new();
+    let target = Target::listen(&publisher, t).await;
+    let resident = sp_tokio::Sub::new();
+    resident.set_recv_timeout(Some(RECV_TIMEOUT));
+    resident.subscribe(b"");
+    resident
+        .dial(&target.url)
+        .await
+        .expect("resident SUB dials");
+    sp_tests::wait_for_pipe_count(&publisher, 1).await;
+
+    let mut raw = target.raw_handshaken(SUB_TYPE, PUB_TYPE).await;
+    sp_tests::wait_for_pipe_count(&publisher, 2).await;
+    let garbage: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0x80, 0, 0, 1],
+        b"subscribe me".to_vec(),
+        vec![0x5a; 10_000],
+    ];
+    for (round, g) in garbage.iter().enumerate() {
+        raw.write(&frame(t, g)).await;
+        let msg = format!("published after garbage {round}");
+        publisher.send(msg.clone().into_bytes()).await.unwrap();
+        assert_eq!(
+            &resident
+                .recv()
+                .await
+                .expect("resident SUB keeps receiving")
+                .body[..],
+            msg.as_bytes()
+        );
+        assert_eq!(
+            read_frame_on(&mut raw, t).await,
+            msg.as_bytes(),
+            "the raw SUB's pipe was dropped or skipped"
+        );
+    }
+    raw.write(&frame(t, b"last words")).await;
+    raw.shutdown_write().await;
+    sp_tests::wait_for_pipe_count(&publisher, 1).await;
+    raw.expect_closed(CLOSE_DEADLINE, "raw SUB after its half-close")
+        .await;
+
+    publisher.send("after the raw SUB left").await.unwrap();
+    assert_eq!(
+        &resident.recv().await.expect("resident SUB").body[..],
+        b"after the raw SUB left"
+    );
+    let newcomer = sp_tokio::Sub::new();
+    newcomer.set_recv_timeout(Some(RECV_TIMEOUT));
+    newcomer.subscribe(b"");
+    newcomer.dial(&target.url).await.expect("a new SUB dials");
+    sp_tests::wait_for_pipe_count(&publisher, 2).await;
+    publisher.send("to everyone").await.unwrap();
+    assert_eq!(&newcomer.recv().await.unwrap().body[..], b"to everyone");
+    assert_eq!(&resident.recv().await.unwrap().body[..], b"to everyone");
+    assert_no_worker_panics();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pub_ignores_data_from_a_subscriber_and_keeps_publishing_over_tcp() {
+    pub_ignores_data_from_subscribers(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pub_ignores_data_from_a_subscriber_and_keeps_publishing_over_ipc() {
+    pub_ignores_data_from_subscribers(Transport::Ipc).await;
+}

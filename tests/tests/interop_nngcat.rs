@@ -1,6 +1,6 @@
-//! Interop with nngcat (the real NNG 1.x command-line tool): REQ/REP, PUSH/PULL and PAIR v0 over
-//! tcp and ipc, PUB/SUB, SURVEYOR/RESPONDENT and BUS over tcp, with the peer dialing our
-//! listener and with us dialing the peer's listener.
+//! Interop with nngcat (the real NNG 1.x command-line tool): REQ/REP, PUSH/PULL, PAIR v0, PAIR v1,
+//! PUB/SUB, SURVEYOR/RESPONDENT and BUS over tcp and ipc, with the peer dialing our listener
+//! and with us dialing the peer's listener.
 //! Skipped (with a message) when nngcat is not installed, unless `SP_REQUIRE_PEERS=1`.
 
 use sp_tests::cat::{self, Cat, CatKind, Mode, Role};
@@ -8,9 +8,8 @@ use sp_tests::{
     binary_payload, dial_retrying, parse_quoted_lines, payload_file, wait_for_pipe_count,
     wait_for_pipes, Endpoint, PeerProcess, Transport, PEER_DEADLINE, RECV_TIMEOUT,
 };
-use std::time::Duration;
 
-use sp_tokio::{Bus, Pub, Pull, Push, Respondent, Sub, Surveyor};
+use sp_tokio::{Pull, Push};
 
 fn peer() -> Option<Cat> {
     Cat::find(CatKind::Nngcat)
@@ -359,232 +358,76 @@ async fn nngcat_pair1_and_our_pair0_never_talk() {
     );
 }
 
-// ---- PUB/SUB, SURVEYOR/RESPONDENT, BUS over tcp ----
+// ---- PUB/SUB, SURVEYOR/RESPONDENT, BUS over tcp and ipc (scenarios in sp_tests::cat) ----
 
-/// nngcat's SUB (topic `match`) dials our PUB: of four messages it prints exactly the two that
-/// start with the topic. SUB filters locally, so once our PUB sees the connection nothing can
-/// be lost to a subscription race.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nngcat_sub_dials_our_pub_over_tcp() {
     let Some(p) = peer() else { return };
-    let publisher = Pub::new();
-    let url = publisher
-        .listen(&Endpoint::new(Transport::Tcp).our_listen_url())
-        .await
-        .unwrap()
-        .to_string();
-    let mut cmd = p.command(Role::Sub, Mode::Dial, &url);
-    cmd.args([
-        "--subscribe",
-        "match",
-        "--quoted",
-        "--count",
-        "2",
-        "--recv-timeout",
-        "5",
-    ]);
-    let proc = PeerProcess::spawn("nngcat sub", &mut cmd);
-    wait_for_pipes(&publisher, 1).await;
-    let first = b"match \x00one".to_vec();
-    let second = b"matched two".to_vec();
-    for m in [
-        b"other".to_vec(),
-        first.clone(),
-        b"mat".to_vec(),
-        second.clone(),
-    ] {
-        publisher.send(m).await.expect("our PUB sends");
-    }
-    let out = proc.wait(PEER_DEADLINE).await;
-    out.assert_success("nngcat sub");
-    assert_eq!(
-        parse_quoted_lines(&out.stdout),
-        vec![first, second],
-        "{}",
-        out.describe()
-    );
+    cat::peer_sub_dials_our_pub(&p, Transport::Tcp).await;
 }
 
-/// Our SUB (topic `match`) dials two nngcat PUBs, one publishing a matching message and one a
-/// non-matching one, each once a second: the matching one arrives, the other never does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nngcat_sub_dials_our_pub_over_ipc() {
+    let Some(p) = peer() else { return };
+    cat::peer_sub_dials_our_pub(&p, Transport::Ipc).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_sub_dials_nngcat_pub_over_tcp() {
     let Some(p) = peer() else { return };
-    let sub = Sub::new();
-    sub.subscribe(b"match");
-    sub.set_recv_timeout(Some(RECV_TIMEOUT));
-    let mut procs = Vec::new();
-    for data in ["match me", "skip me"] {
-        let url = Endpoint::new(Transport::Tcp).peer_listen_url();
-        let mut cmd = p.command(Role::Pub, Mode::Listen, &url);
-        cmd.args(["--data", data, "--interval", "1", "--count", "4"]);
-        procs.push(PeerProcess::spawn("nngcat pub", &mut cmd));
-        dial_retrying(&sub, &url);
-    }
-    wait_for_pipes(&sub, 2).await;
-    let got = sub
-        .recv()
-        .await
-        .expect("our SUB receives the matching message");
-    assert!(got.header.is_empty());
-    assert_eq!(&got.body[..], b"match me");
-    for proc in procs {
-        proc.wait(PEER_DEADLINE).await.assert_success("nngcat pub");
-    }
-    // Whatever is still queued must be matching copies too.
-    sub.set_recv_timeout(Some(Duration::from_millis(100)));
-    while let Ok(m) = sub.recv().await {
-        assert_eq!(
-            &m.body[..],
-            b"match me",
-            "a non-matching message got through"
-        );
-    }
+    cat::our_sub_dials_peer_pub(&p, Transport::Tcp).await;
 }
 
-/// nngcat's RESPONDENT dials our SURVEYOR and answers our survey; both payloads are checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_sub_dials_nngcat_pub_over_ipc() {
+    let Some(p) = peer() else { return };
+    cat::our_sub_dials_peer_pub(&p, Transport::Ipc).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nngcat_respondent_dials_our_surveyor_over_tcp() {
     let Some(p) = peer() else { return };
-    let surveyor = Surveyor::new();
-    surveyor.set_survey_time(RECV_TIMEOUT);
-    assert_eq!(surveyor.survey_time(), RECV_TIMEOUT);
-    let url = surveyor
-        .listen(&Endpoint::new(Transport::Tcp).our_listen_url())
-        .await
-        .unwrap()
-        .to_string();
-    let answer = binary_payload(100, 9);
-    let (_dir, file) = payload_file(&answer);
-    let mut cmd = p.command(Role::Respondent, Mode::Dial, &url);
-    cmd.arg("--file")
-        .arg(&file)
-        .args(["--quoted", "--count", "1", "--recv-timeout", "5"]);
-    let proc = PeerProcess::spawn("nngcat respondent", &mut cmd);
-    wait_for_pipes(&surveyor, 1).await;
-    let survey = b"what is \"up\"?".to_vec();
-    surveyor
-        .send(survey.clone())
-        .await
-        .expect("our SURVEYOR sends");
-    let got = surveyor
-        .recv()
-        .await
-        .expect("our SURVEYOR receives the response");
-    assert!(
-        got.header.is_empty(),
-        "cooked SURVEYOR strips the survey id"
-    );
-    assert_eq!(&got.body[..], &answer[..], "response body differs");
-    let out = proc.wait(PEER_DEADLINE).await;
-    out.assert_success("nngcat respondent");
-    assert_eq!(
-        parse_quoted_lines(&out.stdout),
-        vec![survey],
-        "{}",
-        out.describe()
-    );
+    cat::peer_respondent_dials_our_surveyor(&p, Transport::Tcp).await;
 }
 
-/// nngcat's SURVEYOR listens and surveys once a second; our RESPONDENT dials it and answers
-/// every survey, and nngcat prints our answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nngcat_respondent_dials_our_surveyor_over_ipc() {
+    let Some(p) = peer() else { return };
+    cat::peer_respondent_dials_our_surveyor(&p, Transport::Ipc).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_respondent_dials_nngcat_surveyor_over_tcp() {
     let Some(p) = peer() else { return };
-    let url = Endpoint::new(Transport::Tcp).peer_listen_url();
-    let mut cmd = p.command(Role::Surveyor, Mode::Listen, &url);
-    cmd.args([
-        "--data",
-        "survey says",
-        "--quoted",
-        "--interval",
-        "1",
-        "--count",
-        "3",
-    ]);
-    let proc = PeerProcess::spawn("nngcat surveyor", &mut cmd);
-    let resp = Respondent::new();
-    resp.set_max_ttl(8).unwrap();
-    assert!(resp.set_max_ttl(0).is_err());
-    resp.set_recv_timeout(Some(RECV_TIMEOUT));
-    dial_retrying(&resp, &url);
-    wait_for_pipes(&resp, 1).await;
-    let answer = b"our \x01answer".to_vec();
-    let mut answered = 0;
-    while let Ok(survey) = resp.recv().await {
-        assert!(survey.header.is_empty());
-        assert_eq!(&survey.body[..], b"survey says");
-        resp.send(answer.clone())
-            .await
-            .expect("our RESPONDENT answers");
-        answered += 1;
-        resp.set_recv_timeout(Some(Duration::from_secs(2)));
-    }
-    assert!(answered >= 1, "no survey arrived");
-    let out = proc.wait(PEER_DEADLINE).await;
-    out.assert_success("nngcat surveyor");
-    let printed = parse_quoted_lines(&out.stdout);
-    assert!(
-        !printed.is_empty(),
-        "nngcat printed no answer: {}",
-        out.describe()
-    );
-    assert!(printed.iter().all(|m| *m == answer), "{}", out.describe());
+    cat::our_respondent_dials_peer_surveyor(&p, Transport::Tcp).await;
 }
 
-/// Our BUS and nngcat's BUS swap messages both ways. nngcat sends once (after a second's
-/// delay when it listens, so that we are connected), then prints what arrives.
-async fn bus_exchange(peer_mode: Mode) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_respondent_dials_nngcat_surveyor_over_ipc() {
     let Some(p) = peer() else { return };
-    let bus = Bus::new();
-    bus.set_recv_timeout(Some(RECV_TIMEOUT));
-    let from_peer = binary_payload(64, 21);
-    let (_dir, file) = payload_file(&from_peer);
-    let url = match peer_mode {
-        Mode::Dial => bus
-            .listen(&Endpoint::new(Transport::Tcp).our_listen_url())
-            .await
-            .unwrap()
-            .to_string(),
-        Mode::Listen => Endpoint::new(Transport::Tcp).peer_listen_url(),
-    };
-    let mut cmd = p.command(Role::Bus, peer_mode, &url);
-    cmd.arg("--file")
-        .arg(&file)
-        .args(["--quoted", "--recv-timeout", "2"]);
-    if peer_mode == Mode::Listen {
-        cmd.args(["--delay", "1"]);
-    }
-    let proc = PeerProcess::spawn("nngcat bus", &mut cmd);
-    if peer_mode == Mode::Listen {
-        dial_retrying(&bus, &url);
-    }
-    let got = bus
-        .recv()
-        .await
-        .expect("our BUS receives the peer's message");
-    assert!(got.header.is_empty());
-    assert_eq!(&got.body[..], &from_peer[..], "BUS body from peer differs");
-    let to_peer = vec![b"bus first".to_vec(), binary_payload(1000, 4)];
-    for m in &to_peer {
-        bus.send(m.clone()).await.expect("our BUS sends");
-    }
-    let out = proc.wait(PEER_DEADLINE).await;
-    out.assert_success("nngcat bus");
-    assert_eq!(
-        parse_quoted_lines(&out.stdout),
-        to_peer,
-        "{}",
-        out.describe()
-    );
+    cat::our_respondent_dials_peer_surveyor(&p, Transport::Ipc).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nngcat_bus_dials_our_bus_over_tcp() {
-    bus_exchange(Mode::Dial).await;
+    let Some(p) = peer() else { return };
+    cat::bus_exchange(&p, Transport::Tcp, Mode::Dial).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nngcat_bus_dials_our_bus_over_ipc() {
+    let Some(p) = peer() else { return };
+    cat::bus_exchange(&p, Transport::Ipc, Mode::Dial).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_bus_dials_nngcat_bus_over_tcp() {
-    bus_exchange(Mode::Listen).await;
+    let Some(p) = peer() else { return };
+    cat::bus_exchange(&p, Transport::Tcp, Mode::Listen).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_bus_dials_nngcat_bus_over_ipc() {
+    let Some(p) = peer() else { return };
+    cat::bus_exchange(&p, Transport::Ipc, Mode::Listen).await;
 }

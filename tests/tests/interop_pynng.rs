@@ -1,7 +1,8 @@
-//! Interop with pynng (Python bindings around a bundled NNG 1.x): REQ/REP, PUSH/PULL and
-//! PAIR v0 over tcp and ipc, in both directions. Each test runs one small inline Python script
-//! that prints every message it receives as `recv <hex>` so payloads are compared byte for
-//! byte. Skipped (with a message) when pynng is not importable, unless `SP_REQUIRE_PEERS=1`.
+//! Interop with pynng (Python bindings around a bundled NNG 1.x): REQ/REP, PUSH/PULL, PAIR v0,
+//! PAIR v1, PUB/SUB, SURVEYOR/RESPONDENT and BUS over tcp and ipc, in both directions. Each test
+//! runs one small inline Python script that prints every message it receives as `recv <hex>` so
+//! payloads are compared byte for byte. Skipped (with a message) when pynng is not importable,
+//! unless `SP_REQUIRE_PEERS=1`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,7 +11,7 @@ use sp_tests::{
     binary_payload, dial_retrying, encode_hex, parse_hex_lines, require_peer, wait_for_pipes,
     Endpoint, PeerOutput, PeerProcess, Transport, PEER_DEADLINE, RECV_TIMEOUT,
 };
-use sp_tokio::{Pull, Push, Rep, Req};
+use sp_tokio::{Pub, Pull, Push, Rep, Req, Respondent, Sub, Surveyor};
 
 /// argv: ROLE MODE URL COUNT [HEX_PAYLOAD...]
 ///
@@ -18,44 +19,60 @@ use sp_tokio::{Pull, Push, Rep, Req};
 /// * rep: receive and print a request, answer with the next payload; repeat.
 /// * push: send each payload.  pull: print COUNT messages.
 /// * pair, pair1: send each payload, then print COUNT messages.
+/// * pub: once a peer is connected, send each payload.
+/// * sub: subscribe to each payload (a topic), then print COUNT messages.
+/// * surveyor: once a peer is connected, for each payload send it as a survey and print one
+///   response (survey time 5 s).
+/// * respondent: receive and print a survey, answer with the next payload; repeat.
+/// * bus: once a peer is connected, send each payload, then print COUNT messages.
 ///
-/// When the script's last act is a send (rep, push) it waits (up to 10 s) for our side to hang
-/// up before exiting, so nothing it queued is lost to an early close.
+/// PUB and BUS drop what they send while no peer is attached, hence the wait for one. When the
+/// script's last act is a send (rep, push, pub, respondent) it waits (up to 10 s) for our side
+/// to hang up before exiting, so nothing it queued is lost to an early close.
 const SCRIPT: &str = r#"
 import sys, threading, pynng
 role, mode, url, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 payloads = [bytes.fromhex(h) for h in sys.argv[5:]]
 cls = dict(req=pynng.Req0, rep=pynng.Rep0, push=pynng.Push0, pull=pynng.Pull0, pair=pynng.Pair0,
-           pair1=pynng.Pair1)[role]
+           pair1=pynng.Pair1, pub=pynng.Pub0, sub=pynng.Sub0, surveyor=pynng.Surveyor0,
+           respondent=pynng.Respondent0, bus=pynng.Bus0)[role]
 s = cls(recv_timeout=5000, send_timeout=5000)
+if role == "surveyor":
+    s.survey_time = 5000
 gone = threading.Event()
+connected = threading.Event()
 s.add_post_pipe_remove_cb(lambda p: gone.set())
+s.add_post_pipe_connect_cb(lambda p: connected.set())
 if mode == "listen":
     s.listen(url)
 else:
     s.dial(url, block=False)
 def show(m):
     print("recv", m.hex(), flush=True)
-if role == "req":
+if role in ("pub", "surveyor", "bus"):
+    connected.wait(10)
+if role in ("req", "surveyor"):
     for p in payloads:
         s.send(p)
         show(s.recv())
-elif role == "rep":
+elif role in ("rep", "respondent"):
     for p in payloads:
         show(s.recv())
         s.send(p)
-elif role == "push":
+elif role in ("push", "pub"):
     for p in payloads:
         s.send(p)
-elif role == "pull":
+elif role in ("pull", "sub"):
+    for t in (payloads if role == "sub" else []):
+        s.subscribe(t)
     for _ in range(count):
         show(s.recv())
-elif role in ("pair", "pair1"):
+elif role in ("pair", "pair1", "bus"):
     for p in payloads:
         s.send(p)
     for _ in range(count):
         show(s.recv())
-if role in ("rep", "push"):
+if role in ("rep", "push", "pub", "respondent"):
     gone.wait(10)
 print("done", flush=True)
 s.close()
@@ -187,7 +204,8 @@ async fn pair_with_pynng(t: Transport, pynng_listens: bool) {
     pair_like_with_pynng::<sp_core::protocol::pair::Pair>(t, pynng_listens, "pair").await;
 }
 
-/// Our PAIR (v0 or v1, by core `P`) and pynng's `role` swap messages both ways.
+/// Our PAIR (v0 or v1) or BUS, by core `P`, and pynng's `role` swap messages both ways: pynng
+/// sends first (a BUS script once it is connected), then prints what we send back.
 async fn pair_like_with_pynng<P: sp_transport::SocketCore>(
     t: Transport,
     pynng_listens: bool,
@@ -220,6 +238,145 @@ async fn pair_like_with_pynng<P: sp_transport::SocketCore>(
     let out = proc.wait(PEER_DEADLINE).await;
     pair.close().await;
     check_received(&out, &to_peer);
+}
+
+/// pynng's SUB (topic `match`) dials our PUB and prints two messages: of the four we publish,
+/// exactly the two that start with the topic. Each non-matching one is sent before a matching
+/// one on the same pipe, so it would have been printed first had the filter let it by.
+async fn pynng_sub_dials_our_pub(t: Transport) {
+    let Some(py) = python() else { return };
+    let ep = Endpoint::new(t);
+    let publisher = Pub::new();
+    let url = publisher
+        .listen(&ep.our_listen_url())
+        .await
+        .unwrap()
+        .to_string();
+    let proc = spawn(&py, "sub", "dial", &url, 2, &[b"match".to_vec()]);
+    wait_for_pipes(&publisher, 1).await;
+    let (skip, matching) = pubsub_payloads();
+    for (s, m) in skip.iter().zip(&matching) {
+        publisher.send(s.clone()).await.expect("our PUB sends");
+        publisher.send(m.clone()).await.expect("our PUB sends");
+    }
+    let out = proc.wait(PEER_DEADLINE).await;
+    publisher.close().await;
+    check_received(&out, &matching);
+}
+
+/// pynng's PUB listens and, once we are connected, publishes a non-matching and a matching
+/// message twice over; our SUB (topic `match`) delivers exactly the matching ones, in order.
+async fn our_sub_dials_pynng_pub(t: Transport) {
+    let Some(py) = python() else { return };
+    let ep = Endpoint::new(t);
+    let url = ep.peer_listen_url();
+    let (skip, matching) = pubsub_payloads();
+    let sent: Vec<Vec<u8>> = skip
+        .iter()
+        .zip(&matching)
+        .flat_map(|(s, m)| [s.clone(), m.clone()])
+        .collect();
+    let proc = spawn(&py, "pub", "listen", &url, 0, &sent);
+    let sub = Sub::new();
+    sub.set_recv_timeout(Some(RECV_TIMEOUT));
+    sub.subscribe(b"match");
+    dial_retrying(&sub, &url);
+    for m in &matching {
+        let got = sub
+            .recv()
+            .await
+            .expect("our SUB receives a matching message");
+        assert!(got.header.is_empty());
+        assert_eq!(
+            &got.body[..],
+            &m[..],
+            "a non-matching message got through, or a matching one differs"
+        );
+    }
+    sub.close().await;
+    check_received(&proc.wait(PEER_DEADLINE).await, &[]);
+}
+
+/// Non-matching and matching messages for topic `match`: a prefix of the topic, a message
+/// that differs in its last topic byte, and binary bodies after the topic.
+fn pubsub_payloads() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let mut long = b"match".to_vec();
+    long.extend(binary_payload(30_000, 3));
+    (
+        vec![b"mat".to_vec(), b"matcX and more".to_vec()],
+        vec![b"match \x00\xff".to_vec(), long],
+    )
+}
+
+/// pynng's RESPONDENT dials our SURVEYOR and answers each of our surveys with the next of its
+/// payloads; both sides check every message.
+async fn pynng_respondent_dials_our_surveyor(t: Transport) {
+    let Some(py) = python() else { return };
+    let ep = Endpoint::new(t);
+    let surveyor = Surveyor::new();
+    surveyor.set_survey_time(RECV_TIMEOUT);
+    let url = surveyor
+        .listen(&ep.our_listen_url())
+        .await
+        .unwrap()
+        .to_string();
+    let answers = payloads();
+    let surveys = payloads_for_pynng();
+    let proc = spawn(
+        &py,
+        "respondent",
+        "dial",
+        &url,
+        0,
+        &answers[..surveys.len()],
+    );
+    wait_for_pipes(&surveyor, 1).await;
+    for (survey, answer) in surveys.iter().zip(&answers) {
+        surveyor
+            .send(survey.clone())
+            .await
+            .expect("our SURVEYOR sends");
+        let got = surveyor
+            .recv()
+            .await
+            .expect("our SURVEYOR receives the response");
+        assert!(got.header.is_empty());
+        assert_eq!(&got.body[..], &answer[..], "response body differs");
+    }
+    surveyor.close().await;
+    check_received(&proc.wait(PEER_DEADLINE).await, &surveys);
+}
+
+/// pynng's SURVEYOR listens and, once we are connected, sends its surveys one at a time; our
+/// RESPONDENT answers each with a payload pynng prints.
+async fn our_respondent_dials_pynng_surveyor(t: Transport) {
+    let Some(py) = python() else { return };
+    let ep = Endpoint::new(t);
+    let url = ep.peer_listen_url();
+    let surveys = payloads();
+    let answers: Vec<Vec<u8>> = payloads_for_pynng().into_iter().rev().collect();
+    let proc = spawn(
+        &py,
+        "surveyor",
+        "listen",
+        &url,
+        0,
+        &surveys[..answers.len()],
+    );
+    let resp = Respondent::new();
+    resp.set_recv_timeout(Some(RECV_TIMEOUT));
+    dial_retrying(&resp, &url);
+    for (survey, answer) in surveys.iter().zip(&answers) {
+        let got = resp.recv().await.expect("our RESPONDENT receives a survey");
+        assert!(got.header.is_empty());
+        assert_eq!(&got.body[..], &survey[..], "survey body differs");
+        resp.send(answer.clone())
+            .await
+            .expect("our RESPONDENT answers");
+    }
+    let out = proc.wait(PEER_DEADLINE).await;
+    resp.close().await;
+    check_received(&out, &answers);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,4 +452,69 @@ async fn our_pair1_dials_pynng_pair1_over_tcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pynng_pair1_dials_our_pair1_over_ipc() {
     pair_like_with_pynng::<sp_core::protocol::pair1::Pair1>(Transport::Ipc, false, "pair1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_pair1_dials_pynng_pair1_over_ipc() {
+    pair_like_with_pynng::<sp_core::protocol::pair1::Pair1>(Transport::Ipc, true, "pair1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pynng_sub_dials_our_pub_over_tcp() {
+    pynng_sub_dials_our_pub(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_sub_dials_pynng_pub_over_tcp() {
+    our_sub_dials_pynng_pub(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pynng_respondent_dials_our_surveyor_over_tcp() {
+    pynng_respondent_dials_our_surveyor(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_respondent_dials_pynng_surveyor_over_tcp() {
+    our_respondent_dials_pynng_surveyor(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pynng_bus_dials_our_bus_over_tcp() {
+    pair_like_with_pynng::<sp_core::protocol::bus::Bus>(Transport::Tcp, false, "bus").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_bus_dials_pynng_bus_over_tcp() {
+    pair_like_with_pynng::<sp_core::protocol::bus::Bus>(Transport::Tcp, true, "bus").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pynng_sub_dials_our_pub_over_ipc() {
+    pynng_sub_dials_our_pub(Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_sub_dials_pynng_pub_over_ipc() {
+    our_sub_dials_pynng_pub(Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pynng_respondent_dials_our_surveyor_over_ipc() {
+    pynng_respondent_dials_our_surveyor(Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_respondent_dials_pynng_surveyor_over_ipc() {
+    our_respondent_dials_pynng_surveyor(Transport::Ipc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pynng_bus_dials_our_bus_over_ipc() {
+    pair_like_with_pynng::<sp_core::protocol::bus::Bus>(Transport::Ipc, false, "bus").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_bus_dials_pynng_bus_over_ipc() {
+    pair_like_with_pynng::<sp_core::protocol::bus::Bus>(Transport::Ipc, true, "bus").await;
 }

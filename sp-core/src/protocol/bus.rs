@@ -184,13 +184,18 @@ impl XBus {
 impl Protocol for XBus {
     bus_pipe_methods!();
 
+    /// Returns true: XBUS is the raw BUS.
+    fn is_raw(&self) -> bool {
+        true
+    }
+
     /// Sends `msg` to every attached pipe except the one its first header word names, with
     /// that word removed; see the type docs.
     ///
     /// # Errors
     /// None: BUS never blocks, and with no pipe the message is discarded.
     fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
-        let Message { header, body } = msg;
+        let Message { header, body, .. } = msg;
         let (skip, header) = match read_word(&header) {
             Some(word) => (PipeId::new(word), header.slice(WORD_LEN..)),
             None => (None, header),

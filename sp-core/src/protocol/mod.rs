@@ -31,22 +31,53 @@
 //! non-empty, the set of writable pipes turned non-empty, a saved request's pipe freed up).
 //! A caller therefore retries until it sees `WouldBlock` again before it waits, and registers
 //! its wake-up in the same critical section as the attempt that returned `WouldBlock`.
+//!
+//! ## Contexts
+//!
+//! Cooked REQ, REP, SURVEYOR, RESPONDENT and SUB can run many operations at once on one socket,
+//! each on its own [`ContextId`] ([`Protocol::open_context`], [`Protocol::send_on`],
+//! [`Protocol::recv_on`]); see [`context`]. The socket's own `send` and `recv` keep acting on
+//! the default context, unchanged. Every other role refuses contexts with
+//! [`ContextError::NotSupported`] through the trait's default methods.
+//!
+//! Wake-ups stay targeted: [`Event::ContextReadable`] and [`Event::ContextWritable`] name the one
+//! context whose `recv_on` or `send_on` may have stopped returning `WouldBlock`, with the same
+//! edge-triggered contract as above, per context. [`Event::Readable`] and [`Event::Writable`]
+//! concern the default context only. A driver keeps one readiness flag and one waiter list per
+//! context.
+//!
+//! A `recv_on` that returns `WouldBlock` *registers a waiting receive* on the context: the core
+//! may hand a message to it directly (REP and RESPONDENT share their requests out among the
+//! waiting contexts in the order they started waiting), fail it with [`RecvError::Canceled`]
+//! when a newer send replaces the request it waited for (REQ, SURVEYOR), and refuse a second
+//! receive while one waits with [`RecvError::BadState`] (REQ, REP, RESPONDENT). So after
+//! `WouldBlock` the driver calls `recv_on` for that context again only once the context was
+//! named by `ContextReadable`, and calls [`Protocol::cancel_recv`] when the waiting receive
+//! gives up (a timeout, a dropped future) so that whatever was handed to it goes to the next
+//! waiting context.
 
 use std::time::Instant;
 
 use crate::{Message, PipeId, ProtocolId};
 
 pub mod bus;
+pub mod context;
 pub mod pair;
 pub mod pair1;
 pub mod pipeline;
 pub mod pubsub;
+pub mod raw;
+mod replier;
 pub mod reqrep;
+pub mod reqrep_raw;
 mod shared;
+pub mod star;
 pub mod survey;
 #[cfg(test)]
 mod testing;
 mod topic_trie;
+
+pub use context::{ContextError, ContextId};
 
 /// What happened to a pipe or arrived from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +139,18 @@ pub enum Event {
         /// The pipe that may deliver again.
         pipe: PipeId,
     },
+    /// [`Protocol::recv_on`] for `ctx` may now return something other than `WouldBlock`: a
+    /// message handed to it, an error, or the cancellation of its waiting receive.
+    ContextReadable {
+        /// The context that became readable.
+        ctx: ContextId,
+    },
+    /// [`Protocol::send_on`] for `ctx` may now succeed (REP and RESPONDENT: the pipe the reply
+    /// waits for turned idle or went away).
+    ContextWritable {
+        /// The context that became writable.
+        ctx: ContextId,
+    },
 }
 
 /// Why a protocol core asked for a pipe to be closed. Each variant is a peer's fault.
@@ -138,6 +181,13 @@ pub enum SendError {
     /// This protocol never sends (PULL, SUB).
     #[error("this protocol cannot send")]
     NotSupported,
+    /// No open context has this ID (it was closed): open a new context.
+    #[error("the context is closed")]
+    UnknownContext,
+    /// A raw socket was given a header that breaks its protocol's rules (raw PAIR v1: not
+    /// exactly 4 bytes, or a hop count of `0xFF` or more). NNG's `NNG_EPROTO`.
+    #[error("the message header breaks the protocol's rules")]
+    InvalidHeader,
 }
 
 /// Why [`Protocol::recv`] did not return a message.
@@ -162,6 +212,14 @@ pub enum RecvError {
     /// `ETIMEDOUT` on a surveyor.
     #[error("the survey ended")]
     SurveyExpired,
+    /// The receive was waiting on a context when a newer send on that context replaced the
+    /// request (or survey) it waited for; receive again for the new one's answer. NNG's
+    /// `ECANCELED`, mangos' `ErrCanceled`.
+    #[error("a newer send on this context canceled the request this receive was waiting for")]
+    Canceled,
+    /// No open context has this ID (it was closed): open a new context.
+    #[error("the context is closed")]
+    UnknownContext,
 }
 
 /// Why a configuration value was rejected when it was set.
@@ -177,6 +235,13 @@ pub enum ConfigError {
 pub trait Protocol {
     /// Returns the SP type this socket announces in its handshake.
     fn protocol(&self) -> ProtocolId;
+
+    /// Returns true for a raw ("x") socket, which hands protocol headers to the application and
+    /// takes them from it unchanged (SP-PROTOCOLS.md section 5.1). Devices accept raw sockets
+    /// only. Default: false.
+    fn is_raw(&self) -> bool {
+        false
+    }
 
     /// Returns the SP type a peer must announce to be accepted.
     fn peer_protocol(&self) -> ProtocolId {
@@ -216,4 +281,52 @@ pub trait Protocol {
     /// # Errors
     /// [`RecvError::WouldBlock`] when nothing is ready, or a protocol-specific failure.
     fn recv(&mut self, now: Instant) -> Result<Message, RecvError>;
+
+    /// Opens a new context: independent per-operation state sharing the socket's pipes. It
+    /// inherits the socket's current settings (resend interval, survey time, queue sizes).
+    ///
+    /// # Errors
+    /// [`ContextError::NotSupported`] for every role without contexts (this default).
+    fn open_context(&mut self, _now: Instant) -> Result<ContextId, ContextError> {
+        Err(ContextError::NotSupported)
+    }
+
+    /// Closes `ctx`: its request, survey or queue is dropped, and a message already handed to
+    /// its waiting receive goes to the next waiting context. A driver fails the operations
+    /// still waiting on it.
+    ///
+    /// # Errors
+    /// [`ContextError::UnknownContext`] when `ctx` is not open; [`ContextError::NotSupported`]
+    /// for roles without contexts.
+    fn close_context(&mut self, _ctx: ContextId, _now: Instant) -> Result<(), ContextError> {
+        Err(ContextError::NotSupported)
+    }
+
+    /// Sends on `ctx`, as [`Protocol::send`] does on the default context. Each role documents
+    /// how its contexts differ (for example a REQ context queues the request instead of
+    /// returning `WouldBlock`).
+    ///
+    /// # Errors
+    /// [`SendError::UnknownContext`] when `ctx` is not open, and the errors of
+    /// [`Protocol::send`]; [`SendError::NotSupported`] for roles without contexts.
+    fn send_on(&mut self, _ctx: ContextId, _msg: Message, _now: Instant) -> Result<(), SendError> {
+        Err(SendError::NotSupported)
+    }
+
+    /// Receives on `ctx`, as [`Protocol::recv`] does on the default context. `WouldBlock`
+    /// registers a waiting receive (see the module docs on contexts).
+    ///
+    /// # Errors
+    /// [`RecvError::UnknownContext`] when `ctx` is not open, [`RecvError::Canceled`] once after
+    /// a newer send replaced what a waiting receive waited for, [`RecvError::BadState`] for a
+    /// second receive while one waits (REQ, REP, RESPONDENT), and the errors of
+    /// [`Protocol::recv`]; [`RecvError::NotSupported`] for roles without contexts.
+    fn recv_on(&mut self, _ctx: ContextId, _now: Instant) -> Result<Message, RecvError> {
+        Err(RecvError::NotSupported)
+    }
+
+    /// Tells the core that the receive waiting on `ctx` gave up (timed out or was dropped).
+    /// A message already handed to it goes to the next waiting context or back to the front
+    /// of the socket's queue. Does nothing when no receive waits.
+    fn cancel_recv(&mut self, _ctx: ContextId, _now: Instant) {}
 }

@@ -61,6 +61,10 @@ pub struct Pair {
     core: SinglePeer,
 }
 
+/// Raw PAIR v0: PAIR v0 has no header, so raw and cooked behave the same (SP-PROTOCOLS.md
+/// section 5.1); the raw form only reports itself raw, for devices and reflectors.
+pub type XPair = crate::protocol::raw::Raw<Pair>;
+
 impl Pair {
     /// Creates a PAIR v0 socket core with no pipe.
     pub fn new(config: PairConfig) -> Self {

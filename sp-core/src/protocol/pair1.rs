@@ -6,9 +6,12 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::backtrace::{read_word, WORD_LEN};
-use crate::protocol::shared::{check_max_ttl, forward_to_single_peer, Inbound, SinglePeer};
-use crate::protocol::{ConfigError, Input, Protocol, SendError};
-use crate::{Message, ProtocolId};
+use crate::protocol::shared::{
+    check_max_ttl, forward_to_core, forward_to_single_peer, Broadcast, Inbound, Overflow,
+    RecvQueue, SinglePeer,
+};
+use crate::protocol::{ConfigError, Event, Input, Protocol, RecvError, SendError};
+use crate::{Message, PipeId, ProtocolId};
 
 /// How many received messages PAIR v1 holds before it pauses its pipe.
 pub const DEFAULT_RECV_BUFFER: usize = 128;
@@ -23,7 +26,11 @@ const FIRST_HOP_HEADER: [u8; WORD_LEN] = [0x00, 0x00, 0x00, 0x01];
 /// 24 bits must be zero.
 const MAX_HOP_WORD: u32 = 0xFF;
 
-/// Settings for [`Pair1`].
+/// How many messages wait for one busy pipe of a [`Pair1Poly`] before further ones are
+/// dropped: 2, as in NNG.
+pub const POLY_PIPE_QUEUE_LEN: usize = 2;
+
+/// Settings for [`Pair1`], [`XPair1`] and [`Pair1Poly`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pair1Config {
     /// The largest hop count a received message may carry; messages with more are dropped.
@@ -138,13 +145,289 @@ impl Protocol for Pair1 {
     ///
     /// # Errors
     /// [`SendError::WouldBlock`] when no peer is attached or its pipe is busy; retry after
-    /// [`Event::Writable`](crate::protocol::Event::Writable).
+    /// [`Event::Writable`].
     fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
         let header = Bytes::from_static(&FIRST_HOP_HEADER);
         self.core.send(Message::with_header(header, msg.body))
     }
 
     forward_to_single_peer!();
+}
+
+/// The raw PAIR v1 role (XPAIR1, SP type 17): [`Pair1`] with the hop-count word visible, for
+/// devices and reflectors.
+///
+/// Follows SP-PROTOCOLS.md sections 4.2 and 5.1 with NNG's rules (`test_mono_raw_header`,
+/// `test_pair1_ttl`):
+///
+/// * **Send.** The header must be exactly 4 bytes holding a hop count below `0xFF`; otherwise
+///   the send fails with [`SendError::InvalidHeader`] (NNG's `NNG_EPROTO`). The count goes on
+///   the wire incremented by one, so each device hop adds one.
+/// * **Receive.** [`Pair1`]'s rules (garbage kicks, over `max_ttl` drops); the header is the
+///   hop-count word exactly as it was on the wire.
+///
+/// Everything else (one peer, back-pressure, the receive queue) is [`Pair1`]'s.
+///
+/// **Inputs.** As [`Pair1`]. **Events.** As [`Pair1`]. **Timers.** None.
+#[derive(Debug)]
+pub struct XPair1 {
+    max_ttl: u8,
+    core: SinglePeer,
+}
+
+impl XPair1 {
+    /// Creates a raw PAIR v1 socket core with no pipe.
+    pub fn new(config: Pair1Config) -> Self {
+        Self {
+            max_ttl: config.max_ttl.max(1),
+            core: SinglePeer::new(ProtocolId::PAIR1, config.recv_buffer),
+        }
+    }
+
+    /// Sets the largest hop count a received message may carry.
+    ///
+    /// # Errors
+    /// [`ConfigError::MaxTtlOutOfRange`] for 0.
+    pub fn set_max_ttl(&mut self, max_ttl: u8) -> Result<(), ConfigError> {
+        self.max_ttl = check_max_ttl(max_ttl)?;
+        Ok(())
+    }
+
+    /// Returns the largest hop count a received message may carry.
+    pub fn max_ttl(&self) -> u8 {
+        self.max_ttl
+    }
+
+    /// Returns true while a peer is attached.
+    pub fn is_attached(&self) -> bool {
+        self.core.is_attached()
+    }
+}
+
+impl Protocol for XPair1 {
+    fn protocol(&self) -> ProtocolId {
+        ProtocolId::PAIR1
+    }
+
+    fn is_raw(&self) -> bool {
+        true
+    }
+
+    /// Applies a pipe input; see the type docs for what each input does.
+    fn handle(&mut self, input: Input, _now: Instant) {
+        let max_ttl = self.max_ttl;
+        // The whole wire message is queued; `recv` splits the (already checked) word off.
+        self.core
+            .handle(input, |body| match split_hop_count(body.clone(), max_ttl) {
+                Inbound::Deliver(_) => Inbound::Deliver(body),
+                other => other,
+            });
+    }
+
+    forward_to_core!();
+
+    /// Queues `msg` for the peer with its hop count incremented by one.
+    ///
+    /// # Errors
+    /// [`SendError::InvalidHeader`] when the header is not exactly 4 bytes or holds a value of
+    /// `0xFF` or more; [`SendError::WouldBlock`] when no peer is attached or its pipe is busy
+    /// (retry after [`Event::Writable`]).
+    fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
+        let hops = match (msg.header.len(), read_word(&msg.header)) {
+            (WORD_LEN, Some(hops)) if hops < MAX_HOP_WORD => hops,
+            _ => return Err(SendError::InvalidHeader),
+        };
+        let header = Bytes::copy_from_slice(&(hops + 1).to_be_bytes());
+        self.core.send(Message::with_header(header, msg.body))
+    }
+
+    /// Takes the oldest queued message, its hop-count word (as received) in the header. May
+    /// queue [`Event::ResumeReceiving`].
+    ///
+    /// # Errors
+    /// [`RecvError::WouldBlock`] when nothing is queued.
+    fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
+        let wire = self.core.recv()?.body;
+        // Only messages whose first 4 bytes passed `split_hop_count` are queued.
+        Ok(Message::with_header(
+            wire.slice(..WORD_LEN),
+            wire.slice(WORD_LEN..),
+        ))
+    }
+}
+
+/// PAIR v1 in NNG's polyamorous mode (`nng_pair1_open_poly`; deprecated in NNG): any number of
+/// PAIR v1 peers, each message addressed to one of them through [`Message::pipe`].
+///
+/// Follows SP-PROTOCOLS.md section 4.2 (`pair1_poly_test.c`):
+///
+/// * **Receive.** Messages from every pipe go into one queue, with [`Pair1`]'s hop rules
+///   (garbage kicks the pipe, too many hops drops). The message handed to the application has
+///   no header and records its pipe in [`Message::pipe`].
+/// * **Send.** The message goes to the pipe in [`Message::pipe`], or with none to the pipe
+///   attached first among those still attached, with hop count 1 on the wire. When that pipe
+///   is gone, or its queue of [`POLY_PIPE_QUEUE_LEN`] is full, the message is dropped silently
+///   and the send still succeeds: there is no back-pressure, so one slow peer never blocks
+///   the others. Directed sends reach direct peers only, not peers behind a device.
+///
+/// There is no raw variant, as in NNG.
+///
+/// ```text
+///  Received on P: [00 00 00 h] body --> garbage: kick P; h > max_ttl: dropped;
+///                                       else body (pipe = P) queued for recv
+///  send body (pipe = Q or None) --> [00 00 00 01] body to Q (None: the oldest pipe);
+///                                   Q gone or its queue full: dropped, Ok
+/// ```
+///
+/// **Inputs.** [`Input::PipeAdded`] (a peer other than PAIR v1 is refused; any number of PAIR
+/// v1 peers are accepted), [`Input::PipeRemoved`], [`Input::PipeWritable`],
+/// [`Input::Received`].
+///
+/// **Events.** [`Event::Readable`] when the receive queue stops being empty;
+/// [`Event::ResumeReceiving`] once it drains below `recv_buffer`; [`Event::ClosePipe`] for a
+/// wrong peer or garbage. Never [`Event::Writable`]: sending never blocks.
+///
+/// **Timers.** None.
+#[derive(Debug)]
+pub struct Pair1Poly {
+    max_ttl: u8,
+    core: PolyCore,
+}
+
+impl Pair1Poly {
+    /// Creates a polyamorous PAIR v1 socket core with no pipes.
+    pub fn new(config: Pair1Config) -> Self {
+        Self {
+            max_ttl: config.max_ttl.max(1),
+            core: PolyCore {
+                pipes: Broadcast::new(ProtocolId::PAIR1, POLY_PIPE_QUEUE_LEN, Overflow::DropNewest),
+                attached: Vec::new(),
+                queue: RecvQueue::new(config.recv_buffer),
+            },
+        }
+    }
+
+    /// Sets the largest hop count a received message may carry.
+    ///
+    /// # Errors
+    /// [`ConfigError::MaxTtlOutOfRange`] for 0.
+    pub fn set_max_ttl(&mut self, max_ttl: u8) -> Result<(), ConfigError> {
+        self.max_ttl = check_max_ttl(max_ttl)?;
+        Ok(())
+    }
+
+    /// Returns the largest hop count a received message may carry.
+    pub fn max_ttl(&self) -> u8 {
+        self.max_ttl
+    }
+
+    /// Returns the attached pipes, the first attached first.
+    pub fn pipes(&self) -> &[PipeId] {
+        &self.core.attached
+    }
+
+    /// Returns how many messages were dropped because their pipe's queue was full. Messages
+    /// for pipes that are gone are not counted.
+    pub fn dropped_sends(&self) -> u64 {
+        self.core.pipes.dropped()
+    }
+}
+
+impl Protocol for Pair1Poly {
+    fn protocol(&self) -> ProtocolId {
+        ProtocolId::PAIR1
+    }
+
+    /// Applies a pipe input; see the type docs for what each input does.
+    fn handle(&mut self, input: Input, _now: Instant) {
+        let core = &mut self.core;
+        match &input {
+            Input::PipeAdded { pipe, peer }
+                if *peer == ProtocolId::PAIR1 && !core.attached.contains(pipe) =>
+            {
+                core.attached.push(*pipe);
+            }
+            Input::PipeRemoved { pipe } => core.forget(*pipe),
+            _ => {}
+        }
+        let Some((pipe, wire)) = core.pipes.handle(input) else {
+            return;
+        };
+        match split_hop_count(wire, self.max_ttl) {
+            Inbound::Deliver(body) => {
+                if core.queue.push(pipe, body) {
+                    core.pipes.push_event(Event::Readable);
+                }
+            }
+            Inbound::Drop => {}
+            Inbound::Kick => {
+                core.pipes.kick(pipe);
+                core.forget(pipe);
+            }
+        }
+    }
+
+    forward_to_core!();
+
+    /// Sends `msg.body` behind hop count 1 to the pipe in `msg.pipe` (or, with none, the pipe
+    /// attached first); `msg.header` is discarded. A message whose pipe is gone or busy with a
+    /// full queue is dropped.
+    ///
+    /// # Errors
+    /// None: polyamorous PAIR v1 never blocks.
+    fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
+        let pipe = msg.pipe.or_else(|| self.core.attached.first().copied());
+        if let Some(pipe) = pipe {
+            let header = Bytes::from_static(&FIRST_HOP_HEADER);
+            self.core
+                .pipes
+                .send_to(pipe, Message::with_header(header, msg.body));
+        }
+        Ok(())
+    }
+
+    /// Takes the oldest queued message, hop count stripped, with [`Message::pipe`] naming the
+    /// pipe it came from. May queue [`Event::ResumeReceiving`].
+    ///
+    /// # Errors
+    /// [`RecvError::WouldBlock`] when nothing is queued.
+    fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
+        let mut resumed = std::collections::VecDeque::new();
+        let popped = self.core.queue.pop(&mut resumed);
+        for event in resumed {
+            self.core.pipes.push_event(event);
+        }
+        let (pipe, body) = popped.ok_or(RecvError::WouldBlock)?;
+        Ok(Message::new(body).with_pipe(pipe))
+    }
+}
+
+/// The pipes, attach order and receive queue of [`Pair1Poly`].
+#[derive(Debug)]
+struct PolyCore {
+    pipes: Broadcast,
+    /// Attached PAIR v1 pipes in the order they arrived, for sends that name no pipe.
+    attached: Vec<PipeId>,
+    queue: RecvQueue<Bytes>,
+}
+
+impl PolyCore {
+    fn forget(&mut self, pipe: PipeId) {
+        self.attached.retain(|p| *p != pipe);
+        self.queue.forget_pipe(pipe);
+    }
+
+    fn poll_transmit(&mut self) -> Option<crate::protocol::Transmit> {
+        self.pipes.poll_transmit()
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.pipes.poll_event()
+    }
+
+    fn is_receiving(&self, pipe: PipeId) -> bool {
+        self.pipes.is_receiving(pipe) && !self.queue.is_paused(pipe)
+    }
 }
 
 /// Applies NNG's receive rules to a wire body: garbage kicks, too many hops drops, anything

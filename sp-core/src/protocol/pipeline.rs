@@ -48,6 +48,10 @@ pub struct Push {
     events: VecDeque<Event>,
 }
 
+/// Raw PUSH: the same as PUSH, which has no header (SP-PROTOCOLS.md section 5.1), but
+/// reporting itself raw so that it can be the sending side of a pipeline device.
+pub type XPush = crate::protocol::raw::Raw<Push>;
+
 impl Push {
     /// Creates a PUSH socket core with no pipes.
     pub fn new(config: PushConfig) -> Self {
@@ -172,6 +176,10 @@ pub struct Pull {
     queue: RecvQueue<Bytes>,
     events: VecDeque<Event>,
 }
+
+/// Raw PULL: the same as PULL, which has no header (SP-PROTOCOLS.md section 5.1), but
+/// reporting itself raw so that it can be the receiving side of a pipeline device.
+pub type XPull = crate::protocol::raw::Raw<Pull>;
 
 impl Pull {
     /// Creates a PULL socket core with no pipes.

@@ -10,11 +10,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::protocol::context::{readable, Contexts};
 use crate::protocol::shared::{
     forward_to_core, refuse_wrong_peer, Broadcast, DropQueue, Overflow, Pushed,
 };
 use crate::protocol::topic_trie::TopicTrie;
-use crate::protocol::{Event, Input, Protocol, RecvError, SendError, Transmit};
+use crate::protocol::{
+    ContextError, ContextId, Event, Input, Protocol, RecvError, SendError, Transmit,
+};
 use crate::{Message, PipeId, ProtocolId};
 
 /// How many messages PUB queues for each busy pipe, as NNG's `send-buffer` for PUB.
@@ -30,6 +33,9 @@ pub enum SubscribeError {
     /// The topic is not subscribed (NNG `NNG_ENOENT`, mangos `ErrBadValue`).
     #[error("the topic is not subscribed")]
     UnknownTopic,
+    /// No open context has this ID (it was closed).
+    #[error("the context is closed")]
+    UnknownContext,
     /// Raw SUB does no filtering, so it takes no subscriptions (NNG `NNG_ENOTSUP`, mangos
     /// `ErrBadOption`).
     #[error("raw sub does not filter, so it takes no subscriptions")]
@@ -112,8 +118,9 @@ pub struct Pub {
     core: Broadcast,
 }
 
-/// Raw PUB: identical to cooked PUB in NNG and mangos (SP-PROTOCOLS.md section 5.1).
-pub type XPub = Pub;
+/// Raw PUB: identical to cooked PUB in NNG and mangos (SP-PROTOCOLS.md section 5.1), but
+/// reporting itself raw (see [`crate::protocol::raw`]).
+pub type XPub = crate::protocol::raw::XPub;
 
 impl Pub {
     /// Creates a PUB socket core with no pipes.
@@ -225,11 +232,38 @@ impl Default for SubConfig {
 /// **Events.** [`Event::Readable`] when the queue stops being empty; [`Event::ClosePipe`] for a
 /// wrong peer.
 ///
+/// **Contexts.** [`Protocol::open_context`] adds a context with its own topics (none at first)
+/// and its own queue of `recv_buffer` messages with the socket's overflow rule. Every message
+/// received is offered to the socket's own topics and to every context independently
+/// (`test_sub_multi_context`), and [`Event::ContextReadable`] names each context whose queue
+/// stopped being empty. [`Sub::subscribe_on`] and [`Sub::unsubscribe_on`] manage a context's
+/// topics. Any number of receives may wait on one context.
+///
 /// **Timers.** None.
 #[derive(Debug)]
 pub struct Sub {
     core: SubCore,
     topics: TopicTrie,
+    config: SubConfig,
+    /// The opened contexts. The default slot is unused: the socket's own topics and queue
+    /// are `topics` and `core`, which raw SUB shares.
+    contexts: Contexts<SubContext>,
+}
+
+/// The topics and queue of one opened SUB context.
+#[derive(Debug)]
+struct SubContext {
+    topics: TopicTrie,
+    queue: DropQueue<Bytes>,
+}
+
+impl SubContext {
+    fn new(config: &SubConfig) -> Self {
+        Self {
+            topics: TopicTrie::default(),
+            queue: DropQueue::new(config.recv_buffer, overflow(config)),
+        }
+    }
 }
 
 impl Sub {
@@ -238,7 +272,53 @@ impl Sub {
         Self {
             core: SubCore::new(&config),
             topics: TopicTrie::default(),
+            contexts: Contexts::new(SubContext::new(&config)),
+            config,
         }
+    }
+
+    /// Adds `topic` to context `ctx`, as [`Sub::subscribe`] does for the socket.
+    ///
+    /// # Errors
+    /// [`SubscribeError::UnknownContext`] when `ctx` is not open.
+    pub fn subscribe_on(&mut self, ctx: ContextId, topic: &[u8]) -> Result<(), SubscribeError> {
+        let state = self
+            .contexts
+            .lookup(ctx)
+            .map_err(|_| SubscribeError::UnknownContext)?;
+        state.topics.insert(topic);
+        Ok(())
+    }
+
+    /// Removes `topic` from context `ctx` and purges its queue, as [`Sub::unsubscribe`] does
+    /// for the socket.
+    ///
+    /// # Errors
+    /// [`SubscribeError::UnknownContext`] when `ctx` is not open,
+    /// [`SubscribeError::UnknownTopic`] when `topic` is not subscribed there.
+    pub fn unsubscribe_on(&mut self, ctx: ContextId, topic: &[u8]) -> Result<(), SubscribeError> {
+        let state = self
+            .contexts
+            .lookup(ctx)
+            .map_err(|_| SubscribeError::UnknownContext)?;
+        if !state.topics.remove(topic) {
+            return Err(SubscribeError::UnknownTopic);
+        }
+        let topics = &state.topics;
+        state.queue.retain(|body| topics.matches(body));
+        Ok(())
+    }
+
+    /// Returns how many matching messages context `ctx`'s full queue has dropped.
+    ///
+    /// # Errors
+    /// [`SubscribeError::UnknownContext`] when `ctx` is not open.
+    pub fn context_dropped(&mut self, ctx: ContextId) -> Result<u64, SubscribeError> {
+        let state = self
+            .contexts
+            .lookup(ctx)
+            .map_err(|_| SubscribeError::UnknownContext)?;
+        Ok(state.queue.dropped())
     }
 
     /// Adds `topic` (the bytes are copied). Subscribing to a topic already present does
@@ -285,11 +365,59 @@ impl Protocol for Sub {
     /// Applies a pipe input; see the type docs for what each input does.
     fn handle(&mut self, input: Input, _now: Instant) {
         let topics = &self.topics;
-        self.core.handle(input, |body| topics.matches(body));
+        let Some(body) = self.core.handle(input, |body| topics.matches(body)) else {
+            return;
+        };
+        if self.contexts.open_count() == 0 {
+            return;
+        }
+        for (key, state) in self.contexts.iter_mut().skip(1) {
+            if state.topics.matches(&body) && state.queue.push(body.clone()) == Pushed::First {
+                self.core.events.push_back(readable(key));
+            }
+        }
     }
 
     forward_to_core!();
     sub_send_recv!();
+
+    /// Opens a context with no topics and an empty queue.
+    fn open_context(&mut self, _now: Instant) -> Result<ContextId, ContextError> {
+        Ok(self.contexts.open(SubContext::new(&self.config)))
+    }
+
+    /// Closes `ctx`; its queued messages are gone.
+    fn close_context(&mut self, ctx: ContextId, _now: Instant) -> Result<(), ContextError> {
+        self.contexts
+            .close(ctx)
+            .map(drop)
+            .ok_or(ContextError::UnknownContext)
+    }
+
+    /// Always fails: SUB cannot send.
+    ///
+    /// # Errors
+    /// [`SendError::NotSupported`].
+    fn send_on(&mut self, _ctx: ContextId, _msg: Message, _now: Instant) -> Result<(), SendError> {
+        Err(SendError::NotSupported)
+    }
+
+    /// Takes the oldest message queued for `ctx`.
+    ///
+    /// # Errors
+    /// [`RecvError::UnknownContext`] when `ctx` is not open, [`RecvError::WouldBlock`] when
+    /// nothing is queued.
+    fn recv_on(&mut self, ctx: ContextId, _now: Instant) -> Result<Message, RecvError> {
+        let state = self
+            .contexts
+            .lookup(ctx)
+            .map_err(|_| RecvError::UnknownContext)?;
+        state
+            .queue
+            .pop()
+            .map(Message::new)
+            .ok_or(RecvError::WouldBlock)
+    }
 }
 
 /// The raw SUB role (SP type 33, NNG's `xsub0`): [`Sub`] without filtering.
@@ -350,6 +478,10 @@ impl Protocol for XSub {
         ProtocolId::SUB
     }
 
+    fn is_raw(&self) -> bool {
+        true
+    }
+
     /// Applies a pipe input; see the type docs for what each input does.
     fn handle(&mut self, input: Input, _now: Instant) {
         self.core.handle(input, |_| true);
@@ -369,11 +501,7 @@ struct SubCore {
 
 impl SubCore {
     fn new(config: &SubConfig) -> Self {
-        let overflow = if config.prefer_new {
-            Overflow::DropOldest
-        } else {
-            Overflow::DropNewest
-        };
+        let overflow = overflow(config);
         Self {
             pipes: BTreeSet::new(),
             queue: DropQueue::new(config.recv_buffer, overflow),
@@ -381,8 +509,9 @@ impl SubCore {
         }
     }
 
-    /// Applies a pipe input; a received body is queued when `wanted` says so.
-    fn handle(&mut self, input: Input, wanted: impl FnOnce(&[u8]) -> bool) {
+    /// Applies a pipe input; a received body is queued when `wanted` says so. Returns the body
+    /// of a message received on an attached pipe, queued or not, for contexts to filter.
+    fn handle(&mut self, input: Input, wanted: impl FnOnce(&[u8]) -> bool) -> Option<Bytes> {
         match input {
             Input::PipeAdded { pipe, peer } => {
                 if !refuse_wrong_peer(ProtocolId::PUB, pipe, peer, &mut self.events) {
@@ -395,14 +524,16 @@ impl SubCore {
             Input::PipeWritable { .. } => {}
             Input::Received { pipe, msg } => {
                 if !self.pipes.contains(&pipe) {
-                    return;
+                    return None;
                 }
                 let body = msg.to_contiguous();
-                if wanted(&body) && self.queue.push(body) == Pushed::First {
+                if wanted(&body) && self.queue.push(body.clone()) == Pushed::First {
                     self.events.push_back(Event::Readable);
                 }
+                return Some(body);
             }
         }
+        None
     }
 
     fn recv(&mut self) -> Result<Message, RecvError> {
@@ -423,6 +554,15 @@ impl SubCore {
     /// SUB drops rather than pauses, so it reads every attached pipe.
     fn is_receiving(&self, pipe: PipeId) -> bool {
         self.pipes.contains(&pipe)
+    }
+}
+
+/// Returns what a full receive queue gives up under `config`'s `prefer_new`.
+fn overflow(config: &SubConfig) -> Overflow {
+    if config.prefer_new {
+        Overflow::DropOldest
+    } else {
+        Overflow::DropNewest
     }
 }
 

@@ -5,18 +5,20 @@
 //! (see [`crate::backtrace`]). REP sends the whole stack back in front of its reply; REQ strips
 //! the request ID and delivers the rest.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::mem;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::backtrace::{read_word, RequestId, RequestIdSequence, DEFAULT_MAX_TTL, WORD_LEN};
-use crate::protocol::shared::{
-    deadline_after, forward_to_cooked_replier, refuse_wrong_peer, CookedReplier, PipeSet,
-    TimerTable,
+use crate::protocol::context::{readable, Contexts, CtxKey, DeadlineSet};
+use crate::protocol::replier::{forward_to_cooked_replier, CookedReplier};
+use crate::protocol::shared::{deadline_after, refuse_wrong_peer, PipeSet};
+use crate::protocol::{
+    ContextError, ContextId, Event, Input, PipeCloseReason, Protocol, RecvError, SendError,
+    Transmit,
 };
-use crate::protocol::{Event, Input, PipeCloseReason, Protocol, RecvError, SendError, Transmit};
 use crate::{Message, PipeId, ProtocolId};
 
 /// How long REQ waits for a reply before sending the request again: 60 s, as in NNG, mangos,
@@ -51,8 +53,9 @@ impl Default for ReqConfig {
 
 /// The cooked REQ role (SP type 48): sends requests and receives the matching replies.
 ///
-/// Follows SP-PROTOCOLS.md section 4.4.2 (NNG's `req0` without contexts). Each request gets
-/// a fresh [`RequestId`] from a seeded sequence; that ID is the whole header.
+/// Follows SP-PROTOCOLS.md section 4.4.2 (NNG's `req0`). Each request gets a fresh
+/// [`RequestId`] from a seeded sequence; that ID is the whole header. IDs are unique across
+/// the socket, contexts included, so a reply finds its context by ID alone.
 ///
 /// ```text
 ///            send: new ID, written to the first writable pipe, resend timer armed
@@ -71,29 +74,43 @@ impl Default for ReqConfig {
 ///  recv in Idle: BadState. recv in Waiting: WouldBlock.
 /// ```
 ///
+/// **Contexts.** [`Protocol::open_context`] adds a context running the same machine with its
+/// own request, resend timer and resend interval (inherited from the socket, then settable
+/// with [`Req::set_context_resend_interval`]). Two differences from the default context:
+/// * [`Protocol::send_on`] never returns `WouldBlock`: the request joins the socket's FIFO of
+///   requests waiting for a writable pipe and goes out as soon as one is free (NNG queues
+///   contexts the same way; mangos' `TestReqRetryLateConnect`).
+/// * A send that replaces a request while a receive waits on the context fails that receive
+///   once with [`RecvError::Canceled`] (announced by [`Event::ContextReadable`]); a second
+///   receive while one waits is [`RecvError::BadState`] (scenario 47/48 rules).
+///
 /// **Inputs.** [`Input::PipeAdded`] (a peer other than REP is refused), [`Input::PipeRemoved`]
-/// (the request it carried is resent at once, or fails when resending is off),
+/// (the requests it carried are resent at once, or fail when resending is off),
 /// [`Input::PipeWritable`] (the pipe rejoins the tail of the ready list; a request waiting for
 /// a pipe goes out), [`Input::Received`] (a reply: shorter than 4 bytes kicks the pipe, a
 /// stale or unknown ID is dropped).
 ///
 /// **Events.** [`Event::Readable`] when a reply or a connection reset is ready for
 /// [`Protocol::recv`]; [`Event::Writable`] when a pipe becomes writable while none was, so a
-/// send that returned `WouldBlock` can be retried; [`Event::ClosePipe`] for a wrong peer or a
-/// garbage reply.
+/// send that returned `WouldBlock` can be retried; [`Event::ContextReadable`] for the same
+/// on a context; [`Event::ClosePipe`] for a wrong peer or a garbage reply.
 ///
-/// **Timers.** One: the resend deadline, armed at `now + resend_interval` each time the request
-/// is written. When it fires, the same request (same ID) goes to the next writable pipe, or to
-/// the first pipe that becomes writable.
+/// **Timers.** One per context with a request out: the resend deadline, armed at
+/// `now + resend_interval` each time the request is written. When it fires, the same request
+/// (same ID) goes to the next writable pipe, or to the first pipe that becomes writable.
 ///
 /// Pipes are used round-robin in the order they became writable. REQ never pauses a pipe.
 #[derive(Debug)]
 pub struct Req {
-    resend_interval: Option<Duration>,
     ids: RequestIdSequence,
     pipes: PipeSet,
-    ctx: ReqContext,
-    timers: TimerTable<{ ReqTimer::COUNT }>,
+    /// The default context holds the socket's resend interval, which new contexts inherit.
+    contexts: Contexts<ReqContext>,
+    /// The context waiting for each outstanding request ID.
+    by_id: BTreeMap<u32, CtxKey>,
+    /// Contexts whose request waits for a writable pipe, first come first served.
+    queue: VecDeque<CtxKey>,
+    timers: DeadlineSet,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -101,77 +118,154 @@ pub struct Req {
 impl Req {
     /// Creates a REQ socket core with no pipes.
     pub fn new(config: ReqConfig) -> Self {
+        let default = ReqContext::new(normalize_interval(config.resend_interval));
         Self {
-            resend_interval: normalize_interval(config.resend_interval),
             ids: RequestIdSequence::new(config.seed),
             pipes: PipeSet::default(),
-            ctx: ReqContext::default(),
-            timers: TimerTable::new(),
+            contexts: Contexts::new(default),
+            by_id: BTreeMap::new(),
+            queue: VecDeque::new(),
+            timers: DeadlineSet::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
     }
 
-    /// Sets the resend interval. `None` or zero disables resending.
+    /// Sets the resend interval of the socket's own requests, which contexts opened later
+    /// inherit. `None` or zero disables resending.
     ///
     /// A new value is used from the next time a request is written; disabling also disarms the
     /// current request's timer.
     pub fn set_resend_interval(&mut self, interval: Option<Duration>) {
-        self.resend_interval = normalize_interval(interval);
-        if self.resend_interval.is_none() {
-            self.timers.set(ReqTimer::Resend as usize, None);
-        }
+        self.set_interval(None, interval);
     }
 
     /// Returns the resend interval, or `None` when resending is disabled.
     pub fn resend_interval(&self) -> Option<Duration> {
-        self.resend_interval
+        self.contexts.default_ref().resend_interval
     }
 
-    /// Returns the ID of the request waiting for its reply, if any.
+    /// Sets the resend interval of context `ctx` alone, as [`Req::set_resend_interval`] does
+    /// for the socket.
+    ///
+    /// # Errors
+    /// [`ContextError::UnknownContext`] when `ctx` is not open.
+    pub fn set_context_resend_interval(
+        &mut self,
+        ctx: ContextId,
+        interval: Option<Duration>,
+    ) -> Result<(), ContextError> {
+        self.contexts.lookup(ctx)?;
+        self.set_interval(Some(ctx), interval);
+        Ok(())
+    }
+
+    /// Returns the resend interval of context `ctx`.
+    ///
+    /// # Errors
+    /// [`ContextError::UnknownContext`] when `ctx` is not open.
+    pub fn context_resend_interval(
+        &mut self,
+        ctx: ContextId,
+    ) -> Result<Option<Duration>, ContextError> {
+        Ok(self.contexts.lookup(ctx)?.resend_interval)
+    }
+
+    /// Returns the ID of the socket's own request waiting for its reply, if any.
     pub fn request_id(&self) -> Option<RequestId> {
-        match &self.ctx.state {
-            ReqState::Waiting(request) => Some(request.id),
-            _ => None,
+        self.contexts.default_ref().request_id()
+    }
+
+    /// Returns the ID of the request context `ctx` waits for, if it is open and waits.
+    pub fn context_request_id(&self, ctx: ContextId) -> Option<RequestId> {
+        self.contexts
+            .get(Some(ctx))
+            .and_then(ReqContext::request_id)
+    }
+
+    /// Returns how many contexts are open (not counting the socket's own).
+    pub fn context_count(&self) -> usize {
+        self.contexts.open_count()
+    }
+
+    fn set_interval(&mut self, key: CtxKey, interval: Option<Duration>) {
+        let interval = normalize_interval(interval);
+        if let Some(ctx) = self.contexts.get_mut(key) {
+            ctx.resend_interval = interval;
+        }
+        if interval.is_none() {
+            self.timers.set(key, None);
         }
     }
 
-    /// Writes the waiting request to the next writable pipe if it is not on one.
+    /// Writes the queued requests to writable pipes, oldest first, while pipes are free.
     fn flush(&mut self, now: Instant) {
-        let ReqState::Waiting(request) = &mut self.ctx.state else {
-            return;
-        };
-        if request.pipe.is_some() {
-            return;
+        while let Some(&key) = self.queue.front() {
+            let Some(ctx) = self.contexts.get_mut(key) else {
+                // Closed while queued.
+                self.queue.pop_front();
+                continue;
+            };
+            let ReqState::Waiting(request) = &mut ctx.state else {
+                self.queue.pop_front();
+                ctx.queued = false;
+                continue;
+            };
+            if request.pipe.is_some() {
+                self.queue.pop_front();
+                ctx.queued = false;
+                continue;
+            }
+            let Some(pipe) = self.pipes.take_next() else {
+                return;
+            };
+            self.queue.pop_front();
+            ctx.queued = false;
+            request.pipe = Some(pipe);
+            let msg = Message::with_header(request.id.to_bytes().to_vec(), request.body.clone());
+            self.transmits.push_back(Transmit { pipe, msg });
+            let deadline = ctx
+                .resend_interval
+                .and_then(|interval| deadline_after(now, interval));
+            self.timers.set(key, deadline);
         }
-        let Some(pipe) = self.pipes.take_next() else {
-            return;
-        };
-        request.pipe = Some(pipe);
-        let msg = Message::with_header(request.id.to_bytes().to_vec(), request.body.clone());
-        self.transmits.push_back(Transmit { pipe, msg });
-        let deadline = self
-            .resend_interval
-            .and_then(|interval| deadline_after(now, interval));
-        self.timers.set(ReqTimer::Resend as usize, deadline);
     }
 
-    /// Reacts to the loss of `pipe` (closed by the peer or kicked by us).
+    /// Puts context `key` at the tail of the queue of requests waiting for a pipe.
+    fn enqueue(&mut self, key: CtxKey) {
+        if let Some(ctx) = self.contexts.get_mut(key) {
+            if !ctx.queued {
+                ctx.queued = true;
+                self.queue.push_back(key);
+            }
+        }
+    }
+
+    /// Reacts to the loss of `pipe` (closed by the peer or kicked by us): every request it
+    /// carried is resent, or fails when its context does not resend.
     fn handle_pipe_lost(&mut self, pipe: PipeId, now: Instant) {
-        let ReqState::Waiting(request) = &mut self.ctx.state else {
-            return;
-        };
-        if request.pipe != Some(pipe) {
-            return;
+        let mut resend = Vec::new();
+        for (key, ctx) in self.contexts.iter_mut() {
+            let ReqState::Waiting(request) = &mut ctx.state else {
+                continue;
+            };
+            if request.pipe != Some(pipe) {
+                continue;
+            }
+            self.timers.set(key, None);
+            if ctx.resend_interval.is_some() {
+                request.pipe = None;
+                resend.push(key);
+            } else {
+                self.by_id.remove(&request.id.get());
+                ctx.state = ReqState::Reset;
+                self.events.push_back(readable(key));
+            }
         }
-        self.timers.set(ReqTimer::Resend as usize, None);
-        if self.resend_interval.is_some() {
-            request.pipe = None;
-            self.flush(now);
-        } else {
-            self.ctx.state = ReqState::Reset;
-            self.events.push_back(Event::Readable);
+        for key in resend {
+            self.enqueue(key);
         }
+        self.flush(now);
     }
 
     fn handle_reply(&mut self, pipe: PipeId, msg: Message, now: Instant) {
@@ -186,16 +280,47 @@ impl Req {
             self.handle_pipe_lost(pipe, now);
             return;
         };
-        // Only the current request's ID matches; stale, unknown and repeated replies drop.
-        let ReqState::Waiting(request) = &self.ctx.state else {
+        // Only outstanding IDs match; stale, unknown and repeated replies drop.
+        let Some(key) = self.by_id.remove(&id) else {
             return;
         };
-        if request.id.get() != id {
-            return;
+        // `by_id` only names open contexts waiting for that very ID.
+        let ctx = self
+            .contexts
+            .get_mut(key)
+            .expect("by_id names open contexts");
+        self.timers.set(key, None);
+        ctx.state = ReqState::Replied(body.slice(WORD_LEN..));
+        self.events.push_back(readable(key));
+    }
+
+    /// Drops the request of context `key`, if any, so that a reply to it is dropped. Returns
+    /// true when a receive was waiting for it.
+    fn cancel_request(&mut self, key: CtxKey) -> bool {
+        let Some(ctx) = self.contexts.get_mut(key) else {
+            return false;
+        };
+        if let ReqState::Waiting(request) = &ctx.state {
+            self.by_id.remove(&request.id.get());
         }
-        self.timers.set(ReqTimer::Resend as usize, None);
-        self.ctx.state = ReqState::Replied(body.slice(WORD_LEN..));
-        self.events.push_back(Event::Readable);
+        ctx.state = ReqState::Idle;
+        self.timers.set(key, None);
+        std::mem::take(&mut ctx.recv_waiting)
+    }
+
+    /// Makes `body` context `key`'s request under a fresh ID and writes it if a pipe is free.
+    fn start_request(&mut self, key: CtxKey, body: Bytes, now: Instant) {
+        let id = self.ids.next_id();
+        if let Some(ctx) = self.contexts.get_mut(key) {
+            ctx.state = ReqState::Waiting(Request {
+                id,
+                body,
+                pipe: None,
+            });
+            self.by_id.insert(id.get(), key);
+            self.enqueue(key);
+            self.flush(now);
+        }
     }
 }
 
@@ -237,15 +362,19 @@ impl Protocol for Req {
         }
     }
 
-    /// Resends the waiting request (same ID) once its resend deadline has passed.
+    /// Resends every waiting request (same ID) whose resend deadline has passed.
     fn handle_timeout(&mut self, now: Instant) {
-        if !self.timers.take_expired(ReqTimer::Resend as usize, now) {
-            return;
+        while let Some(key) = self.timers.pop_due(now) {
+            if let Some(ReqContext {
+                state: ReqState::Waiting(request),
+                ..
+            }) = self.contexts.get_mut(key)
+            {
+                request.pipe = None;
+                self.enqueue(key);
+            }
         }
-        if let ReqState::Waiting(request) = &mut self.ctx.state {
-            request.pipe = None;
-            self.flush(now);
-        }
+        self.flush(now);
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -274,18 +403,11 @@ impl Protocol for Req {
     /// anyway (as in NNG); no ID is used and nothing is stored, so retry after
     /// [`Event::Writable`].
     fn send(&mut self, msg: Message, now: Instant) -> Result<(), SendError> {
-        self.ctx.state = ReqState::Idle;
-        self.timers.set(ReqTimer::Resend as usize, None);
+        self.cancel_request(None);
         if !self.pipes.has_writable() {
             return Err(SendError::WouldBlock);
         }
-        let request = Request {
-            id: self.ids.next_id(),
-            body: msg.body,
-            pipe: None,
-        };
-        self.ctx.state = ReqState::Waiting(request);
-        self.flush(now);
+        self.start_request(None, msg.body, now);
         Ok(())
     }
 
@@ -296,14 +418,77 @@ impl Protocol for Req {
     /// reset was returned), [`RecvError::WouldBlock`] while waiting for the reply, and
     /// [`RecvError::ConnectionReset`] once when the request's pipe closed with resending off.
     fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
-        match mem::take(&mut self.ctx.state) {
-            ReqState::Idle => Err(RecvError::BadState),
-            waiting @ ReqState::Waiting(_) => {
-                self.ctx.state = waiting;
+        self.contexts.default_ctx().take_reply()
+    }
+
+    /// Opens a context with no request and the socket's resend interval.
+    fn open_context(&mut self, _now: Instant) -> Result<ContextId, ContextError> {
+        let interval = self.resend_interval();
+        Ok(self.contexts.open(ReqContext::new(interval)))
+    }
+
+    /// Closes `ctx`; its request is abandoned and a late reply to it is dropped.
+    fn close_context(&mut self, ctx: ContextId, _now: Instant) -> Result<(), ContextError> {
+        self.cancel_request(Some(ctx));
+        self.contexts
+            .close(ctx)
+            .map(drop)
+            .ok_or(ContextError::UnknownContext)
+    }
+
+    /// Cancels `ctx`'s current request and queues `msg`'s body as its new request: written at
+    /// once to a writable pipe, else as soon as one is free, in the order contexts sent. A
+    /// receive waiting on `ctx` fails with [`RecvError::Canceled`].
+    ///
+    /// # Errors
+    /// [`SendError::UnknownContext`] when `ctx` is not open. Never `WouldBlock`.
+    fn send_on(&mut self, ctx: ContextId, msg: Message, now: Instant) -> Result<(), SendError> {
+        let key = Some(ctx);
+        self.contexts
+            .lookup(ctx)
+            .map_err(|_| SendError::UnknownContext)?;
+        if self.cancel_request(key) {
+            let state = self.contexts.lookup(ctx).expect("looked up above");
+            state.canceled = true;
+            self.events.push_back(readable(key));
+        }
+        self.start_request(key, msg.body, now);
+        Ok(())
+    }
+
+    /// Returns the reply to `ctx`'s request, without its request ID.
+    ///
+    /// # Errors
+    /// [`RecvError::UnknownContext`] when `ctx` is not open; [`RecvError::Canceled`] once when
+    /// a send replaced the request a waiting receive waited for; [`RecvError::BadState`] with
+    /// no request out or while another receive waits; [`RecvError::WouldBlock`] (registering
+    /// the waiting receive) until the reply arrives; [`RecvError::ConnectionReset`] as for
+    /// [`Protocol::recv`].
+    fn recv_on(&mut self, ctx: ContextId, _now: Instant) -> Result<Message, RecvError> {
+        let state = self
+            .contexts
+            .lookup(ctx)
+            .map_err(|_| RecvError::UnknownContext)?;
+        if std::mem::take(&mut state.canceled) {
+            return Err(RecvError::Canceled);
+        }
+        match state.take_reply() {
+            Err(RecvError::WouldBlock) if state.recv_waiting => Err(RecvError::BadState),
+            Err(RecvError::WouldBlock) => {
+                state.recv_waiting = true;
                 Err(RecvError::WouldBlock)
             }
-            ReqState::Replied(body) => Ok(Message::new(body)),
-            ReqState::Reset => Err(RecvError::ConnectionReset),
+            other => {
+                state.recv_waiting = false;
+                other
+            }
+        }
+    }
+
+    fn cancel_recv(&mut self, ctx: ContextId, _now: Instant) {
+        if let Ok(state) = self.contexts.lookup(ctx) {
+            state.recv_waiting = false;
+            state.canceled = false;
         }
     }
 }
@@ -394,21 +579,50 @@ impl Protocol for Rep {
     forward_to_cooked_replier!();
 }
 
-/// REQ's timers, indexing its [`TimerTable`].
-#[derive(Clone, Copy, Debug)]
-enum ReqTimer {
-    /// Resend the waiting request.
-    Resend = 0,
-}
-
-impl ReqTimer {
-    const COUNT: usize = 1;
-}
-
-/// The per-request state of REQ, kept apart from the socket so that contexts can be added.
-#[derive(Debug, Default)]
+/// The per-request state of one REQ context (the socket's own, or an opened one).
+#[derive(Debug)]
 struct ReqContext {
     state: ReqState,
+    /// `None`: no resending; a lost pipe fails the request.
+    resend_interval: Option<Duration>,
+    /// The context sits in [`Req`]'s queue of requests waiting for a pipe.
+    queued: bool,
+    /// A receive on this context returned `WouldBlock` and has not finished or given up.
+    recv_waiting: bool,
+    /// A send canceled the request a waiting receive waited for; the next receive says so.
+    canceled: bool,
+}
+
+impl ReqContext {
+    fn new(resend_interval: Option<Duration>) -> Self {
+        Self {
+            state: ReqState::Idle,
+            resend_interval,
+            queued: false,
+            recv_waiting: false,
+            canceled: false,
+        }
+    }
+
+    fn request_id(&self) -> Option<RequestId> {
+        match &self.state {
+            ReqState::Waiting(request) => Some(request.id),
+            _ => None,
+        }
+    }
+
+    /// Takes the reply or the reset, leaving the context idle; see [`Protocol::recv`].
+    fn take_reply(&mut self) -> Result<Message, RecvError> {
+        match mem::take(&mut self.state) {
+            ReqState::Idle => Err(RecvError::BadState),
+            waiting @ ReqState::Waiting(_) => {
+                self.state = waiting;
+                Err(RecvError::WouldBlock)
+            }
+            ReqState::Replied(body) => Ok(Message::new(body)),
+            ReqState::Reset => Err(RecvError::ConnectionReset),
+        }
+    }
 }
 
 #[derive(Debug, Default)]

@@ -1,6 +1,6 @@
 //! Building blocks shared by the protocol state machines: the ordered pipe set with its
 //! round-robin ready list, the bounded receive queue that pauses pipes, the one-peer core of
-//! the PAIR versions, and the timer table.
+//! the PAIR versions.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -8,7 +8,6 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::backtrace::{split_backtrace, BacktraceError};
-use crate::protocol::Protocol;
 use crate::protocol::{ConfigError, Event, Input, PipeCloseReason, RecvError, SendError, Transmit};
 use crate::{Message, PipeId, ProtocolId};
 
@@ -376,45 +375,6 @@ pub(crate) fn check_max_ttl(max_ttl: u8) -> Result<u8, ConfigError> {
     Ok(max_ttl)
 }
 
-/// A fixed table of `N` optional deadlines, indexed by a protocol's timer enum.
-///
-/// [`TimerTable::earliest`] is what `poll_timeout` returns; [`TimerTable::take_expired`] is what
-/// `handle_timeout` fires, which makes an early call a no-op.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TimerTable<const N: usize> {
-    deadlines: [Option<Instant>; N],
-}
-
-impl<const N: usize> TimerTable<N> {
-    /// Creates a table with every timer disarmed.
-    pub(crate) const fn new() -> Self {
-        Self {
-            deadlines: [None; N],
-        }
-    }
-
-    /// Arms timer `index` at `deadline`, or disarms it with `None`.
-    pub(crate) fn set(&mut self, index: usize, deadline: Option<Instant>) {
-        self.deadlines[index] = deadline;
-    }
-
-    /// Returns the earliest armed deadline.
-    pub(crate) fn earliest(&self) -> Option<Instant> {
-        self.deadlines.iter().flatten().min().copied()
-    }
-
-    /// Disarms timer `index` and returns true if it was armed and due at `now`.
-    pub(crate) fn take_expired(&mut self, index: usize, now: Instant) -> bool {
-        match self.deadlines[index] {
-            Some(deadline) if deadline <= now => {
-                self.deadlines[index] = None;
-                true
-            }
-            _ => false,
-        }
-    }
-}
-
 /// Returns `now + interval`, or `None` (never) when that does not fit in an [`Instant`].
 pub(crate) fn deadline_after(now: Instant, interval: std::time::Duration) -> Option<Instant> {
     now.checked_add(interval)
@@ -657,6 +617,80 @@ macro_rules! forward_to_core {
 }
 pub(crate) use forward_to_core;
 
+/// The raw REP-side roles (XREP, XRESPONDENT), which differ only in their protocol: for a
+/// `$ty` holding `core: BacktraceCore`, the TTL and drop-count methods and the whole
+/// [`Protocol`](crate::protocol::Protocol) impl. A received `$msg` gets the ID of the pipe it
+/// arrived on pushed onto its backtrace; a sent `$reply` is routed by (and loses) its first
+/// header word, and dropped when that names no attached pipe or the pipe's queue is full.
+macro_rules! raw_replier {
+    ($ty:ident, $proto:expr, $msg:literal, $reply:literal) => {
+        impl $ty {
+            #[doc = concat!("Sets the most backtrace words an accepted ", $msg, " may carry.")]
+            ///
+            /// # Errors
+            /// [`ConfigError::MaxTtlOutOfRange`] for 0.
+            pub fn set_max_ttl(&mut self, max_ttl: u8) -> Result<(), ConfigError> {
+                self.core.set_max_ttl(max_ttl)
+            }
+
+            #[doc = concat!("Returns the most backtrace words an accepted ", $msg, " may carry.")]
+            pub fn max_ttl(&self) -> u8 {
+                self.core.max_ttl()
+            }
+
+            #[doc = concat!("Returns how many ", $reply, "s were dropped because their pipe's queue was full. ")]
+            /// Messages for unknown pipes or without a header are not counted.
+            pub fn dropped_sends(&self) -> u64 {
+                self.core.pipes.dropped()
+            }
+        }
+
+        impl Protocol for $ty {
+            fn protocol(&self) -> ProtocolId {
+                $proto
+            }
+
+            fn is_raw(&self) -> bool {
+                true
+            }
+
+            /// Applies a pipe input; see the type docs for what each input does.
+            fn handle(&mut self, input: Input, _now: Instant) {
+                self.core.handle(input, None);
+            }
+
+            $crate::protocol::shared::forward_to_core!();
+
+            /// Sends `msg` to the pipe named by its first header word, without that word.
+            ///
+            /// # Errors
+            /// Never: a message that cannot be routed, or finds its pipe's queue full, is
+            /// dropped.
+            fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
+                let mut header = msg.header;
+                let pipe = $crate::backtrace::pop_pipe_word(&mut header).and_then(PipeId::new);
+                if let Some(pipe) = pipe {
+                    self.core
+                        .pipes
+                        .send_to(pipe, Message::with_header(header, msg.body));
+                }
+                Ok(())
+            }
+
+            /// Takes the oldest message with `[pipe it arrived on, backtrace...]` as its header.
+            ///
+            /// # Errors
+            /// [`RecvError::WouldBlock`] when nothing is queued.
+            fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
+                let (pipe, mut header, body) = self.core.pop().ok_or(RecvError::WouldBlock)?;
+                $crate::backtrace::push_pipe_word(&mut header, pipe);
+                Ok(Message::with_header(header, body))
+            }
+        }
+    };
+}
+pub(crate) use raw_replier;
+
 /// Single-pipe routing for the roles that use a [`Broadcast`] as their pipe set without only
 /// broadcasting: the REP-side roles (REP, RESPONDENT, XRESPONDENT) send each reply to one
 /// chosen pipe, and every backtrace role kicks pipes that send garbage.
@@ -820,185 +854,9 @@ impl BacktraceCore {
     }
 }
 
-/// The state of one cooked REP-side context: the backtrace and pipe of the request (or
-/// survey) being answered. Kept apart from the socket so that contexts can be added.
-#[derive(Debug, Default)]
-struct ReplyContext {
-    saved: Option<SavedBacktrace>,
-}
-
-impl ReplyContext {
-    /// Returns the pipe the saved request came from, if one is saved.
-    fn pipe(&self) -> Option<PipeId> {
-        self.saved.as_ref().map(|saved| saved.pipe)
-    }
-
-    /// Returns true while a received request waits for its reply.
-    fn is_saved(&self) -> bool {
-        self.saved.is_some()
-    }
-}
-
-#[derive(Debug)]
-struct SavedBacktrace {
-    pipe: PipeId,
-    backtrace: Bytes,
-}
-
-/// A cooked REP-side role: REP and RESPONDENT (SP-PROTOCOLS.md sections 4.4.3 and 4.6), which
-/// differ only in their protocol IDs. Receiving saves the message's backtrace and pipe in a
-/// [`ReplyContext`]; the next send puts that backtrace in front of the reply and writes it to
-/// that pipe, applying back-pressure while the pipe is busy.
-#[derive(Debug)]
-pub(crate) struct CookedReplier {
-    protocol: ProtocolId,
-    core: BacktraceCore,
-    ctx: ReplyContext,
-}
-
-impl CookedReplier {
-    /// Creates a core with no pipes for the role `protocol` (REP or RESPONDENT). `max_ttl` 0
-    /// counts as 1.
-    pub(crate) fn new(protocol: ProtocolId, max_ttl: u8, recv_buffer: usize) -> Self {
-        // Every role built here is a known SP type, so it has a peer.
-        let peer = protocol
-            .peer()
-            .expect("a cooked replier is REP or RESPONDENT");
-        Self {
-            protocol,
-            // A cooked reply waits for its pipe instead of queueing: no per-pipe send queue.
-            core: BacktraceCore::new(peer, max_ttl, recv_buffer, 0),
-            ctx: ReplyContext::default(),
-        }
-    }
-
-    /// Sets the most backtrace words an accepted request may carry.
-    ///
-    /// # Errors
-    /// [`ConfigError::MaxTtlOutOfRange`] for 0.
-    pub(crate) fn set_max_ttl(&mut self, max_ttl: u8) -> Result<(), ConfigError> {
-        self.core.set_max_ttl(max_ttl)
-    }
-
-    /// Returns the most backtrace words an accepted request may carry.
-    pub(crate) fn max_ttl(&self) -> u8 {
-        self.core.max_ttl()
-    }
-
-    /// Returns true while a received request waits for its reply.
-    pub(crate) fn has_saved(&self) -> bool {
-        self.ctx.is_saved()
-    }
-}
-
-impl Protocol for CookedReplier {
-    fn protocol(&self) -> ProtocolId {
-        self.protocol
-    }
-
-    fn handle(&mut self, input: Input, _now: Instant) {
-        self.core.handle(input, self.ctx.pipe());
-    }
-
-    forward_to_core!();
-
-    fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
-        let saved = self.ctx.saved.take().ok_or(SendError::BadState)?;
-        if !self.core.pipes.contains(saved.pipe) {
-            // The requester is gone: report success and drop the reply.
-            return Ok(());
-        }
-        let reply = Message::with_header(saved.backtrace.clone(), msg.body);
-        if self.core.pipes.write_if_idle(saved.pipe, reply).is_err() {
-            self.ctx.saved = Some(saved);
-            return Err(SendError::WouldBlock);
-        }
-        Ok(())
-    }
-
-    fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
-        let (pipe, backtrace, body) = self.core.pop().ok_or(RecvError::WouldBlock)?;
-        self.ctx.saved = Some(SavedBacktrace { pipe, backtrace });
-        Ok(Message::new(body))
-    }
-}
-
-/// Writes every [`Protocol`](crate::protocol::Protocol) method of a cooked REP-side role as a
-/// call to its [`CookedReplier`] field `inner`.
-macro_rules! forward_to_cooked_replier {
-    () => {
-        fn protocol(&self) -> $crate::ProtocolId {
-            self.inner.protocol()
-        }
-
-        /// Applies a pipe input; see the type docs for what each input does.
-        fn handle(&mut self, input: $crate::protocol::Input, now: ::std::time::Instant) {
-            self.inner.handle(input, now);
-        }
-
-        /// Does nothing: this role has no timers.
-        fn handle_timeout(&mut self, now: ::std::time::Instant) {
-            self.inner.handle_timeout(now);
-        }
-
-        fn poll_transmit(&mut self) -> Option<$crate::protocol::Transmit> {
-            self.inner.poll_transmit()
-        }
-
-        fn poll_event(&mut self) -> Option<$crate::protocol::Event> {
-            self.inner.poll_event()
-        }
-
-        fn poll_timeout(&self) -> Option<::std::time::Instant> {
-            self.inner.poll_timeout()
-        }
-
-        fn is_receiving(&self, pipe: $crate::PipeId) -> bool {
-            self.inner.is_receiving(pipe)
-        }
-
-        /// Sends `msg`'s body as the one reply to the saved request (or survey), behind the
-        /// saved backtrace, and clears what was saved.
-        ///
-        /// When the request's pipe has gone away the reply is dropped and the send still
-        /// succeeds (`test_rep_close_pipe_before_send`).
-        ///
-        /// # Errors
-        /// [`SendError::BadState`](crate::protocol::SendError::BadState) when nothing is saved
-        /// (nothing received, or already answered).
-        /// [`SendError::WouldBlock`](crate::protocol::SendError::WouldBlock) when the pipe is
-        /// busy; the request stays saved, so retry after
-        /// [`Event::Writable`](crate::protocol::Event::Writable).
-        fn send(
-            &mut self,
-            msg: $crate::Message,
-            now: ::std::time::Instant,
-        ) -> Result<(), $crate::protocol::SendError> {
-            self.inner.send(msg, now)
-        }
-
-        /// Takes the oldest request (or survey) and saves its backtrace and pipe for the
-        /// reply, replacing (and so abandoning) whatever was saved. Returns the body with an
-        /// empty header. May queue
-        /// [`Event::ResumeReceiving`](crate::protocol::Event::ResumeReceiving).
-        ///
-        /// # Errors
-        /// [`RecvError::WouldBlock`](crate::protocol::RecvError::WouldBlock) when nothing is
-        /// queued.
-        fn recv(
-            &mut self,
-            now: ::std::time::Instant,
-        ) -> Result<$crate::Message, $crate::protocol::RecvError> {
-            self.inner.recv(now)
-        }
-    };
-}
-pub(crate) use forward_to_cooked_replier;
-
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 mod tests {
-    use std::time::Duration;
 
     use super::*;
 
@@ -1086,18 +944,6 @@ mod tests {
             Vec::from(events),
             vec![Event::ResumeReceiving { pipe: p(1) }]
         );
-    }
-
-    #[test]
-    fn timer_table_fires_only_when_due() {
-        let t0 = Instant::now();
-        let mut timers = TimerTable::<2>::new();
-        timers.set(0, Some(t0 + Duration::from_secs(2)));
-        timers.set(1, Some(t0 + Duration::from_secs(1)));
-        assert_eq!(timers.earliest(), Some(t0 + Duration::from_secs(1)));
-        assert!(!timers.take_expired(0, t0 + Duration::from_secs(1)));
-        assert!(timers.take_expired(1, t0 + Duration::from_secs(1)));
-        assert_eq!(timers.earliest(), Some(t0 + Duration::from_secs(2)));
     }
 }
 

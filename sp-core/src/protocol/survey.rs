@@ -10,20 +10,20 @@
 //! relay is an [`XRespondent`] facing the surveyors and an [`XSurveyor`] facing the respondents,
 //! forwarding messages, headers included, unchanged in both directions (section 5.2).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::backtrace::{
-    pop_pipe_word, push_pipe_word, read_word, RequestId, RequestIdSequence, DEFAULT_MAX_TTL,
-    WORD_LEN,
-};
+use crate::backtrace::{read_word, RequestId, RequestIdSequence, DEFAULT_MAX_TTL, WORD_LEN};
+use crate::protocol::context::{readable, Contexts, CtxKey, DeadlineSet};
+use crate::protocol::replier::{forward_to_cooked_replier, CookedReplier};
 use crate::protocol::shared::{
-    deadline_after, forward_to_cooked_replier, forward_to_core, BacktraceCore, Broadcast,
-    CookedReplier, Overflow, TimerTable,
+    deadline_after, forward_to_core, BacktraceCore, Broadcast, Overflow,
 };
-use crate::protocol::{ConfigError, Event, Input, Protocol, RecvError, SendError, Transmit};
+use crate::protocol::{
+    ConfigError, ContextError, ContextId, Event, Input, Protocol, RecvError, SendError, Transmit,
+};
 use crate::{Message, PipeId, ProtocolId};
 
 /// How long a survey collects responses: 1 s, as in NNG, mangos and nanomsg (the draft RFC's
@@ -123,19 +123,20 @@ impl Default for SurveyorConfig {
 /// **Timers.** One: the survey deadline, armed by `send` at `now + survey_time`.
 #[derive(Debug)]
 pub struct Surveyor {
-    survey_time: Duration,
     recv_buffer: usize,
     ids: RequestIdSequence,
     pipes: Broadcast,
-    ctx: SurveyContext,
-    timers: TimerTable<{ SurveyorTimer::COUNT }>,
+    /// The default context holds the socket's survey time, which new contexts inherit.
+    contexts: Contexts<SurveyContext>,
+    /// The context running each live survey ID.
+    by_id: BTreeMap<u32, CtxKey>,
+    timers: DeadlineSet,
 }
 
 impl Surveyor {
     /// Creates a SURVEYOR socket core with no pipes and no survey.
     pub fn new(config: SurveyorConfig) -> Self {
         Self {
-            survey_time: config.survey_time,
             recv_buffer: config.recv_buffer.max(1),
             ids: RequestIdSequence::new(config.seed),
             pipes: Broadcast::new(
@@ -143,28 +144,56 @@ impl Surveyor {
                 SURVEYOR_PIPE_QUEUE_LEN,
                 Overflow::DropNewest,
             ),
-            ctx: SurveyContext::default(),
-            timers: TimerTable::new(),
+            contexts: Contexts::new(SurveyContext::new(config.survey_time)),
+            by_id: BTreeMap::new(),
+            timers: DeadlineSet::default(),
         }
     }
 
-    /// Sets how long surveys collect responses. The running survey keeps its deadline; the
-    /// new value applies from the next `send`, as in NNG.
+    /// Sets how long surveys collect responses, for the socket's own surveys and for contexts
+    /// opened later. The running survey keeps its deadline; the new value applies from the
+    /// next `send`, as in NNG.
     pub fn set_survey_time(&mut self, survey_time: Duration) {
-        self.survey_time = survey_time;
+        self.contexts.default_ctx().survey_time = survey_time;
     }
 
     /// Returns how long each survey collects responses.
     pub fn survey_time(&self) -> Duration {
-        self.survey_time
+        self.contexts.default_ref().survey_time
     }
 
-    /// Returns the ID of the running survey, if one is collecting responses.
+    /// Sets how long the surveys of context `ctx` collect responses, from its next survey on
+    /// (scenario 31, `test_surv_survey_time_option`).
+    ///
+    /// # Errors
+    /// [`ContextError::UnknownContext`] when `ctx` is not open.
+    pub fn set_context_survey_time(
+        &mut self,
+        ctx: ContextId,
+        survey_time: Duration,
+    ) -> Result<(), ContextError> {
+        self.contexts.lookup(ctx)?.survey_time = survey_time;
+        Ok(())
+    }
+
+    /// Returns how long the surveys of context `ctx` collect responses.
+    ///
+    /// # Errors
+    /// [`ContextError::UnknownContext`] when `ctx` is not open.
+    pub fn context_survey_time(&mut self, ctx: ContextId) -> Result<Duration, ContextError> {
+        Ok(self.contexts.lookup(ctx)?.survey_time)
+    }
+
+    /// Returns the ID of the socket's running survey, if one is collecting responses.
     pub fn survey_id(&self) -> Option<RequestId> {
-        match &self.ctx.state {
-            SurveyState::Running(survey) => Some(survey.id),
-            _ => None,
-        }
+        self.contexts.default_ref().survey_id()
+    }
+
+    /// Returns the ID of context `ctx`'s running survey, if it is open and has one.
+    pub fn context_survey_id(&self, ctx: ContextId) -> Option<RequestId> {
+        self.contexts
+            .get(Some(ctx))
+            .and_then(SurveyContext::survey_id)
     }
 
     /// Returns how many survey copies were dropped because a pipe's queue was full, i.e. how
@@ -173,19 +202,20 @@ impl Surveyor {
         self.pipes.dropped()
     }
 
-    /// Ends the running survey if its deadline is `<= now`. With `wake`, queues
-    /// [`Event::Readable`] so that a receiver waiting for responses learns that none will come.
-    fn expire_if_due(&mut self, now: Instant, wake: bool) {
-        if !self
-            .timers
-            .take_expired(SurveyorTimer::Deadline as usize, now)
-        {
-            return;
-        }
-        if matches!(self.ctx.state, SurveyState::Running(_)) {
-            self.ctx.state = SurveyState::Expired;
-            if wake {
-                self.pipes.push_event(Event::Readable);
+    /// Ends every running survey whose deadline is `<= now`, and queues a readable event for
+    /// each so that a receiver waiting for responses learns that none will come; except for
+    /// `quiet`, the context whose receive is running right now.
+    fn expire_due(&mut self, now: Instant, quiet: Option<CtxKey>) {
+        while let Some(key) = self.timers.pop_due(now) {
+            let Some(ctx) = self.contexts.get_mut(key) else {
+                continue;
+            };
+            if let SurveyState::Running(survey) = &ctx.state {
+                self.by_id.remove(&survey.id.get());
+                ctx.state = SurveyState::Expired;
+                if quiet != Some(key) {
+                    self.pipes.push_event(readable(key));
+                }
             }
         }
     }
@@ -196,17 +226,45 @@ impl Surveyor {
             self.pipes.kick(pipe);
             return;
         };
-        let SurveyState::Running(survey) = &mut self.ctx.state else {
+        // Responses to older surveys and unknown IDs drop.
+        let Some(&key) = self.by_id.get(&id) else {
             return;
         };
-        // Responses to older surveys, unknown IDs and responses beyond the queue drop.
-        if survey.id.get() != id || survey.responses.len() >= self.recv_buffer {
+        let Some(SurveyContext {
+            state: SurveyState::Running(survey),
+            ..
+        }) = self.contexts.get_mut(key)
+        else {
+            return;
+        };
+        // Responses beyond the context's queue drop.
+        if survey.responses.len() >= self.recv_buffer {
             return;
         }
         survey.responses.push_back(body.slice(WORD_LEN..));
         if survey.responses.len() == 1 {
-            self.pipes.push_event(Event::Readable);
+            self.pipes.push_event(readable(key));
         }
+    }
+
+    /// Cancels context `key`'s survey and broadcasts `body` as its new one.
+    fn start_survey(&mut self, key: CtxKey, body: Bytes, now: Instant) {
+        let Some(ctx) = self.contexts.get_mut(key) else {
+            return;
+        };
+        if let SurveyState::Running(old) = &ctx.state {
+            self.by_id.remove(&old.id.get());
+        }
+        let survey = Survey {
+            id: self.ids.next_id(),
+            responses: VecDeque::new(),
+        };
+        let header = Bytes::copy_from_slice(&survey.id.to_bytes());
+        self.pipes.send(&Message::with_header(header, body), None);
+        self.by_id.insert(survey.id.get(), key);
+        ctx.state = SurveyState::Running(survey);
+        let deadline = deadline_after(now, ctx.survey_time);
+        self.timers.set(key, deadline);
     }
 }
 
@@ -219,16 +277,16 @@ impl Protocol for Surveyor {
     /// deadline is `<= now` expires first, so a response arriving at or after the deadline is
     /// never queued.
     fn handle(&mut self, input: Input, now: Instant) {
-        self.expire_if_due(now, true);
+        self.expire_due(now, None);
         if let Some((pipe, body)) = self.pipes.handle(input) {
             self.handle_response(pipe, body);
         }
     }
 
-    /// Expires the running survey once its deadline has passed, and queues
-    /// [`Event::Readable`].
+    /// Expires every running survey whose deadline has passed, and queues a readable event
+    /// for each.
     fn handle_timeout(&mut self, now: Instant) {
-        self.expire_if_due(now, true);
+        self.expire_due(now, None);
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -256,16 +314,7 @@ impl Protocol for Surveyor {
     /// # Errors
     /// Never: a survey with no pipe, or that every pipe misses, still succeeds.
     fn send(&mut self, msg: Message, now: Instant) -> Result<(), SendError> {
-        let survey = Survey {
-            id: self.ids.next_id(),
-            responses: VecDeque::new(),
-        };
-        let header = Bytes::copy_from_slice(&survey.id.to_bytes());
-        self.pipes
-            .send(&Message::with_header(header, msg.body), None);
-        self.ctx.state = SurveyState::Running(survey);
-        let deadline = deadline_after(now, self.survey_time);
-        self.timers.set(SurveyorTimer::Deadline as usize, deadline);
+        self.start_survey(None, msg.body, now);
         Ok(())
     }
 
@@ -277,18 +326,71 @@ impl Protocol for Surveyor {
     /// gone); [`RecvError::BadState`] when no survey was ever sent and after that.
     fn recv(&mut self, now: Instant) -> Result<Message, RecvError> {
         // The caller is receiving right now; no need to wake it.
-        self.expire_if_due(now, false);
-        match &mut self.ctx.state {
-            SurveyState::Idle => Err(RecvError::BadState),
-            SurveyState::Running(survey) => survey
-                .responses
-                .pop_front()
-                .map(Message::new)
-                .ok_or(RecvError::WouldBlock),
-            SurveyState::Expired => {
-                self.ctx.state = SurveyState::Idle;
-                Err(RecvError::SurveyExpired)
-            }
+        self.expire_due(now, Some(None));
+        self.contexts.default_ctx().take_response()
+    }
+
+    /// Opens a context with no survey, the socket's survey time and its queue size.
+    fn open_context(&mut self, _now: Instant) -> Result<ContextId, ContextError> {
+        let survey_time = self.survey_time();
+        Ok(self.contexts.open(SurveyContext::new(survey_time)))
+    }
+
+    /// Closes `ctx`: its survey ends and late responses to it are dropped.
+    fn close_context(&mut self, ctx: ContextId, _now: Instant) -> Result<(), ContextError> {
+        let closed = self
+            .contexts
+            .close(ctx)
+            .ok_or(ContextError::UnknownContext)?;
+        if let SurveyState::Running(survey) = closed.state {
+            self.by_id.remove(&survey.id.get());
+        }
+        self.timers.set(Some(ctx), None);
+        Ok(())
+    }
+
+    /// Starts a new survey on `ctx`, as [`Protocol::send`] does for the socket's own; a
+    /// receive waiting on `ctx` fails with [`RecvError::Canceled`].
+    ///
+    /// # Errors
+    /// [`SendError::UnknownContext`] when `ctx` is not open.
+    fn send_on(&mut self, ctx: ContextId, msg: Message, now: Instant) -> Result<(), SendError> {
+        let state = self
+            .contexts
+            .lookup(ctx)
+            .map_err(|_| SendError::UnknownContext)?;
+        if std::mem::take(&mut state.recv_waiting) {
+            state.canceled = true;
+            self.pipes.push_event(readable(Some(ctx)));
+        }
+        self.start_survey(Some(ctx), msg.body, now);
+        Ok(())
+    }
+
+    /// Returns the oldest queued response to `ctx`'s survey, as [`Protocol::recv`] does.
+    ///
+    /// # Errors
+    /// [`RecvError::UnknownContext`] when `ctx` is not open; [`RecvError::Canceled`] once
+    /// when a send replaced the survey a waiting receive waited for; otherwise as
+    /// [`Protocol::recv`].
+    fn recv_on(&mut self, ctx: ContextId, now: Instant) -> Result<Message, RecvError> {
+        self.expire_due(now, Some(Some(ctx)));
+        let state = self
+            .contexts
+            .lookup(ctx)
+            .map_err(|_| RecvError::UnknownContext)?;
+        if std::mem::take(&mut state.canceled) {
+            return Err(RecvError::Canceled);
+        }
+        let result = state.take_response();
+        state.recv_waiting = result == Err(RecvError::WouldBlock);
+        result
+    }
+
+    fn cancel_recv(&mut self, ctx: ContextId, _now: Instant) {
+        if let Ok(state) = self.contexts.lookup(ctx) {
+            state.recv_waiting = false;
+            state.canceled = false;
         }
     }
 }
@@ -459,6 +561,10 @@ impl Protocol for XSurveyor {
         ProtocolId::SURVEYOR
     }
 
+    fn is_raw(&self) -> bool {
+        true
+    }
+
     /// Applies a pipe input; see the type docs for what each input does.
     fn handle(&mut self, input: Input, _now: Instant) {
         self.core.handle(input, None);
@@ -553,81 +659,53 @@ impl XRespondent {
             ),
         }
     }
-
-    /// Sets the most backtrace words an accepted survey may carry.
-    ///
-    /// # Errors
-    /// [`ConfigError::MaxTtlOutOfRange`] for 0.
-    pub fn set_max_ttl(&mut self, max_ttl: u8) -> Result<(), ConfigError> {
-        self.core.set_max_ttl(max_ttl)
-    }
-
-    /// Returns the most backtrace words an accepted survey may carry.
-    pub fn max_ttl(&self) -> u8 {
-        self.core.max_ttl()
-    }
-
-    /// Returns how many messages were dropped because their pipe's queue was full. Messages
-    /// for unknown pipes or without a header are not counted.
-    pub fn dropped_sends(&self) -> u64 {
-        self.core.pipes.dropped()
-    }
 }
 
-impl Protocol for XRespondent {
-    fn protocol(&self) -> ProtocolId {
-        ProtocolId::RESPONDENT
-    }
+crate::protocol::shared::raw_replier!(XRespondent, ProtocolId::RESPONDENT, "survey", "response");
 
-    /// Applies a pipe input; see the type docs for what each input does.
-    fn handle(&mut self, input: Input, _now: Instant) {
-        self.core.handle(input, None);
-    }
-
-    forward_to_core!();
-
-    /// Sends `msg` to the pipe named by its first header word, without that word.
-    ///
-    /// # Errors
-    /// Never: a message that cannot be routed, or finds its pipe's queue full, is dropped.
-    fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
-        let mut header = msg.header;
-        let pipe = pop_pipe_word(&mut header).and_then(PipeId::new);
-        if let Some(pipe) = pipe {
-            self.core
-                .pipes
-                .send_to(pipe, Message::with_header(header, msg.body));
-        }
-        Ok(())
-    }
-
-    /// Takes the oldest survey with `[pipe it arrived on, backtrace...]` as its header.
-    ///
-    /// # Errors
-    /// [`RecvError::WouldBlock`] when nothing is queued.
-    fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
-        let (pipe, mut header, body) = self.core.pop().ok_or(RecvError::WouldBlock)?;
-        push_pipe_word(&mut header, pipe);
-        Ok(Message::with_header(header, body))
-    }
-}
-
-/// SURVEYOR's timers, indexing its [`TimerTable`].
-#[derive(Clone, Copy, Debug)]
-enum SurveyorTimer {
-    /// The running survey stops collecting responses.
-    Deadline = 0,
-}
-
-impl SurveyorTimer {
-    const COUNT: usize = 1;
-}
-
-/// The per-survey state of SURVEYOR, kept apart from the socket so that contexts can be added
-/// (each context would own one, with its own deadline timer).
-#[derive(Debug, Default)]
+/// The per-survey state of one SURVEYOR context (the socket's own, or an opened one).
+#[derive(Debug)]
 struct SurveyContext {
     state: SurveyState,
+    survey_time: Duration,
+    /// A receive on this context returned `WouldBlock` and has not finished or given up.
+    recv_waiting: bool,
+    /// A send canceled the survey a waiting receive waited for; the next receive says so.
+    canceled: bool,
+}
+
+impl SurveyContext {
+    fn new(survey_time: Duration) -> Self {
+        Self {
+            state: SurveyState::Idle,
+            survey_time,
+            recv_waiting: false,
+            canceled: false,
+        }
+    }
+
+    fn survey_id(&self) -> Option<RequestId> {
+        match &self.state {
+            SurveyState::Running(survey) => Some(survey.id),
+            _ => None,
+        }
+    }
+
+    /// Takes the oldest response; see [`Protocol::recv`].
+    fn take_response(&mut self) -> Result<Message, RecvError> {
+        match &mut self.state {
+            SurveyState::Idle => Err(RecvError::BadState),
+            SurveyState::Running(survey) => survey
+                .responses
+                .pop_front()
+                .map(Message::new)
+                .ok_or(RecvError::WouldBlock),
+            SurveyState::Expired => {
+                self.state = SurveyState::Idle;
+                Err(RecvError::SurveyExpired)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]

@@ -12,12 +12,18 @@
 //!   inproc_lat [--pair0|--pair1|--reqrep0|--bus0] [--url URL] <msg-size> <count>
 //!   inproc_thr [--pair0|--pair1] [--url URL] <msg-size> <count>
 //!   raw_local_lat | raw_remote_lat | raw_local_thr | raw_remote_thr <tcp-url> <msg-size> <count>
+//!   fanout_thr [--yield-every K] <url> <subscribers> <msg-size> <count>
+//!   raw_fanout_thr <tcp-url> <subscribers> <msg-size> <count>
+//!   req_ctx_thr       <url>     <contexts> <msg-size> <count>
+//!   raw_pipelined_thr <tcp-url> <depth>    <msg-size> <count>
 //! ```
 //!
 //! Every mode uses PAIR v1 on both sides, as NNG's perf does; the inproc modes can pick other
 //! sockets. `--runtime` picks the adapter the SP modes run on (the same code, generic over
 //! [`ToolRuntime`]); the raw modes always use tokio's `TcpStream`. Errors print one line to stderr and exit with status 2, as NNG's `die` does.
 
+pub mod ctx;
+pub mod fanout;
 pub mod raw;
 pub mod report;
 pub mod sp;
@@ -65,6 +71,14 @@ pub enum Mode {
     RawLocalThr,
     /// Raw-TCP throughput client.
     RawRemoteThr,
+    /// One PUB fanning out to N SUBs in one process ([`fanout`]).
+    FanoutThr,
+    /// One writer fanning out to N raw TCP connections ([`fanout`]).
+    RawFanoutThr,
+    /// REQ/REP round trips with N contexts in flight on one socket ([`ctx`]).
+    ReqCtxThr,
+    /// Raw-TCP echo round trips with N requests in flight ([`ctx`]).
+    RawPipelinedThr,
 }
 
 impl Mode {
@@ -72,7 +86,11 @@ impl Mode {
     pub fn is_raw(self) -> bool {
         matches!(
             self,
-            Mode::RawLocalLat | Mode::RawRemoteLat | Mode::RawLocalThr | Mode::RawRemoteThr
+            Mode::RawLocalLat
+                | Mode::RawRemoteLat
+                | Mode::RawLocalThr
+                | Mode::RawRemoteThr
+                | Mode::RawFanoutThr
         )
     }
 }
@@ -92,6 +110,10 @@ const MODE_NAMES: &[(&str, Mode)] = &[
     ("raw_remote_lat", Mode::RawRemoteLat),
     ("raw_local_thr", Mode::RawLocalThr),
     ("raw_remote_thr", Mode::RawRemoteThr),
+    ("fanout_thr", Mode::FanoutThr),
+    ("raw_fanout_thr", Mode::RawFanoutThr),
+    ("req_ctx_thr", Mode::ReqCtxThr),
+    ("raw_pipelined_thr", Mode::RawPipelinedThr),
 ];
 
 /// NNG's program-name match: the part after the last `/`, `\` or `:`, compared without case,
@@ -138,6 +160,11 @@ pub struct Job {
     pub runtime: RuntimeKind,
     /// Runtime worker threads.
     pub threads: usize,
+    /// Subscribers in the fan-out modes, requests in flight (contexts, pipeline depth) in the
+    /// [`ctx`] modes (1 elsewhere).
+    pub subscribers: usize,
+    /// `fanout_thr --yield-every`: the publisher yields after this many sends (0: never).
+    pub yield_every: u32,
 }
 
 /// The default inproc addresses NNG uses.
@@ -154,7 +181,9 @@ fn command() -> Command {
              local_thr <url> <size> <count> | remote_thr <url> <size> <count>\n       \
              inproc_lat [--pair0|--pair1|--reqrep0|--bus0] [--url URL] <size> <count>\n       \
              inproc_thr [--pair0|--pair1] [--url URL] <size> <count>\n       \
-             raw_local_lat | raw_remote_lat | raw_local_thr | raw_remote_thr <tcp-url> <size> <count>",
+             raw_local_lat | raw_remote_lat | raw_local_thr | raw_remote_thr <tcp-url> <size> <count>\n       \
+             fanout_thr [--yield-every K] <url> <subscribers> <size> <count> | raw_fanout_thr <tcp-url> <subscribers> <size> <count>\n       \
+             req_ctx_thr <url> <contexts> <size> <count> | raw_pipelined_thr <tcp-url> <depth> <size> <count>",
         )
         .arg(Arg::new("runtime").long("runtime").value_name("RUNTIME").default_value("tokio").help("the adapter the SP modes run on: tokio, smol or blocking"))
         .arg(
@@ -303,6 +332,37 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 pattern,
                 runtime,
                 threads,
+                subscribers: 1,
+                yield_every: 0,
+            }
+        }
+        Mode::FanoutThr | Mode::RawFanoutThr => {
+            let yield_every = fanout::take_options(mode, &mut args)?;
+            let (url, subscribers, size, count) = fanout::parse_args(mode, &args)?;
+            Job {
+                mode,
+                url,
+                size,
+                count,
+                pattern: Pattern::PAIR1,
+                runtime,
+                threads,
+                subscribers,
+                yield_every,
+            }
+        }
+        Mode::ReqCtxThr | Mode::RawPipelinedThr => {
+            let (url, in_flight, size, count) = ctx::parse_args(mode, &args)?;
+            Job {
+                mode,
+                url,
+                size,
+                count,
+                pattern: Pattern::PAIR1,
+                runtime,
+                threads,
+                subscribers: in_flight,
+                yield_every: 0,
             }
         }
         _ => {
@@ -345,6 +405,8 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 pattern: Pattern::PAIR1,
                 runtime,
                 threads,
+                subscribers: 1,
+                yield_every: 0,
             }
         }
     };
@@ -358,6 +420,9 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
 pub fn run(job: &Job) -> Result<String, PerfError> {
     let job = job.clone();
     let threads = job.threads;
+    if matches!(job.mode, Mode::ReqCtxThr | Mode::RawPipelinedThr) {
+        return ctx::run(&job);
+    }
     let out = match job.runtime {
         _ if job.mode.is_raw() => block_on_tokio(threads, |_| run_raw(job)),
         RuntimeKind::Tokio => block_on_tokio(threads, |rt| run_sp(rt, job)),
@@ -395,6 +460,9 @@ async fn run_sp<R: ToolRuntime>(rt: R, job: Job) -> Result<String, PerfError> {
         Mode::InprocThr => sp::inproc_thr(rt, pattern, url, size, count)
             .await?
             .render(),
+        Mode::FanoutThr => fanout::pubsub(rt, url, job.subscribers, size, count, job.yield_every)
+            .await?
+            .render(),
         raw => return Err(PerfError(format!("{raw:?} is not an SP mode"))),
     })
 }
@@ -413,6 +481,9 @@ async fn run_raw(job: Job) -> Result<String, PerfError> {
             raw::throughput_client(url, size, count).await?;
             String::new()
         }
+        Mode::RawFanoutThr => fanout::raw(url, job.subscribers, size, count)
+            .await?
+            .render(),
         sp_mode => return Err(PerfError(format!("{sp_mode:?} is not a raw mode"))),
     })
 }

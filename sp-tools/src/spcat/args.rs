@@ -71,6 +71,8 @@ pub const OPTIONS: &[OptSpec] = &[
     flag("pair0", None),
     flag("pair1", None),
     flag("bus0", None),
+    // macat's, not nngcat's.
+    flag("star", None),
     value("dial", None),
     value("listen", None),
     value("data", Some('D')),
@@ -122,6 +124,7 @@ const PROTOCOL_FLAGS: &[(&str, ProtoChoice)] = &[
     ("pair0", ProtoChoice::Exact(Protocol::Pair0)),
     ("pair1", ProtoChoice::Exact(Protocol::Pair1)),
     ("bus0", ProtoChoice::Exact(Protocol::Bus0)),
+    ("star", ProtoChoice::Exact(Protocol::Star)),
 ];
 
 const FORMAT_FLAGS: &[(&str, Format)] = &[
@@ -185,7 +188,7 @@ pub enum Source {
     File(OsString),
 }
 
-/// TLS options: accepted on the command line, refused until TLS is implemented.
+/// TLS options for `tls+tcp://` and `wss://` endpoints, as nngcat reads them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TlsOptions {
     /// `-k/--insecure`.
@@ -240,13 +243,15 @@ pub struct Config {
     pub socket_name: Option<OsString>,
     /// `--runtime` (spcat's own option): the adapter to run on. Default: tokio.
     pub runtime: RuntimeKind,
+    /// `--insecure`, `--cacert`, `--cert`, `--key`.
+    pub tls: TlsOptions,
 }
 
 /// The outcome of parsing a command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Parsed {
     /// Run with this configuration.
-    Run(Config),
+    Run(Box<Config>),
     /// `-h/--help`: print the usage text (and exit 1, as nngcat does).
     Help,
     /// `-V/--version`: print the version.
@@ -289,6 +294,7 @@ pub fn usage() -> String {
   --pair0
   --pair1
   --pair                 (alias for pair1, or pair0 with --compat)
+  --star                 (mangos' STAR, as macat)
 
 <addr> must be one or more of:
   --dial <url>           (or alias --connect <url>)
@@ -318,10 +324,10 @@ pub fn usage() -> String {
   --recv-maxsz <size>    (or alias -Z <size>)
   --compat
   --async
-  --insecure             (or alias -k)          [TLS not supported yet]
-  --cacert <file>                               [TLS not supported yet]
-  --cert <file>          (or alias -E <file>)   [TLS not supported yet]
-  --key <file>                                  [TLS not supported yet]
+  --insecure             (or alias -k)
+  --cacert <file>
+  --cert <file>          (or alias -E <file>)
+  --key <file>
   --version              (or alias -V)
   --runtime <tokio|smol|blocking>  (spcat only; default tokio)
 
@@ -711,9 +717,9 @@ pub fn config_from_matches(m: &ArgMatches) -> Result<Parsed, CliError> {
     };
 
     // Checks nngcat makes after parsing.
-    if tls.any() {
+    if tls.key.is_some() && tls.cert.is_none() {
         return Err(CliError::new(
-            "TLS not supported yet (--insecure, --cacert, --cert and --key are accepted but cannot be used)",
+            "Option --key requires --cert (the certificate the key belongs to).",
         ));
     }
     if endpoints.is_empty() {
@@ -796,7 +802,7 @@ pub fn config_from_matches(m: &ArgMatches) -> Result<Parsed, CliError> {
         return Err(CliError::new("No protocol specified."));
     };
 
-    Ok(Parsed::Run(Config {
+    Ok(Parsed::Run(Box::new(Config {
         protocol,
         endpoints,
         format,
@@ -814,7 +820,8 @@ pub fn config_from_matches(m: &ArgMatches) -> Result<Parsed, CliError> {
         async_dial,
         socket_name: last_value(m, "socket-name").cloned(),
         runtime,
-    }))
+        tls,
+    })))
 }
 
 #[cfg(test)]
@@ -827,7 +834,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Config {
         match parse_v(args) {
-            Ok(Parsed::Run(c)) => c,
+            Ok(Parsed::Run(c)) => *c,
             other => panic!("{args:?}: expected a config, got {other:?}"),
         }
     }
@@ -903,6 +910,7 @@ mod tests {
             ("--pair0", Protocol::Pair0),
             ("--pair1", Protocol::Pair1),
             ("--pair", Protocol::Pair1),
+            ("--star", Protocol::Star),
         ];
         for &(flag, proto) in cases {
             let mut args = vec![flag, D];
@@ -1376,19 +1384,21 @@ mod tests {
     }
 
     #[test]
-    fn tls_options_are_refused() {
-        for extra in [
-            &["-k"][..],
-            &["--insecure"],
-            &["--cacert", "/ca"],
-            &["-E", "/c"],
-            &["--cert=/c"],
-            &["--key", "/k"],
-        ] {
-            let mut args = vec!["--pull", D];
-            args.extend_from_slice(extra);
-            assert!(err(&args).contains("TLS not supported yet"), "{extra:?}");
-        }
+    fn tls_options() {
+        assert_eq!(run(&["--pull", D]).tls, TlsOptions::default());
+        let cfg = run(&["--pull", D, "-k", "--cacert", "/ca", "-E", "/c", "--key=/k"]);
+        assert_eq!(
+            cfg.tls,
+            TlsOptions {
+                insecure: true,
+                cacert: Some("/ca".into()),
+                cert: Some("/c".into()),
+                key: Some("/k".into()),
+            }
+        );
+        assert_eq!(run(&["--pull", D, "--cert=/c"]).tls.cert, Some("/c".into()));
+        assert!(err(&["--pull", D, "--key", "/k"]).contains("requires --cert"));
+        assert!(err(&["--pull", D, "--cacert", "/a", "--cacert", "/b"]).contains("only once"));
     }
 
     #[test]

@@ -1,0 +1,139 @@
+//! [`Context`]: the shared driver's contexts, with blocking calls.
+
+use std::time::{Duration, Instant};
+
+use sp_core::protocol::pubsub::Sub as SubCore;
+use sp_core::protocol::reqrep::Req as ReqCore;
+use sp_core::protocol::survey::Surveyor as SurveyorCore;
+use sp_core::protocol::ContextId;
+use sp_transport::{Message, Result, SocketCore};
+
+use crate::runtime::{block_on, Threads};
+
+/// One context of a socket (see [`sp_transport::Context`]), with blocking calls: many
+/// requests, replies, surveys or subscriptions in flight on one socket, each context used
+/// from its own thread.
+///
+/// Made by [`Socket::context`](crate::Socket::context). Dropping it closes the context; once
+/// the socket closes, every call fails with [`Error::Closed`](crate::Error::Closed).
+pub struct Context<P: SocketCore> {
+    inner: sp_transport::Context<Threads, P>,
+}
+
+impl<P: SocketCore> std::fmt::Debug for Context<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl<P: SocketCore> Context<P> {
+    pub(crate) fn new(inner: sp_transport::Context<Threads, P>) -> Self {
+        Self { inner }
+    }
+
+    /// Returns the context's ID within its socket.
+    pub fn id(&self) -> ContextId {
+        self.inner.id()
+    }
+
+    /// Sends on this context, blocking up to its send timeout (see
+    /// [`sp_transport::Context::send`]).
+    ///
+    /// # Errors
+    /// As [`sp_transport::Context::send`].
+    pub fn send(&self, msg: impl Into<Message>) -> Result<()> {
+        block_on(self.inner.send(msg))
+    }
+
+    /// Sends like [`Context::send`], but blocks at most until `deadline`.
+    ///
+    /// # Errors
+    /// As [`Context::send`].
+    pub fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> Result<()> {
+        block_on(self.inner.send_until(msg, deadline))
+    }
+
+    /// Sends only if that is possible without waiting.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock), and the errors of [`Context::send`].
+    pub fn try_send(&self, msg: impl Into<Message>) -> Result<()> {
+        sp_transport::threads::with_direct_writes(|| self.inner.try_send(msg))
+    }
+
+    /// Receives on this context, blocking up to its receive timeout (see
+    /// [`sp_transport::Context::recv`]).
+    ///
+    /// # Errors
+    /// As [`sp_transport::Context::recv`].
+    pub fn recv(&self) -> Result<Message> {
+        block_on(self.inner.recv())
+    }
+
+    /// Receives like [`Context::recv`], but blocks at most until `deadline`.
+    ///
+    /// # Errors
+    /// As [`Context::recv`].
+    pub fn recv_until(&self, deadline: Instant) -> Result<Message> {
+        block_on(self.inner.recv_until(deadline))
+    }
+
+    /// Receives only if a message is ready now.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock), and the errors of [`Context::recv`].
+    pub fn try_recv(&self) -> Result<Message> {
+        sp_transport::threads::with_direct_writes(|| self.inner.try_recv())
+    }
+
+    /// Sets how long sends on this context block (`None`: forever, zero: do not wait).
+    pub fn set_send_timeout(&self, timeout: Option<Duration>) {
+        self.inner.set_send_timeout(timeout);
+    }
+
+    /// Sets how long receives on this context block (`None`: forever, zero: do not wait).
+    pub fn set_recv_timeout(&self, timeout: Option<Duration>) {
+        self.inner.set_recv_timeout(timeout);
+    }
+
+    /// Closes the context now (dropping it does the same).
+    pub fn close(self) {}
+}
+
+impl Context<ReqCore> {
+    /// Sets how long this context waits for a reply before resending (`None`: never).
+    ///
+    /// # Errors
+    /// [`Error::Closed`](crate::Error::Closed) once the socket is closed.
+    pub fn set_resend_interval(&self, interval: Option<Duration>) -> Result<()> {
+        self.inner.set_resend_interval(interval)
+    }
+}
+
+impl Context<SurveyorCore> {
+    /// Sets how long this context's surveys, from the next one on, collect responses.
+    ///
+    /// # Errors
+    /// [`Error::Closed`](crate::Error::Closed) once the socket is closed.
+    pub fn set_survey_time(&self, survey_time: Duration) -> Result<()> {
+        self.inner.set_survey_time(survey_time)
+    }
+}
+
+impl Context<SubCore> {
+    /// Subscribes this context to `topic`.
+    ///
+    /// # Errors
+    /// [`Error::Closed`](crate::Error::Closed) once the socket is closed.
+    pub fn subscribe(&self, topic: &[u8]) -> Result<()> {
+        self.inner.subscribe(topic)
+    }
+
+    /// Removes `topic` from this context.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`](crate::Error::UnknownTopic) when it is not subscribed there.
+    pub fn unsubscribe(&self, topic: &[u8]) -> Result<()> {
+        self.inner.unsubscribe(topic)
+    }
+}

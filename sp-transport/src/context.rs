@@ -1,0 +1,398 @@
+//! [`Context`]: many independent requests, replies, surveys or subscriptions on one socket.
+//!
+//! A context is an independent copy of a cooked protocol's per-operation state (SP-PROTOCOLS.md
+//! sections 4.3–4.6, "Contexts"): each REQ context has its own outstanding request and resend
+//! timer, each REP or RESPONDENT context answers its own request, each SURVEYOR context runs its
+//! own survey, each SUB context has its own topics and queue. All of them share the socket's
+//! pipes. The protocol rules live in the core (`sp_core::protocol::context`); this file only
+//! waits: every context has its own waiter lists and readiness flags in the driver, and the
+//! core names the context it wakes, so 100 contexts waiting on one socket cost one wake-up per
+//! message, not 100.
+
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use sp_core::protocol::pubsub::{Sub, SubscribeError};
+use sp_core::protocol::reqrep::Req;
+use sp_core::protocol::survey::Surveyor;
+use sp_core::protocol::{ContextError, ContextId, RecvError, SendError};
+use sp_core::Message;
+
+use crate::error::{Error, Result};
+use crate::pipe::PipeOwner;
+use crate::rt::Runtime;
+use crate::socket::{deadline_after, with_deadline, CtxWaiters, Shared, Socket, SocketCore};
+
+/// One context of a socket: send and receive on it as on a socket of its own.
+///
+/// Made by [`Socket::context`]. A context does not keep its socket open: once the socket
+/// closes, every operation on the context fails with [`Error::Closed`]. Dropping the context
+/// (or [`Context::close`]) closes it in the protocol core: its request or survey is abandoned,
+/// and a request already handed to it goes to another waiting context.
+///
+/// Operations on one context follow the protocol's rules for one requester: on REQ a new send
+/// cancels the previous request and a receive waiting for it fails with [`Error::Canceled`];
+/// a second receive while one waits fails with [`Error::BadState`] (REQ, REP, RESPONDENT).
+/// To keep many requests in flight, use many contexts, each from its own task.
+pub struct Context<R: Runtime, P: SocketCore> {
+    shared: Arc<Shared<R, P>>,
+    id: ContextId,
+}
+
+impl<R: Runtime, P: SocketCore> Socket<R, P> {
+    /// Opens a new context on this socket. It starts with the socket's current send and
+    /// receive timeouts and protocol settings (resend interval, survey time).
+    ///
+    /// # Errors
+    /// [`Error::NotSupported`] for protocols without contexts (PAIR, PUSH, PULL, PUB, BUS and
+    /// raw sockets; only REQ, REP, SURVEYOR, RESPONDENT and SUB have them);
+    /// [`Error::Closed`] once the socket is closed.
+    pub fn context(&self) -> Result<Context<R, P>> {
+        let shared = self.shared().clone();
+        let mut st = shared.lock();
+        if shared.is_closed() {
+            return Err(Error::Closed);
+        }
+        let now = Instant::now();
+        let id = st.core.open_context(now).map_err(context_error)?;
+        let waiters = CtxWaiters::new(&st.opts);
+        st.contexts.insert(id, waiters);
+        st.pump(now);
+        drop(st);
+        Ok(Context { shared, id })
+    }
+}
+
+impl<R: Runtime, P: SocketCore> Context<R, P> {
+    /// Returns the context's ID within its socket.
+    pub fn id(&self) -> ContextId {
+        self.id
+    }
+
+    /// Sends a message on this context, waiting up to the context's send timeout.
+    ///
+    /// REQ: cancels the context's previous request, then queues this one; it goes out as soon
+    /// as a REP peer can take it, so the send returns at once even with no peer. SURVEYOR:
+    /// starts a new survey on the context. REP and RESPONDENT: answers the request the context
+    /// received, waiting while its pipe is busy.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`], [`Error::BadState`] (REP: nothing to answer),
+    /// [`Error::NotSupported`] (SUB), [`Error::Closed`].
+    pub async fn send(&self, msg: impl Into<Message>) -> Result<()> {
+        let deadline = deadline_after(self.send_timeout());
+        self.send_by(msg.into(), deadline).await
+    }
+
+    /// Sends like [`Context::send`], but waits at most until `deadline`.
+    ///
+    /// # Errors
+    /// As [`Context::send`].
+    pub async fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> Result<()> {
+        self.send_by(msg.into(), Some(deadline)).await
+    }
+
+    /// Sends only if that is possible without waiting.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when it would have to wait, and the errors of [`Context::send`].
+    pub fn try_send(&self, msg: impl Into<Message>) -> Result<()> {
+        let mut op = SendOp::new(&self.shared, self.id, msg.into());
+        let mut cx = TaskContext::from_waker(std::task::Waker::noop());
+        match op.poll(&mut cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(Error::WouldBlock),
+        }
+    }
+
+    /// Receives the next message for this context, waiting up to its receive timeout.
+    ///
+    /// REQ: the reply to the context's request. SURVEYOR: the next response to its survey.
+    /// REP and RESPONDENT: the next request, which this context then answers; waiting
+    /// contexts are served in the order they started waiting. SUB: the next message matching
+    /// the context's topics.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] (also when a survey ends), [`Error::BadState`] (nothing to wait
+    /// for, or another receive already waits on this context), [`Error::Canceled`] (REQ,
+    /// SURVEYOR: a newer send replaced what this receive waited for),
+    /// [`Error::ConnectionReset`], [`Error::Closed`].
+    pub async fn recv(&self) -> Result<Message> {
+        let deadline = deadline_after(self.recv_timeout());
+        self.recv_by(deadline).await
+    }
+
+    /// Receives like [`Context::recv`], but waits at most until `deadline`.
+    ///
+    /// # Errors
+    /// As [`Context::recv`].
+    pub async fn recv_until(&self, deadline: Instant) -> Result<Message> {
+        self.recv_by(Some(deadline)).await
+    }
+
+    /// Receives only if a message is ready now.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when nothing is ready, and the errors of [`Context::recv`].
+    pub fn try_recv(&self) -> Result<Message> {
+        let mut op = RecvOp::new(&self.shared, self.id);
+        let mut cx = TaskContext::from_waker(std::task::Waker::noop());
+        match op.poll(&mut cx) {
+            Poll::Ready(r) => r,
+            // Dropping `op` withdraws the receive from the core.
+            Poll::Pending => Err(Error::WouldBlock),
+        }
+    }
+
+    /// Returns this context's send timeout (`None`: wait forever).
+    pub fn send_timeout(&self) -> Option<Duration> {
+        self.with_waiters(|w| w.send_timeout).flatten()
+    }
+
+    /// Sets how long sends on this context wait (`None`: forever, zero: do not wait).
+    pub fn set_send_timeout(&self, timeout: Option<Duration>) {
+        self.with_waiters(|w| w.send_timeout = timeout);
+    }
+
+    /// Returns this context's receive timeout (`None`: wait forever).
+    pub fn recv_timeout(&self) -> Option<Duration> {
+        self.with_waiters(|w| w.recv_timeout).flatten()
+    }
+
+    /// Sets how long receives on this context wait (`None`: forever, zero: do not wait).
+    pub fn set_recv_timeout(&self, timeout: Option<Duration>) {
+        self.with_waiters(|w| w.recv_timeout = timeout);
+    }
+
+    /// Closes the context now (dropping it does the same).
+    pub fn close(self) {}
+
+    /// Runs `f` on the protocol core with this context's ID, then applies whatever it queued.
+    /// For per-context settings that have no method here.
+    pub fn with_core<T>(&self, f: impl FnOnce(&mut P, ContextId, Instant) -> T) -> T {
+        let mut st = self.shared.lock();
+        let now = Instant::now();
+        let out = f(&mut st.core, self.id, now);
+        st.pump(now);
+        out
+    }
+
+    fn with_waiters<T>(&self, f: impl FnOnce(&mut CtxWaiters) -> T) -> Option<T> {
+        self.shared.lock().contexts.get_mut(&self.id).map(f)
+    }
+
+    async fn send_by(&self, msg: Message, deadline: Option<Instant>) -> Result<()> {
+        let mut op = SendOp::new(&self.shared, self.id, msg);
+        with_deadline(&self.shared.rt, deadline, |cx| op.poll(cx)).await
+    }
+
+    async fn recv_by(&self, deadline: Option<Instant>) -> Result<Message> {
+        let mut op = RecvOp::new(&self.shared, self.id);
+        with_deadline(&self.shared.rt, deadline, |cx| op.poll(cx)).await
+    }
+}
+
+impl<R: Runtime, P: SocketCore> std::fmt::Debug for Context<R, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("protocol", &self.shared.protocol())
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl<R: Runtime, P: SocketCore> Drop for Context<R, P> {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        if let Some(mut waiters) = st.contexts.remove(&self.id) {
+            waiters.wake_all();
+            let now = Instant::now();
+            let _ = st.core.close_context(self.id, now);
+            st.pump(now);
+        }
+    }
+}
+
+impl<R: Runtime> Context<R, Req> {
+    /// Returns how long this context waits for a reply before resending its request
+    /// (`None`: never).
+    pub fn resend_interval(&self) -> Option<Duration> {
+        self.with_core(|core, ctx, _| core.context_resend_interval(ctx))
+            .ok()
+            .flatten()
+    }
+
+    /// Sets how long this context waits for a reply before resending (`None` disables
+    /// resending; losing the connection then fails the receive with
+    /// [`Error::ConnectionReset`]). Other contexts keep their own value.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] once the socket is closed.
+    pub fn set_resend_interval(&self, interval: Option<Duration>) -> Result<()> {
+        self.with_core(|core, ctx, _| core.set_context_resend_interval(ctx, interval))
+            .map_err(context_error)
+    }
+}
+
+impl<R: Runtime> Context<R, Surveyor> {
+    /// Returns how long this context's surveys collect responses.
+    pub fn survey_time(&self) -> Option<Duration> {
+        self.with_core(|core, ctx, _| core.context_survey_time(ctx))
+            .ok()
+    }
+
+    /// Sets how long this context's surveys, from the next one on, collect responses.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] once the socket is closed.
+    pub fn set_survey_time(&self, survey_time: Duration) -> Result<()> {
+        self.with_core(|core, ctx, _| core.set_context_survey_time(ctx, survey_time))
+            .map_err(context_error)
+    }
+}
+
+impl<R: Runtime> Context<R, Sub> {
+    /// Subscribes this context to `topic`; other contexts and the socket keep their own
+    /// topics.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] once the socket is closed.
+    pub fn subscribe(&self, topic: &[u8]) -> Result<()> {
+        self.with_core(|core, ctx, _| core.subscribe_on(ctx, topic))
+            .map_err(subscribe_error)
+    }
+
+    /// Removes `topic` from this context, and discards its queued messages that no remaining
+    /// topic matches.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`] when the context is not subscribed to `topic`;
+    /// [`Error::Closed`] once the socket is closed.
+    pub fn unsubscribe(&self, topic: &[u8]) -> Result<()> {
+        self.with_core(|core, ctx, _| core.unsubscribe_on(ctx, topic))
+            .map_err(subscribe_error)
+    }
+}
+
+fn context_error(e: ContextError) -> Error {
+    match e {
+        ContextError::NotSupported => Error::NotSupported,
+        _ => Error::Closed,
+    }
+}
+
+fn subscribe_error(e: SubscribeError) -> Error {
+    match e {
+        SubscribeError::UnknownTopic => Error::UnknownTopic,
+        SubscribeError::UnknownContext => Error::Closed,
+        other => Error::InvalidOption(other.to_string()),
+    }
+}
+
+/// One receive on a context, from its first attempt until it completes or gives up.
+struct RecvOp<'a, R: Runtime, P: SocketCore> {
+    shared: &'a Arc<Shared<R, P>>,
+    ctx: ContextId,
+    first: bool,
+    /// The core counts this receive as waiting on the context.
+    waiting: bool,
+}
+
+impl<'a, R: Runtime, P: SocketCore> RecvOp<'a, R, P> {
+    fn new(shared: &'a Arc<Shared<R, P>>, ctx: ContextId) -> Self {
+        Self {
+            shared,
+            ctx,
+            first: true,
+            waiting: false,
+        }
+    }
+
+    fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<Message>> {
+        let mut st = self.shared.lock();
+        let closed = self.shared.is_closed();
+        let Some(waiters) = st.contexts.get_mut(&self.ctx).filter(|_| !closed) else {
+            self.waiting = false;
+            return Poll::Ready(Err(Error::Closed));
+        };
+        if !self.first && !waiters.readable {
+            waiters.recv.register(cx.waker());
+            return Poll::Pending;
+        }
+        self.first = false;
+        let now = Instant::now();
+        let result = st.core.recv_on(self.ctx, now);
+        let would_block = result == Err(RecvError::WouldBlock);
+        if let Some(waiters) = st.contexts.get_mut(&self.ctx) {
+            if would_block {
+                waiters.readable = false;
+                waiters.recv.register(cx.waker());
+            }
+        }
+        st.pump(now);
+        self.waiting = would_block;
+        match result {
+            Ok(msg) => Poll::Ready(Ok(msg)),
+            Err(RecvError::WouldBlock) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
+    }
+}
+
+impl<R: Runtime, P: SocketCore> Drop for RecvOp<'_, R, P> {
+    fn drop(&mut self) {
+        if self.waiting {
+            let mut st = self.shared.lock();
+            let now = Instant::now();
+            st.core.cancel_recv(self.ctx, now);
+            st.pump(now);
+        }
+    }
+}
+
+/// One send on a context, retried when the core names the context writable.
+struct SendOp<'a, R, P> {
+    shared: &'a Arc<Shared<R, P>>,
+    ctx: ContextId,
+    msg: Message,
+    first: bool,
+}
+
+impl<'a, R: Runtime, P: SocketCore> SendOp<'a, R, P> {
+    fn new(shared: &'a Arc<Shared<R, P>>, ctx: ContextId, msg: Message) -> Self {
+        Self {
+            shared,
+            ctx,
+            msg,
+            first: true,
+        }
+    }
+
+    fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<()>> {
+        let mut st = self.shared.lock();
+        let closed = self.shared.is_closed();
+        let Some(waiters) = st.contexts.get_mut(&self.ctx).filter(|_| !closed) else {
+            return Poll::Ready(Err(Error::Closed));
+        };
+        if !self.first && !waiters.writable {
+            waiters.send.register(cx.waker());
+            return Poll::Pending;
+        }
+        self.first = false;
+        let now = Instant::now();
+        let result = st.core.send_on(self.ctx, self.msg.clone(), now);
+        if result == Err(SendError::WouldBlock) {
+            if let Some(waiters) = st.contexts.get_mut(&self.ctx) {
+                waiters.writable = false;
+                waiters.send.register(cx.waker());
+            }
+        }
+        st.pump(now);
+        match result {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(SendError::WouldBlock) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
+    }
+}

@@ -1,0 +1,613 @@
+//! The WebSocket transport, `ws://` and `wss://` (spec 2.5), on async-tungstenite.
+//!
+//! * **Upgrade.** The dialer asks for the subprotocol `<server's protocol>.sp.nanomsg.org`
+//!   and tungstenite refuses a reply that does not echo it. A listener answers only requests
+//!   for its exact path (`404` otherwise, which dialers report as refused) that offer its own
+//!   `<protocol>.sp.nanomsg.org` (`400` otherwise).
+//! * **Messages.** One SP message is one binary WebSocket message, header then body; there is
+//!   no SP handshake and no length prefix. A text message, or a message over the socket's
+//!   receive limit, closes that connection only.
+//! * **Shared ports.** Several sockets in the process may listen on one `host:port` under
+//!   different paths, as NNG allows: the first listener binds the port and starts an
+//!   [`HttpServer`], later ones add a route to it, and the port closes with the last route.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use async_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use async_tungstenite::tungstenite::{self, client::IntoClientRequest};
+use async_tungstenite::WebSocketStream;
+use bytes::Bytes;
+use futures_util::sink::Sink;
+use futures_util::stream::Stream;
+use rustls::ServerConfig;
+use sp_core::{Message, ProtocolId};
+
+use crate::addr::Address;
+use crate::endpoint::{unless_closed, with_timeout, EndpointCtl};
+use crate::error::{Error, Result};
+use crate::pipe::{lock, PipeEnd, PipeHandle, PipeOwner};
+use crate::rt::{Acceptor, BoxFuture, BoxStream};
+
+/// A connection after its upgrade.
+pub(crate) type Ws = WebSocketStream<BoxStream>;
+
+/// Rounds of read/write work in one poll before yielding to other tasks.
+const POLL_BUDGET: usize = 32;
+/// Largest HTTP upgrade we wait for, in time.
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `<name>.sp.nanomsg.org`, the subprotocol that names an SP socket type. A type without a
+/// registered name (only possible for a custom core) is named by its number.
+fn subprotocol(p: ProtocolId) -> String {
+    match p.name() {
+        Some(name) => format!("{name}.sp.nanomsg.org"),
+        None => format!("{}.sp.nanomsg.org", p.0),
+    }
+}
+
+/// tungstenite's limits for a receive limit of `max` bytes (0: unlimited). A frame can never
+/// be larger than the message it belongs to.
+fn ws_config(max: usize) -> WebSocketConfig {
+    let limit = (max != 0).then_some(max);
+    WebSocketConfig::default()
+        .max_message_size(limit)
+        .max_frame_size(limit)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dialing
+
+/// Runs the client side of the upgrade on a connected (and for `wss`, TLS) stream.
+pub(crate) async fn upgrade(
+    addr: &Address,
+    stream: BoxStream,
+    server_protocol: ProtocolId,
+    max_message_size: usize,
+) -> Result<Ws> {
+    let url = addr.to_string();
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| Error::WebSocket {
+            addr: url.clone(),
+            reason: e.to_string(),
+        })?;
+    let offered = subprotocol(server_protocol);
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_str(&offered).expect("protocol names are ascii"),
+    );
+    match async_tungstenite::client_async_with_config(
+        request,
+        stream,
+        Some(ws_config(max_message_size)),
+    )
+    .await
+    {
+        Ok((ws, _response)) => Ok(ws),
+        Err(tungstenite::Error::Http(response)) if response.status() == StatusCode::NOT_FOUND => {
+            // NNG reports an unknown path as a refused connection.
+            Err(Error::ConnectionRefused(url))
+        }
+        Err(tungstenite::Error::Http(response)) => Err(Error::WebSocket {
+            addr: url,
+            reason: format!(
+                "the server refused the upgrade with HTTP {}{}",
+                response.status(),
+                if response.status() == StatusCode::BAD_REQUEST {
+                    format!(" (does it run the {offered} protocol?)")
+                } else {
+                    String::new()
+                }
+            ),
+        }),
+        Err(tungstenite::Error::Protocol(e)) => Err(Error::WebSocket {
+            addr: url,
+            reason: format!("bad upgrade reply: {e} (we asked for {offered})"),
+        }),
+        Err(e) => Err(Error::WebSocket {
+            addr: url,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Attaches an upgraded connection to `owner` as a new pipe. `None` if the socket closed.
+pub(crate) fn attach(owner: Arc<dyn PipeOwner>, ws: Ws, max_message_size: usize) -> Option<WsPipe> {
+    let handle = PipeHandle::new(owner.allocate_pipe_id());
+    if !owner.attach(handle.clone(), owner.peer_protocol()) {
+        return None;
+    }
+    tracing::debug!(pipe = %handle.id, "websocket pipe attached");
+    Some(WsPipe {
+        owner,
+        handle,
+        ws,
+        max_message_size,
+        out: VecDeque::new(),
+        needs_flush: false,
+        paused: false,
+        yield_now: false,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pipe
+
+/// One WebSocket connection carrying SP messages.
+pub(crate) struct WsPipe {
+    owner: Arc<dyn PipeOwner>,
+    handle: Arc<PipeHandle>,
+    ws: Ws,
+    max_message_size: usize,
+    out: VecDeque<Message>,
+    needs_flush: bool,
+    paused: bool,
+    yield_now: bool,
+}
+
+/// Runs a WebSocket pipe until it ends, then detaches it from its socket.
+pub(crate) async fn run_ws_pipe(mut pipe: WsPipe) {
+    let end = std::future::poll_fn(|cx| pipe.poll_run(cx)).await;
+    match &end {
+        PipeEnd::Local | PipeEnd::PeerClosed => {
+            tracing::debug!(pipe = %pipe.handle.id, reason = ?end, "websocket pipe closed")
+        }
+        _ => tracing::warn!(pipe = %pipe.handle.id, reason = ?end, "websocket pipe failed"),
+    }
+    if matches!(end, PipeEnd::Local) {
+        // Best effort: start the closing handshake, never wait for the peer's answer.
+        let ws = &mut pipe.ws;
+        let _ = std::future::poll_fn(|cx| match Pin::new(&mut *ws).poll_close(cx) {
+            Poll::Pending => Poll::Ready(Ok(())),
+            ready => ready,
+        })
+        .await;
+    }
+    pipe.handle.close();
+    pipe.owner.pipe_closed(pipe.handle.id);
+}
+
+fn ws_end(e: tungstenite::Error) -> PipeEnd {
+    match e {
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            PipeEnd::PeerClosed
+        }
+        tungstenite::Error::Io(e) => PipeEnd::Io(e),
+        tungstenite::Error::Capacity(e) => PipeEnd::Refused(format!("message too large: {e}")),
+        e => PipeEnd::Refused(e.to_string()),
+    }
+}
+
+impl WsPipe {
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<PipeEnd> {
+        for _ in 0..POLL_BUDGET {
+            if self.handle.poll_closed(cx.waker()) {
+                return Poll::Ready(PipeEnd::Local);
+            }
+            let wrote = match self.poll_write_side(cx) {
+                Ok(p) => p,
+                Err(end) => return Poll::Ready(end),
+            };
+            if self.handle.is_draining() {
+                if self.out.is_empty() && !self.needs_flush && self.handle.poll_drained(cx.waker())
+                {
+                    return Poll::Ready(PipeEnd::Local);
+                }
+                if !wrote {
+                    return Poll::Pending;
+                }
+                continue;
+            }
+            let read = match self.poll_read_side(cx) {
+                Ok(p) => p,
+                Err(end) => return Poll::Ready(end),
+            };
+            if std::mem::take(&mut self.yield_now) {
+                return crate::pipe::yield_after_pause(&self.handle, cx);
+            }
+            if !wrote && !read {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn poll_write_side(&mut self, cx: &mut Context<'_>) -> Result<bool, PipeEnd> {
+        let mut progress = false;
+        loop {
+            if self.out.is_empty() {
+                let outcome = self.handle.take_out(&mut self.out, cx.waker());
+                if outcome.was_blocked {
+                    self.owner.pipe_writable(self.handle.id);
+                }
+            }
+            let Some(_) = self.out.front() else { break };
+            match Pin::new(&mut self.ws).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Err(ws_end(e)),
+                Poll::Pending => return Ok(progress),
+            }
+            let msg = self.out.pop_front().expect("checked above");
+            let payload: Bytes = if msg.header.is_empty() {
+                msg.body
+            } else {
+                msg.to_contiguous()
+            };
+            Pin::new(&mut self.ws)
+                .start_send(tungstenite::Message::Binary(payload))
+                .map_err(ws_end)?;
+            self.needs_flush = true;
+            progress = true;
+        }
+        if self.needs_flush {
+            match Pin::new(&mut self.ws).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.needs_flush = false,
+                Poll::Ready(Err(e)) => return Err(ws_end(e)),
+                Poll::Pending => {}
+            }
+        }
+        Ok(progress)
+    }
+
+    fn poll_read_side(&mut self, cx: &mut Context<'_>) -> Result<bool, PipeEnd> {
+        if self.paused {
+            if !self.handle.poll_resumed(cx.waker()) {
+                return Ok(false);
+            }
+            self.paused = false;
+        }
+        // Hand the core every message that is ready, in one delivery.
+        let mut stop: Option<Result<(), PipeEnd>> = None;
+        let mut delivered = false;
+        let ws = &mut self.ws;
+        let max = self.max_message_size;
+        let mut next = || loop {
+            match Pin::new(&mut *ws).poll_next(cx) {
+                Poll::Ready(Some(Ok(tungstenite::Message::Binary(data)))) => {
+                    if max != 0 && data.len() > max {
+                        stop = Some(Err(PipeEnd::Refused(format!(
+                            "message of {} bytes exceeds the receive limit of {max}",
+                            data.len()
+                        ))));
+                        return None;
+                    }
+                    return Some(Message::new(data));
+                }
+                Poll::Ready(Some(Ok(tungstenite::Message::Text(_)))) => {
+                    // NNG refuses text frames on SP sockets (close code 1003).
+                    stop = Some(Err(PipeEnd::Refused(
+                        "the peer sent a text message; SP messages travel in binary frames"
+                            .to_owned(),
+                    )));
+                    return None;
+                }
+                // tungstenite answers pings and close frames itself.
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(Some(Err(e))) => {
+                    stop = Some(Err(ws_end(e)));
+                    return None;
+                }
+                Poll::Ready(None) => {
+                    stop = Some(Err(PipeEnd::PeerClosed));
+                    return None;
+                }
+                Poll::Pending => {
+                    stop = Some(Ok(()));
+                    return None;
+                }
+            }
+        };
+        let mut first = next();
+        if first.is_some() {
+            delivered = true;
+            let receiving = self
+                .owner
+                .deliver(&self.handle, &mut || match first.take() {
+                    Some(m) => Some(m),
+                    None => next(),
+                });
+            if !receiving {
+                self.paused = true;
+                self.yield_now = true;
+            }
+        }
+        match stop {
+            Some(Err(end)) => Err(end),
+            _ => Ok(delivered),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listening
+
+/// One socket's listener: a path on an [`HttpServer`].
+struct Route {
+    owner: Arc<dyn PipeOwner>,
+    max_message_size: usize,
+}
+
+/// One bound `host:port` serving WebSocket upgrades for the routes registered on it.
+struct HttpServer {
+    secure: bool,
+    routes: Mutex<HashMap<String, Arc<Route>>>,
+    ctl: Arc<EndpointCtl>,
+    bound: SocketAddr,
+}
+
+fn servers() -> &'static Mutex<HashMap<SocketAddr, Arc<HttpServer>>> {
+    static SERVERS: OnceLock<Mutex<HashMap<SocketAddr, Arc<HttpServer>>>> = OnceLock::new();
+    SERVERS.get_or_init(Default::default)
+}
+
+impl HttpServer {
+    /// The receive limit to give tungstenite: the largest any route accepts (0: unlimited).
+    /// Each pipe then enforces its own socket's limit exactly.
+    fn max_message_size(&self) -> usize {
+        let routes = lock(&self.routes);
+        if routes.values().any(|r| r.max_message_size == 0) {
+            return 0;
+        }
+        routes
+            .values()
+            .map(|r| r.max_message_size)
+            .max()
+            .unwrap_or(1)
+    }
+
+    fn remove_route(&self, path: &str) {
+        let mut routes = lock(&self.routes);
+        routes.remove(path);
+        if routes.is_empty() {
+            let mut reg = lock(servers());
+            if reg
+                .get(&self.bound)
+                .is_some_and(|s| std::ptr::eq(&**s, self))
+            {
+                reg.remove(&self.bound);
+            }
+            drop(reg);
+            self.ctl.close();
+        }
+    }
+
+    /// Checks an upgrade request: the path must be a route and the offered subprotocols must
+    /// include the route's own. Returns the route and the answer's subprotocol.
+    fn choose(
+        &self,
+        request: &Request,
+    ) -> Result<(Arc<Route>, String), (StatusCode, &'static str)> {
+        let refuse = |status: StatusCode, why: &'static str| (status, why);
+        let path = request.uri().path();
+        let route = lock(&self.routes)
+            .get(path)
+            .filter(|r| !r.owner.is_closed())
+            .cloned()
+            .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "no SP socket listens on this path"))?;
+        let wanted = subprotocol(route.owner.protocol());
+        let offered = request
+            .headers()
+            .get_all("Sec-WebSocket-Protocol")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim().eq_ignore_ascii_case(&wanted));
+        if !offered {
+            return Err(refuse(StatusCode::BAD_REQUEST, "SP protocol mismatch"));
+        }
+        Ok((route, wanted))
+    }
+}
+
+/// Spawns a task on a socket's runtime.
+pub(crate) type Spawner = Arc<dyn Fn(BoxFuture<'static, ()>) + Send + Sync>;
+/// Makes a timer future on a socket's runtime.
+pub(crate) type Sleeper = Arc<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>;
+/// Binds a TCP port: the bound address and an acceptor for it.
+pub(crate) type Binder = Box<dyn FnOnce() -> Result<(SocketAddr, Box<dyn Acceptor>)> + Send>;
+
+/// The upgrade callback: picks the route and answers with its subprotocol, or refuses.
+struct Upgrade {
+    server: Arc<HttpServer>,
+    chosen: Arc<Mutex<Option<Arc<Route>>>>,
+}
+
+impl tungstenite::handshake::server::Callback for Upgrade {
+    fn on_request(
+        self,
+        request: &Request,
+        mut response: Response,
+    ) -> std::result::Result<Response, ErrorResponse> {
+        match self.server.choose(request) {
+            Ok((route, proto)) => {
+                response.headers_mut().insert(
+                    "Sec-WebSocket-Protocol",
+                    HeaderValue::from_str(&proto).expect("protocol names are ascii"),
+                );
+                *lock(&self.chosen) = Some(route);
+                Ok(response)
+            }
+            Err((status, why)) => {
+                let mut r = ErrorResponse::new(Some(why.to_owned()));
+                *r.status_mut() = status;
+                Err(r)
+            }
+        }
+    }
+}
+
+/// What [`listen`] needs from the socket and its runtime, without naming either.
+pub(crate) struct ListenParams {
+    pub(crate) owner: Arc<dyn PipeOwner>,
+    pub(crate) ctl: Arc<EndpointCtl>,
+    pub(crate) max_message_size: usize,
+    pub(crate) tls: Option<Arc<ServerConfig>>,
+    pub(crate) handshake_timeout: Duration,
+    /// Spawns a task on the listening socket's runtime.
+    pub(crate) spawn: Spawner,
+    /// Binds the TCP port.
+    pub(crate) bind: Binder,
+    /// Creates a timer future.
+    pub(crate) sleep: Sleeper,
+}
+
+/// Listens on `addr` (a `ws` or `wss` address whose `host:port` resolved to `wanted`).
+/// Returns the bound address.
+pub(crate) fn listen(addr: &Address, wanted: &[SocketAddr], p: ListenParams) -> Result<Address> {
+    let Address::Ws { path, secure, .. } = addr else {
+        unreachable!("ws::listen takes ws addresses")
+    };
+    let route = Arc::new(Route {
+        owner: p.owner.clone(),
+        max_message_size: p.max_message_size,
+    });
+    // A port this process already serves: add a route to it.
+    let existing = {
+        let reg = lock(servers());
+        wanted
+            .iter()
+            .filter(|a| a.port() != 0)
+            .find_map(|a| reg.get(a).cloned())
+    };
+    let server = match existing {
+        Some(server) => {
+            if server.secure != *secure {
+                return Err(Error::AddressInUse(format!(
+                    "{addr} (the port serves {} already)",
+                    if server.secure { "wss" } else { "ws" }
+                )));
+            }
+            let mut routes = lock(&server.routes);
+            if routes.get(path).is_some_and(|r| !r.owner.is_closed()) {
+                return Err(Error::AddressInUse(addr.to_string()));
+            }
+            routes.insert(path.clone(), route);
+            drop(routes);
+            server
+        }
+        None => {
+            let (bound, acceptor) = (p.bind)()?;
+            let server = Arc::new(HttpServer {
+                secure: *secure,
+                routes: Mutex::new(HashMap::from([(path.clone(), route)])),
+                ctl: Arc::new(EndpointCtl::default()),
+                bound,
+            });
+            lock(servers()).insert(bound, server.clone());
+            (p.spawn)(Box::pin(accept_loop(
+                server.clone(),
+                acceptor,
+                p.tls.clone(),
+                p.handshake_timeout,
+                p.spawn.clone(),
+                p.sleep.clone(),
+            )));
+            server
+        }
+    };
+    // The route leaves the server when the socket closes it (or the socket closes).
+    let ctl = p.ctl.clone();
+    let server2 = server.clone();
+    let path2 = path.clone();
+    (p.spawn)(Box::pin(async move {
+        std::future::poll_fn(|cx| {
+            if ctl.poll_closed(cx) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        server2.remove_route(&path2);
+    }));
+    let (host, port) = (server.bound.ip().to_string(), server.bound.port());
+    Ok(Address::Ws {
+        host,
+        port,
+        path: path.clone(),
+        secure: *secure,
+    })
+}
+
+async fn accept_loop(
+    server: Arc<HttpServer>,
+    mut acceptor: Box<dyn Acceptor>,
+    tls: Option<Arc<ServerConfig>>,
+    handshake_timeout: Duration,
+    spawn: Spawner,
+    sleep: Sleeper,
+) {
+    loop {
+        let accepted = unless_closed(
+            &server.ctl,
+            std::future::poll_fn(|cx| acceptor.poll_accept(cx)),
+        )
+        .await;
+        let stream = match accepted {
+            None => break,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                tracing::warn!(addr = %server.bound, error = %e, "accept failed");
+                if unless_closed(&server.ctl, sleep(Duration::from_millis(10)))
+                    .await
+                    .is_none()
+                {
+                    break;
+                }
+                continue;
+            }
+        };
+        let server = server.clone();
+        let tls = tls.clone();
+        let sleep = sleep.clone();
+        spawn(Box::pin(async move {
+            if let Err(why) = serve(server.clone(), stream, tls, handshake_timeout, sleep).await {
+                tracing::info!(addr = %server.bound, reason = %why, "refused incoming websocket connection");
+            }
+        }));
+    }
+}
+
+/// Runs TLS (for `wss`) and the upgrade on one accepted connection, then its pipe.
+async fn serve(
+    server: Arc<HttpServer>,
+    stream: BoxStream,
+    tls: Option<Arc<ServerConfig>>,
+    handshake_timeout: Duration,
+    sleep: Sleeper,
+) -> std::result::Result<(), String> {
+    let stream = crate::threads::into_pollable(stream);
+    let stream = match tls {
+        Some(config) => with_timeout(sleep(handshake_timeout), crate::tls::accept(config, stream))
+            .await
+            .ok_or("tls handshake timed out")?
+            .map_err(|e| e.to_string())?,
+        None => stream,
+    };
+    let chosen: Arc<Mutex<Option<Arc<Route>>>> = Arc::default();
+    let callback = Upgrade {
+        server: server.clone(),
+        chosen: chosen.clone(),
+    };
+    let config = ws_config(server.max_message_size());
+    let ws = with_timeout(
+        sleep(UPGRADE_TIMEOUT.max(handshake_timeout)),
+        async_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)),
+    )
+    .await
+    .ok_or("websocket upgrade timed out")?
+    .map_err(|e| format!("websocket upgrade failed: {e}"))?;
+    let route = lock(&chosen).take().ok_or("no route chosen")?;
+    let pipe = attach(route.owner.clone(), ws, route.max_message_size).ok_or("socket closed")?;
+    run_ws_pipe(pipe).await;
+    Ok(())
+}
