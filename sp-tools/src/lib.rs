@@ -2,6 +2,7 @@
 //!
 //! * [`spcat`]: a drop-in for NNG's `nngcat` (binary `spcat`).
 //! * [`perf`]: NNG's perf tests plus raw-TCP baselines (binary `sp-perf`).
+//! * [`tls`]: nngcat's TLS flags, shared by both.
 //! * [`socket`]: the protocol list and [`socket::AnySocket`], shared by both.
 //! * [`runtime`]: `--runtime tokio|smol|blocking`, and [`runtime::ToolRuntime`], the runtime
 //!   interface both tools are written against; [`blocking`] is its `sp-blocking` side.
@@ -13,6 +14,7 @@ pub mod perf;
 pub mod runtime;
 pub mod socket;
 pub mod spcat;
+pub mod tls;
 
 /// Sends `tracing` output to stderr: `level` 0 = nothing, 1 = info, 2 = debug, 3+ = trace.
 pub fn init_tracing(level: u8) {

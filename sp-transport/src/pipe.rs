@@ -210,6 +210,13 @@ impl PipeHandle {
         lock(&self.q).draining
     }
 
+    /// Returns true once the pipe is draining and its queue is empty, checked together: a
+    /// message queued after the caller last found the queue empty still has to go out.
+    pub(crate) fn is_drained(&self) -> bool {
+        let q = lock(&self.q);
+        q.draining && q.out.is_empty()
+    }
+
     /// Returns true once the pipe is closed or draining: nothing more may be delivered.
     pub(crate) fn is_ending(&self) -> bool {
         let q = lock(&self.q);
@@ -409,6 +416,8 @@ pub(crate) struct Inbound {
     decoder: FrameDecoder,
     rbuf: BytesMut,
     scratch: Box<[u8]>,
+    /// A decoded message the core did not take (it had paused the pipe already).
+    held: Option<Message>,
 }
 
 impl Inbound {
@@ -417,6 +426,7 @@ impl Inbound {
             decoder: FrameDecoder::new(kind, max_message_size),
             rbuf: leftover,
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            held: None,
         }
     }
 
@@ -428,14 +438,18 @@ impl Inbound {
         owner: &dyn PipeOwner,
         handle: &PipeHandle,
     ) -> Result<Option<bool>, PipeEnd> {
-        let Some(first) = self
-            .decoder
-            .decode(&mut self.rbuf)
-            .map_err(PipeEnd::BadFrame)?
-        else {
-            return Ok(None);
+        let first = match self.held.take() {
+            Some(m) => m,
+            None => match self
+                .decoder
+                .decode(&mut self.rbuf)
+                .map_err(PipeEnd::BadFrame)?
+            {
+                Some(frame) => Message::new(frame),
+                None => return Ok(None),
+            },
         };
-        let mut first = Some(Message::new(first));
+        let mut first = Some(first);
         let mut err = None;
         let decoder = &mut self.decoder;
         let rbuf = &mut self.rbuf;
@@ -451,6 +465,9 @@ impl Inbound {
                 }
             }
         });
+        // A core that had paused the pipe before this delivery takes nothing; keep the
+        // message for the next one rather than lose it.
+        self.held = first;
         match err {
             Some(e) => Err(PipeEnd::BadFrame(e)),
             None => Ok(Some(receiving)),

@@ -112,8 +112,16 @@ pub(crate) struct Shared<R, P> {
     protocol: ProtocolId,
     peer_protocol: ProtocolId,
     closed: AtomicBool,
+    /// Sends completed since the last forced yield (see [`SEND_YIELD_EVERY`]).
+    sends: std::sync::atomic::AtomicU32,
     state: Mutex<State<P>>,
 }
+
+/// Every this many completed sends, `send` yields to the runtime once. A send that never waits
+/// (PUB and BUS never block; PUSH rarely does) never returns to the executor, so a send loop
+/// would starve the pipe tasks queued behind it on the same worker thread: PUB would then drop
+/// most messages for its busy subscribers although the CPU could carry them.
+const SEND_YIELD_EVERY: u32 = 32;
 
 pub(crate) struct State<P> {
     pub(crate) core: P,
@@ -516,6 +524,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
             protocol,
             peer_protocol,
             closed: AtomicBool::new(false),
+            sends: std::sync::atomic::AtomicU32::new(0),
             state: Mutex::new(State {
                 core,
                 pipes: BTreeMap::new(),
@@ -593,7 +602,11 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         with_deadline(&shared.rt, deadline_after(timeout), |cx| {
             shared.poll_send(&msg, cx)
         })
-        .await
+        .await?;
+        if shared.sends.fetch_add(1, Ordering::Relaxed) % SEND_YIELD_EVERY == SEND_YIELD_EVERY - 1 {
+            yield_now().await;
+        }
+        Ok(())
     }
 
     /// Sends a message only if that is possible without waiting.
@@ -820,6 +833,20 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         st.pump(now);
         out
     }
+}
+
+/// Returns to the executor once, staying ready to run.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Turns a timeout option into a deadline; a zero timeout becomes "now" (one attempt only).

@@ -504,10 +504,14 @@ impl ThreadPipe {
                 }
                 if out.is_empty() {
                     drop(turn);
-                    if handle.is_draining() {
+                    // Not `is_draining`: the sender may have queued more since `take` found
+                    // the queue empty, and then closed the socket.
+                    if handle.is_drained() {
                         return PipeEnd::Local;
                     }
-                    park(None);
+                    if !handle.is_draining() {
+                        park(None);
+                    }
                     continue;
                 }
             }

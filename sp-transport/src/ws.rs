@@ -40,6 +40,8 @@ pub(crate) type Ws = WebSocketStream<BoxStream>;
 
 /// Rounds of read/write work in one poll before yielding to other tasks.
 const POLL_BUDGET: usize = 32;
+/// Messages read from the connection per delivery to the socket.
+const READ_BATCH: usize = 64;
 /// Largest HTTP upgrade we wait for, in time.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -52,11 +54,17 @@ fn subprotocol(p: ProtocolId) -> String {
     }
 }
 
-/// tungstenite's limits for a receive limit of `max` bytes (0: unlimited). A frame can never
+/// How much tungstenite reads at once. It zeroes this much of its buffer before every read
+/// attempt, including the many that find nothing to read, so its 128 KiB default costs more
+/// than the extra reads a smaller buffer needs for large messages.
+const WS_READ_BUFFER: usize = 32 * 1024;
+
+/// tungstenite's settings for a receive limit of `max` bytes (0: unlimited). A frame can never
 /// be larger than the message it belongs to.
 fn ws_config(max: usize) -> WebSocketConfig {
     let limit = (max != 0).then_some(max);
     WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(limit)
         .max_frame_size(limit)
 }
@@ -135,6 +143,8 @@ pub(crate) fn attach(owner: Arc<dyn PipeOwner>, ws: Ws, max_message_size: usize)
         needs_flush: false,
         paused: false,
         yield_now: false,
+        inbox: VecDeque::new(),
+        end: None,
     })
 }
 
@@ -151,6 +161,10 @@ pub(crate) struct WsPipe {
     needs_flush: bool,
     paused: bool,
     yield_now: bool,
+    /// Messages read but not yet delivered (the core paused the pipe meanwhile).
+    inbox: VecDeque<Message>,
+    /// How the connection ended, reported once `inbox` is delivered.
+    end: Option<PipeEnd>,
 }
 
 /// Runs a WebSocket pipe until it ends, then detaches it from its socket.
@@ -265,64 +279,66 @@ impl WsPipe {
             }
             self.paused = false;
         }
-        // Hand the core every message that is ready, in one delivery.
-        let mut stop: Option<Result<(), PipeEnd>> = None;
-        let mut delivered = false;
-        let ws = &mut self.ws;
-        let max = self.max_message_size;
-        let mut next = || loop {
-            match Pin::new(&mut *ws).poll_next(cx) {
-                Poll::Ready(Some(Ok(tungstenite::Message::Binary(data)))) => {
-                    if max != 0 && data.len() > max {
-                        stop = Some(Err(PipeEnd::Refused(format!(
-                            "message of {} bytes exceeds the receive limit of {max}",
-                            data.len()
-                        ))));
-                        return None;
+        // Read what is ready first, then hand it over in one delivery: the socket's lock is
+        // never held while tungstenite reads and parses.
+        if self.inbox.is_empty() && self.end.is_none() {
+            while self.inbox.len() < READ_BATCH {
+                match self.poll_message(cx) {
+                    Poll::Ready(Ok(m)) => self.inbox.push_back(m),
+                    Poll::Ready(Err(end)) => {
+                        self.end = Some(end);
+                        break;
                     }
-                    return Some(Message::new(data));
-                }
-                Poll::Ready(Some(Ok(tungstenite::Message::Text(_)))) => {
-                    // NNG refuses text frames on SP sockets (close code 1003).
-                    stop = Some(Err(PipeEnd::Refused(
-                        "the peer sent a text message; SP messages travel in binary frames"
-                            .to_owned(),
-                    )));
-                    return None;
-                }
-                // tungstenite answers pings and close frames itself.
-                Poll::Ready(Some(Ok(_))) => continue,
-                Poll::Ready(Some(Err(e))) => {
-                    stop = Some(Err(ws_end(e)));
-                    return None;
-                }
-                Poll::Ready(None) => {
-                    stop = Some(Err(PipeEnd::PeerClosed));
-                    return None;
-                }
-                Poll::Pending => {
-                    stop = Some(Ok(()));
-                    return None;
+                    Poll::Pending => break,
                 }
             }
-        };
-        let mut first = next();
-        if first.is_some() {
-            delivered = true;
-            let receiving = self
-                .owner
-                .deliver(&self.handle, &mut || match first.take() {
-                    Some(m) => Some(m),
-                    None => next(),
-                });
-            if !receiving {
+        }
+        let delivered = !self.inbox.is_empty();
+        if delivered {
+            let inbox = &mut self.inbox;
+            if !self.owner.deliver(&self.handle, &mut || inbox.pop_front()) {
                 self.paused = true;
                 self.yield_now = true;
             }
         }
-        match stop {
-            Some(Err(end)) => Err(end),
-            _ => Ok(delivered),
+        // A connection that ended stays open until everything read before the end is
+        // delivered, as a stream pipe does.
+        if self.inbox.is_empty() {
+            if let Some(end) = self.end.take() {
+                return Err(end);
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// The next SP message from the connection, skipping control frames (which tungstenite
+    /// answers itself).
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, PipeEnd>> {
+        loop {
+            let item = match Pin::new(&mut self.ws).poll_next(cx) {
+                Poll::Ready(item) => item,
+                Poll::Pending => return Poll::Pending,
+            };
+            return Poll::Ready(match item {
+                Some(Ok(tungstenite::Message::Binary(data))) => {
+                    let max = self.max_message_size;
+                    if max != 0 && data.len() > max {
+                        Err(PipeEnd::Refused(format!(
+                            "message of {} bytes exceeds the receive limit of {max}",
+                            data.len()
+                        )))
+                    } else {
+                        Ok(Message::new(data))
+                    }
+                }
+                // NNG refuses text frames on SP sockets (close code 1003).
+                Some(Ok(tungstenite::Message::Text(_))) => Err(PipeEnd::Refused(
+                    "the peer sent a text message; SP messages travel in binary frames".to_owned(),
+                )),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => Err(ws_end(e)),
+                None => Err(PipeEnd::PeerClosed),
+            });
         }
     }
 }

@@ -118,9 +118,7 @@ pub fn run(job: &Job) -> Result<String, PerfError> {
     Ok(out.map_err(PerfError)??.render())
 }
 
-fn err(what: &'static str) -> impl Fn(sp_transport::Error) -> PerfError {
-    move |e| PerfError(format!("{what}: {e}"))
-}
+use super::sp::err;
 
 /// How many of `count` round trips worker `i` of `n` makes.
 fn share(count: u32, n: usize, i: usize) -> u32 {

@@ -197,13 +197,7 @@ pub fn parse_args(mode: Mode, args: &[String]) -> Result<(String, usize, usize, 
     ))
 }
 
-fn err(what: &'static str) -> impl Fn(sp_transport::Error) -> PerfError {
-    move |e| PerfError(format!("{what}: {e}"))
-}
-
-fn open<R: ToolRuntime>(rt: &R, p: Protocol) -> Result<R::Socket, PerfError> {
-    rt.open(p).map_err(|u| PerfError(format!("socket: {u}")))
-}
+use super::sp::{err, open};
 
 /// `fanout_thr`: one PUB and `subs` SUBs on `url`, `count` messages of `size` bytes; the
 /// publisher yields to the runtime after every `yield_every` sends (0: never).

@@ -165,6 +165,8 @@ pub struct Job {
     pub subscribers: usize,
     /// `fanout_thr --yield-every`: the publisher yields after this many sends (0: never).
     pub yield_every: u32,
+    /// nngcat's TLS flags, for `tls+tcp://` and `wss://` URLs (NNG's perf tools have none).
+    pub tls: crate::tls::TlsOptions,
 }
 
 /// The default inproc addresses NNG uses.
@@ -195,6 +197,10 @@ fn command() -> Command {
                 .help("runtime worker threads"),
         )
         .arg(Arg::new("mode-opt").short('m').value_name("MODE").help("the test to run (NNG's -m)"))
+        .arg(Arg::new("cert").long("cert").short('E').value_name("FILE").value_parser(clap::value_parser!(OsString)).help("tls+tcp/wss: our certificate (and key, unless --key)"))
+        .arg(Arg::new("key").long("key").value_name("FILE").value_parser(clap::value_parser!(OsString)).help("tls+tcp/wss: our private key"))
+        .arg(Arg::new("cacert").long("cacert").value_name("FILE").value_parser(clap::value_parser!(OsString)).help("tls+tcp/wss: CA certificates that verify the server"))
+        .arg(Arg::new("insecure").long("insecure").short('k').action(ArgAction::SetTrue).help("tls+tcp/wss: do not verify the server's certificate"))
         .arg(
             Arg::new("args")
                 .action(ArgAction::Append)
@@ -287,6 +293,12 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
         .map_or(Ok(RuntimeKind::Tokio), |r| r.parse::<RuntimeKind>())
         .map_err(PerfError)?;
     let threads = usize::from(*m.get_one::<u16>("threads").unwrap_or(&2));
+    let tls = crate::tls::TlsOptions {
+        insecure: m.get_flag("insecure"),
+        cacert: m.get_one::<OsString>("cacert").cloned(),
+        cert: m.get_one::<OsString>("cert").cloned(),
+        key: m.get_one::<OsString>("key").cloned(),
+    };
     let mut args: Vec<String> = m
         .get_many::<String>("args")
         .into_iter()
@@ -334,6 +346,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 threads,
                 subscribers: 1,
                 yield_every: 0,
+                tls: tls.clone(),
             }
         }
         Mode::FanoutThr | Mode::RawFanoutThr => {
@@ -349,6 +362,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 threads,
                 subscribers,
                 yield_every,
+                tls: tls.clone(),
             }
         }
         Mode::ReqCtxThr | Mode::RawPipelinedThr => {
@@ -363,6 +377,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 threads,
                 subscribers: in_flight,
                 yield_every: 0,
+                tls: tls.clone(),
             }
         }
         _ => {
@@ -407,6 +422,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 threads,
                 subscribers: 1,
                 yield_every: 0,
+                tls: tls.clone(),
             }
         }
     };
@@ -420,6 +436,13 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
 pub fn run(job: &Job) -> Result<String, PerfError> {
     let job = job.clone();
     let threads = job.threads;
+    if let Some(tls) = job
+        .tls
+        .config()
+        .map_err(|e| PerfError(format!("tls: {e}")))?
+    {
+        sp::use_tls(tls);
+    }
     if matches!(job.mode, Mode::ReqCtxThr | Mode::RawPipelinedThr) {
         return ctx::run(&job);
     }

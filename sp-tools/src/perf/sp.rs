@@ -51,11 +51,24 @@ impl Pattern {
     };
 }
 
-fn open<R: ToolRuntime>(rt: &R, p: Protocol) -> Result<R::Socket, PerfError> {
-    rt.open(p).map_err(|u| PerfError(format!("socket: {u}")))
+/// The TLS configuration every socket this process opens gets (from `--cert` and friends).
+static TLS: std::sync::OnceLock<sp_transport::TlsConfig> = std::sync::OnceLock::new();
+
+/// Makes every socket opened afterwards use `config` for `tls+tcp://` and `wss://`.
+pub fn use_tls(config: sp_transport::TlsConfig) {
+    let _ = TLS.set(config);
 }
 
-fn err(what: &'static str) -> impl Fn(sp_transport::Error) -> PerfError {
+/// Opens a socket of `p`, with the process's TLS configuration if there is one.
+pub(super) fn open<R: ToolRuntime>(rt: &R, p: Protocol) -> Result<R::Socket, PerfError> {
+    let s = rt.open(p).map_err(|u| PerfError(format!("socket: {u}")))?;
+    if let Some(tls) = TLS.get() {
+        s.set_tls(tls.clone());
+    }
+    Ok(s)
+}
+
+pub(super) fn err(what: &'static str) -> impl Fn(sp_transport::Error) -> PerfError {
     move |e| PerfError(format!("{what}: {e}"))
 }
 

@@ -188,25 +188,7 @@ pub enum Source {
     File(OsString),
 }
 
-/// TLS options for `tls+tcp://` and `wss://` endpoints, as nngcat reads them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TlsOptions {
-    /// `-k/--insecure`.
-    pub insecure: bool,
-    /// `--cacert FILE`.
-    pub cacert: Option<OsString>,
-    /// `-E/--cert FILE`.
-    pub cert: Option<OsString>,
-    /// `--key FILE`.
-    pub key: Option<OsString>,
-}
-
-impl TlsOptions {
-    /// Whether any TLS option was given.
-    pub fn any(&self) -> bool {
-        self.insecure || self.cacert.is_some() || self.cert.is_some() || self.key.is_some()
-    }
-}
+pub use crate::tls::TlsOptions;
 
 /// Everything a run needs, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]

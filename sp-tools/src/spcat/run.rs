@@ -5,9 +5,9 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sp_transport::{Error, TlsConfig};
+use sp_transport::Error;
 
-use super::args::{Config, Endpoint, Source, TlsOptions};
+use super::args::{Config, Endpoint, Source};
 use super::format::Format;
 use crate::runtime::{ToolRuntime, ToolSocket};
 use crate::socket::Role;
@@ -132,8 +132,12 @@ pub async fn run<R: ToolRuntime, W: Write>(
     }
     sock.set_send_timeout(cfg.send_timeout);
     sock.set_recv_timeout(cfg.recv_timeout);
-    if cfg.tls.any() {
-        sock.set_tls(tls_config(&cfg.tls)?);
+    if let Some(tls) = cfg
+        .tls
+        .config()
+        .map_err(|e| fatal("Unable to load TLS configuration", e))?
+    {
+        sock.set_tls(tls);
     }
     if let Some(max) = cfg.recv_maxsz {
         sock.set_recv_max_size(max)
@@ -177,21 +181,6 @@ pub async fn run<R: ToolRuntime, W: Write>(
     };
     sock.close().await;
     result
-}
-
-/// Builds the TLS configuration nngcat's flags describe: `--cacert` verifies servers,
-/// `--cert` (with `--key`, or holding the key too) is our identity, `--insecure` skips server
-/// verification.
-fn tls_config(opts: &TlsOptions) -> Result<TlsConfig, RunError> {
-    let mut b = TlsConfig::builder().insecure(opts.insecure);
-    if let Some(ca) = &opts.cacert {
-        b = b.ca_file(ca);
-    }
-    if let Some(cert) = &opts.cert {
-        b = b.cert_key_files(cert, opts.key.as_deref().map(std::path::Path::new));
-    }
-    b.build()
-        .map_err(|e| fatal("Unable to load TLS configuration", e))
 }
 
 /// Receives and prints until a timeout or state error, or `count` receives (0: no limit).
