@@ -18,56 +18,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 port=$((20000 + RANDOM % 20000))
 
-wait_listening() { # url
-  local url=$1 i
-  for i in $(seq 1 500); do
-    case $url in
-      # Look for the listening socket without connecting: a raw baseline server would take a
-      # probe connection for its one client.
-      tcp://*) local port_hex; port_hex=$(printf ':%04X' "${url##*:}")
-               awk -v p="$port_hex" '$2 ~ p"$" && $4 == "0A" {found=1} END {exit !found}' \
-                 /proc/net/tcp && return 0 ;;
-      ipc://*) [ -S "${url#ipc://}" ] && return 0 ;;
-    esac
-    sleep 0.01
-  done
-  echo "listener at $url did not come up" >&2; return 1
-}
-
-# pair_run <server cmd...> -- <client cmd...>: starts the server, waits for it, runs the client;
-# prints the combined output of both.
-pair_run() {
-  local server=() client=() url
-  while [ "$1" != "--" ]; do server+=("$1"); shift; done; shift
-  client=("$@")
-  # The URL is the first argument that looks like one.
-  for url in "${server[@]}"; do case $url in *://*) break ;; esac; done
-  "${server[@]}" >"$tmp/server.out" 2>&1 &
-  local spid=$!
-  wait_listening "$url"
-  "${client[@]}" >"$tmp/client.out" 2>&1 || true
-  wait $spid || true
-  cat "$tmp/server.out" "$tmp/client.out"
-}
-
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
-measure() { # label field-regex then command (as pair_run args or a single command)
-  local label=$1 regex=$2; shift 2
-  local vals=() i v
-  for i in $(seq 1 "$repeats"); do
-    port=$((port + 1))
-    local args=("${@//PORT/$port}")
-    if printf '%s\n' "${args[@]}" | grep -qx -- '--'; then
-      v=$(pair_run "${args[@]}" | grep -E "$regex" | head -1 | sed -E 's/.*: ?([0-9.]+).*/\1/')
-    else
-      v=$("${args[@]}" 2>&1 | grep -E "$regex" | head -1 | sed -E 's/.*: ([0-9.]+).*/\1/')
-    fi
-    vals+=("${v:-nan}")
-  done
-  printf '%s\n' "${vals[@]}" | median > "$tmp/m"
-  echo "$label|$(cat "$tmp/m")|${vals[*]}"
-}
+. scripts/bench-lib.sh
 
 T=tcp://127.0.0.1:PORT
 I=ipc://$tmp/bench-PORT.sock

@@ -452,8 +452,12 @@ macro_rules! conformance_suite {
                         next_b += 1;
                     }
                 }
+                // Unfair queueing would put the second PUSH behind the whole flood. Fair
+                // queueing lets it in after a few receive buffers (130–345 messages on an idle
+                // machine), but on a loaded one the threads that carry its messages may wait
+                // for a CPU while the flood keeps flowing, so the bound leaves room for that.
                 assert!(
-                    next_a < 1500,
+                    next_a < FLOOD / 4,
                     "the second PUSH waited behind {next_a} flood messages"
                 );
                 while next_a < FLOOD {
