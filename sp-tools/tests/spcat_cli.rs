@@ -6,21 +6,14 @@
 //! receiver has a receive timeout or a count, so every process ends by itself; a watchdog
 //! kills anything still running after a generous deadline and fails the test.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const SPCAT: &str = env!("CARGO_BIN_EXE_spcat");
-const NNGCAT: &str = "/usr/bin/nngcat";
-const DEADLINE: Duration = Duration::from_secs(30);
+mod common;
 
-fn spcat(args: &[&str]) -> Command {
-    let mut c = Command::new(SPCAT);
-    c.args(args);
-    c
-}
+use common::{nngcat_available, spcat, stderr_of, text, wait, Listener, DEADLINE, NNGCAT};
 
 /// Runs to completion with no stdin, within the deadline.
 fn run(mut cmd: Command) -> Output {
@@ -29,30 +22,6 @@ fn run(mut cmd: Command) -> Output {
         .stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn");
     wait(child, "command")
-}
-
-/// Waits for a child (whose stdout/stderr are piped) within the deadline, killing it on expiry.
-fn wait(mut child: Child, what: &str) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("wait_with_output");
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("wait_with_output");
-            panic!(
-                "{what} did not finish within {DEADLINE:?}; stdout {:?}, stderr {:?}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Asserts that spcat refuses `args` with exit status 1 and an error mentioning `needle`.
@@ -70,52 +39,6 @@ fn assert_refused(args: &[&str], needle: &str) {
         "{args:?}: expected {needle:?} in {err:?}"
     );
     assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
-}
-
-/// A spcat started with `-v` and a listen address; `url` is where it listens.
-struct Listener {
-    child: Child,
-    stdout: BufReader<ChildStdout>,
-    url: String,
-}
-
-impl Listener {
-    fn start(args: &[&str]) -> Self {
-        let mut child = spcat(args)
-            .arg("-v")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn listener");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout
-            .read_line(&mut line)
-            .expect("read listener's first line");
-        let Some(url) = line.trim_end().strip_prefix("Listening at: ") else {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "listener {args:?} printed {line:?}; stderr {:?}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        let url = url.to_string();
-        Self { child, stdout, url }
-    }
-
-    /// Waits for the listener to end; returns its exit status, the rest of its stdout and its
-    /// stderr.
-    fn finish(mut self) -> (Option<i32>, Vec<u8>, String) {
-        let reader = std::thread::spawn(move || {
-            let mut rest = Vec::new();
-            self.stdout.read_to_end(&mut rest).map(|_| rest)
-        });
-        let out = wait(self.child, "listener");
-        let rest = reader.join().unwrap().expect("read listener output");
-        (out.status.code(), rest, stderr_of(&out))
-    }
 }
 
 fn free_tcp_url() -> String {
@@ -561,18 +484,6 @@ fn wait_for_pipe(pipes: impl Fn() -> usize) {
 
 // ---- interop with NNG's nngcat ----
 
-/// Whether nngcat can be used; fails instead when SP_REQUIRE_PEERS=1.
-fn nngcat_available() -> bool {
-    if Path::new(NNGCAT).exists() {
-        return true;
-    }
-    if std::env::var("SP_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!("{NNGCAT} is missing and SP_REQUIRE_PEERS=1 (install Debian's nng-utils)");
-    }
-    eprintln!("skipping nngcat interop: {NNGCAT} not found (install Debian's nng-utils)");
-    false
-}
-
 fn nngcat(args: &[&str]) -> Command {
     let mut c = Command::new(NNGCAT);
     c.args(args);
@@ -606,10 +517,6 @@ fn nngcat_dials_spcat(sp_args: &[&str], nng_args: &[&str]) -> (Vec<u8>, String) 
     let (code, out, err) = sp.finish();
     assert_eq!(code, Some(0), "spcat: {err}");
     (out, text(&nng.stdout))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

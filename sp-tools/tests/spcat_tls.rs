@@ -4,31 +4,16 @@
 //! A listening spcat runs with `-v` and the test waits for its "Listening at: URL" line; every
 //! process has a count or a receive timeout, so each ends by itself.
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
+use common::{nngcat_available, text, wait, Listener, NNGCAT, SPCAT};
 use sp_tests::certs::pki;
-
-const SPCAT: &str = env!("CARGO_BIN_EXE_spcat");
-const NNGCAT: &str = "/usr/bin/nngcat";
-const DEADLINE: Duration = Duration::from_secs(30);
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
-}
-
-fn wait(mut child: Child, what: &str) -> Output {
-    let start = Instant::now();
-    while child.try_wait().expect("try_wait").is_none() {
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            panic!("{what} did not finish within {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().expect("output")
 }
 
 fn run(program: &str, args: &[&str]) -> Output {
@@ -42,53 +27,10 @@ fn run(program: &str, args: &[&str]) -> Output {
     wait(child, program)
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// A spcat listening with `-v`; `url` is the bound address it printed.
-struct Listener {
-    child: Child,
-    stdout: BufReader<ChildStdout>,
-    url: String,
-}
-
-impl Listener {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(SPCAT)
-            .args(args)
-            .arg("-v")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn listener");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("first line");
-        let Some(url) = line.trim_end().strip_prefix("Listening at: ") else {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("listener printed {line:?}; stderr {}", text(&out.stderr));
-        };
-        let url = url.to_owned();
-        Self { child, stdout, url }
-    }
-
-    /// The URL with the host replaced by `localhost` (for peers whose TLS matches names only).
-    fn url_via_localhost(&self) -> String {
-        self.url.replace("127.0.0.1", "localhost")
-    }
-
-    fn finish(mut self) -> (Option<i32>, String, String) {
-        let reader = std::thread::spawn(move || {
-            let mut rest = Vec::new();
-            self.stdout.read_to_end(&mut rest).map(|_| rest)
-        });
-        let out = wait(self.child, "listener");
-        let rest = reader.join().unwrap().expect("listener output");
-        (out.status.code(), text(&rest), text(&out.stderr))
-    }
+/// The listener's URL with the host replaced by `localhost` (for peers whose TLS matches
+/// names only).
+fn via_localhost(l: &Listener) -> String {
+    l.url.replace("127.0.0.1", "localhost")
 }
 
 fn rep_listens_req_dials(scheme: &str, path_part: &str, cert_args: &[&str], ca_args: &[&str]) {
@@ -123,7 +65,7 @@ fn rep_listens_req_dials(scheme: &str, path_part: &str, cert_args: &[&str], ca_a
     assert_eq!(text(&req.stdout), "\"pong\"\n");
     let (code, out, err) = rep.finish();
     assert_eq!(code, Some(0), "rep: {err}");
-    assert_eq!(out, "\"ping\"\n");
+    assert_eq!(text(&out), "\"ping\"\n");
 }
 
 #[test]
@@ -235,17 +177,6 @@ fn spcat_tls_errors_name_the_problem() {
     );
 }
 
-fn nngcat_available() -> bool {
-    if Path::new(NNGCAT).exists() {
-        return true;
-    }
-    if std::env::var("SP_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!("{NNGCAT} is missing and SP_REQUIRE_PEERS=1 (install Debian's nng-utils)");
-    }
-    eprintln!("skipping nngcat interop: {NNGCAT} not found (install Debian's nng-utils)");
-    false
-}
-
 /// nngcat's REQ dials spcat's REP (spcat listening with `--cert`/`--key`).
 fn nngcat_dials_spcat(scheme: &str, path_part: &str) {
     let p = pki();
@@ -268,7 +199,7 @@ fn nngcat_dials_spcat(scheme: &str, path_part: &str) {
         &[
             "--req0",
             "--dial",
-            &rep.url_via_localhost(),
+            &via_localhost(&rep),
             "-D",
             "from nngcat",
             "--quoted",
@@ -282,7 +213,7 @@ fn nngcat_dials_spcat(scheme: &str, path_part: &str) {
     assert_eq!(text(&nng.stdout), "\"from spcat\"\n");
     let (code, out, err) = rep.finish();
     assert_eq!(code, Some(0), "spcat: {err}");
-    assert_eq!(out, "\"from nngcat\"\n");
+    assert_eq!(text(&out), "\"from nngcat\"\n");
 }
 
 /// spcat's REQ dials nngcat's REP (nngcat listening with `--cert`).

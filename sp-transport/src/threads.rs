@@ -120,32 +120,41 @@ impl AsyncRead for ThreadedStream {
     }
 }
 
-impl AsyncWrite for ThreadedStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Poll::Ready(self.io.write_vectored(&[IoSlice::new(buf)]))
-    }
+/// `AsyncWrite` for a stream with an `io: Arc<dyn ThreadIo>` field: every write blocks the
+/// calling thread until the kernel takes at least one byte, which is what a thread-run task
+/// wants; close shuts the connection down.
+macro_rules! blocking_async_write {
+    ($ty:ty) => {
+        impl AsyncWrite for $ty {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                _cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                Poll::Ready(self.io.write_vectored(&[IoSlice::new(buf)]))
+            }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Poll::Ready(self.io.write_vectored(bufs))
-    }
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                _cx: &mut Context<'_>,
+                bufs: &[IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                Poll::Ready(self.io.write_vectored(bufs))
+            }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
 
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.shutdown();
-        Poll::Ready(Ok(()))
-    }
+            fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.io.shutdown();
+                Poll::Ready(Ok(()))
+            }
+        }
+    };
 }
+
+blocking_async_write!(ThreadedStream);
 
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
@@ -887,29 +896,4 @@ impl AsyncRead for PollableStream {
     }
 }
 
-impl AsyncWrite for PollableStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Poll::Ready(self.io.write_vectored(&[IoSlice::new(buf)]))
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Poll::Ready(self.io.write_vectored(bufs))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.shutdown();
-        Poll::Ready(Ok(()))
-    }
-}
+blocking_async_write!(PollableStream);
