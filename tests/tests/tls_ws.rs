@@ -585,3 +585,27 @@ async fn pair_over_all_secure_schemes_both_ways() {
         assert_eq!(b.recv().await.unwrap().body.as_ref(), b"to b");
     }
 }
+
+#[tokio::test]
+async fn tls_and_ws_over_ipv6_loopback() {
+    if !sp_tests::ipv6_loopback_available() {
+        eprintln!("skipping: no IPv6 loopback on this machine");
+        return;
+    }
+    for url in ["tls+tcp://[::1]:0", "ws://[::1]:0/six", "wss://[::1]:0/six"] {
+        let pull = Pull::new();
+        timeouts(&pull);
+        pull.set_tls(server_tls());
+        let bound = pull.listen(url).await.expect("listen on ::1").to_string();
+        assert!(bound.contains("[::1]"), "{bound}");
+        let push = Push::new();
+        push.set_tls(client_tls());
+        push.dial(&bound).await.expect("dial ::1");
+        push.send(&b"over ipv6"[..]).await.unwrap();
+        assert_eq!(
+            pull.recv().await.unwrap().body.as_ref(),
+            b"over ipv6",
+            "{url}"
+        );
+    }
+}
