@@ -1,7 +1,12 @@
 //! Scalability Protocols sockets with plain blocking calls, on std sockets and threads.
 //!
 //! Each protocol role is a type: [`Req`], [`Rep`], [`Push`], [`Pull`], [`Pair`], [`Pair1`],
-//! [`Pub`], [`Sub`], [`Bus`], [`Surveyor`], [`Respondent`].
+//! [`Pair1Poly`], [`Pub`], [`Sub`], [`Bus`], [`Surveyor`], [`Respondent`], [`Star`], and the raw
+//! ones that expose headers: [`XReq`], [`XRep`], [`XPair`], [`XPair1`], [`XPush`], [`XPull`],
+//! [`XPub`], [`XSub`], [`XBus`], [`XSurveyor`], [`XRespondent`], [`XStar`]. REQ, REP,
+//! SURVEYOR, RESPONDENT and SUB open [`Context`]s; [`device`] and [`reflector`] join raw
+//! sockets. Every URL scheme works: `tcp`, `ipc`, `inproc`, `tls+tcp`, `ws`, `wss` (TLS is
+//! configured with [`TlsConfig`]).
 //! They have the methods of the `sp-tokio` sockets, with the same options and the same
 //! [`Error`], as blocking calls: `send` returns once a peer's queue took the message, `recv`
 //! once a message arrived, each within its timeout or deadline. There is no async runtime

@@ -1,8 +1,13 @@
 //! Scalability Protocols sockets on smol / async-io.
 //!
 //! Each protocol role is a type: [`Req`], [`Rep`], [`Push`], [`Pull`], [`Pair`], [`Pair1`],
-//! [`Pub`], [`Sub`], [`Bus`], [`Surveyor`], [`Respondent`]:
-//! the same names as in `sp-tokio`. They all share one generic implementation
+//! [`Pair1Poly`], [`Pub`], [`Sub`], [`Bus`], [`Surveyor`], [`Respondent`], [`Star`], and the raw
+//! ones that expose headers: [`XReq`], [`XRep`], [`XPair`], [`XPair1`], [`XPush`], [`XPull`],
+//! [`XPub`], [`XSub`], [`XBus`], [`XSurveyor`], [`XRespondent`], [`XStar`]. REQ, REP,
+//! SURVEYOR, RESPONDENT and SUB open [`Context`]s; [`device`] and [`reflector`] join raw
+//! sockets. Every URL scheme works: `tcp`, `ipc`, `inproc`, `tls+tcp`, `ws`, `wss` (TLS is
+//! configured with [`TlsConfig`]).
+//! The names are the same as in `sp-tokio`. They all share one generic implementation
 //! ([`sp_transport::Socket`]); this crate only supplies the [`Smol`] runtime glue.
 //!
 //! Sockets made with `new()` spawn their tasks (pipes, dialers, listeners, timers) on smol's

@@ -1,7 +1,12 @@
 //! Scalability Protocols sockets on tokio.
 //!
 //! Each protocol role is a type: [`Req`], [`Rep`], [`Push`], [`Pull`], [`Pair`], [`Pair1`],
-//! [`Pub`], [`Sub`], [`Bus`], [`Surveyor`], [`Respondent`].
+//! [`Pair1Poly`], [`Pub`], [`Sub`], [`Bus`], [`Surveyor`], [`Respondent`], [`Star`], and the raw
+//! ones that expose headers: [`XReq`], [`XRep`], [`XPair`], [`XPair1`], [`XPush`], [`XPull`],
+//! [`XPub`], [`XSub`], [`XBus`], [`XSurveyor`], [`XRespondent`], [`XStar`]. REQ, REP,
+//! SURVEYOR, RESPONDENT and SUB open [`Context`]s; [`device`] and [`reflector`] join raw
+//! sockets. Every URL scheme works: `tcp`, `ipc`, `inproc`, `tls+tcp`, `ws`, `wss` (TLS is
+//! configured with [`TlsConfig`]).
 //! They all share one generic implementation ([`sp_transport::Socket`]); this crate only
 //! supplies the [`Tokio`] runtime glue. Every task runs on the caller's tokio runtime: the crate
 //! starts no threads of its own.

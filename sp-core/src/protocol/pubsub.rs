@@ -2,8 +2,8 @@
 //! `src/sp/protocol/pubsub0`), and raw SUB ([`XSub`]). Messages carry no header: subscriptions
 //! never travel on the wire, so a PUB sends everything to every SUB and each SUB filters.
 //!
-//! Raw PUB is the same as cooked PUB in NNG and mangos (SP-PROTOCOLS.md section 5.1), so it is
-//! [`Pub`] itself; [`XPub`] is only an alias for device code that wants to say "raw".
+//! Raw PUB behaves as cooked PUB in NNG and mangos (SP-PROTOCOLS.md section 5.1): [`XPub`] is
+//! [`Pub`] wrapped so that it reports itself raw and can be the sending side of a device.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Instant;
@@ -90,7 +90,7 @@ impl Default for PubConfig {
 /// thus sees the newest messages once it recovers and never slows the others down.
 ///
 /// The message goes out as given, header included: PUB has no header of its own, which is why
-/// raw PUB ([`XPub`]) is this same type.
+/// raw PUB ([`XPub`]) only wraps this type.
 ///
 /// ```text
 ///  per pipe:
