@@ -88,6 +88,16 @@ impl ProtocolId {
     pub fn is_valid_peer(self, other: Self) -> bool {
         self.peer() == Some(other)
     }
+
+    /// Returns false for the one-way senders (PUB, PUSH), whose sockets never receive.
+    pub const fn receives(self) -> bool {
+        !matches!(self, Self::PUB | Self::PUSH)
+    }
+
+    /// Returns false for the one-way receivers (SUB, PULL), whose sockets never send.
+    pub const fn sends(self) -> bool {
+        !matches!(self, Self::SUB | Self::PULL)
+    }
 }
 
 impl fmt::Debug for ProtocolId {

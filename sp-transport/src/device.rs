@@ -62,9 +62,9 @@ where
     }
     // The peer check leaves at least one direction: a socket that neither sends nor
     // receives does not exist.
-    let forward_ab = (can_receive(a_info.protocol) && can_send(b_info.protocol))
+    let forward_ab = (a_info.protocol.receives() && b_info.protocol.sends())
         .then(|| Box::pin(forward(a, b)) as Pin<Box<dyn Future<Output = ()> + Send + '_>>);
-    let forward_ba = (can_receive(b_info.protocol) && can_send(a_info.protocol))
+    let forward_ba = (b_info.protocol.receives() && a_info.protocol.sends())
         .then(|| Box::pin(forward(b, a)) as Pin<Box<dyn Future<Output = ()> + Send + '_>>);
     first_to_finish(forward_ab, forward_ba).await;
     Ok(())
@@ -115,16 +115,6 @@ impl Side {
             raw,
         }
     }
-}
-
-/// Returns false for the protocols whose sockets never receive.
-fn can_receive(protocol: ProtocolId) -> bool {
-    !matches!(protocol, ProtocolId::PUB | ProtocolId::PUSH)
-}
-
-/// Returns false for the protocols whose sockets never send.
-fn can_send(protocol: ProtocolId) -> bool {
-    !matches!(protocol, ProtocolId::SUB | ProtocolId::PULL)
 }
 
 /// Moves messages from `from` to `to` until either socket closes (or cannot go on).

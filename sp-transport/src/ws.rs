@@ -59,14 +59,46 @@ fn subprotocol(p: ProtocolId) -> String {
 /// than the extra reads a smaller buffer needs for large messages.
 const WS_READ_BUFFER: usize = 32 * 1024;
 
-/// tungstenite's settings for a receive limit of `max` bytes (0: unlimited). A frame can never
-/// be larger than the message it belongs to.
+/// The largest frame we accept (NNG's `ws:rxframe-max` default). tungstenite reserves a
+/// frame's announced length as soon as it reads the header, so this bounds what a peer's
+/// length field can make us allocate even when the message size is unlimited.
+const WS_RX_FRAME_MAX: usize = 1 << 20;
+/// The largest frame we send: bigger messages go out in continuation frames. As large as
+/// NNG (and we) accept, so every message up to 1 MiB stays one frame; NNG itself sends
+/// 64 KiB frames, which costs a frame header and, over TLS, a record per 64 KiB.
+const WS_TX_FRAME_MAX: usize = WS_RX_FRAME_MAX;
+
+/// tungstenite's settings for a receive limit of `max` bytes (0: unlimited messages, whose
+/// frames are still bounded). A frame can never be larger than the message it belongs to.
 fn ws_config(max: usize) -> WebSocketConfig {
-    let limit = (max != 0).then_some(max);
+    let (message, frame) = match max {
+        0 => (None, WS_RX_FRAME_MAX),
+        max => (Some(max), max.min(WS_RX_FRAME_MAX)),
+    };
     WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUFFER)
-        .max_message_size(limit)
-        .max_frame_size(limit)
+        .max_message_size(message)
+        .max_frame_size(Some(frame))
+}
+
+/// Queues `payload` as one WebSocket message: a single binary frame, or a binary frame and
+/// continuation frames of at most [`WS_TX_FRAME_MAX`] bytes each (slices, not copies).
+fn push_frames(wire: &mut VecDeque<tungstenite::Message>, mut payload: Bytes) {
+    use async_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use async_tungstenite::tungstenite::protocol::frame::Frame;
+    if payload.len() <= WS_TX_FRAME_MAX {
+        wire.push_back(tungstenite::Message::Binary(payload));
+        return;
+    }
+    let mut opcode = OpCode::Data(Data::Binary);
+    while !payload.is_empty() {
+        let chunk = payload.split_to(payload.len().min(WS_TX_FRAME_MAX));
+        let last = payload.is_empty();
+        wire.push_back(tungstenite::Message::Frame(Frame::message(
+            chunk, opcode, last,
+        )));
+        opcode = OpCode::Data(Data::Continue);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -140,6 +172,7 @@ pub(crate) fn attach(owner: Arc<dyn PipeOwner>, ws: Ws, max_message_size: usize)
         ws,
         max_message_size,
         out: VecDeque::new(),
+        wire: VecDeque::new(),
         needs_flush: false,
         paused: false,
         yield_now: false,
@@ -158,6 +191,8 @@ pub(crate) struct WsPipe {
     ws: Ws,
     max_message_size: usize,
     out: VecDeque<Message>,
+    /// The WebSocket frames of the message being sent.
+    wire: VecDeque<tungstenite::Message>,
     needs_flush: bool,
     paused: bool,
     yield_now: bool,
@@ -211,7 +246,10 @@ impl WsPipe {
                 Err(end) => return Poll::Ready(end),
             };
             if self.handle.is_draining() {
-                if self.out.is_empty() && !self.needs_flush && self.handle.poll_drained(cx.waker())
+                if self.out.is_empty()
+                    && self.wire.is_empty()
+                    && !self.needs_flush
+                    && self.handle.poll_drained(cx.waker())
                 {
                     return Poll::Ready(PipeEnd::Local);
                 }
@@ -238,27 +276,30 @@ impl WsPipe {
     fn poll_write_side(&mut self, cx: &mut Context<'_>) -> Result<bool, PipeEnd> {
         let mut progress = false;
         loop {
-            if self.out.is_empty() {
-                let outcome = self.handle.take_out(&mut self.out, cx.waker());
-                if outcome.was_blocked {
-                    self.owner.pipe_writable(self.handle.id);
+            if self.wire.is_empty() {
+                if self.out.is_empty() {
+                    let outcome = self.handle.take_out(&mut self.out, cx.waker());
+                    if outcome.was_blocked {
+                        self.owner.pipe_writable(self.handle.id);
+                    }
                 }
+                let Some(msg) = self.out.pop_front() else {
+                    break;
+                };
+                let payload = if msg.header.is_empty() {
+                    msg.body
+                } else {
+                    msg.to_contiguous()
+                };
+                push_frames(&mut self.wire, payload);
             }
-            let Some(_) = self.out.front() else { break };
             match Pin::new(&mut self.ws).poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Err(ws_end(e)),
                 Poll::Pending => return Ok(progress),
             }
-            let msg = self.out.pop_front().expect("checked above");
-            let payload: Bytes = if msg.header.is_empty() {
-                msg.body
-            } else {
-                msg.to_contiguous()
-            };
-            Pin::new(&mut self.ws)
-                .start_send(tungstenite::Message::Binary(payload))
-                .map_err(ws_end)?;
+            let frame = self.wire.pop_front().expect("filled above");
+            Pin::new(&mut self.ws).start_send(frame).map_err(ws_end)?;
             self.needs_flush = true;
             progress = true;
         }

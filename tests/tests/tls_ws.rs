@@ -609,3 +609,69 @@ async fn tls_and_ws_over_ipv6_loopback() {
         );
     }
 }
+
+#[tokio::test]
+async fn large_messages_travel_as_continuation_frames() {
+    // 4 MiB messages are sent in 1 MiB frames and reassembled; a receiver accepts frames of
+    // at most 1 MiB, so one-frame sending would fail here.
+    for url in ["ws://127.0.0.1:0/big", "wss://127.0.0.1:0/big"] {
+        let pull = Pull::new();
+        timeouts(&pull);
+        pull.set_tls(server_tls());
+        pull.set_recv_max_size(8 << 20).unwrap();
+        let bound = pull.listen(url).await.unwrap().to_string();
+        let push = Push::new();
+        push.set_tls(client_tls());
+        push.dial(&bound).await.unwrap();
+        let body: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 253) as u8).collect();
+        push.send(body.clone()).await.unwrap();
+        assert_eq!(
+            pull.recv().await.unwrap().body.as_ref(),
+            body.as_slice(),
+            "{url}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn ws_frame_length_claim_is_refused_even_without_a_size_limit() {
+    use tokio::io::AsyncWriteExt;
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+
+    watch_worker_panics();
+    let pull = Pull::new();
+    timeouts(&pull);
+    pull.set_recv_max_size(0).unwrap(); // unlimited messages
+    let bound = pull.listen("ws://127.0.0.1:0/claim").await.unwrap();
+    let url = bound.to_string();
+    let (_, port) = bound.host_port().unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut req = async_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        url.as_str(),
+    )
+    .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "pull.sp.nanomsg.org".parse().unwrap(),
+    );
+    let (mut ws, _) = async_tungstenite::client_async(req, tcp.compat())
+        .await
+        .unwrap();
+    wait_for_pipes(&pull, 1).await;
+    // A masked binary frame announcing 2^62 payload bytes, and four of them.
+    let mut frame = vec![0x82, 0xFF];
+    frame.extend_from_slice(&(1u64 << 62).to_be_bytes());
+    frame.extend_from_slice(&[1, 2, 3, 4, 9, 9, 9, 9]);
+    let raw = ws.get_mut().get_mut();
+    raw.write_all(&frame).await.unwrap();
+    // The listener drops this connection without reserving the claim...
+    sp_tests::wait_for_pipe_count(&pull, 0).await;
+    // ...and keeps serving.
+    let push = Push::new();
+    push.dial(&url).await.unwrap();
+    push.send(&b"after the claim"[..]).await.unwrap();
+    assert_eq!(pull.recv().await.unwrap().body.as_ref(), b"after the claim");
+    assert_no_worker_panics();
+}
