@@ -47,6 +47,7 @@ mod pipe;
 pub mod protocol;
 mod protocol_id;
 pub mod rng;
+pub mod stats;
 
 #[doc(hidden)]
 pub mod fuzzing;

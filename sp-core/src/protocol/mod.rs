@@ -58,6 +58,7 @@
 
 use std::time::Instant;
 
+use crate::stats::CoreStats;
 use crate::{Message, PipeId, ProtocolId};
 
 pub mod bus;
@@ -229,6 +230,12 @@ pub enum ConfigError {
     /// The maximum TTL must be within `1..=255`.
     #[error("max ttl {0} is outside 1..=255")]
     MaxTtlOutOfRange(u8),
+    /// A queue length must be within `0..=`[`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+    #[error("queue length {0} is outside 0..=8192")]
+    QueueLenOutOfRange(usize),
+    /// This role has no such queue or setting.
+    #[error("this protocol has no such setting")]
+    NotSupported,
 }
 
 /// One SP socket role as a sans-IO state machine. See the module docs for the drive loop.
@@ -329,4 +336,42 @@ pub trait Protocol {
     /// A message already handed to it goes to the next waiting context or back to the front
     /// of the socket's queue. Does nothing when no receive waits.
     fn cancel_recv(&mut self, _ctx: ContextId, _now: Instant) {}
+
+    /// Returns a snapshot of the core's counters: every message it dropped, by reason, and
+    /// its queue depths. Every core overrides this; a core never drops a message uncounted.
+    fn stats(&self) -> CoreStats {
+        CoreStats::default()
+    }
+
+    /// Returns the receive queue length in messages (NNG's `NNG_OPT_RECVBUF`), or `None` for a
+    /// role without a receive queue.
+    fn recv_buffer(&self) -> Option<usize> {
+        None
+    }
+
+    /// Resizes the receive queue while the socket runs (0 counts as 1). Shrinking below what
+    /// is queued drops the newest messages beyond the new length, counted as
+    /// [`DropReason::QueueShrunk`](crate::stats::DropReason::QueueShrunk).
+    ///
+    /// # Errors
+    /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN);
+    /// [`ConfigError::NotSupported`] for a role without a receive queue (this default).
+    fn set_recv_buffer(&mut self, _len: usize, _now: Instant) -> Result<(), ConfigError> {
+        Err(ConfigError::NotSupported)
+    }
+
+    /// Returns the per-pipe send queue length of the core in messages (PUB, BUS, STAR,
+    /// polyamorous PAIR v1), or `None` for a role that queues nothing itself.
+    fn send_buffer(&self) -> Option<usize> {
+        None
+    }
+
+    /// Resizes the core's per-pipe send queues while the socket runs (0 counts as 1), as
+    /// [`Protocol::set_recv_buffer`] does.
+    ///
+    /// # Errors
+    /// As [`Protocol::set_recv_buffer`].
+    fn set_send_buffer(&mut self, _len: usize, _now: Instant) -> Result<(), ConfigError> {
+        Err(ConfigError::NotSupported)
+    }
 }
