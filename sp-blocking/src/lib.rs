@@ -84,15 +84,21 @@
 #![forbid(unsafe_code)]
 
 mod context;
+mod endpoint;
 mod runtime;
 mod socket;
 
 pub use context::Context;
+pub use endpoint::{Dialer, Listener, PipeEvents};
 pub use runtime::Threads;
 pub use socket::{device, reflector, Socket};
+pub use sp_transport::stats;
 pub use sp_transport::ContextId;
 pub use sp_transport::{
-    Address, Error, Message, ProtocolId, Result, SocketOptions, TlsConfig, TlsError,
+    Address, DetachReason, DropReason, EndpointId, EndpointOptions, EndpointStats, Error,
+    Message, PeerCredentials, Pipe, PipeEvent, PipeId, PipeStats, PipeVerdict, ProtocolId,
+    RefusalReason, Result, SocketOptions, SocketOptionsBuilder, SocketStats, TlsConfig,
+    TlsError, ToAddress, Transport,
 };
 
 sp_transport::protocol_sockets!(Socket);

@@ -13,7 +13,9 @@ use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sp_transport::rt::{Acceptor, BoxFuture, BoxStream, Runtime, Sleep};
+use sp_transport::rt::{
+    Acceptor, BoxFuture, BoxStream, ConnInfo, Connected, Runtime, Sleep, TcpOptions,
+};
 use sp_transport::threads::{self, ThreadIo, ThreadedStream};
 
 /// Runs a socket's tasks on threads of their own, one thread per task.
@@ -39,19 +41,14 @@ impl Runtime for Threads {
     fn connect_tcp(
         &self,
         addr: SocketAddr,
-        nodelay: bool,
-    ) -> BoxFuture<'static, io::Result<BoxStream>> {
-        Box::pin(async move {
-            let s = TcpStream::connect(addr)?;
-            s.set_nodelay(nodelay)?;
-            threaded(s)
-        })
+        opts: TcpOptions,
+    ) -> BoxFuture<'static, io::Result<Connected>> {
+        Box::pin(async move { tcp(TcpStream::connect(addr)?, opts) })
     }
 
-    fn tcp_acceptor(&self, listener: TcpListener, nodelay: bool) -> io::Result<Box<dyn Acceptor>> {
+    fn tcp_acceptor(&self, listener: TcpListener, opts: TcpOptions) -> io::Result<Box<dyn Acceptor>> {
         listener.set_nonblocking(false)?;
         let bound = listener.local_addr()?;
-        // Closing wakes the blocked `accept` with a connection of its own.
         let target = match bound {
             SocketAddr::V4(a) if a.ip().is_unspecified() => {
                 SocketAddr::from(([127, 0, 0, 1], a.port()))
@@ -66,39 +63,51 @@ impl Runtime for Threads {
         });
         Ok(Box::new(BlockingAcceptor {
             wake,
-            accept: Box::new(move || {
-                let (s, _) = listener.accept()?;
-                s.set_nodelay(nodelay)?;
-                threaded(s)
-            }),
+            accept: Box::new(move || tcp(listener.accept()?.0, opts)),
         }))
     }
 
-    fn connect_ipc(&self, path: PathBuf) -> BoxFuture<'static, io::Result<BoxStream>> {
-        Box::pin(async move { threaded(UnixStream::connect(path)?) })
+    fn connect_ipc(&self, path: PathBuf) -> BoxFuture<'static, io::Result<Connected>> {
+        Box::pin(async move { unix(UnixStream::connect(path)?) })
     }
 
     fn ipc_acceptor(&self, listener: UnixListener) -> io::Result<Box<dyn Acceptor>> {
         listener.set_nonblocking(false)?;
-        let path = listener
-            .local_addr()?
-            .as_pathname()
-            .map(PathBuf::from)
-            .ok_or_else(|| io::Error::other("ipc listener has no path"))?;
+        let local = listener.local_addr()?;
         let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-            let _ = UnixStream::connect(&path);
+            let _ = UnixStream::connect_addr(&local);
         });
         Ok(Box::new(BlockingAcceptor {
             wake,
-            accept: Box::new(move || threaded(listener.accept()?.0)),
+            accept: Box::new(move || unix(listener.accept()?.0)),
         }))
+    }
+
+    fn adopt_tcp(&self, stream: TcpStream, opts: TcpOptions) -> io::Result<Connected> {
+        stream.set_nonblocking(false)?;
+        tcp(stream, opts)
+    }
+
+    fn adopt_ipc(&self, stream: UnixStream) -> io::Result<Connected> {
+        stream.set_nonblocking(false)?;
+        unix(stream)
     }
 }
 
-/// Runs `fut` to completion on the calling thread, parking it while the future waits.
-///
-/// Frames the future queues are written from this thread when it leaves the socket's lock
-/// ([`threads::with_direct_writes`]); timers ([`ThreadSleep`]) bound the parking.
+/// A connected TCP stream with `opts` applied, run on threads, and what the OS says about it.
+fn tcp(s: TcpStream, opts: TcpOptions) -> io::Result<Connected> {
+    opts.apply(&s)?;
+    let info = ConnInfo::tcp(s.local_addr(), s.peer_addr());
+    Ok((threaded(s)?, info))
+}
+
+/// A connected Unix stream run on threads, and what the OS says about it.
+fn unix(s: UnixStream) -> io::Result<Connected> {
+    let (local, remote) = (s.local_addr().ok(), s.peer_addr().ok());
+    let info = ConnInfo::unix(&s, local.as_ref(), remote.as_ref());
+    Ok((threaded(s)?, info))
+}
+
 pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
     let waker = threads::waker();
@@ -118,6 +127,12 @@ thread_local! {
 }
 
 /// A timer: polling it before its deadline makes [`block_on`] park no longer than that.
+/// A future that completes at `deadline`, for [`block_on`].
+pub(crate) async fn sleep_until(deadline: Instant) {
+    let mut sleep = ThreadSleep { deadline };
+    std::future::poll_fn(|cx| sleep.poll_sleep(cx)).await
+}
+
 struct ThreadSleep {
     deadline: Instant,
 }
@@ -141,11 +156,11 @@ impl Sleep for ThreadSleep {
 /// connects to the listener so that `accept` returns.
 struct BlockingAcceptor {
     wake: Arc<dyn Fn() + Send + Sync>,
-    accept: Box<dyn FnMut() -> io::Result<BoxStream> + Send>,
+    accept: Box<dyn FnMut() -> io::Result<Connected> + Send>,
 }
 
 impl Acceptor for BlockingAcceptor {
-    fn poll_accept(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<BoxStream>> {
+    fn poll_accept(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<Connected>> {
         // `None`: woken meanwhile, which only the endpoint's close does; `block_on` polls again
         // at once and the accept loop ends.
         threads::interruptible(self.wake.clone(), &mut self.accept)

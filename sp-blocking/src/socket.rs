@@ -6,8 +6,12 @@ use sp_core::protocol::pair1::Pair1 as Pair1Core;
 use sp_core::protocol::pubsub::Sub as SubCore;
 use sp_core::protocol::reqrep::{Rep as RepCore, Req as ReqCore};
 use sp_core::protocol::survey::{Respondent as RespondentCore, Surveyor as SurveyorCore};
-use sp_transport::{Address, Message, ProtocolId, Result, SocketCore, SocketOptions};
+use sp_transport::{
+    Message, Pipe, PipeEvent, PipeId, PipeVerdict, ProtocolId, Result, SocketCore,
+    SocketOptions, SocketStats, ToAddress,
+};
 
+use crate::endpoint::{Dialer, Listener, PipeEvents};
 use crate::runtime::{block_on, Threads};
 
 /// A socket speaking protocol `P`, with blocking calls.
@@ -57,8 +61,8 @@ impl<P: SocketCore> Socket<P> {
     /// [`Error::ConnectionRefused`](crate::Error::ConnectionRefused),
     /// [`Error::Handshake`](crate::Error::Handshake), [`Error::Closed`](crate::Error::Closed),
     /// or an IO error.
-    pub fn dial(&self, url: &str) -> Result<()> {
-        block_on(self.inner.dial(url))
+    pub fn dial(&self, url: impl ToAddress) -> Result<Dialer> {
+        block_on(self.inner.dial(url)).map(Dialer::new)
     }
 
     /// Starts a dialer that connects to `url` in the background, retrying with back-off until
@@ -67,8 +71,133 @@ impl<P: SocketCore> Socket<P> {
     /// # Errors
     /// [`Error::Address`](crate::Error::Address) for a bad URL,
     /// [`Error::Closed`](crate::Error::Closed).
-    pub fn dial_nonblocking(&self, url: &str) -> Result<()> {
-        self.inner.dial_nonblocking(url)
+    pub fn dial_nonblocking(&self, url: impl ToAddress) -> Result<Dialer> {
+        self.inner.dial_nonblocking(url).map(Dialer::new)
+    }
+
+    /// Creates a dialer for `url` without starting it: set its options, then
+    /// [`Dialer::start`] it.
+    ///
+    /// # Errors
+    /// [`Error::Address`](crate::Error::Address), [`Error::Closed`](crate::Error::Closed).
+    pub fn dialer(&self, url: impl ToAddress) -> Result<Dialer> {
+        self.inner.dialer(url).map(Dialer::new)
+    }
+
+    /// Creates a listener for `url` without starting it: set its options, then
+    /// [`Listener::start`] it.
+    ///
+    /// # Errors
+    /// [`Error::Address`](crate::Error::Address), [`Error::Closed`](crate::Error::Closed).
+    pub fn listener(&self, url: impl ToAddress) -> Result<Listener> {
+        self.inner.listener(url).map(Listener::new)
+    }
+
+    /// Adopts a connected TCP stream as a pipe, blocking through the SP handshake (see
+    /// [`sp_transport::Socket::adopt_tcp`]).
+    ///
+    /// # Errors
+    /// As [`sp_transport::Socket::adopt_tcp`].
+    pub fn adopt_tcp(&self, stream: std::net::TcpStream) -> Result<Pipe> {
+        block_on(self.inner.adopt_tcp(stream))
+    }
+
+    /// Adopts a connected Unix stream as a pipe, blocking through the SP handshake.
+    ///
+    /// # Errors
+    /// As [`sp_transport::Socket::adopt_tcp`].
+    pub fn adopt_ipc(&self, stream: std::os::unix::net::UnixStream) -> Result<Pipe> {
+        block_on(self.inner.adopt_ipc(stream))
+    }
+
+    /// Returns the attached pipe with this ID (a received message's `pipe`).
+    pub fn pipe(&self, id: PipeId) -> Option<Pipe> {
+        self.inner.pipe(id)
+    }
+
+    /// Returns every attached pipe.
+    pub fn pipes(&self) -> Vec<Pipe> {
+        self.inner.pipes()
+    }
+
+    /// Sets the pipe hook (see [`sp_transport::Socket::set_pipe_hook`]); it runs on the
+    /// socket's threads.
+    pub fn set_pipe_hook(
+        &self,
+        hook: impl Fn(&PipeEvent) -> PipeVerdict + Send + Sync + 'static,
+    ) {
+        self.inner.set_pipe_hook(hook);
+    }
+
+    /// Removes the pipe hook.
+    pub fn clear_pipe_hook(&self) {
+        self.inner.clear_pipe_hook();
+    }
+
+    /// Returns this socket's pipe events from now on, read with blocking calls or as an
+    /// iterator.
+    pub fn pipe_events(&self) -> PipeEvents {
+        PipeEvents::new(self.inner.pipe_events())
+    }
+
+    /// Returns a snapshot of the socket's counters (see [`sp_transport::Socket::stats`]).
+    pub fn stats(&self) -> SocketStats {
+        self.inner.stats()
+    }
+
+    /// Returns the socket's name, if it has one.
+    pub fn name(&self) -> Option<String> {
+        self.inner.name()
+    }
+
+    /// Names the socket, for logs and spans.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) above 64 bytes.
+    pub fn set_name(&self, name: impl Into<String>) -> Result<()> {
+        self.inner.set_name(name)
+    }
+
+    /// Replaces every socket option at once (checked first).
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption).
+    pub fn set_options(&self, opts: SocketOptions) -> Result<()> {
+        self.inner.set_options(opts)
+    }
+
+    /// Returns the receive queue length in messages.
+    ///
+    /// # Errors
+    /// [`Error::NotSupported`](crate::Error::NotSupported) for roles without one.
+    pub fn recv_buffer(&self) -> Result<usize> {
+        self.inner.recv_buffer()
+    }
+
+    /// Resizes the receive queue (0..=8192 messages) while the socket runs.
+    ///
+    /// # Errors
+    /// As [`sp_transport::Socket::set_recv_buffer`].
+    pub fn set_recv_buffer(&self, len: usize) -> Result<()> {
+        sp_transport::threads::with_direct_writes(|| self.inner.set_recv_buffer(len))
+    }
+
+    /// Returns the send queue length in messages.
+    pub fn send_buffer(&self) -> usize {
+        self.inner.send_buffer()
+    }
+
+    /// Resizes the send queue (0..=8192 messages) while the socket runs.
+    ///
+    /// # Errors
+    /// As [`sp_transport::Socket::set_send_buffer`].
+    pub fn set_send_buffer(&self, len: usize) -> Result<()> {
+        sp_transport::threads::with_direct_writes(|| self.inner.set_send_buffer(len))
+    }
+
+    /// Sets `SO_KEEPALIVE` for TCP endpoints created afterwards (default: off).
+    pub fn set_tcp_keepalive(&self, keepalive: bool) {
+        self.inner.set_tcp_keepalive(keepalive);
     }
 
     /// Listens on `url` and accepts peers until the socket closes. Returns the bound address,
@@ -78,8 +207,8 @@ impl<P: SocketCore> Socket<P> {
     /// [`Error::Address`](crate::Error::Address),
     /// [`Error::AddressInUse`](crate::Error::AddressInUse),
     /// [`Error::Closed`](crate::Error::Closed), or an IO error.
-    pub fn listen(&self, url: &str) -> Result<Address> {
-        block_on(self.inner.listen(url))
+    pub fn listen(&self, url: impl ToAddress) -> Result<Listener> {
+        block_on(self.inner.listen(url)).map(Listener::new)
     }
 
     /// Sends a message, blocking up to the send timeout until a peer can take it.

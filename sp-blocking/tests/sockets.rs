@@ -357,7 +357,7 @@ fn options_and_protocol_setters_apply() {
     pair.set_tcp_nodelay(false);
     pair.set_handshake_timeout(Duration::from_secs(1));
     assert!(pair.set_recv_max_size(usize::MAX).is_err());
-    assert!(!pair.options().tcp_nodelay);
+    assert!(!pair.options().endpoint.tcp.nodelay);
     assert_eq!(pair.pipe_count(), 0);
     assert!(Push::new()
         .recv()

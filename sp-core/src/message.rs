@@ -19,10 +19,17 @@ pub struct Message {
     pub header: Bytes,
     /// The application payload.
     pub body: Bytes,
-    /// The pipe a message came from or should go to, for the roles that address single peers
-    /// (NNG's `nng_msg_get_pipe` / `nng_msg_set_pipe`). Only polyamorous PAIR v1 reads and
-    /// sets it; every other role leaves it `None` on receive and ignores it on send, so
-    /// equality of ordinary messages is about header and body alone.
+    /// The pipe a message came from or should go to (NNG's `nng_msg_get_pipe` /
+    /// `nng_msg_set_pipe`).
+    ///
+    /// On receive, every role, cooked and raw, sets it to the pipe the message arrived on, so
+    /// that the application can tell its peers apart (for example to close one, or to look up
+    /// its address in the driver). On send, only polyamorous PAIR v1 reads it, to pick the
+    /// peer; every other role ignores it and routes by its own rules (a raw REP's header, for
+    /// one), and the message goes out with `None`. Messages built with [`Message::new`] and
+    /// [`Message::with_header`] start with `None`; since equality compares this field too, a
+    /// received message equals `Message::new(body)` only after [`Message::with_pipe`] names
+    /// the same pipe, or compare header and body alone.
     pub pipe: Option<PipeId>,
 }
 

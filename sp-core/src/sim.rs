@@ -961,8 +961,9 @@ impl fmt::Debug for Sim {
 }
 
 /// A scriptable raw peer: accepts any pipe, hands every received message (bytes as they came
-/// off the wire, header still in the body) to `recv`, and sends messages unchanged on the first
-/// writable pipe. Tests use it to speak malformed or raw protocol to a core.
+/// off the wire, header still in the body, [`Message::pipe`] naming the pipe) to `recv`, and
+/// sends messages unchanged on the first writable pipe. Tests use it to speak malformed or raw
+/// protocol to a core.
 #[derive(Debug)]
 pub struct RawPeer {
     protocol: ProtocolId,
@@ -1015,7 +1016,7 @@ impl Protocol for RawPeer {
             }
             Input::Received { pipe, msg } => {
                 if self.pipes.contains(&pipe) {
-                    self.inbox.push_back(msg);
+                    self.inbox.push_back(msg.with_pipe(pipe));
                     self.events.push_back(Event::Readable);
                 }
             }

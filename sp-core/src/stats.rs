@@ -3,8 +3,13 @@
 //!
 //! A core never drops a message without counting it here. The driver adds its own counters
 //! (messages and bytes per pipe, pipes, dials) and the drops that happen outside the core
-//! (a pipe closed with messages still queued, a message over the receive limit); it reports
-//! both through the same [`DropCounts`].
+//! (a pipe closed with messages still queued in the driver, a message over the receive limit);
+//! it reports both through the same [`DropCounts`].
+//!
+//! Two losses are deliberately not counted, because closing a pipe accounts for them: what
+//! arrives on a pipe the core does not know (refused, kicked, or already removed), and what a
+//! core loses by kicking a pipe itself (the garbage that made it do so, and copies it had
+//! queued for that pipe).
 
 use std::fmt;
 
@@ -31,9 +36,13 @@ pub enum DropReason {
     /// A reply whose route leads to a pipe that is gone, or a send addressed to a pipe that is
     /// gone (raw REP and RESPONDENT, polyamorous PAIR v1).
     NoRoute,
-    /// A message whose protocol header could not be parsed, dropped without closing the pipe.
+    /// A message whose protocol header could not be parsed, dropped without closing the pipe
+    /// (STAR's reserved bytes), or a raw send whose header breaks the protocol's rules and is
+    /// dropped rather than refused (XREP and XRESPONDENT without a pipe word, XSTAR without a
+    /// 4-byte hop count).
     MalformedHeader,
-    /// A message was queued for a pipe that closed before it was written.
+    /// A message was queued for a pipe that closed before it was written: in the driver's
+    /// queue, or in a core's own per-pipe queue (PUB, BUS, STAR, SURVEYOR, raw REP, ...).
     PipeClosed,
     /// A peer sent a message larger than the receive size limit (its pipe was closed).
     TooLarge,
@@ -44,11 +53,15 @@ pub enum DropReason {
     /// A message came from a peer whose protocol may not send to this role, or on a pipe the
     /// role does not read (for example data sent to a PUB).
     Unexpected,
+    /// A message the application sent was replaced by a newer one before any pipe took it: a
+    /// REQ request still waiting for a writable pipe when the next request on its context
+    /// cancelled it.
+    Replaced,
 }
 
 impl DropReason {
     /// Every reason, in declaration order (the index of each counter in [`DropCounts`]).
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::SendQueueFull,
         DropReason::RecvQueueFull,
         DropReason::NoSubscription,
@@ -62,6 +75,7 @@ impl DropReason {
         DropReason::QueueShrunk,
         DropReason::ContextClosed,
         DropReason::Unexpected,
+        DropReason::Replaced,
     ];
 
     /// A short snake_case name, stable for logs and metrics labels.
@@ -80,6 +94,7 @@ impl DropReason {
             DropReason::QueueShrunk => "queue_shrunk",
             DropReason::ContextClosed => "context_closed",
             DropReason::Unexpected => "unexpected",
+            DropReason::Replaced => "replaced",
         }
     }
 

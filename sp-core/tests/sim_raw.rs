@@ -340,10 +340,12 @@ fn pair1_raw_header_rules() {
         .iter()
         .map(|e| e.result.clone().unwrap())
         .collect();
+    assert_eq!(got.len(), 1);
     assert_eq!(
-        got,
-        vec![Message::with_header(&b"\x00\x00\x00\x04"[..], "ok")]
+        (&got[0].header[..], &got[0].body[..]),
+        (&b"\x00\x00\x00\x04"[..], &b"ok"[..])
     );
+    assert!(got[0].pipe.is_some(), "a received message names its pipe");
 }
 
 // NNG test_pair1_ttl: with ttl-max 4, raw header 3 arrives as 4; header 4 (5 on the wire) is

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use async_io::{Async, Timer};
 use smol::Executor;
-use sp_transport::rt::{Acceptor, BoxFuture, BoxStream, Runtime, Sleep};
+use sp_transport::rt::{Acceptor, BoxFuture, ConnInfo, Connected, Runtime, Sleep, TcpOptions};
 
 /// Runs a socket's tasks on smol: by default on smol's global executor, or on an executor the
 /// caller runs.
@@ -68,36 +68,49 @@ impl Runtime for Smol {
     fn connect_tcp(
         &self,
         addr: SocketAddr,
-        nodelay: bool,
-    ) -> BoxFuture<'static, io::Result<BoxStream>> {
-        Box::pin(async move {
-            let s = Async::<TcpStream>::connect(addr).await?;
-            s.get_ref().set_nodelay(nodelay)?;
-            Ok(Box::new(s) as BoxStream)
-        })
+        opts: TcpOptions,
+    ) -> BoxFuture<'static, io::Result<Connected>> {
+        Box::pin(async move { tcp(Async::<TcpStream>::connect(addr).await?, opts) })
     }
 
-    fn tcp_acceptor(&self, listener: TcpListener, nodelay: bool) -> io::Result<Box<dyn Acceptor>> {
+    fn tcp_acceptor(&self, listener: TcpListener, opts: TcpOptions) -> io::Result<Box<dyn Acceptor>> {
         Ok(Box::new(TcpAcceptor {
             listener: Async::new(listener)?,
-            nodelay,
+            opts,
         }))
     }
 
-    fn connect_ipc(&self, path: PathBuf) -> BoxFuture<'static, io::Result<BoxStream>> {
-        Box::pin(async move {
-            let s = Async::<UnixStream>::connect(path).await?;
-            Ok(Box::new(s) as BoxStream)
-        })
+    fn connect_ipc(&self, path: PathBuf) -> BoxFuture<'static, io::Result<Connected>> {
+        Box::pin(async move { unix(Async::<UnixStream>::connect(path).await?) })
     }
 
     fn ipc_acceptor(&self, listener: UnixListener) -> io::Result<Box<dyn Acceptor>> {
         Ok(Box::new(IpcAcceptor(Async::new(listener)?)))
     }
+
+    fn adopt_tcp(&self, stream: TcpStream, opts: TcpOptions) -> io::Result<Connected> {
+        tcp(Async::new(stream)?, opts)
+    }
+
+    fn adopt_ipc(&self, stream: UnixStream) -> io::Result<Connected> {
+        unix(Async::new(stream)?)
+    }
 }
 
-/// An async-io timer that stays ready once its deadline has passed: a fired `Timer` would
-/// otherwise stay pending forever, while the driver may poll a sleep again after it completes.
+/// A connected TCP stream with `opts` applied, and what the OS says about it.
+fn tcp(s: Async<TcpStream>, opts: TcpOptions) -> io::Result<Connected> {
+    opts.apply(s.get_ref())?;
+    let info = ConnInfo::tcp(s.get_ref().local_addr(), s.get_ref().peer_addr());
+    Ok((Box::new(s), info))
+}
+
+/// A connected Unix stream and what the OS says about it (addresses, peer credentials).
+fn unix(s: Async<UnixStream>) -> io::Result<Connected> {
+    let (local, remote) = (s.get_ref().local_addr().ok(), s.get_ref().peer_addr().ok());
+    let info = ConnInfo::unix(s.get_ref(), local.as_ref(), remote.as_ref());
+    Ok((Box::new(s), info))
+}
+
 struct SmolSleep {
     timer: Timer,
     deadline: Instant,
@@ -119,23 +132,22 @@ impl Sleep for SmolSleep {
 
 struct TcpAcceptor {
     listener: Async<TcpListener>,
-    nodelay: bool,
+    opts: TcpOptions,
 }
 
 impl Acceptor for TcpAcceptor {
-    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<BoxStream>> {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connected>> {
         let (s, _) = ready!(poll_accept(&self.listener, cx, TcpListener::accept))?;
-        s.set_nodelay(self.nodelay)?;
-        Poll::Ready(Ok(Box::new(Async::new(s)?) as BoxStream))
+        Poll::Ready(tcp(Async::new(s)?, self.opts))
     }
 }
 
 struct IpcAcceptor(Async<UnixListener>);
 
 impl Acceptor for IpcAcceptor {
-    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<BoxStream>> {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connected>> {
         let (s, _) = ready!(poll_accept(&self.0, cx, UnixListener::accept))?;
-        Poll::Ready(Ok(Box::new(Async::new(s)?) as BoxStream))
+        Poll::Ready(unix(Async::new(s)?))
     }
 }
 
@@ -187,10 +199,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
-        let mut acceptor = rt.tcp_acceptor(listener, true).unwrap();
+        let mut acceptor = rt.tcp_acceptor(listener, TcpOptions::default()).unwrap();
         smol::block_on(async {
-            let mut client = rt.connect_tcp(addr, true).await.unwrap();
-            let mut server = std::future::poll_fn(|cx| acceptor.poll_accept(cx))
+            let (mut client, info) = rt.connect_tcp(addr, TcpOptions::default()).await.unwrap();
+            assert_eq!(info.remote.unwrap().to_string(), format!("tcp://{addr}"));
+            let (mut server, _) = std::future::poll_fn(|cx| acceptor.poll_accept(cx))
                 .await
                 .unwrap();
             let iov = [io::IoSlice::new(b"vec"), io::IoSlice::new(b"tored")];

@@ -30,8 +30,12 @@
 mod runtime;
 
 pub use runtime::Tokio;
+pub use sp_transport::stats;
 pub use sp_transport::{
-    Address, Error, Message, ProtocolId, Result, SocketOptions, TlsConfig, TlsError,
+    Address, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions, EndpointStats,
+    Error, Listener, Message, PeerCredentials, Pipe, PipeEvent, PipeEvents, PipeId, PipeStats,
+    PipeVerdict, ProtocolId, RefusalReason, Result, SocketOptions, SocketOptionsBuilder,
+    SocketStats, TlsConfig, TlsError, ToAddress, Transport,
 };
 
 /// A socket of protocol `P` on tokio.

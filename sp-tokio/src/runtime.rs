@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures_io::{AsyncRead, AsyncWrite};
-use sp_transport::rt::{Acceptor, BoxFuture, BoxStream, Runtime, Sleep};
+use sp_transport::rt::{Acceptor, BoxFuture, ConnInfo, Connected, Runtime, Sleep, TcpOptions};
 use tokio::io::{AsyncRead as TokioRead, AsyncWrite as TokioWrite, ReadBuf};
 use tokio::runtime::Handle;
 
@@ -52,32 +52,28 @@ impl Runtime for Tokio {
     fn connect_tcp(
         &self,
         addr: SocketAddr,
-        nodelay: bool,
-    ) -> BoxFuture<'static, io::Result<BoxStream>> {
+        opts: TcpOptions,
+    ) -> BoxFuture<'static, io::Result<Connected>> {
         Box::pin(async move {
             let s = tokio::net::TcpStream::connect(addr).await?;
-            s.set_nodelay(nodelay)?;
-            Ok(Box::new(Io(s)) as BoxStream)
+            Ok(tcp(s, opts)?)
         })
     }
 
     fn tcp_acceptor(
         &self,
         listener: std::net::TcpListener,
-        nodelay: bool,
+        opts: TcpOptions,
     ) -> io::Result<Box<dyn Acceptor>> {
         let _guard = self.handle.enter();
         Ok(Box::new(TcpAcceptor {
             listener: tokio::net::TcpListener::from_std(listener)?,
-            nodelay,
+            opts,
         }))
     }
 
-    fn connect_ipc(&self, path: PathBuf) -> BoxFuture<'static, io::Result<BoxStream>> {
-        Box::pin(async move {
-            let s = tokio::net::UnixStream::connect(path).await?;
-            Ok(Box::new(Io(s)) as BoxStream)
-        })
+    fn connect_ipc(&self, path: PathBuf) -> BoxFuture<'static, io::Result<Connected>> {
+        Box::pin(async move { unix(tokio::net::UnixStream::connect(path).await?) })
     }
 
     fn ipc_acceptor(
@@ -89,6 +85,31 @@ impl Runtime for Tokio {
             listener,
         )?)))
     }
+
+    fn adopt_tcp(&self, stream: std::net::TcpStream, opts: TcpOptions) -> io::Result<Connected> {
+        let _guard = self.handle.enter();
+        tcp(tokio::net::TcpStream::from_std(stream)?, opts)
+    }
+
+    fn adopt_ipc(&self, stream: std::os::unix::net::UnixStream) -> io::Result<Connected> {
+        let _guard = self.handle.enter();
+        unix(tokio::net::UnixStream::from_std(stream)?)
+    }
+}
+
+/// A connected TCP stream with `opts` applied, and what the OS says about it.
+fn tcp(s: tokio::net::TcpStream, opts: TcpOptions) -> io::Result<Connected> {
+    opts.apply(&s)?;
+    let info = ConnInfo::tcp(s.local_addr(), s.peer_addr());
+    Ok((Box::new(Io(s)), info))
+}
+
+/// A connected Unix stream and what the OS says about it (addresses, peer credentials).
+fn unix(s: tokio::net::UnixStream) -> io::Result<Connected> {
+    let local = s.local_addr().ok().map(std::os::unix::net::SocketAddr::from);
+    let remote = s.peer_addr().ok().map(std::os::unix::net::SocketAddr::from);
+    let info = ConnInfo::unix(&s, local.as_ref(), remote.as_ref());
+    Ok((Box::new(Io(s)), info))
 }
 
 struct TokioSleep(Pin<Box<tokio::time::Sleep>>);
@@ -107,26 +128,22 @@ use std::future::Future;
 
 struct TcpAcceptor {
     listener: tokio::net::TcpListener,
-    nodelay: bool,
+    opts: TcpOptions,
 }
 
 impl Acceptor for TcpAcceptor {
-    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<BoxStream>> {
-        self.listener.poll_accept(cx).map(|r| {
-            let (s, _) = r?;
-            s.set_nodelay(self.nodelay)?;
-            Ok(Box::new(Io(s)) as BoxStream)
-        })
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connected>> {
+        self.listener
+            .poll_accept(cx)
+            .map(|r| tcp(r?.0, self.opts))
     }
 }
 
 struct IpcAcceptor(tokio::net::UnixListener);
 
 impl Acceptor for IpcAcceptor {
-    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<BoxStream>> {
-        self.0
-            .poll_accept(cx)
-            .map(|r| Ok(Box::new(Io(r?.0)) as BoxStream))
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connected>> {
+        self.0.poll_accept(cx).map(|r| unix(r?.0))
     }
 }
 

@@ -14,6 +14,7 @@
 //! | `ipc:///tmp/sock` | `Ipc { path: "/tmp/sock" }` (three slashes: absolute) |
 //! | `ipc://sock` | `Ipc { path: "sock" }`, relative to the working directory |
 //! | `inproc://name` | `Inproc { name }`, private to the process |
+//! | `abstract://name` (Linux) | `Abstract { name }`: a Unix socket in the abstract namespace |
 //! | `tls+tcp://host:5555` (also `tls+tcp4`, `tls+tcp6`) | `Tls { host, port }` |
 //! | `ws://host:8080/path`, `ws://host/` (port 80) | `Ws { host, port, path, secure: false }` |
 //! | `wss://host:8443/path`, `wss://host` (port 443, path `/`) | `Ws { …, secure: true }` |
@@ -47,6 +48,13 @@ pub enum Address {
     Ipc {
         /// The socket file.
         path: PathBuf,
+    },
+    /// A Linux abstract-namespace Unix socket (NNG's `abstract://`): like IPC, but named
+    /// by a string instead of a file, so nothing is left behind on the file system and file
+    /// permissions do not apply. The name may be empty only for an auto-bound listener.
+    Abstract {
+        /// The name, without the leading NUL byte.
+        name: String,
     },
     /// An in-process endpoint, identified by any non-empty name.
     Inproc {
@@ -134,6 +142,19 @@ impl Address {
                     path: PathBuf::from(rest),
                 })
             }
+            "abstract" => {
+                // 108 bytes of sun_path, minus the leading NUL.
+                if rest.len() > MAX_IPC_PATH_LEN {
+                    return Err(AddrError::PathTooLong {
+                        url: err_url(),
+                        len: rest.len(),
+                        max: MAX_IPC_PATH_LEN,
+                    });
+                }
+                Ok(Address::Abstract {
+                    name: percent_decode(rest).ok_or_else(|| AddrError::BadPath { url: err_url() })?,
+                })
+            }
             "inproc" => {
                 if rest.is_empty() {
                     return Err(AddrError::EmptyName { url: err_url() });
@@ -155,6 +176,7 @@ impl Address {
             Address::Tcp { .. } => "tcp",
             Address::Ipc { .. } => "ipc",
             Address::Inproc { .. } => "inproc",
+            Address::Abstract { .. } => "abstract",
             Address::Tls { .. } => "tls+tcp",
             Address::Ws { secure: false, .. } => "ws",
             Address::Ws { secure: true, .. } => "wss",
@@ -167,7 +189,7 @@ impl Address {
             Address::Tcp { host, port }
             | Address::Tls { host, port }
             | Address::Ws { host, port, .. } => Some((host, *port)),
-            Address::Ipc { .. } | Address::Inproc { .. } => None,
+            Address::Ipc { .. } | Address::Inproc { .. } | Address::Abstract { .. } => None,
         }
     }
 
@@ -197,6 +219,7 @@ impl fmt::Display for Address {
         match self {
             Address::Ipc { path } => write!(f, "ipc://{}", path.display()),
             Address::Inproc { name } => write!(f, "inproc://{name}"),
+            Address::Abstract { name } => write!(f, "abstract://{}", percent_encode(name)),
             Address::Tcp { host, port }
             | Address::Tls { host, port }
             | Address::Ws { host, port, .. } => {
@@ -310,6 +333,41 @@ pub enum AddrError {
         /// The URL as given.
         url: String,
     },
+}
+
+/// Decodes NNG's `%xx` escapes in an abstract socket name (`None` for a bad escape or a
+/// result that is not UTF-8).
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Escapes what a URL cannot hold plainly in an abstract name (`%`, control bytes, spaces).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == '%' || c.is_control() || c == ' ' {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Parses the `host:port` part of a TCP-based URL.

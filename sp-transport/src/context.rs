@@ -286,7 +286,7 @@ fn subscribe_error(e: SubscribeError) -> Error {
     match e {
         SubscribeError::UnknownTopic => Error::UnknownTopic,
         SubscribeError::UnknownContext => Error::Closed,
-        other => Error::InvalidOption(other.to_string()),
+        _ => Error::NotSupported,
     }
 }
 
@@ -333,7 +333,10 @@ impl<'a, R: Runtime, P: SocketCore> RecvOp<'a, R, P> {
         st.pump(now);
         self.waiting = would_block;
         match result {
-            Ok(msg) => Poll::Ready(Ok(msg)),
+            Ok(msg) => {
+                st.count_received(msg.len());
+                Poll::Ready(Ok(msg))
+            }
             Err(RecvError::WouldBlock) => Poll::Pending,
             Err(e) => Poll::Ready(Err(e.into())),
         }
@@ -387,6 +390,9 @@ impl<'a, R: Runtime, P: SocketCore> SendOp<'a, R, P> {
                 waiters.writable = false;
                 waiters.send.register(cx.waker());
             }
+        }
+        if result.is_ok() {
+            st.count_sent(self.msg.len());
         }
         st.pump(now);
         match result {

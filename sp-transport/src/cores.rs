@@ -131,7 +131,7 @@ macro_rules! ttl_setters {
             /// [`Error::InvalidOption`] outside 1–255.
             pub fn set_max_ttl(&self, ttl: u8) -> Result<()> {
                 self.with_core(|core, _| core.set_max_ttl(ttl))
-                    .map_err(|e| Error::InvalidOption(e.to_string()))
+                    .map_err(|e| Error::config("max_ttl", e))
             }
 
             /// Returns the TTL.
@@ -172,7 +172,7 @@ impl<R: Runtime> Socket<R, Rep> {
     /// [`Error::InvalidOption`] outside 1–255.
     pub fn set_max_ttl(&self, ttl: u8) -> Result<()> {
         self.with_core(|core, _| core.set_max_ttl(ttl))
-            .map_err(|e| Error::InvalidOption(e.to_string()))
+            .map_err(|e| Error::config("max_ttl", e))
     }
 }
 
@@ -184,7 +184,7 @@ impl<R: Runtime> Socket<R, Pair1> {
     /// [`Error::InvalidOption`] outside 1–255.
     pub fn set_max_ttl(&self, ttl: u8) -> Result<()> {
         self.with_core(|core, _| core.set_max_ttl(ttl))
-            .map_err(|e| Error::InvalidOption(e.to_string()))
+            .map_err(|e| Error::config("max_ttl", e))
     }
 }
 
@@ -204,7 +204,7 @@ impl<R: Runtime> Socket<R, Sub> {
         self.with_core(|core, _| core.unsubscribe(topic))
             .map_err(|e| match e {
                 SubscribeError::UnknownTopic => Error::UnknownTopic,
-                other => Error::InvalidOption(other.to_string()),
+                _ => Error::NotSupported,
             })
     }
 }
@@ -229,6 +229,6 @@ impl<R: Runtime> Socket<R, Respondent> {
     /// [`Error::InvalidOption`] outside 1–255.
     pub fn set_max_ttl(&self, ttl: u8) -> Result<()> {
         self.with_core(|core, _| core.set_max_ttl(ttl))
-            .map_err(|e| Error::InvalidOption(e.to_string()))
+            .map_err(|e| Error::config("max_ttl", e))
     }
 }

@@ -5,7 +5,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -17,28 +17,123 @@ use sp_core::frame::FrameKind;
 use sp_core::handshake::{Handshake, HandshakeError};
 use sp_core::ProtocolId;
 
+use tracing::Instrument;
+
 use crate::addr::Address;
+use crate::endpoint_handle::EndpointOptions;
 use crate::error::{Error, Result};
 use crate::pipe::{
-    lock, run_inproc_pipe, run_stream_pipe, InprocPipe, PipeHandle, PipeOwner, StreamPipe,
+    lock, run_inproc_pipe, run_stream_pipe, InprocPipe, PipeEnd, PipeHandle, PipeOwner,
+    StreamPipe,
 };
-use crate::rt::{Acceptor, BoxStream, Runtime, Sleep};
-use crate::socket::{Shared, SocketCore, SocketOptions};
+use crate::pipe_view::{EndpointId, PipeInfo, Transport};
+use crate::rt::{self, Acceptor, BoxFuture, BoxStream, ConnInfo, Runtime, Sleep, TcpOptions};
+use crate::socket::{Shared, SocketCore};
+use crate::stats::{EndpointStats, RefusalReason};
 use crate::tls::{TlsConfig, TlsError};
 use crate::ws::{self, run_ws_pipe, WsPipe};
 
-/// Lets the socket stop one of its dialer or listener tasks.
-#[derive(Default)]
+/// One dialer's or listener's shared state: its URL, options, counters and span, and the
+/// switch that stops its task. [`Dialer`](crate::Dialer) and [`Listener`](crate::Listener) are
+/// handles to it.
 pub(crate) struct EndpointCtl {
+    pub(crate) id: EndpointId,
+    pub(crate) url: Address,
     closed: AtomicBool,
+    started: AtomicBool,
     waker: Mutex<Option<Waker>>,
     /// Set for inproc listeners: the registry entry to remove on close.
     inproc_name: Mutex<Option<String>>,
+    /// The endpoint's options; read at every connection, so changes apply to the next one.
+    pub(crate) opts: Mutex<EndpointOptions>,
+    /// The bound address of a started listener.
+    pub(crate) bound: Mutex<Option<Address>>,
+    pub(crate) counters: EndpointCounters,
+    /// Every log line of the endpoint's task and of its pipes is inside this span.
+    pub(crate) span: tracing::Span,
+}
+
+/// An endpoint's counters (see [`EndpointStats`]).
+#[derive(Default)]
+pub(crate) struct EndpointCounters {
+    pub(crate) dial_attempts: AtomicU64,
+    pub(crate) dial_failures: AtomicU64,
+    pub(crate) accepted: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) pipes_attached: AtomicU64,
+    pub(crate) pipes_open: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
 }
 
 impl EndpointCtl {
+    pub(crate) fn new(
+        url: Address,
+        dialer: bool,
+        opts: EndpointOptions,
+        socket_span: &tracing::Span,
+    ) -> Arc<Self> {
+        let id = EndpointId::next();
+        let span = if dialer {
+            tracing::debug_span!(parent: socket_span, "dialer", id = id.0, url = %url)
+        } else {
+            tracing::debug_span!(parent: socket_span, "listener", id = id.0, url = %url)
+        };
+        Arc::new(Self {
+            id,
+            url,
+            closed: AtomicBool::new(false),
+            started: AtomicBool::new(false),
+            waker: Mutex::new(None),
+            inproc_name: Mutex::new(None),
+            opts: Mutex::new(opts),
+            bound: Mutex::new(None),
+            counters: EndpointCounters::default(),
+            span,
+        })
+    }
+
+    /// A control for the driver's own tasks (a shared WebSocket port), not an endpoint of any
+    /// socket.
+    pub(crate) fn internal(url: Address) -> Arc<Self> {
+        Self::new(url, false, EndpointOptions::default(), &tracing::Span::none())
+    }
+
+    /// Marks the endpoint started; returns true if it had been started already.
+    pub(crate) fn mark_started(&self) -> bool {
+        self.started.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn is_started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn options(&self) -> EndpointOptions {
+        lock(&self.opts).clone()
+    }
+
+    pub(crate) fn stats(&self) -> EndpointStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        EndpointStats {
+            dial_attempts: get(&c.dial_attempts),
+            dial_failures: get(&c.dial_failures),
+            accepted: get(&c.accepted),
+            refused: get(&c.refused),
+            pipes_attached: get(&c.pipes_attached),
+            pipes_open: get(&c.pipes_open),
+        }
+    }
+
+    /// Stops the endpoint's task (its pipes are the socket's business; see
+    /// [`EndpointHost::close_endpoint`]).
     pub(crate) fn close(self: &Arc<Self>) {
-        self.closed.store(true, Ordering::Release);
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.span.in_scope(|| tracing::debug!("endpoint closed"));
         if let Some(name) = lock(&self.inproc_name).take() {
             let mut reg = lock(inproc_registry());
             if reg.get(&name).is_some_and(|e| Arc::ptr_eq(&e.ctl, self)) {
@@ -58,8 +153,40 @@ impl EndpointCtl {
         self.closed.load(Ordering::Acquire)
     }
 
-    fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// What the endpoint handles need of their socket, without naming its runtime or protocol.
+pub(crate) trait EndpointHost: Send + Sync {
+    /// Starts a dialer and waits for its first connection.
+    fn dial(self: Arc<Self>, ctl: Arc<EndpointCtl>) -> BoxFuture<'static, Result<()>>;
+    /// Starts a dialer that connects in the background.
+    fn dial_background(self: Arc<Self>, ctl: Arc<EndpointCtl>) -> Result<()>;
+    /// Binds a listener and starts accepting.
+    fn listen(self: Arc<Self>, ctl: Arc<EndpointCtl>) -> Result<Address>;
+    /// Closes an endpoint and the pipes it made.
+    fn close_endpoint(&self, ctl: &Arc<EndpointCtl>);
+}
+
+impl<R: Runtime, P: SocketCore> EndpointHost for Shared<R, P> {
+    fn dial(self: Arc<Self>, ctl: Arc<EndpointCtl>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(dial(self, ctl))
+    }
+
+    fn dial_background(self: Arc<Self>, ctl: Arc<EndpointCtl>) -> Result<()> {
+        dial_background(self, ctl)
+    }
+
+    fn listen(self: Arc<Self>, ctl: Arc<EndpointCtl>) -> Result<Address> {
+        let span = ctl.span.clone();
+        let _entered = span.enter();
+        listen(self, ctl)
+    }
+
+    fn close_endpoint(&self, ctl: &Arc<EndpointCtl>) {
+        self.remove_endpoint(ctl);
     }
 }
 
@@ -141,8 +268,8 @@ fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
 async fn connect_stream<R: Runtime>(
     rt: &R,
     addr: &Address,
-    opts: &SocketOptions,
-) -> Result<BoxStream> {
+    opts: &EndpointOptions,
+) -> Result<rt::Connected> {
     let map_err = |e: io::Error| match e.kind() {
         io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => {
             Error::ConnectionRefused(addr.to_string())
@@ -153,7 +280,7 @@ async fn connect_stream<R: Runtime>(
         Address::Tcp { .. } | Address::Tls { .. } | Address::Ws { .. } => {
             let mut last = None;
             for sa in resolve(addr)? {
-                match rt.connect_tcp(sa, opts.tcp_nodelay).await {
+                match rt.connect_tcp(sa, opts.tcp).await {
                     Ok(s) => return Ok(s),
                     Err(e) => last = Some(e),
                 }
@@ -163,6 +290,10 @@ async fn connect_stream<R: Runtime>(
             ))
         }
         Address::Ipc { path } => rt.connect_ipc(path.clone()).await.map_err(map_err),
+        Address::Abstract { name } => {
+            let stream = crate::unix::connect_abstract(name).map_err(map_err)?;
+            rt.adopt_ipc(stream).map_err(map_err)
+        }
         Address::Inproc { .. } => unreachable!("inproc has no stream"),
     }
 }
@@ -264,14 +395,74 @@ async fn handshake_inner<R: Runtime>(
     Ok(leftover)
 }
 
+/// Where a connection came from, for the pipe it becomes.
+pub(crate) struct Origin {
+    pub(crate) addr: Address,
+    pub(crate) endpoint: Option<Arc<EndpointCtl>>,
+    pub(crate) dialed: bool,
+    pub(crate) conn: ConnInfo,
+    pub(crate) tls_peer_certificate: Option<Vec<u8>>,
+}
+
+/// Creates the handle of a new pipe of `owner`, with its identity, what the OS told about the
+/// connection, and its span (a child of its endpoint's span, or of the socket's).
+pub(crate) fn new_pipe_handle(
+    owner: &dyn PipeOwner,
+    origin: Origin,
+    ws_path: Option<String>,
+) -> Arc<PipeHandle> {
+    let id = owner.allocate_pipe_id();
+    let parent = origin
+        .endpoint
+        .as_ref()
+        .map_or_else(|| owner.span(), |e| e.span.clone());
+    let span = match &origin.conn.remote {
+        Some(remote) => tracing::debug_span!(parent: &parent, "pipe", id = %id, peer = %remote),
+        None => tracing::debug_span!(parent: &parent, "pipe", id = %id),
+    };
+    PipeHandle::new(
+        id,
+        PipeInfo {
+            transport: Transport::of(&origin.addr),
+            endpoint: origin.endpoint,
+            dialed: origin.dialed,
+            conn: origin.conn,
+            peer_protocol: owner.peer_protocol(),
+            tls_peer_certificate: origin.tls_peer_certificate,
+            ws_path,
+            span,
+        },
+    )
+}
+
+/// Why a failed connection counts as refused, if it does (a refused TCP connect does not).
+pub(crate) fn refusal_of(e: &Error) -> Option<RefusalReason> {
+    match e {
+        Error::Handshake {
+            source: HandshakeError::IncompatiblePeer { .. },
+            ..
+        } => Some(RefusalReason::IncompatibleProtocol),
+        Error::Handshake {
+            source: HandshakeError::TimedOut { .. },
+            ..
+        }
+        | Error::TimedOut => Some(RefusalReason::HandshakeTimeout),
+        Error::Handshake { .. } => Some(RefusalReason::BadHandshake),
+        Error::Tls { .. } => Some(RefusalReason::Tls),
+        Error::WebSocket { .. } => Some(RefusalReason::WebSocket),
+        _ => None,
+    }
+}
+
 /// Handshakes `stream` and attaches it as a pipe. Returns the pipe future to run.
 async fn establish<R: Runtime, P: SocketCore>(
     shared: &Arc<Shared<R, P>>,
     mut stream: BoxStream,
-    addr: &Address,
-    opts: &SocketOptions,
+    origin: Origin,
+    opts: &EndpointOptions,
 ) -> Result<StreamPipe> {
     let local = PipeOwner::protocol(&**shared);
+    let addr = origin.addr.clone();
     let leftover = handshake(&shared.rt, &mut stream, local, opts.handshake_timeout)
         .await
         .map_err(|(source, io_error)| {
@@ -285,24 +476,34 @@ async fn establish<R: Runtime, P: SocketCore>(
                     source,
                 },
             }
+        })
+        .inspect_err(|e| {
+            if let Some(reason) = refusal_of(e) {
+                shared.refused(origin.endpoint.as_ref().map(|c| c.id), reason);
+            }
         })?;
-    let peer = PipeOwner::peer_protocol(&**shared);
-    let id = shared.allocate_pipe_id();
-    let handle = PipeHandle::new(id);
+    let handle = new_pipe_handle(&**shared, origin, None);
     let owner: Arc<dyn PipeOwner> = shared.clone();
     let pipe = StreamPipe::new(
         owner,
         handle.clone(),
         stream,
-        frame_kind(addr),
+        frame_kind(&addr),
         opts.recv_max_size,
         leftover,
     );
-    if !shared.attach(handle, peer) {
-        return Err(Error::Closed);
-    }
-    tracing::debug!(pipe = %id, %addr, "pipe attached");
+    shared
+        .attach(handle)
+        .map_err(|reason| attach_error(reason, &addr))?;
     Ok(pipe)
+}
+
+/// The error a dial reports when the new pipe could not attach.
+pub(crate) fn attach_error(reason: RefusalReason, addr: &Address) -> Error {
+    match reason {
+        RefusalReason::Hook => Error::PipeRefused(addr.to_string()),
+        _ => Error::Closed,
+    }
 }
 
 fn is_tls_error(e: &io::Error) -> bool {
@@ -311,16 +512,16 @@ fn is_tls_error(e: &io::Error) -> bool {
 }
 
 /// The TLS configuration an endpoint at `addr` must have.
-fn tls_config<'a>(opts: &'a SocketOptions, addr: &Address) -> Result<&'a TlsConfig> {
+fn tls_config<'a>(opts: &'a EndpointOptions, addr: &Address) -> Result<&'a TlsConfig> {
     opts.tls.as_ref().ok_or_else(|| Error::Tls {
         addr: addr.to_string(),
         source: TlsError::NotConfigured,
     })
 }
 
-/// Refuses at once a secure endpoint on a socket with no TLS configuration, instead of
-/// failing every connection attempt later.
-fn check_tls_configured(opts: &SocketOptions, addr: &Address) -> Result<()> {
+/// Refuses at once a secure endpoint with no TLS configuration, instead of failing every
+/// connection attempt later.
+fn check_tls_configured(opts: &EndpointOptions, addr: &Address) -> Result<()> {
     match addr {
         Address::Tls { .. } | Address::Ws { secure: true, .. } => {
             tls_config(opts, addr).map(|_| ())
@@ -329,13 +530,14 @@ fn check_tls_configured(opts: &SocketOptions, addr: &Address) -> Result<()> {
     }
 }
 
-/// Runs the client side of TLS on `stream`, bounded by the handshake timeout.
+/// Runs the client side of TLS on `stream`, bounded by the handshake timeout. Returns the
+/// TLS stream and the server's certificate.
 async fn tls_connect<R: Runtime>(
     rt: &R,
     addr: &Address,
-    opts: &SocketOptions,
+    opts: &EndpointOptions,
     stream: BoxStream,
-) -> Result<BoxStream> {
+) -> Result<(BoxStream, Option<Vec<u8>>)> {
     let config = tls_config(opts, addr)?;
     let host = addr.host_port().map_or("", |(h, _)| h);
     let stream = crate::threads::into_pollable(stream);
@@ -354,37 +556,55 @@ async fn tls_connect<R: Runtime>(
 // ---------------------------------------------------------------------------------------------
 // Dialing
 
+/// Closes a dialer whose first attempt did not finish: it failed, or its future was dropped.
+struct CloseUnlessStarted<'a, R: Runtime, P: SocketCore> {
+    shared: &'a Shared<R, P>,
+    ctl: &'a Arc<EndpointCtl>,
+    armed: bool,
+}
+
+impl<R: Runtime, P: SocketCore> Drop for CloseUnlessStarted<'_, R, P> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.remove_endpoint(self.ctl);
+        }
+    }
+}
+
 pub(crate) async fn dial<R: Runtime, P: SocketCore>(
     shared: Arc<Shared<R, P>>,
-    addr: Address,
-    _synchronous: bool,
+    ctl: Arc<EndpointCtl>,
 ) -> Result<()> {
-    let opts = shared.options();
-    check_tls_configured(&opts, &addr)?;
-    let ctl = Arc::new(EndpointCtl::default());
+    let opts = ctl.options();
+    check_tls_configured(&opts, &ctl.url)?;
     shared.add_endpoint(ctl.clone())?;
-    let first = match connect_once(&shared, &addr, &opts).await {
-        Ok(first) => first,
-        Err(e) => {
-            ctl.close();
-            return Err(e);
-        }
+    let mut guard = CloseUnlessStarted {
+        shared: &shared,
+        ctl: &ctl,
+        armed: true,
     };
+    let first = connect_once(&shared, &ctl, &opts)
+        .instrument(ctl.span.clone())
+        .await?;
+    guard.armed = false;
+    drop(guard);
     let rt = shared.rt.clone();
-    rt.spawn(Box::pin(dialer_loop(shared, addr, opts, ctl, Some(first))));
+    let span = ctl.span.clone();
+    rt.spawn(Box::pin(
+        dialer_loop(shared, ctl, Some(first)).instrument(span),
+    ));
     Ok(())
 }
 
 pub(crate) fn dial_background<R: Runtime, P: SocketCore>(
     shared: Arc<Shared<R, P>>,
-    addr: Address,
+    ctl: Arc<EndpointCtl>,
 ) -> Result<()> {
-    let opts = shared.options();
-    check_tls_configured(&opts, &addr)?;
-    let ctl = Arc::new(EndpointCtl::default());
+    check_tls_configured(&ctl.options(), &ctl.url)?;
     shared.add_endpoint(ctl.clone())?;
     let rt = shared.rt.clone();
-    rt.spawn(Box::pin(dialer_loop(shared, addr, opts, ctl, None)));
+    let span = ctl.span.clone();
+    rt.spawn(Box::pin(dialer_loop(shared, ctl, None).instrument(span)));
     Ok(())
 }
 
@@ -395,17 +615,60 @@ enum Connected {
     Ws(WsPipe),
 }
 
+impl Connected {
+    /// Runs the pipe until it ends, inside its span.
+    async fn run<R: Runtime>(self, rt: &R) {
+        match self {
+            Connected::Stream(pipe) => {
+                let span = pipe.handle.info.span.clone();
+                run_stream_pipe(pipe).instrument(span).await
+            }
+            Connected::Inproc(link) => link.run(rt).await,
+            Connected::Ws(pipe) => {
+                let span = pipe.span();
+                run_ws_pipe(pipe).instrument(span).await
+            }
+        }
+    }
+}
+
+/// One connection attempt of a dialer, counted.
 async fn connect_once<R: Runtime, P: SocketCore>(
     shared: &Arc<Shared<R, P>>,
-    addr: &Address,
-    opts: &SocketOptions,
+    ctl: &Arc<EndpointCtl>,
+    opts: &EndpointOptions,
 ) -> Result<Connected> {
+    bump(&ctl.counters.dial_attempts);
+    shared.count_dial_attempt();
+    let result = connect_attempt(shared, ctl, opts).await;
+    if let Err(e) = &result {
+        bump(&ctl.counters.dial_failures);
+        shared.count_dial_failure();
+        tracing::debug!(error = %e, "dial attempt failed");
+    }
+    result
+}
+
+async fn connect_attempt<R: Runtime, P: SocketCore>(
+    shared: &Arc<Shared<R, P>>,
+    ctl: &Arc<EndpointCtl>,
+    opts: &EndpointOptions,
+) -> Result<Connected> {
+    let addr = &ctl.url;
+    let origin = |conn: ConnInfo, cert: Option<Vec<u8>>| Origin {
+        addr: addr.clone(),
+        endpoint: Some(ctl.clone()),
+        dialed: true,
+        conn,
+        tls_peer_certificate: cert,
+    };
     match addr {
-        Address::Inproc { name } => inproc_connect(shared, name).map(Connected::Inproc),
-        Address::Ws { secure, .. } => {
-            let mut stream = connect_stream(&shared.rt, addr, opts).await?;
+        Address::Inproc { name } => inproc_connect(shared, name, ctl).map(Connected::Inproc),
+        Address::Ws { secure, path, .. } => {
+            let (mut stream, conn) = connect_stream(&shared.rt, addr, opts).await?;
+            let mut cert = None;
             if *secure {
-                stream = tls_connect(&shared.rt, addr, opts, stream).await?;
+                (stream, cert) = tls_connect(&shared.rt, addr, opts, stream).await?;
             }
             let peer = PipeOwner::peer_protocol(&**shared);
             let stream = crate::threads::into_pollable(stream);
@@ -414,22 +677,30 @@ async fn connect_once<R: Runtime, P: SocketCore>(
                 ws::upgrade(addr, stream, peer, opts.recv_max_size),
             )
             .await
-            .ok_or(Error::TimedOut)??;
+            .ok_or(Error::TimedOut)?
+            .inspect_err(|e| {
+                if let Some(reason) = refusal_of(e) {
+                    shared.refused(Some(ctl.id), reason);
+                }
+            })?;
             let owner: Arc<dyn PipeOwner> = shared.clone();
-            ws::attach(owner, ws, opts.recv_max_size)
+            let handle = new_pipe_handle(&*owner, origin(conn, cert), Some(path.clone()));
+            ws::attach(owner, handle, ws, opts.recv_max_size)
                 .map(Connected::Ws)
-                .ok_or(Error::Closed)
+                .map_err(|reason| attach_error(reason, addr))
         }
         Address::Tls { .. } => {
-            let stream = connect_stream(&shared.rt, addr, opts).await?;
-            let stream = tls_connect(&shared.rt, addr, opts, stream).await?;
-            establish(shared, stream, addr, opts)
+            let (stream, conn) = connect_stream(&shared.rt, addr, opts).await?;
+            let (stream, cert) = tls_connect(&shared.rt, addr, opts, stream)
+                .await
+                .inspect_err(|_| shared.refused(Some(ctl.id), RefusalReason::Tls))?;
+            establish(shared, stream, origin(conn, cert), opts)
                 .await
                 .map(Connected::Stream)
         }
-        Address::Tcp { .. } | Address::Ipc { .. } => {
-            let stream = connect_stream(&shared.rt, addr, opts).await?;
-            establish(shared, stream, addr, opts)
+        Address::Tcp { .. } | Address::Ipc { .. } | Address::Abstract { .. } => {
+            let (stream, conn) = connect_stream(&shared.rt, addr, opts).await?;
+            establish(shared, stream, origin(conn, None), opts)
                 .await
                 .map(Connected::Stream)
         }
@@ -438,35 +709,33 @@ async fn connect_once<R: Runtime, P: SocketCore>(
 
 async fn dialer_loop<R: Runtime, P: SocketCore>(
     shared: Arc<Shared<R, P>>,
-    addr: Address,
-    opts: SocketOptions,
     ctl: Arc<EndpointCtl>,
     mut connected: Option<Connected>,
 ) {
-    let mut backoff = Backoff::new(opts.reconnect.clone(), random_u64());
+    let mut config = ctl.options().reconnect;
+    let mut backoff = Backoff::new(config.clone(), random_u64());
     loop {
         // A pipe connected by a synchronous dial is attached already: it must run even if the
         // socket closed meanwhile, to write out what was sent and to detach properly.
         if connected.is_none() && (ctl.is_closed() || shared.is_closed()) {
             return;
         }
+        let opts = ctl.options();
         let attempt = match connected.take() {
             Some(c) => Ok(c),
-            None => match unless_closed(&ctl, connect_once(&shared, &addr, &opts)).await {
+            None => match unless_closed(&ctl, connect_once(&shared, &ctl, &opts)).await {
                 Some(r) => r,
                 None => return,
             },
         };
-        match attempt {
-            Ok(conn) => {
-                backoff.reset();
-                match conn {
-                    Connected::Stream(pipe) => run_stream_pipe(pipe).await,
-                    Connected::Inproc(link) => link.run(&shared.rt).await,
-                    Connected::Ws(pipe) => run_ws_pipe(pipe).await,
-                }
-            }
-            Err(e) => tracing::debug!(%addr, error = %e, "dial attempt failed"),
+        if opts.reconnect != config {
+            // The application changed the back-off: start over from its minimum.
+            config = opts.reconnect.clone();
+            backoff = Backoff::new(config.clone(), random_u64());
+        }
+        if let Ok(conn) = attempt {
+            backoff.reset();
+            conn.run(&shared.rt).await;
         }
         let delay = backoff.next_delay();
         if unless_closed(&ctl, sleep_for(&shared.rt, delay))
@@ -483,46 +752,60 @@ fn random_u64() -> u64 {
     RandomState::new().hash_one(Instant::now())
 }
 
+/// Handshakes an adopted connection and runs it as a pipe with no endpoint.
+pub(crate) async fn adopt<R: Runtime, P: SocketCore>(
+    shared: Arc<Shared<R, P>>,
+    (stream, conn): rt::Connected,
+    addr: Address,
+    opts: EndpointOptions,
+) -> Result<crate::Pipe> {
+    let origin = Origin {
+        addr,
+        endpoint: None,
+        dialed: false,
+        conn,
+        tls_peer_certificate: None,
+    };
+    let pipe = establish(&shared, stream, origin, &opts).await?;
+    let handle = pipe.handle.clone();
+    let span = handle.info.span.clone();
+    shared
+        .rt
+        .spawn(Box::pin(run_stream_pipe(pipe).instrument(span)));
+    Ok(crate::Pipe { handle })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Listening
 
 pub(crate) fn listen<R: Runtime, P: SocketCore>(
     shared: Arc<Shared<R, P>>,
-    addr: Address,
+    ctl: Arc<EndpointCtl>,
 ) -> Result<Address> {
-    let opts = shared.options();
-    let ctl = Arc::new(EndpointCtl::default());
-    match &addr {
+    let opts = ctl.options();
+    let addr = ctl.url.clone();
+    let bound = match &addr {
         Address::Inproc { name } => {
             inproc_listen(&shared, name, ctl.clone())?;
             shared
                 .add_endpoint(ctl.clone())
                 .inspect_err(|_| ctl.close())?;
-            Ok(addr)
+            addr
         }
         Address::Tcp { .. } | Address::Tls { .. } => {
             let tls = match &addr {
                 Address::Tls { .. } => Some(server_tls(&opts, &addr)?),
                 _ => None,
             };
-            let (local, acceptor) = bind_tcp(&shared.rt, &addr, resolve(&addr)?, &opts)?;
+            let (local, acceptor) = bind_tcp(&shared.rt, &addr, resolve(&addr)?, opts.tcp)?;
             let (host, port) = (local.ip().to_string(), local.port());
             let bound_addr = match addr {
                 Address::Tls { .. } => Address::Tls { host, port },
                 _ => Address::Tcp { host, port },
             };
             shared.add_endpoint(ctl.clone())?;
-            let rt = shared.rt.clone();
-            rt.spawn(Box::pin(accept_loop(
-                shared,
-                acceptor,
-                bound_addr.clone(),
-                opts,
-                ctl,
-                None,
-                tls,
-            )));
-            Ok(bound_addr)
+            spawn_accept_loop(shared, acceptor, bound_addr.clone(), ctl.clone(), None, tls);
+            bound_addr
         }
         Address::Ws { secure, .. } => {
             let tls = if *secure {
@@ -533,8 +816,8 @@ pub(crate) fn listen<R: Runtime, P: SocketCore>(
             let wanted = resolve(&addr)?;
             let rt = shared.rt.clone();
             let bind_addr = addr.clone();
-            let bind_opts = opts.clone();
             let bind_wanted = wanted.clone();
+            let tcp = opts.tcp;
             let params = ws::ListenParams {
                 owner: shared.clone(),
                 ctl: ctl.clone(),
@@ -545,11 +828,11 @@ pub(crate) fn listen<R: Runtime, P: SocketCore>(
                     let rt = rt.clone();
                     Arc::new(move |fut| rt.spawn(fut))
                 },
-                bind: Box::new(move || bind_tcp(&rt, &bind_addr, bind_wanted, &bind_opts)),
+                bind: Box::new(move || bind_tcp(&rt, &bind_addr, bind_wanted, tcp)),
                 sleep: sleeper(&shared.rt),
             };
             shared.add_endpoint(ctl.clone())?;
-            ws::listen(&addr, &wanted, params).inspect_err(|_| ctl.close())
+            ws::listen(&addr, &wanted, params).inspect_err(|_| ctl.close())?
         }
         Address::Ipc { path } => {
             let listener = bind_ipc(path, &addr)?;
@@ -558,23 +841,53 @@ pub(crate) fn listen<R: Runtime, P: SocketCore>(
                 .ipc_acceptor(listener)
                 .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
             shared.add_endpoint(ctl.clone())?;
-            let rt = shared.rt.clone();
-            rt.spawn(Box::pin(accept_loop(
-                shared,
-                acceptor,
-                addr.clone(),
-                opts,
-                ctl,
-                SocketFile::of(path),
-                None,
-            )));
-            Ok(addr)
+            let file = SocketFile::of(path);
+            spawn_accept_loop(shared, acceptor, addr.clone(), ctl.clone(), file, None);
+            addr
         }
-    }
+        Address::Abstract { name } => {
+            let listener = crate::unix::bind_abstract(name)
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::AddrInUse => Error::AddressInUse(addr.to_string()),
+                    _ => Error::io(format!("cannot listen on {addr}"), e),
+                })?;
+            // An empty name asks the kernel for one (autobind); report the name it chose.
+            let bound = listener
+                .local_addr()
+                .ok()
+                .and_then(|a| crate::rt::ConnInfo::unix(&listener, Some(&a), None).local)
+                .unwrap_or(addr);
+            let acceptor = shared
+                .rt
+                .ipc_acceptor(listener)
+                .map_err(|e| Error::io(format!("cannot listen on {bound}"), e))?;
+            shared.add_endpoint(ctl.clone())?;
+            spawn_accept_loop(shared, acceptor, bound.clone(), ctl.clone(), None, None);
+            bound
+        }
+    };
+    tracing::debug!(address = %bound, "listening");
+    *lock(&ctl.bound) = Some(bound.clone());
+    Ok(bound)
+}
+
+fn spawn_accept_loop<R: Runtime, P: SocketCore>(
+    shared: Arc<Shared<R, P>>,
+    acceptor: Box<dyn Acceptor>,
+    addr: Address,
+    ctl: Arc<EndpointCtl>,
+    unlink_on_close: Option<SocketFile>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
+    let rt = shared.rt.clone();
+    let span = ctl.span.clone();
+    rt.spawn(Box::pin(
+        accept_loop(shared, acceptor, addr, ctl, unlink_on_close, tls).instrument(span),
+    ));
 }
 
 /// The rustls server configuration a TLS listener at `addr` needs.
-fn server_tls(opts: &SocketOptions, addr: &Address) -> Result<Arc<rustls::ServerConfig>> {
+fn server_tls(opts: &EndpointOptions, addr: &Address) -> Result<Arc<rustls::ServerConfig>> {
     tls_config(opts, addr)?
         .server_config()
         .map_err(|source| Error::Tls {
@@ -588,7 +901,7 @@ fn bind_tcp<R: Runtime>(
     rt: &R,
     addr: &Address,
     candidates: Vec<SocketAddr>,
-    opts: &SocketOptions,
+    tcp: TcpOptions,
 ) -> Result<(SocketAddr, Box<dyn Acceptor>)> {
     let mut last = None;
     let mut bound = None;
@@ -620,7 +933,7 @@ fn bind_tcp<R: Runtime>(
         .set_nonblocking(true)
         .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
     let acceptor = rt
-        .tcp_acceptor(listener, opts.tcp_nodelay)
+        .tcp_acceptor(listener, tcp)
         .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
     Ok((local, acceptor))
 }
@@ -664,7 +977,6 @@ async fn accept_loop<R: Runtime, P: SocketCore>(
     shared: Arc<Shared<R, P>>,
     mut acceptor: Box<dyn Acceptor>,
     addr: Address,
-    opts: SocketOptions,
     ctl: Arc<EndpointCtl>,
     unlink_on_close: Option<SocketFile>,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -672,11 +984,11 @@ async fn accept_loop<R: Runtime, P: SocketCore>(
     loop {
         let accepted =
             unless_closed(&ctl, std::future::poll_fn(|cx| acceptor.poll_accept(cx))).await;
-        let stream = match accepted {
+        let (stream, conn) = match accepted {
             None => break,
             Some(Ok(s)) => s,
             Some(Err(e)) => {
-                tracing::warn!(%addr, error = %e, "accept failed");
+                tracing::warn!(error = %e, "accept failed");
                 // Out of descriptors and similar: back off briefly rather than spin.
                 if unless_closed(&ctl, sleep_for(&shared.rt, Duration::from_millis(10)))
                     .await
@@ -687,37 +999,58 @@ async fn accept_loop<R: Runtime, P: SocketCore>(
                 continue;
             }
         };
+        shared.accepted(&ctl);
         let shared2 = shared.clone();
+        let ctl2 = ctl.clone();
         let addr2 = addr.clone();
-        let opts2 = opts.clone();
         let tls = tls.clone();
-        shared.rt.spawn(Box::pin(async move {
-            let stream = match tls {
-                // A peer that does not complete TLS in time (or at all, like a plain TCP
-                // client) costs only this task.
-                Some(config) => match with_timeout(
-                    sleep_for(&shared2.rt, opts2.handshake_timeout),
-                    crate::tls::accept(config, crate::threads::into_pollable(stream)),
-                )
-                .await
-                {
-                    Some(Ok(s)) => s,
-                    Some(Err(e)) => {
-                        tracing::info!(addr = %addr2, error = %e, "refused incoming tls connection");
-                        return;
+        let span = ctl.span.clone();
+        shared.rt.spawn(Box::pin(
+            async move {
+                let opts = ctl2.options();
+                let (stream, cert) = match tls {
+                    // A peer that does not complete TLS in time (or at all, like a plain TCP
+                    // client) costs only this task.
+                    Some(config) => match with_timeout(
+                        sleep_for(&shared2.rt, opts.handshake_timeout),
+                        crate::tls::accept(config, crate::threads::into_pollable(stream)),
+                    )
+                    .await
+                    {
+                        Some(Ok(s)) => s,
+                        Some(Err(e)) => {
+                            tracing::info!(peer = ?conn.remote, error = %e, "refused incoming tls connection");
+                            shared2.refused(Some(ctl2.id), RefusalReason::Tls);
+                            return;
+                        }
+                        None => {
+                            tracing::info!(peer = ?conn.remote, "incoming tls handshake timed out");
+                            shared2.refused(Some(ctl2.id), RefusalReason::HandshakeTimeout);
+                            return;
+                        }
+                    },
+                    None => (stream, None),
+                };
+                let remote = conn.remote.clone();
+                let origin = Origin {
+                    addr: addr2,
+                    endpoint: Some(ctl2),
+                    dialed: false,
+                    conn,
+                    tls_peer_certificate: cert,
+                };
+                match establish(&shared2, stream, origin, &opts).await {
+                    Ok(pipe) => {
+                        let span = pipe.handle.info.span.clone();
+                        run_stream_pipe(pipe).instrument(span).await
                     }
-                    None => {
-                        tracing::info!(addr = %addr2, "incoming tls handshake timed out");
-                        return;
+                    Err(e) => {
+                        tracing::info!(peer = ?remote, error = %e, "refused incoming connection")
                     }
-                },
-                None => stream,
-            };
-            match establish(&shared2, stream, &addr2, &opts2).await {
-                Ok(pipe) => run_stream_pipe(pipe).await,
-                Err(e) => tracing::info!(addr = %addr2, error = %e, "refused incoming connection"),
+                }
             }
-        }));
+            .instrument(span),
+        ));
     }
     drop(acceptor);
     if let Some(file) = unlink_on_close {
@@ -793,43 +1126,67 @@ struct InprocLink {
 impl InprocLink {
     /// Runs the listener's half as its own task and ours inline (it ends when either closes).
     async fn run<R: Runtime>(self, rt: &R) {
-        rt.spawn(Box::pin(run_inproc_pipe(self.theirs)));
-        run_inproc_pipe(self.ours).await;
+        let theirs = self.theirs.handle.info.span.clone();
+        rt.spawn(Box::pin(run_inproc_pipe(self.theirs).instrument(theirs)));
+        let ours = self.ours.handle.info.span.clone();
+        run_inproc_pipe(self.ours).instrument(ours).await;
     }
 }
 
 fn inproc_connect<R: Runtime, P: SocketCore>(
     shared: &Arc<Shared<R, P>>,
     name: &str,
+    ctl: &Arc<EndpointCtl>,
 ) -> Result<InprocLink> {
-    let listener = {
+    let url = || format!("inproc://{name}");
+    let (listener, listener_ctl) = {
         let reg = lock(inproc_registry());
         match reg.get(name) {
-            Some(e) if !e.ctl.is_closed() && !e.owner.is_closed() => e.owner.clone(),
-            _ => return Err(Error::ConnectionRefused(format!("inproc://{name}"))),
+            Some(e) if !e.ctl.is_closed() && !e.owner.is_closed() => {
+                (e.owner.clone(), e.ctl.clone())
+            }
+            _ => return Err(Error::ConnectionRefused(url())),
         }
     };
     let local = PipeOwner::protocol(&**shared);
     let remote = listener.protocol();
     if !local.is_valid_peer(remote) {
-        return Err(Error::Handshake {
-            addr: format!("inproc://{name}"),
+        let e = Error::Handshake {
+            addr: url(),
             source: HandshakeError::IncompatiblePeer {
                 local,
                 peer: remote,
             },
-        });
+        };
+        shared.refused(Some(ctl.id), RefusalReason::IncompatibleProtocol);
+        listener.refused(Some(listener_ctl.id), RefusalReason::IncompatibleProtocol);
+        return Err(e);
     }
+    let addr = Address::Inproc {
+        name: name.to_string(),
+    };
+    let conn = ConnInfo {
+        local: Some(addr.clone()),
+        remote: Some(addr.clone()),
+        peer_credentials: None,
+    };
     let ours_owner: Arc<dyn PipeOwner> = shared.clone();
-    let ours = PipeHandle::new(ours_owner.allocate_pipe_id());
-    let theirs = PipeHandle::new(listener.allocate_pipe_id());
-    if !listener.attach(theirs.clone(), local) {
-        return Err(Error::ConnectionRefused(format!("inproc://{name}")));
+    let origin = |endpoint, dialed| Origin {
+        addr: addr.clone(),
+        endpoint: Some(endpoint),
+        dialed,
+        conn: conn.clone(),
+        tls_peer_certificate: None,
+    };
+    let ours = new_pipe_handle(&*ours_owner, origin(ctl.clone(), true), None);
+    let theirs = new_pipe_handle(&*listener, origin(listener_ctl, false), None);
+    if listener.attach(theirs.clone()).is_err() {
+        return Err(Error::ConnectionRefused(url()));
     }
-    if !ours_owner.attach(ours.clone(), remote) {
+    if let Err(reason) = ours_owner.attach(ours.clone()) {
         theirs.close();
-        listener.pipe_closed(theirs.id);
-        return Err(Error::Closed);
+        listener.pipe_closed(theirs.id, &PipeEnd::PeerClosed);
+        return Err(attach_error(reason, &addr));
     }
     Ok(InprocLink {
         ours: InprocPipe {

@@ -96,9 +96,26 @@ pub enum Error {
         /// The second socket's protocol (the same socket for a reflector).
         b: ProtocolId,
     },
-    /// An option value was out of range.
-    #[error("invalid option value: {0}")]
-    InvalidOption(String),
+    /// An option value was out of range: names the option, the range it takes and the value
+    /// given.
+    #[error("invalid value {value} for option {option}: expected {expected}")]
+    InvalidOption {
+        /// The option, as named in the API (`recv_buffer`, `max_ttl`, ...).
+        option: &'static str,
+        /// The values it accepts.
+        expected: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// The endpoint (dialer or listener) was started already; create another one.
+    #[error("the endpoint for {0} was started already; create a new dialer or listener")]
+    AlreadyStarted(String),
+    /// The application's pipe hook refused the connection to this address.
+    #[error("the connection to {0} was refused by the socket's pipe hook")]
+    PipeRefused(String),
+    /// A stream handed to the socket is not usable as a pipe (not connected, wrong kind).
+    #[error("cannot adopt the stream: {0}")]
+    NotConnected(String),
     /// A frame from the peer broke the framing rules.
     #[error("peer sent a bad frame")]
     Frame(#[from] FrameError),
@@ -114,6 +131,29 @@ pub enum Error {
 }
 
 impl Error {
+    pub(crate) fn invalid_option(
+        option: &'static str,
+        expected: &'static str,
+        value: impl ToString,
+    ) -> Self {
+        Self::InvalidOption {
+            option,
+            expected,
+            value: value.to_string(),
+        }
+    }
+
+    /// Turns a protocol core's refusal of a setting into the typed error for `option`.
+    pub(crate) fn config(option: &'static str, e: sp_core::protocol::ConfigError) -> Self {
+        use sp_core::protocol::ConfigError;
+        match e {
+            ConfigError::MaxTtlOutOfRange(v) => Self::invalid_option(option, "1..=255", v),
+            ConfigError::QueueLenOutOfRange(v) => Self::invalid_option(option, "0..=8192", v),
+            ConfigError::NotSupported => Self::NotSupported,
+            _ => Self::NotSupported,
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
         Self::Io {
             context: context.into(),

@@ -19,21 +19,32 @@ mod context;
 mod cores;
 mod device;
 mod endpoint;
+mod endpoint_handle;
 mod error;
 mod pipe;
+mod pipe_events;
+mod pipe_view;
 pub mod rt;
 mod socket;
+pub mod stats;
 pub mod threads;
 pub mod tls;
+mod unix;
 mod ws;
 
 pub use addr::Address;
 pub use context::Context;
 pub use device::{device, reflector};
+pub use endpoint_handle::{Dialer, EndpointOptions, Listener, ToAddress};
 pub use error::{Error, Result};
-pub use socket::{Socket, SocketCore, SocketOptions};
+pub use pipe_events::{DetachReason, PipeEvent, PipeEvents, PipeVerdict};
+pub use pipe_view::{EndpointId, Pipe, Transport};
+pub use rt::{PeerCredentials, TcpOptions};
+pub use socket::{Socket, SocketCore, SocketOptions, SocketOptionsBuilder};
+pub use sp_core::backoff::BackoffConfig;
 pub use sp_core::protocol::ContextId;
-pub use sp_core::{Message, ProtocolId};
+pub use sp_core::{Message, PipeId, ProtocolId};
+pub use stats::{DropReason, EndpointStats, PipeStats, RefusalReason, SocketStats};
 pub use tls::{TlsConfig, TlsError};
 
 #[doc(hidden)]

@@ -20,11 +20,15 @@ use futures_io::AsyncWrite;
 use sp_core::frame::{encode, encode_prefix, FrameDecoder, FrameKind};
 use sp_core::{Message, PipeId, ProtocolId};
 
+use crate::pipe_events::DetachReason;
+use crate::pipe_view::{PipeCounters, PipeInfo};
 use crate::rt::BoxStream;
+use crate::stats::{PipeStats, RefusalReason};
 use crate::threads::{self, ThreadPipe};
 
-/// A pipe's queue reports "full" to its socket at this many messages...
-const QUEUE_HIGH_WATER_MSGS: usize = 256;
+/// A pipe's queue reports "full" to its socket at this many messages by default (the
+/// socket's `send_buffer` changes it)...
+pub(crate) const QUEUE_HIGH_WATER_MSGS: usize = 256;
 /// ...or at this many bytes, whichever comes first. Together they bound per-pipe memory.
 const QUEUE_HIGH_WATER_BYTES: usize = 1 << 20;
 /// Messages up to this size are copied into one contiguous write buffer; larger bodies are
@@ -56,24 +60,56 @@ pub(crate) enum PipeEnd {
     BadFrame(sp_core::frame::FrameError),
     /// The operating system reported an error.
     Io(io::Error),
-    /// The peer broke the transport's rules in another way (a WebSocket text message, an
-    /// oversized message, a protocol violation).
+    /// The peer broke the transport's rules in another way (a WebSocket text message, a
+    /// protocol violation).
     Refused(String),
+    /// The peer sent a message over the receive size limit (WebSocket; a stream transport
+    /// reports it as `BadFrame(TooLarge)`).
+    TooLarge(String),
+}
+
+impl PipeEnd {
+    /// Whether the pipe ended because the peer sent a message over the receive limit.
+    pub(crate) fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            PipeEnd::TooLarge(_) | PipeEnd::BadFrame(sp_core::frame::FrameError::TooLarge { .. })
+        )
+    }
+
+    pub(crate) fn detach_reason(&self) -> DetachReason {
+        match self {
+            PipeEnd::Local => DetachReason::Local,
+            PipeEnd::PeerClosed => DetachReason::PeerClosed,
+            PipeEnd::BadFrame(e) => DetachReason::PeerMisbehaved(e.to_string()),
+            PipeEnd::Refused(why) | PipeEnd::TooLarge(why) => {
+                DetachReason::PeerMisbehaved(why.clone())
+            }
+            PipeEnd::Io(e) => DetachReason::Io(e.to_string()),
+        }
+    }
 }
 
 /// The socket side of a pipe, as seen by pipe tasks. Implemented by the driver's socket.
 pub(crate) trait PipeOwner: Send + Sync + 'static {
     /// Allocates an ID for a pipe about to be attached.
     fn allocate_pipe_id(&self) -> PipeId;
-    /// Attaches a handshaken pipe. Returns false if the socket is closed.
-    fn attach(&self, handle: Arc<PipeHandle>, peer: ProtocolId) -> bool;
+    /// Attaches a handshaken pipe (its peer's protocol is in its info), after the pipe hook
+    /// accepted it. On refusal (the hook, a closed socket) the pipe must not run.
+    fn attach(&self, handle: Arc<PipeHandle>) -> Result<(), RefusalReason>;
+    /// Counts a connection a listener of this socket accepted (`endpoint`'s, too).
+    fn accepted(&self, endpoint: &crate::endpoint::EndpointCtl);
+    /// The socket's tracing span, parent of the spans of pipes that have no endpoint.
+    fn span(&self) -> tracing::Span;
+    /// Counts a connection refused before it became a pipe, for the endpoint that had it.
+    fn refused(&self, endpoint: Option<crate::pipe_view::EndpointId>, reason: RefusalReason);
     /// Feeds messages from `next` while the core keeps receiving from `pipe`. Returns false when
     /// the core paused the pipe (and marks the handle paused).
     fn deliver(&self, pipe: &PipeHandle, next: &mut dyn FnMut() -> Option<Message>) -> bool;
     /// The pipe's queue has room again.
     fn pipe_writable(&self, pipe: PipeId);
-    /// The pipe is gone.
-    fn pipe_closed(&self, pipe: PipeId);
+    /// The pipe is gone, and why.
+    fn pipe_closed(&self, pipe: PipeId, end: &PipeEnd);
     /// The socket's SP type.
     fn protocol(&self) -> ProtocolId;
     /// The SP type the socket's peers must have.
@@ -103,6 +139,9 @@ struct PipeQueue {
 /// One pipe's shared state: its outgoing queue and control flags.
 pub(crate) struct PipeHandle {
     pub(crate) id: PipeId,
+    /// What the transport learned when the pipe connected.
+    pub(crate) info: PipeInfo,
+    pub(crate) counters: PipeCounters,
     q: Mutex<PipeQueue>,
     /// Set when the pipe runs on threads: lets callers read and write its connection directly,
     /// and lets `close` unblock the threads' blocking IO.
@@ -115,27 +154,34 @@ pub(crate) struct TakeOutcome {
 }
 
 impl PipeHandle {
-    pub(crate) fn new(id: PipeId) -> Arc<Self> {
+    pub(crate) fn new(id: PipeId, info: PipeInfo) -> Arc<Self> {
         Arc::new(Self {
             id,
+            info,
+            counters: PipeCounters::default(),
             q: Mutex::new(PipeQueue::default()),
             threads: OnceLock::new(),
         })
     }
 
-    /// Queues a message. Returns true while the queue has room for more.
-    pub(crate) fn enqueue(&self, msg: Message) -> bool {
+    /// Queues a message. Returns true while the queue has room for more: fewer than
+    /// `max_msgs` messages and less than 1 MiB.
+    pub(crate) fn enqueue(&self, msg: Message, max_msgs: usize) -> bool {
         let mut q = lock(&self.q);
         if q.closed {
             // The pipe is going away; the core will see PipeRemoved shortly.
+            self.counters
+                .dropped_on_close
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return true;
         }
+        self.counters.count_out(msg.len());
         q.out_bytes += msg.len();
         q.out.push_back(msg);
         if let Some(w) = q.consumer.take() {
             w.wake();
         }
-        let room = q.out.len() < QUEUE_HIGH_WATER_MSGS && q.out_bytes < QUEUE_HIGH_WATER_BYTES;
+        let room = q.out.len() < max_msgs && q.out_bytes < QUEUE_HIGH_WATER_BYTES;
         if !room {
             q.blocked = true;
         }
@@ -234,10 +280,34 @@ impl PipeHandle {
         !(q.closed || q.draining || q.paused)
     }
 
-    /// Asks the pipe's tasks to stop at once, dropping what is queued. Idempotent.
+    /// Returns the pipe's counters now.
+    pub(crate) fn stats(&self) -> PipeStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.counters;
+        PipeStats {
+            msgs_in: c.msgs_in.load(Relaxed),
+            bytes_in: c.bytes_in.load(Relaxed),
+            msgs_out: c.msgs_out.load(Relaxed),
+            bytes_out: c.bytes_out.load(Relaxed),
+            queued: self.queued(),
+            dropped_on_close: c.dropped_on_close.load(Relaxed),
+        }
+    }
+
+    /// Returns how many messages wait in the queue.
+    pub(crate) fn queued(&self) -> usize {
+        lock(&self.q).out.len()
+    }
+
+    /// Asks the pipe's tasks to stop at once, dropping what is queued (counted). Idempotent.
     pub(crate) fn close(&self) {
         let mut q = lock(&self.q);
         q.closed = true;
+        if !q.out.is_empty() {
+            self.counters
+                .dropped_on_close
+                .fetch_add(q.out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         q.out.clear();
         q.out_bytes = 0;
         let (a, b) = (q.consumer.take(), q.feeder.take());
@@ -278,25 +348,23 @@ pub(crate) async fn run_stream_pipe(mut pipe: StreamPipe) {
         Some(io) => threads::run_pipe(pipe, io),
         None => pipe.await,
     };
-    log_end(&handle, &end);
-    handle.close();
-    owner.pipe_closed(handle.id);
+    end_pipe(&*owner, &handle, &end);
 }
 
-/// Logs why a stream pipe ended.
-fn log_end(handle: &PipeHandle, end: &PipeEnd) {
-    match end {
-        PipeEnd::Local | PipeEnd::PeerClosed => {
-            tracing::debug!(pipe = %handle.id, reason = ?end, "pipe closed")
-        }
+/// Closes a pipe whose task ended, logs why inside the pipe's span, and detaches it.
+pub(crate) fn end_pipe(owner: &dyn PipeOwner, handle: &PipeHandle, end: &PipeEnd) {
+    handle.info.span.in_scope(|| match end {
+        PipeEnd::Local | PipeEnd::PeerClosed => tracing::debug!(reason = ?end, "pipe closed"),
         PipeEnd::BadFrame(e) => {
-            tracing::warn!(pipe = %handle.id, error = %e, "closing pipe: peer sent a bad frame")
+            tracing::warn!(error = %e, "closing pipe: peer sent a bad frame")
         }
-        PipeEnd::Io(e) => tracing::debug!(pipe = %handle.id, error = %e, "pipe failed"),
-        PipeEnd::Refused(why) => {
-            tracing::warn!(pipe = %handle.id, reason = %why, "closing pipe: peer broke the rules")
+        PipeEnd::Io(e) => tracing::debug!(error = %e, "pipe failed"),
+        PipeEnd::Refused(why) | PipeEnd::TooLarge(why) => {
+            tracing::warn!(reason = %why, "closing pipe: peer broke the rules")
         }
-    }
+    });
+    handle.close();
+    owner.pipe_closed(handle.id, end);
 }
 
 /// A TCP/IPC connection after its handshake: frames in, frames out.
@@ -654,21 +722,20 @@ pub(crate) struct InprocPipe {
 
 /// Runs one side of an inproc link until either side closes.
 pub(crate) async fn run_inproc_pipe(mut pipe: InprocPipe) {
-    std::future::poll_fn(|cx| pipe.poll_run(cx)).await;
-    pipe.handle.close();
-    pipe.owner.pipe_closed(pipe.handle.id);
+    let end = std::future::poll_fn(|cx| pipe.poll_run(cx)).await;
+    end_pipe(&*pipe.owner, &pipe.handle, &end);
 }
 
 impl InprocPipe {
-    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<PipeEnd> {
         for _ in 0..POLL_BUDGET {
             if self.handle.poll_closed(cx.waker()) {
-                return Poll::Ready(());
+                return Poll::Ready(PipeEnd::Local);
             }
             if self.handle.is_draining() {
                 // Our peer's task takes what we queued; end once it has taken everything.
                 return if self.handle.poll_drained(cx.waker()) {
-                    Poll::Ready(())
+                    Poll::Ready(PipeEnd::Local)
                 } else {
                     Poll::Pending
                 };
@@ -677,7 +744,7 @@ impl InprocPipe {
                 // Deliver whatever the peer queued before it went away, then end.
                 let _ = self.peer.take_out(&mut self.inbox, cx.waker());
                 if self.inbox.is_empty() {
-                    return Poll::Ready(());
+                    return Poll::Ready(PipeEnd::PeerClosed);
                 }
             }
             if !self.handle.poll_resumed(cx.waker()) {

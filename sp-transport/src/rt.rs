@@ -39,7 +39,7 @@ pub type BoxStream = Box<dyn ByteStream>;
 /// A bound listening socket that yields connected streams.
 pub trait Acceptor: Send + 'static {
     /// Polls for the next accepted connection.
-    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<BoxStream>>;
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connected>>;
 }
 
 /// A timer that fires at an [`Instant`] and can be re-armed.
@@ -50,29 +50,176 @@ pub trait Sleep: Send + 'static {
     fn poll_sleep(&mut self, cx: &mut Context<'_>) -> Poll<()>;
 }
 
+/// TCP settings applied to every connection of an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpOptions {
+    /// Set `TCP_NODELAY` (no Nagle delay). Default: true.
+    pub nodelay: bool,
+    /// Set `SO_KEEPALIVE`, so the OS probes an idle peer and a dead one ends the pipe.
+    /// Default: false (NNG's default).
+    pub keepalive: bool,
+}
+
+impl Default for TcpOptions {
+    fn default() -> Self {
+        Self {
+            nodelay: true,
+            keepalive: false,
+        }
+    }
+}
+
+impl TcpOptions {
+    /// Applies these settings to a connected TCP socket.
+    ///
+    /// # Errors
+    /// The OS refused a setting.
+    #[cfg(unix)]
+    pub fn apply(&self, socket: &impl std::os::fd::AsFd) -> io::Result<()> {
+        let sock = socket2::SockRef::from(socket);
+        sock.set_tcp_nodelay(self.nodelay)?;
+        if self.keepalive {
+            sock.set_keepalive(true)?;
+        }
+        Ok(())
+    }
+}
+
+/// The user, group and process of the peer of a Unix socket, as the OS reports them
+/// (`SO_PEERCRED`). NNG's `NNG_OPT_PEER_UID`, `_GID` and `_PID`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerCredentials {
+    /// The peer's effective user ID.
+    pub uid: u32,
+    /// The peer's effective group ID.
+    pub gid: u32,
+    /// The peer's process ID, where the OS gives it (Linux does).
+    pub pid: Option<u32>,
+}
+
+impl PeerCredentials {
+    /// Reads the credentials of the process at the other end of a connected Unix socket;
+    /// `None` where the OS does not say.
+    #[cfg(unix)]
+    pub fn of(socket: &impl std::os::fd::AsFd) -> Option<Self> {
+        peer_credentials(socket.as_fd())
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn peer_credentials(fd: std::os::fd::BorrowedFd<'_>) -> Option<PeerCredentials> {
+    let cred = rustix::net::sockopt::socket_peercred(fd).ok()?;
+    Some(PeerCredentials {
+        uid: cred.uid.as_raw(),
+        gid: cred.gid.as_raw(),
+        pid: u32::try_from(cred.pid.as_raw_nonzero().get()).ok(),
+    })
+}
+
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+fn peer_credentials(_fd: std::os::fd::BorrowedFd<'_>) -> Option<PeerCredentials> {
+    None
+}
+
+/// What the OS tells about a new connection, captured where its type is still known (a
+/// [`BoxStream`] hides it): the two addresses and, for Unix sockets, the peer's credentials.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// Our end's address.
+    pub local: Option<crate::Address>,
+    /// The peer's address.
+    pub remote: Option<crate::Address>,
+    /// The peer process's credentials (Unix sockets only).
+    pub peer_credentials: Option<PeerCredentials>,
+}
+
+impl ConnInfo {
+    /// Describes a TCP connection by its two socket addresses.
+    pub fn tcp(local: io::Result<SocketAddr>, remote: io::Result<SocketAddr>) -> Self {
+        let addr = |sa: SocketAddr| crate::Address::Tcp {
+            host: sa.ip().to_string(),
+            port: sa.port(),
+        };
+        Self {
+            local: local.ok().map(addr),
+            remote: remote.ok().map(addr),
+            peer_credentials: None,
+        }
+    }
+
+    /// Describes a Unix-socket connection: its bound path (if any; a dialer's end has none)
+    /// and the peer's credentials.
+    #[cfg(unix)]
+    pub fn unix(
+        socket: &impl std::os::fd::AsFd,
+        local: Option<&std::os::unix::net::SocketAddr>,
+        remote: Option<&std::os::unix::net::SocketAddr>,
+    ) -> Self {
+        Self {
+            local: local.and_then(unix_address),
+            remote: remote.and_then(unix_address),
+            peer_credentials: PeerCredentials::of(socket),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn unix_address(sa: &std::os::unix::net::SocketAddr) -> Option<crate::Address> {
+    if let Some(path) = sa.as_pathname() {
+        return Some(crate::Address::Ipc {
+            path: path.to_path_buf(),
+        });
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        #[cfg(target_os = "android")]
+        use std::os::android::net::SocketAddrExt;
+        #[cfg(target_os = "linux")]
+        use std::os::linux::net::SocketAddrExt;
+        if let Some(name) = sa.as_abstract_name() {
+            return Some(crate::Address::Abstract {
+                name: String::from_utf8_lossy(name).into_owned(),
+            });
+        }
+    }
+    None
+}
+
+/// A connection with what the OS told about it.
+pub type Connected = (BoxStream, ConnInfo);
+
 /// What an adapter provides to the shared driver.
 pub trait Runtime: Clone + Send + Sync + 'static {
     /// Spawns a detached task on the runtime.
     fn spawn(&self, fut: BoxFuture<'static, ()>);
     /// Creates a timer that fires at `deadline`.
     fn sleep_until(&self, deadline: Instant) -> Box<dyn Sleep>;
-    /// Connects a TCP stream, with `TCP_NODELAY` set as asked.
+    /// Connects a TCP stream and applies `opts` to it.
     fn connect_tcp(
         &self,
         addr: SocketAddr,
-        nodelay: bool,
-    ) -> BoxFuture<'static, io::Result<BoxStream>>;
-    /// Adopts a bound, non-blocking std TCP listener.
+        opts: TcpOptions,
+    ) -> BoxFuture<'static, io::Result<Connected>>;
+    /// Adopts a bound, non-blocking std TCP listener; `opts` apply to accepted connections.
     fn tcp_acceptor(
         &self,
         listener: std::net::TcpListener,
-        nodelay: bool,
+        opts: TcpOptions,
     ) -> io::Result<Box<dyn Acceptor>>;
     /// Connects a Unix domain stream.
-    fn connect_ipc(&self, path: PathBuf) -> BoxFuture<'static, io::Result<BoxStream>>;
+    fn connect_ipc(&self, path: PathBuf) -> BoxFuture<'static, io::Result<Connected>>;
     /// Adopts a bound, non-blocking std Unix listener.
     fn ipc_acceptor(
         &self,
         listener: std::os::unix::net::UnixListener,
     ) -> io::Result<Box<dyn Acceptor>>;
+    /// Adopts a connected std TCP stream (made elsewhere: socket activation, a test) and
+    /// applies `opts` to it.
+    fn adopt_tcp(
+        &self,
+        stream: std::net::TcpStream,
+        opts: TcpOptions,
+    ) -> io::Result<Connected>;
+    /// Adopts a connected std Unix stream (a socketpair, an abstract-namespace connection).
+    fn adopt_ipc(&self, stream: std::os::unix::net::UnixStream) -> io::Result<Connected>;
 }

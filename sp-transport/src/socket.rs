@@ -16,17 +16,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use sp_core::backoff::{BackoffConfig, DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN};
-use sp_core::frame::DEFAULT_MAX_MESSAGE_SIZE;
-use sp_core::handshake::DEFAULT_HANDSHAKE_TIMEOUT;
+use sp_core::backoff::BackoffConfig;
 use sp_core::protocol::{ContextId, Event, Input, Protocol, RecvError, SendError};
+use sp_core::stats::{DropCounts, DropReason};
 use sp_core::{Message, PipeId, PipeIdAllocator, ProtocolId};
+use tracing::Instrument;
 
 use crate::addr::Address;
-use crate::endpoint::{self, EndpointCtl};
+use crate::endpoint::{self, EndpointCtl, EndpointHost};
+use crate::endpoint_handle::{check_recv_max_size, Dialer, EndpointOptions, Listener, ToAddress};
 use crate::error::{Error, Result};
-use crate::pipe::{lock, PipeHandle, PipeOwner};
+use crate::pipe::{lock, PipeEnd, PipeHandle, PipeOwner, QUEUE_HIGH_WATER_MSGS};
+use crate::pipe_events::{self, Hook, PipeEvent, PipeEvents, PipeVerdict, Subscribers};
+use crate::pipe_view::{EndpointId, Pipe};
 use crate::rt::{Runtime, Sleep};
+use crate::stats::{RefusalCounts, RefusalReason, SocketStats};
 use crate::threads::{self, DirectRead};
 
 /// How long closing pipes may take to write out what is queued, by default (mangos' default).
@@ -38,28 +42,26 @@ pub trait SocketCore: Protocol + Send + 'static {
     fn create(seed: u64) -> Self;
 }
 
-/// Settings every socket has. Endpoints copy the dial/listen-related ones when created.
+/// Settings every socket has. `#[non_exhaustive]`: build one with [`SocketOptions::builder`]
+/// (or start from `Default` and set fields), apply it with [`Socket::set_options`].
+///
+/// Endpoints copy [`SocketOptions::endpoint`] when they are created and may override it
+/// ([`Dialer`], [`Listener`]).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SocketOptions {
     /// How long `send` waits; `None` waits forever. Default: `None`.
     pub send_timeout: Option<Duration>,
     /// How long `recv` waits; `None` waits forever. Default: `None`.
     pub recv_timeout: Option<Duration>,
-    /// Largest message accepted from a stream peer, in bytes; 0 means unlimited (claims of
-    /// 2^60 bytes or more are still refused). Default: 1 MiB.
-    pub recv_max_size: usize,
-    /// Reconnect back-off for dialers. Default: 100 ms doubling to 10 s.
-    pub reconnect: BackoffConfig,
-    /// Set `TCP_NODELAY` on TCP connections. Default: true.
-    pub tcp_nodelay: bool,
     /// How long a pipe may take to write out queued messages when the socket closes.
     /// Default: 1 s.
     pub linger: Duration,
-    /// How long a peer may take to send its 8-byte SP header. Default: 10 s.
-    pub handshake_timeout: Duration,
-    /// TLS for `tls+tcp://` and `wss://` endpoints. Default: none (such endpoints fail with
-    /// an error saying so).
-    pub tls: Option<crate::tls::TlsConfig>,
+    /// A name for logs and spans (NNG's `NNG_OPT_SOCKNAME`). Default: none.
+    pub name: Option<String>,
+    /// The defaults of new dialers and listeners: reconnect back-off, receive size limit,
+    /// TCP options, handshake timeout, TLS.
+    pub endpoint: EndpointOptions,
 }
 
 impl Default for SocketOptions {
@@ -67,16 +69,128 @@ impl Default for SocketOptions {
         Self {
             send_timeout: None,
             recv_timeout: None,
-            recv_max_size: DEFAULT_MAX_MESSAGE_SIZE,
-            reconnect: BackoffConfig {
-                min: DEFAULT_RECONNECT_MIN,
-                max: DEFAULT_RECONNECT_MAX,
-            },
-            tcp_nodelay: true,
             linger: DEFAULT_LINGER,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            tls: None,
+            name: None,
+            endpoint: EndpointOptions::default(),
         }
+    }
+}
+
+impl SocketOptions {
+    /// Starts building options from the defaults.
+    pub fn builder() -> SocketOptionsBuilder {
+        SocketOptionsBuilder {
+            opts: SocketOptions::default(),
+        }
+    }
+
+    /// Checks every value, naming the first one out of range.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`].
+    pub fn validate(&self) -> Result<()> {
+        if let Some(name) = &self.name {
+            if name.len() > MAX_NAME_LEN {
+                return Err(Error::invalid_option(
+                    "name",
+                    "at most 64 bytes",
+                    format!("{} bytes", name.len()),
+                ));
+            }
+        }
+        self.endpoint.validate()
+    }
+}
+
+/// The longest socket name accepted (NNG's limit).
+const MAX_NAME_LEN: usize = 64;
+
+/// Builds [`SocketOptions`], checking them in [`SocketOptionsBuilder::build`].
+///
+/// ```
+/// use std::time::Duration;
+/// let opts = sp_transport::SocketOptions::builder()
+///     .recv_timeout(Duration::from_secs(1))
+///     .recv_max_size(64 * 1024)
+///     .tcp_keepalive(true)
+///     .name("frontend")
+///     .build()
+///     .unwrap();
+/// assert_eq!(opts.endpoint.recv_max_size, 64 * 1024);
+/// ```
+#[derive(Clone, Debug)]
+pub struct SocketOptionsBuilder {
+    opts: SocketOptions,
+}
+
+impl SocketOptionsBuilder {
+    /// How long `send` waits (`None`: forever, zero: not at all).
+    pub fn send_timeout(mut self, t: impl Into<Option<Duration>>) -> Self {
+        self.opts.send_timeout = t.into();
+        self
+    }
+
+    /// How long `recv` waits (`None`: forever, zero: not at all).
+    pub fn recv_timeout(mut self, t: impl Into<Option<Duration>>) -> Self {
+        self.opts.recv_timeout = t.into();
+        self
+    }
+
+    /// How long closing pipes may take to write out what is queued.
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.opts.linger = linger;
+        self
+    }
+
+    /// The socket's name, for logs and spans (at most 64 bytes).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.opts.name = Some(name.into());
+        self
+    }
+
+    /// The largest message accepted from a peer (0: unlimited, below 2^60).
+    pub fn recv_max_size(mut self, max: usize) -> Self {
+        self.opts.endpoint.recv_max_size = max;
+        self
+    }
+
+    /// The dialers' reconnect back-off (see [`Dialer::set_reconnect`]).
+    pub fn reconnect(mut self, min: Duration, max: Duration) -> Self {
+        self.opts.endpoint.reconnect = BackoffConfig { min, max };
+        self
+    }
+
+    /// `TCP_NODELAY` on TCP connections (default: on).
+    pub fn tcp_nodelay(mut self, nodelay: bool) -> Self {
+        self.opts.endpoint.tcp.nodelay = nodelay;
+        self
+    }
+
+    /// `SO_KEEPALIVE` on TCP connections (default: off).
+    pub fn tcp_keepalive(mut self, keepalive: bool) -> Self {
+        self.opts.endpoint.tcp.keepalive = keepalive;
+        self
+    }
+
+    /// How long a peer may take to complete its handshake (greater than zero).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.opts.endpoint.handshake_timeout = timeout;
+        self
+    }
+
+    /// TLS for `tls+tcp://` and `wss://` endpoints.
+    pub fn tls(mut self, config: crate::tls::TlsConfig) -> Self {
+        self.opts.endpoint.tls = Some(config);
+        self
+    }
+
+    /// Checks the values and returns the options.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] naming the first value out of range.
+    pub fn build(self) -> Result<SocketOptions> {
+        self.opts.validate()?;
+        Ok(self.opts)
     }
 }
 
@@ -109,6 +223,12 @@ impl<R: Runtime, P: SocketCore> Drop for Owner<R, P> {
 
 pub(crate) struct Shared<R, P> {
     pub(crate) rt: R,
+    /// The socket's span: parent of its endpoints' and pipes' spans.
+    span: tracing::Span,
+    /// The pipe hook (NNG's `nng_pipe_notify`), run outside the state lock.
+    hook: Mutex<Option<Hook>>,
+    /// Subscribers of [`Socket::pipe_events`].
+    subscribers: Subscribers,
     protocol: ProtocolId,
     peer_protocol: ProtocolId,
     closed: AtomicBool,
@@ -135,6 +255,10 @@ pub(crate) struct State<P> {
     timer_waker: Option<Waker>,
     pub(crate) opts: SocketOptions,
     endpoints: Vec<Arc<EndpointCtl>>,
+    counters: DriverCounters,
+    /// Per-pipe queue length at which the driver reports a pipe full (`send_buffer` for roles
+    /// with no send queue of their own).
+    pipe_queue_len: usize,
     writable: Vec<PipeId>,
     /// The open contexts' waiters and readiness (see [`crate::Context`]).
     pub(crate) contexts: BTreeMap<ContextId, CtxWaiters>,
@@ -172,6 +296,23 @@ impl CtxWaiters {
     }
 }
 
+/// The driver's own counters (the core keeps its drops; see [`Socket::stats`]).
+#[derive(Default)]
+struct DriverCounters {
+    msgs_sent: u64,
+    bytes_sent: u64,
+    msgs_received: u64,
+    bytes_received: u64,
+    pipes_attached: u64,
+    pipes_detached: u64,
+    dial_attempts: u64,
+    dial_failures: u64,
+    accepted: u64,
+    refused: RefusalCounts,
+    /// Drops outside the core: messages queued for pipes that closed, oversized messages.
+    dropped: DropCounts,
+}
+
 #[derive(Default)]
 pub(crate) struct Waiters(Vec<Waker>);
 
@@ -194,10 +335,14 @@ impl<P: Protocol> State<P> {
     pub(crate) fn pump(&mut self, now: Instant) {
         loop {
             while let Some(tx) = self.core.poll_transmit() {
-                if let Some(pipe) = self.pipes.get(&tx.pipe) {
-                    if pipe.enqueue(tx.msg) {
-                        self.writable.push(tx.pipe);
+                match self.pipes.get(&tx.pipe) {
+                    Some(pipe) => {
+                        if pipe.enqueue(tx.msg, self.pipe_queue_len) {
+                            self.writable.push(tx.pipe);
+                        }
                     }
+                    // The core addressed a pipe it was told is gone: count the loss.
+                    None => self.counters.dropped.record(DropReason::PipeClosed),
                 }
             }
             while let Some(event) = self.core.poll_event() {
@@ -205,8 +350,10 @@ impl<P: Protocol> State<P> {
                     Event::Readable => self.recv_waiters.wake_all(),
                     Event::Writable => self.send_waiters.wake_all(),
                     Event::ClosePipe { pipe, reason } => {
-                        tracing::warn!(%pipe, %reason, "protocol closes pipe");
                         if let Some(p) = self.pipes.get(&pipe) {
+                            p.info
+                                .span
+                                .in_scope(|| tracing::warn!(%reason, "protocol closes pipe"));
                             p.close();
                         }
                     }
@@ -256,6 +403,18 @@ impl<P: Protocol> State<P> {
     }
 }
 
+impl<P> State<P> {
+    pub(crate) fn count_sent(&mut self, bytes: usize) {
+        self.counters.msgs_sent += 1;
+        self.counters.bytes_sent += bytes as u64;
+    }
+
+    pub(crate) fn count_received(&mut self, bytes: usize) {
+        self.counters.msgs_received += 1;
+        self.counters.bytes_received += bytes as u64;
+    }
+}
+
 impl<R: Runtime, P: SocketCore> Shared<R, P> {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<P>> {
         lock(&self.state)
@@ -272,6 +431,38 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         }
         st.endpoints.push(ctl);
         Ok(())
+    }
+
+    /// Closes `ctl`, forgets it, and closes the pipes it made (their queues are dropped and
+    /// counted when they detach).
+    pub(crate) fn remove_endpoint(&self, ctl: &Arc<EndpointCtl>) {
+        ctl.close();
+        let mut st = self.lock();
+        st.endpoints.retain(|e| !Arc::ptr_eq(e, ctl));
+        for pipe in st.pipes.values() {
+            if pipe.info.endpoint.as_ref().is_some_and(|e| Arc::ptr_eq(e, ctl)) {
+                pipe.close();
+            }
+        }
+    }
+
+    pub(crate) fn count_dial_attempt(&self) {
+        self.lock().counters.dial_attempts += 1;
+    }
+
+    pub(crate) fn count_dial_failure(&self) {
+        self.lock().counters.dial_failures += 1;
+    }
+
+    /// Runs the hook and informs the streams of `event`; returns the hook's verdict.
+    fn publish(&self, event: &PipeEvent) -> PipeVerdict {
+        let hook = lock(&self.hook).clone();
+        let verdict = match &hook {
+            Some(h) => pipe_events::run_hook(h, event),
+            None => PipeVerdict::Accept,
+        };
+        self.subscribers.publish(event);
+        verdict
     }
 
     fn close(self: &Arc<Self>) {
@@ -303,6 +494,9 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         for ep in st.endpoints.drain(..) {
             ep.close();
         }
+        if st.pipes.is_empty() {
+            self.subscribers.end();
+        }
         st.send_waiters.wake_all();
         st.recv_waiters.wake_all();
         for w in st.contexts.values_mut() {
@@ -332,6 +526,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         let now = Instant::now();
         match st.core.send(msg.clone(), now) {
             Ok(()) => {
+                st.count_sent(msg.len());
                 st.pump(now);
                 Poll::Ready(Ok(()))
             }
@@ -353,7 +548,10 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         let result = st.core.recv(now);
         st.pump(now);
         match result {
-            Ok(msg) => Poll::Ready(Ok(msg)),
+            Ok(msg) => {
+                st.count_received(msg.len());
+                Poll::Ready(Ok(msg))
+            }
             Err(_) if self.is_closed() => Poll::Ready(Err(Error::Closed)),
             Err(RecvError::WouldBlock) => {
                 st.recv_waiters.register(cx.waker());
@@ -427,17 +625,65 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
         }
     }
 
-    fn attach(&self, handle: Arc<PipeHandle>, peer: ProtocolId) -> bool {
-        let mut st = self.lock();
+    fn attach(&self, handle: Arc<PipeHandle>) -> std::result::Result<(), RefusalReason> {
         if self.is_closed() {
-            return false;
+            self.refused(handle.info.endpoint.as_ref().map(|e| e.id), RefusalReason::Closed);
+            return Err(RefusalReason::Closed);
         }
-        let now = Instant::now();
-        let id = handle.id;
-        st.pipes.insert(id, handle);
-        st.core.handle(Input::PipeAdded { pipe: id, peer }, now);
-        st.pump(now);
-        true
+        // The hook runs before the protocol sees the pipe, outside the lock: it may call back
+        // into the socket (statistics, other pipes).
+        let pipe = Pipe {
+            handle: handle.clone(),
+        };
+        if self.publish(&PipeEvent::Attaching(pipe.clone())) == PipeVerdict::Refuse {
+            handle
+                .info
+                .span
+                .in_scope(|| tracing::info!("pipe refused by the pipe hook"));
+            handle.close();
+            self.refused(handle.info.endpoint.as_ref().map(|e| e.id), RefusalReason::Hook);
+            return Err(RefusalReason::Hook);
+        }
+        {
+            let mut st = self.lock();
+            if self.is_closed() {
+                drop(st);
+                handle.close();
+                self.refused(handle.info.endpoint.as_ref().map(|e| e.id), RefusalReason::Closed);
+                return Err(RefusalReason::Closed);
+            }
+            let now = Instant::now();
+            let id = handle.id;
+            let peer = handle.info.peer_protocol;
+            st.pipes.insert(id, handle.clone());
+            st.counters.pipes_attached += 1;
+            st.core.handle(Input::PipeAdded { pipe: id, peer }, now);
+            st.pump(now);
+        }
+        if let Some(ep) = &handle.info.endpoint {
+            ep.counters.pipes_attached.fetch_add(1, Ordering::Relaxed);
+            ep.counters.pipes_open.fetch_add(1, Ordering::Relaxed);
+        }
+        handle.info.span.in_scope(|| tracing::debug!("pipe attached"));
+        self.publish(&PipeEvent::Attached(pipe));
+        Ok(())
+    }
+
+    fn refused(&self, endpoint: Option<EndpointId>, reason: RefusalReason) {
+        let mut st = self.lock();
+        st.counters.refused.record(reason);
+        if let Some(ep) = endpoint.and_then(|id| st.endpoints.iter().find(|e| e.id == id)) {
+            ep.counters.refused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn accepted(&self, endpoint: &EndpointCtl) {
+        endpoint.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        self.lock().counters.accepted += 1;
+    }
+
+    fn span(&self) -> tracing::Span {
+        self.span.clone()
     }
 
     fn deliver(&self, pipe: &PipeHandle, next: &mut dyn FnMut() -> Option<Message>) -> bool {
@@ -446,6 +692,7 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
         let mut receiving = st.core.is_receiving(pipe.id);
         while receiving {
             let Some(msg) = next() else { break };
+            pipe.counters.count_in(msg.len());
             st.core.handle(Input::Received { pipe: pipe.id, msg }, now);
             receiving = st.core.is_receiving(pipe.id);
         }
@@ -466,15 +713,34 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
         st.pump(now);
     }
 
-    fn pipe_closed(&self, pipe: PipeId) {
+    fn pipe_closed(&self, pipe: PipeId, end: &PipeEnd) {
         let mut st = self.lock();
-        if st.pipes.remove(&pipe).is_some() {
-            let now = Instant::now();
-            st.core.handle(Input::PipeRemoved { pipe }, now);
-            st.pump(now);
-            if st.pipes.is_empty() && self.is_closed() {
-                st.close_waiters.wake_all();
-            }
+        let Some(handle) = st.pipes.remove(&pipe) else {
+            return;
+        };
+        let now = Instant::now();
+        st.counters.pipes_detached += 1;
+        let lost = handle.counters.dropped_on_close.load(Ordering::Relaxed);
+        st.counters.dropped.add(DropReason::PipeClosed, lost);
+        if end.is_too_large() {
+            st.counters.dropped.record(DropReason::TooLarge);
+        }
+        st.core.handle(Input::PipeRemoved { pipe }, now);
+        st.pump(now);
+        let last = st.pipes.is_empty() && self.is_closed();
+        if last {
+            st.close_waiters.wake_all();
+        }
+        drop(st);
+        if let Some(ep) = &handle.info.endpoint {
+            ep.counters.pipes_open.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.publish(&PipeEvent::Detached {
+            pipe: Pipe { handle },
+            reason: end.detach_reason(),
+        });
+        if last {
+            self.subscribers.end();
         }
     }
 
@@ -519,8 +785,12 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         let core = P::create(seed);
         let protocol = core.protocol();
         let peer_protocol = core.peer_protocol();
+        let span = tracing::debug_span!("socket", protocol = %protocol, name = tracing::field::Empty);
         let shared = Arc::new(Shared {
             rt,
+            span: span.clone(),
+            hook: Mutex::new(None),
+            subscribers: Subscribers::default(),
             protocol,
             peer_protocol,
             closed: AtomicBool::new(false),
@@ -536,11 +806,15 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
                 timer_waker: None,
                 opts: SocketOptions::default(),
                 endpoints: Vec::new(),
+                counters: DriverCounters::default(),
+                pipe_queue_len: QUEUE_HIGH_WATER_MSGS,
                 writable: Vec::new(),
                 contexts: BTreeMap::new(),
             }),
         });
-        shared.rt.spawn(Box::pin(shared.clone().run_timer()));
+        shared
+            .rt
+            .spawn(Box::pin(shared.clone().run_timer().instrument(span)));
         Self {
             owner: Arc::new(Owner { shared }),
         }
@@ -555,19 +829,63 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         self.shared().protocol
     }
 
-    /// Connects to `url` and keeps reconnecting after the connection is lost.
+    fn host(&self) -> Arc<dyn EndpointHost> {
+        self.shared().clone()
+    }
+
+    /// Creates a dialer for `url` without starting it: set its options (reconnect, receive
+    /// limit, TCP, handshake timeout, TLS), then [`Dialer::start`] it.
+    ///
+    /// # Errors
+    /// [`Error::Address`] for a bad URL or one that cannot be dialed (a wildcard host),
+    /// [`Error::Closed`].
+    pub fn dialer(&self, url: impl ToAddress) -> Result<Dialer> {
+        let addr = url.to_address()?;
+        addr.check_dialable()?;
+        if self.shared().is_closed() {
+            return Err(Error::Closed);
+        }
+        let opts = self.shared().lock().opts.endpoint.clone();
+        Ok(Dialer {
+            ctl: EndpointCtl::new(addr, true, opts, &self.shared().span),
+            host: self.host(),
+        })
+    }
+
+    /// Creates a listener for `url` without starting it: set its options, then
+    /// [`Listener::start`] it.
+    ///
+    /// # Errors
+    /// [`Error::Address`] for a bad URL, [`Error::Closed`].
+    pub fn listener(&self, url: impl ToAddress) -> Result<Listener> {
+        let addr = url.to_address()?;
+        if self.shared().is_closed() {
+            return Err(Error::Closed);
+        }
+        let opts = self.shared().lock().opts.endpoint.clone();
+        Ok(Listener {
+            ctl: EndpointCtl::new(addr, false, opts, &self.shared().span),
+            host: self.host(),
+        })
+    }
+
+    /// Connects to `url` (a URL string, an [`Address`] or a [`Listener`]) and keeps
+    /// reconnecting after the connection is lost. Returns the [`Dialer`], to close it or
+    /// change its options.
     ///
     /// The first attempt happens now: if it fails (nothing listening, handshake refused), the
     /// error is returned and no dialer is left behind. See [`Socket::dial_nonblocking`] to retry
     /// in the background instead.
     ///
+    /// Cancel-safe: dropping the future before it completes closes the dialer.
+    ///
     /// # Errors
     /// [`Error::Address`] for a bad URL, [`Error::ConnectionRefused`], [`Error::Handshake`],
-    /// [`Error::Closed`], or an IO error.
-    pub async fn dial(&self, url: &str) -> Result<()> {
-        let addr = Address::parse(url)?;
-        addr.check_dialable()?;
-        endpoint::dial(self.shared().clone(), addr, true).await
+    /// [`Error::PipeRefused`], [`Error::Closed`], or an IO error.
+    pub async fn dial(&self, url: impl ToAddress) -> Result<Dialer> {
+        let dialer = self.dialer(url)?;
+        dialer.start().await?;
+        Ok(dialer)
     }
 
     /// Starts a dialer that connects to `url` in the background, retrying with back-off until
@@ -575,20 +893,257 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     ///
     /// # Errors
     /// [`Error::Address`] for a bad URL, [`Error::Closed`].
-    pub fn dial_nonblocking(&self, url: &str) -> Result<()> {
-        let addr = Address::parse(url)?;
-        addr.check_dialable()?;
-        endpoint::dial_background(self.shared().clone(), addr)
+    pub fn dial_nonblocking(&self, url: impl ToAddress) -> Result<Dialer> {
+        let dialer = self.dialer(url)?;
+        dialer.start_nonblocking()?;
+        Ok(dialer)
     }
 
-    /// Listens on `url` and accepts peers until the socket closes. Returns the bound address,
-    /// with the real port when `url` asked for port 0.
+    /// Listens on `url` and accepts peers until the listener or the socket closes. Returns the
+    /// [`Listener`]: its [`address`](Listener::address) (and its `Display`) is the bound
+    /// address, with the real port when `url` asked for port 0.
     ///
     /// # Errors
     /// [`Error::Address`], [`Error::AddressInUse`], [`Error::Closed`], or an IO error.
-    pub async fn listen(&self, url: &str) -> Result<Address> {
-        let addr = Address::parse(url)?;
-        endpoint::listen(self.shared().clone(), addr)
+    pub async fn listen(&self, url: impl ToAddress) -> Result<Listener> {
+        let listener = self.listener(url)?;
+        listener.start()?;
+        Ok(listener)
+    }
+
+    /// Adopts a connected TCP stream as a pipe (NNG's `socket://` transport: systemd socket
+    /// activation, a connection made by other code). Runs the SP handshake on it, bounded by
+    /// the handshake timeout, then attaches it like an accepted connection; the pipe has no
+    /// endpoint and is not reconnected once it ends.
+    ///
+    /// Cancel-safe: dropping the future drops the stream.
+    ///
+    /// # Errors
+    /// [`Error::NotConnected`] for a stream with no peer, [`Error::Handshake`],
+    /// [`Error::PipeRefused`], [`Error::Closed`], an IO error.
+    pub async fn adopt_tcp(&self, stream: std::net::TcpStream) -> Result<Pipe> {
+        let remote = stream
+            .peer_addr()
+            .map_err(|e| Error::NotConnected(format!("the tcp stream has no peer ({e})")))?;
+        stream
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("cannot adopt the tcp stream", e))?;
+        let opts = self.shared().lock().opts.endpoint.clone();
+        let connected = self
+            .shared()
+            .rt
+            .adopt_tcp(stream, opts.tcp)
+            .map_err(|e| Error::io("cannot adopt the tcp stream", e))?;
+        let addr = Address::Tcp {
+            host: remote.ip().to_string(),
+            port: remote.port(),
+        };
+        endpoint::adopt(self.shared().clone(), connected, addr, opts).await
+    }
+
+    /// Adopts a connected Unix stream as a pipe (a `socketpair`, an inherited descriptor), as
+    /// [`Socket::adopt_tcp`] does.
+    ///
+    /// # Errors
+    /// As [`Socket::adopt_tcp`].
+    pub async fn adopt_ipc(&self, stream: std::os::unix::net::UnixStream) -> Result<Pipe> {
+        stream
+            .peer_addr()
+            .map_err(|e| Error::NotConnected(format!("the unix stream has no peer ({e})")))?;
+        stream
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("cannot adopt the unix stream", e))?;
+        let opts = self.shared().lock().opts.endpoint.clone();
+        let connected = self
+            .shared()
+            .rt
+            .adopt_ipc(stream)
+            .map_err(|e| Error::io("cannot adopt the unix stream", e))?;
+        let addr = connected
+            .1
+            .local
+            .clone()
+            .or_else(|| connected.1.remote.clone())
+            .unwrap_or(Address::Ipc {
+                path: "socketpair".into(),
+            });
+        endpoint::adopt(self.shared().clone(), connected, addr, opts).await
+    }
+
+    /// Returns the attached pipe with this ID (for example a received message's
+    /// [`Message::pipe`]); `None` once it detached.
+    pub fn pipe(&self, id: PipeId) -> Option<Pipe> {
+        let st = self.shared().lock();
+        st.pipes.get(&id).map(|handle| Pipe {
+            handle: handle.clone(),
+        })
+    }
+
+    /// Returns every attached pipe.
+    pub fn pipes(&self) -> Vec<Pipe> {
+        let st = self.shared().lock();
+        st.pipes
+            .values()
+            .map(|handle| Pipe {
+                handle: handle.clone(),
+            })
+            .collect()
+    }
+
+    /// Sets the pipe hook: `hook` sees every [`PipeEvent`] of this socket, in order for each
+    /// pipe (attaching, attached, detached), on the task that moves the pipe's bytes (keep it
+    /// short; never block in it). Its verdict on [`PipeEvent::Attaching`] decides whether the
+    /// pipe attaches: a refused pipe is closed before the protocol sees it, so not one of its
+    /// messages reaches the application. A hook that panics refuses the pipe.
+    ///
+    /// The hook applies to pipes that finish their handshake from now on. It replaces the
+    /// previous hook.
+    pub fn set_pipe_hook(&self, hook: impl Fn(&PipeEvent) -> PipeVerdict + Send + Sync + 'static) {
+        *lock(&self.shared().hook) = Some(Arc::new(hook));
+    }
+
+    /// Removes the pipe hook.
+    pub fn clear_pipe_hook(&self) {
+        *lock(&self.shared().hook) = None;
+    }
+
+    /// Returns a stream of this socket's [`PipeEvent`]s from now on (a `futures_core::Stream`,
+    /// also readable with [`PipeEvents::next`]). It ends once the socket is closed and its last
+    /// pipe detached. It buffers up to 1024 events; see [`PipeEvents`].
+    pub fn pipe_events(&self) -> PipeEvents {
+        self.pipe_events_with_capacity(pipe_events::DEFAULT_EVENT_CAPACITY)
+    }
+
+    /// Returns a stream of [`PipeEvent`]s buffering up to `capacity` events.
+    pub fn pipe_events_with_capacity(&self, capacity: usize) -> PipeEvents {
+        let shared = self.shared();
+        let st = shared.lock();
+        let ended = shared.is_closed() && st.pipes.is_empty();
+        shared.subscribers.subscribe(capacity, ended)
+    }
+
+    /// Returns a snapshot of the socket's counters: messages and bytes, pipes, dials,
+    /// refusals, REQ resends, survey timeouts, queue depths and every message dropped anywhere
+    /// in the socket, by reason.
+    pub fn stats(&self) -> SocketStats {
+        let st = self.shared().lock();
+        let core = st.core.stats();
+        let c = &st.counters;
+        let mut dropped = c.dropped;
+        dropped.merge(&core.dropped);
+        let pipe_queued: usize = st.pipes.values().map(|p| p.queued()).sum();
+        SocketStats {
+            msgs_sent: c.msgs_sent,
+            bytes_sent: c.bytes_sent,
+            msgs_received: c.msgs_received,
+            bytes_received: c.bytes_received,
+            pipes_open: st.pipes.len(),
+            pipes_attached: c.pipes_attached,
+            pipes_detached: c.pipes_detached,
+            dial_attempts: c.dial_attempts,
+            dial_failures: c.dial_failures,
+            accepted: c.accepted,
+            refused: c.refused,
+            req_resends: core.resends,
+            survey_timeouts: core.survey_timeouts,
+            recv_queued: core.recv_queued,
+            send_queued: core.send_queued + pipe_queued,
+            dropped,
+        }
+    }
+
+    /// Returns the socket's name, if it has one.
+    pub fn name(&self) -> Option<String> {
+        self.shared().lock().opts.name.clone()
+    }
+
+    /// Names the socket (NNG's `NNG_OPT_SOCKNAME`): the name appears on its tracing span, and
+    /// so on every log line of the socket, its endpoints and pipes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] above 64 bytes.
+    pub fn set_name(&self, name: impl Into<String>) -> Result<()> {
+        let name = name.into();
+        if name.len() > MAX_NAME_LEN {
+            return Err(Error::invalid_option(
+                "name",
+                "at most 64 bytes",
+                format!("{} bytes", name.len()),
+            ));
+        }
+        self.shared().span.record("name", name.as_str());
+        self.update_options(|o| o.name = Some(name));
+        Ok(())
+    }
+
+    /// Replaces every socket option at once (checked first). Endpoints created afterwards
+    /// copy the new endpoint defaults; running ones keep theirs.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] naming the first value out of range.
+    pub fn set_options(&self, opts: SocketOptions) -> Result<()> {
+        opts.validate()?;
+        if let Some(name) = &opts.name {
+            self.shared().span.record("name", name.as_str());
+        }
+        self.update_options(|o| *o = opts);
+        Ok(())
+    }
+
+    /// Returns the receive queue length in messages (NNG's `NNG_OPT_RECVBUF`).
+    ///
+    /// # Errors
+    /// [`Error::NotSupported`] for a role that receives nothing into a queue (PUSH, PUB, REQ).
+    pub fn recv_buffer(&self) -> Result<usize> {
+        self.shared()
+            .lock()
+            .core
+            .recv_buffer()
+            .ok_or(Error::NotSupported)
+    }
+
+    /// Resizes the receive queue while the socket runs (0..=8192 messages; 0 counts as 1).
+    /// Shrinking below what is queued drops the newest messages beyond the new length,
+    /// counted as [`DropReason::QueueShrunk`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] above 8192, [`Error::NotSupported`] for a role with no
+    /// receive queue.
+    pub fn set_recv_buffer(&self, len: usize) -> Result<()> {
+        self.with_core(|core, now| core.set_recv_buffer(len, now))
+            .map_err(|e| Error::config("recv_buffer", e))
+    }
+
+    /// Returns the send queue length in messages (NNG's `NNG_OPT_SENDBUF`): the per-pipe
+    /// queue of PUB, BUS and STAR, and for every other role the queue each pipe holds for
+    /// writing.
+    pub fn send_buffer(&self) -> usize {
+        let st = self.shared().lock();
+        st.core.send_buffer().unwrap_or(st.pipe_queue_len)
+    }
+
+    /// Resizes the send queue while the socket runs (0..=8192 messages; 0 counts as 1): for
+    /// PUB, BUS, STAR and polyamorous PAIR v1 the protocol's per-pipe queue (shrinking drops
+    /// and counts), for every other role the per-pipe write queue, which then reports a pipe
+    /// full at that many messages (or 1 MiB).
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] above 8192.
+    pub fn set_send_buffer(&self, len: usize) -> Result<()> {
+        if len > sp_core::stats::MAX_QUEUE_LEN {
+            return Err(Error::invalid_option("send_buffer", "0..=8192", len));
+        }
+        let mut st = self.shared().lock();
+        let now = Instant::now();
+        let res = match st.core.set_send_buffer(len, now) {
+            Err(sp_core::protocol::ConfigError::NotSupported) => {
+                st.pipe_queue_len = len.max(1);
+                Ok(())
+            }
+            other => other.map_err(|e| Error::config("send_buffer", e)),
+        };
+        st.pump(now);
+        res
     }
 
     /// Sends a message, waiting up to the send timeout for a peer that can take it.
@@ -620,7 +1175,11 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
             return Err(Error::Closed);
         }
         let now = Instant::now();
+        let len = msg.len();
         let res = st.core.send(msg, now);
+        if res.is_ok() {
+            st.count_sent(len);
+        }
         st.pump(now);
         res.map_err(Error::from)
     }
@@ -649,7 +1208,10 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         let res = st.core.recv(now);
         st.pump(now);
         match res {
-            Ok(m) => Ok(m),
+            Ok(m) => {
+                st.count_received(m.len());
+                Ok(m)
+            }
             Err(_) if self.shared().is_closed() => Err(Error::Closed),
             Err(e) => Err(e.into()),
         }
@@ -775,7 +1337,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
 
     /// Returns the largest message accepted from stream peers (0 = unlimited).
     pub fn recv_max_size(&self) -> usize {
-        self.shared().lock().opts.recv_max_size
+        self.shared().lock().opts.endpoint.recv_max_size
     }
 
     /// Sets the largest message accepted from stream peers, for endpoints created afterwards.
@@ -784,24 +1346,26 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// # Errors
     /// [`Error::InvalidOption`] for values of 2^60 or more.
     pub fn set_recv_max_size(&self, max: usize) -> Result<()> {
-        if max as u64 >= sp_core::frame::MAX_LENGTH_CLAIM {
-            return Err(Error::InvalidOption(format!(
-                "recv max size {max} must be below 2^60 (use 0 for unlimited)"
-            )));
-        }
-        self.update_options(|o| o.recv_max_size = max);
+        check_recv_max_size(max)?;
+        self.update_options(|o| o.endpoint.recv_max_size = max);
         Ok(())
     }
 
     /// Sets the reconnect back-off for dialers created afterwards: the first wait is about
     /// `min`, doubling up to `max` (`Duration::ZERO`: no back-off).
     pub fn set_reconnect_backoff(&self, min: Duration, max: Duration) {
-        self.update_options(|o| o.reconnect = BackoffConfig { min, max });
+        self.update_options(|o| o.endpoint.reconnect = BackoffConfig { min, max });
     }
 
     /// Sets `TCP_NODELAY` for TCP endpoints created afterwards (default: on).
     pub fn set_tcp_nodelay(&self, nodelay: bool) {
-        self.update_options(|o| o.tcp_nodelay = nodelay);
+        self.update_options(|o| o.endpoint.tcp.nodelay = nodelay);
+    }
+
+    /// Sets `SO_KEEPALIVE` for TCP endpoints created afterwards (default: off), so that the OS
+    /// detects a peer that vanished without closing.
+    pub fn set_tcp_keepalive(&self, keepalive: bool) {
+        self.update_options(|o| o.endpoint.tcp.keepalive = keepalive);
     }
 
     /// Sets how long pipes may take, once the socket closes, to write out queued messages.
@@ -811,12 +1375,12 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
 
     /// Sets how long a peer may take to complete the SP handshake, for endpoints created after.
     pub fn set_handshake_timeout(&self, timeout: Duration) {
-        self.update_options(|o| o.handshake_timeout = timeout);
+        self.update_options(|o| o.endpoint.handshake_timeout = timeout);
     }
 
     /// Sets the TLS configuration for `tls+tcp://` and `wss://` endpoints created after.
     pub fn set_tls(&self, config: crate::tls::TlsConfig) {
-        self.update_options(|o| o.tls = Some(config));
+        self.update_options(|o| o.endpoint.tls = Some(config));
     }
 
     /// Returns how many pipes are attached right now.

@@ -285,7 +285,7 @@ impl TlsConfig {
         &self,
         host: &str,
         stream: BoxStream,
-    ) -> Result<BoxStream, TlsError> {
+    ) -> Result<(BoxStream, Option<Vec<u8>>), TlsError> {
         if !self.has_roots {
             return Err(TlsError::NoRoots);
         }
@@ -296,20 +296,28 @@ impl TlsConfig {
             .connect(name.clone(), stream)
             .await
             .map_err(|e| TlsError::from_io(e, Some(&name)))?;
-        Ok(Box::new(tls))
+        let cert = first_certificate(tls.get_ref().1.peer_certificates());
+        Ok((Box::new(tls), cert))
     }
 }
 
-/// Runs the server side of the TLS handshake on an accepted `stream`.
+/// Runs the server side of the TLS handshake on an accepted `stream`. Returns the TLS stream
+/// and the client's certificate, if it sent one.
 pub(crate) async fn accept(
     config: Arc<ServerConfig>,
     stream: BoxStream,
-) -> Result<BoxStream, TlsError> {
+) -> Result<(BoxStream, Option<Vec<u8>>), TlsError> {
     let tls = TlsAcceptor::from(config)
         .accept(stream)
         .await
         .map_err(|e| TlsError::from_io(e, None))?;
-    Ok(Box::new(tls))
+    let cert = first_certificate(tls.get_ref().1.peer_certificates());
+    Ok((Box::new(tls), cert))
+}
+
+/// The peer's own certificate (the first of its chain), DER-encoded.
+fn first_certificate(chain: Option<&[CertificateDer<'static>]>) -> Option<Vec<u8>> {
+    chain.and_then(|c| c.first()).map(|c| c.as_ref().to_vec())
 }
 
 /// What went wrong with TLS: the configuration, or a handshake (and on which side's say).

@@ -24,16 +24,18 @@ use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use async_tungstenite::tungstenite::{self, client::IntoClientRequest};
 use async_tungstenite::WebSocketStream;
 use bytes::Bytes;
+use tracing::Instrument;
 use futures_util::sink::Sink;
 use futures_util::stream::Stream;
 use rustls::ServerConfig;
 use sp_core::{Message, ProtocolId};
 
 use crate::addr::Address;
-use crate::endpoint::{unless_closed, with_timeout, EndpointCtl};
+use crate::endpoint::{new_pipe_handle, unless_closed, with_timeout, EndpointCtl, Origin};
 use crate::error::{Error, Result};
-use crate::pipe::{lock, PipeEnd, PipeHandle, PipeOwner};
-use crate::rt::{Acceptor, BoxFuture, BoxStream};
+use crate::pipe::{end_pipe, lock, PipeEnd, PipeHandle, PipeOwner};
+use crate::rt::{Acceptor, BoxFuture, BoxStream, ConnInfo};
+use crate::stats::RefusalReason;
 
 /// A connection after its upgrade.
 pub(crate) type Ws = WebSocketStream<BoxStream>;
@@ -159,14 +161,16 @@ pub(crate) async fn upgrade(
     }
 }
 
-/// Attaches an upgraded connection to `owner` as a new pipe. `None` if the socket closed.
-pub(crate) fn attach(owner: Arc<dyn PipeOwner>, ws: Ws, max_message_size: usize) -> Option<WsPipe> {
-    let handle = PipeHandle::new(owner.allocate_pipe_id());
-    if !owner.attach(handle.clone(), owner.peer_protocol()) {
-        return None;
-    }
-    tracing::debug!(pipe = %handle.id, "websocket pipe attached");
-    Some(WsPipe {
+/// Attaches an upgraded connection to `owner` as the pipe `handle`; the refusal's reason if
+/// the pipe hook refused it or the socket closed.
+pub(crate) fn attach(
+    owner: Arc<dyn PipeOwner>,
+    handle: Arc<PipeHandle>,
+    ws: Ws,
+    max_message_size: usize,
+) -> std::result::Result<WsPipe, RefusalReason> {
+    owner.attach(handle.clone())?;
+    Ok(WsPipe {
         owner,
         handle,
         ws,
@@ -202,15 +206,16 @@ pub(crate) struct WsPipe {
     end: Option<PipeEnd>,
 }
 
+impl WsPipe {
+    /// The pipe's tracing span.
+    pub(crate) fn span(&self) -> tracing::Span {
+        self.handle.info.span.clone()
+    }
+}
+
 /// Runs a WebSocket pipe until it ends, then detaches it from its socket.
 pub(crate) async fn run_ws_pipe(mut pipe: WsPipe) {
     let end = std::future::poll_fn(|cx| pipe.poll_run(cx)).await;
-    match &end {
-        PipeEnd::Local | PipeEnd::PeerClosed => {
-            tracing::debug!(pipe = %pipe.handle.id, reason = ?end, "websocket pipe closed")
-        }
-        _ => tracing::warn!(pipe = %pipe.handle.id, reason = ?end, "websocket pipe failed"),
-    }
     if matches!(end, PipeEnd::Local) {
         // Best effort: start the closing handshake, never wait for the peer's answer.
         let ws = &mut pipe.ws;
@@ -220,8 +225,7 @@ pub(crate) async fn run_ws_pipe(mut pipe: WsPipe) {
         })
         .await;
     }
-    pipe.handle.close();
-    pipe.owner.pipe_closed(pipe.handle.id);
+    end_pipe(&*pipe.owner, &pipe.handle, &end);
 }
 
 fn ws_end(e: tungstenite::Error) -> PipeEnd {
@@ -230,7 +234,7 @@ fn ws_end(e: tungstenite::Error) -> PipeEnd {
             PipeEnd::PeerClosed
         }
         tungstenite::Error::Io(e) => PipeEnd::Io(e),
-        tungstenite::Error::Capacity(e) => PipeEnd::Refused(format!("message too large: {e}")),
+        tungstenite::Error::Capacity(e) => PipeEnd::TooLarge(format!("message too large: {e}")),
         e => PipeEnd::Refused(e.to_string()),
     }
 }
@@ -390,6 +394,8 @@ impl WsPipe {
 /// One socket's listener: a path on an [`HttpServer`].
 struct Route {
     owner: Arc<dyn PipeOwner>,
+    ctl: Arc<EndpointCtl>,
+    path: String,
     max_message_size: usize,
 }
 
@@ -525,6 +531,8 @@ pub(crate) fn listen(addr: &Address, wanted: &[SocketAddr], p: ListenParams) -> 
     };
     let route = Arc::new(Route {
         owner: p.owner.clone(),
+        ctl: p.ctl.clone(),
+        path: path.clone(),
         max_message_size: p.max_message_size,
     });
     // A port this process already serves: add a route to it.
@@ -556,7 +564,7 @@ pub(crate) fn listen(addr: &Address, wanted: &[SocketAddr], p: ListenParams) -> 
             let server = Arc::new(HttpServer {
                 secure: *secure,
                 routes: Mutex::new(HashMap::from([(path.clone(), route)])),
-                ctl: Arc::new(EndpointCtl::default()),
+                ctl: EndpointCtl::internal(addr.clone()),
                 bound,
             });
             lock(servers()).insert(bound, server.clone());
@@ -609,7 +617,7 @@ async fn accept_loop(
             std::future::poll_fn(|cx| acceptor.poll_accept(cx)),
         )
         .await;
-        let stream = match accepted {
+        let (stream, conn) = match accepted {
             None => break,
             Some(Ok(s)) => s,
             Some(Err(e)) => {
@@ -627,8 +635,18 @@ async fn accept_loop(
         let tls = tls.clone();
         let sleep = sleep.clone();
         spawn(Box::pin(async move {
-            if let Err(why) = serve(server.clone(), stream, tls, handshake_timeout, sleep).await {
-                tracing::info!(addr = %server.bound, reason = %why, "refused incoming websocket connection");
+            let remote = conn.remote.clone();
+            if let Err(why) = serve(
+                server.clone(),
+                stream,
+                conn,
+                tls,
+                handshake_timeout,
+                sleep,
+            )
+            .await
+            {
+                tracing::info!(addr = %server.bound, peer = ?remote, reason = %why, "refused incoming websocket connection");
             }
         }));
     }
@@ -638,17 +656,18 @@ async fn accept_loop(
 async fn serve(
     server: Arc<HttpServer>,
     stream: BoxStream,
+    conn: ConnInfo,
     tls: Option<Arc<ServerConfig>>,
     handshake_timeout: Duration,
     sleep: Sleeper,
 ) -> std::result::Result<(), String> {
     let stream = crate::threads::into_pollable(stream);
-    let stream = match tls {
+    let (stream, cert) = match tls {
         Some(config) => with_timeout(sleep(handshake_timeout), crate::tls::accept(config, stream))
             .await
             .ok_or("tls handshake timed out")?
             .map_err(|e| e.to_string())?,
-        None => stream,
+        None => (stream, None),
     };
     let chosen: Arc<Mutex<Option<Arc<Route>>>> = Arc::default();
     let callback = Upgrade {
@@ -664,7 +683,18 @@ async fn serve(
     .ok_or("websocket upgrade timed out")?
     .map_err(|e| format!("websocket upgrade failed: {e}"))?;
     let route = lock(&chosen).take().ok_or("no route chosen")?;
-    let pipe = attach(route.owner.clone(), ws, route.max_message_size).ok_or("socket closed")?;
-    run_ws_pipe(pipe).await;
+    route.owner.accepted(&route.ctl);
+    let origin = Origin {
+        addr: route.ctl.url.clone(),
+        endpoint: Some(route.ctl.clone()),
+        dialed: false,
+        conn,
+        tls_peer_certificate: cert,
+    };
+    let handle = new_pipe_handle(&*route.owner, origin, Some(route.path.clone()));
+    let pipe = attach(route.owner.clone(), handle, ws, route.max_message_size)
+        .map_err(|reason| format!("pipe refused ({reason})"))?;
+    let span = pipe.span();
+    run_ws_pipe(pipe).instrument(span).await;
     Ok(())
 }

@@ -658,11 +658,11 @@ mod blocking_shim {
         }
 
         pub async fn listen(&self, url: &str) -> Result<Address> {
-            self.0.listen(url)
+            self.0.listen(url).map(|l| l.address())
         }
 
         pub async fn dial(&self, url: &str) -> Result<()> {
-            self.0.dial(url)
+            self.0.dial(url).map(drop)
         }
 
         pub async fn send(&self, msg: impl Into<Message>) -> Result<()> {

@@ -257,7 +257,7 @@ async fn our_listener<P: SocketCore>(
         ))
         .await
         .expect("our listen");
-    let (_, port) = bound.host_port().expect("tcp-based");
+    let (_, port) = bound.address().host_port().expect("tcp-based");
     format!("{}://localhost:{port}{}", scheme.name(), peer.path(scheme))
 }
 

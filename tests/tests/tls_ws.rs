@@ -119,7 +119,7 @@ async fn ws_paths_share_one_port() {
     timeouts(&a);
     timeouts(&b);
     let bound = a.listen("ws://127.0.0.1:0/a").await.expect("listen a");
-    let Some((_, port)) = bound.host_port() else {
+    let Some((_, port)) = bound.address().host_port() else {
         panic!("ws address has a port")
     };
     b.listen(&format!("ws://127.0.0.1:{port}/b"))
@@ -188,7 +188,7 @@ async fn dial_tls_with(server: TlsConfig, client: TlsConfig, scheme: &str) -> Re
     let req = Req::new();
     req.set_tls(client);
     req.set_handshake_timeout(T);
-    req.dial(&url).await
+    req.dial(&url).await.map(drop)
 }
 
 fn identity(id: &sp_tests::certs::Identity) -> TlsConfig {
@@ -353,7 +353,7 @@ async fn plain_tcp_client_at_tls_listener_is_dropped() {
     timeouts(&rep);
     rep.set_tls(server_tls());
     let bound = rep.listen("tls+tcp://127.0.0.1:0").await.unwrap();
-    let (_, port) = bound.host_port().unwrap();
+    let (_, port) = bound.address().host_port().unwrap();
     let raw = tokio::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         // An SP header where a TLS ClientHello belongs.
@@ -415,7 +415,7 @@ async fn ws_upgrade_with_wrong_subprotocol_is_refused() {
     let rep = Rep::new();
     timeouts(&rep);
     let bound = rep.listen("ws://127.0.0.1:0/svc").await.unwrap();
-    let (_, port) = bound.host_port().unwrap();
+    let (_, port) = bound.address().host_port().unwrap();
     let statuses = tokio::task::spawn_blocking(move || {
         [
             raw_upgrade(port, "/svc", Some("pub.sp.nanomsg.org")),
@@ -459,7 +459,7 @@ async fn ws_text_frame_and_oversize_message_close_only_that_connection() {
     pull.set_recv_max_size(1024).unwrap();
     let bound = pull.listen("ws://127.0.0.1:0/in").await.unwrap();
     let url = bound.to_string();
-    let (_, port) = bound.host_port().unwrap();
+    let (_, port) = bound.address().host_port().unwrap();
 
     async fn raw_client(
         url: &str,
@@ -644,7 +644,7 @@ async fn ws_frame_length_claim_is_refused_even_without_a_size_limit() {
     pull.set_recv_max_size(0).unwrap(); // unlimited messages
     let bound = pull.listen("ws://127.0.0.1:0/claim").await.unwrap();
     let url = bound.to_string();
-    let (_, port) = bound.host_port().unwrap();
+    let (_, port) = bound.address().host_port().unwrap();
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();

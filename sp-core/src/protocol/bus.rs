@@ -10,8 +10,11 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::backtrace::{read_word, WORD_LEN};
-use crate::protocol::shared::{forward_to_core, Broadcast, DropQueue, Overflow, Pushed};
-use crate::protocol::{Event, Input, Protocol, RecvError, SendError, Transmit};
+use crate::protocol::shared::{
+    check_queue_len, forward_to_core, Broadcast, DropQueue, Overflow, Pushed,
+};
+use crate::protocol::{ConfigError, Event, Input, Protocol, RecvError, SendError, Transmit};
+use crate::stats::{CoreStats, DropCounts, DropReason};
 use crate::{Message, PipeId, ProtocolId};
 
 /// How many messages BUS queues for each busy pipe, as NNG's `send-buffer` for BUS.
@@ -32,7 +35,7 @@ macro_rules! bus_common_methods {
         }
 
         /// Returns how many messages full per-pipe send queues have dropped, summed over every
-        /// pipe ever attached.
+        /// pipe ever attached: [`DropReason::SendQueueFull`] in [`Protocol::stats`].
         pub fn dropped(&self) -> u64 {
             self.core.fanout.dropped()
         }
@@ -43,9 +46,10 @@ macro_rules! bus_common_methods {
             self.core.fanout.dropped_on(pipe)
         }
 
-        /// Returns how many received messages a full receive queue has dropped.
+        /// Returns how many received messages a full receive queue has dropped:
+        /// [`DropReason::RecvQueueFull`] in [`Protocol::stats`].
         pub fn recv_dropped(&self) -> u64 {
-            self.core.queue.dropped()
+            self.core.recv_drops.get(DropReason::RecvQueueFull)
         }
     };
 }
@@ -64,6 +68,51 @@ macro_rules! bus_pipe_methods {
         }
 
         forward_to_core!();
+
+        fn stats(&self) -> CoreStats {
+            let mut dropped = self.core.recv_drops;
+            dropped.merge(self.core.fanout.drops());
+            CoreStats {
+                dropped,
+                recv_queued: self.core.queue.len(),
+                send_queued: self.core.fanout.queued(),
+                ..CoreStats::default()
+            }
+        }
+
+        fn recv_buffer(&self) -> Option<usize> {
+            Some(self.core.queue.capacity())
+        }
+
+        /// Resizes the receive queue. Shrinking drops the newest messages beyond the new
+        /// length. BUS never pauses a pipe, so growing resumes nothing.
+        ///
+        /// # Errors
+        /// [`ConfigError::QueueLenOutOfRange`] above
+        /// [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+        fn set_recv_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
+            let shrunk = self.core.queue.set_capacity(check_queue_len(len)?);
+            self.core
+                .recv_drops
+                .add(DropReason::QueueShrunk, shrunk as u64);
+            Ok(())
+        }
+
+        fn send_buffer(&self) -> Option<usize> {
+            Some(self.core.fanout.capacity())
+        }
+
+        /// Resizes every pipe's send queue, and those of pipes attached later. Shrinking drops
+        /// the newest messages beyond the new length. Sending never blocks, so growing wakes
+        /// nobody.
+        ///
+        /// # Errors
+        /// [`ConfigError::QueueLenOutOfRange`] above
+        /// [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+        fn set_send_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
+            self.core.fanout.set_capacity(check_queue_len(len)?);
+            Ok(())
+        }
     };
 }
 
@@ -118,6 +167,12 @@ impl Default for BusConfig {
 /// [`Event::ClosePipe`] for a wrong peer. Never [`Event::Writable`]: sending never returns
 /// `WouldBlock`.
 ///
+/// **Counters** ([`Protocol::stats`]): [`DropReason::SendQueueFull`] per copy a full pipe
+/// queue drops, [`DropReason::RecvQueueFull`] per received message the full receive queue
+/// drops, [`DropReason::PipeClosed`] for copies still queued when their pipe went away, and
+/// [`DropReason::QueueShrunk`] for messages discarded by resizing either queue. A message sent
+/// with no pipe attached is not a drop: it reached every peer there was.
+///
 /// **Timers.** None.
 #[derive(Debug)]
 pub struct Bus {
@@ -140,13 +195,14 @@ impl Protocol for Bus {
         Ok(())
     }
 
-    /// Takes the oldest received message, with an empty header.
+    /// Takes the oldest received message, with an empty header and [`Message::pipe`] naming
+    /// the pipe it came from.
     ///
     /// # Errors
     /// [`RecvError::WouldBlock`] when nothing is queued.
     fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
-        let (_pipe, body) = self.core.recv()?;
-        Ok(Message::new(body))
+        let (pipe, body) = self.core.recv()?;
+        Ok(Message::new(body).with_pipe(pipe))
     }
 }
 
@@ -206,14 +262,15 @@ impl Protocol for XBus {
         Ok(())
     }
 
-    /// Takes the oldest received message; its header is the ID of the pipe it came from.
+    /// Takes the oldest received message; its header is the ID of the pipe it came from, as
+    /// is its [`Message::pipe`].
     ///
     /// # Errors
     /// [`RecvError::WouldBlock`] when nothing is queued.
     fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
         let (pipe, body) = self.core.recv()?;
         let header = Bytes::copy_from_slice(&pipe.get().to_be_bytes());
-        Ok(Message::with_header(header, body))
+        Ok(Message::with_header(header, body).with_pipe(pipe))
     }
 }
 
@@ -223,6 +280,9 @@ impl Protocol for XBus {
 struct BusCore {
     fanout: Broadcast,
     queue: DropQueue<(PipeId, Bytes)>,
+    /// Received messages dropped (a full queue, or shrinking it); the send side's drops are
+    /// in `fanout`.
+    recv_drops: DropCounts,
 }
 
 impl BusCore {
@@ -230,13 +290,16 @@ impl BusCore {
         Self {
             fanout: Broadcast::new(ProtocolId::BUS, config.send_buffer, Overflow::DropNewest),
             queue: DropQueue::new(config.recv_buffer, Overflow::DropNewest),
+            recv_drops: DropCounts::default(),
         }
     }
 
     fn handle(&mut self, input: Input) {
         if let Some(received) = self.fanout.handle(input) {
-            if self.queue.push(received) == Pushed::First {
-                self.fanout.push_event(Event::Readable);
+            match self.queue.push(received) {
+                Pushed::First => self.fanout.push_event(Event::Readable),
+                Pushed::Queued => {}
+                Pushed::Dropped => self.recv_drops.record(DropReason::RecvQueueFull),
             }
         }
     }
@@ -321,8 +384,8 @@ mod tests {
         assert_eq!(drain_ev(&mut bus), vec![Event::Readable]);
         assert_eq!(bus.recv_dropped(), 1);
         assert!(bus.is_receiving(p(2)), "BUS never pauses");
-        assert_eq!(bus.recv(now).unwrap(), Message::from("one"));
-        assert_eq!(bus.recv(now).unwrap(), Message::from("two"));
+        assert_eq!(bus.recv(now).unwrap(), Message::from("one").with_pipe(p(1)));
+        assert_eq!(bus.recv(now).unwrap(), Message::from("two").with_pipe(p(2)));
         assert_eq!(bus.recv(now), Err(RecvError::WouldBlock));
     }
 

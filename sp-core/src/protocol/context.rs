@@ -147,6 +147,12 @@ impl<T> Contexts<T> {
             .chain(self.open.iter_mut().map(|(id, state)| (Some(*id), state)))
     }
 
+    /// Visits the default context, then the opened ones in ID order, shared.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (CtxKey, &T)> {
+        std::iter::once((None, &self.default))
+            .chain(self.open.iter().map(|(id, state)| (Some(*id), state)))
+    }
+
     /// Returns how many contexts are open, not counting the default one.
     pub(crate) fn open_count(&self) -> usize {
         self.open.len()

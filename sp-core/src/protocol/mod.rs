@@ -344,7 +344,7 @@ pub trait Protocol {
     }
 
     /// Returns the receive queue length in messages (NNG's `NNG_OPT_RECVBUF`), or `None` for a
-    /// role without a receive queue.
+    /// role without a receive queue. A length set as 0 reads back as 1, the length in effect.
     fn recv_buffer(&self) -> Option<usize> {
         None
     }

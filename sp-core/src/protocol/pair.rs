@@ -50,6 +50,10 @@ impl Default for PairConfig {
 /// [`Event::Writable`] when the pipe becomes writable; [`Event::ResumeReceiving`] once the
 /// queue drains below `recv_buffer`; [`Event::ClosePipe`] for a second or a wrong peer.
 ///
+/// **Counters** ([`Protocol::stats`]): PAIR pauses its pipe rather than drop, so the only
+/// loss is [`DropReason::QueueShrunk`](crate::stats::DropReason::QueueShrunk), when
+/// [`Protocol::set_recv_buffer`] shrinks the queue below what it holds.
+///
 /// **Timers.** None.
 ///
 /// [`Event::Readable`]: crate::protocol::Event::Readable

@@ -7,10 +7,11 @@ use bytes::Bytes;
 
 use crate::backtrace::{read_word, WORD_LEN};
 use crate::protocol::shared::{
-    check_max_ttl, forward_to_core, forward_to_single_peer, Broadcast, Inbound, Overflow,
-    RecvQueue, SinglePeer,
+    check_max_ttl, check_queue_len, forward_to_core, forward_to_single_peer, single_peer_queue,
+    Broadcast, Inbound, Overflow, RecvQueue, SinglePeer,
 };
 use crate::protocol::{ConfigError, Event, Input, Protocol, RecvError, SendError};
+use crate::stats::{CoreStats, DropCounts, DropReason};
 use crate::{Message, PipeId, ProtocolId};
 
 /// How many received messages PAIR v1 holds before it pauses its pipe.
@@ -85,6 +86,10 @@ impl Default for Pair1Config {
 /// [`Event::Writable`] when the pipe becomes writable; [`Event::ResumeReceiving`] once the
 /// queue drains below `recv_buffer`; [`Event::ClosePipe`] for a second or a wrong peer and
 /// for garbage.
+///
+/// **Counters** ([`Protocol::stats`]): [`DropReason::TtlExceeded`] for a message over
+/// `max_ttl`, [`DropReason::QueueShrunk`] for messages discarded by
+/// [`Protocol::set_recv_buffer`]. Sending applies back-pressure, so it drops nothing.
 ///
 /// **Timers.** None.
 ///
@@ -225,6 +230,7 @@ impl Protocol for XPair1 {
     }
 
     forward_to_core!();
+    single_peer_queue!();
 
     /// Queues `msg` for the peer with its hop count incremented by one.
     ///
@@ -241,18 +247,16 @@ impl Protocol for XPair1 {
         self.core.send(Message::with_header(header, msg.body))
     }
 
-    /// Takes the oldest queued message, its hop-count word (as received) in the header. May
-    /// queue [`Event::ResumeReceiving`].
+    /// Takes the oldest queued message, its hop-count word (as received) in the header and
+    /// [`Message::pipe`] naming the pipe it came from. May queue [`Event::ResumeReceiving`].
     ///
     /// # Errors
     /// [`RecvError::WouldBlock`] when nothing is queued.
     fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
-        let wire = self.core.recv()?.body;
+        let Message { body: wire, pipe, .. } = self.core.recv()?;
         // Only messages whose first 4 bytes passed `split_hop_count` are queued.
-        Ok(Message::with_header(
-            wire.slice(..WORD_LEN),
-            wire.slice(WORD_LEN..),
-        ))
+        let header = wire.slice(..WORD_LEN);
+        Ok(Message::with_header(header, wire.slice(WORD_LEN..)).with_pipe(pipe))
     }
 }
 
@@ -266,9 +270,15 @@ impl Protocol for XPair1 {
 ///   no header and records its pipe in [`Message::pipe`].
 /// * **Send.** The message goes to the pipe in [`Message::pipe`], or with none to the pipe
 ///   attached first among those still attached, with hop count 1 on the wire. When that pipe
-///   is gone, or its queue of [`POLY_PIPE_QUEUE_LEN`] is full, the message is dropped silently
-///   and the send still succeeds: there is no back-pressure, so one slow peer never blocks
-///   the others. Directed sends reach direct peers only, not peers behind a device.
+///   is gone (or none is attached), or its queue of [`POLY_PIPE_QUEUE_LEN`] messages
+///   ([`Protocol::set_send_buffer`] changes it) is full, the message is dropped and counted and
+///   the send still succeeds: there is no back-pressure, so one slow peer never blocks the
+///   others. Directed sends reach direct peers only, not peers behind a device.
+///
+/// **Counters** ([`Protocol::stats`]): [`DropReason::TtlExceeded`] on receive;
+/// [`DropReason::NoRoute`] and [`DropReason::SendQueueFull`] on send;
+/// [`DropReason::PipeClosed`] for messages still queued when their pipe went away;
+/// [`DropReason::QueueShrunk`] for messages discarded by resizing either queue.
 ///
 /// There is no raw variant, as in NNG.
 ///
@@ -303,6 +313,7 @@ impl Pair1Poly {
                 pipes: Broadcast::new(ProtocolId::PAIR1, POLY_PIPE_QUEUE_LEN, Overflow::DropNewest),
                 attached: Vec::new(),
                 queue: RecvQueue::new(config.recv_buffer),
+                recv_drops: DropCounts::default(),
             },
         }
     }
@@ -326,8 +337,9 @@ impl Pair1Poly {
         &self.core.attached
     }
 
-    /// Returns how many messages were dropped because their pipe's queue was full. Messages
-    /// for pipes that are gone are not counted.
+    /// Returns how many messages were dropped because their pipe's queue was full:
+    /// [`DropReason::SendQueueFull`] in [`Protocol::stats`]. Messages for pipes that are gone
+    /// count as [`DropReason::NoRoute`] there instead.
     pub fn dropped_sends(&self) -> u64 {
         self.core.pipes.dropped()
     }
@@ -359,7 +371,7 @@ impl Protocol for Pair1Poly {
                     core.pipes.push_event(Event::Readable);
                 }
             }
-            Inbound::Drop => {}
+            Inbound::Drop(reason) => core.recv_drops.record(reason),
             Inbound::Kick => {
                 core.pipes.kick(pipe);
                 core.forget(pipe);
@@ -370,19 +382,21 @@ impl Protocol for Pair1Poly {
     forward_to_core!();
 
     /// Sends `msg.body` behind hop count 1 to the pipe in `msg.pipe` (or, with none, the pipe
-    /// attached first); `msg.header` is discarded. A message whose pipe is gone or busy with a
-    /// full queue is dropped.
+    /// attached first); `msg.header` is discarded. A message whose pipe is gone, with no pipe
+    /// attached, or busy with a full queue is dropped and counted.
     ///
     /// # Errors
     /// None: polyamorous PAIR v1 never blocks.
     fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
         let pipe = msg.pipe.or_else(|| self.core.attached.first().copied());
-        if let Some(pipe) = pipe {
-            let header = Bytes::from_static(&FIRST_HOP_HEADER);
-            self.core
-                .pipes
-                .send_to(pipe, Message::with_header(header, msg.body));
-        }
+        let Some(pipe) = pipe else {
+            self.core.pipes.record(DropReason::NoRoute);
+            return Ok(());
+        };
+        let header = Bytes::from_static(&FIRST_HOP_HEADER);
+        self.core
+            .pipes
+            .send_to(pipe, Message::with_header(header, msg.body));
         Ok(())
     }
 
@@ -400,6 +414,52 @@ impl Protocol for Pair1Poly {
         let (pipe, body) = popped.ok_or(RecvError::WouldBlock)?;
         Ok(Message::new(body).with_pipe(pipe))
     }
+
+    fn stats(&self) -> CoreStats {
+        let mut dropped = self.core.recv_drops;
+        dropped.merge(self.core.pipes.drops());
+        CoreStats {
+            dropped,
+            recv_queued: self.core.queue.len(),
+            send_queued: self.core.pipes.queued(),
+            ..CoreStats::default()
+        }
+    }
+
+    fn recv_buffer(&self) -> Option<usize> {
+        Some(self.core.queue.capacity())
+    }
+
+    /// Resizes the receive queue. Growing it resumes the pipes paused by a full queue.
+    ///
+    /// # Errors
+    /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+    fn set_recv_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
+        let len = check_queue_len(len)?;
+        let mut resumed = std::collections::VecDeque::new();
+        let shrunk = self.core.queue.set_capacity(len, &mut resumed);
+        for event in resumed {
+            self.core.pipes.push_event(event);
+        }
+        self.core
+            .recv_drops
+            .add(DropReason::QueueShrunk, shrunk as u64);
+        Ok(())
+    }
+
+    fn send_buffer(&self) -> Option<usize> {
+        Some(self.core.pipes.capacity())
+    }
+
+    /// Resizes every pipe's send queue, and those of pipes attached later. Shrinking drops the
+    /// newest messages beyond the new length. Sending never blocks, so growing wakes nobody.
+    ///
+    /// # Errors
+    /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+    fn set_send_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
+        self.core.pipes.set_capacity(check_queue_len(len)?);
+        Ok(())
+    }
 }
 
 /// The pipes, attach order and receive queue of [`Pair1Poly`].
@@ -409,6 +469,9 @@ struct PolyCore {
     /// Attached PAIR v1 pipes in the order they arrived, for sends that name no pipe.
     attached: Vec<PipeId>,
     queue: RecvQueue<Bytes>,
+    /// Received messages dropped (over the TTL, or by shrinking the queue); the send side's
+    /// drops are in `pipes`.
+    recv_drops: DropCounts,
 }
 
 impl PolyCore {
@@ -436,7 +499,7 @@ fn split_hop_count(body: Bytes, max_ttl: u8) -> Inbound {
     match read_word(&body) {
         None => Inbound::Kick,
         Some(hops) if hops > MAX_HOP_WORD => Inbound::Kick,
-        Some(hops) if hops > u32::from(max_ttl) => Inbound::Drop,
+        Some(hops) if hops > u32::from(max_ttl) => Inbound::Drop(DropReason::TtlExceeded),
         Some(_) => Inbound::Deliver(body.slice(WORD_LEN..)),
     }
 }

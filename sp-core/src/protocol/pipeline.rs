@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::protocol::shared::{refuse_wrong_peer, PipeSet, RecvQueue};
-use crate::protocol::{Event, Input, Protocol, RecvError, SendError, Transmit};
+use crate::protocol::shared::{check_queue_len, refuse_wrong_peer, PipeSet, RecvQueue};
+use crate::protocol::{ConfigError, Event, Input, Protocol, RecvError, SendError, Transmit};
+use crate::stats::{CoreStats, DropCounts, DropReason};
 use crate::{Message, PipeId, ProtocolId};
 
 /// How many received messages PULL holds before it pauses the pipes that feed it.
@@ -40,12 +41,16 @@ pub struct PushConfig {}
 /// **Events.** [`Event::Writable`] when a pipe becomes writable while none was;
 /// [`Event::ClosePipe`] for a wrong peer.
 ///
+/// **Counters** ([`Protocol::stats`]): [`DropReason::Unexpected`] for data a PULL sent. PUSH
+/// holds no queue of its own: a message it took is already the driver's.
+///
 /// **Timers.** None.
 #[derive(Debug)]
 pub struct Push {
     pipes: PipeSet,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    drops: DropCounts,
 }
 
 /// Raw PUSH: the same as PUSH, which has no header (SP-PROTOCOLS.md section 5.1), but
@@ -60,6 +65,7 @@ impl Push {
             pipes: PipeSet::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            drops: DropCounts::default(),
         }
     }
 }
@@ -86,7 +92,11 @@ impl Protocol for Push {
                 self.pipes.set_writable(pipe);
             }
             // NNG and mangos read and discard whatever a PULL sends.
-            Input::Received { .. } => {}
+            Input::Received { pipe, .. } => {
+                if self.pipes.contains(pipe) {
+                    self.drops.record(DropReason::Unexpected);
+                }
+            }
         }
         if !was_writable && self.pipes.has_writable() {
             self.events.push_back(Event::Writable);
@@ -112,12 +122,13 @@ impl Protocol for Push {
         self.pipes.contains(pipe)
     }
 
-    /// Queues `msg` for the first pipe on the ready list.
+    /// Queues `msg` for the first pipe on the ready list ([`Message::pipe`] is ignored).
     ///
     /// # Errors
     /// [`SendError::WouldBlock`] when no pipe is writable; retry after [`Event::Writable`].
     fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
         let pipe = self.pipes.take_next().ok_or(SendError::WouldBlock)?;
+        let msg = msg.with_pipe(None);
         self.transmits.push_back(Transmit { pipe, msg });
         Ok(())
     }
@@ -128,6 +139,13 @@ impl Protocol for Push {
     /// [`RecvError::NotSupported`].
     fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
         Err(RecvError::NotSupported)
+    }
+
+    fn stats(&self) -> CoreStats {
+        CoreStats {
+            dropped: self.drops,
+            ..CoreStats::default()
+        }
     }
 }
 
@@ -169,12 +187,16 @@ impl Default for PullConfig {
 /// **Events.** [`Event::Readable`] when the queue stops being empty;
 /// [`Event::ResumeReceiving`]; [`Event::ClosePipe`] for a wrong peer.
 ///
+/// **Counters** ([`Protocol::stats`]): PULL pauses pipes rather than drop, so the only loss is
+/// [`DropReason::QueueShrunk`], when [`Protocol::set_recv_buffer`] shrinks the queue.
+///
 /// **Timers.** None.
 #[derive(Debug)]
 pub struct Pull {
     pipes: PipeSet,
     queue: RecvQueue<Bytes>,
     events: VecDeque<Event>,
+    drops: DropCounts,
 }
 
 /// Raw PULL: the same as PULL, which has no header (SP-PROTOCOLS.md section 5.1), but
@@ -188,6 +210,7 @@ impl Pull {
             pipes: PipeSet::default(),
             queue: RecvQueue::new(config.recv_buffer),
             events: VecDeque::new(),
+            drops: DropCounts::default(),
         }
     }
 }
@@ -247,16 +270,41 @@ impl Protocol for Pull {
         Err(SendError::NotSupported)
     }
 
-    /// Takes the oldest queued message. May queue [`Event::ResumeReceiving`].
+    /// Takes the oldest queued message, with [`Message::pipe`] naming the pipe it came from.
+    /// May queue [`Event::ResumeReceiving`].
     ///
     /// # Errors
     /// [`RecvError::WouldBlock`] when nothing is queued.
     fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
-        let (_pipe, body) = self
+        let (pipe, body) = self
             .queue
             .pop(&mut self.events)
             .ok_or(RecvError::WouldBlock)?;
-        Ok(Message::new(body))
+        Ok(Message::new(body).with_pipe(pipe))
+    }
+
+    fn stats(&self) -> CoreStats {
+        CoreStats {
+            dropped: self.drops,
+            recv_queued: self.queue.len(),
+            ..CoreStats::default()
+        }
+    }
+
+    fn recv_buffer(&self) -> Option<usize> {
+        Some(self.queue.capacity())
+    }
+
+    /// Resizes the receive queue. Growing it resumes the pipes paused by a full queue.
+    ///
+    /// # Errors
+    /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+    fn set_recv_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
+        let shrunk = self
+            .queue
+            .set_capacity(check_queue_len(len)?, &mut self.events);
+        self.drops.add(DropReason::QueueShrunk, shrunk as u64);
+        Ok(())
     }
 }
 

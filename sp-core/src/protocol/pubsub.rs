@@ -12,12 +12,13 @@ use bytes::Bytes;
 
 use crate::protocol::context::{readable, Contexts};
 use crate::protocol::shared::{
-    forward_to_core, refuse_wrong_peer, Broadcast, DropQueue, Overflow, Pushed,
+    check_queue_len, forward_to_core, refuse_wrong_peer, Broadcast, DropQueue, Overflow, Pushed,
 };
 use crate::protocol::topic_trie::TopicTrie;
 use crate::protocol::{
-    ContextError, ContextId, Event, Input, Protocol, RecvError, SendError, Transmit,
+    ConfigError, ContextError, ContextId, Event, Input, Protocol, RecvError, SendError, Transmit,
 };
+use crate::stats::{CoreStats, DropCounts, DropReason};
 use crate::{Message, PipeId, ProtocolId};
 
 /// How many messages PUB queues for each busy pipe, as NNG's `send-buffer` for PUB.
@@ -42,7 +43,8 @@ pub enum SubscribeError {
     NotSupported,
 }
 
-/// Writes the [`Protocol`] methods `send` and `recv` that [`Sub`] and [`XSub`] share.
+/// Writes the [`Protocol`] methods that [`Sub`] and [`XSub`] share: `send`, `recv` and the
+/// socket queue's length.
 macro_rules! sub_send_recv {
     () => {
         /// Always fails: SUB cannot send.
@@ -53,12 +55,17 @@ macro_rules! sub_send_recv {
             Err(SendError::NotSupported)
         }
 
-        /// Takes the oldest queued message, with an empty header.
+        /// Takes the oldest queued message, with an empty header and [`Message::pipe`] naming
+        /// the pipe it came from.
         ///
         /// # Errors
         /// [`RecvError::WouldBlock`] when nothing is queued.
         fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
             self.core.recv()
+        }
+
+        fn recv_buffer(&self) -> Option<usize> {
+            Some(self.core.queue.capacity())
         }
     };
 }
@@ -103,6 +110,12 @@ impl Default for PubConfig {
 ///                                       PipeWritable, copies queued: the oldest is written
 /// ```
 ///
+/// **Counters** ([`Protocol::stats`]): [`DropReason::SendQueueFull`] for each copy a full
+/// queue gave up, [`DropReason::QueueShrunk`] for copies discarded by
+/// [`Protocol::set_send_buffer`], [`DropReason::PipeClosed`] for copies still queued when
+/// their pipe went away, [`DropReason::Unexpected`] for data a SUB sent. A message sent with
+/// no pipe attached is not a drop: it reached every subscriber there was.
+///
 /// **Inputs.** [`Input::PipeAdded`] (a peer other than SUB is refused), [`Input::PipeRemoved`]
 /// (copies still queued for it are discarded), [`Input::PipeWritable`], [`Input::Received`]:
 /// discarded and the pipe kept, as mangos does. NNG kicks a SUB that sends data
@@ -131,7 +144,8 @@ impl Pub {
     }
 
     /// Returns how many messages full per-pipe queues have dropped, summed over every pipe
-    /// ever attached. Messages discarded because no pipe was attached do not count.
+    /// ever attached: [`DropReason::SendQueueFull`] in [`Protocol::stats`]. Messages
+    /// discarded because no pipe was attached do not count.
     pub fn dropped(&self) -> u64 {
         self.core.dropped()
     }
@@ -150,19 +164,22 @@ impl Protocol for Pub {
 
     /// Applies a pipe input; see the type docs for what each input does.
     fn handle(&mut self, input: Input, _now: Instant) {
-        // Whatever a SUB sends is read and thrown away.
-        let _discarded = self.core.handle(input);
+        // Whatever a SUB sends is read, counted and thrown away.
+        if self.core.handle(input).is_some() {
+            self.core.record(DropReason::Unexpected);
+        }
     }
 
     forward_to_core!();
 
     /// Gives a copy of `msg`, header and body as given, to every attached pipe: written at
     /// once to idle pipes, queued for busy ones (dropping a full queue's oldest copy).
+    /// [`Message::pipe`] is ignored.
     ///
     /// # Errors
     /// None: PUB never blocks, and with no pipe the message is discarded.
     fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
-        self.core.send(&msg, None);
+        self.core.send(&msg.with_pipe(None), None);
         Ok(())
     }
 
@@ -173,13 +190,35 @@ impl Protocol for Pub {
     fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
         Err(RecvError::NotSupported)
     }
+
+    fn stats(&self) -> CoreStats {
+        CoreStats {
+            dropped: *self.core.drops(),
+            send_queued: self.core.queued(),
+            ..CoreStats::default()
+        }
+    }
+
+    fn send_buffer(&self) -> Option<usize> {
+        Some(self.core.capacity())
+    }
+
+    /// Resizes every pipe's queue, and those of pipes attached later. Shrinking drops the
+    /// newest copies beyond the new length. Sending never blocks, so growing wakes nobody.
+    ///
+    /// # Errors
+    /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+    fn set_send_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
+        self.core.set_capacity(check_queue_len(len)?);
+        Ok(())
+    }
 }
 
 /// Settings for [`Sub`] and [`XSub`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubConfig {
     /// How many received messages may wait for [`Protocol::recv`]. Default: 128. 0 counts
-    /// as 1.
+    /// as 1. Contexts get a queue of the same length.
     pub recv_buffer: usize,
     /// What a full receive queue gives up: `true` drops the oldest queued message to make room
     /// for the new one, `false` drops the new one. Default: `true`, like NNG's `sub:prefnew`
@@ -199,11 +238,11 @@ impl Default for SubConfig {
 /// The cooked SUB role (SP type 33): receives from every PUB peer the messages that match one
 /// of its topics.
 ///
-/// Follows SP-PROTOCOLS.md section 4.3 (NNG's `sub0` without contexts). A message matches a
-/// topic when its body starts with the topic's bytes; the empty topic matches everything, and
-/// with no topic nothing is delivered. Each message is delivered at most once, however many
-/// topics match it. Topics live in a radix trie, so matching costs time proportional to the
-/// message's matching prefix, not to the number of topics.
+/// Follows SP-PROTOCOLS.md section 4.3 (NNG's `sub0`). A message matches a topic when its body
+/// starts with the topic's bytes; the empty topic matches everything, and with no topic nothing
+/// is delivered. Each message is delivered at most once, however many topics match it. Topics
+/// live in a radix trie, so matching costs time proportional to the message's matching prefix,
+/// not to the number of topics.
 ///
 /// Topics form a set, as in NNG and mangos: subscribing to a topic already present does
 /// nothing, and one [`Sub::unsubscribe`] removes it. Unsubscribing also purges queued messages
@@ -211,20 +250,27 @@ impl Default for SubConfig {
 ///
 /// SUB never pauses a pipe and never kicks one because of message content: when the queue of
 /// `recv_buffer` messages is full it drops (the oldest queued message with `prefer_new`, else
-/// the new one) and counts the loss in [`Sub::dropped`].
+/// the new one) and counts the loss in [`Sub::dropped`]. Both settings can change while the
+/// socket runs ([`Protocol::set_recv_buffer`], [`Sub::set_prefer_new`]).
 ///
 /// ```text
 ///  Received on an attached pipe
 ///      |
 ///      v                      no
-///  [ some topic a prefix? ] -----> dropped (filtered, not counted)
-///      | yes
+///  [ some topic a prefix? ] -----> dropped, counted as NoSubscription (unless a context's
+///      | yes                       topic matches it)
 ///      v                      no
 ///  [ queue has room? ] ----------> prefer_new: oldest dropped, new queued; else new dropped
-///      | yes                       (counted either way)
+///      | yes                       (counted as RecvQueueFull either way)
 ///      v
 ///  queued; Event::Readable if the queue was empty
 /// ```
+///
+/// **Counters** ([`Protocol::stats`]): [`DropReason::NoSubscription`] for a message that
+/// matches no topic of the socket nor of any context, and for each message an unsubscribe
+/// purges; [`DropReason::RecvQueueFull`] for each message a full queue (the socket's or a
+/// context's) gives up; [`DropReason::QueueShrunk`] and [`DropReason::ContextClosed`] for
+/// messages discarded by resizing the queues and by closing a context.
 ///
 /// **Inputs.** [`Input::PipeAdded`] (a peer other than PUB is refused), [`Input::PipeRemoved`]
 /// (queued messages stay), [`Input::PipeWritable`] (ignored), [`Input::Received`].
@@ -244,24 +290,25 @@ impl Default for SubConfig {
 pub struct Sub {
     core: SubCore,
     topics: TopicTrie,
-    config: SubConfig,
     /// The opened contexts. The default slot is unused: the socket's own topics and queue
     /// are `topics` and `core`, which raw SUB shares.
     contexts: Contexts<SubContext>,
+    /// Messages dropped from the contexts' queues (the socket's own are in `core`).
+    context_drops: DropCounts,
 }
 
 /// The topics and queue of one opened SUB context.
 #[derive(Debug)]
 struct SubContext {
     topics: TopicTrie,
-    queue: DropQueue<Bytes>,
+    queue: DropQueue<(PipeId, Bytes)>,
 }
 
 impl SubContext {
-    fn new(config: &SubConfig) -> Self {
+    fn new(recv_buffer: usize, overflow: Overflow) -> Self {
         Self {
             topics: TopicTrie::default(),
-            queue: DropQueue::new(config.recv_buffer, overflow(config)),
+            queue: DropQueue::new(recv_buffer, overflow),
         }
     }
 }
@@ -269,11 +316,12 @@ impl SubContext {
 impl Sub {
     /// Creates a SUB socket core with no pipes and no topics.
     pub fn new(config: SubConfig) -> Self {
+        let core = SubCore::new(&config);
         Self {
-            core: SubCore::new(&config),
+            contexts: Contexts::new(SubContext::new(config.recv_buffer, core.overflow())),
+            core,
             topics: TopicTrie::default(),
-            contexts: Contexts::new(SubContext::new(&config)),
-            config,
+            context_drops: DropCounts::default(),
         }
     }
 
@@ -305,7 +353,9 @@ impl Sub {
             return Err(SubscribeError::UnknownTopic);
         }
         let topics = &state.topics;
-        state.queue.retain(|body| topics.matches(body));
+        let purged = state.queue.retain(|(_, body)| topics.matches(body));
+        self.context_drops
+            .add(DropReason::NoSubscription, purged as u64);
         Ok(())
     }
 
@@ -328,7 +378,7 @@ impl Sub {
     }
 
     /// Removes `topic`, then discards queued messages that no remaining topic matches (they
-    /// are not counted in [`Sub::dropped`]).
+    /// count as [`DropReason::NoSubscription`], not in [`Sub::dropped`]).
     ///
     /// # Errors
     /// [`SubscribeError::UnknownTopic`] when `topic` is not subscribed.
@@ -337,7 +387,10 @@ impl Sub {
             return Err(SubscribeError::UnknownTopic);
         }
         let topics = &self.topics;
-        self.core.queue.retain(|body| topics.matches(body));
+        let purged = self.core.queue.retain(|(_, body)| topics.matches(body));
+        self.core
+            .drops
+            .add(DropReason::NoSubscription, purged as u64);
         Ok(())
     }
 
@@ -351,9 +404,27 @@ impl Sub {
         self.topics.len()
     }
 
-    /// Returns how many matching messages a full receive queue has dropped.
+    /// Returns how many matching messages the socket's full receive queue has dropped: its
+    /// share of [`DropReason::RecvQueueFull`] in [`Protocol::stats`] (contexts' queues are in
+    /// [`Sub::context_dropped`]).
     pub fn dropped(&self) -> u64 {
-        self.core.queue.dropped()
+        self.core.drops.get(DropReason::RecvQueueFull)
+    }
+
+    /// Sets what a full receive queue gives up from now on (NNG's `sub:prefnew`), for the
+    /// socket's queue, every open context's and those opened later: `true` the oldest queued
+    /// message, `false` the new one.
+    pub fn set_prefer_new(&mut self, prefer_new: bool) {
+        self.core.set_prefer_new(prefer_new);
+        let overflow = self.core.overflow();
+        for (_, state) in self.contexts.iter_mut() {
+            state.queue.set_overflow(overflow);
+        }
+    }
+
+    /// Returns true when a full receive queue drops its oldest message rather than the new one.
+    pub fn prefer_new(&self) -> bool {
+        self.core.prefer_new
     }
 }
 
@@ -365,33 +436,75 @@ impl Protocol for Sub {
     /// Applies a pipe input; see the type docs for what each input does.
     fn handle(&mut self, input: Input, _now: Instant) {
         let topics = &self.topics;
-        let Some(body) = self.core.handle(input, |body| topics.matches(body)) else {
+        let Some((pipe, body, mut matched)) = self.core.handle(input, |body| topics.matches(body))
+        else {
             return;
         };
-        if self.contexts.open_count() == 0 {
-            return;
-        }
+        // The default slot stands for the socket, whose topics were checked above.
         for (key, state) in self.contexts.iter_mut().skip(1) {
-            if state.topics.matches(&body) && state.queue.push(body.clone()) == Pushed::First {
-                self.core.events.push_back(readable(key));
+            if !state.topics.matches(&body) {
+                continue;
             }
+            matched = true;
+            match state.queue.push((pipe, body.clone())) {
+                Pushed::First => self.core.events.push_back(readable(key)),
+                Pushed::Queued => {}
+                Pushed::Dropped => self.context_drops.record(DropReason::RecvQueueFull),
+            }
+        }
+        if !matched {
+            self.core.drops.record(DropReason::NoSubscription);
         }
     }
 
     forward_to_core!();
     sub_send_recv!();
 
-    /// Opens a context with no topics and an empty queue.
-    fn open_context(&mut self, _now: Instant) -> Result<ContextId, ContextError> {
-        Ok(self.contexts.open(SubContext::new(&self.config)))
+    /// Resizes the socket's queue, every open context's and those of contexts opened later.
+    /// Shrinking drops the newest messages beyond the new length. SUB never pauses a pipe, so
+    /// growing resumes nothing.
+    ///
+    /// # Errors
+    /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+    fn set_recv_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
+        let len = check_queue_len(len)?;
+        self.core.set_recv_buffer(len);
+        let mut shrunk = 0;
+        for (_, state) in self.contexts.iter_mut() {
+            shrunk += state.queue.set_capacity(len);
+        }
+        self.context_drops
+            .add(DropReason::QueueShrunk, shrunk as u64);
+        Ok(())
     }
 
-    /// Closes `ctx`; its queued messages are gone.
+    fn stats(&self) -> CoreStats {
+        let mut stats = self.core.stats();
+        stats.dropped.merge(&self.context_drops);
+        stats.recv_queued += self
+            .contexts
+            .iter()
+            .skip(1)
+            .map(|(_, state)| state.queue.len())
+            .sum::<usize>();
+        stats
+    }
+
+    /// Opens a context with no topics and an empty queue.
+    fn open_context(&mut self, _now: Instant) -> Result<ContextId, ContextError> {
+        let state = SubContext::new(self.core.queue.capacity(), self.core.overflow());
+        Ok(self.contexts.open(state))
+    }
+
+    /// Closes `ctx`; its queued messages are gone, counted as [`DropReason::ContextClosed`].
     fn close_context(&mut self, ctx: ContextId, _now: Instant) -> Result<(), ContextError> {
-        self.contexts
+        let closed = self
+            .contexts
             .close(ctx)
-            .map(drop)
-            .ok_or(ContextError::UnknownContext)
+            .ok_or(ContextError::UnknownContext)?;
+        self.context_drops
+            .add(DropReason::ContextClosed, closed.queue.len() as u64);
+        Ok(())
     }
 
     /// Always fails: SUB cannot send.
@@ -402,7 +515,8 @@ impl Protocol for Sub {
         Err(SendError::NotSupported)
     }
 
-    /// Takes the oldest message queued for `ctx`.
+    /// Takes the oldest message queued for `ctx`, with [`Message::pipe`] naming the pipe it
+    /// came from.
     ///
     /// # Errors
     /// [`RecvError::UnknownContext`] when `ctx` is not open, [`RecvError::WouldBlock`] when
@@ -415,7 +529,7 @@ impl Protocol for Sub {
         state
             .queue
             .pop()
-            .map(Message::new)
+            .map(|(pipe, body)| Message::new(body).with_pipe(pipe))
             .ok_or(RecvError::WouldBlock)
     }
 }
@@ -429,13 +543,17 @@ impl Protocol for Sub {
 /// `TestXSubCannotSubscribe`). nanomsg's XSUB filters instead; this type does not follow it.
 ///
 /// The receive queue works as in [`Sub`]: it never pauses a pipe, and when full it drops by
-/// [`SubConfig::prefer_new`] (NNG's XSUB drops the new message, mangos the oldest).
+/// [`SubConfig::prefer_new`] (NNG's XSUB drops the new message, mangos the oldest), which
+/// [`XSub::set_prefer_new`] changes while the socket runs.
 ///
 /// ```text
 ///  Received on an attached pipe --> [ room? ] -- yes --> queued; Event::Readable if it was empty
 ///                                       | no
 ///                                       +--> prefer_new: drop oldest, queue it; else drop it
 /// ```
+///
+/// **Counters** ([`Protocol::stats`]): [`DropReason::RecvQueueFull`] and
+/// [`DropReason::QueueShrunk`].
 ///
 /// **Inputs.** As [`Sub`]. **Events.** As [`Sub`]. **Timers.** None.
 #[derive(Debug)]
@@ -467,9 +585,21 @@ impl XSub {
         Err(SubscribeError::NotSupported)
     }
 
-    /// Returns how many messages a full receive queue has dropped.
+    /// Returns how many messages a full receive queue has dropped:
+    /// [`DropReason::RecvQueueFull`] in [`Protocol::stats`].
     pub fn dropped(&self) -> u64 {
-        self.core.queue.dropped()
+        self.core.drops.get(DropReason::RecvQueueFull)
+    }
+
+    /// Sets what a full receive queue gives up from now on: `true` the oldest queued message,
+    /// `false` the new one.
+    pub fn set_prefer_new(&mut self, prefer_new: bool) {
+        self.core.set_prefer_new(prefer_new);
+    }
+
+    /// Returns true when a full receive queue drops its oldest message rather than the new one.
+    pub fn prefer_new(&self) -> bool {
+        self.core.prefer_new
     }
 }
 
@@ -489,29 +619,53 @@ impl Protocol for XSub {
 
     forward_to_core!();
     sub_send_recv!();
+
+    /// Resizes the receive queue. Shrinking drops the newest messages beyond the new length.
+    /// XSUB never pauses a pipe, so growing resumes nothing.
+    ///
+    /// # Errors
+    /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+    fn set_recv_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
+        self.core.set_recv_buffer(check_queue_len(len)?);
+        Ok(())
+    }
+
+    fn stats(&self) -> CoreStats {
+        self.core.stats()
+    }
 }
 
 /// The receive side that [`Sub`] and [`XSub`] share: attached PUB pipes and a lossy queue.
 #[derive(Debug)]
 struct SubCore {
     pipes: BTreeSet<PipeId>,
-    queue: DropQueue<Bytes>,
+    queue: DropQueue<(PipeId, Bytes)>,
+    prefer_new: bool,
     events: VecDeque<Event>,
+    /// Messages dropped on the way to the socket's own queue, or from it.
+    drops: DropCounts,
 }
 
 impl SubCore {
     fn new(config: &SubConfig) -> Self {
-        let overflow = overflow(config);
+        let overflow = overflow(config.prefer_new);
         Self {
             pipes: BTreeSet::new(),
             queue: DropQueue::new(config.recv_buffer, overflow),
+            prefer_new: config.prefer_new,
             events: VecDeque::new(),
+            drops: DropCounts::default(),
         }
     }
 
-    /// Applies a pipe input; a received body is queued when `wanted` says so. Returns the body
-    /// of a message received on an attached pipe, queued or not, for contexts to filter.
-    fn handle(&mut self, input: Input, wanted: impl FnOnce(&[u8]) -> bool) -> Option<Bytes> {
+    /// Applies a pipe input; a received body is queued when `wanted` says so. Returns a
+    /// message received on an attached pipe, queued or not, as `(pipe, body, wanted)`, for
+    /// contexts to filter.
+    fn handle(
+        &mut self,
+        input: Input,
+        wanted: impl FnOnce(&[u8]) -> bool,
+    ) -> Option<(PipeId, Bytes, bool)> {
         match input {
             Input::PipeAdded { pipe, peer } => {
                 if !refuse_wrong_peer(ProtocolId::PUB, pipe, peer, &mut self.events) {
@@ -523,14 +677,20 @@ impl SubCore {
             }
             Input::PipeWritable { .. } => {}
             Input::Received { pipe, msg } => {
+                // A refused pipe's data is not counted: its close accounts for it.
                 if !self.pipes.contains(&pipe) {
                     return None;
                 }
                 let body = msg.to_contiguous();
-                if wanted(&body) && self.queue.push(body.clone()) == Pushed::First {
-                    self.events.push_back(Event::Readable);
+                let wanted = wanted(&body);
+                if wanted {
+                    match self.queue.push((pipe, body.clone())) {
+                        Pushed::First => self.events.push_back(Event::Readable),
+                        Pushed::Queued => {}
+                        Pushed::Dropped => self.drops.record(DropReason::RecvQueueFull),
+                    }
                 }
-                return Some(body);
+                return Some((pipe, body, wanted));
             }
         }
         None
@@ -539,8 +699,32 @@ impl SubCore {
     fn recv(&mut self) -> Result<Message, RecvError> {
         self.queue
             .pop()
-            .map(Message::new)
+            .map(|(pipe, body)| Message::new(body).with_pipe(pipe))
             .ok_or(RecvError::WouldBlock)
+    }
+
+    /// Resizes the queue to `len` (already checked), counting what shrinking discards.
+    fn set_recv_buffer(&mut self, len: usize) {
+        let shrunk = self.queue.set_capacity(len);
+        self.drops.add(DropReason::QueueShrunk, shrunk as u64);
+    }
+
+    fn set_prefer_new(&mut self, prefer_new: bool) {
+        self.prefer_new = prefer_new;
+        self.queue.set_overflow(overflow(prefer_new));
+    }
+
+    /// Returns what a full queue gives up under the current `prefer_new`.
+    fn overflow(&self) -> Overflow {
+        overflow(self.prefer_new)
+    }
+
+    fn stats(&self) -> CoreStats {
+        CoreStats {
+            dropped: self.drops,
+            recv_queued: self.queue.len(),
+            ..CoreStats::default()
+        }
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -557,9 +741,9 @@ impl SubCore {
     }
 }
 
-/// Returns what a full receive queue gives up under `config`'s `prefer_new`.
-fn overflow(config: &SubConfig) -> Overflow {
-    if config.prefer_new {
+/// Returns what a full receive queue gives up under `prefer_new`.
+fn overflow(prefer_new: bool) -> Overflow {
+    if prefer_new {
         Overflow::DropOldest
     } else {
         Overflow::DropNewest

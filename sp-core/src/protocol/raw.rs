@@ -13,7 +13,8 @@ use std::time::Instant;
 use crate::protocol::pair::{Pair, PairConfig};
 use crate::protocol::pipeline::{Pull, PullConfig, Push, PushConfig};
 use crate::protocol::pubsub::{Pub, PubConfig};
-use crate::protocol::{Event, Input, Protocol, RecvError, SendError, Transmit};
+use crate::protocol::{ConfigError, Event, Input, Protocol, RecvError, SendError, Transmit};
+use crate::stats::CoreStats;
 use crate::{Message, PipeId, ProtocolId};
 
 /// Raw PUB: PUB that reports itself raw, so that it can be the sending side of a PUB/SUB
@@ -121,6 +122,26 @@ impl<P: Protocol> Protocol for Raw<P> {
     fn recv(&mut self, now: Instant) -> Result<Message, RecvError> {
         self.inner.recv(now)
     }
+
+    fn stats(&self) -> CoreStats {
+        self.inner.stats()
+    }
+
+    fn recv_buffer(&self) -> Option<usize> {
+        self.inner.recv_buffer()
+    }
+
+    fn set_recv_buffer(&mut self, len: usize, now: Instant) -> Result<(), ConfigError> {
+        self.inner.set_recv_buffer(len, now)
+    }
+
+    fn send_buffer(&self) -> Option<usize> {
+        self.inner.send_buffer()
+    }
+
+    fn set_send_buffer(&mut self, len: usize, now: Instant) -> Result<(), ConfigError> {
+        self.inner.set_send_buffer(len, now)
+    }
 }
 
 #[cfg(test)]
@@ -142,7 +163,8 @@ mod tests {
             .unwrap();
         assert_eq!(drain_tx(&mut xpair), vec![(1, "hb".into())]);
         receive(&mut xpair, 1, "in");
-        assert_eq!(xpair.recv(now).unwrap(), Message::from("in"));
+        let pipe = crate::PipeId::new(1).unwrap();
+        assert_eq!(xpair.recv(now).unwrap(), Message::from("in").with_pipe(pipe));
 
         let xpush = XPush::new(PushConfig::default());
         let xpull = XPull::new(PullConfig::default());

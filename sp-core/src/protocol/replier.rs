@@ -11,6 +11,7 @@ use crate::protocol::shared::BacktraceCore;
 use crate::protocol::{
     ConfigError, ContextError, ContextId, Input, Protocol, RecvError, SendError,
 };
+use crate::stats::{CoreStats, DropReason};
 use crate::{Message, PipeId, ProtocolId};
 
 /// A received request: the pipe it came from, its backtrace and its body.
@@ -34,11 +35,11 @@ impl ReplyContext {
     }
 
     /// Saves `request`'s backtrace for the reply, replacing (abandoning) any saved one, and
-    /// returns its body.
+    /// returns its body with [`Message::pipe`] naming the pipe it came from.
     fn take(&mut self, (pipe, backtrace, body): Request) -> Message {
         self.saved = Some(SavedBacktrace { pipe, backtrace });
         self.recv_waiting = false;
-        Message::new(body)
+        Message::new(body).with_pipe(pipe)
     }
 }
 
@@ -58,6 +59,12 @@ struct SavedBacktrace {
 /// [`Event::ContextReadable`](crate::protocol::Event::ContextReadable). Requests that find no
 /// waiting context stay in the socket's queue, where the next receive on any context (the
 /// socket's own included) takes them.
+///
+/// Drops, all counted in [`Protocol::stats`]: a request over the TTL
+/// ([`DropReason::TtlExceeded`]), a reply whose requester's pipe is gone
+/// ([`DropReason::NoRoute`]), requests discarded by shrinking the queue
+/// ([`DropReason::QueueShrunk`]). Nothing else is lost: a request handed to a context that
+/// gives up or closes goes to the next one, and a reply waits for a busy pipe.
 #[derive(Debug)]
 pub(crate) struct CookedReplier {
     protocol: ProtocolId,
@@ -164,6 +171,7 @@ impl CookedReplier {
         let saved = state.saved.take().ok_or(SendError::BadState)?;
         if !self.core.pipes.contains(saved.pipe) {
             // The requester is gone: report success and drop the reply.
+            self.core.pipes.record(DropReason::NoRoute);
             return Ok(());
         }
         let reply = Message::with_header(saved.backtrace.clone(), msg.body);
@@ -280,6 +288,25 @@ impl Protocol for CookedReplier {
 
     fn cancel_recv(&mut self, ctx: ContextId, _now: Instant) {
         self.stop_waiting(ctx);
+    }
+
+    fn stats(&self) -> CoreStats {
+        let mut stats = self.core.stats();
+        let handed = self
+            .contexts
+            .iter()
+            .filter(|(_, state)| state.handed.is_some())
+            .count();
+        stats.recv_queued += self.returned.len() + handed;
+        stats
+    }
+
+    fn recv_buffer(&self) -> Option<usize> {
+        Some(self.core.recv_buffer())
+    }
+
+    fn set_recv_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
+        self.core.set_recv_buffer(len)
     }
 }
 
@@ -405,6 +432,34 @@ macro_rules! forward_to_cooked_replier {
 
         fn cancel_recv(&mut self, ctx: $crate::protocol::ContextId, now: ::std::time::Instant) {
             self.inner.cancel_recv(ctx, now);
+        }
+
+        /// Returns the counters: requests dropped over the TTL
+        /// ([`DropReason::TtlExceeded`](crate::stats::DropReason::TtlExceeded)), replies whose
+        /// pipe was gone ([`DropReason::NoRoute`](crate::stats::DropReason::NoRoute)) and
+        /// requests discarded by shrinking the queue
+        /// ([`DropReason::QueueShrunk`](crate::stats::DropReason::QueueShrunk)), plus the
+        /// requests waiting to be received, those handed to waiting contexts included.
+        fn stats(&self) -> $crate::stats::CoreStats {
+            self.inner.stats()
+        }
+
+        fn recv_buffer(&self) -> Option<usize> {
+            self.inner.recv_buffer()
+        }
+
+        /// Resizes the receive queue. Shrinking drops the newest requests beyond the new
+        /// length; growing resumes the pipes paused by a full queue.
+        ///
+        /// # Errors
+        /// [`ConfigError::QueueLenOutOfRange`](crate::protocol::ConfigError::QueueLenOutOfRange)
+        /// above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+        fn set_recv_buffer(
+            &mut self,
+            len: usize,
+            now: ::std::time::Instant,
+        ) -> Result<(), $crate::protocol::ConfigError> {
+            self.inner.set_recv_buffer(len, now)
         }
     };
 }

@@ -19,6 +19,7 @@ use crate::protocol::{
     ContextError, ContextId, Event, Input, PipeCloseReason, Protocol, RecvError, SendError,
     Transmit,
 };
+use crate::stats::{CoreStats, DropCounts, DropReason};
 use crate::{Message, PipeId, ProtocolId};
 
 /// How long REQ waits for a reply before sending the request again: 60 s, as in NNG, mangos,
@@ -99,6 +100,14 @@ impl Default for ReqConfig {
 /// `now + resend_interval` each time the request is written. When it fires, the same request
 /// (same ID) goes to the next writable pipe, or to the first pipe that becomes writable.
 ///
+/// **Counters** ([`Protocol::stats`]): `resends` counts every request written again (timer or
+/// lost pipe), contexts included. Drops: [`DropReason::StaleReply`] for a reply whose ID is
+/// not outstanding (late, repeated, cancelled, unknown) and for a reply that arrived but was
+/// never received because a new send replaced its request; [`DropReason::Replaced`] for a
+/// request still waiting for a pipe when a new send replaced it; [`DropReason::ContextClosed`]
+/// for a context closed with a reply or an unsent request in it. A cancelled request that was
+/// already written is not a drop: its pipe took it.
+///
 /// Pipes are used round-robin in the order they became writable. REQ never pauses a pipe.
 #[derive(Debug)]
 pub struct Req {
@@ -113,6 +122,9 @@ pub struct Req {
     timers: DeadlineSet,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    drops: DropCounts,
+    /// Requests written again after their first write.
+    resends: u64,
 }
 
 impl Req {
@@ -128,6 +140,8 @@ impl Req {
             timers: DeadlineSet::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            drops: DropCounts::default(),
+            resends: 0,
         }
     }
 
@@ -222,6 +236,9 @@ impl Req {
             self.queue.pop_front();
             ctx.queued = false;
             request.pipe = Some(pipe);
+            if mem::replace(&mut request.sent, true) {
+                self.resends += 1;
+            }
             let msg = Message::with_header(request.id.to_bytes().to_vec(), request.body.clone());
             self.transmits.push_back(Transmit { pipe, msg });
             let deadline = ctx
@@ -282,6 +299,7 @@ impl Req {
         };
         // Only outstanding IDs match; stale, unknown and repeated replies drop.
         let Some(key) = self.by_id.remove(&id) else {
+            self.drops.record(DropReason::StaleReply);
             return;
         };
         // `by_id` only names open contexts waiting for that very ID.
@@ -290,18 +308,35 @@ impl Req {
             .get_mut(key)
             .expect("by_id names open contexts");
         self.timers.set(key, None);
-        ctx.state = ReqState::Replied(body.slice(WORD_LEN..));
+        ctx.state = ReqState::Replied(pipe, body.slice(WORD_LEN..));
         self.events.push_back(readable(key));
     }
 
     /// Drops the request of context `key`, if any, so that a reply to it is dropped. Returns
     /// true when a receive was waiting for it.
-    fn cancel_request(&mut self, key: CtxKey) -> bool {
+    ///
+    /// What the context held is counted when no pipe or application got it: a request never
+    /// written ([`DropReason::Replaced`]) or a reply never received
+    /// ([`DropReason::StaleReply`]), both [`DropReason::ContextClosed`] when `closing`.
+    fn cancel_request(&mut self, key: CtxKey, closing: bool) -> bool {
         let Some(ctx) = self.contexts.get_mut(key) else {
             return false;
         };
-        if let ReqState::Waiting(request) = &ctx.state {
-            self.by_id.remove(&request.id.get());
+        let lost = match &ctx.state {
+            ReqState::Waiting(request) => {
+                self.by_id.remove(&request.id.get());
+                (!request.sent).then_some(DropReason::Replaced)
+            }
+            ReqState::Replied(..) => Some(DropReason::StaleReply),
+            ReqState::Idle | ReqState::Reset => None,
+        };
+        if let Some(reason) = lost {
+            let reason = if closing {
+                DropReason::ContextClosed
+            } else {
+                reason
+            };
+            self.drops.record(reason);
         }
         ctx.state = ReqState::Idle;
         self.timers.set(key, None);
@@ -316,6 +351,7 @@ impl Req {
                 id,
                 body,
                 pipe: None,
+                sent: false,
             });
             self.by_id.insert(id.get(), key);
             self.enqueue(key);
@@ -403,7 +439,7 @@ impl Protocol for Req {
     /// anyway (as in NNG); no ID is used and nothing is stored, so retry after
     /// [`Event::Writable`].
     fn send(&mut self, msg: Message, now: Instant) -> Result<(), SendError> {
-        self.cancel_request(None);
+        self.cancel_request(None, false);
         if !self.pipes.has_writable() {
             return Err(SendError::WouldBlock);
         }
@@ -429,7 +465,7 @@ impl Protocol for Req {
 
     /// Closes `ctx`; its request is abandoned and a late reply to it is dropped.
     fn close_context(&mut self, ctx: ContextId, _now: Instant) -> Result<(), ContextError> {
-        self.cancel_request(Some(ctx));
+        self.cancel_request(Some(ctx), true);
         self.contexts
             .close(ctx)
             .map(drop)
@@ -447,7 +483,7 @@ impl Protocol for Req {
         self.contexts
             .lookup(ctx)
             .map_err(|_| SendError::UnknownContext)?;
-        if self.cancel_request(key) {
+        if self.cancel_request(key, false) {
             let state = self.contexts.lookup(ctx).expect("looked up above");
             state.canceled = true;
             self.events.push_back(readable(key));
@@ -490,6 +526,24 @@ impl Protocol for Req {
             state.recv_waiting = false;
             state.canceled = false;
         }
+    }
+
+    /// Returns the counters (see the type docs). `recv_queued` counts the replies waiting to
+    /// be received, `send_queued` the requests waiting for a writable pipe.
+    fn stats(&self) -> CoreStats {
+        let mut stats = CoreStats {
+            dropped: self.drops,
+            resends: self.resends,
+            ..CoreStats::default()
+        };
+        for (_, ctx) in self.contexts.iter() {
+            match &ctx.state {
+                ReqState::Replied(..) => stats.recv_queued += 1,
+                ReqState::Waiting(request) if request.pipe.is_none() => stats.send_queued += 1,
+                _ => {}
+            }
+        }
+        stats
     }
 }
 
@@ -541,6 +595,10 @@ impl Default for RepConfig {
 /// garbage request.
 ///
 /// **Timers.** None.
+///
+/// **Counters** ([`Protocol::stats`]): [`DropReason::TtlExceeded`] for a request over
+/// `max_ttl`, [`DropReason::NoRoute`] for a reply whose requester's pipe is gone,
+/// [`DropReason::QueueShrunk`] for requests discarded by [`Protocol::set_recv_buffer`].
 ///
 /// Requests wait in one FIFO in arrival order. When it holds `recv_buffer` requests, each pipe
 /// that delivers another one is paused until the queue drains.
@@ -619,7 +677,7 @@ impl ReqContext {
                 self.state = waiting;
                 Err(RecvError::WouldBlock)
             }
-            ReqState::Replied(body) => Ok(Message::new(body)),
+            ReqState::Replied(pipe, body) => Ok(Message::new(body).with_pipe(pipe)),
             ReqState::Reset => Err(RecvError::ConnectionReset),
         }
     }
@@ -632,8 +690,8 @@ enum ReqState {
     Idle,
     /// A request waits for its reply.
     Waiting(Request),
-    /// The reply arrived; the body holds it without the request ID.
-    Replied(Bytes),
+    /// The reply arrived on the pipe; the body holds it without the request ID.
+    Replied(PipeId, Bytes),
     /// The request's pipe closed with resending disabled.
     Reset,
 }
@@ -644,6 +702,9 @@ struct Request {
     body: Bytes,
     /// The pipe the request was last written to; `None` while it waits for a writable pipe.
     pipe: Option<PipeId>,
+    /// The request was written at least once: writing it again is a resend, and replacing it
+    /// loses nothing a pipe did not take.
+    sent: bool,
 }
 
 fn normalize_interval(interval: Option<Duration>) -> Option<Duration> {
@@ -877,7 +938,7 @@ mod tests {
         );
         assert_eq!(drain_ev(&mut rep), vec![Event::Readable]);
         let req = rep.recv(now).unwrap();
-        assert_eq!(req, Message::new(&b"Hello"[..]));
+        assert_eq!(req, Message::new(&b"Hello"[..]).with_pipe(p(7)));
         rep.send(Message::new(&b"World"[..]), now).unwrap();
         let tx = drain_tx(&mut rep);
         assert_eq!(tx[0].pipe, p(7));

@@ -13,8 +13,11 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::backtrace::{split_backtrace, BacktraceError, DEFAULT_MAX_TTL};
-use crate::protocol::shared::{refuse_wrong_peer, BacktraceCore, PipeSet, RecvQueue};
+use crate::protocol::shared::{
+    check_queue_len, refuse_wrong_peer, BacktraceCore, PipeSet, RecvQueue,
+};
 use crate::protocol::{ConfigError, Event, Input, Protocol, RecvError, SendError, Transmit};
+use crate::stats::{CoreStats, DropCounts, DropReason};
 use crate::{Message, PipeId, ProtocolId};
 
 /// How many received messages the raw roles hold before they pause the pipes that feed them.
@@ -73,6 +76,10 @@ impl Default for XReqConfig {
 /// [`Event::ResumeReceiving`] once it drains below `recv_buffer`; [`Event::ClosePipe`] for a
 /// wrong peer or garbage.
 ///
+/// **Counters** ([`Protocol::stats`]): [`DropReason::TtlExceeded`] for a reply whose stack is
+/// deeper than any TTL allows (more than 255 words), [`DropReason::QueueShrunk`] for replies
+/// discarded by [`Protocol::set_recv_buffer`].
+///
 /// **Timers.** None.
 #[derive(Debug)]
 pub struct XReq {
@@ -80,6 +87,7 @@ pub struct XReq {
     queue: RecvQueue<(Bytes, Bytes)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    drops: DropCounts,
 }
 
 impl XReq {
@@ -90,6 +98,7 @@ impl XReq {
             queue: RecvQueue::new(config.recv_buffer),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            drops: DropCounts::default(),
         }
     }
 
@@ -102,7 +111,9 @@ impl XReq {
                 }
             }
             // A stack deeper than any TTL allows cannot be a reply to anything we sent.
-            Err(BacktraceError::TooManyHops { .. }) => {}
+            Err(BacktraceError::TooManyHops { .. }) => {
+                self.drops.record(DropReason::TtlExceeded);
+            }
             Err(BacktraceError::NoBottom) => {
                 let reason = crate::protocol::PipeCloseReason::MalformedHeader;
                 self.events.push_back(Event::ClosePipe { pipe, reason });
@@ -168,7 +179,8 @@ impl Protocol for XReq {
         self.pipes.contains(pipe) && !self.queue.is_paused(pipe)
     }
 
-    /// Writes `msg`, header and body unchanged, to the first writable pipe.
+    /// Writes `msg`, header and body unchanged, to the first writable pipe ([`Message::pipe`]
+    /// is ignored).
     ///
     /// # Errors
     /// [`SendError::WouldBlock`] when no pipe is writable; retry after [`Event::Writable`].
@@ -179,16 +191,41 @@ impl Protocol for XReq {
         Ok(())
     }
 
-    /// Takes the oldest reply, its backtrace (through the bottom word) in the header.
+    /// Takes the oldest reply, its backtrace (through the bottom word) in the header and
+    /// [`Message::pipe`] naming the pipe it came from.
     ///
     /// # Errors
     /// [`RecvError::WouldBlock`] when nothing is queued.
     fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
-        let (_pipe, (backtrace, body)) = self
+        let (pipe, (backtrace, body)) = self
             .queue
             .pop(&mut self.events)
             .ok_or(RecvError::WouldBlock)?;
-        Ok(Message::with_header(backtrace, body))
+        Ok(Message::with_header(backtrace, body).with_pipe(pipe))
+    }
+
+    fn stats(&self) -> CoreStats {
+        CoreStats {
+            dropped: self.drops,
+            recv_queued: self.queue.len(),
+            ..CoreStats::default()
+        }
+    }
+
+    fn recv_buffer(&self) -> Option<usize> {
+        Some(self.queue.capacity())
+    }
+
+    /// Resizes the receive queue. Growing it resumes the pipes paused by a full queue.
+    ///
+    /// # Errors
+    /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+    fn set_recv_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
+        let shrunk = self
+            .queue
+            .set_capacity(check_queue_len(len)?, &mut self.events);
+        self.drops.add(DropReason::QueueShrunk, shrunk as u64);
+        Ok(())
     }
 }
 
@@ -232,10 +269,16 @@ impl Default for XRepConfig {
 ///   ID of the pipe it arrived on is then pushed in front, so the header holds
 ///   `[pipe, hops..., request ID]` (`test_req_recv_garbage` sees 8 bytes for a direct REQ).
 /// * **Send.** The first header word names the pipe and is removed; the rest of the header
-///   and the body are sent there. A header shorter than 4 bytes (`test_xrep_send_no_header`),
-///   a word that is not a pipe ID or an unknown pipe drops the message silently and the send
-///   succeeds. A busy pipe queues up to [`XREP_PIPE_QUEUE_LEN`] messages and then drops
-///   ([`XRep::dropped_sends`]), so one slow client never holds up the others.
+///   and the body are sent there. A header shorter than 4 bytes (`test_xrep_send_no_header`)
+///   or a word that is not a pipe ID drops the message as [`DropReason::MalformedHeader`], an
+///   unknown pipe as [`DropReason::NoRoute`], and the send succeeds. A busy pipe queues up to
+///   [`XREP_PIPE_QUEUE_LEN`] messages and then drops ([`DropReason::SendQueueFull`],
+///   [`XRep::dropped_sends`]), so one slow client never holds up the others.
+///
+/// **Counters** ([`Protocol::stats`]): those above, [`DropReason::TtlExceeded`] for a request
+/// over `max_ttl`, [`DropReason::PipeClosed`] for replies still queued when their pipe went
+/// away and [`DropReason::QueueShrunk`] for requests discarded by
+/// [`Protocol::set_recv_buffer`].
 ///
 /// **Inputs.** [`Input::PipeAdded`] (a peer other than REQ is refused),
 /// [`Input::PipeRemoved`], [`Input::PipeWritable`], [`Input::Received`].

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::backtrace::{split_backtrace, BacktraceError};
 use crate::protocol::{ConfigError, Event, Input, PipeCloseReason, RecvError, SendError, Transmit};
+use crate::stats::{CoreStats, DropCounts, DropReason, MAX_QUEUE_LEN};
 use crate::{Message, PipeId, ProtocolId};
 
 /// The attached pipes of one socket and which of them can take a message now.
@@ -187,6 +188,34 @@ impl<T> RecvQueue<T> {
     pub(crate) fn forget_pipe(&mut self, pipe: PipeId) {
         self.paused.retain(|p| *p != pipe);
     }
+
+    /// Returns how many items are queued.
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Returns the capacity at which pipes are paused (at least 1).
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Changes the capacity (0 counts as 1) and returns how many items were discarded: the
+    /// newest ones beyond the new capacity, so what the application receives next is what it
+    /// would have received anyway. When the queue is below the new capacity, every paused pipe
+    /// resumes with an [`Event::ResumeReceiving`] in `events`, as after a [`RecvQueue::pop`].
+    pub(crate) fn set_capacity(&mut self, capacity: usize, events: &mut VecDeque<Event>) -> usize {
+        self.capacity = capacity.max(1);
+        let excess = self.items.len().saturating_sub(self.capacity);
+        self.items.truncate(self.capacity);
+        if self.items.len() < self.capacity {
+            events.extend(
+                self.paused
+                    .drain(..)
+                    .map(|pipe| Event::ResumeReceiving { pipe }),
+            );
+        }
+        excess
+    }
 }
 
 /// What an exclusive socket does with a message that arrived on its pipe, decided by the
@@ -195,8 +224,9 @@ impl<T> RecvQueue<T> {
 pub(crate) enum Inbound {
     /// Queue this body (header already stripped) for the application.
     Deliver(Bytes),
-    /// Discard the message and keep the pipe (for example: too many hops).
-    Drop,
+    /// Discard the message, counted for this reason, and keep the pipe (for example: too many
+    /// hops).
+    Drop(DropReason),
     /// The message is garbage: close the pipe with [`PipeCloseReason::MalformedHeader`].
     Kick,
 }
@@ -216,6 +246,7 @@ pub(crate) struct SinglePeer {
     queue: RecvQueue<Bytes>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    drops: DropCounts,
 }
 
 impl SinglePeer {
@@ -227,6 +258,7 @@ impl SinglePeer {
             queue: RecvQueue::new(recv_buffer),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            drops: DropCounts::default(),
         }
     }
 
@@ -262,7 +294,7 @@ impl SinglePeer {
                             self.events.push_back(Event::Readable);
                         }
                     }
-                    Inbound::Drop => {}
+                    Inbound::Drop(reason) => self.drops.record(reason),
                     Inbound::Kick => {
                         let reason = PipeCloseReason::MalformedHeader;
                         self.events.push_back(Event::ClosePipe { pipe, reason });
@@ -272,6 +304,7 @@ impl SinglePeer {
                     }
                 }
             }
+            // A pipe refused as a second peer, or already kicked: its close accounts for it.
             Input::Received { .. } => {}
         }
         if !was_writable && self.pipes.has_writable() {
@@ -294,27 +327,54 @@ impl SinglePeer {
         self.pipes.contains(pipe) && !self.queue.is_paused(pipe)
     }
 
-    /// Queues `msg`, unchanged, for the peer.
+    /// Queues `msg`'s header and body, unchanged, for the peer (its [`Message::pipe`] is
+    /// ignored: there is only one peer).
     ///
     /// # Errors
     /// [`SendError::WouldBlock`] when no peer is attached or its pipe is busy.
     pub(crate) fn send(&mut self, msg: Message) -> Result<(), SendError> {
         let pipe = self.pipes.take_next().ok_or(SendError::WouldBlock)?;
+        let msg = msg.with_pipe(None);
         self.transmits.push_back(Transmit { pipe, msg });
         Ok(())
     }
 
-    /// Takes the oldest queued body as a message with an empty header. May queue
-    /// [`Event::ResumeReceiving`].
+    /// Takes the oldest queued body as a message with an empty header and [`Message::pipe`]
+    /// naming the pipe it came from. May queue [`Event::ResumeReceiving`].
     ///
     /// # Errors
     /// [`RecvError::WouldBlock`] when nothing is queued.
     pub(crate) fn recv(&mut self) -> Result<Message, RecvError> {
-        let (_pipe, body) = self
+        let (pipe, body) = self
             .queue
             .pop(&mut self.events)
             .ok_or(RecvError::WouldBlock)?;
-        Ok(Message::new(body))
+        Ok(Message::new(body).with_pipe(pipe))
+    }
+
+    /// Returns the receive queue length.
+    pub(crate) fn recv_buffer(&self) -> usize {
+        self.queue.capacity()
+    }
+
+    /// Resizes the receive queue; see [`Protocol::set_recv_buffer`](crate::protocol::Protocol::set_recv_buffer).
+    ///
+    /// # Errors
+    /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`].
+    pub(crate) fn set_recv_buffer(&mut self, len: usize) -> Result<(), ConfigError> {
+        let len = check_queue_len(len)?;
+        let shrunk = self.queue.set_capacity(len, &mut self.events);
+        self.drops.add(DropReason::QueueShrunk, shrunk as u64);
+        Ok(())
+    }
+
+    /// Returns the counters: drops by the header rules and by resizing, and the queue depth.
+    pub(crate) fn stats(&self) -> CoreStats {
+        CoreStats {
+            dropped: self.drops,
+            recv_queued: self.queue.len(),
+            ..CoreStats::default()
+        }
     }
 
     /// Forgets `pipe` if it is the attached one. Messages it delivered stay queued.
@@ -331,6 +391,7 @@ impl SinglePeer {
 macro_rules! forward_to_single_peer {
     () => {
         $crate::protocol::shared::forward_to_core!();
+        $crate::protocol::shared::single_peer_queue!();
 
         /// Takes the oldest queued message, header stripped. May queue
         /// [`Event::ResumeReceiving`](crate::protocol::Event::ResumeReceiving).
@@ -348,10 +409,34 @@ macro_rules! forward_to_single_peer {
 }
 pub(crate) use forward_to_single_peer;
 
-/// Checks a maximum hop count (TTL) set by the application: `1..=255`.
-///
-/// # Errors
-/// [`ConfigError::MaxTtlOutOfRange`] for 0.
+/// Writes the counter and receive-queue [`Protocol`](crate::protocol::Protocol) methods of an
+/// exclusive socket, forwarded to its [`SinglePeer`] field `core`.
+macro_rules! single_peer_queue {
+    () => {
+        fn stats(&self) -> $crate::stats::CoreStats {
+            self.core.stats()
+        }
+
+        fn recv_buffer(&self) -> Option<usize> {
+            Some(self.core.recv_buffer())
+        }
+
+        /// Resizes the receive queue. Growing it resumes a pipe paused by a full queue.
+        ///
+        /// # Errors
+        /// [`ConfigError::QueueLenOutOfRange`](crate::protocol::ConfigError::QueueLenOutOfRange)
+        /// above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+        fn set_recv_buffer(
+            &mut self,
+            len: usize,
+            _now: ::std::time::Instant,
+        ) -> Result<(), $crate::protocol::ConfigError> {
+            self.core.set_recv_buffer(len)
+        }
+    };
+}
+pub(crate) use single_peer_queue;
+
 /// Queues a `ClosePipe` for a peer whose protocol is not `expected`. Returns true when the
 /// pipe was refused, so that the caller ignores it from then on.
 pub(crate) fn refuse_wrong_peer(
@@ -368,11 +453,27 @@ pub(crate) fn refuse_wrong_peer(
     true
 }
 
+/// Checks a maximum hop count (TTL) set by the application: `1..=255`.
+///
+/// # Errors
+/// [`ConfigError::MaxTtlOutOfRange`] for 0.
 pub(crate) fn check_max_ttl(max_ttl: u8) -> Result<u8, ConfigError> {
     if max_ttl == 0 {
         return Err(ConfigError::MaxTtlOutOfRange(max_ttl));
     }
     Ok(max_ttl)
+}
+
+/// Checks a queue length set by the application, `0..=`[`MAX_QUEUE_LEN`] as NNG's
+/// `recv-buffer` and `send-buffer`, and returns the capacity it stands for (0 counts as 1).
+///
+/// # Errors
+/// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`].
+pub(crate) fn check_queue_len(len: usize) -> Result<usize, ConfigError> {
+    if len > MAX_QUEUE_LEN {
+        return Err(ConfigError::QueueLenOutOfRange(len));
+    }
+    Ok(len.max(1))
 }
 
 /// Returns `now + interval`, or `None` (never) when that does not fit in an [`Instant`].
@@ -404,6 +505,11 @@ pub(crate) enum Pushed {
 /// A bounded FIFO that never pushes back: when full it discards by its [`Overflow`] rule and
 /// counts the loss. It is the lossy counterpart of [`RecvQueue`] for the roles that must neither
 /// block a sender nor pause a pipe (PUB, SUB, BUS).
+///
+/// Its own counter only serves per-queue figures ([`Pub::dropped_on`] and the like); the owner
+/// counts each [`Pushed::Dropped`] in its [`DropCounts`] with the reason that fits the queue.
+///
+/// [`Pub::dropped_on`]: crate::protocol::pubsub::Pub::dropped_on
 #[derive(Debug)]
 pub(crate) struct DropQueue<T> {
     items: VecDeque<T>,
@@ -447,15 +553,41 @@ impl<T> DropQueue<T> {
         self.items.pop_front()
     }
 
-    /// Keeps only the items for which `keep` returns true, in order. Removed items are not
-    /// counted as dropped.
-    pub(crate) fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
+    /// Keeps only the items for which `keep` returns true, in order, and returns how many were
+    /// removed. They are not counted in [`DropQueue::dropped`]; the owner counts them.
+    pub(crate) fn retain(&mut self, keep: impl FnMut(&T) -> bool) -> usize {
+        let before = self.items.len();
         self.items.retain(keep);
+        before - self.items.len()
     }
 
     /// Returns how many items a full queue has discarded so far.
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Returns how many items are queued.
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Returns the most items the queue holds (at least 1).
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Changes the capacity (0 counts as 1) and returns how many items were discarded: the
+    /// newest ones beyond the new capacity. They are not counted in [`DropQueue::dropped`].
+    pub(crate) fn set_capacity(&mut self, capacity: usize) -> usize {
+        self.capacity = capacity.max(1);
+        let excess = self.items.len().saturating_sub(self.capacity);
+        self.items.truncate(self.capacity);
+        excess
+    }
+
+    /// Changes which item a full queue gives up from the next push on.
+    pub(crate) fn set_overflow(&mut self, overflow: Overflow) {
+        self.overflow = overflow;
     }
 }
 
@@ -467,6 +599,14 @@ impl<T> DropQueue<T> {
 /// that pipe's queue, and a full queue discards by its [`Overflow`] rule. Each
 /// [`Input::PipeWritable`] writes the next waiting copy. Sending therefore never blocks, and a
 /// slow pipe loses messages without holding up the others. Pipes are served in `PipeId` order.
+///
+/// Every copy lost on the way out is counted in [`Broadcast::drops`]: a full queue
+/// ([`DropReason::SendQueueFull`]), a queue shrunk by [`Broadcast::set_capacity`]
+/// ([`DropReason::QueueShrunk`]), copies still queued when the driver removes the pipe
+/// ([`DropReason::PipeClosed`]) and a [`Broadcast::send_to`] for a pipe that is not attached
+/// ([`DropReason::NoRoute`]). Copies queued for a pipe the owner kicks are not counted: the
+/// core chose to close that pipe. A broadcast with no pipe attached loses nothing either: it
+/// reached every peer there was.
 #[derive(Debug)]
 pub(crate) struct Broadcast {
     /// The one protocol a peer must announce.
@@ -476,8 +616,8 @@ pub(crate) struct Broadcast {
     pipes: BTreeMap<PipeId, Outbox>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
-    /// Copies discarded by full queues, including those of pipes that have gone away.
-    dropped: u64,
+    /// Copies lost on the way out, including those of pipes that have gone away.
+    drops: DropCounts,
 }
 
 /// One pipe's side of a [`Broadcast`].
@@ -500,14 +640,14 @@ impl Broadcast {
             pipes: BTreeMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            dropped: 0,
+            drops: DropCounts::default(),
         }
     }
 
     /// Applies the pipe lifecycle inputs: `PipeAdded` (a wrong peer is refused), `PipeRemoved`
-    /// (copies waiting for it are discarded uncounted) and `PipeWritable`. Returns the pipe and
-    /// contiguous wire bytes of a message received on an attached pipe, for the owner to
-    /// deliver or discard.
+    /// (copies waiting for it are discarded, counted as [`DropReason::PipeClosed`]) and
+    /// `PipeWritable`. Returns the pipe and contiguous wire bytes of a message received on an
+    /// attached pipe, for the owner to deliver or discard.
     pub(crate) fn handle(&mut self, input: Input) -> Option<(PipeId, Bytes)> {
         match input {
             Input::PipeAdded { pipe, peer } => {
@@ -521,7 +661,10 @@ impl Broadcast {
                 }
             }
             Input::PipeRemoved { pipe } => {
-                self.pipes.remove(&pipe);
+                if let Some(outbox) = self.pipes.remove(&pipe) {
+                    let lost = outbox.queue.len() as u64;
+                    self.drops.add(DropReason::PipeClosed, lost);
+                }
             }
             Input::PipeWritable { pipe } => {
                 if let Some(outbox) = self.pipes.get_mut(&pipe) {
@@ -551,9 +694,36 @@ impl Broadcast {
                 let msg = msg.clone();
                 self.transmits.push_back(Transmit { pipe, msg });
             } else if outbox.queue.push(msg.clone()) == Pushed::Dropped {
-                self.dropped += 1;
+                self.drops.record(DropReason::SendQueueFull);
             }
         }
+    }
+
+    /// Returns the per-pipe queue length (at least 1).
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity.max(1)
+    }
+
+    /// Changes the per-pipe queue length (0 counts as 1) of every attached pipe and of pipes
+    /// attached later. Copies beyond the new length, newest first, are discarded and counted as
+    /// [`DropReason::QueueShrunk`].
+    pub(crate) fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+        let mut shrunk = 0;
+        for outbox in self.pipes.values_mut() {
+            shrunk += outbox.queue.set_capacity(capacity);
+        }
+        self.drops.add(DropReason::QueueShrunk, shrunk as u64);
+    }
+
+    /// Returns how many copies wait in the per-pipe queues.
+    pub(crate) fn queued(&self) -> usize {
+        self.pipes.values().map(|outbox| outbox.queue.len()).sum()
+    }
+
+    /// Returns the copies lost on the way out, by reason.
+    pub(crate) fn drops(&self) -> &DropCounts {
+        &self.drops
     }
 
     /// Queues an event for the owner (for example [`Event::Readable`]).
@@ -580,7 +750,7 @@ impl Broadcast {
     /// Returns how many copies full per-pipe queues have discarded, over every pipe ever
     /// attached.
     pub(crate) fn dropped(&self) -> u64 {
-        self.dropped
+        self.drops.get(DropReason::SendQueueFull)
     }
 
     /// Returns how many copies `pipe`'s full queue has discarded, or `None` when `pipe` is not
@@ -639,7 +809,8 @@ macro_rules! raw_replier {
             }
 
             #[doc = concat!("Returns how many ", $reply, "s were dropped because their pipe's queue was full. ")]
-            /// Messages for unknown pipes or without a header are not counted.
+            /// Messages for unknown pipes or without a pipe word are counted under their own
+            /// reasons in [`Protocol::stats`].
             pub fn dropped_sends(&self) -> u64 {
                 self.core.pipes.dropped()
             }
@@ -660,36 +831,82 @@ macro_rules! raw_replier {
             }
 
             $crate::protocol::shared::forward_to_core!();
+            $crate::protocol::shared::backtrace_core_queue!();
 
-            /// Sends `msg` to the pipe named by its first header word, without that word.
+            /// Sends `msg` to the pipe named by its first header word, without that word
+            /// ([`Message::pipe`] is ignored).
             ///
             /// # Errors
             /// Never: a message that cannot be routed, or finds its pipe's queue full, is
-            /// dropped.
+            /// dropped and counted (no pipe word: [`DropReason::MalformedHeader`]; a pipe that
+            /// is gone: [`DropReason::NoRoute`]; a full queue:
+            /// [`DropReason::SendQueueFull`]).
+            ///
+            /// [`DropReason::MalformedHeader`]: crate::stats::DropReason::MalformedHeader
+            /// [`DropReason::NoRoute`]: crate::stats::DropReason::NoRoute
+            /// [`DropReason::SendQueueFull`]: crate::stats::DropReason::SendQueueFull
             fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
-                let mut header = msg.header;
-                let pipe = $crate::backtrace::pop_pipe_word(&mut header).and_then(PipeId::new);
-                if let Some(pipe) = pipe {
-                    self.core
+                let Message {
+                    mut header, body, ..
+                } = msg;
+                match $crate::backtrace::pop_pipe_word(&mut header).and_then(PipeId::new) {
+                    Some(pipe) => {
+                        self.core
+                            .pipes
+                            .send_to(pipe, Message::with_header(header, body));
+                    }
+                    // Shorter than a word, or a request ID where the pipe word belongs: the
+                    // header names no route at all.
+                    None => self
+                        .core
                         .pipes
-                        .send_to(pipe, Message::with_header(header, msg.body));
+                        .record($crate::stats::DropReason::MalformedHeader),
                 }
                 Ok(())
             }
 
-            /// Takes the oldest message with `[pipe it arrived on, backtrace...]` as its header.
+            /// Takes the oldest message with `[pipe it arrived on, backtrace...]` as its header
+            /// and that pipe in [`Message::pipe`].
             ///
             /// # Errors
             /// [`RecvError::WouldBlock`] when nothing is queued.
             fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
                 let (pipe, mut header, body) = self.core.pop().ok_or(RecvError::WouldBlock)?;
                 $crate::backtrace::push_pipe_word(&mut header, pipe);
-                Ok(Message::with_header(header, body))
+                Ok(Message::with_header(header, body).with_pipe(pipe))
             }
         }
     };
 }
 pub(crate) use raw_replier;
+
+/// Writes the counter and receive-queue [`Protocol`](crate::protocol::Protocol) methods of a
+/// role built on a [`BacktraceCore`] field `core`.
+macro_rules! backtrace_core_queue {
+    () => {
+        fn stats(&self) -> $crate::stats::CoreStats {
+            self.core.stats()
+        }
+
+        fn recv_buffer(&self) -> Option<usize> {
+            Some(self.core.recv_buffer())
+        }
+
+        /// Resizes the receive queue. Growing it resumes the pipes paused by a full queue.
+        ///
+        /// # Errors
+        /// [`ConfigError::QueueLenOutOfRange`](crate::protocol::ConfigError::QueueLenOutOfRange)
+        /// above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+        fn set_recv_buffer(
+            &mut self,
+            len: usize,
+            _now: ::std::time::Instant,
+        ) -> Result<(), $crate::protocol::ConfigError> {
+            self.core.set_recv_buffer(len)
+        }
+    };
+}
+pub(crate) use backtrace_core_queue;
 
 /// Single-pipe routing for the roles that use a [`Broadcast`] as their pipe set without only
 /// broadcasting: the REP-side roles (REP, RESPONDENT, XRESPONDENT) send each reply to one
@@ -719,19 +936,26 @@ impl Broadcast {
     }
 
     /// Gives `msg` to `pipe` alone: written now if the pipe is idle, else queued, else (queue
-    /// full) discarded and counted like a broadcast copy. Returns false, discarding `msg`
-    /// uncounted, when `pipe` is not attached.
+    /// full) discarded and counted like a broadcast copy. Returns false, discarding `msg` and
+    /// counting it as [`DropReason::NoRoute`], when `pipe` is not attached.
     pub(crate) fn send_to(&mut self, pipe: PipeId, msg: Message) -> bool {
         let Err(msg) = self.write_if_idle(pipe, msg) else {
             return true;
         };
         let Some(outbox) = self.pipes.get_mut(&pipe) else {
+            self.drops.record(DropReason::NoRoute);
             return false;
         };
         if outbox.queue.push(msg) == Pushed::Dropped {
-            self.dropped += 1;
+            self.drops.record(DropReason::SendQueueFull);
         }
         true
+    }
+
+    /// Counts one message the owner dropped for `reason` (a unicast with no pipe to go to,
+    /// data from a peer the role does not read), so that a socket keeps all its counts here.
+    pub(crate) fn record(&mut self, reason: DropReason) {
+        self.drops.record(reason);
     }
 
     /// Asks the driver to close `pipe` for sending garbage, and forgets it at once so that
@@ -749,10 +973,13 @@ impl Broadcast {
 ///
 /// A received message has its backtrace moved into a header with
 /// [`split_backtrace`](crate::backtrace::split_backtrace). More than `max_ttl` words drops
-/// the message and keeps the pipe, since devices produce such traffic legitimately; a body
-/// that ends before the bottom word kicks the pipe (NNG's behaviour). What is sent, and how,
-/// is up to the owner: a cooked reply along a saved backtrace ([`CookedReplier`]), or a raw
-/// message routed by its first header word or broadcast, through [`Self::pipes`].
+/// the message (counted as [`DropReason::TtlExceeded`]) and keeps the pipe, since devices
+/// produce such traffic legitimately; a body that ends before the bottom word kicks the pipe
+/// (NNG's behaviour). What is sent, and how, is up to the owner: a cooked reply along a saved
+/// backtrace ([`CookedReplier`]), or a raw message routed by its first header word or
+/// broadcast, through [`Self::pipes`].
+///
+/// [`CookedReplier`]: crate::protocol::replier::CookedReplier
 #[derive(Debug)]
 pub(crate) struct BacktraceCore {
     max_ttl: u8,
@@ -760,6 +987,8 @@ pub(crate) struct BacktraceCore {
     pub(crate) pipes: Broadcast,
     /// Received `(backtrace, body)` pairs waiting for the application.
     queue: RecvQueue<(Bytes, Bytes)>,
+    /// Received messages dropped (over the TTL, or by shrinking the queue).
+    drops: DropCounts,
 }
 
 impl BacktraceCore {
@@ -776,6 +1005,7 @@ impl BacktraceCore {
             max_ttl: max_ttl.max(1),
             pipes: Broadcast::new(peer, send_queue, Overflow::DropNewest),
             queue: RecvQueue::new(recv_buffer),
+            drops: DropCounts::default(),
         }
     }
 
@@ -810,7 +1040,9 @@ impl BacktraceCore {
                     }
                 }
                 // Over-hopped messages can come from legitimate devices: drop, keep the pipe.
-                Err(BacktraceError::TooManyHops { .. }) => {}
+                Err(BacktraceError::TooManyHops { .. }) => {
+                    self.drops.record(DropReason::TtlExceeded);
+                }
                 Err(BacktraceError::NoBottom) => {
                     self.pipes.kick(pipe);
                     self.queue.forget_pipe(pipe);
@@ -851,6 +1083,39 @@ impl BacktraceCore {
         }
         let (pipe, (backtrace, body)) = popped?;
         Some((pipe, backtrace, body))
+    }
+
+    /// Returns the receive queue length.
+    pub(crate) fn recv_buffer(&self) -> usize {
+        self.queue.capacity()
+    }
+
+    /// Resizes the receive queue; see
+    /// [`Protocol::set_recv_buffer`](crate::protocol::Protocol::set_recv_buffer).
+    ///
+    /// # Errors
+    /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`].
+    pub(crate) fn set_recv_buffer(&mut self, len: usize) -> Result<(), ConfigError> {
+        let len = check_queue_len(len)?;
+        let mut resumed = VecDeque::new();
+        let shrunk = self.queue.set_capacity(len, &mut resumed);
+        for event in resumed {
+            self.pipes.push_event(event);
+        }
+        self.drops.add(DropReason::QueueShrunk, shrunk as u64);
+        Ok(())
+    }
+
+    /// Returns the counters: every drop on the way in and out, and both queue depths.
+    pub(crate) fn stats(&self) -> CoreStats {
+        let mut dropped = self.drops;
+        dropped.merge(self.pipes.drops());
+        CoreStats {
+            dropped,
+            recv_queued: self.queue.len(),
+            send_queued: self.pipes.queued(),
+            ..CoreStats::default()
+        }
     }
 }
 

@@ -11,8 +11,11 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use crate::backtrace::WORD_LEN;
-use crate::protocol::shared::{check_max_ttl, Broadcast, DropQueue, Overflow, Pushed};
+use crate::protocol::shared::{
+    check_max_ttl, check_queue_len, Broadcast, DropQueue, Overflow, Pushed,
+};
 use crate::protocol::{ConfigError, Event, Input, Protocol, RecvError, SendError, Transmit};
+use crate::stats::{CoreStats, DropCounts, DropReason};
 use crate::{Message, PipeId, ProtocolId};
 
 /// How many messages wait for one busy pipe before further ones are dropped for it: 128, as
@@ -81,21 +84,22 @@ macro_rules! star_common {
             }
 
             /// Returns how many copies full per-pipe send queues have dropped (sent and
-            /// relayed messages alike), over every pipe ever attached.
+            /// relayed messages alike), over every pipe ever attached:
+            /// [`DropReason::SendQueueFull`] in [`Protocol::stats`].
             pub fn dropped(&self) -> u64 {
                 self.core.fanout.dropped()
             }
 
             /// Returns how many received messages were dropped for the application because its
-            /// queue was full.
+            /// queue was full: [`DropReason::RecvQueueFull`] in [`Protocol::stats`].
             pub fn recv_dropped(&self) -> u64 {
-                self.core.queue.dropped()
+                self.core.drops.get(DropReason::RecvQueueFull)
             }
 
             /// Returns how many received messages were dropped because their hop count reached
-            /// the TTL.
+            /// the TTL: [`DropReason::TtlExceeded`] in [`Protocol::stats`].
             pub fn ttl_dropped(&self) -> u64 {
-                self.core.ttl_dropped
+                self.core.drops.get(DropReason::TtlExceeded)
             }
         }
     };
@@ -130,6 +134,49 @@ macro_rules! star_pipe_methods {
         fn is_receiving(&self, pipe: PipeId) -> bool {
             self.core.fanout.is_receiving(pipe)
         }
+
+        fn stats(&self) -> CoreStats {
+            let mut dropped = self.core.drops;
+            dropped.merge(self.core.fanout.drops());
+            CoreStats {
+                dropped,
+                recv_queued: self.core.queue.len(),
+                send_queued: self.core.fanout.queued(),
+                ..CoreStats::default()
+            }
+        }
+
+        fn recv_buffer(&self) -> Option<usize> {
+            Some(self.core.queue.capacity())
+        }
+
+        /// Resizes the receive queue. Shrinking drops the newest messages beyond the new
+        /// length. STAR never pauses a pipe, so growing resumes nothing.
+        ///
+        /// # Errors
+        /// [`ConfigError::QueueLenOutOfRange`] above
+        /// [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+        fn set_recv_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
+            let shrunk = self.core.queue.set_capacity(check_queue_len(len)?);
+            self.core.drops.add(DropReason::QueueShrunk, shrunk as u64);
+            Ok(())
+        }
+
+        fn send_buffer(&self) -> Option<usize> {
+            Some(self.core.fanout.capacity())
+        }
+
+        /// Resizes every pipe's send queue, and those of pipes attached later. Shrinking drops
+        /// the newest messages beyond the new length. Sending never blocks, so growing wakes
+        /// nobody.
+        ///
+        /// # Errors
+        /// [`ConfigError::QueueLenOutOfRange`] above
+        /// [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+        fn set_send_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
+            self.core.fanout.set_capacity(check_queue_len(len)?);
+            Ok(())
+        }
     };
 }
 
@@ -163,6 +210,13 @@ macro_rules! star_pipe_methods {
 /// [`Event::ClosePipe`] for a wrong peer. Never [`Event::Writable`] or
 /// [`Event::ResumeReceiving`]: STAR neither blocks a sender nor pauses a pipe.
 ///
+/// **Counters** ([`Protocol::stats`]): [`DropReason::MalformedHeader`] for a received message
+/// too short or with reserved bytes set, [`DropReason::TtlExceeded`] for one at the TTL,
+/// [`DropReason::RecvQueueFull`] when the receive queue is full, [`DropReason::SendQueueFull`]
+/// per copy (sent or relayed) a full pipe queue drops, [`DropReason::PipeClosed`] for copies
+/// still queued when their pipe went away, [`DropReason::QueueShrunk`] for messages discarded
+/// by resizing either queue.
+///
 /// **Timers.** None.
 #[derive(Debug)]
 pub struct Star {
@@ -186,13 +240,14 @@ impl Protocol for Star {
         Ok(())
     }
 
-    /// Takes the oldest received message, hop count stripped.
+    /// Takes the oldest received message, hop count stripped, with [`Message::pipe`] naming
+    /// the pipe it came from.
     ///
     /// # Errors
     /// [`RecvError::WouldBlock`] when nothing is queued.
     fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
-        let (_header, body) = self.core.queue.pop().ok_or(RecvError::WouldBlock)?;
-        Ok(Message::new(body))
+        let (pipe, _header, body) = self.core.queue.pop().ok_or(RecvError::WouldBlock)?;
+        Ok(Message::new(body).with_pipe(pipe))
     }
 }
 
@@ -200,9 +255,9 @@ impl Protocol for Star {
 ///
 /// Follows SP-PROTOCOLS.md sections 4.8 and 5.1:
 ///
-/// * **Send.** The header must be exactly 4 bytes; any other message is dropped silently and
-///   the send still succeeds (mangos). The header and body go to every attached pipe with
-///   [`Star`]'s queue rules.
+/// * **Send.** The header must be exactly 4 bytes; any other message is dropped, counted as
+///   [`DropReason::MalformedHeader`], and the send still succeeds (mangos). The header and body
+///   go to every attached pipe with [`Star`]'s queue rules.
 /// * **Receive.** As [`Star`], relaying included; the header is the hop-count word **after**
 ///   the increment, so a direct peer's message shows hops 1 (`TestXStarRedistribute`).
 ///
@@ -229,33 +284,37 @@ impl Protocol for XStar {
     /// exactly 4 bytes; drops it otherwise.
     ///
     /// # Errors
-    /// None: STAR never blocks, and a message with a bad header is dropped silently.
+    /// None: STAR never blocks, and a message with a bad header is dropped and counted.
     fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
         if msg.header.len() == WORD_LEN {
             let msg = Message::with_header(msg.header, msg.body);
             self.core.fanout.send(&msg, None);
+        } else {
+            self.core.drops.record(DropReason::MalformedHeader);
         }
         Ok(())
     }
 
-    /// Takes the oldest received message; its header is the incremented hop-count word.
+    /// Takes the oldest received message; its header is the incremented hop-count word, and
+    /// [`Message::pipe`] names the pipe it came from.
     ///
     /// # Errors
     /// [`RecvError::WouldBlock`] when nothing is queued.
     fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
-        let (header, body) = self.core.queue.pop().ok_or(RecvError::WouldBlock)?;
-        Ok(Message::with_header(header, body))
+        let (pipe, header, body) = self.core.queue.pop().ok_or(RecvError::WouldBlock)?;
+        Ok(Message::with_header(header, body).with_pipe(pipe))
     }
 }
 
 /// What [`Star`] and [`XStar`] share: the broadcasting send side, the hop check with its
-/// relay, and a lossy receive queue of `(hop word, body)`.
+/// relay, and a lossy receive queue of `(pipe, hop word, body)`.
 #[derive(Debug)]
 struct StarCore {
     max_ttl: u8,
     fanout: Broadcast,
-    queue: DropQueue<(Bytes, Bytes)>,
-    ttl_dropped: u64,
+    queue: DropQueue<(PipeId, Bytes, Bytes)>,
+    /// Every drop but those of the pipes' send queues, which `fanout` counts.
+    drops: DropCounts,
 }
 
 impl StarCore {
@@ -264,7 +323,7 @@ impl StarCore {
             max_ttl: config.max_ttl.max(1),
             fanout: Broadcast::new(ProtocolId::STAR, config.send_buffer, Overflow::DropNewest),
             queue: DropQueue::new(config.recv_buffer, Overflow::DropNewest),
-            ttl_dropped: 0,
+            drops: DropCounts::default(),
         }
     }
 
@@ -274,10 +333,11 @@ impl StarCore {
         };
         let Some(&[0, 0, 0, hops]) = wire.get(..WORD_LEN) else {
             // Too short, or reserved bytes set: mangos drops it and keeps the pipe.
+            self.drops.record(DropReason::MalformedHeader);
             return;
         };
         if hops >= self.max_ttl {
-            self.ttl_dropped += 1;
+            self.drops.record(DropReason::TtlExceeded);
             return;
         }
         let mut header = BytesMut::from(&ZERO_HOPS[..]);
@@ -287,8 +347,11 @@ impl StarCore {
         let body = wire.slice(WORD_LEN..);
         let relay = Message::with_header(header.clone(), body.clone());
         self.fanout.send(&relay, Some(pipe));
-        if self.queue.push((header, body)) == Pushed::First {
-            self.fanout.push_event(Event::Readable);
+        match self.queue.push((pipe, header, body)) {
+            Pushed::First => self.fanout.push_event(Event::Readable),
+            Pushed::Queued => {}
+            // Still relayed above: only this socket's application misses it.
+            Pushed::Dropped => self.drops.record(DropReason::RecvQueueFull),
         }
     }
 }
@@ -356,7 +419,7 @@ mod tests {
         assert_eq!(star.ttl_dropped(), 2);
         assert_eq!(star.recv(now), Err(RecvError::WouldBlock));
         received(&mut star, 1, b"\0\0\0\x07m");
-        assert_eq!(star.recv(now).unwrap(), Message::from("m"));
+        assert_eq!(star.recv(now).unwrap(), Message::from("m").with_pipe(p(1)));
         assert!(star.is_receiving(p(1)));
     }
 

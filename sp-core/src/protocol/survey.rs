@@ -10,7 +10,7 @@
 //! relay is an [`XRespondent`] facing the surveyors and an [`XSurveyor`] facing the respondents,
 //! forwarding messages, headers included, unchanged in both directions (section 5.2).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,11 +19,13 @@ use crate::backtrace::{read_word, RequestId, RequestIdSequence, DEFAULT_MAX_TTL,
 use crate::protocol::context::{readable, Contexts, CtxKey, DeadlineSet};
 use crate::protocol::replier::{forward_to_cooked_replier, CookedReplier};
 use crate::protocol::shared::{
-    deadline_after, forward_to_core, BacktraceCore, Broadcast, Overflow,
+    backtrace_core_queue, check_queue_len, deadline_after, forward_to_core, BacktraceCore,
+    Broadcast, Overflow,
 };
 use crate::protocol::{
     ConfigError, ContextError, ContextId, Event, Input, Protocol, RecvError, SendError, Transmit,
 };
+use crate::stats::{CoreStats, DropCounts, DropReason};
 use crate::{Message, PipeId, ProtocolId};
 
 /// How long a survey collects responses: 1 s, as in NNG, mangos and nanomsg (the draft RFC's
@@ -121,6 +123,17 @@ impl Default for SurveyorConfig {
 /// paused.
 ///
 /// **Timers.** One: the survey deadline, armed by `send` at `now + survey_time`.
+///
+/// **Counters** ([`Protocol::stats`]): `survey_timeouts` counts every survey whose deadline
+/// passed, contexts included. Drops: [`DropReason::SurveyExpired`] for responses unread at the
+/// deadline and for responses to a context's last expired survey that arrive later;
+/// [`DropReason::StaleReply`] for responses to any other survey that is not running (replaced,
+/// closed, unknown) and for unread responses a new survey discards;
+/// [`DropReason::RecvQueueFull`] for responses beyond `recv_buffer`;
+/// [`DropReason::SendQueueFull`] for survey copies a full pipe queue drops;
+/// [`DropReason::PipeClosed`] for copies still queued when their pipe went away;
+/// [`DropReason::ContextClosed`] for responses unread when their context closed;
+/// [`DropReason::QueueShrunk`] for responses discarded by [`Protocol::set_recv_buffer`].
 #[derive(Debug)]
 pub struct Surveyor {
     recv_buffer: usize,
@@ -130,7 +143,13 @@ pub struct Surveyor {
     contexts: Contexts<SurveyContext>,
     /// The context running each live survey ID.
     by_id: BTreeMap<u32, CtxKey>,
+    /// The ID of each context's last expired survey, so that a late response to it counts as
+    /// [`DropReason::SurveyExpired`] rather than stale. One per context at most: bounded.
+    expired_ids: BTreeSet<u32>,
     timers: DeadlineSet,
+    /// Responses dropped; the survey copies' drops are in `pipes`.
+    drops: DropCounts,
+    survey_timeouts: u64,
 }
 
 impl Surveyor {
@@ -146,7 +165,10 @@ impl Surveyor {
             ),
             contexts: Contexts::new(SurveyContext::new(config.survey_time)),
             by_id: BTreeMap::new(),
+            expired_ids: BTreeSet::new(),
             timers: DeadlineSet::default(),
+            drops: DropCounts::default(),
+            survey_timeouts: 0,
         }
     }
 
@@ -197,7 +219,8 @@ impl Surveyor {
     }
 
     /// Returns how many survey copies were dropped because a pipe's queue was full, i.e. how
-    /// many times some pipe missed a survey.
+    /// many times some pipe missed a survey: [`DropReason::SendQueueFull`] in
+    /// [`Protocol::stats`].
     pub fn dropped_surveys(&self) -> u64 {
         self.pipes.dropped()
     }
@@ -210,12 +233,21 @@ impl Surveyor {
             let Some(ctx) = self.contexts.get_mut(key) else {
                 continue;
             };
-            if let SurveyState::Running(survey) = &ctx.state {
-                self.by_id.remove(&survey.id.get());
-                ctx.state = SurveyState::Expired;
-                if quiet != Some(key) {
-                    self.pipes.push_event(readable(key));
-                }
+            let SurveyState::Running(survey) = &ctx.state else {
+                continue;
+            };
+            let id = survey.id.get();
+            let unread = survey.responses.len() as u64;
+            self.by_id.remove(&id);
+            ctx.state = SurveyState::Expired;
+            if let Some(older) = ctx.last_expired.replace(id) {
+                self.expired_ids.remove(&older);
+            }
+            self.expired_ids.insert(id);
+            self.survey_timeouts += 1;
+            self.drops.add(DropReason::SurveyExpired, unread);
+            if quiet != Some(key) {
+                self.pipes.push_event(readable(key));
             }
         }
     }
@@ -228,20 +260,29 @@ impl Surveyor {
         };
         // Responses to older surveys and unknown IDs drop.
         let Some(&key) = self.by_id.get(&id) else {
+            let reason = if self.expired_ids.contains(&id) {
+                DropReason::SurveyExpired
+            } else {
+                DropReason::StaleReply
+            };
+            self.drops.record(reason);
             return;
         };
+        // `by_id` only names running surveys of open contexts.
         let Some(SurveyContext {
             state: SurveyState::Running(survey),
             ..
         }) = self.contexts.get_mut(key)
         else {
+            self.drops.record(DropReason::StaleReply);
             return;
         };
         // Responses beyond the context's queue drop.
         if survey.responses.len() >= self.recv_buffer {
+            self.drops.record(DropReason::RecvQueueFull);
             return;
         }
-        survey.responses.push_back(body.slice(WORD_LEN..));
+        survey.responses.push_back((pipe, body.slice(WORD_LEN..)));
         if survey.responses.len() == 1 {
             self.pipes.push_event(readable(key));
         }
@@ -254,6 +295,9 @@ impl Surveyor {
         };
         if let SurveyState::Running(old) = &ctx.state {
             self.by_id.remove(&old.id.get());
+            // Unread responses to the replaced survey are as stale as its late ones.
+            let unread = old.responses.len() as u64;
+            self.drops.add(DropReason::StaleReply, unread);
         }
         let survey = Survey {
             id: self.ids.next_id(),
@@ -336,7 +380,8 @@ impl Protocol for Surveyor {
         Ok(self.contexts.open(SurveyContext::new(survey_time)))
     }
 
-    /// Closes `ctx`: its survey ends and late responses to it are dropped.
+    /// Closes `ctx`: its survey ends, its unread responses are dropped (counted as
+    /// [`DropReason::ContextClosed`]) and late responses to it are dropped.
     fn close_context(&mut self, ctx: ContextId, _now: Instant) -> Result<(), ContextError> {
         let closed = self
             .contexts
@@ -344,6 +389,11 @@ impl Protocol for Surveyor {
             .ok_or(ContextError::UnknownContext)?;
         if let SurveyState::Running(survey) = closed.state {
             self.by_id.remove(&survey.id.get());
+            let unread = survey.responses.len() as u64;
+            self.drops.add(DropReason::ContextClosed, unread);
+        }
+        if let Some(id) = closed.last_expired {
+            self.expired_ids.remove(&id);
         }
         self.timers.set(Some(ctx), None);
         Ok(())
@@ -392,6 +442,53 @@ impl Protocol for Surveyor {
             state.recv_waiting = false;
             state.canceled = false;
         }
+    }
+
+    /// Returns the counters (see the type docs). `recv_queued` counts the unread responses of
+    /// every running survey, `send_queued` the survey copies waiting for busy pipes.
+    fn stats(&self) -> CoreStats {
+        let mut dropped = self.drops;
+        dropped.merge(self.pipes.drops());
+        let recv_queued = self
+            .contexts
+            .iter()
+            .map(|(_, ctx)| match &ctx.state {
+                SurveyState::Running(survey) => survey.responses.len(),
+                _ => 0,
+            })
+            .sum();
+        CoreStats {
+            dropped,
+            survey_timeouts: self.survey_timeouts,
+            recv_queued,
+            send_queued: self.pipes.queued(),
+            ..CoreStats::default()
+        }
+    }
+
+    /// Returns how many responses each survey may queue.
+    fn recv_buffer(&self) -> Option<usize> {
+        Some(self.recv_buffer)
+    }
+
+    /// Resizes the response queue of every running survey, contexts included, and of surveys
+    /// started later. Shrinking drops the newest responses beyond the new length. SURVEYOR
+    /// never pauses a pipe, so growing resumes nothing.
+    ///
+    /// # Errors
+    /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+    fn set_recv_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
+        let len = check_queue_len(len)?;
+        self.recv_buffer = len;
+        let mut shrunk = 0;
+        for (_, ctx) in self.contexts.iter_mut() {
+            if let SurveyState::Running(survey) = &mut ctx.state {
+                shrunk += survey.responses.len().saturating_sub(len);
+                survey.responses.truncate(len);
+            }
+        }
+        self.drops.add(DropReason::QueueShrunk, shrunk as u64);
+        Ok(())
     }
 }
 
@@ -531,6 +628,12 @@ impl Default for XSurveyorConfig {
 /// [`Event::ResumeReceiving`] once it drains below `recv_buffer`; [`Event::ClosePipe`] for a
 /// wrong peer or garbage.
 ///
+/// **Counters** ([`Protocol::stats`]): [`DropReason::SendQueueFull`] per copy a full pipe
+/// queue drops, [`DropReason::PipeClosed`] for copies still queued when their pipe went away,
+/// [`DropReason::TtlExceeded`] for a response whose stack is deeper than any TTL allows (more
+/// than 255 words), [`DropReason::QueueShrunk`] for responses discarded by
+/// [`Protocol::set_recv_buffer`].
+///
 /// **Timers.** None.
 #[derive(Debug)]
 pub struct XSurveyor {
@@ -550,7 +653,8 @@ impl XSurveyor {
         }
     }
 
-    /// Returns how many message copies were dropped because a pipe's queue was full.
+    /// Returns how many message copies were dropped because a pipe's queue was full:
+    /// [`DropReason::SendQueueFull`] in [`Protocol::stats`].
     pub fn dropped_sends(&self) -> u64 {
         self.core.pipes.dropped()
     }
@@ -571,23 +675,26 @@ impl Protocol for XSurveyor {
     }
 
     forward_to_core!();
+    backtrace_core_queue!();
 
-    /// Broadcasts `msg`, header and body unchanged, to every attached pipe.
+    /// Broadcasts `msg`, header and body unchanged, to every attached pipe ([`Message::pipe`]
+    /// is ignored).
     ///
     /// # Errors
     /// Never: a pipe whose queue is full misses the message.
     fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
-        self.core.pipes.send(&msg, None);
+        self.core.pipes.send(&msg.with_pipe(None), None);
         Ok(())
     }
 
-    /// Takes the oldest response, its backtrace (through the bottom word) in the header.
+    /// Takes the oldest response, its backtrace (through the bottom word) in the header and
+    /// [`Message::pipe`] naming the pipe it came from.
     ///
     /// # Errors
     /// [`RecvError::WouldBlock`] when nothing is queued.
     fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
-        let (_pipe, backtrace, body) = self.core.pop().ok_or(RecvError::WouldBlock)?;
-        Ok(Message::with_header(backtrace, body))
+        let (pipe, backtrace, body) = self.core.pop().ok_or(RecvError::WouldBlock)?;
+        Ok(Message::with_header(backtrace, body).with_pipe(pipe))
     }
 }
 
@@ -629,10 +736,16 @@ impl Default for XRespondentConfig {
 ///   bottom word kicks the pipe. The ID of the pipe it arrived on is then pushed in front, so
 ///   the header holds `[pipe, hops..., survey ID]`.
 /// * **Send.** The first header word names the pipe and is removed; the rest of the header
-///   and the body are sent there. A header shorter than 4 bytes, a word that is not a pipe ID
-///   or an unknown pipe drops the message silently and the send succeeds. A busy pipe queues
-///   up to [`XRESPONDENT_PIPE_QUEUE_LEN`] messages and then drops
-///   ([`XRespondent::dropped_sends`]), so one slow surveyor never holds up the others.
+///   and the body are sent there. A header shorter than 4 bytes or a word that is not a pipe
+///   ID drops the message as [`DropReason::MalformedHeader`], an unknown pipe as
+///   [`DropReason::NoRoute`], and the send succeeds. A busy pipe queues up to
+///   [`XRESPONDENT_PIPE_QUEUE_LEN`] messages and then drops ([`DropReason::SendQueueFull`],
+///   [`XRespondent::dropped_sends`]), so one slow surveyor never holds up the others.
+///
+/// **Counters** ([`Protocol::stats`]): those above, [`DropReason::TtlExceeded`] for a survey
+/// over `max_ttl`, [`DropReason::PipeClosed`] for responses still queued when their pipe went
+/// away and [`DropReason::QueueShrunk`] for surveys discarded by
+/// [`Protocol::set_recv_buffer`].
 ///
 /// **Inputs.** [`Input::PipeAdded`] (a peer other than SURVEYOR is refused),
 /// [`Input::PipeRemoved`], [`Input::PipeWritable`], [`Input::Received`].
@@ -672,6 +785,9 @@ struct SurveyContext {
     recv_waiting: bool,
     /// A send canceled the survey a waiting receive waited for; the next receive says so.
     canceled: bool,
+    /// The ID of this context's last survey that expired (kept in [`Surveyor`]'s
+    /// `expired_ids` until a newer one expires or the context closes).
+    last_expired: Option<u32>,
 }
 
 impl SurveyContext {
@@ -681,6 +797,7 @@ impl SurveyContext {
             survey_time,
             recv_waiting: false,
             canceled: false,
+            last_expired: None,
         }
     }
 
@@ -698,7 +815,7 @@ impl SurveyContext {
             SurveyState::Running(survey) => survey
                 .responses
                 .pop_front()
-                .map(Message::new)
+                .map(|(pipe, body)| Message::new(body).with_pipe(pipe))
                 .ok_or(RecvError::WouldBlock),
             SurveyState::Expired => {
                 self.state = SurveyState::Idle;
@@ -722,8 +839,8 @@ enum SurveyState {
 #[derive(Debug)]
 struct Survey {
     id: RequestId,
-    /// Response bodies, survey ID stripped, in arrival order.
-    responses: VecDeque<Bytes>,
+    /// Responses (their pipe, and the body with the survey ID stripped) in arrival order.
+    responses: VecDeque<(PipeId, Bytes)>,
 }
 
 #[cfg(test)]
@@ -817,7 +934,7 @@ mod tests {
         assert!(drain_ev(&mut surv).is_empty());
         surv.handle(answer(&new, b"fresh"), now);
         assert_eq!(drain_ev(&mut surv), vec![Event::Readable]);
-        assert_eq!(surv.recv(now), Ok(Message::new("fresh")));
+        assert_eq!(surv.recv(now), Ok(Message::new("fresh").with_pipe(new.pipe)));
         assert_eq!(surv.recv(now), Err(RecvError::WouldBlock));
     }
 
@@ -914,7 +1031,7 @@ mod tests {
         add(&mut resp, p(7), now);
         resp.handle(received(p(7), b"\x00\x00\x01\x2b\x80\x00\x03\x37Hi"), now);
         assert_eq!(drain_ev(&mut resp), vec![Event::Readable]);
-        assert_eq!(resp.recv(now), Ok(Message::new("Hi")));
+        assert_eq!(resp.recv(now), Ok(Message::new("Hi").with_pipe(p(7))));
         assert!(resp.has_saved_survey());
         resp.send(Message::new("Yo"), now).unwrap();
         let tx = drain_tx(&mut resp);

@@ -1,0 +1,37 @@
+//! Linux abstract-namespace Unix sockets (`abstract://name`), which std reaches only through
+//! `SocketAddr::from_abstract_name`. Elsewhere they fail with `Unsupported`.
+
+use std::io;
+use std::os::unix::net::{UnixListener, UnixStream};
+
+/// Connects to the abstract socket `name` (blocking for at most the kernel's local connect,
+/// which never waits on the network).
+pub(crate) fn connect_abstract(name: &str) -> io::Result<UnixStream> {
+    let stream = UnixStream::connect_addr(&abstract_addr(name)?)?;
+    stream.set_nonblocking(true)?;
+    Ok(stream)
+}
+
+/// Binds a non-blocking listener to the abstract socket `name`.
+pub(crate) fn bind_abstract(name: &str) -> io::Result<UnixListener> {
+    let listener = UnixListener::bind_addr(&abstract_addr(name)?)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn abstract_addr(name: &str) -> io::Result<std::os::unix::net::SocketAddr> {
+    #[cfg(target_os = "android")]
+    use std::os::android::net::SocketAddrExt;
+    #[cfg(target_os = "linux")]
+    use std::os::linux::net::SocketAddrExt;
+    std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn abstract_addr(_name: &str) -> io::Result<std::os::unix::net::SocketAddr> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "abstract:// sockets exist only on Linux; use ipc:// instead",
+    ))
+}
