@@ -13,7 +13,7 @@ fn blocking_rep_serves_tokio_req() {
     within(20, || {
         for t in [Transport::Tcp, Transport::Ipc, Transport::Inproc] {
             let rep = sp_blocking::Rep::new();
-            let bound = rep.listen(&url(t)).unwrap().to_string();
+            let bound = rep.listen(url(t)).unwrap().to_string();
             let server = thread::spawn(move || {
                 for _ in 0..50 {
                     let request = rep.recv().expect("blocking rep receives");
@@ -49,7 +49,7 @@ fn blocking_rep_serves_tokio_req() {
 fn tokio_push_feeds_blocking_pull() {
     within(20, || {
         let pull = sp_blocking::Pull::new();
-        let bound = pull.listen(&url(Transport::Tcp)).unwrap().to_string();
+        let bound = pull.listen(url(Transport::Tcp)).unwrap().to_string();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -16,7 +16,7 @@ fn listen_dial<A, B>(
     A: sp_transport::SocketCore,
     B: sp_transport::SocketCore,
 {
-    let bound = listener.listen(&url(t)).expect("listen").to_string();
+    let bound = listener.listen(url(t)).expect("listen").to_string();
     dialer.dial(&bound).expect("dial");
 }
 
@@ -129,7 +129,7 @@ fn pull_fair_queues_several_pushers() {
     within(20, || {
         for t in ALL {
             let pull = Pull::new();
-            let bound = pull.listen(&url(t)).unwrap().to_string();
+            let bound = pull.listen(url(t)).unwrap().to_string();
             let senders: Vec<_> = (0..3u8)
                 .map(|k| {
                     let bound = bound.clone();
@@ -311,7 +311,7 @@ fn dropping_sockets_never_hangs() {
 
             let dialer = Req::new();
             dialer
-                .dial_nonblocking(&url(t).replace(":0", ":1"))
+                .dial_nonblocking(url(t).replace(":0", ":1"))
                 .unwrap();
             drop(dialer);
         }
@@ -323,7 +323,7 @@ fn dialer_reconnects_after_the_listener_restarts() {
     within(20, || {
         for t in [Transport::Ipc, Transport::Tcp] {
             let first = Pull::new();
-            let bound = first.listen(&url(t)).unwrap().to_string();
+            let bound = first.listen(url(t)).unwrap().to_string();
             let push = Push::new();
             push.set_reconnect_backoff(Duration::from_millis(10), Duration::from_millis(50));
             push.dial(&bound).unwrap();
@@ -370,12 +370,12 @@ fn options_and_protocol_setters_apply() {
 fn req_resends_when_its_peer_goes_away() {
     within(20, || {
         let (rep_a, rep_b, req) = (Rep::new(), Rep::new(), Req::new());
-        let a = rep_a.listen(&url(Transport::Tcp)).unwrap().to_string();
+        let a = rep_a.listen(url(Transport::Tcp)).unwrap().to_string();
         req.dial(&a).unwrap();
         req.send("question").unwrap();
         assert_eq!(&rep_a.recv().unwrap().body[..], b"question");
         // The REP that got the request goes away; a second REP appears; REQ asks it again.
-        let b = rep_b.listen(&url(Transport::Tcp)).unwrap().to_string();
+        let b = rep_b.listen(url(Transport::Tcp)).unwrap().to_string();
         req.dial(&b).unwrap();
         rep_a.close();
         let m = rep_b.recv().unwrap();

@@ -20,7 +20,7 @@ fn threads_per_socket_listener_dialer_and_pipe_and_none_after_close() {
         let base = thread_count();
         let rep = sp_blocking::Rep::new();
         assert_eq!(thread_count(), base + 1, "a socket: its timer thread");
-        let bound = rep.listen(&url(Transport::Tcp)).unwrap().to_string();
+        let bound = rep.listen(url(Transport::Tcp)).unwrap().to_string();
         assert_eq!(thread_count(), base + 2, "a listener: its accept thread");
         let req = sp_blocking::Req::new();
         req.dial(&bound).unwrap();

@@ -53,3 +53,8 @@ sp_transport::protocol_sockets!(Socket);
 /// Devices and reflectors between raw sockets (SP-PROTOCOLS.md section 5.2); see
 /// [`sp_transport::device`].
 pub use sp_transport::{device, reflector};
+
+/// The README's examples, compiled as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

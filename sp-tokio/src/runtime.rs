@@ -56,7 +56,7 @@ impl Runtime for Tokio {
     ) -> BoxFuture<'static, io::Result<Connected>> {
         Box::pin(async move {
             let s = tokio::net::TcpStream::connect(addr).await?;
-            Ok(tcp(s, opts)?)
+            tcp(s, opts)
         })
     }
 

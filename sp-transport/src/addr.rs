@@ -193,6 +193,15 @@ impl Address {
         }
     }
 
+    /// The IP socket address of a TCP-based address whose host is an IP literal (a pipe's
+    /// [`remote_addr`](crate::Pipe::remote_addr) always is); `None` for names and other
+    /// transports.
+    pub fn socket_addr(&self) -> Option<std::net::SocketAddr> {
+        let (host, port) = self.host_port()?;
+        let ip: std::net::IpAddr = host.parse().ok()?;
+        Some(std::net::SocketAddr::new(ip, port))
+    }
+
     /// Checks that a dialer can connect to this address.
     ///
     /// Everything [`parse`](Self::parse) accepts can be listened on; for dialing, a wildcard

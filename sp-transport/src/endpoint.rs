@@ -443,7 +443,7 @@ pub(crate) fn refusal_of(e: &Error) -> Option<RefusalReason> {
             ..
         } => Some(RefusalReason::IncompatibleProtocol),
         Error::Handshake {
-            source: HandshakeError::TimedOut { .. },
+            source: HandshakeError::TimedOut,
             ..
         }
         | Error::TimedOut => Some(RefusalReason::HandshakeTimeout),
