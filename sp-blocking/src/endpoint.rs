@@ -151,6 +151,14 @@ impl Listener {
         self.inner.start()
     }
 
+    /// Sets the file mode bits of an `ipc://` listener's socket file, applied when it binds.
+    ///
+    /// # Errors
+    /// As [`sp_transport::Listener::set_ipc_permissions`].
+    pub fn set_ipc_permissions(&self, mode: u32) -> Result<()> {
+        self.inner.set_ipc_permissions(mode)
+    }
+
     /// Returns the bound address once started, else the URL it was created with.
     pub fn address(&self) -> Address {
         self.inner.address()

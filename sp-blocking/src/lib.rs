@@ -95,10 +95,10 @@ pub use socket::{device, reflector, Socket};
 pub use sp_transport::stats;
 pub use sp_transport::ContextId;
 pub use sp_transport::{
-    Address, DetachReason, DropReason, EndpointId, EndpointOptions, EndpointStats, Error,
-    Message, PeerCredentials, Pipe, PipeEvent, PipeId, PipeStats, PipeVerdict, ProtocolId,
-    RefusalReason, Result, SocketOptions, SocketOptionsBuilder, SocketStats, TlsConfig,
-    TlsError, ToAddress, Transport,
+    Address, DetachReason, DropReason, EndpointId, EndpointOptions, EndpointStats, Error, Message,
+    PeerCredentials, Pipe, PipeEvent, PipeId, PipeStats, PipeVerdict, ProtocolId, RefusalReason,
+    Result, SocketOptions, SocketOptionsBuilder, SocketStats, TlsConfig, TlsError, ToAddress,
+    Transport,
 };
 
 sp_transport::protocol_sockets!(Socket);

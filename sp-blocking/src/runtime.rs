@@ -46,7 +46,11 @@ impl Runtime for Threads {
         Box::pin(async move { tcp(TcpStream::connect(addr)?, opts) })
     }
 
-    fn tcp_acceptor(&self, listener: TcpListener, opts: TcpOptions) -> io::Result<Box<dyn Acceptor>> {
+    fn tcp_acceptor(
+        &self,
+        listener: TcpListener,
+        opts: TcpOptions,
+    ) -> io::Result<Box<dyn Acceptor>> {
         listener.set_nonblocking(false)?;
         let bound = listener.local_addr()?;
         let target = match bound {

@@ -7,8 +7,8 @@ use sp_core::protocol::pubsub::Sub as SubCore;
 use sp_core::protocol::reqrep::{Rep as RepCore, Req as ReqCore};
 use sp_core::protocol::survey::{Respondent as RespondentCore, Surveyor as SurveyorCore};
 use sp_transport::{
-    Message, Pipe, PipeEvent, PipeId, PipeVerdict, ProtocolId, Result, SocketCore,
-    SocketOptions, SocketStats, ToAddress,
+    Message, Pipe, PipeEvent, PipeId, PipeVerdict, ProtocolId, Result, SocketCore, SocketOptions,
+    SocketStats, ToAddress,
 };
 
 use crate::endpoint::{Dialer, Listener, PipeEvents};
@@ -50,6 +50,16 @@ impl<P: SocketCore> Socket<P> {
     /// Returns the SP protocol this socket speaks.
     pub fn protocol(&self) -> ProtocolId {
         self.inner.protocol()
+    }
+
+    /// Returns the SP protocol a peer must speak.
+    pub fn peer_protocol(&self) -> ProtocolId {
+        self.inner.peer_protocol()
+    }
+
+    /// Returns true for a raw socket.
+    pub fn is_raw(&self) -> bool {
+        self.inner.is_raw()
     }
 
     /// Connects to `url`, blocking until the first connection and its handshake are done, and
@@ -122,10 +132,7 @@ impl<P: SocketCore> Socket<P> {
 
     /// Sets the pipe hook (see [`sp_transport::Socket::set_pipe_hook`]); it runs on the
     /// socket's threads.
-    pub fn set_pipe_hook(
-        &self,
-        hook: impl Fn(&PipeEvent) -> PipeVerdict + Send + Sync + 'static,
-    ) {
+    pub fn set_pipe_hook(&self, hook: impl Fn(&PipeEvent) -> PipeVerdict + Send + Sync + 'static) {
         self.inner.set_pipe_hook(hook);
     }
 
@@ -423,6 +430,25 @@ impl Socket<SubCore> {
         self.inner.unsubscribe(topic)
     }
 }
+
+/// Writes the SUB prefer-new setting for the cooked and raw SUB sockets.
+macro_rules! prefer_new_setters {
+    ($($core:ty),* $(,)?) => {
+        $(impl Socket<$core> {
+            /// Returns what a full receive queue gives up (`true`: the oldest message).
+            pub fn prefer_new(&self) -> bool {
+                self.inner.prefer_new()
+            }
+
+            /// Sets what a full receive queue gives up while the socket runs.
+            pub fn set_prefer_new(&self, prefer_new: bool) {
+                self.inner.set_prefer_new(prefer_new);
+            }
+        })*
+    };
+}
+
+prefer_new_setters!(SubCore, sp_core::protocol::pubsub::XSub);
 
 impl Socket<SurveyorCore> {
     /// Returns how long each survey collects responses (default 1 s).

@@ -310,9 +310,7 @@ fn dropping_sockets_never_hangs() {
             drop(pull);
 
             let dialer = Req::new();
-            dialer
-                .dial_nonblocking(url(t).replace(":0", ":1"))
-                .unwrap();
+            dialer.dial_nonblocking(url(t).replace(":0", ":1")).unwrap();
             drop(dialer);
         }
     });

@@ -197,7 +197,10 @@ mod tests {
         assert_eq!(d.get(DropReason::SendQueueFull), 3);
         assert_eq!(d.get(DropReason::NoRoute), 0);
         assert_eq!(d.total(), 4);
-        assert_eq!(format!("{d:?}"), r#"{"send_queue_full": 3, "ttl_exceeded": 1}"#);
+        assert_eq!(
+            format!("{d:?}"),
+            r#"{"send_queue_full": 3, "ttl_exceeded": 1}"#
+        );
     }
 
     #[test]

@@ -40,8 +40,8 @@ mod runtime;
 pub use runtime::Smol;
 pub use sp_transport::stats;
 pub use sp_transport::{
-    Address, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions, EndpointStats,
-    Error, Listener, Message, PeerCredentials, Pipe, PipeEvent, PipeEvents, PipeId, PipeStats,
+    Address, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions, EndpointStats, Error,
+    Listener, Message, PeerCredentials, Pipe, PipeEvent, PipeEvents, PipeId, PipeStats,
     PipeVerdict, ProtocolId, RefusalReason, Result, SocketOptions, SocketOptionsBuilder,
     SocketStats, TlsConfig, TlsError, ToAddress, Transport,
 };

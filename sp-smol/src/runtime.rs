@@ -73,7 +73,11 @@ impl Runtime for Smol {
         Box::pin(async move { tcp(Async::<TcpStream>::connect(addr).await?, opts) })
     }
 
-    fn tcp_acceptor(&self, listener: TcpListener, opts: TcpOptions) -> io::Result<Box<dyn Acceptor>> {
+    fn tcp_acceptor(
+        &self,
+        listener: TcpListener,
+        opts: TcpOptions,
+    ) -> io::Result<Box<dyn Acceptor>> {
         Ok(Box::new(TcpAcceptor {
             listener: Async::new(listener)?,
             opts,

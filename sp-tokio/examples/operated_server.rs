@@ -54,7 +54,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let tcp = server.listen("tcp://127.0.0.1:0").await?;
     let ipc_path = std::env::temp_dir().join(format!("operated-{}.ipc", std::process::id()));
-    let ipc = server.listen(format!("ipc://{}", ipc_path.display())).await?;
+    let ipc = server
+        .listen(format!("ipc://{}", ipc_path.display()))
+        .await?;
     println!("listening on {tcp} and {ipc}");
 
     // A well-behaved client over TCP, with its own dialer options.
@@ -67,7 +69,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         client.send(format!("request {i}").into_bytes()).await?;
         let request = server.recv().await?;
         // Every received message names the pipe it came from.
-        if let Some(peer) = request.pipe.and_then(|id| server.pipe(id)?.remote_addr().cloned()) {
+        if let Some(peer) = request
+            .pipe
+            .and_then(|id| server.pipe(id)?.remote_addr().cloned())
+        {
             println!("request from {peer}");
         }
         server.send(request.body).await?;
@@ -90,7 +95,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     while server.stats().pipes_open < 2 {
         tokio::task::yield_now().await;
     }
-    if let Some(pipe) = server.pipes().iter().find(|p| p.endpoint() == Some(ipc.id())) {
+    if let Some(pipe) = server
+        .pipes()
+        .iter()
+        .find(|p| p.endpoint() == Some(ipc.id()))
+    {
         println!("ipc peer credentials: {:?}", pipe.peer_credentials());
     }
     ipc.close()?;

@@ -32,8 +32,8 @@ mod runtime;
 pub use runtime::Tokio;
 pub use sp_transport::stats;
 pub use sp_transport::{
-    Address, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions, EndpointStats,
-    Error, Listener, Message, PeerCredentials, Pipe, PipeEvent, PipeEvents, PipeId, PipeStats,
+    Address, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions, EndpointStats, Error,
+    Listener, Message, PeerCredentials, Pipe, PipeEvent, PipeEvents, PipeId, PipeStats,
     PipeVerdict, ProtocolId, RefusalReason, Result, SocketOptions, SocketOptionsBuilder,
     SocketStats, TlsConfig, TlsError, ToAddress, Transport,
 };

@@ -106,7 +106,10 @@ fn tcp(s: tokio::net::TcpStream, opts: TcpOptions) -> io::Result<Connected> {
 
 /// A connected Unix stream and what the OS says about it (addresses, peer credentials).
 fn unix(s: tokio::net::UnixStream) -> io::Result<Connected> {
-    let local = s.local_addr().ok().map(std::os::unix::net::SocketAddr::from);
+    let local = s
+        .local_addr()
+        .ok()
+        .map(std::os::unix::net::SocketAddr::from);
     let remote = s.peer_addr().ok().map(std::os::unix::net::SocketAddr::from);
     let info = ConnInfo::unix(&s, local.as_ref(), remote.as_ref());
     Ok((Box::new(Io(s)), info))
@@ -133,9 +136,7 @@ struct TcpAcceptor {
 
 impl Acceptor for TcpAcceptor {
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connected>> {
-        self.listener
-            .poll_accept(cx)
-            .map(|r| tcp(r?.0, self.opts))
+        self.listener.poll_accept(cx).map(|r| tcp(r?.0, self.opts))
     }
 }
 

@@ -152,7 +152,8 @@ impl Address {
                     });
                 }
                 Ok(Address::Abstract {
-                    name: percent_decode(rest).ok_or_else(|| AddrError::BadPath { url: err_url() })?,
+                    name: percent_decode(rest)
+                        .ok_or_else(|| AddrError::BadPath { url: err_url() })?,
                 })
             }
             "inproc" => {

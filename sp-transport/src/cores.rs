@@ -209,6 +209,27 @@ impl<R: Runtime> Socket<R, Sub> {
     }
 }
 
+/// Writes the SUB prefer-new setting for the cooked and raw SUB sockets.
+macro_rules! prefer_new_setters {
+    ($($core:ty),* $(,)?) => {
+        $(impl<R: Runtime> Socket<R, $core> {
+            /// Returns what a full receive queue gives up: `true` (the default, NNG's
+            /// `NNG_OPT_SUB_PREFNEW`) drops the oldest queued message for the new one.
+            pub fn prefer_new(&self) -> bool {
+                self.with_core(|core, _| core.prefer_new())
+            }
+
+            /// Sets what a full receive queue gives up while the socket runs (`false`: the new
+            /// message); either way the loss is counted as `RecvQueueFull`.
+            pub fn set_prefer_new(&self, prefer_new: bool) {
+                self.with_core(|core, _| core.set_prefer_new(prefer_new));
+            }
+        })*
+    };
+}
+
+prefer_new_setters!(Sub, XSub);
+
 impl<R: Runtime> Socket<R, Surveyor> {
     /// Returns how long each survey collects responses (default 1 s).
     pub fn survey_time(&self) -> Duration {

@@ -23,8 +23,7 @@ use crate::addr::Address;
 use crate::endpoint_handle::EndpointOptions;
 use crate::error::{Error, Result};
 use crate::pipe::{
-    lock, run_inproc_pipe, run_stream_pipe, InprocPipe, PipeEnd, PipeHandle, PipeOwner,
-    StreamPipe,
+    lock, run_inproc_pipe, run_stream_pipe, InprocPipe, PipeEnd, PipeHandle, PipeOwner, StreamPipe,
 };
 use crate::pipe_view::{EndpointId, PipeInfo, Transport};
 use crate::rt::{self, Acceptor, BoxFuture, BoxStream, ConnInfo, Runtime, Sleep, TcpOptions};
@@ -98,7 +97,12 @@ impl EndpointCtl {
     /// A control for the driver's own tasks (a shared WebSocket port), not an endpoint of any
     /// socket.
     pub(crate) fn internal(url: Address) -> Arc<Self> {
-        Self::new(url, false, EndpointOptions::default(), &tracing::Span::none())
+        Self::new(
+            url,
+            false,
+            EndpointOptions::default(),
+            &tracing::Span::none(),
+        )
     }
 
     /// Marks the endpoint started; returns true if it had been started already.
@@ -836,6 +840,11 @@ pub(crate) fn listen<R: Runtime, P: SocketCore>(
         }
         Address::Ipc { path } => {
             let listener = bind_ipc(path, &addr)?;
+            if let Some(mode) = opts.ipc_permissions {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .map_err(|e| Error::io(format!("cannot set the permissions of {addr}"), e))?;
+            }
             let acceptor = shared
                 .rt
                 .ipc_acceptor(listener)
@@ -846,11 +855,10 @@ pub(crate) fn listen<R: Runtime, P: SocketCore>(
             addr
         }
         Address::Abstract { name } => {
-            let listener = crate::unix::bind_abstract(name)
-                .map_err(|e| match e.kind() {
-                    io::ErrorKind::AddrInUse => Error::AddressInUse(addr.to_string()),
-                    _ => Error::io(format!("cannot listen on {addr}"), e),
-                })?;
+            let listener = crate::unix::bind_abstract(name).map_err(|e| match e.kind() {
+                io::ErrorKind::AddrInUse => Error::AddressInUse(addr.to_string()),
+                _ => Error::io(format!("cannot listen on {addr}"), e),
+            })?;
             // An empty name asks the kernel for one (autobind); report the name it chose.
             let bound = listener
                 .local_addr()

@@ -38,6 +38,10 @@ pub struct EndpointOptions {
     pub handshake_timeout: Duration,
     /// TLS for `tls+tcp://` and `wss://`. Default: none (such endpoints fail saying so).
     pub tls: Option<TlsConfig>,
+    /// File mode bits of an `ipc://` listener's socket file (NNG's
+    /// `NNG_OPT_IPC_PERMISSIONS`), e.g. `0o660` to let a group connect. Default: none (the
+    /// process umask decides).
+    pub ipc_permissions: Option<u32>,
 }
 
 impl Default for EndpointOptions {
@@ -51,6 +55,7 @@ impl Default for EndpointOptions {
             tcp: TcpOptions::default(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             tls: None,
+            ipc_permissions: None,
         }
     }
 }
@@ -319,6 +324,26 @@ impl Listener {
             return Err(Error::AlreadyStarted(self.ctl.url.to_string()));
         }
         self.host.clone().listen(self.ctl.clone())
+    }
+
+    /// Sets the file mode bits (`0..=0o777`) of the socket file of an `ipc://` listener,
+    /// applied when it binds (NNG's `NNG_OPT_IPC_PERMISSIONS`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] above `0o777`; [`Error::NotSupported`] for other transports.
+    pub fn set_ipc_permissions(&self, mode: u32) -> Result<()> {
+        if !matches!(self.ctl.url, Address::Ipc { .. }) {
+            return Err(Error::NotSupported);
+        }
+        if mode > 0o777 {
+            return Err(Error::invalid_option(
+                "ipc_permissions",
+                "0..=0o777",
+                format!("{mode:#o}"),
+            ));
+        }
+        lock(&self.ctl.opts).ipc_permissions = Some(mode);
+        Ok(())
     }
 
     /// Returns the bound address once started (with the real port for port 0), else the URL

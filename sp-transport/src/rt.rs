@@ -215,11 +215,7 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     ) -> io::Result<Box<dyn Acceptor>>;
     /// Adopts a connected std TCP stream (made elsewhere: socket activation, a test) and
     /// applies `opts` to it.
-    fn adopt_tcp(
-        &self,
-        stream: std::net::TcpStream,
-        opts: TcpOptions,
-    ) -> io::Result<Connected>;
+    fn adopt_tcp(&self, stream: std::net::TcpStream, opts: TcpOptions) -> io::Result<Connected>;
     /// Adopts a connected std Unix stream (a socketpair, an abstract-namespace connection).
     fn adopt_ipc(&self, stream: std::os::unix::net::UnixStream) -> io::Result<Connected>;
 }

@@ -440,7 +440,12 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         let mut st = self.lock();
         st.endpoints.retain(|e| !Arc::ptr_eq(e, ctl));
         for pipe in st.pipes.values() {
-            if pipe.info.endpoint.as_ref().is_some_and(|e| Arc::ptr_eq(e, ctl)) {
+            if pipe
+                .info
+                .endpoint
+                .as_ref()
+                .is_some_and(|e| Arc::ptr_eq(e, ctl))
+            {
                 pipe.close();
             }
         }
@@ -627,7 +632,10 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
 
     fn attach(&self, handle: Arc<PipeHandle>) -> std::result::Result<(), RefusalReason> {
         if self.is_closed() {
-            self.refused(handle.info.endpoint.as_ref().map(|e| e.id), RefusalReason::Closed);
+            self.refused(
+                handle.info.endpoint.as_ref().map(|e| e.id),
+                RefusalReason::Closed,
+            );
             return Err(RefusalReason::Closed);
         }
         // The hook runs before the protocol sees the pipe, outside the lock: it may call back
@@ -641,7 +649,10 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
                 .span
                 .in_scope(|| tracing::info!("pipe refused by the pipe hook"));
             handle.close();
-            self.refused(handle.info.endpoint.as_ref().map(|e| e.id), RefusalReason::Hook);
+            self.refused(
+                handle.info.endpoint.as_ref().map(|e| e.id),
+                RefusalReason::Hook,
+            );
             return Err(RefusalReason::Hook);
         }
         {
@@ -649,7 +660,10 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
             if self.is_closed() {
                 drop(st);
                 handle.close();
-                self.refused(handle.info.endpoint.as_ref().map(|e| e.id), RefusalReason::Closed);
+                self.refused(
+                    handle.info.endpoint.as_ref().map(|e| e.id),
+                    RefusalReason::Closed,
+                );
                 return Err(RefusalReason::Closed);
             }
             let now = Instant::now();
@@ -664,7 +678,10 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
             ep.counters.pipes_attached.fetch_add(1, Ordering::Relaxed);
             ep.counters.pipes_open.fetch_add(1, Ordering::Relaxed);
         }
-        handle.info.span.in_scope(|| tracing::debug!("pipe attached"));
+        handle
+            .info
+            .span
+            .in_scope(|| tracing::debug!("pipe attached"));
         self.publish(&PipeEvent::Attached(pipe));
         Ok(())
     }
@@ -785,7 +802,8 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         let core = P::create(seed);
         let protocol = core.protocol();
         let peer_protocol = core.peer_protocol();
-        let span = tracing::debug_span!("socket", protocol = %protocol, name = tracing::field::Empty);
+        let span =
+            tracing::debug_span!("socket", protocol = %protocol, name = tracing::field::Empty);
         let shared = Arc::new(Shared {
             rt,
             span: span.clone(),
@@ -827,6 +845,17 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// Returns the SP protocol this socket speaks.
     pub fn protocol(&self) -> ProtocolId {
         self.shared().protocol
+    }
+
+    /// Returns the SP protocol a peer must speak (NNG's `NNG_OPT_PEER`).
+    pub fn peer_protocol(&self) -> ProtocolId {
+        self.shared().peer_protocol
+    }
+
+    /// Returns true for a raw socket (NNG's `NNG_OPT_RAW`): headers pass to and from the
+    /// application unchanged.
+    pub fn is_raw(&self) -> bool {
+        self.shared().lock().core.is_raw()
     }
 
     fn host(&self) -> Arc<dyn EndpointHost> {

@@ -24,11 +24,11 @@ use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use async_tungstenite::tungstenite::{self, client::IntoClientRequest};
 use async_tungstenite::WebSocketStream;
 use bytes::Bytes;
-use tracing::Instrument;
 use futures_util::sink::Sink;
 use futures_util::stream::Stream;
 use rustls::ServerConfig;
 use sp_core::{Message, ProtocolId};
+use tracing::Instrument;
 
 use crate::addr::Address;
 use crate::endpoint::{new_pipe_handle, unless_closed, with_timeout, EndpointCtl, Origin};
@@ -636,15 +636,8 @@ async fn accept_loop(
         let sleep = sleep.clone();
         spawn(Box::pin(async move {
             let remote = conn.remote.clone();
-            if let Err(why) = serve(
-                server.clone(),
-                stream,
-                conn,
-                tls,
-                handshake_timeout,
-                sleep,
-            )
-            .await
+            if let Err(why) =
+                serve(server.clone(), stream, conn, tls, handshake_timeout, sleep).await
             {
                 tracing::info!(addr = %server.bound, peer = ?remote, reason = %why, "refused incoming websocket connection");
             }

@@ -253,7 +253,9 @@ impl Protocol for XPair1 {
     /// # Errors
     /// [`RecvError::WouldBlock`] when nothing is queued.
     fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
-        let Message { body: wire, pipe, .. } = self.core.recv()?;
+        let Message {
+            body: wire, pipe, ..
+        } = self.core.recv()?;
         // Only messages whose first 4 bytes passed `split_hop_count` are queued.
         let header = wire.slice(..WORD_LEN);
         Ok(Message::with_header(header, wire.slice(WORD_LEN..)).with_pipe(pipe))

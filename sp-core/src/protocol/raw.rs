@@ -164,7 +164,10 @@ mod tests {
         assert_eq!(drain_tx(&mut xpair), vec![(1, "hb".into())]);
         receive(&mut xpair, 1, "in");
         let pipe = crate::PipeId::new(1).unwrap();
-        assert_eq!(xpair.recv(now).unwrap(), Message::from("in").with_pipe(pipe));
+        assert_eq!(
+            xpair.recv(now).unwrap(),
+            Message::from("in").with_pipe(pipe)
+        );
 
         let xpush = XPush::new(PushConfig::default());
         let xpull = XPull::new(PullConfig::default());

@@ -616,7 +616,8 @@ pub(crate) struct Broadcast {
     pipes: BTreeMap<PipeId, Outbox>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
-    /// Copies lost on the way out, including those of pipes that have gone away.
+    /// Copies lost on the way out, including those of pipes that have gone away, and what the
+    /// owner counts through [`Broadcast::record`].
     drops: DropCounts,
 }
 

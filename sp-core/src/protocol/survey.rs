@@ -934,7 +934,10 @@ mod tests {
         assert!(drain_ev(&mut surv).is_empty());
         surv.handle(answer(&new, b"fresh"), now);
         assert_eq!(drain_ev(&mut surv), vec![Event::Readable]);
-        assert_eq!(surv.recv(now), Ok(Message::new("fresh").with_pipe(new.pipe)));
+        assert_eq!(
+            surv.recv(now),
+            Ok(Message::new("fresh").with_pipe(new.pipe))
+        );
         assert_eq!(surv.recv(now), Err(RecvError::WouldBlock));
     }
 

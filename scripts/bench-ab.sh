@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Compares the tcp 64 B throughput row (sp-perf local_thr/remote_thr, tokio) of two commits,
+# interleaving their runs (A B A B ...) so that machine noise hits both alike.
+# Usage: scripts/bench-ab.sh <base-commit> [messages] [rounds]
+# Builds the base commit's sp-perf in a temporary worktree (target/bench-ab) and this tree's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+base=${1:?base commit}
+count=${2:-1000000}
+rounds=${3:-5}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"; git worktree remove --force "$tmp/base" 2>/dev/null || true' EXIT
+repeats=1
+port=$((20000 + RANDOM % 20000))
+source scripts/bench-lib.sh
+
+git worktree add --detach "$tmp/base" "$base" >/dev/null
+CARGO_TARGET_DIR=target/bench-ab cargo build -q --release -p sp-tools --bin sp-perf \
+  --manifest-path "$tmp/base/Cargo.toml"
+cp target/bench-ab/release/sp-perf "$tmp/sp-perf-base"
+cargo build -q --release -p sp-tools --bin sp-perf
+cp target/release/sp-perf "$tmp/sp-perf-head"
+
+T="tcp://127.0.0.1:PORT"
+a=() b=()
+for i in $(seq 1 "$rounds"); do
+  for which in base head; do
+    sp=$tmp/sp-perf-$which
+    line=$(measure "$which" 'throughput: [0-9.]+ \[msg/s\]' $sp local_thr $T 64 "$count" -- $sp remote_thr $T 64 "$count")
+    v=$(echo "$line" | cut -d'|' -f2)
+    if [ "$which" = base ]; then a+=("$v"); else b+=("$v"); fi
+  done
+done
+ma=$(printf '%s\n' "${a[@]}" | median)
+mb=$(printf '%s\n' "${b[@]}" | median)
+echo "tcp 64 B throughput (msg/s), $rounds interleaved rounds of $count messages"
+echo "| build | median | runs |"
+echo "|---|---|---|"
+echo "| $base (before) | $ma | ${a[*]} |"
+echo "| $(git rev-parse --short HEAD) (after) | $mb | ${b[*]} |"
+awk -v a="$ma" -v b="$mb" 'BEGIN { printf "after / before: %.3f\n", b / a }'
