@@ -280,6 +280,14 @@ impl PipeHandle {
         !(q.closed || q.draining || q.paused)
     }
 
+    /// Counts `n` messages lost with the pipe (queued to or from it when it ended); the
+    /// socket adds them to its `PipeClosed` drops when the pipe detaches.
+    pub(crate) fn count_lost(&self, n: usize) {
+        self.counters
+            .dropped_on_close
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Returns the pipe's counters now.
     pub(crate) fn stats(&self) -> PipeStats {
         use std::sync::atomic::Ordering::Relaxed;
@@ -391,9 +399,9 @@ impl StreamPipe {
     ) -> Self {
         Self {
             owner,
-            handle,
             stream,
-            inbound: Inbound::new(kind, max_message_size, leftover),
+            inbound: Inbound::new(kind, max_message_size, leftover, handle.clone()),
+            handle,
             outbound: Outbound::new(kind),
             paused: false,
             yield_now: false,
@@ -486,15 +494,31 @@ pub(crate) struct Inbound {
     scratch: Box<[u8]>,
     /// A decoded message the core did not take (it had paused the pipe already).
     held: Option<Message>,
+    /// Counts `held` as lost if the pipe ends before the core takes it.
+    handle: Arc<PipeHandle>,
+}
+
+impl Drop for Inbound {
+    fn drop(&mut self) {
+        if self.held.is_some() {
+            self.handle.count_lost(1);
+        }
+    }
 }
 
 impl Inbound {
-    pub(crate) fn new(kind: FrameKind, max_message_size: usize, leftover: BytesMut) -> Self {
+    pub(crate) fn new(
+        kind: FrameKind,
+        max_message_size: usize,
+        leftover: BytesMut,
+        handle: Arc<PipeHandle>,
+    ) -> Self {
         Self {
             decoder: FrameDecoder::new(kind, max_message_size),
             rbuf: leftover,
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
             held: None,
+            handle,
         }
     }
 
@@ -723,6 +747,8 @@ pub(crate) struct InprocPipe {
 /// Runs one side of an inproc link until either side closes.
 pub(crate) async fn run_inproc_pipe(mut pipe: InprocPipe) {
     let end = std::future::poll_fn(|cx| pipe.poll_run(cx)).await;
+    // Messages the peer queued for us that our core never took are lost with the pipe.
+    pipe.handle.count_lost(pipe.inbox.len());
     end_pipe(&*pipe.owner, &pipe.handle, &end);
 }
 

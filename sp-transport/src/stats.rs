@@ -151,7 +151,8 @@ pub struct PipeStats {
     pub bytes_out: u64,
     /// Messages queued for writing now.
     pub queued: usize,
-    /// Messages that were still queued when the pipe closed, and so were dropped.
+    /// Messages lost with the pipe: queued for writing when it closed, or received from the
+    /// peer but not yet taken by the protocol (counted once the pipe has ended).
     pub dropped_on_close: u64,
 }
 

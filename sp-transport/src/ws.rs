@@ -225,6 +225,8 @@ pub(crate) async fn run_ws_pipe(mut pipe: WsPipe) {
         })
         .await;
     }
+    // Messages read but never taken by the core are lost with the pipe.
+    pipe.handle.count_lost(pipe.inbox.len());
     end_pipe(&*pipe.owner, &pipe.handle, &end);
 }
 
