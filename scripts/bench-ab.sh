@@ -2,21 +2,26 @@
 # Compares the tcp 64 B throughput row (sp-perf local_thr/remote_thr, tokio) of two commits,
 # interleaving their runs (A B A B ...) so that machine noise hits both alike.
 # Usage: scripts/bench-ab.sh <base-commit> [messages] [rounds]
-# Builds the base commit's sp-perf in a temporary worktree (target/bench-ab) and this tree's.
+# Builds the base commit's sp-perf in a worktree under target/bench-ab, and this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=${1:?base commit}
 count=${2:-1000000}
 rounds=${3:-5}
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; git worktree remove --force "$tmp/base" 2>/dev/null || true' EXIT
+trap 'rm -rf "$tmp"' EXIT
 repeats=1
 port=$((20000 + RANDOM % 20000))
 source scripts/bench-lib.sh
 
-git worktree add --detach "$tmp/base" "$base" >/dev/null
+wt=target/bench-ab/worktree
+if [ -d "$wt" ]; then
+  git -C "$wt" checkout -q --detach "$base"
+else
+  git worktree add --detach "$wt" "$base" >/dev/null
+fi
 CARGO_TARGET_DIR=target/bench-ab cargo build -q --release -p sp-tools --bin sp-perf \
-  --manifest-path "$tmp/base/Cargo.toml"
+  --manifest-path "$wt/Cargo.toml"
 cp target/bench-ab/release/sp-perf "$tmp/sp-perf-base"
 cargo build -q --release -p sp-tools --bin sp-perf
 cp target/release/sp-perf "$tmp/sp-perf-head"

@@ -38,6 +38,8 @@ use crate::ws::{self, run_ws_pipe, WsPipe};
 pub(crate) struct EndpointCtl {
     pub(crate) id: EndpointId,
     pub(crate) url: Address,
+    /// A dialer (true) or a listener.
+    pub(crate) dialer: bool,
     closed: AtomicBool,
     started: AtomicBool,
     waker: Mutex<Option<Waker>>,
@@ -83,6 +85,7 @@ impl EndpointCtl {
         Arc::new(Self {
             id,
             url,
+            dialer,
             closed: AtomicBool::new(false),
             started: AtomicBool::new(false),
             waker: Mutex::new(None),

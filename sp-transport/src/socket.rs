@@ -1066,6 +1066,8 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
             bytes_sent: c.bytes_sent,
             msgs_received: c.msgs_received,
             bytes_received: c.bytes_received,
+            dialers: st.endpoints.iter().filter(|e| e.dialer).count(),
+            listeners: st.endpoints.iter().filter(|e| !e.dialer).count(),
             pipes_open: st.pipes.len(),
             pipes_attached: c.pipes_attached,
             pipes_detached: c.pipes_detached,

@@ -109,6 +109,10 @@ pub struct SocketStats {
     pub msgs_received: u64,
     /// Bytes of those messages.
     pub bytes_received: u64,
+    /// Dialers running now.
+    pub dialers: usize,
+    /// Listeners running now.
+    pub listeners: usize,
     /// Pipes attached now.
     pub pipes_open: usize,
     /// Pipes attached since the socket opened.
