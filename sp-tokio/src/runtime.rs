@@ -42,6 +42,12 @@ impl Runtime for Tokio {
         self.handle.spawn(fut);
     }
 
+    /// tokio's clock, which a paused runtime (`#[tokio::test(start_paused = true)]`,
+    /// `tokio::time::pause`) advances virtually: every timer of the socket follows it.
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
     fn sleep_until(&self, deadline: Instant) -> Box<dyn Sleep> {
         let _guard = self.handle.enter();
         Box::new(TokioSleep(Box::pin(tokio::time::sleep_until(

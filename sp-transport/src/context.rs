@@ -54,7 +54,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         if shared.is_closed() {
             return Err(Error::Closed);
         }
-        let now = Instant::now();
+        let now = shared.rt.now();
         let id = st.core.open_context(now).map_err(context_error)?;
         let waiters = CtxWaiters::new(&st.opts);
         st.contexts.insert(id, waiters);
@@ -81,7 +81,7 @@ impl<R: Runtime, P: SocketCore> Context<R, P> {
     /// [`Error::TimedOut`], [`Error::BadState`] (REP: nothing to answer),
     /// [`Error::NotSupported`] (SUB), [`Error::Closed`].
     pub async fn send(&self, msg: impl Into<Message>) -> Result<()> {
-        let deadline = deadline_after(self.send_timeout());
+        let deadline = deadline_after(&self.shared.rt, self.send_timeout());
         self.send_by(msg.into(), deadline).await
     }
 
@@ -119,7 +119,7 @@ impl<R: Runtime, P: SocketCore> Context<R, P> {
     /// SURVEYOR: a newer send replaced what this receive waited for),
     /// [`Error::ConnectionReset`], [`Error::Closed`].
     pub async fn recv(&self) -> Result<Message> {
-        let deadline = deadline_after(self.recv_timeout());
+        let deadline = deadline_after(&self.shared.rt, self.recv_timeout());
         self.recv_by(deadline).await
     }
 
@@ -172,7 +172,7 @@ impl<R: Runtime, P: SocketCore> Context<R, P> {
     /// For per-context settings that have no method here.
     pub fn with_core<T>(&self, f: impl FnOnce(&mut P, ContextId, Instant) -> T) -> T {
         let mut st = self.shared.lock();
-        let now = Instant::now();
+        let now = self.shared.rt.now();
         let out = f(&mut st.core, self.id, now);
         st.pump(now);
         out
@@ -207,7 +207,7 @@ impl<R: Runtime, P: SocketCore> Drop for Context<R, P> {
         let mut st = self.shared.lock();
         if let Some(mut waiters) = st.contexts.remove(&self.id) {
             waiters.wake_all();
-            let now = Instant::now();
+            let now = self.shared.rt.now();
             let _ = st.core.close_context(self.id, now);
             st.pump(now);
         }
@@ -321,7 +321,7 @@ impl<'a, R: Runtime, P: SocketCore> RecvOp<'a, R, P> {
             return Poll::Pending;
         }
         self.first = false;
-        let now = Instant::now();
+        let now = self.shared.rt.now();
         let result = st.core.recv_on(self.ctx, now);
         let would_block = result == Err(RecvError::WouldBlock);
         if let Some(waiters) = st.contexts.get_mut(&self.ctx) {
@@ -347,7 +347,7 @@ impl<R: Runtime, P: SocketCore> Drop for RecvOp<'_, R, P> {
     fn drop(&mut self) {
         if self.waiting {
             let mut st = self.shared.lock();
-            let now = Instant::now();
+            let now = self.shared.rt.now();
             st.core.cancel_recv(self.ctx, now);
             st.pump(now);
         }
@@ -383,7 +383,7 @@ impl<'a, R: Runtime, P: SocketCore> SendOp<'a, R, P> {
             return Poll::Pending;
         }
         self.first = false;
-        let now = Instant::now();
+        let now = self.shared.rt.now();
         let result = st.core.send_on(self.ctx, self.msg.clone(), now);
         if result == Err(SendError::WouldBlock) {
             if let Some(waiters) = st.contexts.get_mut(&self.ctx) {

@@ -213,7 +213,7 @@ pub(crate) async fn unless_closed<T>(
 }
 
 pub(crate) async fn sleep_for<R: Runtime>(rt: &R, d: Duration) {
-    let mut s = rt.sleep_until(Instant::now() + d);
+    let mut s = rt.sleep_until(rt.now() + d);
     std::future::poll_fn(|cx| s.poll_sleep(cx)).await
 }
 
@@ -327,12 +327,12 @@ async fn handshake_inner<R: Runtime>(
     timeout: Duration,
     io_error: &mut Option<io::Error>,
 ) -> std::result::Result<BytesMut, HandshakeError> {
-    let mut hs = Handshake::new(local, Instant::now(), timeout);
+    let mut hs = Handshake::new(local, rt.now(), timeout);
     let out = hs.outgoing();
     let mut written = 0;
     let mut buf = [0u8; 64];
     let mut leftover = BytesMut::new();
-    let mut sleep: Box<dyn Sleep> = rt.sleep_until(Instant::now() + timeout);
+    let mut sleep: Box<dyn Sleep> = rt.sleep_until(rt.now() + timeout);
     std::future::poll_fn(|cx| loop {
         if let Some(result) = hs.result() {
             return Poll::Ready(result.map(|_| ()));
@@ -377,7 +377,7 @@ async fn handshake_inner<R: Runtime>(
             continue;
         }
         if sleep.poll_sleep(cx).is_ready() {
-            hs.handle_timeout(Instant::now());
+            hs.handle_timeout(rt.now());
             continue;
         }
         if !progress {

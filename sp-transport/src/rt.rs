@@ -194,6 +194,13 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     fn spawn(&self, fut: BoxFuture<'static, ()>);
     /// Creates a timer that fires at `deadline`.
     fn sleep_until(&self, deadline: Instant) -> Box<dyn Sleep>;
+    /// Reads the runtime's clock: the one clock of every socket on this runtime. Its timers
+    /// ([`Runtime::sleep_until`]) fire by it, and the protocol cores get their `now` from it,
+    /// so that a runtime with virtual time (tokio's paused clock, a simulator) drives every
+    /// timeout, back-off and resend. The default is the system's monotonic clock.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
     /// Connects a TCP stream and applies `opts` to it.
     fn connect_tcp(
         &self,

@@ -482,7 +482,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
             pipe.drain();
         }
         if !pipes.is_empty() {
-            let mut sleep = self.rt.sleep_until(Instant::now() + st.opts.linger);
+            let mut sleep = self.rt.sleep_until(self.rt.now() + st.opts.linger);
             let shared = Arc::downgrade(self);
             self.rt.spawn(Box::pin(async move {
                 // Ends early once every pipe has drained and gone.
@@ -528,7 +528,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         if self.is_closed() {
             return Poll::Ready(Err(Error::Closed));
         }
-        let now = Instant::now();
+        let now = self.rt.now();
         match st.core.send(msg.clone(), now) {
             Ok(()) => {
                 st.count_sent(msg.len());
@@ -549,7 +549,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
 
     fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
         let mut st = self.lock();
-        let now = Instant::now();
+        let now = self.rt.now();
         let result = st.core.recv(now);
         st.pump(now);
         match result {
@@ -592,7 +592,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
             let Some(deadline) = st.timer_deadline else {
                 return Poll::Pending;
             };
-            let now = Instant::now();
+            let now = self.rt.now();
             if now >= deadline {
                 st.core.handle_timeout(now);
                 st.pump(now);
@@ -666,7 +666,7 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
                 );
                 return Err(RefusalReason::Closed);
             }
-            let now = Instant::now();
+            let now = self.rt.now();
             let id = handle.id;
             let peer = handle.info.peer_protocol;
             st.pipes.insert(id, handle.clone());
@@ -705,7 +705,7 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
 
     fn deliver(&self, pipe: &PipeHandle, next: &mut dyn FnMut() -> Option<Message>) -> bool {
         let mut st = self.lock();
-        let now = Instant::now();
+        let now = self.rt.now();
         let mut receiving = st.core.is_receiving(pipe.id);
         while receiving {
             let Some(msg) = next() else { break };
@@ -725,7 +725,7 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
 
     fn pipe_writable(&self, pipe: PipeId) {
         let mut st = self.lock();
-        let now = Instant::now();
+        let now = self.rt.now();
         st.core.handle(Input::PipeWritable { pipe }, now);
         st.pump(now);
     }
@@ -735,7 +735,7 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
         let Some(handle) = st.pipes.remove(&pipe) else {
             return;
         };
-        let now = Instant::now();
+        let now = self.rt.now();
         st.counters.pipes_detached += 1;
         let lost = handle.counters.dropped_on_close.load(Ordering::Relaxed);
         st.counters.dropped.add(DropReason::PipeClosed, lost);
@@ -1165,7 +1165,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
             return Err(Error::invalid_option("send_buffer", "0..=8192", len));
         }
         let mut st = self.shared().lock();
-        let now = Instant::now();
+        let now = self.shared().rt.now();
         let res = match st.core.set_send_buffer(len, now) {
             Err(sp_core::protocol::ConfigError::NotSupported) => {
                 st.pipe_queue_len = len.max(1);
@@ -1185,7 +1185,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         let msg = msg.into();
         let timeout = self.send_timeout();
         let shared = self.shared();
-        with_deadline(&shared.rt, deadline_after(timeout), |cx| {
+        with_deadline(&shared.rt, deadline_after(&shared.rt, timeout), |cx| {
             shared.poll_send(&msg, cx)
         })
         .await?;
@@ -1205,7 +1205,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         if self.shared().is_closed() {
             return Err(Error::Closed);
         }
-        let now = Instant::now();
+        let now = self.shared().rt.now();
         let len = msg.len();
         let res = st.core.send(msg, now);
         if res.is_ok() {
@@ -1223,7 +1223,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     pub async fn recv(&self) -> Result<Message> {
         let timeout = self.recv_timeout();
         let shared = self.shared();
-        with_deadline(&shared.rt, deadline_after(timeout), |cx| {
+        with_deadline(&shared.rt, deadline_after(&shared.rt, timeout), |cx| {
             shared.poll_recv(cx)
         })
         .await
@@ -1235,7 +1235,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// [`Error::WouldBlock`] when nothing is ready, and the errors of [`Socket::recv`].
     pub fn try_recv(&self) -> Result<Message> {
         let mut st = self.shared().lock();
-        let now = Instant::now();
+        let now = self.shared().rt.now();
         let res = st.core.recv(now);
         st.pump(now);
         match res {
@@ -1257,7 +1257,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// # Errors
     /// As [`Socket::recv`].
     pub fn recv_blocking(&self) -> Result<Message> {
-        self.recv_parked(deadline_after(self.recv_timeout()))
+        self.recv_parked(deadline_after(&self.shared().rt, self.recv_timeout()))
     }
 
     /// Receives like [`Socket::recv_blocking`], but waits at most until `deadline` (ignoring
@@ -1284,7 +1284,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
                 Poll::Pending if read_itself => shared.sole_threaded_pipe(),
                 Poll::Pending => None,
             };
-            if let Some(e) = deadline_passed(deadline, &mut first) {
+            if let Some(e) = deadline_passed(shared.rt.now(), deadline, &mut first) {
                 return Err(e);
             }
             if let Some(pipe) = sole_pipe {
@@ -1423,7 +1423,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// settings and commands (resend interval, TTL, subscriptions).
     pub fn with_core<T>(&self, f: impl FnOnce(&mut P, Instant) -> T) -> T {
         let mut st = self.shared().lock();
-        let now = Instant::now();
+        let now = self.shared().rt.now();
         let out = f(&mut st.core, now);
         st.pump(now);
         out
@@ -1445,13 +1445,13 @@ async fn yield_now() {
 }
 
 /// Turns a timeout option into a deadline; a zero timeout becomes "now" (one attempt only).
-pub(crate) fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future))
-}
-
-fn far_future() -> Instant {
-    // About 30 years: "forever" for any socket, and safe from Instant overflow.
-    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+pub(crate) fn deadline_after<R: Runtime>(rt: &R, timeout: Option<Duration>) -> Option<Instant> {
+    let now = rt.now();
+    // About 30 years stands for "forever": safe from Instant overflow.
+    timeout.map(|t| {
+        now.checked_add(t)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+    })
 }
 
 /// Polls `poll` until it is ready, or gives up at `deadline`: with [`Error::WouldBlock`] when
@@ -1471,7 +1471,7 @@ pub(crate) async fn with_deadline<R: Runtime, T>(
         let Some(deadline) = deadline else {
             return Poll::Pending;
         };
-        if let Some(e) = deadline_passed(Some(deadline), &mut first) {
+        if let Some(e) = deadline_passed(rt.now(), Some(deadline), &mut first) {
             return Poll::Ready(Err(e));
         }
         let s = sleep.get_or_insert_with(|| rt.sleep_until(deadline));
@@ -1486,8 +1486,8 @@ pub(crate) async fn with_deadline<R: Runtime, T>(
 /// Checks `deadline` after an attempt that could not complete: [`Error::WouldBlock`] when it
 /// had passed already at the first attempt (a non-blocking call, as NNG's zero timeout),
 /// [`Error::TimedOut`] when it passed while waiting, `None` while time is left.
-fn deadline_passed(deadline: Option<Instant>, first: &mut bool) -> Option<Error> {
-    let expired = deadline.is_some_and(|d| Instant::now() >= d);
+fn deadline_passed(now: Instant, deadline: Option<Instant>, first: &mut bool) -> Option<Error> {
+    let expired = deadline.is_some_and(|d| now >= d);
     let was_first = std::mem::replace(first, false);
     expired.then_some(if was_first {
         Error::WouldBlock

@@ -1,0 +1,63 @@
+//! One clock: under tokio's paused clock every timer of a socket runs in virtual time, the
+//! protocol cores included (receive timeouts, dialer back-off, REQ resends, survey deadlines).
+//! Each test waits tens of virtual seconds and finishes in milliseconds of real time.
+
+use std::time::Duration;
+
+use sp_tokio::{Error, Pull, Rep, Req, Surveyor};
+
+/// A port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test(start_paused = true)]
+async fn recv_timeout_fires_in_virtual_time_while_a_dialer_backs_off() {
+    let pull = Pull::new();
+    let dialer = pull
+        .dial_nonblocking(format!("tcp://127.0.0.1:{}", closed_port()))
+        .unwrap();
+    pull.set_recv_timeout(Some(Duration::from_secs(30)));
+    let start = tokio::time::Instant::now();
+    let err = pull.recv().await.unwrap_err();
+    assert!(matches!(err, Error::TimedOut), "{err:?}");
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(30), "{waited:?}");
+    assert!(waited < Duration::from_secs(31), "{waited:?}");
+    // The dialer kept retrying on the same clock, with back-off (100 ms doubling to 10 s).
+    let attempts = dialer.stats().dial_attempts;
+    assert!((3..=20).contains(&attempts), "{attempts} attempts in 30 s");
+    assert_eq!(dialer.stats().dial_failures, attempts);
+}
+
+#[tokio::test(start_paused = true)]
+async fn req_resends_on_the_virtual_clock() {
+    let rep = Rep::new();
+    rep.listen("inproc://paused-clock-resend").await.unwrap();
+    let req = Req::new();
+    req.set_resend_interval(Some(Duration::from_secs(60)));
+    req.dial("inproc://paused-clock-resend").await.unwrap();
+    req.send(&b"ping"[..]).await.unwrap();
+    let first = rep.recv().await.unwrap();
+    let start = tokio::time::Instant::now();
+    // Not answered: the same request comes again after the resend interval.
+    let again = rep.recv().await.unwrap();
+    assert_eq!(again.body, first.body);
+    assert!(start.elapsed() >= Duration::from_secs(60));
+    assert_eq!(req.stats().req_resends, 1);
+    rep.send(again.body).await.unwrap();
+    assert_eq!(&req.recv().await.unwrap().body[..], b"ping");
+}
+
+#[tokio::test(start_paused = true)]
+async fn survey_deadline_passes_in_virtual_time() {
+    let surveyor = Surveyor::new();
+    surveyor.set_survey_time(Duration::from_secs(45));
+    surveyor.send(&b"anyone?"[..]).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let err = surveyor.recv().await.unwrap_err();
+    assert!(matches!(err, Error::TimedOut), "{err:?}");
+    assert!(start.elapsed() >= Duration::from_secs(45));
+    assert_eq!(surveyor.stats().survey_timeouts, 1);
+}
