@@ -38,6 +38,12 @@ impl Runtime for Threads {
         Box::new(ThreadSleep { deadline })
     }
 
+    /// The blocking runtime resolves on the dialer's own thread.
+    fn resolve(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
+        use std::net::ToSocketAddrs;
+        Box::pin(async move { Ok((host.as_str(), port).to_socket_addrs()?.collect()) })
+    }
+
     fn connect_tcp(
         &self,
         addr: SocketAddr,

@@ -65,6 +65,10 @@ impl Runtime for Smol {
         })
     }
 
+    fn resolve(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
+        Box::pin(async move { smol::net::resolve((host.as_str(), port)).await })
+    }
+
     fn connect_tcp(
         &self,
         addr: SocketAddr,

@@ -55,6 +55,10 @@ impl Runtime for Tokio {
         ))))
     }
 
+    fn resolve(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
+        Box::pin(async move { Ok(tokio::net::lookup_host((host, port)).await?.collect()) })
+    }
+
     fn connect_tcp(
         &self,
         addr: SocketAddr,

@@ -254,6 +254,8 @@ fn frame_kind(addr: &Address) -> FrameKind {
     }
 }
 
+/// Resolves a listener's address. Runs on the caller's thread: a listener binds once, when
+/// the application asks, never inside a pipe or dialer task.
 fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
     let Some((host, port)) = addr.host_port() else {
         unreachable!("resolve is only called for tcp-based addresses")
@@ -263,6 +265,26 @@ fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
         .to_socket_addrs()
         .map_err(|e| Error::io(format!("cannot resolve {addr}"), e))?
         .collect();
+    found_addresses(addr, found)
+}
+
+/// Resolves a dialer's address through the runtime, so that a DNS lookup at every reconnect
+/// never stalls an executor thread. An IP literal needs no lookup.
+async fn resolve_for_dial<R: Runtime>(rt: &R, addr: &Address) -> Result<Vec<SocketAddr>> {
+    if let Some(sa) = addr.socket_addr() {
+        return Ok(vec![sa]);
+    }
+    let Some((host, port)) = addr.host_port() else {
+        unreachable!("resolve is only called for tcp-based addresses")
+    };
+    let found = rt
+        .resolve(host.to_string(), port)
+        .await
+        .map_err(|e| Error::io(format!("cannot resolve {addr}"), e))?;
+    found_addresses(addr, found)
+}
+
+fn found_addresses(addr: &Address, found: Vec<SocketAddr>) -> Result<Vec<SocketAddr>> {
     if found.is_empty() {
         return Err(Error::io(
             format!("cannot resolve {addr}"),
@@ -286,7 +308,7 @@ async fn connect_stream<R: Runtime>(
     match addr {
         Address::Tcp { .. } | Address::Tls { .. } | Address::Ws { .. } => {
             let mut last = None;
-            for sa in resolve(addr)? {
+            for sa in resolve_for_dial(rt, addr).await? {
                 match rt.connect_tcp(sa, opts.tcp).await {
                     Ok(s) => return Ok(s),
                     Err(e) => last = Some(e),

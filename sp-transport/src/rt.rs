@@ -185,6 +185,39 @@ fn unix_address(sa: &std::os::unix::net::SocketAddr) -> Option<crate::Address> {
     None
 }
 
+/// Runs `getaddrinfo` on a short-lived thread and waits for it without blocking.
+async fn resolve_on_thread(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
+    use std::net::ToSocketAddrs;
+    use std::sync::{Arc, Mutex};
+    use std::task::Waker;
+    type Slot = (Option<io::Result<Vec<SocketAddr>>>, Option<Waker>);
+    let slot: Arc<Mutex<Slot>> = Arc::default();
+    let done = slot.clone();
+    std::thread::Builder::new()
+        .name("sp-resolve".into())
+        .spawn(move || {
+            let found = (host.as_str(), port)
+                .to_socket_addrs()
+                .map(Iterator::collect);
+            let mut s = done.lock().unwrap_or_else(|e| e.into_inner());
+            s.0 = Some(found);
+            if let Some(w) = s.1.take() {
+                w.wake();
+            }
+        })?;
+    std::future::poll_fn(|cx| {
+        let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
+        match s.0.take() {
+            Some(r) => Poll::Ready(r),
+            None => {
+                s.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
 /// A connection with what the OS told about it.
 pub type Connected = (BoxStream, ConnInfo);
 
@@ -200,6 +233,11 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// timeout, back-off and resend. The default is the system's monotonic clock.
     fn now(&self) -> Instant {
         Instant::now()
+    }
+    /// Resolves a host name to socket addresses without blocking the executor. The default
+    /// runs the system resolver on a thread of its own for the one lookup.
+    fn resolve(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
+        Box::pin(resolve_on_thread(host, port))
     }
     /// Connects a TCP stream and applies `opts` to it.
     fn connect_tcp(
