@@ -33,6 +33,12 @@ impl<P: SocketCore> Clone for Socket<P> {
     }
 }
 
+impl<P: SocketCore> std::fmt::Debug for Socket<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
 impl<P: SocketCore> Default for Socket<P> {
     fn default() -> Self {
         Self::new()

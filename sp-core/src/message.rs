@@ -98,6 +98,24 @@ impl From<&'static [u8]> for Message {
     }
 }
 
+impl<const N: usize> From<&'static [u8; N]> for Message {
+    fn from(body: &'static [u8; N]) -> Self {
+        Self::new(Bytes::from_static(body))
+    }
+}
+
+impl From<String> for Message {
+    fn from(body: String) -> Self {
+        Self::new(body.into_bytes())
+    }
+}
+
+impl From<bytes::BytesMut> for Message {
+    fn from(body: bytes::BytesMut) -> Self {
+        Self::new(body.freeze())
+    }
+}
+
 impl From<&'static str> for Message {
     fn from(body: &'static str) -> Self {
         Self::new(Bytes::from_static(body.as_bytes()))

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sp_transport::rt::Runtime;
-use sp_transport::{Address, Message, Result};
+use sp_transport::{Address, Message, PipeEvent, PipeVerdict, Result, SocketStats};
 
 use crate::socket::{AnySocket, Protocol, Unsupported};
 
@@ -96,6 +96,10 @@ pub trait ToolSocket: Clone + Send + Sync + 'static {
     /// # Errors
     /// [`sp_transport::Error::NotSupported`] for protocols other than SUB.
     fn subscribe(&self, topic: &[u8]) -> Result<()>;
+    /// Sets the pipe hook: it sees every pipe event, on the socket's driver tasks or threads.
+    fn set_pipe_hook(&self, hook: impl Fn(&PipeEvent) -> PipeVerdict + Send + Sync + 'static);
+    /// Returns a snapshot of the socket's counters.
+    fn stats(&self) -> SocketStats;
     /// Closes the socket, waiting (up to the linger time) until what was sent is written.
     fn close(&self) -> impl Future<Output = ()> + Send;
 }

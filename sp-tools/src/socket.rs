@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use sp_core::protocol::{bus, pair, pair1, pipeline, pubsub, reqrep, star, survey};
 use sp_transport::rt::Runtime;
-use sp_transport::{Address, Message, Result, Socket};
+use sp_transport::{
+    Address, Message, PipeEvent, PipeVerdict, ProtocolId, Result, Socket, SocketStats,
+};
 
 use crate::runtime::ToolSocket;
 
@@ -107,6 +109,29 @@ impl Protocol {
     /// Whether this build can open a socket of this protocol.
     pub fn is_supported(self) -> bool {
         implemented(self)
+    }
+
+    /// The SP protocol ID announced in the handshake.
+    pub fn id(self) -> ProtocolId {
+        match self {
+            Protocol::Req0 => ProtocolId::REQ,
+            Protocol::Rep0 => ProtocolId::REP,
+            Protocol::Pub0 => ProtocolId::PUB,
+            Protocol::Sub0 => ProtocolId::SUB,
+            Protocol::Push0 => ProtocolId::PUSH,
+            Protocol::Pull0 => ProtocolId::PULL,
+            Protocol::Surveyor0 => ProtocolId::SURVEYOR,
+            Protocol::Respondent0 => ProtocolId::RESPONDENT,
+            Protocol::Pair0 => ProtocolId::PAIR0,
+            Protocol::Pair1 => ProtocolId::PAIR1,
+            Protocol::Bus0 => ProtocolId::BUS,
+            Protocol::Star => ProtocolId::STAR,
+        }
+    }
+
+    /// The protocol with this handshake ID, if the tools know it.
+    pub fn from_id(id: ProtocolId) -> Option<Protocol> {
+        Protocol::ALL.into_iter().find(|p| p.id() == id)
     }
 }
 
@@ -244,19 +269,34 @@ macro_rules! socket_enum {
 
             async fn dial(&self, url: &str) -> Result<()> {
                 match self {
-                    $(Self::$variant(s) => $call!(s.dial(url)),)*
+                    $(Self::$variant(s) => $call!(s.dial(url)).map(drop),)*
                 }
             }
 
             fn dial_nonblocking(&self, url: &str) -> Result<()> {
                 match self {
-                    $(Self::$variant(s) => s.dial_nonblocking(url),)*
+                    $(Self::$variant(s) => s.dial_nonblocking(url).map(drop),)*
                 }
             }
 
             async fn listen(&self, url: &str) -> Result<Address> {
                 match self {
-                    $(Self::$variant(s) => $call!(s.listen(url)),)*
+                    $(Self::$variant(s) => $call!(s.listen(url)).map(|l| l.address()),)*
+                }
+            }
+
+            fn set_pipe_hook(
+                &self,
+                hook: impl Fn(&PipeEvent) -> PipeVerdict + Send + Sync + 'static,
+            ) {
+                match self {
+                    $(Self::$variant(s) => s.set_pipe_hook(hook),)*
+                }
+            }
+
+            fn stats(&self) -> SocketStats {
+                match self {
+                    $(Self::$variant(s) => s.stats(),)*
                 }
             }
 
@@ -386,6 +426,15 @@ mod tests {
             Unsupported(Protocol::Pub0).to_string(),
             "protocol pub0 is not supported yet"
         );
+    }
+
+    #[test]
+    fn protocol_ids_round_trip() {
+        for p in Protocol::ALL {
+            assert_eq!(Protocol::from_id(p.id()), Some(p));
+        }
+        assert_eq!(Protocol::from_id(ProtocolId::PAIR1), Some(Protocol::Pair1));
+        assert_eq!(Protocol::from_id(ProtocolId(0x7777)), None);
     }
 
     #[test]

@@ -38,6 +38,8 @@ use crate::socket::{deadline_after, with_deadline, CtxWaiters, Shared, Socket, S
 pub struct Context<R: Runtime, P: SocketCore> {
     shared: Arc<Shared<R, P>>,
     id: ContextId,
+    /// Keeps the socket open while the context lives (`Req::new().context()` works).
+    _socket: Socket<R, P>,
 }
 
 impl<R: Runtime, P: SocketCore> Socket<R, P> {
@@ -60,7 +62,11 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         st.contexts.insert(id, waiters);
         st.pump(now);
         drop(st);
-        Ok(Context { shared, id })
+        Ok(Context {
+            shared,
+            id,
+            _socket: self.clone(),
+        })
     }
 }
 

@@ -210,6 +210,22 @@ impl<R: Runtime, P: SocketCore> Clone for Socket<R, P> {
     }
 }
 
+impl<R: Runtime, P: SocketCore> std::fmt::Debug for Socket<R, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shared = self.shared();
+        let st = shared.lock();
+        let mut d = f.debug_struct("Socket");
+        d.field("protocol", &shared.protocol);
+        if let Some(name) = &st.opts.name {
+            d.field("name", name);
+        }
+        d.field("pipes", &st.pipes.len())
+            .field("endpoints", &st.endpoints.len())
+            .field("closed", &shared.is_closed())
+            .finish()
+    }
+}
+
 /// Closes the socket when the last user handle goes away (tasks hold `Shared`, not this).
 struct Owner<R: Runtime, P: SocketCore> {
     shared: Arc<Shared<R, P>>,

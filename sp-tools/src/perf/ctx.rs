@@ -130,9 +130,9 @@ fn share(count: u32, n: usize, i: usize) -> u32 {
 async fn contexts<R: Runtime + Clone>(rt: R, job: Job) -> Result<PipelinedReport, PerfError> {
     let (n, size, count) = (job.subscribers, job.size, job.count);
     let rep = Socket::<R, Rep>::with_runtime(rt.clone());
-    let addr = rep.listen(&job.url).await.map_err(err("listen"))?;
+    let listener = rep.listen(&job.url).await.map_err(err("listen"))?;
     let req = Socket::<R, Req>::with_runtime(rt.clone());
-    req.dial(&addr.to_string()).await.map_err(err("dial"))?;
+    req.dial(&listener).await.map_err(err("dial"))?;
 
     for _ in 0..n {
         let ctx = rep.context().map_err(err("context"))?;
@@ -185,9 +185,9 @@ async fn contexts<R: Runtime + Clone>(rt: R, job: Job) -> Result<PipelinedReport
 fn blocking_contexts(job: &Job) -> Result<PipelinedReport, PerfError> {
     let (n, size, count) = (job.subscribers, job.size, job.count);
     let rep = sp_blocking::Rep::new();
-    let addr = rep.listen(&job.url).map_err(err("listen"))?;
+    let listener = rep.listen(&job.url).map_err(err("listen"))?;
     let req = sp_blocking::Req::new();
-    req.dial(&addr.to_string()).map_err(err("dial"))?;
+    req.dial(&listener).map_err(err("dial"))?;
     for _ in 0..n {
         let ctx = rep.context().map_err(err("context"))?;
         std::thread::spawn(move || {

@@ -4,10 +4,12 @@
 //! * [`args`]: nngcat's command line (option syntax, abbreviations, validation rules).
 //! * [`format`](mod@format): the output formats, as pure encoders.
 //! * [`run`]: the socket set-up and the four loops.
+//! * [`verbose`]: `-v`'s pipe lines and `-v -v`'s statistics summary, on stderr.
 
 pub mod args;
 pub mod format;
 pub mod run;
+pub mod verbose;
 
 use std::ffi::OsString;
 use std::io;

@@ -9,6 +9,7 @@ use sp_transport::Error;
 
 use super::args::{Config, Endpoint, Source};
 use super::format::Format;
+use super::verbose::{self, PipeLog};
 use crate::runtime::{ToolRuntime, ToolSocket};
 use crate::socket::Role;
 
@@ -112,6 +113,9 @@ impl<W: Write> Printer<W> {
 
 /// Opens the socket, sets its options, starts its endpoints and runs the loop for its role.
 ///
+/// With `-v`, every pipe attach and detach is also reported on stderr; with `-v -v`, the
+/// socket's statistics follow on exit (see [`super::verbose`]).
+///
 /// # Errors
 /// Anything nngcat treats as fatal: an unsupported protocol, a failed dial or listen, a send
 /// error, a receive error other than a timeout or state error, an output error.
@@ -124,6 +128,42 @@ pub async fn run<R: ToolRuntime, W: Write>(
     let sock = rt
         .open(cfg.protocol)
         .map_err(|u| RunError(format!("Unable to open socket: {u}")))?;
+    // Installed before any endpoint starts, so that it sees every pipe.
+    let pipe_log = (cfg.verbose >= 1).then(|| PipeLog::install(&sock));
+    if let Err(e) = set_up(&sock, cfg, printer).await {
+        if cfg.verbose >= 2 {
+            verbose::print_stats(&sock);
+        }
+        return Err(e);
+    }
+
+    let result = match (cfg.protocol.role(), &data) {
+        (Role::RecvOnly, _) | (Role::Responder | Role::Peer, None) => {
+            recv_loop(&sock, cfg.count, printer).await
+        }
+        (Role::Responder, Some(d)) => reply_loop(rt, &sock, cfg, d, printer).await,
+        (Role::SendOnly, Some(d)) => send_loop(rt, &sock, cfg, d).await,
+        (Role::Requester | Role::Peer, Some(d)) => send_recv(rt, &sock, cfg, d, printer).await,
+        (Role::SendOnly | Role::Requester, None) => Err(RunError(
+            "No data to send (specify with --data or --file)".into(),
+        )),
+    };
+    sock.close().await;
+    if let Some(log) = &pipe_log {
+        log.wait_for_detaches(rt).await;
+    }
+    if cfg.verbose >= 2 {
+        verbose::print_stats(&sock);
+    }
+    result
+}
+
+/// Subscribes, sets the socket's options and starts its endpoints, in command-line order.
+async fn set_up<S: ToolSocket, W: Write>(
+    sock: &S,
+    cfg: &Config,
+    printer: &mut Printer<W>,
+) -> Result<(), RunError> {
     // The parser allows `--subscribe` with SUB only and gives SUB `[""]` (everything) when
     // none is given, as nngcat does.
     for topic in &cfg.subscriptions {
@@ -167,20 +207,7 @@ pub async fn run<R: ToolRuntime, W: Write>(
             }
         }
     }
-
-    let result = match (cfg.protocol.role(), &data) {
-        (Role::RecvOnly, _) | (Role::Responder | Role::Peer, None) => {
-            recv_loop(&sock, cfg.count, printer).await
-        }
-        (Role::Responder, Some(d)) => reply_loop(rt, &sock, cfg, d, printer).await,
-        (Role::SendOnly, Some(d)) => send_loop(rt, &sock, cfg, d).await,
-        (Role::Requester | Role::Peer, Some(d)) => send_recv(rt, &sock, cfg, d, printer).await,
-        (Role::SendOnly | Role::Requester, None) => Err(RunError(
-            "No data to send (specify with --data or --file)".into(),
-        )),
-    };
-    sock.close().await;
-    result
+    Ok(())
 }
 
 /// Receives and prints until a timeout or state error, or `count` receives (0: no limit).
