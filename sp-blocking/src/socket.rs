@@ -358,9 +358,12 @@ impl<P: SocketCore> Socket<P> {
         self.inner.set_tls(config);
     }
 
-    /// Sets how long a peer may take to complete the SP handshake, for endpoints created after.
-    pub fn set_handshake_timeout(&self, timeout: Duration) {
-        self.inner.set_handshake_timeout(timeout);
+    /// Sets how long a peer may take to complete its handshake, for endpoints created after.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) for zero.
+    pub fn set_handshake_timeout(&self, timeout: Duration) -> Result<()> {
+        self.inner.set_handshake_timeout(timeout)
     }
 
     /// Returns how many pipes are attached right now.

@@ -353,7 +353,8 @@ fn options_and_protocol_setters_apply() {
     assert!(Pair1::new().set_max_ttl(0).is_err());
     let pair = Pair::new();
     pair.set_tcp_nodelay(false);
-    pair.set_handshake_timeout(Duration::from_secs(1));
+    pair.set_handshake_timeout(Duration::from_secs(1)).unwrap();
+    assert!(pair.set_handshake_timeout(Duration::ZERO).is_err());
     assert!(pair.set_recv_max_size(usize::MAX).is_err());
     assert!(!pair.options().endpoint.tcp.nodelay);
     assert_eq!(pair.pipe_count(), 0);

@@ -1420,9 +1420,21 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         self.update_options(|o| o.linger = linger);
     }
 
-    /// Sets how long a peer may take to complete the SP handshake, for endpoints created after.
-    pub fn set_handshake_timeout(&self, timeout: Duration) {
+    /// Sets how long a peer may take to complete its handshake (SP, TLS, WebSocket), for
+    /// endpoints created afterwards.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for zero.
+    pub fn set_handshake_timeout(&self, timeout: Duration) -> Result<()> {
+        if timeout.is_zero() {
+            return Err(Error::invalid_option(
+                "handshake_timeout",
+                "greater than zero",
+                "0",
+            ));
+        }
         self.update_options(|o| o.endpoint.handshake_timeout = timeout);
+        Ok(())
     }
 
     /// Sets the TLS configuration for `tls+tcp://` and `wss://` endpoints created after.

@@ -473,6 +473,15 @@ pub(crate) fn run_pipe(pipe: StreamPipe, io: Arc<dyn ThreadIo>) -> PipeEnd {
     })
 }
 
+/// How a pipe ended, seen from one of its threads: once our side closed the pipe, the
+/// interrupted IO (an EOF, a broken pipe) is the consequence of that close, not the peer's.
+fn end_of(handle: &PipeHandle, end: PipeEnd) -> PipeEnd {
+    match end {
+        PipeEnd::PeerClosed | PipeEnd::Io(_) if handle.is_closed() => PipeEnd::Local,
+        end => end,
+    }
+}
+
 impl ThreadPipe {
     fn set_end(&self, end: PipeEnd) {
         lock(&self.end).get_or_insert(end);
@@ -527,7 +536,7 @@ impl ThreadPipe {
             match out.write_with(|iov| Poll::Ready(self.io.write_vectored(iov))) {
                 Poll::Ready(Ok(0)) => return write_zero(),
                 Poll::Ready(Err(e)) if e.kind() != io::ErrorKind::Interrupted => {
-                    return PipeEnd::Io(e)
+                    return end_of(handle, PipeEnd::Io(e))
                 }
                 _ => {}
             }
@@ -624,7 +633,7 @@ impl ThreadPipe {
             }
         };
         if let Some(end) = end {
-            self.set_end(end);
+            self.set_end(end_of(handle, end));
             handle.close();
         }
     }

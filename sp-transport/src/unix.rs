@@ -12,11 +12,32 @@ pub(crate) fn connect_abstract(name: &str) -> io::Result<UnixStream> {
     Ok(stream)
 }
 
-/// Binds a non-blocking listener to the abstract socket `name`.
+/// Binds a non-blocking listener to the abstract socket `name`; an empty name asks the
+/// kernel to choose a unique one (autobind), as NNG does for `abstract://`.
 pub(crate) fn bind_abstract(name: &str) -> io::Result<UnixListener> {
-    let listener = UnixListener::bind_addr(&abstract_addr(name)?)?;
+    let listener = if name.is_empty() {
+        autobind()?
+    } else {
+        UnixListener::bind_addr(&abstract_addr(name)?)?
+    };
     listener.set_nonblocking(true)?;
     Ok(listener)
+}
+
+/// A listener on a kernel-chosen abstract name. std cannot express it: its empty abstract
+/// name binds the name "" instead, so the unnamed address comes from rustix.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn autobind() -> io::Result<UnixListener> {
+    use rustix::net::{bind, listen, socket, AddressFamily, SocketAddrUnix, SocketType};
+    let fd = socket(AddressFamily::UNIX, SocketType::STREAM, None)?;
+    bind(&fd, &SocketAddrUnix::new_unnamed())?;
+    listen(&fd, 128)?;
+    Ok(UnixListener::from(fd))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn autobind() -> io::Result<UnixListener> {
+    abstract_addr("").map(|_| unreachable!("abstract sockets are Linux-only"))
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]

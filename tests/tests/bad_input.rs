@@ -58,7 +58,7 @@ struct Target {
 
 impl Target {
     async fn listen<P: sp_transport::SocketCore>(sock: &sp_tests::Sock<P>, t: Transport) -> Self {
-        sock.set_handshake_timeout(LONG_HANDSHAKE);
+        sock.set_handshake_timeout(LONG_HANDSHAKE).unwrap();
         match t {
             Transport::Tcp => {
                 let url = sock.listen("tcp://127.0.0.1:0").await.unwrap().to_string();
@@ -401,7 +401,8 @@ async fn silent_peer_is_dropped_after_the_handshake_timeout() {
     watch_worker_panics();
     let rep = Rep::new();
     rep.set_recv_timeout(Some(RECV_TIMEOUT));
-    rep.set_handshake_timeout(Duration::from_millis(300));
+    rep.set_handshake_timeout(Duration::from_millis(300))
+        .unwrap();
     let url = rep.listen("tcp://127.0.0.1:0").await.unwrap().to_string();
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
     let mut silent = Raw::Tcp(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
@@ -786,7 +787,7 @@ async fn good_handshake_bytes(t: Transport) {
     let mut raw = match t {
         Transport::Tcp => {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            req.dial_nonblocking(&format!("tcp://{}", l.local_addr().unwrap()))
+            req.dial_nonblocking(format!("tcp://{}", l.local_addr().unwrap()))
                 .unwrap();
             let (s, _) = tokio::time::timeout(CLOSE_DEADLINE, l.accept())
                 .await
@@ -797,7 +798,7 @@ async fn good_handshake_bytes(t: Transport) {
         _ => {
             let path = dir.path();
             let l = tokio::net::UnixListener::bind(&path).unwrap();
-            req.dial_nonblocking(&sp_tests::ipc_url(&path)).unwrap();
+            req.dial_nonblocking(sp_tests::ipc_url(&path)).unwrap();
             let (s, _) = tokio::time::timeout(CLOSE_DEADLINE, l.accept())
                 .await
                 .unwrap()
@@ -895,7 +896,7 @@ async fn raw_peer_for<P: sp_transport::SocketCore>(
 ) -> Raw {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     sock.set_reconnect_backoff(Duration::from_millis(10), Duration::from_millis(100));
-    sock.dial_nonblocking(&format!("tcp://{}", l.local_addr().unwrap()))
+    sock.dial_nonblocking(format!("tcp://{}", l.local_addr().unwrap()))
         .unwrap();
     let (s, _) = tokio::time::timeout(CLOSE_DEADLINE, l.accept())
         .await

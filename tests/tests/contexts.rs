@@ -263,9 +263,9 @@ fn req_rep_contexts_on_smol() {
 #[test]
 fn req_rep_contexts_on_blocking_threads() {
     let rep = sp_blocking::Rep::new();
-    let addr = rep.listen(&tcp_url()).unwrap();
+    let addr = rep.listen(tcp_url()).unwrap();
     let req = sp_blocking::Req::new();
-    req.dial(&addr.to_string()).unwrap();
+    req.dial(addr.to_string()).unwrap();
     let mut threads = Vec::new();
     for _ in 0..8 {
         let ctx = rep.context().unwrap();

@@ -187,7 +187,7 @@ async fn dial_tls_with(server: TlsConfig, client: TlsConfig, scheme: &str) -> Re
         .to_string();
     let req = Req::new();
     req.set_tls(client);
-    req.set_handshake_timeout(T);
+    req.set_handshake_timeout(T).unwrap();
     req.dial(&url).await.map(drop)
 }
 
@@ -552,7 +552,7 @@ fn blocking_tls_and_ws() {
         rep.set_recv_timeout(Some(T));
         req.set_recv_timeout(Some(T));
         let bound = rep.listen(url).unwrap();
-        req.dial(&bound.to_string()).unwrap();
+        req.dial(bound.to_string()).unwrap();
         for i in 0..20 {
             let body = format!("blocking {i}").into_bytes();
             req.send(body.clone()).unwrap();

@@ -1255,7 +1255,7 @@ async fn closing_a_socket_wakes_a_blocked_send_and_later_calls_fail_closed() {
     assert!(pull.try_recv().expect_err("closed").is_closed());
     assert!(pull.recv().await.expect_err("closed").is_closed());
     assert!(pull.listen(&inproc_url("after-close")).await.is_err());
-    assert!(pull.dial_nonblocking(&inproc_url("after-close")).is_err());
+    assert!(pull.dial_nonblocking(inproc_url("after-close")).is_err());
 }
 
 /// One socket can listen on tcp, ipc and inproc at once, and dial out as well; messages from
