@@ -68,15 +68,19 @@ impl EndpointOptions {
     /// timeout.
     pub fn validate(&self) -> Result<()> {
         check_recv_max_size(self.recv_max_size)?;
-        if self.handshake_timeout.is_zero() {
-            return Err(Error::invalid_option(
-                "handshake_timeout",
-                "greater than zero",
-                "0",
-            ));
-        }
-        Ok(())
+        check_handshake_timeout(self.handshake_timeout)
     }
+}
+
+pub(crate) fn check_handshake_timeout(timeout: Duration) -> Result<()> {
+    if timeout.is_zero() {
+        return Err(Error::invalid_option(
+            "handshake_timeout",
+            "greater than zero",
+            "0",
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn check_recv_max_size(max: usize) -> Result<()> {
@@ -174,13 +178,7 @@ macro_rules! endpoint_option_setters {
         /// # Errors
         /// [`Error::InvalidOption`] for zero.
         pub fn set_handshake_timeout(&self, timeout: Duration) -> Result<()> {
-            if timeout.is_zero() {
-                return Err(Error::invalid_option(
-                    "handshake_timeout",
-                    "greater than zero",
-                    "0",
-                ));
-            }
+            check_handshake_timeout(timeout)?;
             lock(&self.ctl.opts).handshake_timeout = timeout;
             Ok(())
         }

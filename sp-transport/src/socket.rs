@@ -24,7 +24,7 @@ use tracing::Instrument;
 
 use crate::addr::Address;
 use crate::endpoint::{self, EndpointCtl, EndpointHost};
-use crate::endpoint_handle::{check_recv_max_size, Dialer, EndpointOptions, Listener, ToAddress};
+use crate::endpoint_handle::{check_handshake_timeout, check_recv_max_size, Dialer, EndpointOptions, Listener, ToAddress};
 use crate::error::{Error, Result};
 use crate::pipe::{lock, PipeEnd, PipeHandle, PipeOwner, QUEUE_HIGH_WATER_MSGS};
 use crate::pipe_events::{self, Hook, PipeEvent, PipeEvents, PipeVerdict, Subscribers};
@@ -1426,13 +1426,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// # Errors
     /// [`Error::InvalidOption`] for zero.
     pub fn set_handshake_timeout(&self, timeout: Duration) -> Result<()> {
-        if timeout.is_zero() {
-            return Err(Error::invalid_option(
-                "handshake_timeout",
-                "greater than zero",
-                "0",
-            ));
-        }
+        check_handshake_timeout(timeout)?;
         self.update_options(|o| o.endpoint.handshake_timeout = timeout);
         Ok(())
     }
