@@ -6,7 +6,7 @@ use sp_core::protocol::pubsub::Sub as SubCore;
 use sp_core::protocol::reqrep::Req as ReqCore;
 use sp_core::protocol::survey::Surveyor as SurveyorCore;
 use sp_core::protocol::ContextId;
-use sp_transport::{Message, Result, SocketCore};
+use sp_transport::{ContextRole, Message, RecvRole, Result, SendResult, SendRole};
 
 use crate::runtime::{block_on, Threads};
 
@@ -16,17 +16,17 @@ use crate::runtime::{block_on, Threads};
 ///
 /// Made by [`Socket::context`](crate::Socket::context). Dropping it closes the context; once
 /// the socket closes, every call fails with [`Error::Closed`](crate::Error::Closed).
-pub struct Context<P: SocketCore> {
+pub struct Context<P: ContextRole> {
     inner: sp_transport::Context<Threads, P>,
 }
 
-impl<P: SocketCore> std::fmt::Debug for Context<P> {
+impl<P: ContextRole> std::fmt::Debug for Context<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.inner.fmt(f)
     }
 }
 
-impl<P: SocketCore> Context<P> {
+impl<P: ContextRole> Context<P> {
     pub(crate) fn new(inner: sp_transport::Context<Threads, P>) -> Self {
         Self { inner }
     }
@@ -36,12 +36,29 @@ impl<P: SocketCore> Context<P> {
         self.inner.id()
     }
 
+
+    /// Sets how long sends on this context block (`None`: forever, zero: do not wait).
+    pub fn set_send_timeout(&self, timeout: Option<Duration>) {
+        self.inner.set_send_timeout(timeout);
+    }
+
+    /// Sets how long receives on this context block (`None`: forever, zero: do not wait).
+    pub fn set_recv_timeout(&self, timeout: Option<Duration>) {
+        self.inner.set_recv_timeout(timeout);
+    }
+
+    /// Closes the context now (dropping it does the same).
+    pub fn close(self) {}
+}
+
+/// Sending on a context (not SUB).
+impl<P: ContextRole + SendRole> Context<P> {
     /// Sends on this context, blocking up to its send timeout (see
     /// [`sp_transport::Context::send`]).
     ///
     /// # Errors
     /// As [`sp_transport::Context::send`].
-    pub fn send(&self, msg: impl Into<Message>) -> Result<()> {
+    pub fn send(&self, msg: impl Into<Message>) -> SendResult {
         block_on(self.inner.send(msg))
     }
 
@@ -49,7 +66,7 @@ impl<P: SocketCore> Context<P> {
     ///
     /// # Errors
     /// As [`Context::send`].
-    pub fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> Result<()> {
+    pub fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> SendResult {
         block_on(self.inner.send_until(msg, deadline))
     }
 
@@ -57,10 +74,13 @@ impl<P: SocketCore> Context<P> {
     ///
     /// # Errors
     /// [`Error::WouldBlock`](crate::Error::WouldBlock), and the errors of [`Context::send`].
-    pub fn try_send(&self, msg: impl Into<Message>) -> Result<()> {
+    pub fn try_send(&self, msg: impl Into<Message>) -> SendResult {
         sp_transport::threads::with_direct_writes(|| self.inner.try_send(msg))
     }
+}
 
+/// Receiving on a context.
+impl<P: ContextRole + RecvRole> Context<P> {
     /// Receives on this context, blocking up to its receive timeout (see
     /// [`sp_transport::Context::recv`]).
     ///
@@ -85,22 +105,17 @@ impl<P: SocketCore> Context<P> {
     pub fn try_recv(&self) -> Result<Message> {
         sp_transport::threads::with_direct_writes(|| self.inner.try_recv())
     }
-
-    /// Sets how long sends on this context block (`None`: forever, zero: do not wait).
-    pub fn set_send_timeout(&self, timeout: Option<Duration>) {
-        self.inner.set_send_timeout(timeout);
-    }
-
-    /// Sets how long receives on this context block (`None`: forever, zero: do not wait).
-    pub fn set_recv_timeout(&self, timeout: Option<Duration>) {
-        self.inner.set_recv_timeout(timeout);
-    }
-
-    /// Closes the context now (dropping it does the same).
-    pub fn close(self) {}
 }
 
 impl Context<ReqCore> {
+    /// Sends a request on this context and blocks for its reply.
+    ///
+    /// # Errors
+    /// The errors of [`Context::send`] and [`Context::recv`].
+    pub fn request(&self, msg: impl Into<Message>) -> Result<Message> {
+        block_on(self.inner.request(msg))
+    }
+
     /// Sets how long this context waits for a reply before resending (`None`: never).
     ///
     /// # Errors

@@ -22,10 +22,9 @@
 //!
 //! let server = std::thread::spawn(move || -> sp_blocking::Result<()> {
 //!     let request = rep.recv()?;
-//!     rep.send(request.body)
+//!     Ok(rep.send(request.body)?)
 //! });
-//! req.send("ping")?;
-//! assert_eq!(&req.recv()?.body[..], b"ping");
+//! assert_eq!(&req.request("ping")?.body[..], b"ping");
 //! server.join().unwrap()?;
 //! # Ok(()) }
 //! ```
@@ -52,6 +51,18 @@
 //! pull.set_recv_timeout(None);
 //! assert!(pull.recv().unwrap_err().is_closed());
 //! # Ok(()) }
+//! ```
+//!
+//! A role's type has only the calls the role can make; `Socket::incoming` iterates over what
+//! a receiving socket gets, and `Surveyor::survey` returns the responses as an iterator that
+//! ends at the deadline (`Stream` and `Sink` are async-only: use sp-tokio or sp-smol).
+//!
+//! ```compile_fail,E0599
+//! sp_blocking::Push::new().recv(); // PUSH cannot receive
+//! ```
+//!
+//! ```compile_fail,E0599
+//! sp_blocking::Sub::new().send("SUB cannot send");
 //! ```
 //!
 //! # Threads
@@ -91,14 +102,14 @@ mod socket;
 pub use context::Context;
 pub use endpoint::{Dialer, Listener, PipeEvents};
 pub use runtime::Threads;
-pub use socket::{device, reflector, Socket};
+pub use socket::{device, reflector, Incoming, Responses, Socket};
 pub use sp_transport::stats;
 pub use sp_transport::ContextId;
 pub use sp_transport::{
-    Address, DetachReason, DropReason, EndpointId, EndpointOptions, EndpointStats, Error, Message,
-    PeerCredentials, Pipe, PipeEvent, PipeId, PipeStats, PipeVerdict, ProtocolId, RefusalReason,
-    Result, SocketOptions, SocketOptionsBuilder, SocketStats, TlsConfig, TlsError, ToAddress,
-    Transport,
+    Address, ContextRole, DetachReason, DropReason, EndpointId, EndpointOptions, EndpointStats, Error, Message,
+    PeerCredentials, Pipe, PipeEvent, PipeId, PipeStats, PipeVerdict, ProtocolId, RecvRole,
+    RefusalReason, Result, SendResult, SendRole, SocketOptions, SocketOptionsBuilder, SocketStats, TlsConfig, TlsError, ToAddress,
+    Transport, Unsent,
 };
 
 sp_transport::protocol_sockets!(Socket);

@@ -7,8 +7,8 @@ use sp_core::protocol::pubsub::Sub as SubCore;
 use sp_core::protocol::reqrep::{Rep as RepCore, Req as ReqCore};
 use sp_core::protocol::survey::{Respondent as RespondentCore, Surveyor as SurveyorCore};
 use sp_transport::{
-    Message, Pipe, PipeEvent, PipeId, PipeVerdict, ProtocolId, Result, SocketCore, SocketOptions,
-    SocketStats, ToAddress,
+    ContextRole, Message, SendResult, Pipe, PipeEvent, PipeId, PipeVerdict, ProtocolId, RecvRole, Result,
+    SendRole, SocketCore, SocketOptions, SocketStats, ToAddress,
 };
 
 use crate::endpoint::{Dialer, Listener, PipeEvents};
@@ -224,65 +224,6 @@ impl<P: SocketCore> Socket<P> {
         block_on(self.inner.listen(url)).map(Listener::new)
     }
 
-    /// Sends a message, blocking up to the send timeout until a peer can take it.
-    ///
-    /// # Errors
-    /// [`Error::TimedOut`](crate::Error::TimedOut), [`Error::BadState`](crate::Error::BadState),
-    /// [`Error::NotSupported`](crate::Error::NotSupported),
-    /// [`Error::Closed`](crate::Error::Closed); [`Error::WouldBlock`](crate::Error::WouldBlock)
-    /// with a zero timeout.
-    pub fn send(&self, msg: impl Into<Message>) -> Result<()> {
-        block_on(self.inner.send(msg))
-    }
-
-    /// Sends like [`Socket::send`], but blocks at most until `deadline` (ignoring the send
-    /// timeout option).
-    ///
-    /// # Errors
-    /// As [`Socket::send`].
-    pub fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> Result<()> {
-        block_on(self.inner.send_until(msg, deadline))
-    }
-
-    /// Sends a message only if that is possible without waiting.
-    ///
-    /// # Errors
-    /// [`Error::WouldBlock`](crate::Error::WouldBlock) when no peer can take it now, and the
-    /// errors of [`Socket::send`].
-    pub fn try_send(&self, msg: impl Into<Message>) -> Result<()> {
-        sp_transport::threads::with_direct_writes(|| self.inner.try_send(msg))
-    }
-
-    /// Receives the next message, blocking up to the receive timeout.
-    ///
-    /// # Errors
-    /// [`Error::TimedOut`](crate::Error::TimedOut), [`Error::BadState`](crate::Error::BadState),
-    /// [`Error::NotSupported`](crate::Error::NotSupported),
-    /// [`Error::ConnectionReset`](crate::Error::ConnectionReset),
-    /// [`Error::Closed`](crate::Error::Closed); [`Error::WouldBlock`](crate::Error::WouldBlock)
-    /// with a zero timeout.
-    pub fn recv(&self) -> Result<Message> {
-        self.inner.recv_blocking()
-    }
-
-    /// Receives like [`Socket::recv`], but blocks at most until `deadline` (ignoring the
-    /// receive timeout option).
-    ///
-    /// # Errors
-    /// As [`Socket::recv`].
-    pub fn recv_until(&self, deadline: Instant) -> Result<Message> {
-        self.inner.recv_blocking_until(deadline)
-    }
-
-    /// Receives a message only if one is ready now.
-    ///
-    /// # Errors
-    /// [`Error::WouldBlock`](crate::Error::WouldBlock) when nothing is ready, and the errors of
-    /// [`Socket::recv`].
-    pub fn try_recv(&self) -> Result<Message> {
-        sp_transport::threads::with_direct_writes(|| self.inner.try_recv())
-    }
-
     /// Closes the socket and blocks until every pipe has written out what was already sent
     /// (at most the linger time, 1 s by default). Endpoints stop at once, and calls blocked on
     /// other threads return [`Error::Closed`](crate::Error::Closed). Dropping the last clone
@@ -371,6 +312,125 @@ impl<P: SocketCore> Socket<P> {
         self.inner.pipe_count()
     }
 
+
+    /// Runs `f` on the protocol core, then applies whatever it queued. For protocol-specific
+    /// settings and commands that have no method here.
+    pub fn with_core<T>(&self, f: impl FnOnce(&mut P, Instant) -> T) -> T {
+        sp_transport::threads::with_direct_writes(|| self.inner.with_core(f))
+    }
+}
+
+impl<P: SocketCore> Socket<P> {
+    /// [`Socket::send`] for code that picks its protocol at run time (a CLI, a binding): a
+    /// role that cannot send fails with [`Error::NotSupported`](crate::Error::NotSupported).
+    ///
+    /// # Errors
+    /// As [`Socket::send`].
+    pub fn send_any_role(&self, msg: impl Into<Message>) -> SendResult {
+        block_on(self.inner.send_any_role(msg))
+    }
+
+    /// [`Socket::recv`] for code that picks its protocol at run time: a role that cannot
+    /// receive fails with [`Error::NotSupported`](crate::Error::NotSupported).
+    ///
+    /// # Errors
+    /// As [`Socket::recv`].
+    pub fn recv_any_role(&self) -> Result<Message> {
+        block_on(self.inner.recv_any_role())
+    }
+}
+
+/// Sending: only roles that send have it.
+impl<P: SendRole> Socket<P> {
+    /// Sends a message, blocking up to the send timeout until a peer can take it.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`](crate::Error::TimedOut), [`Error::BadState`](crate::Error::BadState),
+    /// [`Error::NotSupported`](crate::Error::NotSupported),
+    /// [`Error::Closed`](crate::Error::Closed); [`Error::WouldBlock`](crate::Error::WouldBlock)
+    /// with a zero timeout.
+    pub fn send(&self, msg: impl Into<Message>) -> SendResult {
+        block_on(self.inner.send(msg))
+    }
+
+    /// Sends like [`Socket::send`], but blocks at most until `deadline` (ignoring the send
+    /// timeout option).
+    ///
+    /// # Errors
+    /// As [`Socket::send`].
+    pub fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> SendResult {
+        block_on(self.inner.send_until(msg, deadline))
+    }
+
+    /// Sends a message only if that is possible without waiting.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock) when no peer can take it now, and the
+    /// errors of [`Socket::send`].
+    pub fn try_send(&self, msg: impl Into<Message>) -> SendResult {
+        sp_transport::threads::with_direct_writes(|| self.inner.try_send(msg))
+    }
+}
+
+/// Receiving: only roles that receive have it.
+impl<P: RecvRole> Socket<P> {
+    /// Receives the next message, blocking up to the receive timeout.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`](crate::Error::TimedOut), [`Error::BadState`](crate::Error::BadState),
+    /// [`Error::NotSupported`](crate::Error::NotSupported),
+    /// [`Error::ConnectionReset`](crate::Error::ConnectionReset),
+    /// [`Error::Closed`](crate::Error::Closed); [`Error::WouldBlock`](crate::Error::WouldBlock)
+    /// with a zero timeout.
+    pub fn recv(&self) -> Result<Message> {
+        self.inner.recv_blocking()
+    }
+
+    /// Receives like [`Socket::recv`], but blocks at most until `deadline` (ignoring the
+    /// receive timeout option).
+    ///
+    /// # Errors
+    /// As [`Socket::recv`].
+    pub fn recv_until(&self, deadline: Instant) -> Result<Message> {
+        self.inner.recv_blocking_until(deadline)
+    }
+
+    /// Receives a message only if one is ready now.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock) when nothing is ready, and the errors of
+    /// [`Socket::recv`].
+    pub fn try_recv(&self) -> Result<Message> {
+        sp_transport::threads::with_direct_writes(|| self.inner.try_recv())
+    }
+
+    /// Returns an iterator over received messages: each `next` blocks like [`Socket::recv`]
+    /// and the iterator ends once the socket is closed (a blocking `Stream`).
+    pub fn incoming(&self) -> Incoming<'_, P> {
+        Incoming { socket: self }
+    }
+}
+
+/// The messages a socket receives, as a blocking iterator ([`Socket::incoming`]). Each item
+/// is a message or the error of that receive (a timeout, for one); it ends at a closed socket.
+#[derive(Debug)]
+pub struct Incoming<'a, P: RecvRole> {
+    socket: &'a Socket<P>,
+}
+
+impl<P: RecvRole> Iterator for Incoming<'_, P> {
+    type Item = Result<Message>;
+
+    fn next(&mut self) -> Option<Result<Message>> {
+        match self.socket.recv() {
+            Err(crate::Error::Closed) => None,
+            other => Some(other),
+        }
+    }
+}
+
+/// Contexts: REQ, REP, SURVEYOR, RESPONDENT and SUB.
+impl<P: ContextRole> Socket<P> {
     /// Opens a new context on this socket: independent requests, replies, surveys or
     /// subscriptions sharing its connections (see [`sp_transport::Socket::context`]).
     ///
@@ -380,11 +440,42 @@ impl<P: SocketCore> Socket<P> {
     pub fn context(&self) -> Result<crate::Context<P>> {
         self.inner.context().map(crate::Context::new)
     }
+}
 
-    /// Runs `f` on the protocol core, then applies whatever it queued. For protocol-specific
-    /// settings and commands that have no method here.
-    pub fn with_core<T>(&self, f: impl FnOnce(&mut P, Instant) -> T) -> T {
-        sp_transport::threads::with_direct_writes(|| self.inner.with_core(f))
+impl Socket<ReqCore> {
+    /// Sends a request and blocks for its reply, on a context of its own (see
+    /// `sp_transport::Socket::request`): concurrent calls each get their own reply.
+    ///
+    /// # Errors
+    /// The errors of [`Socket::send`] and [`Socket::recv`].
+    pub fn request(&self, msg: impl Into<Message>) -> Result<Message> {
+        block_on(self.inner.request(msg))
+    }
+}
+
+impl Socket<SurveyorCore> {
+    /// Starts a survey on a context of its own and returns its responses, a blocking iterator
+    /// that ends at the survey deadline.
+    ///
+    /// # Errors
+    /// The errors of [`Socket::send`].
+    pub fn survey(&self, msg: impl Into<Message>) -> Result<Responses> {
+        block_on(self.inner.survey(msg)).map(|inner| Responses { inner })
+    }
+}
+
+/// The responses to one survey ([`Socket::survey`]), as a blocking iterator that ends when
+/// the survey's time is up.
+#[derive(Debug)]
+pub struct Responses {
+    inner: sp_transport::Responses<crate::runtime::Threads>,
+}
+
+impl Iterator for Responses {
+    type Item = Result<Message>;
+
+    fn next(&mut self) -> Option<Result<Message>> {
+        block_on(self.inner.next_response())
     }
 }
 

@@ -231,7 +231,7 @@ fn close_wakes_a_blocked_recv_with_closed() {
                 start.elapsed() < Duration::from_secs(1),
                 "{t:?}: close took long"
             );
-            assert!(closer.send("x").is_err());
+            assert!(closer.send_any_role("x").is_err());
             assert!(matches!(closer.recv(), Err(Error::Closed)));
         }
     });
@@ -359,7 +359,7 @@ fn options_and_protocol_setters_apply() {
     assert!(!pair.options().endpoint.tcp.nodelay);
     assert_eq!(pair.pipe_count(), 0);
     assert!(Push::new()
-        .recv()
+        .recv_any_role()
         .unwrap_err()
         .to_string()
         .contains("not supported"));

@@ -31,6 +31,21 @@
 //! })
 //! # }
 //! ```
+//!
+//! Sockets and contexts are `Stream`s and `Sink`s as in `sp-tokio`, and a role's type has only
+//! the calls the role can make:
+//!
+//! ```compile_fail,E0599
+//! # async fn f() {
+//! let _ = sp_smol::Pull::new().send("PULL cannot send").await;
+//! # }
+//! ```
+//!
+//! ```compile_fail,E0599
+//! # async fn f() {
+//! let _ = sp_smol::Pub::new().recv().await; // PUB cannot receive
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -40,10 +55,10 @@ mod runtime;
 pub use runtime::Smol;
 pub use sp_transport::stats;
 pub use sp_transport::{
-    Address, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions, EndpointStats, Error,
+    Address, ContextRole, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions, EndpointStats, Error,
     Listener, Message, PeerCredentials, Pipe, PipeEvent, PipeEvents, PipeId, PipeStats,
-    PipeVerdict, ProtocolId, RefusalReason, Result, SocketOptions, SocketOptionsBuilder,
-    SocketStats, TlsConfig, TlsError, ToAddress, Transport,
+    PipeVerdict, ProtocolId, RecvRole, RefusalReason, Responses, Result, SendResult, SendRole, SocketOptions, SocketOptionsBuilder,
+    SocketStats, TlsConfig, TlsError, ToAddress, Transport, Unsent,
 };
 
 /// A socket of protocol `P` on smol.

@@ -11,18 +11,66 @@
 //! supplies the [`Tokio`] runtime glue. Every task runs on the caller's tokio runtime: the crate
 //! starts no threads of its own.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), sp_tokio::Error> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), sp_tokio::Error> {
 //! let rep = sp_tokio::Rep::new();
-//! let addr = rep.listen("tcp://127.0.0.1:0").await?;
+//! let listener = rep.listen("tcp://127.0.0.1:0").await?;
 //! let req = sp_tokio::Req::new();
-//! req.dial(&addr.to_string()).await?;
-//! req.send("ping").await?;
-//! let ping = rep.recv().await?;
-//! rep.send(ping.body).await?;
-//! assert_eq!(&req.recv().await?.body[..], b"ping");
+//! req.dial(&listener).await?;                       // a Listener, an Address or a URL
+//! let server = tokio::spawn(async move {
+//!     let ping = rep.recv().await?;
+//!     rep.send(ping.body).await?;                   // routed back to the requester
+//!     Ok::<(), sp_tokio::Error>(())
+//! });
+//! assert_eq!(&req.request(b"ping").await?.body[..], b"ping");
+//! server.await.unwrap()?;
 //! # Ok(()) }
 //! ```
+//!
+//! # Streams and sinks
+//!
+//! Receiving sockets and contexts are `futures_core::Stream`s of `Result<Message>`, sending
+//! ones `futures_sink::Sink<Message>`s with real back-pressure, so `StreamExt` and `SinkExt`
+//! apply (`while let Some(msg) = sub.next().await`, `pull.forward(push)`, `select_all`). A
+//! survey's responses are a stream that ends at the deadline (`Surveyor::survey`).
+//!
+//! # Typed roles
+//!
+//! A role's type has only the calls the role can make: PULL has no `send`, PUSH no `recv`,
+//! PAIR no `context`, a SUB context no `send`. Code that picks its protocol at run time uses
+//! `send_any_role` / `recv_any_role`, which fail with [`Error::NotSupported`] instead.
+//!
+//! ```compile_fail,E0599
+//! # async fn f() {
+//! let pull = sp_tokio::Pull::new();
+//! let _ = pull.send("PULL cannot send").await;
+//! # }
+//! ```
+//!
+//! ```compile_fail,E0599
+//! # async fn f() {
+//! let push = sp_tokio::Push::new();
+//! let _ = push.recv().await; // PUSH cannot receive
+//! # }
+//! ```
+//!
+//! ```compile_fail,E0599
+//! let pair = sp_tokio::Pair::new();
+//! let _ = pair.context(); // PAIR has no contexts
+//! ```
+//!
+//! ```compile_fail,E0599
+//! # async fn f() -> sp_tokio::Result<()> {
+//! let ctx = sp_tokio::Sub::new().context()?;
+//! let _ = ctx.send("a SUB context cannot send").await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Cancel safety
+//!
+//! Every async method says in its docs whether it is cancel-safe. `send`, `recv`, their
+//! `_until` forms and the context calls are: a future dropped before it completes (a timeout,
+//! a losing `select!` branch) has sent or taken nothing, so nothing is lost or duplicated.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -32,10 +80,10 @@ mod runtime;
 pub use runtime::Tokio;
 pub use sp_transport::stats;
 pub use sp_transport::{
-    Address, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions, EndpointStats, Error,
+    Address, ContextRole, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions, EndpointStats, Error,
     Listener, Message, PeerCredentials, Pipe, PipeEvent, PipeEvents, PipeId, PipeStats,
-    PipeVerdict, ProtocolId, RefusalReason, Result, SocketOptions, SocketOptionsBuilder,
-    SocketStats, TlsConfig, TlsError, ToAddress, Transport,
+    PipeVerdict, ProtocolId, RecvRole, RefusalReason, Responses, Result, SendResult, SendRole, SocketOptions, SocketOptionsBuilder,
+    SocketStats, TlsConfig, TlsError, ToAddress, Transport, Unsent,
 };
 
 /// A socket of protocol `P` on tokio.

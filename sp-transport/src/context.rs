@@ -19,8 +19,9 @@ use sp_core::protocol::survey::Surveyor;
 use sp_core::protocol::{ContextError, ContextId, RecvError, SendError};
 use sp_core::Message;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SendResult, Unsent};
 use crate::pipe::PipeOwner;
+use crate::roles::{ContextRole, RecvRole, SendRole};
 use crate::rt::Runtime;
 use crate::socket::{deadline_after, with_deadline, CtxWaiters, Shared, Socket, SocketCore};
 
@@ -36,19 +37,23 @@ use crate::socket::{deadline_after, with_deadline, CtxWaiters, Shared, Socket, S
 /// a second receive while one waits fails with [`Error::BadState`] (REQ, REP, RESPONDENT).
 /// To keep many requests in flight, use many contexts, each from its own task.
 pub struct Context<R: Runtime, P: SocketCore> {
-    shared: Arc<Shared<R, P>>,
-    id: ContextId,
+    pub(crate) shared: Arc<Shared<R, P>>,
+    pub(crate) id: ContextId,
     /// Keeps the socket open while the context lives (`Req::new().context()` works).
     _socket: Socket<R, P>,
+    /// The receive in progress of the context's `Stream`.
+    pub(crate) stream_op: Option<RecvOp<R, P>>,
+    /// The send in progress of the context's `Sink`.
+    pub(crate) sink_op: Option<SendOp<R, P>>,
 }
 
-impl<R: Runtime, P: SocketCore> Socket<R, P> {
+impl<R: Runtime, P: ContextRole> Socket<R, P> {
     /// Opens a new context on this socket. It starts with the socket's current send and
     /// receive timeouts and protocol settings (resend interval, survey time).
     ///
+    /// Only REQ, REP, SURVEYOR, RESPONDENT and SUB have contexts ([`ContextRole`]).
+    ///
     /// # Errors
-    /// [`Error::NotSupported`] for protocols without contexts (PAIR, PUSH, PULL, PUB, BUS and
-    /// raw sockets; only REQ, REP, SURVEYOR, RESPONDENT and SUB have them);
     /// [`Error::Closed`] once the socket is closed.
     pub fn context(&self) -> Result<Context<R, P>> {
         let shared = self.shared().clone();
@@ -66,6 +71,8 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
             shared,
             id,
             _socket: self.clone(),
+            stream_op: None,
+            sink_op: None,
         })
     }
 }
@@ -74,81 +81,6 @@ impl<R: Runtime, P: SocketCore> Context<R, P> {
     /// Returns the context's ID within its socket.
     pub fn id(&self) -> ContextId {
         self.id
-    }
-
-    /// Sends a message on this context, waiting up to the context's send timeout.
-    ///
-    /// REQ: cancels the context's previous request, then queues this one; it goes out as soon
-    /// as a REP peer can take it, so the send returns at once even with no peer. SURVEYOR:
-    /// starts a new survey on the context. REP and RESPONDENT: answers the request the context
-    /// received, waiting while its pipe is busy.
-    ///
-    /// # Errors
-    /// [`Error::TimedOut`], [`Error::BadState`] (REP: nothing to answer),
-    /// [`Error::NotSupported`] (SUB), [`Error::Closed`].
-    pub async fn send(&self, msg: impl Into<Message>) -> Result<()> {
-        let deadline = deadline_after(&self.shared.rt, self.send_timeout());
-        self.send_by(msg.into(), deadline).await
-    }
-
-    /// Sends like [`Context::send`], but waits at most until `deadline`.
-    ///
-    /// # Errors
-    /// As [`Context::send`].
-    pub async fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> Result<()> {
-        self.send_by(msg.into(), Some(deadline)).await
-    }
-
-    /// Sends only if that is possible without waiting.
-    ///
-    /// # Errors
-    /// [`Error::WouldBlock`] when it would have to wait, and the errors of [`Context::send`].
-    pub fn try_send(&self, msg: impl Into<Message>) -> Result<()> {
-        let mut op = SendOp::new(&self.shared, self.id, msg.into());
-        let mut cx = TaskContext::from_waker(std::task::Waker::noop());
-        match op.poll(&mut cx) {
-            Poll::Ready(r) => r,
-            Poll::Pending => Err(Error::WouldBlock),
-        }
-    }
-
-    /// Receives the next message for this context, waiting up to its receive timeout.
-    ///
-    /// REQ: the reply to the context's request. SURVEYOR: the next response to its survey.
-    /// REP and RESPONDENT: the next request, which this context then answers; waiting
-    /// contexts are served in the order they started waiting. SUB: the next message matching
-    /// the context's topics.
-    ///
-    /// # Errors
-    /// [`Error::TimedOut`] (also when a survey ends), [`Error::BadState`] (nothing to wait
-    /// for, or another receive already waits on this context), [`Error::Canceled`] (REQ,
-    /// SURVEYOR: a newer send replaced what this receive waited for),
-    /// [`Error::ConnectionReset`], [`Error::Closed`].
-    pub async fn recv(&self) -> Result<Message> {
-        let deadline = deadline_after(&self.shared.rt, self.recv_timeout());
-        self.recv_by(deadline).await
-    }
-
-    /// Receives like [`Context::recv`], but waits at most until `deadline`.
-    ///
-    /// # Errors
-    /// As [`Context::recv`].
-    pub async fn recv_until(&self, deadline: Instant) -> Result<Message> {
-        self.recv_by(Some(deadline)).await
-    }
-
-    /// Receives only if a message is ready now.
-    ///
-    /// # Errors
-    /// [`Error::WouldBlock`] when nothing is ready, and the errors of [`Context::recv`].
-    pub fn try_recv(&self) -> Result<Message> {
-        let mut op = RecvOp::new(&self.shared, self.id);
-        let mut cx = TaskContext::from_waker(std::task::Waker::noop());
-        match op.poll(&mut cx) {
-            Poll::Ready(r) => r,
-            // Dropping `op` withdraws the receive from the core.
-            Poll::Pending => Err(Error::WouldBlock),
-        }
     }
 
     /// Returns this context's send timeout (`None`: wait forever).
@@ -188,14 +120,113 @@ impl<R: Runtime, P: SocketCore> Context<R, P> {
         self.shared.lock().contexts.get_mut(&self.id).map(f)
     }
 
-    async fn send_by(&self, msg: Message, deadline: Option<Instant>) -> Result<()> {
-        let mut op = SendOp::new(&self.shared, self.id, msg);
-        with_deadline(&self.shared.rt, deadline, |cx| op.poll(cx)).await
+    async fn send_by(&self, msg: Message, deadline: Option<Instant>) -> SendResult {
+        let mut op = SendOp::new(self.shared.clone(), self.id, msg);
+        let res = with_deadline(&self.shared.rt, deadline, |cx| op.poll(cx)).await;
+        res.map_err(|e| Unsent::new(e, std::mem::take(&mut op.msg)))
     }
 
     async fn recv_by(&self, deadline: Option<Instant>) -> Result<Message> {
-        let mut op = RecvOp::new(&self.shared, self.id);
+        let mut op = RecvOp::new(self.shared.clone(), self.id);
         with_deadline(&self.shared.rt, deadline, |cx| op.poll(cx)).await
+    }
+}
+
+/// Sending on a context: roles that send ([`SendRole`]); SUB contexts only receive.
+impl<R: Runtime, P: ContextRole + SendRole> Context<R, P> {
+    /// Sends a message on this context, waiting up to the context's send timeout.
+    ///
+    /// REQ: cancels the context's previous request, then queues this one; it goes out as soon
+    /// as a REP peer can take it, so the send returns at once even with no peer. SURVEYOR:
+    /// starts a new survey on the context. REP and RESPONDENT: answers the request the context
+    /// received, waiting while its pipe is busy.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: the context's protocol takes the message only in the poll that completes
+    /// the call; a future dropped before then sent nothing.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`], [`Error::BadState`] (REP: nothing to answer), [`Error::Closed`].
+    pub async fn send(&self, msg: impl Into<Message>) -> SendResult {
+        let deadline = deadline_after(&self.shared.rt, self.send_timeout());
+        self.send_by(msg.into(), deadline).await
+    }
+
+    /// Sends like [`Context::send`], but waits at most until `deadline`.
+    ///
+    /// # Cancel safety
+    /// As [`Context::send`].
+    ///
+    /// # Errors
+    /// As [`Context::send`].
+    pub async fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> SendResult {
+        self.send_by(msg.into(), Some(deadline)).await
+    }
+
+    /// Sends only if that is possible without waiting.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when it would have to wait, and the errors of [`Context::send`].
+    pub fn try_send(&self, msg: impl Into<Message>) -> SendResult {
+        let mut op = SendOp::new(self.shared.clone(), self.id, msg.into());
+        let mut cx = TaskContext::from_waker(std::task::Waker::noop());
+        let res = match op.poll(&mut cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(Error::WouldBlock),
+        };
+        res.map_err(|e| Unsent::new(e, op.msg))
+    }
+}
+
+/// Receiving on a context.
+impl<R: Runtime, P: ContextRole + RecvRole> Context<R, P> {
+    /// Receives the next message for this context, waiting up to its receive timeout.
+    ///
+    /// REQ: the reply to the context's request. SURVEYOR: the next response to its survey.
+    /// REP and RESPONDENT: the next request, which this context then answers; waiting
+    /// contexts are served in the order they started waiting. SUB: the next message matching
+    /// the context's topics.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: dropping the future withdraws the waiting receive, and a message already
+    /// handed to it goes to the next waiting context (REP, RESPONDENT) or stays queued for the
+    /// next receive on this context: nothing is lost or delivered twice.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] (also when a survey ends), [`Error::BadState`] (nothing to wait
+    /// for, or another receive already waits on this context), [`Error::Canceled`] (REQ,
+    /// SURVEYOR: a newer send replaced what this receive waited for),
+    /// [`Error::ConnectionReset`], [`Error::Closed`].
+    pub async fn recv(&self) -> Result<Message> {
+        let deadline = deadline_after(&self.shared.rt, self.recv_timeout());
+        self.recv_by(deadline).await
+    }
+
+    /// Receives like [`Context::recv`], but waits at most until `deadline`.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: dropping the future withdraws the waiting receive, and a message already
+    /// handed to it goes to the next waiting context (REP, RESPONDENT) or stays queued for the
+    /// next receive on this context: nothing is lost or delivered twice.
+    ///
+    /// # Errors
+    /// As [`Context::recv`].
+    pub async fn recv_until(&self, deadline: Instant) -> Result<Message> {
+        self.recv_by(Some(deadline)).await
+    }
+
+    /// Receives only if a message is ready now.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when nothing is ready, and the errors of [`Context::recv`].
+    pub fn try_recv(&self) -> Result<Message> {
+        let mut op = RecvOp::new(self.shared.clone(), self.id);
+        let mut cx = TaskContext::from_waker(std::task::Waker::noop());
+        match op.poll(&mut cx) {
+            Poll::Ready(r) => r,
+            // Dropping `op` withdraws the receive from the core.
+            Poll::Pending => Err(Error::WouldBlock),
+        }
     }
 }
 
@@ -297,16 +328,16 @@ fn subscribe_error(e: SubscribeError) -> Error {
 }
 
 /// One receive on a context, from its first attempt until it completes or gives up.
-struct RecvOp<'a, R: Runtime, P: SocketCore> {
-    shared: &'a Arc<Shared<R, P>>,
+pub(crate) struct RecvOp<R: Runtime, P: SocketCore> {
+    shared: Arc<Shared<R, P>>,
     ctx: ContextId,
     first: bool,
     /// The core counts this receive as waiting on the context.
     waiting: bool,
 }
 
-impl<'a, R: Runtime, P: SocketCore> RecvOp<'a, R, P> {
-    fn new(shared: &'a Arc<Shared<R, P>>, ctx: ContextId) -> Self {
+impl<R: Runtime, P: SocketCore> RecvOp<R, P> {
+    pub(crate) fn new(shared: Arc<Shared<R, P>>, ctx: ContextId) -> Self {
         Self {
             shared,
             ctx,
@@ -315,7 +346,7 @@ impl<'a, R: Runtime, P: SocketCore> RecvOp<'a, R, P> {
         }
     }
 
-    fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<Message>> {
+    pub(crate) fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<Message>> {
         let mut st = self.shared.lock();
         let closed = self.shared.is_closed();
         let Some(waiters) = st.contexts.get_mut(&self.ctx).filter(|_| !closed) else {
@@ -349,7 +380,7 @@ impl<'a, R: Runtime, P: SocketCore> RecvOp<'a, R, P> {
     }
 }
 
-impl<R: Runtime, P: SocketCore> Drop for RecvOp<'_, R, P> {
+impl<R: Runtime, P: SocketCore> Drop for RecvOp<R, P> {
     fn drop(&mut self) {
         if self.waiting {
             let mut st = self.shared.lock();
@@ -361,15 +392,15 @@ impl<R: Runtime, P: SocketCore> Drop for RecvOp<'_, R, P> {
 }
 
 /// One send on a context, retried when the core names the context writable.
-struct SendOp<'a, R, P> {
-    shared: &'a Arc<Shared<R, P>>,
+pub(crate) struct SendOp<R, P> {
+    shared: Arc<Shared<R, P>>,
     ctx: ContextId,
     msg: Message,
     first: bool,
 }
 
-impl<'a, R: Runtime, P: SocketCore> SendOp<'a, R, P> {
-    fn new(shared: &'a Arc<Shared<R, P>>, ctx: ContextId, msg: Message) -> Self {
+impl<R: Runtime, P: SocketCore> SendOp<R, P> {
+    pub(crate) fn new(shared: Arc<Shared<R, P>>, ctx: ContextId, msg: Message) -> Self {
         Self {
             shared,
             ctx,
@@ -378,7 +409,7 @@ impl<'a, R: Runtime, P: SocketCore> SendOp<'a, R, P> {
         }
     }
 
-    fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<()>> {
+    pub(crate) fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<()>> {
         let mut st = self.shared.lock();
         let closed = self.shared.is_closed();
         let Some(waiters) = st.contexts.get_mut(&self.ctx).filter(|_| !closed) else {

@@ -44,6 +44,11 @@ use crate::socket::{Socket, SocketCore};
 /// # Errors
 /// [`Error::NotRaw`] when either socket is cooked, and [`Error::IncompatibleDevice`] when the
 /// protocols do not face each other; nothing is forwarded then.
+    ///
+/// # Cancel safety
+/// Dropping the future stops the forwarding. A message the device had received and not yet
+/// sent when it was dropped is lost (devices are best effort, like NNG's and mangos').
+///
 pub async fn device<R, A, B>(a: &Socket<R, A>, b: &Socket<R, B>) -> Result<()>
 where
     R: Runtime,
@@ -84,6 +89,10 @@ where
 /// # Errors
 /// [`Error::NotRaw`] for a cooked socket, and [`Error::IncompatibleDevice`] for a protocol
 /// that does not peer with itself.
+    ///
+/// # Cancel safety
+/// As [`device`].
+///
 pub async fn reflector<R: Runtime, P: SocketCore>(socket: &Socket<R, P>) -> Result<()> {
     let info = Side::of(socket);
     if !info.raw {
@@ -125,7 +134,7 @@ where
     B: SocketCore,
 {
     loop {
-        let msg = match from.recv().await {
+        let msg = match from.recv_any_role().await {
             Ok(msg) => msg,
             Err(Error::TimedOut | Error::WouldBlock) => continue,
             Err(e) => {
@@ -133,7 +142,7 @@ where
                 return;
             }
         };
-        match to.send(msg).await {
+        match to.send_any_role(msg).await.map_err(Error::from) {
             Ok(()) => {}
             Err(Error::Closed) => {
                 tracing::debug!("device stops: its sending socket is closed");

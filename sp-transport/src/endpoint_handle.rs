@@ -250,7 +250,8 @@ impl Dialer {
     /// Starts the dialer and waits for its first connection and handshake. If that fails,
     /// the error is returned and the dialer is closed.
     ///
-    /// Cancel-safe in the sense that dropping the future closes the dialer: no connection
+    /// # Cancel safety
+    /// Cancel-safe: dropping the future before it completes closes the dialer; no connection
     /// outlives it.
     ///
     /// # Errors

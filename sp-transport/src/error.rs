@@ -241,3 +241,59 @@ impl From<RecvError> for Error {
 
 /// Shorthand for results of socket operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A send that failed: why, and the message it did not send, handed back so that nothing is
+/// lost (retry it, send it elsewhere, log it). It dereferences to its [`Error`] (so
+/// `e.is_timed_out()` works) and converts into one with `?`.
+#[derive(Debug)]
+pub struct Unsent {
+    /// Why the message was not sent.
+    pub error: Error,
+    /// The message, untouched.
+    pub message: sp_core::Message,
+}
+
+impl Unsent {
+    pub(crate) fn new(error: Error, message: sp_core::Message) -> Self {
+        Self { error, message }
+    }
+
+    /// Returns the message that was not sent.
+    pub fn into_message(self) -> sp_core::Message {
+        self.message
+    }
+
+    /// Returns why the message was not sent.
+    pub fn into_error(self) -> Error {
+        self.error
+    }
+}
+
+impl std::ops::Deref for Unsent {
+    type Target = Error;
+
+    fn deref(&self) -> &Error {
+        &self.error
+    }
+}
+
+impl std::fmt::Display for Unsent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "message not sent: {}", self.error)
+    }
+}
+
+impl std::error::Error for Unsent {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl From<Unsent> for Error {
+    fn from(e: Unsent) -> Self {
+        e.error
+    }
+}
+
+/// What a send returns: `Ok`, or the message back with the reason.
+pub type SendResult = std::result::Result<(), Unsent>;

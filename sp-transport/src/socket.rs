@@ -25,10 +25,11 @@ use tracing::Instrument;
 use crate::addr::Address;
 use crate::endpoint::{self, EndpointCtl, EndpointHost};
 use crate::endpoint_handle::{check_handshake_timeout, check_recv_max_size, Dialer, EndpointOptions, Listener, ToAddress};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SendResult, Unsent};
 use crate::pipe::{lock, PipeEnd, PipeHandle, PipeOwner, QUEUE_HIGH_WATER_MSGS};
 use crate::pipe_events::{self, Hook, PipeEvent, PipeEvents, PipeVerdict, Subscribers};
 use crate::pipe_view::{EndpointId, Pipe};
+use crate::roles::{RecvRole, SendRole};
 use crate::rt::{Runtime, Sleep};
 use crate::stats::{RefusalCounts, RefusalReason, SocketStats};
 use crate::threads::{self, DirectRead};
@@ -200,12 +201,16 @@ impl SocketOptionsBuilder {
 /// [`Socket::close`]. Adapters name it per protocol, for example `sp_tokio::Req`.
 pub struct Socket<R: Runtime, P: SocketCore> {
     owner: Arc<Owner<R, P>>,
+    /// The message this handle's `Sink` accepted and has not handed to the protocol yet (at
+    /// most one: `poll_ready` is pending until it is taken). Each clone has its own.
+    pub(crate) sink_slot: Option<Message>,
 }
 
 impl<R: Runtime, P: SocketCore> Clone for Socket<R, P> {
     fn clone(&self) -> Self {
         Self {
             owner: self.owner.clone(),
+            sink_slot: None,
         }
     }
 }
@@ -539,7 +544,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         }
     }
 
-    fn poll_send(&self, msg: &Message, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    pub(crate) fn poll_send(&self, msg: &Message, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let mut st = self.lock();
         if self.is_closed() {
             return Poll::Ready(Err(Error::Closed));
@@ -563,7 +568,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         }
     }
 
-    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
         let mut st = self.lock();
         let now = self.rt.now();
         let result = st.core.recv(now);
@@ -851,6 +856,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
             .spawn(Box::pin(shared.clone().run_timer().instrument(span)));
         Self {
             owner: Arc::new(Owner { shared }),
+            sink_slot: None,
         }
     }
 
@@ -922,7 +928,9 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// error is returned and no dialer is left behind. See [`Socket::dial_nonblocking`] to retry
     /// in the background instead.
     ///
-    /// Cancel-safe: dropping the future before it completes closes the dialer.
+    /// # Cancel safety
+    /// Cancel-safe: dropping the future before it completes closes the dialer and any pipe
+    /// it had made; nothing stays connected.
     ///
     /// # Errors
     /// [`Error::Address`] for a bad URL, [`Error::ConnectionRefused`], [`Error::Handshake`],
@@ -948,6 +956,9 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// [`Listener`]: its [`address`](Listener::address) (and its `Display`) is the bound
     /// address, with the real port when `url` asked for port 0.
     ///
+    /// # Cancel safety
+    /// Completes in its first poll (binding does not wait), so there is nothing to cancel.
+    ///
     /// # Errors
     /// [`Error::Address`], [`Error::AddressInUse`], [`Error::Closed`], or an IO error.
     pub async fn listen(&self, url: impl ToAddress) -> Result<Listener> {
@@ -962,6 +973,10 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// endpoint and is not reconnected once it ends.
     ///
     /// Cancel-safe: dropping the future drops the stream.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: dropping the future during the handshake drops the stream; the pipe is
+    /// attached only in the poll that completes the call.
     ///
     /// # Errors
     /// [`Error::NotConnected`] for a stream with no peer, [`Error::Handshake`],
@@ -988,6 +1003,9 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
 
     /// Adopts a connected Unix stream as a pipe (a `socketpair`, an inherited descriptor), as
     /// [`Socket::adopt_tcp`] does.
+    ///
+    /// # Cancel safety
+    /// As [`Socket::adopt_tcp`].
     ///
     /// # Errors
     /// As [`Socket::adopt_tcp`].
@@ -1193,50 +1211,42 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         res
     }
 
-    /// Sends a message, waiting up to the send timeout for a peer that can take it.
+    /// [`Socket::send`] for code that picks its protocol at run time (devices, a CLI such as
+    /// spcat, a language binding), where the role's type cannot say whether it sends: a role
+    /// that cannot send fails with [`Error::NotSupported`]. Typed code calls `send`.
+    ///
+    /// # Cancel safety
+    /// As [`Socket::send`].
     ///
     /// # Errors
-    /// [`Error::TimedOut`], [`Error::BadState`], [`Error::NotSupported`], [`Error::Closed`].
-    pub async fn send(&self, msg: impl Into<Message>) -> Result<()> {
+    /// As [`Socket::send`], and [`Error::NotSupported`].
+    pub async fn send_any_role(&self, msg: impl Into<Message>) -> SendResult {
         let msg = msg.into();
         let timeout = self.send_timeout();
         let shared = self.shared();
-        with_deadline(&shared.rt, deadline_after(&shared.rt, timeout), |cx| {
+        let sent = with_deadline(&shared.rt, deadline_after(&shared.rt, timeout), |cx| {
             shared.poll_send(&msg, cx)
         })
-        .await?;
+        .await;
+        if let Err(e) = sent {
+            return Err(Unsent::new(e, msg));
+        }
         if shared.sends.fetch_add(1, Ordering::Relaxed) % SEND_YIELD_EVERY == SEND_YIELD_EVERY - 1 {
             yield_now().await;
         }
         Ok(())
     }
 
-    /// Sends a message only if that is possible without waiting.
+    /// [`Socket::recv`] for code that picks its protocol at run time, as
+    /// [`Socket::send_any_role`]: a role that cannot receive fails with
+    /// [`Error::NotSupported`].
+    ///
+    /// # Cancel safety
+    /// As [`Socket::recv`].
     ///
     /// # Errors
-    /// [`Error::WouldBlock`] when no peer can take it now, and the errors of [`Socket::send`].
-    pub fn try_send(&self, msg: impl Into<Message>) -> Result<()> {
-        let msg = msg.into();
-        let mut st = self.shared().lock();
-        if self.shared().is_closed() {
-            return Err(Error::Closed);
-        }
-        let now = self.shared().rt.now();
-        let len = msg.len();
-        let res = st.core.send(msg, now);
-        if res.is_ok() {
-            st.count_sent(len);
-        }
-        st.pump(now);
-        res.map_err(Error::from)
-    }
-
-    /// Receives the next message, waiting up to the receive timeout.
-    ///
-    /// # Errors
-    /// [`Error::TimedOut`], [`Error::BadState`], [`Error::NotSupported`],
-    /// [`Error::ConnectionReset`], [`Error::Closed`].
-    pub async fn recv(&self) -> Result<Message> {
+    /// As [`Socket::recv`], and [`Error::NotSupported`].
+    pub async fn recv_any_role(&self) -> Result<Message> {
         let timeout = self.recv_timeout();
         let shared = self.shared();
         with_deadline(&shared.rt, deadline_after(&shared.rt, timeout), |cx| {
@@ -1245,81 +1255,13 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         .await
     }
 
-    /// Receives a message only if one is ready now.
-    ///
-    /// # Errors
-    /// [`Error::WouldBlock`] when nothing is ready, and the errors of [`Socket::recv`].
-    pub fn try_recv(&self) -> Result<Message> {
-        let mut st = self.shared().lock();
-        let now = self.shared().rt.now();
-        let res = st.core.recv(now);
-        st.pump(now);
-        match res {
-            Ok(m) => {
-                st.count_received(m.len());
-                Ok(m)
-            }
-            Err(_) if self.shared().is_closed() => Err(Error::Closed),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Receives like [`Socket::recv`], blocking the calling thread: for adapters without an
-    /// event loop (sp-blocking), whose pipes run on [`threads`](crate::threads).
-    ///
-    /// While the socket has a single pipe, the waiting thread reads that pipe's connection
-    /// itself rather than wait for the pipe's reader thread to hand a message over.
-    ///
-    /// # Errors
-    /// As [`Socket::recv`].
-    pub fn recv_blocking(&self) -> Result<Message> {
-        self.recv_parked(deadline_after(&self.shared().rt, self.recv_timeout()))
-    }
-
-    /// Receives like [`Socket::recv_blocking`], but waits at most until `deadline` (ignoring
-    /// the receive timeout option).
-    ///
-    /// # Errors
-    /// As [`Socket::recv`].
-    pub fn recv_blocking_until(&self, deadline: Instant) -> Result<Message> {
-        self.recv_parked(Some(deadline))
-    }
-
-    /// The waiting of [`with_deadline`], with the thread parked, or reading the sole pipe.
-    fn recv_parked(&self, deadline: Option<Instant>) -> Result<Message> {
-        let shared = self.shared();
-        let waker = threads::waker();
-        let mut cx = Context::from_waker(&waker);
-        let mut first = true;
-        // Once a read of its own found nothing, the caller leaves reading to the reader thread
-        // and waits to be woken, rather than wake up every read window.
-        let mut read_itself = true;
-        loop {
-            let sole_pipe = match threads::with_direct_writes(|| shared.poll_recv(&mut cx)) {
-                Poll::Ready(r) => return r,
-                Poll::Pending if read_itself => shared.sole_threaded_pipe(),
-                Poll::Pending => None,
-            };
-            if let Some(e) = deadline_passed(shared.rt.now(), deadline, &mut first) {
-                return Err(e);
-            }
-            if let Some(pipe) = sole_pipe {
-                match threads::read_directly(&pipe, deadline) {
-                    DirectRead::Read => continue,
-                    DirectRead::Idle => {
-                        read_itself = false;
-                        continue;
-                    }
-                    DirectRead::Unavailable => {}
-                }
-            }
-            threads::park(deadline);
-        }
-    }
-
     /// Closes the socket and waits until every pipe has written out what was already sent
     /// (at most the linger time, 1 s by default). Endpoints stop at once and blocked calls
     /// return [`Error::Closed`]. Dropping the last clone closes too, without waiting.
+    ///
+    /// # Cancel safety
+    /// The close starts in the first poll and goes on if the future is dropped; only the
+    /// waiting for the pipes to drain stops.
     pub async fn close(&self) {
         let shared = self.shared();
         shared.close();
@@ -1330,27 +1272,6 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// still written out in the background, within the linger time.
     pub fn close_now(&self) {
         self.shared().close();
-    }
-
-    /// Sends like [`Socket::send`], but waits at most until `deadline` (ignoring the send
-    /// timeout option).
-    ///
-    /// # Errors
-    /// As [`Socket::send`].
-    pub async fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> Result<()> {
-        let msg = msg.into();
-        let shared = self.shared();
-        with_deadline(&shared.rt, Some(deadline), |cx| shared.poll_send(&msg, cx)).await
-    }
-
-    /// Receives like [`Socket::recv`], but waits at most until `deadline` (ignoring the receive
-    /// timeout option).
-    ///
-    /// # Errors
-    /// As [`Socket::recv`].
-    pub async fn recv_until(&self, deadline: Instant) -> Result<Message> {
-        let shared = self.shared();
-        with_deadline(&shared.rt, Some(deadline), |cx| shared.poll_recv(cx)).await
     }
 
     /// Returns a copy of the socket's options.
@@ -1449,6 +1370,161 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         let out = f(&mut st.core, now);
         st.pump(now);
         out
+    }
+}
+
+/// The sending half of the API: only roles that send have it ([`SendRole`]).
+impl<R: Runtime, P: SendRole> Socket<R, P> {
+    /// Sends a message, waiting up to the send timeout for a peer that can take it.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: the protocol takes the message only in the poll that completes the call;
+    /// a future dropped before then (a timeout, a losing `select!` branch) sent nothing.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`], [`Error::BadState`], [`Error::NotSupported`], [`Error::Closed`].
+    pub async fn send(&self, msg: impl Into<Message>) -> SendResult {
+        self.send_any_role(msg.into()).await
+    }
+
+    /// Sends a message only if that is possible without waiting.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when no peer can take it now, and the errors of [`Socket::send`].
+    pub fn try_send(&self, msg: impl Into<Message>) -> SendResult {
+        let msg = msg.into();
+        let mut st = self.shared().lock();
+        if self.shared().is_closed() {
+            return Err(Unsent::new(Error::Closed, msg));
+        }
+        let now = self.shared().rt.now();
+        let res = st.core.send(msg.clone(), now);
+        if res.is_ok() {
+            st.count_sent(msg.len());
+        }
+        st.pump(now);
+        res.map_err(|e| Unsent::new(e.into(), msg))
+    }
+
+    /// Sends like [`Socket::send`], but waits at most until `deadline` (ignoring the send
+    /// timeout option).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: the protocol takes the message only in the poll that completes the call;
+    /// a future dropped before then (a timeout, a losing `select!` branch) sent nothing.
+    ///
+    /// # Errors
+    /// As [`Socket::send`].
+    pub async fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> SendResult {
+        let msg = msg.into();
+        let shared = self.shared();
+        with_deadline(&shared.rt, Some(deadline), |cx| shared.poll_send(&msg, cx))
+            .await
+            .map_err(|e| Unsent::new(e, msg))
+    }
+}
+
+/// The receiving half of the API: only roles that receive have it ([`RecvRole`]).
+impl<R: Runtime, P: RecvRole> Socket<R, P> {
+    /// Receives the next message, waiting up to the receive timeout.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: a message leaves the socket only in the poll that completes the call; a
+    /// future dropped before then (a timeout, a losing `select!` branch) took nothing, and
+    /// the next receive gets the message.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`], [`Error::BadState`], [`Error::NotSupported`],
+    /// [`Error::ConnectionReset`], [`Error::Closed`].
+    pub async fn recv(&self) -> Result<Message> {
+        self.recv_any_role().await
+    }
+
+    /// Receives a message only if one is ready now.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when nothing is ready, and the errors of [`Socket::recv`].
+    pub fn try_recv(&self) -> Result<Message> {
+        let mut st = self.shared().lock();
+        let now = self.shared().rt.now();
+        let res = st.core.recv(now);
+        st.pump(now);
+        match res {
+            Ok(m) => {
+                st.count_received(m.len());
+                Ok(m)
+            }
+            Err(_) if self.shared().is_closed() => Err(Error::Closed),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Receives like [`Socket::recv`], blocking the calling thread: for adapters without an
+    /// event loop (sp-blocking), whose pipes run on [`threads`](crate::threads).
+    ///
+    /// While the socket has a single pipe, the waiting thread reads that pipe's connection
+    /// itself rather than wait for the pipe's reader thread to hand a message over.
+    ///
+    /// # Errors
+    /// As [`Socket::recv`].
+    pub fn recv_blocking(&self) -> Result<Message> {
+        self.recv_parked(deadline_after(&self.shared().rt, self.recv_timeout()))
+    }
+
+    /// Receives like [`Socket::recv_blocking`], but waits at most until `deadline` (ignoring
+    /// the receive timeout option).
+    ///
+    /// # Errors
+    /// As [`Socket::recv`].
+    pub fn recv_blocking_until(&self, deadline: Instant) -> Result<Message> {
+        self.recv_parked(Some(deadline))
+    }
+
+    /// The waiting of [`with_deadline`], with the thread parked, or reading the sole pipe.
+    fn recv_parked(&self, deadline: Option<Instant>) -> Result<Message> {
+        let shared = self.shared();
+        let waker = threads::waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut first = true;
+        // Once a read of its own found nothing, the caller leaves reading to the reader thread
+        // and waits to be woken, rather than wake up every read window.
+        let mut read_itself = true;
+        loop {
+            let sole_pipe = match threads::with_direct_writes(|| shared.poll_recv(&mut cx)) {
+                Poll::Ready(r) => return r,
+                Poll::Pending if read_itself => shared.sole_threaded_pipe(),
+                Poll::Pending => None,
+            };
+            if let Some(e) = deadline_passed(shared.rt.now(), deadline, &mut first) {
+                return Err(e);
+            }
+            if let Some(pipe) = sole_pipe {
+                match threads::read_directly(&pipe, deadline) {
+                    DirectRead::Read => continue,
+                    DirectRead::Idle => {
+                        read_itself = false;
+                        continue;
+                    }
+                    DirectRead::Unavailable => {}
+                }
+            }
+            threads::park(deadline);
+        }
+    }
+
+    /// Receives like [`Socket::recv`], but waits at most until `deadline` (ignoring the receive
+    /// timeout option).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: a message leaves the socket only in the poll that completes the call; a
+    /// future dropped before then (a timeout, a losing `select!` branch) took nothing, and
+    /// the next receive gets the message.
+    ///
+    /// # Errors
+    /// As [`Socket::recv`].
+    pub async fn recv_until(&self, deadline: Instant) -> Result<Message> {
+        let shared = self.shared();
+        with_deadline(&shared.rt, Some(deadline), |cx| shared.poll_recv(cx)).await
     }
 }
 
