@@ -36,7 +36,6 @@ impl<P: ContextRole> Context<P> {
         self.inner.id()
     }
 
-
     /// Sets how long sends on this context block (`None`: forever, zero: do not wait).
     pub fn set_send_timeout(&self, timeout: Option<Duration>) {
         self.inner.set_send_timeout(timeout);

@@ -65,6 +65,10 @@
 //! sp_blocking::Sub::new().send("SUB cannot send");
 //! ```
 //!
+//! Examples: `cargo run -p sp-blocking --example <name>` for `blocking_pipeline`,
+//! `blocking_reqrep`, `blocking_pair`, `blocking_pubsub`, `blocking_survey`, `blocking_bus`
+//! and `blocking_demo`.
+//!
 //! # Threads
 //!
 //! Calls run on the caller's thread. Background work runs on threads of its own, one per task
@@ -91,7 +95,7 @@
 //! reader thread reads while no caller does, so that the peer's messages and its hang-up are
 //! still noticed (see [`sp_transport::threads`]).
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
 mod context;
@@ -103,13 +107,14 @@ pub use context::Context;
 pub use endpoint::{Dialer, Listener, PipeEvents};
 pub use runtime::Threads;
 pub use socket::{device, reflector, Incoming, Responses, Socket};
+pub use sp_transport::bytes;
 pub use sp_transport::stats;
 pub use sp_transport::ContextId;
 pub use sp_transport::{
-    Address, ContextRole, DetachReason, DropReason, EndpointId, EndpointOptions, EndpointStats, Error, Message,
-    PeerCredentials, Pipe, PipeEvent, PipeId, PipeStats, PipeVerdict, ProtocolId, RecvRole,
-    RefusalReason, Result, SendResult, SendRole, SocketOptions, SocketOptionsBuilder, SocketStats, TlsConfig, TlsError, ToAddress,
-    Transport, Unsent,
+    Address, ContextRole, DetachReason, DropReason, EndpointId, EndpointOptions, EndpointStats,
+    Error, Message, PeerCredentials, Pipe, PipeEvent, PipeId, PipeStats, PipeVerdict, ProtocolId,
+    RecvRole, RefusalReason, Result, SendResult, SendRole, SocketOptions, SocketOptionsBuilder,
+    SocketStats, TlsConfig, TlsError, ToAddress, Transport, Unsent,
 };
 
 sp_transport::protocol_sockets!(Socket);

@@ -7,8 +7,8 @@ use sp_core::protocol::pubsub::Sub as SubCore;
 use sp_core::protocol::reqrep::{Rep as RepCore, Req as ReqCore};
 use sp_core::protocol::survey::{Respondent as RespondentCore, Surveyor as SurveyorCore};
 use sp_transport::{
-    ContextRole, Message, SendResult, Pipe, PipeEvent, PipeId, PipeVerdict, ProtocolId, RecvRole, Result,
-    SendRole, SocketCore, SocketOptions, SocketStats, ToAddress,
+    ContextRole, Message, Pipe, PipeEvent, PipeId, PipeVerdict, ProtocolId, RecvRole, Result,
+    SendResult, SendRole, SocketCore, SocketOptions, SocketStats, ToAddress,
 };
 
 use crate::endpoint::{Dialer, Listener, PipeEvents};
@@ -311,7 +311,6 @@ impl<P: SocketCore> Socket<P> {
     pub fn pipe_count(&self) -> usize {
         self.inner.pipe_count()
     }
-
 
     /// Runs `f` on the protocol core, then applies whatever it queued. For protocol-specific
     /// settings and commands that have no method here.

@@ -245,7 +245,13 @@ fn close_wakes_a_blocked_send_with_closed() {
         let waiter = thread::spawn(move || push.send("nobody takes this"));
         thread::sleep(Duration::from_millis(50));
         closer.close();
-        assert!(matches!(waiter.join().unwrap(), Err(Error::Closed)));
+        let unsent = waiter.join().unwrap().unwrap_err();
+        assert!(matches!(unsent.error(), Error::Closed));
+        assert_eq!(
+            &unsent.message().body[..],
+            b"nobody takes this",
+            "handed back"
+        );
     });
 }
 

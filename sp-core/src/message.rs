@@ -104,6 +104,30 @@ impl<const N: usize> From<&'static [u8; N]> for Message {
     }
 }
 
+impl From<Box<[u8]>> for Message {
+    fn from(body: Box<[u8]>) -> Self {
+        Self::new(Bytes::from(body))
+    }
+}
+
+impl From<std::borrow::Cow<'static, [u8]>> for Message {
+    fn from(body: std::borrow::Cow<'static, [u8]>) -> Self {
+        match body {
+            std::borrow::Cow::Borrowed(b) => Self::new(Bytes::from_static(b)),
+            std::borrow::Cow::Owned(v) => Self::new(v),
+        }
+    }
+}
+
+impl From<std::borrow::Cow<'static, str>> for Message {
+    fn from(body: std::borrow::Cow<'static, str>) -> Self {
+        match body {
+            std::borrow::Cow::Borrowed(s) => Self::new(Bytes::from_static(s.as_bytes())),
+            std::borrow::Cow::Owned(s) => Self::new(s.into_bytes()),
+        }
+    }
+}
+
 impl From<String> for Message {
     fn from(body: String) -> Self {
         Self::new(body.into_bytes())

@@ -32,6 +32,9 @@
 //! # }
 //! ```
 //!
+//! Examples: `cargo run -p sp-smol --example <name>` for `smol_pipeline`, `smol_reqrep`,
+//! `smol_pair`, `smol_pubsub`, `smol_survey`, `smol_bus`, `smol_stream_sink` and `smol_demo`.
+//!
 //! Sockets and contexts are `Stream`s and `Sink`s as in `sp-tokio`, and a role's type has only
 //! the calls the role can make:
 //!
@@ -47,18 +50,20 @@
 //! # }
 //! ```
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
 mod runtime;
 
 pub use runtime::Smol;
+pub use sp_transport::bytes;
 pub use sp_transport::stats;
 pub use sp_transport::{
-    Address, ContextRole, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions, EndpointStats, Error,
-    Listener, Message, PeerCredentials, Pipe, PipeEvent, PipeEvents, PipeId, PipeStats,
-    PipeVerdict, ProtocolId, RecvRole, RefusalReason, Responses, Result, SendResult, SendRole, SocketOptions, SocketOptionsBuilder,
-    SocketStats, TlsConfig, TlsError, ToAddress, Transport, Unsent,
+    Address, ContextRole, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions,
+    EndpointStats, Error, Listener, Message, PeerCredentials, Pipe, PipeEvent, PipeEvents, PipeId,
+    PipeStats, PipeVerdict, ProtocolId, RecvRole, RefusalReason, Responses, Result, SendResult,
+    SendRole, SocketOptions, SocketOptionsBuilder, SocketStats, TlsConfig, TlsError, ToAddress,
+    Transport, Unsent,
 };
 
 /// A socket of protocol `P` on smol.

@@ -27,6 +27,15 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Examples
+//!
+//! `cargo run -p sp-tokio --example <name>`, each over real sockets on loopback and ending by
+//! itself: the six patterns of "Getting Started with nanomsg", `pipeline`, `reqrep`, `pair`,
+//! `pubsub`, `survey`, `bus`; `broker` (a device between clients and workers), `tls`,
+//! `stream_sink` (a `Stream`/`Sink` pipeline), `operated_server` (pipe events, refusing a peer,
+//! statistics) and `demo` (a tour of every transport). The same patterns run on smol
+//! (`sp-smol`, `smol_*`) and without a runtime (`sp-blocking`, `blocking_*`).
+//!
 //! # Streams and sinks
 //!
 //! Receiving sockets and contexts are `futures_core::Stream`s of `Result<Message>`, sending
@@ -55,8 +64,23 @@
 //! ```
 //!
 //! ```compile_fail,E0599
-//! let pair = sp_tokio::Pair::new();
-//! let _ = pair.context(); // PAIR has no contexts
+//! let _ = sp_tokio::Pair::new().context(); // only REQ, REP, SURVEYOR, RESPONDENT, SUB
+//! ```
+//!
+//! ```compile_fail,E0599
+//! let _ = sp_tokio::Push::new().context();
+//! ```
+//!
+//! ```compile_fail,E0599
+//! let _ = sp_tokio::Pull::new().context();
+//! ```
+//!
+//! ```compile_fail,E0599
+//! let _ = sp_tokio::Pub::new().context();
+//! ```
+//!
+//! ```compile_fail,E0599
+//! let _ = sp_tokio::Bus::new().context();
 //! ```
 //!
 //! ```compile_fail,E0599
@@ -72,18 +96,20 @@
 //! `_until` forms and the context calls are: a future dropped before it completes (a timeout,
 //! a losing `select!` branch) has sent or taken nothing, so nothing is lost or duplicated.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
 mod runtime;
 
 pub use runtime::Tokio;
+pub use sp_transport::bytes;
 pub use sp_transport::stats;
 pub use sp_transport::{
-    Address, ContextRole, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions, EndpointStats, Error,
-    Listener, Message, PeerCredentials, Pipe, PipeEvent, PipeEvents, PipeId, PipeStats,
-    PipeVerdict, ProtocolId, RecvRole, RefusalReason, Responses, Result, SendResult, SendRole, SocketOptions, SocketOptionsBuilder,
-    SocketStats, TlsConfig, TlsError, ToAddress, Transport, Unsent,
+    Address, ContextRole, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions,
+    EndpointStats, Error, Listener, Message, PeerCredentials, Pipe, PipeEvent, PipeEvents, PipeId,
+    PipeStats, PipeVerdict, ProtocolId, RecvRole, RefusalReason, Responses, Result, SendResult,
+    SendRole, SocketOptions, SocketOptionsBuilder, SocketStats, TlsConfig, TlsError, ToAddress,
+    Transport, Unsent,
 };
 
 /// A socket of protocol `P` on tokio.

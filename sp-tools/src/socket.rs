@@ -11,7 +11,7 @@ use std::time::Duration;
 use sp_core::protocol::{bus, pair, pair1, pipeline, pubsub, reqrep, star, survey};
 use sp_transport::rt::Runtime;
 use sp_transport::{
-    Address, Message, PipeEvent, PipeVerdict, ProtocolId, Result, Socket, SocketStats,
+    Address, Error, Message, PipeEvent, PipeVerdict, ProtocolId, Result, Socket, SocketStats,
 };
 
 use crate::runtime::ToolSocket;
@@ -303,13 +303,13 @@ macro_rules! socket_enum {
             async fn send(&self, msg: impl Into<Message> + Send) -> Result<()> {
                 let msg = msg.into();
                 match self {
-                    $(Self::$variant(s) => $call!(s.send(msg)),)*
+                    $(Self::$variant(s) => $call!(s.send_any_role(msg)).map_err(Error::from),)*
                 }
             }
 
             async fn recv(&self) -> Result<Message> {
                 match self {
-                    $(Self::$variant(s) => $call!(s.recv()),)*
+                    $(Self::$variant(s) => $call!(s.recv_any_role()),)*
                 }
             }
 
@@ -460,6 +460,23 @@ mod tests {
             s.subscribe(b"topic"),
             Err(sp_transport::Error::NotSupported)
         ));
+    }
+
+    /// The role is picked at run time, so a call the role lacks fails with `NotSupported`
+    /// rather than at compile time (`send_any_role` / `recv_any_role`).
+    #[tokio::test]
+    async fn calls_a_role_lacks_are_not_supported() {
+        let rt = sp_tokio::Tokio::default();
+        let pull = AnySocket::open(Protocol::Pull0, &rt).unwrap();
+        assert!(matches!(pull.send("x").await, Err(Error::NotSupported)));
+        let push = AnySocket::open(Protocol::Push0, &rt).unwrap();
+        assert!(matches!(push.recv().await, Err(Error::NotSupported)));
+
+        let blocking = crate::blocking::Blocking;
+        let sub = BlockingSocket::open(Protocol::Sub0, &blocking).unwrap();
+        assert!(matches!(sub.send("x").await, Err(Error::NotSupported)));
+        let publ = BlockingSocket::open(Protocol::Pub0, &blocking).unwrap();
+        assert!(matches!(publ.recv().await, Err(Error::NotSupported)));
     }
 
     #[test]

@@ -27,8 +27,9 @@ use crate::socket::{deadline_after, with_deadline, CtxWaiters, Shared, Socket, S
 
 /// One context of a socket: send and receive on it as on a socket of its own.
 ///
-/// Made by [`Socket::context`]. A context does not keep its socket open: once the socket
-/// closes, every operation on the context fails with [`Error::Closed`]. Dropping the context
+/// Made by [`Socket::context`]. A context keeps its socket open (`Req::new().context()`
+/// works); once the socket is closed ([`Socket::close`]), every operation on the context
+/// fails with [`Error::Closed`]. Dropping the context
 /// (or [`Context::close`]) closes it in the protocol core: its request or survey is abandoned,
 /// and a request already handed to it goes to another waiting context.
 ///

@@ -44,7 +44,7 @@ use crate::socket::{Socket, SocketCore};
 /// # Errors
 /// [`Error::NotRaw`] when either socket is cooked, and [`Error::IncompatibleDevice`] when the
 /// protocols do not face each other; nothing is forwarded then.
-    ///
+///
 /// # Cancel safety
 /// Dropping the future stops the forwarding. A message the device had received and not yet
 /// sent when it was dropped is lost (devices are best effort, like NNG's and mangos').
@@ -89,7 +89,7 @@ where
 /// # Errors
 /// [`Error::NotRaw`] for a cooked socket, and [`Error::IncompatibleDevice`] for a protocol
 /// that does not peer with itself.
-    ///
+///
 /// # Cancel safety
 /// As [`device`].
 ///

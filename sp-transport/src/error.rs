@@ -245,27 +245,43 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// A send that failed: why, and the message it did not send, handed back so that nothing is
 /// lost (retry it, send it elsewhere, log it). It dereferences to its [`Error`] (so
 /// `e.is_timed_out()` works) and converts into one with `?`.
+///
+/// The pair lives in one box, so that a `Result` carrying it stays as small as any other.
 #[derive(Debug)]
 pub struct Unsent {
-    /// Why the message was not sent.
-    pub error: Error,
-    /// The message, untouched.
-    pub message: sp_core::Message,
+    inner: Box<(Error, sp_core::Message)>,
 }
 
 impl Unsent {
     pub(crate) fn new(error: Error, message: sp_core::Message) -> Self {
-        Self { error, message }
+        Self {
+            inner: Box::new((error, message)),
+        }
+    }
+
+    /// Returns why the message was not sent.
+    pub fn error(&self) -> &Error {
+        &self.inner.0
+    }
+
+    /// Returns the message that was not sent.
+    pub fn message(&self) -> &sp_core::Message {
+        &self.inner.1
     }
 
     /// Returns the message that was not sent.
     pub fn into_message(self) -> sp_core::Message {
-        self.message
+        self.inner.1
     }
 
     /// Returns why the message was not sent.
     pub fn into_error(self) -> Error {
-        self.error
+        self.inner.0
+    }
+
+    /// Returns both: why, and the message.
+    pub fn into_parts(self) -> (Error, sp_core::Message) {
+        *self.inner
     }
 }
 
@@ -273,25 +289,25 @@ impl std::ops::Deref for Unsent {
     type Target = Error;
 
     fn deref(&self) -> &Error {
-        &self.error
+        &self.inner.0
     }
 }
 
 impl std::fmt::Display for Unsent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "message not sent: {}", self.error)
+        write!(f, "message not sent: {}", self.inner.0)
     }
 }
 
 impl std::error::Error for Unsent {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
+        Some(&self.inner.0)
     }
 }
 
 impl From<Unsent> for Error {
     fn from(e: Unsent) -> Self {
-        e.error
+        e.inner.0
     }
 }
 

@@ -11,7 +11,7 @@
 //! for example `type Req = Socket<Tokio, sp_core::protocol::reqrep::Req>`; `sp-blocking`
 //! implements it with threads and wraps the sockets in blocking calls.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
 pub mod addr;
@@ -35,6 +35,8 @@ mod unix;
 mod ws;
 
 pub use addr::Address;
+/// The `bytes` crate, whose `Bytes` hold message bodies.
+pub use bytes;
 pub use context::Context;
 pub use device::{device, reflector};
 pub use endpoint_handle::{Dialer, EndpointOptions, Listener, ToAddress};
@@ -47,8 +49,8 @@ pub use socket::{Socket, SocketCore, SocketOptions, SocketOptionsBuilder};
 pub use sp_core::backoff::BackoffConfig;
 pub use sp_core::protocol::ContextId;
 pub use sp_core::{Message, PipeId, ProtocolId};
-pub use streams::Responses;
 pub use stats::{DropReason, EndpointStats, PipeStats, RefusalReason, SocketStats};
+pub use streams::Responses;
 pub use tls::{TlsConfig, TlsError};
 
 #[doc(hidden)]

@@ -24,7 +24,9 @@ use tracing::Instrument;
 
 use crate::addr::Address;
 use crate::endpoint::{self, EndpointCtl, EndpointHost};
-use crate::endpoint_handle::{check_handshake_timeout, check_recv_max_size, Dialer, EndpointOptions, Listener, ToAddress};
+use crate::endpoint_handle::{
+    check_handshake_timeout, check_recv_max_size, Dialer, EndpointOptions, Listener, ToAddress,
+};
 use crate::error::{Error, Result, SendResult, Unsent};
 use crate::pipe::{lock, PipeEnd, PipeHandle, PipeOwner, QUEUE_HIGH_WATER_MSGS};
 use crate::pipe_events::{self, Hook, PipeEvent, PipeEvents, PipeVerdict, Subscribers};
@@ -253,12 +255,12 @@ pub(crate) struct Shared<R, P> {
     protocol: ProtocolId,
     peer_protocol: ProtocolId,
     closed: AtomicBool,
-    /// Sends completed since the last forced yield (see [`SEND_YIELD_EVERY`]).
+    /// Sends started since the last forced yield (see [`SEND_YIELD_EVERY`]).
     sends: std::sync::atomic::AtomicU32,
     state: Mutex<State<P>>,
 }
 
-/// Every this many completed sends, `send` yields to the runtime once. A send that never waits
+/// Every this many sends, `send` yields to the runtime once (before its attempt). A send that never waits
 /// (PUB and BUS never block; PUSH rarely does) never returns to the executor, so a send loop
 /// would starve the pipe tasks queued behind it on the same worker thread: PUB would then drop
 /// most messages for its busy subscribers although the CPU could carry them.
@@ -1222,19 +1224,19 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// As [`Socket::send`], and [`Error::NotSupported`].
     pub async fn send_any_role(&self, msg: impl Into<Message>) -> SendResult {
         let msg = msg.into();
-        let timeout = self.send_timeout();
         let shared = self.shared();
-        let sent = with_deadline(&shared.rt, deadline_after(&shared.rt, timeout), |cx| {
-            shared.poll_send(&msg, cx)
-        })
-        .await;
-        if let Err(e) = sent {
-            return Err(Unsent::new(e, msg));
-        }
+        // The periodic yield comes before the attempt, never after it: a future dropped
+        // while it yields has sent nothing (after a completed send, a drop would make the
+        // caller send the message again).
         if shared.sends.fetch_add(1, Ordering::Relaxed) % SEND_YIELD_EVERY == SEND_YIELD_EVERY - 1 {
             yield_now().await;
         }
-        Ok(())
+        let timeout = self.send_timeout();
+        with_deadline(&shared.rt, deadline_after(&shared.rt, timeout), |cx| {
+            shared.poll_send(&msg, cx)
+        })
+        .await
+        .map_err(|e| Unsent::new(e, msg))
     }
 
     /// [`Socket::recv`] for code that picks its protocol at run time, as

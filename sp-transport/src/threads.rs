@@ -87,6 +87,12 @@ pub struct ThreadedStream {
     io: Arc<dyn ThreadIo>,
 }
 
+impl std::fmt::Debug for ThreadedStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadedStream").finish_non_exhaustive()
+    }
+}
+
 impl ThreadedStream {
     /// Wraps a connected stream.
     ///

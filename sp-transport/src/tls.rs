@@ -95,6 +95,19 @@ pub struct TlsConfigBuilder {
     require_client_cert: bool,
 }
 
+impl std::fmt::Debug for TlsConfigBuilder {
+    /// Shows what is set, never key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfigBuilder")
+            .field("ca_certificates", &self.ca.len())
+            .field("identity", &self.identity.is_some())
+            .field("server_name", &self.server_name)
+            .field("insecure", &self.insecure)
+            .field("require_client_cert", &self.require_client_cert)
+            .finish()
+    }
+}
+
 impl TlsConfigBuilder {
     /// Adds the CA certificates in PEM `pem` to the roots that peers' certificates are
     /// verified against (the server's, and with [`require_client_cert`](Self::require_client_cert)

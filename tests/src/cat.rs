@@ -305,7 +305,7 @@ pub async fn pair_exchange(peer: &Cat, t: Transport, peer_mode: Mode) {
 }
 
 /// [`pair_exchange`] with our socket of core `P` against the peer's `role` (PAIR v0 or v1).
-pub async fn pair_exchange_as<P: sp_transport::SocketCore>(
+pub async fn pair_exchange_as<P: sp_transport::SendRole + sp_transport::RecvRole>(
     peer: &Cat,
     t: Transport,
     peer_mode: Mode,

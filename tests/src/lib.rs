@@ -7,6 +7,8 @@
 //! * [`PeerProcess`] runs a peer, collects its output and kills it on drop.
 //! * [`wait_until`] / [`wait_for_pipes`] poll a condition with a deadline; tests never sleep to
 //!   synchronise.
+//! * [`harness`] runs one async test body on every adapter (time limits, waits on async-io
+//!   timers, background threads, the sp-blocking shim).
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -20,6 +22,7 @@ use sp_transport::SocketCore;
 
 pub mod cat;
 pub mod certs;
+pub mod harness;
 
 /// Default receive timeout for the socket under test; every receive must end by itself.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);

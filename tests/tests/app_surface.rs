@@ -6,19 +6,20 @@
 //! `app_suite!(module, adapter, run)` expands every scenario for one adapter, as
 //! `conformance.rs` does: `adapter` names the typed sockets and the handle types (`Listener`,
 //! `Dialer`, `PipeEvents`) with the async API of `sp_transport`, and `run` drives an async
-//! test body. sp-blocking joins through `blocking_shim`, whose `async fn`s make each blocking
-//! call inline (every one of them bounded by a timeout or deadline).
+//! test body. sp-blocking joins through `sp_tests::harness::blocking_shim`, whose `async fn`s
+//! make each blocking call inline (every one of them bounded by a timeout or deadline).
 //!
 //! No scenario sleeps to synchronise: waits poll a condition or read pipe events, each with a
 //! deadline. Every body also runs under an overall time limit.
 
-use std::future::Future;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use smol::Timer;
 use sp_core::ProtocolId;
+use sp_tests::harness::{
+    background, run_blocking, run_smol, run_tokio, wait_for, with_limit, EventsWithin,
+};
 use sp_tests::{free_tcp_port, inproc_url, TempIpcDir};
 use sp_transport::{
     Address, DetachReason, DropReason, Error, PipeEvent, PipeId, PipeVerdict, RefusalReason,
@@ -31,70 +32,6 @@ const T: Duration = Duration::from_secs(5);
 const SHORT: Duration = Duration::from_millis(300);
 /// The most any one test body may take.
 const LIMIT: Duration = Duration::from_secs(40);
-
-/// Fails the test if `body` has not finished within [`LIMIT`].
-async fn with_limit(body: impl Future<Output = ()>) {
-    smol::future::or(body, async {
-        Timer::after(LIMIT).await;
-        panic!("test body still running after {LIMIT:?}");
-    })
-    .await
-}
-
-/// Polls `cond` every few milliseconds (on an async-io timer, which works under any executor)
-/// until it holds; panics after `T`.
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + T;
-    while !cond() {
-        assert!(
-            Instant::now() < end,
-            "timed out after {T:?} waiting for {what}"
-        );
-        Timer::after(Duration::from_millis(2)).await;
-    }
-}
-
-/// Runs `body` on its own thread, for a second party that must make progress while the test
-/// body waits (socket calls can be awaited from any thread).
-fn background<R: Send + 'static>(
-    body: impl Future<Output = R> + Send + 'static,
-) -> std::thread::JoinHandle<R> {
-    std::thread::spawn(move || smol::block_on(body))
-}
-
-fn run_tokio(body: impl Future<Output = ()>) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("start a tokio runtime")
-        .block_on(body)
-}
-
-fn run_smol(body: impl Future<Output = ()>) {
-    smol::block_on(body)
-}
-
-/// The blocking adapter's calls run inline: any executor that parks the thread will do.
-fn run_blocking(body: impl Future<Output = ()>) {
-    smol::future::block_on(body)
-}
-
-/// Reads pipe events with a deadline, whatever the adapter.
-trait EventsWithin {
-    /// The next event, or `None` after `d` (or at the end of the stream).
-    async fn within(&mut self, d: Duration) -> Option<PipeEvent>;
-}
-
-impl EventsWithin for sp_transport::PipeEvents {
-    async fn within(&mut self, d: Duration) -> Option<PipeEvent> {
-        smol::future::or(self.next(), async {
-            Timer::after(d).await;
-            None
-        })
-        .await
-    }
-}
 
 /// The port of a TCP address.
 fn tcp_port(a: &Address) -> u16 {
@@ -210,7 +147,7 @@ macro_rules! app_suite {
             use super::*;
 
             fn run(body: impl std::future::Future<Output = ()>) {
-                $run(super::with_limit(body))
+                $run(with_limit(LIMIT, body))
             }
 
             // -----------------------------------------------------------------------------
@@ -236,24 +173,16 @@ macro_rules! app_suite {
                     .unwrap_or_else(|| panic!("no pipe event within {T:?} ({what})"))
             }
 
-            async fn expect_attaching(ev: &mut sp::PipeEvents, what: &str) -> sp::Pipe {
-                match next_event(ev, what).await {
-                    PipeEvent::Attaching(p) => p,
-                    other => panic!("{what}: expected Attaching, got {other:?}"),
-                }
-            }
-
-            async fn expect_attached(ev: &mut sp::PipeEvents, what: &str) -> sp::Pipe {
-                match next_event(ev, what).await {
-                    PipeEvent::Attached(p) => p,
-                    other => panic!("{what}: expected Attached, got {other:?}"),
-                }
-            }
-
             /// Attaching then Attached for one pipe; returns it.
             async fn expect_attach(ev: &mut sp::PipeEvents, what: &str) -> sp::Pipe {
-                let p = expect_attaching(ev, what).await;
-                let q = expect_attached(ev, what).await;
+                let p = match next_event(ev, what).await {
+                    PipeEvent::Attaching(p) => p,
+                    other => panic!("{what}: expected Attaching, got {other:?}"),
+                };
+                let q = match next_event(ev, what).await {
+                    PipeEvent::Attached(p) => p,
+                    other => panic!("{what}: expected Attached, got {other:?}"),
+                };
                 assert_eq!(
                     p.id(),
                     q.id(),
@@ -325,7 +254,7 @@ macro_rules! app_suite {
                     assert_eq!(dc.url(), &bound);
                     assert_ne!(da.id(), db.id());
                     assert_ne!(da.id(), l.id());
-                    wait_for("three pipes", || pull.pipe_count() == 3).await;
+                    wait_for("three pipes", T, || pull.pipe_count() == 3).await;
 
                     for (s, body) in [(&a, "a"), (&b, "b"), (&c, "c")] {
                         s.send(body).await.expect("send");
@@ -468,7 +397,7 @@ macro_rules! app_suite {
                     b.dial(&l).await.expect("B dials PULL");
                     let accepted = expect_attach(&mut events, "PULL's accepted pipe").await;
                     assert_eq!(accepted.endpoint(), Some(l.id()));
-                    wait_for("A's pipe", || a.pipe_count() == 1).await;
+                    wait_for("A's pipe", T, || a.pipe_count() == 1).await;
 
                     b.send(vec![7u8; BIG]).await.expect("B sends");
                     let m = pull
@@ -638,7 +567,7 @@ macro_rules! app_suite {
                     assert!(pull.pipe(p.id()).is_none(), "a detached pipe is not listed");
                     expect_no_event(&mut events, "after the pipe detached").await;
 
-                    wait_for("the hook's three events", || {
+                    wait_for("the hook's three events", T, || {
                         seen.lock().unwrap().len() >= 3
                     })
                     .await;
@@ -710,7 +639,7 @@ macro_rules! app_suite {
                     let push: sp::Push = open();
                     push.set_send_timeout(Some(Duration::from_millis(50)));
                     push.dial_nonblocking(&l).expect("dial");
-                    wait_for("a refusal", || {
+                    wait_for("a refusal", T, || {
                         pull.stats().refused.get(RefusalReason::Hook) >= 1
                     })
                     .await;
@@ -740,7 +669,7 @@ macro_rules! app_suite {
                         assert!(matches!(e, PipeEvent::Attaching(_)), "{e:?}");
                     }
                     pull.clear_pipe_hook();
-                    wait_for("a pipe once the hook is gone", || pull.pipe_count() == 1).await;
+                    wait_for("a pipe once the hook is gone", T, || pull.pipe_count() == 1).await;
                     push.set_send_timeout(Some(T));
                     push.send("finally").await.expect("send");
                     // A pipe accepted just after the hook went may carry one of the earlier
@@ -773,7 +702,7 @@ macro_rules! app_suite {
                     let l = tcp_listener(&pull).await;
                     let push: sp::Push = open();
                     push.dial_nonblocking(&l).expect("dial");
-                    wait_for("a pipe after the panic", || pull.pipe_count() == 1).await;
+                    wait_for("a pipe after the panic", T, || pull.pipe_count() == 1).await;
                     assert!(panicked.load(Ordering::SeqCst));
                     let s = pull.stats();
                     assert_eq!(s.refused.get(RefusalReason::Hook), 1, "{s:?}");
@@ -793,7 +722,7 @@ macro_rules! app_suite {
                     let (a, b): (sp::Push, sp::Push) = (open(), open());
                     a.dial(&l).await.expect("A dials");
                     b.dial(&l).await.expect("B dials");
-                    wait_for("two pipes", || pull.pipe_count() == 2).await;
+                    wait_for("two pipes", T, || pull.pipe_count() == 2).await;
                     let a_local = a.pipes()[0].local_addr().cloned().expect("A's address");
                     let b_local = b.pipes()[0].local_addr().cloned().expect("B's address");
                     a.send("from a").await.unwrap();
@@ -818,7 +747,7 @@ macro_rules! app_suite {
                     let lx = tcp_listener(&x).await;
                     let y: sp::Pair = open();
                     y.dial(&lx).await.expect("dial");
-                    wait_for("the pair's pipe", || x.pipe_count() == 1).await;
+                    wait_for("the pair's pipe", T, || x.pipe_count() == 1).await;
                     y.send("pair").await.unwrap();
                     let m = x.recv().await.expect("recv");
                     let id = m.pipe.expect("a PAIR message names its pipe");
@@ -952,16 +881,16 @@ macro_rules! app_suite {
                     // Redials wait 0.5-1 s, ample time to start the listener in between.
                     d.set_reconnect(Duration::from_secs(1), Duration::ZERO);
                     d.start_nonblocking().expect("start");
-                    wait_for("the first failure", || d.stats().dial_failures >= 1).await;
+                    wait_for("the first failure", T, || d.stats().dial_failures >= 1).await;
                     let pull: sp::Pull = open();
                     let l = pull.listen(url.as_str()).await.expect("listen");
-                    wait_for("the pipe", || push.pipe_count() == 1).await;
+                    wait_for("the pipe", T, || push.pipe_count() == 1).await;
                     let ds = d.stats();
                     assert_eq!((ds.dial_attempts, ds.dial_failures), (2, 1), "{ds:?}");
                     assert_eq!((ds.pipes_attached, ds.pipes_open), (1, 1));
                     let s = push.stats();
                     assert_eq!((s.dial_attempts, s.dial_failures), (2, 1), "{s:?}");
-                    wait_for("the accept", || pull.pipe_count() == 1).await;
+                    wait_for("the accept", T, || pull.pipe_count() == 1).await;
                     assert_eq!(pull.stats().accepted, 1);
                     assert_eq!(l.stats().accepted, 1);
                     assert_eq!(l.stats().dial_attempts, 0);
@@ -1016,7 +945,7 @@ macro_rules! app_suite {
                     let sub: sp::Sub = open();
                     sub.subscribe(b"wanted");
                     sub.dial(url.as_str()).await.expect("dial");
-                    wait_for("PUB's pipe", || publ.pipe_count() == 1).await;
+                    wait_for("PUB's pipe", T, || publ.pipe_count() == 1).await;
                     for i in 0..N {
                         publ.send(format!("other {i}").into_bytes())
                             .await
@@ -1051,7 +980,11 @@ macro_rules! app_suite {
                     let body = vec![0x5a_u8; 64 * 1024];
                     let mut sent = 0u64;
                     loop {
-                        match push.send_until(body.clone(), Instant::now() + SHORT).await {
+                        match push
+                            .send_until(body.clone(), Instant::now() + SHORT)
+                            .await
+                            .map_err(Error::from)
+                        {
                             Ok(()) => sent += 1,
                             Err(Error::TimedOut) => break,
                             Err(e) => panic!("send: {e:?}"),
@@ -1162,7 +1095,7 @@ macro_rules! app_suite {
                     assert_eq!(p.peer_protocol(), ProtocolId::PAIR0);
                     assert_eq!(p.remote_addr(), Some(&l.address()));
                     assert_eq!(p.local_addr().map(tcp_port), Some(ours.port()));
-                    wait_for("the listener's pipe", || a.pipe_count() == 1).await;
+                    wait_for("the listener's pipe", T, || a.pipe_count() == 1).await;
                     b.send("adopted").await.unwrap();
                     assert_eq!(&a.recv().await.expect("recv").body[..], b"adopted");
                     a.send("reply").await.unwrap();
@@ -1253,127 +1186,11 @@ macro_rules! app_suite {
 
 app_suite!(tokio_adapter, sp_tokio, run_tokio);
 app_suite!(smol_adapter, sp_smol, run_smol);
-app_suite!(blocking_adapter, crate::blocking_shim, run_blocking);
-
-/// sp-blocking behind the suite's async API: each `async fn` makes the blocking call inline,
-/// bounded by a timeout or deadline. Everything else is sp-blocking's own, through `Deref`.
-mod blocking_shim {
-    use std::time::Instant;
-
-    use sp_transport::{Message, PipeEvent, Result, SocketCore, ToAddress};
-
-    pub use sp_blocking::{Listener, Pipe};
-
-    pub struct Socket<P: SocketCore>(sp_blocking::Socket<P>);
-
-    impl<P: SocketCore> Socket<P> {
-        pub fn new() -> Self {
-            Self(sp_blocking::Socket::new())
-        }
-
-        pub async fn listen(&self, url: impl ToAddress) -> Result<Listener> {
-            self.0.listen(url)
-        }
-
-        pub async fn dial(&self, url: impl ToAddress) -> Result<Dialer> {
-            self.0.dial(url).map(Dialer)
-        }
-
-        pub fn dialer(&self, url: impl ToAddress) -> Result<Dialer> {
-            self.0.dialer(url).map(Dialer)
-        }
-
-        pub fn dial_nonblocking(&self, url: impl ToAddress) -> Result<Dialer> {
-            self.0.dial_nonblocking(url).map(Dialer)
-        }
-
-        pub fn pipe_events(&self) -> PipeEvents {
-            PipeEvents(self.0.pipe_events())
-        }
-
-        pub async fn adopt_tcp(&self, stream: std::net::TcpStream) -> Result<Pipe> {
-            self.0.adopt_tcp(stream)
-        }
-
-        pub async fn adopt_ipc(&self, stream: std::os::unix::net::UnixStream) -> Result<Pipe> {
-            self.0.adopt_ipc(stream)
-        }
-
-        pub async fn send(&self, msg: impl Into<Message>) -> Result<()> {
-            self.0.send(msg)
-        }
-
-        pub async fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> Result<()> {
-            self.0.send_until(msg, deadline)
-        }
-
-        pub async fn recv(&self) -> Result<Message> {
-            self.0.recv()
-        }
-
-        pub async fn recv_until(&self, deadline: Instant) -> Result<Message> {
-            self.0.recv_until(deadline)
-        }
-
-        pub async fn close(&self) {
-            self.0.close()
-        }
-    }
-
-    impl<P: SocketCore> Clone for Socket<P> {
-        fn clone(&self) -> Self {
-            Self(self.0.clone())
-        }
-    }
-
-    impl<P: SocketCore> std::ops::Deref for Socket<P> {
-        type Target = sp_blocking::Socket<P>;
-
-        fn deref(&self) -> &Self::Target {
-            &self.0
-        }
-    }
-
-    /// A dialer whose blocking `start` is awaited like the async adapters'.
-    #[derive(Debug)]
-    pub struct Dialer(sp_blocking::Dialer);
-
-    impl Dialer {
-        pub async fn start(&self) -> Result<()> {
-            self.0.start()
-        }
-    }
-
-    impl std::ops::Deref for Dialer {
-        type Target = sp_blocking::Dialer;
-
-        fn deref(&self) -> &Self::Target {
-            &self.0
-        }
-    }
-
-    /// Pipe events read with blocking calls, each bounded by a deadline.
-    pub struct PipeEvents(sp_blocking::PipeEvents);
-
-    impl PipeEvents {
-        pub fn try_next(&mut self) -> Option<PipeEvent> {
-            self.0.try_recv()
-        }
-    }
-
-    impl super::EventsWithin for PipeEvents {
-        async fn within(&mut self, d: std::time::Duration) -> Option<PipeEvent> {
-            self.0.recv_until(Instant::now() + d)
-        }
-    }
-
-    #[allow(dead_code)]
-    mod typed {
-        use super::Socket;
-        sp_transport::protocol_sockets!(Socket);
-    }
-    pub use typed::*;
-}
+app_suite!(
+    blocking_adapter,
+    sp_tests::harness::blocking_shim,
+    run_blocking
+);
 
 // ---------------------------------------------------------------------------------------------
 // 7. A real peer: nngcat dials our listener

@@ -236,7 +236,7 @@ async fn pull_still_serves(pull: &Pull, url: &str, tag: &str) {
     push.close().await;
 }
 
-fn assert_nothing_pending<P: sp_transport::SocketCore>(sock: &sp_tests::Sock<P>, case: &str) {
+fn assert_nothing_pending<P: sp_transport::RecvRole>(sock: &sp_tests::Sock<P>, case: &str) {
     match sock.try_recv() {
         Err(e) if e.is_would_block() => {}
         Ok(m) => panic!("{case}: delivered a message from the bad peer: {m:?}"),

@@ -10,7 +10,7 @@
 //! The scenario bodies only await socket calls and the runtime-neutral helpers below (async-io
 //! timers, plain threads), so an adapter with blocking calls joins with a shim module whose
 //! `async fn`s run each blocking call inline, and one more `conformance_suite!` line: see
-//! `blocking_shim` for sp-blocking.
+//! `sp_tests::harness::blocking_shim` for sp-blocking.
 //!
 //! The mixed-adapter tests at the bottom connect tokio and smol sockets in one process (a tokio
 //! runtime on its own thread, smol's global executor) over real sockets.
@@ -18,10 +18,9 @@
 //! No scenario sleeps to synchronise: waits poll an event (pipe counts) or receive with a
 //! timeout. Every body also runs under an overall time limit.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use smol::Timer;
+use sp_tests::harness::{background, run_blocking, run_smol, run_tokio, wait_for, with_limit};
 use sp_tests::{binary_payload, Endpoint, TempIpcDir, Transport};
 
 /// Receive and send timeout for calls that must succeed.
@@ -30,55 +29,6 @@ const T: Duration = Duration::from_secs(2);
 const SHORT: Duration = Duration::from_millis(200);
 /// The most any one test body may take.
 const LIMIT: Duration = Duration::from_secs(20);
-
-/// Fails the test if `body` has not finished within [`LIMIT`].
-async fn with_limit(body: impl Future<Output = ()>) {
-    smol::future::or(body, async {
-        Timer::after(LIMIT).await;
-        panic!("test body still running after {LIMIT:?}");
-    })
-    .await
-}
-
-/// Polls `cond` every few milliseconds (on an async-io timer, which works under any executor)
-/// until it holds; panics after `T`.
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + T;
-    while !cond() {
-        assert!(
-            Instant::now() < end,
-            "timed out after {T:?} waiting for {what}"
-        );
-        Timer::after(Duration::from_millis(2)).await;
-    }
-}
-
-/// Runs `body` on its own thread (its own `block_on`), for a second party that must make
-/// progress while the test body waits. Works for every adapter: socket calls can be awaited
-/// from any thread.
-fn background<T: Send + 'static>(
-    body: impl Future<Output = T> + Send + 'static,
-) -> std::thread::JoinHandle<T> {
-    std::thread::spawn(move || smol::block_on(body))
-}
-
-fn run_tokio(body: impl Future<Output = ()>) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("start a tokio runtime")
-        .block_on(body)
-}
-
-fn run_smol(body: impl Future<Output = ()>) {
-    smol::block_on(body)
-}
-
-/// The blocking adapter's calls run inline: any executor that parks the thread will do.
-fn run_blocking(body: impl Future<Output = ()>) {
-    smol::future::block_on(body)
-}
 
 /// Lists the scenarios once; `with_scenarios!(m!(args))` calls `m!(args; scenario, ...)`.
 macro_rules! with_scenarios {
@@ -123,14 +73,14 @@ macro_rules! conformance_suite {
         mod $module {
             use std::time::{Duration, Instant};
 
-            use sp_transport::SocketCore;
+            use sp_transport::{RecvRole, SendRole, SocketCore};
             use $adapter as sp;
 
             // The shared helpers, and whatever `$adapter` and `$run` name at the invocation.
             use super::*;
 
             fn run(body: impl std::future::Future<Output = ()>) {
-                $run(super::with_limit(body))
+                $run(with_limit(LIMIT, body))
             }
 
             // -------------------------------------------------------------------------------
@@ -165,7 +115,7 @@ macro_rules! conformance_suite {
                 let url = listen(listener, ep).await;
                 let before = listener.pipe_count();
                 dialer.dial(&url).await.expect("dial");
-                wait_for("the listener's pipe", || listener.pipe_count() > before).await;
+                wait_for("the listener's pipe", T, || listener.pipe_count() > before).await;
                 url
             }
 
@@ -176,7 +126,7 @@ macro_rules! conformance_suite {
                 (a, b)
             }
 
-            async fn recv_body<P: SocketCore>(s: &sp::Socket<P>, what: &str) -> Vec<u8> {
+            async fn recv_body<P: RecvRole>(s: &sp::Socket<P>, what: &str) -> Vec<u8> {
                 match s.recv().await {
                     Ok(m) => m.body.to_vec(),
                     Err(e) => panic!("{what}: {e}"),
@@ -230,7 +180,7 @@ macro_rules! conformance_suite {
             }
 
             /// PAIR (either version): messages both ways, with either side listening.
-            async fn pair_exchange<P: SocketCore>(t: Transport) {
+            async fn pair_exchange<P: SendRole + RecvRole>(t: Transport) {
                 for i in 0..2u8 {
                     let (left, right) = pair_of::<P>(&Endpoint::new(t)).await;
                     let (a, b) = if i == 0 {
@@ -278,7 +228,7 @@ macro_rules! conformance_suite {
                 empty_both_ways::<sp_core::protocol::pair1::Pair1>(&ep).await;
             }
 
-            async fn empty_both_ways<P: SocketCore>(ep: &Endpoint) {
+            async fn empty_both_ways<P: SendRole + RecvRole>(ep: &Endpoint) {
                 let (a, b) = pair_of::<P>(ep).await;
                 a.send(Vec::new()).await.unwrap();
                 assert!(recv_body(&b, "PAIR receives").await.is_empty());
@@ -355,13 +305,13 @@ macro_rules! conformance_suite {
                 req.with_core(|core, _| core.set_resend_interval(Some(Duration::from_secs(10))));
                 let first: sp::Rep = open();
                 let url = connect(&req, &first, &ep).await;
-                wait_for("REQ's pipe", || req.pipe_count() == 1).await;
+                wait_for("REQ's pipe", T, || req.pipe_count() == 1).await;
                 req.send("survive").await.unwrap();
                 assert_eq!(recv_body(&first, "first REP receives").await, b"survive");
 
                 let second: sp::Rep = open();
                 second.dial(&url).await.expect("second REP dials");
-                wait_for("REQ's second pipe", || req.pipe_count() == 2).await;
+                wait_for("REQ's second pipe", T, || req.pipe_count() == 2).await;
                 first.close().await;
                 drop(first);
                 let started = Instant::now();
@@ -385,7 +335,7 @@ macro_rules! conformance_suite {
                 for p in &pulls {
                     p.dial(&url).await.expect("PULL dials");
                 }
-                wait_for("three pipes", || push.pipe_count() == 3).await;
+                wait_for("three pipes", T, || push.pipe_count() == 3).await;
                 let mut seen = Vec::new();
                 for round in 0..3 {
                     for n in 0..3 {
@@ -426,7 +376,7 @@ macro_rules! conformance_suite {
                 let (flooder, other): (sp::Push, sp::Push) = (open(), open());
                 flooder.dial(&url).await.unwrap();
                 other.dial(&url).await.unwrap();
-                wait_for("two pipes", || pull.pipe_count() == 2).await;
+                wait_for("two pipes", T, || pull.pipe_count() == 2).await;
                 let flood = background(async move {
                     for i in 0..FLOOD {
                         let mut body = format!("a{i:05}").into_bytes();
@@ -473,12 +423,12 @@ macro_rules! conformance_suite {
 
             /// While one peer is attached a second dialer is not served; once the first
             /// leaves, the (redialing) second takes over.
-            async fn pair_exclusive<P: SocketCore>(t: Transport) {
+            async fn pair_exclusive<P: SendRole + RecvRole>(t: Transport) {
                 let ep = Endpoint::new(t);
                 let server = open::<P>();
                 let first = open::<P>();
                 let url = connect(&server, &first, &ep).await;
-                wait_for("the first peer's pipe", || first.pipe_count() == 1).await;
+                wait_for("the first peer's pipe", T, || first.pipe_count() == 1).await;
 
                 let second = open::<P>();
                 second.set_reconnect_backoff(Duration::from_millis(10), Duration::from_millis(50));
@@ -533,7 +483,7 @@ macro_rules! conformance_suite {
             // Timeouts and closing
 
             /// Waits for `recv` to time out on a connected socket with nothing to receive.
-            async fn expect_timeout<P: SocketCore>(s: &sp::Socket<P>, what: &str) {
+            async fn expect_timeout<P: RecvRole>(s: &sp::Socket<P>, what: &str) {
                 let timeout = Duration::from_millis(100);
                 s.set_recv_timeout(Some(timeout));
                 let started = Instant::now();
@@ -564,7 +514,7 @@ macro_rules! conformance_suite {
 
             /// A `recv` blocked with a long timeout ends with `Closed` when another thread
             /// closes the socket.
-            async fn closed_while_blocked<P: SocketCore>(s: sp::Socket<P>, what: &str) {
+            async fn closed_while_blocked<P: RecvRole>(s: sp::Socket<P>, what: &str) {
                 let closer = s.clone();
                 s.set_recv_timeout(Some(Duration::from_secs(10)));
                 let started = Instant::now();
@@ -642,72 +592,19 @@ macro_rules! conformance_suite {
 
 conformance_suite!(tokio_adapter, sp_tokio, run_tokio);
 conformance_suite!(smol_adapter, sp_smol, run_smol);
-conformance_suite!(blocking_adapter, crate::blocking_shim, run_blocking);
-
-/// sp-blocking behind the suite's async API: each `async fn` makes the blocking call inline,
-/// so awaiting it blocks the calling thread until the call returns. The other methods are
-/// sp-blocking's own, through `Deref`.
-mod blocking_shim {
-    use sp_transport::{Address, Message, Result, SocketCore};
-
-    pub struct Socket<P: SocketCore>(sp_blocking::Socket<P>);
-
-    impl<P: SocketCore> Socket<P> {
-        pub fn new() -> Self {
-            Self(sp_blocking::Socket::new())
-        }
-
-        pub async fn listen(&self, url: &str) -> Result<Address> {
-            self.0.listen(url).map(|l| l.address())
-        }
-
-        pub async fn dial(&self, url: &str) -> Result<()> {
-            self.0.dial(url).map(drop)
-        }
-
-        pub async fn send(&self, msg: impl Into<Message>) -> Result<()> {
-            self.0.send(msg)
-        }
-
-        pub async fn recv(&self) -> Result<Message> {
-            self.0.recv()
-        }
-
-        pub async fn close(&self) {
-            self.0.close()
-        }
-    }
-
-    impl<P: SocketCore> Clone for Socket<P> {
-        fn clone(&self) -> Self {
-            Self(self.0.clone())
-        }
-    }
-
-    impl<P: SocketCore> std::ops::Deref for Socket<P> {
-        type Target = sp_blocking::Socket<P>;
-
-        fn deref(&self) -> &Self::Target {
-            &self.0
-        }
-    }
-
-    // `Pair` goes unused: the suite reaches PAIR v0 through its generic helpers.
-    #[allow(dead_code)]
-    mod typed {
-        use super::Socket;
-        sp_transport::protocol_sockets!(Socket);
-    }
-    pub use typed::*;
-}
+conformance_suite!(
+    blocking_adapter,
+    sp_tests::harness::blocking_shim,
+    run_blocking
+);
 
 // ---------------------------------------------------------------------------------------------
 // Mixed adapters: tokio and smol sockets talking over real sockets in one process
 
 mod mixed {
-    use sp_transport::SocketCore;
+    use sp_transport::{RecvRole, SendRole, SocketCore};
 
-    use super::{binary_payload, with_limit, TempIpcDir, T};
+    use super::{binary_payload, with_limit, TempIpcDir, LIMIT, T};
 
     type TokioSocket<P> = sp_transport::Socket<sp_tokio::Tokio, P>;
     type SmolSocket<P> = sp_transport::Socket<sp_smol::Smol, P>;
@@ -740,7 +637,7 @@ mod mixed {
     #[test]
     fn tokio_req_and_smol_rep_over_tcp() {
         let rt = tokio_runtime();
-        smol::block_on(with_limit(async {
+        smol::block_on(with_limit(LIMIT, async {
             let rep: sp_smol::Rep = smol_socket();
             let url = rep.listen("tcp://127.0.0.1:0").await.unwrap().to_string();
             let req: sp_tokio::Req = tokio_socket(&rt);
@@ -776,7 +673,7 @@ mod mixed {
         let url = dir.url();
         let pull: sp_tokio::Pull = tokio_socket(&rt);
         rt.block_on(pull.listen(&url)).expect("tokio PULL listens");
-        smol::block_on(with_limit(async {
+        smol::block_on(with_limit(LIMIT, async {
             let receiver = rt.spawn(async move {
                 let mut got = Vec::new();
                 for _ in 0..COUNT {
@@ -798,9 +695,9 @@ mod mixed {
     }
 
     /// PAIR (either version) between the runtimes: tokio dials, smol listens.
-    fn pair_between_runtimes<P: SocketCore>() {
+    fn pair_between_runtimes<P: SendRole + RecvRole>() {
         let rt = tokio_runtime();
-        smol::block_on(with_limit(async {
+        smol::block_on(with_limit(LIMIT, async {
             let server: SmolSocket<P> = smol_socket();
             let url = server
                 .listen("tcp://127.0.0.1:0")

@@ -125,30 +125,9 @@ async fn rep_context_double_recv_is_bad_state() {
     .await;
 }
 
-// Scenario 35.
-#[tokio::test]
-async fn contexts_are_refused_where_they_make_no_sense() {
-    assert!(sp_tokio::Pair::new()
-        .context()
-        .unwrap_err()
-        .is_not_supported());
-    assert!(sp_tokio::Push::new()
-        .context()
-        .unwrap_err()
-        .is_not_supported());
-    assert!(sp_tokio::Pull::new()
-        .context()
-        .unwrap_err()
-        .is_not_supported());
-    assert!(sp_tokio::Pub::new()
-        .context()
-        .unwrap_err()
-        .is_not_supported());
-    assert!(sp_tokio::Bus::new()
-        .context()
-        .unwrap_err()
-        .is_not_supported());
-}
+// Scenario 35 (contexts are refused where they make no sense: PAIR, PUSH, PULL, PUB, BUS) is
+// a compile-time guarantee now: `context()` exists only for `ContextRole` (REQ, REP, SURVEYOR,
+// RESPONDENT, SUB). The adapter crates check it with `compile_fail` doc tests.
 
 // Scenario 66: overlapping surveys on contexts each collect only their own answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,6 +272,7 @@ fn req_rep_contexts_on_blocking_threads() {
     }
     let ctx = req.context().unwrap();
     assert!(ctx.try_recv().unwrap_err().is_bad_state());
-    drop(req);
+    // A context keeps its socket open; closing the socket ends the context too.
+    req.close();
     assert!(ctx.try_send("after close").unwrap_err().is_closed());
 }

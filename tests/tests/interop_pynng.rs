@@ -206,7 +206,7 @@ async fn pair_with_pynng(t: Transport, pynng_listens: bool) {
 
 /// Our PAIR (v0 or v1) or BUS, by core `P`, and pynng's `role` swap messages both ways: pynng
 /// sends first (a BUS script once it is connected), then prints what we send back.
-async fn pair_like_with_pynng<P: sp_transport::SocketCore>(
+async fn pair_like_with_pynng<P: sp_transport::SendRole + sp_transport::RecvRole>(
     t: Transport,
     pynng_listens: bool,
     role: &str,

@@ -19,7 +19,7 @@ use sp_tests::{
     require_peer, wait_for_pipes, PeerOutput, PeerProcess, PEER_DEADLINE, RECV_TIMEOUT,
 };
 use sp_tokio::{Pair, Pub, Pull, Push, Rep, Req, Sub, TlsConfig};
-use sp_transport::SocketCore;
+use sp_transport::{SendRole, SocketCore};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scheme {
@@ -344,7 +344,7 @@ async fn our_push_peer_pull(peer: &Peer, scheme: Scheme) {
 
 /// Sends `msg` every 50 ms until the peer process ends (a PUB drops what it sends before the
 /// subscriber's pipe is up, so one send is not enough), then returns the peer's output.
-async fn send_until_peer_ends<P: SocketCore>(
+async fn send_until_peer_ends<P: SendRole>(
     sock: &sp_tests::Sock<P>,
     mut proc: PeerProcess,
     msg: &[u8],

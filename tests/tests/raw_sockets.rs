@@ -71,8 +71,12 @@ async fn xpair1_checks_and_increments_the_hop_word() {
 
     let bad = b
         .send(Message::with_header(&b"\x00\x00\x00\xff"[..], "x"))
-        .await;
-    assert!(matches!(bad, Err(Error::InvalidHeader)), "{bad:?}");
+        .await
+        .expect_err("a hop count of 255 is refused");
+    assert!(matches!(bad.error(), Error::InvalidHeader), "{bad:?}");
+    // The refused message comes back untouched.
+    assert_eq!(&bad.message().header[..], b"\x00\x00\x00\xff");
+    assert_eq!(&bad.message().body[..], b"x");
     b.send(Message::with_header(&b"\x00\x00\x00\x03"[..], "x"))
         .await
         .unwrap();
@@ -131,7 +135,11 @@ async fn star_relays_through_the_middle_socket() {
         .await
         .unwrap();
 
-    assert_eq!(middle.recv().await.unwrap(), Message::from("hi"));
+    // Every receive names the pipe the message came on (sp_core::Message::pipe), so compare
+    // header and body.
+    let got = middle.recv().await.unwrap();
+    assert_eq!((&got.header[..], &got.body[..]), (&b""[..], &b"hi"[..]));
+    assert!(got.pipe.is_some(), "a received message names its pipe");
     let relayed = s3.recv().await.unwrap();
     assert_eq!(
         (&relayed.header[..], &relayed.body[..]),

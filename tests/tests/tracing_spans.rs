@@ -10,13 +10,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
 use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
-use smol::Timer;
 use sp_core::protocol::pipeline::{Pull as PullCore, Push as PushCore};
 use sp_core::ProtocolId;
+use sp_tests::harness::{run_smol, tokio_runtime, wait_for, with_limit, EventsWithin};
 use sp_transport::rt::Runtime;
 use sp_transport::{Address, DetachReason, PipeEvent, PipeId};
 use tracing::field::{Field, Visit};
@@ -204,19 +203,35 @@ fn events_in(cap: &Captured, span: usize, message: &str) -> usize {
         .count()
 }
 
+/// The "socket" span named `name`, checked to carry `protocol`, and its one child span of
+/// kind `endpoint` ("listener" or "dialer"), checked to carry `url`.
+fn socket_and_endpoint(
+    cap: &Captured,
+    name: &str,
+    protocol: ProtocolId,
+    endpoint: &str,
+    url: &str,
+) -> (usize, usize) {
+    let socket = socket_span(cap, name);
+    assert_eq!(field(&cap.spans[socket], "protocol"), protocol.to_string());
+    let endpoints = children(cap, socket, endpoint);
+    assert_eq!(endpoints.len(), 1, "one {endpoint} span under the socket");
+    let ep = endpoints[0];
+    assert_eq!(field(&cap.spans[ep], "url"), url);
+    (socket, ep)
+}
+
 fn check_tree(x: &Expect) {
     let cap = captured();
 
     // PULL: socket -> listener -> pipe.
-    let pull = socket_span(&cap, &x.pull_name);
-    assert_eq!(
-        field(&cap.spans[pull], "protocol"),
-        ProtocolId::PULL.to_string()
+    let (pull, listener) = socket_and_endpoint(
+        &cap,
+        &x.pull_name,
+        ProtocolId::PULL,
+        "listener",
+        &x.listen_url,
     );
-    let listeners = children(&cap, pull, "listener");
-    assert_eq!(listeners.len(), 1, "one listener span under the socket");
-    let listener = listeners[0];
-    assert_eq!(field(&cap.spans[listener], "url"), x.listen_url);
     assert!(cap.spans[listener].fields.contains_key("id"));
     let listening: Vec<&EventRec> = cap
         .events
@@ -248,15 +263,13 @@ fn check_tree(x: &Expect) {
     }
 
     // PUSH: socket -> dialer -> pipe.
-    let push = socket_span(&cap, &x.push_name);
-    assert_eq!(
-        field(&cap.spans[push], "protocol"),
-        ProtocolId::PUSH.to_string()
+    let (push, dialer) = socket_and_endpoint(
+        &cap,
+        &x.push_name,
+        ProtocolId::PUSH,
+        "dialer",
+        &x.bound.to_string(),
     );
-    let dialers = children(&cap, push, "dialer");
-    assert_eq!(dialers.len(), 1, "one dialer span under the socket");
-    let dialer = dialers[0];
-    assert_eq!(field(&cap.spans[dialer], "url"), x.bound.to_string());
     let pipes = children(&cap, dialer, "pipe");
     assert!(!pipes.is_empty(), "a pipe span under the dialer");
     let first = pipes[0];
@@ -268,25 +281,6 @@ fn check_tree(x: &Expect) {
 
 // ---------------------------------------------------------------------------------------------
 // The scenario, per adapter
-
-async fn with_limit(body: impl Future<Output = ()>) {
-    smol::future::or(body, async {
-        Timer::after(LIMIT).await;
-        panic!("test body still running after {LIMIT:?}");
-    })
-    .await
-}
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + T;
-    while !cond() {
-        assert!(
-            Instant::now() < end,
-            "timed out after {T:?} waiting for {what}"
-        );
-        Timer::after(Duration::from_millis(2)).await;
-    }
-}
 
 /// The scenario on an async adapter.
 async fn async_scenario<R: Runtime + Default>(tag: &str) -> Expect {
@@ -315,29 +309,19 @@ async fn async_scenario<R: Runtime + Default>(tag: &str) -> Expect {
     let m = pull.recv().await.expect("recv");
     assert_eq!(&m.body[..], b"traced");
     let pipe = loop {
-        let e = smol::future::or(events.next(), async {
-            Timer::after(T).await;
-            None
-        })
-        .await
-        .expect("the pipe attaches");
+        let e = events.within(T).await.expect("the pipe attaches");
         if let PipeEvent::Attached(p) = e {
             break p;
         }
     };
     let push_pipe = push.pipes()[0].id();
     pipe.close();
-    let e = smol::future::or(events.next(), async {
-        Timer::after(T).await;
-        None
-    })
-    .await
-    .expect("the pipe detaches");
+    let e = events.within(T).await.expect("the pipe detaches");
     match e {
         PipeEvent::Detached { reason, .. } => assert_eq!(reason, DetachReason::Local),
         other => panic!("expected Detached, got {other:?}"),
     }
-    wait_for("the PUSH to lose its pipe", || push.pipe_count() == 0).await;
+    wait_for("the PUSH to lose its pipe", T, || push.pipe_count() == 0).await;
     Expect {
         pull_name,
         push_name,
@@ -400,33 +384,18 @@ fn blocking_scenario() -> Expect {
 #[test]
 fn tokio_spans_nest_socket_endpoint_pipe() {
     install_capture();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let x = rt.block_on(async {
-        let mut out = None;
-        with_limit(async {
-            out = Some(async_scenario::<sp_tokio::Tokio>("tokio").await);
-        })
-        .await;
-        out.expect("the scenario ran")
-    });
+    let rt = tokio_runtime();
+    let x = rt.block_on(with_limit(
+        LIMIT,
+        async_scenario::<sp_tokio::Tokio>("tokio"),
+    ));
     check_tree(&x);
 }
 
 #[test]
 fn smol_spans_nest_socket_endpoint_pipe() {
     install_capture();
-    let x = smol::block_on(async {
-        let mut out = None;
-        with_limit(async {
-            out = Some(async_scenario::<sp_smol::Smol>("smol").await);
-        })
-        .await;
-        out.expect("the scenario ran")
-    });
+    let x = run_smol(with_limit(LIMIT, async_scenario::<sp_smol::Smol>("smol")));
     check_tree(&x);
 }
 

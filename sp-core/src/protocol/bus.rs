@@ -11,10 +11,10 @@ use bytes::Bytes;
 
 use crate::backtrace::{read_word, WORD_LEN};
 use crate::protocol::shared::{
-    check_queue_len, forward_to_core, Broadcast, DropQueue, Overflow, Pushed,
+    broadcast_queue_methods, forward_to_core, Broadcast, DropQueue, Overflow, Pushed,
 };
-use crate::protocol::{ConfigError, Event, Input, Protocol, RecvError, SendError, Transmit};
-use crate::stats::{CoreStats, DropCounts, DropReason};
+use crate::protocol::{Event, Input, Protocol, RecvError, SendError, Transmit};
+use crate::stats::{DropCounts, DropReason};
 use crate::{Message, PipeId, ProtocolId};
 
 /// How many messages BUS queues for each busy pipe, as NNG's `send-buffer` for BUS.
@@ -49,7 +49,7 @@ macro_rules! bus_common_methods {
         /// Returns how many received messages a full receive queue has dropped:
         /// [`DropReason::RecvQueueFull`] in [`Protocol::stats`].
         pub fn recv_dropped(&self) -> u64 {
-            self.core.recv_drops.get(DropReason::RecvQueueFull)
+            self.core.drops.get(DropReason::RecvQueueFull)
         }
     };
 }
@@ -69,50 +69,7 @@ macro_rules! bus_pipe_methods {
 
         forward_to_core!();
 
-        fn stats(&self) -> CoreStats {
-            let mut dropped = self.core.recv_drops;
-            dropped.merge(self.core.fanout.drops());
-            CoreStats {
-                dropped,
-                recv_queued: self.core.queue.len(),
-                send_queued: self.core.fanout.queued(),
-                ..CoreStats::default()
-            }
-        }
-
-        fn recv_buffer(&self) -> Option<usize> {
-            Some(self.core.queue.capacity())
-        }
-
-        /// Resizes the receive queue. Shrinking drops the newest messages beyond the new
-        /// length. BUS never pauses a pipe, so growing resumes nothing.
-        ///
-        /// # Errors
-        /// [`ConfigError::QueueLenOutOfRange`] above
-        /// [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
-        fn set_recv_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
-            let shrunk = self.core.queue.set_capacity(check_queue_len(len)?);
-            self.core
-                .recv_drops
-                .add(DropReason::QueueShrunk, shrunk as u64);
-            Ok(())
-        }
-
-        fn send_buffer(&self) -> Option<usize> {
-            Some(self.core.fanout.capacity())
-        }
-
-        /// Resizes every pipe's send queue, and those of pipes attached later. Shrinking drops
-        /// the newest messages beyond the new length. Sending never blocks, so growing wakes
-        /// nobody.
-        ///
-        /// # Errors
-        /// [`ConfigError::QueueLenOutOfRange`] above
-        /// [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
-        fn set_send_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
-            self.core.fanout.set_capacity(check_queue_len(len)?);
-            Ok(())
-        }
+        broadcast_queue_methods!("BUS");
     };
 }
 
@@ -282,7 +239,7 @@ struct BusCore {
     queue: DropQueue<(PipeId, Bytes)>,
     /// Received messages dropped (a full queue, or shrinking it); the send side's drops are
     /// in `fanout`.
-    recv_drops: DropCounts,
+    drops: DropCounts,
 }
 
 impl BusCore {
@@ -290,7 +247,7 @@ impl BusCore {
         Self {
             fanout: Broadcast::new(ProtocolId::BUS, config.send_buffer, Overflow::DropNewest),
             queue: DropQueue::new(config.recv_buffer, Overflow::DropNewest),
-            recv_drops: DropCounts::default(),
+            drops: DropCounts::default(),
         }
     }
 
@@ -299,7 +256,7 @@ impl BusCore {
             match self.queue.push(received) {
                 Pushed::First => self.fanout.push_event(Event::Readable),
                 Pushed::Queued => {}
-                Pushed::Dropped => self.recv_drops.record(DropReason::RecvQueueFull),
+                Pushed::Dropped => self.drops.record(DropReason::RecvQueueFull),
             }
         }
     }

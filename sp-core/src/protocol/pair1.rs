@@ -7,8 +7,8 @@ use bytes::Bytes;
 
 use crate::backtrace::{read_word, WORD_LEN};
 use crate::protocol::shared::{
-    check_max_ttl, check_queue_len, forward_to_core, forward_to_single_peer, single_peer_queue,
-    Broadcast, Inbound, Overflow, RecvQueue, SinglePeer,
+    check_max_ttl, forward_queue_to_core, forward_to_core, forward_to_single_peer, Broadcast,
+    Inbound, Overflow, RecvQueue, SinglePeer,
 };
 use crate::protocol::{ConfigError, Event, Input, Protocol, RecvError, SendError};
 use crate::stats::{CoreStats, DropCounts, DropReason};
@@ -230,7 +230,7 @@ impl Protocol for XPair1 {
     }
 
     forward_to_core!();
-    single_peer_queue!();
+    forward_queue_to_core!();
 
     /// Queues `msg` for the peer with its hop count incremented by one.
     ///
@@ -408,24 +408,18 @@ impl Protocol for Pair1Poly {
     /// # Errors
     /// [`RecvError::WouldBlock`] when nothing is queued.
     fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
-        let mut resumed = std::collections::VecDeque::new();
-        let popped = self.core.queue.pop(&mut resumed);
-        for event in resumed {
-            self.core.pipes.push_event(event);
-        }
-        let (pipe, body) = popped.ok_or(RecvError::WouldBlock)?;
+        let core = &mut self.core;
+        let (pipe, body) = core
+            .queue
+            .pop(core.pipes.events_mut())
+            .ok_or(RecvError::WouldBlock)?;
         Ok(Message::new(body).with_pipe(pipe))
     }
 
     fn stats(&self) -> CoreStats {
-        let mut dropped = self.core.recv_drops;
-        dropped.merge(self.core.pipes.drops());
-        CoreStats {
-            dropped,
-            recv_queued: self.core.queue.len(),
-            send_queued: self.core.pipes.queued(),
-            ..CoreStats::default()
-        }
+        self.core
+            .pipes
+            .stats(&self.core.recv_drops, self.core.queue.len())
     }
 
     fn recv_buffer(&self) -> Option<usize> {
@@ -437,16 +431,9 @@ impl Protocol for Pair1Poly {
     /// # Errors
     /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
     fn set_recv_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
-        let len = check_queue_len(len)?;
-        let mut resumed = std::collections::VecDeque::new();
-        let shrunk = self.core.queue.set_capacity(len, &mut resumed);
-        for event in resumed {
-            self.core.pipes.push_event(event);
-        }
-        self.core
-            .recv_drops
-            .add(DropReason::QueueShrunk, shrunk as u64);
-        Ok(())
+        let core = &mut self.core;
+        core.queue
+            .resize(len, core.pipes.events_mut(), &mut core.recv_drops)
     }
 
     fn send_buffer(&self) -> Option<usize> {
@@ -459,8 +446,7 @@ impl Protocol for Pair1Poly {
     /// # Errors
     /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
     fn set_send_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
-        self.core.pipes.set_capacity(check_queue_len(len)?);
-        Ok(())
+        self.core.pipes.resize(len)
     }
 }
 

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::protocol::shared::{check_queue_len, refuse_wrong_peer, PipeSet, RecvQueue};
-use crate::protocol::{ConfigError, Event, Input, Protocol, RecvError, SendError, Transmit};
+use crate::protocol::shared::{recv_queue_methods, refuse_wrong_peer, PipeSet, RecvQueue};
+use crate::protocol::{Event, Input, Protocol, RecvError, SendError, Transmit};
 use crate::stats::{CoreStats, DropCounts, DropReason};
 use crate::{Message, PipeId, ProtocolId};
 
@@ -283,29 +283,7 @@ impl Protocol for Pull {
         Ok(Message::new(body).with_pipe(pipe))
     }
 
-    fn stats(&self) -> CoreStats {
-        CoreStats {
-            dropped: self.drops,
-            recv_queued: self.queue.len(),
-            ..CoreStats::default()
-        }
-    }
-
-    fn recv_buffer(&self) -> Option<usize> {
-        Some(self.queue.capacity())
-    }
-
-    /// Resizes the receive queue. Growing it resumes the pipes paused by a full queue.
-    ///
-    /// # Errors
-    /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
-    fn set_recv_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
-        let shrunk = self
-            .queue
-            .set_capacity(check_queue_len(len)?, &mut self.events);
-        self.drops.add(DropReason::QueueShrunk, shrunk as u64);
-        Ok(())
-    }
+    recv_queue_methods!();
 }
 
 #[cfg(test)]

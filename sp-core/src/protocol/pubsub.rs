@@ -209,8 +209,7 @@ impl Protocol for Pub {
     /// # Errors
     /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
     fn set_send_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
-        self.core.set_capacity(check_queue_len(len)?);
-        Ok(())
+        self.core.resize(len)
     }
 }
 

@@ -14,10 +14,10 @@ use bytes::Bytes;
 
 use crate::backtrace::{split_backtrace, BacktraceError, DEFAULT_MAX_TTL};
 use crate::protocol::shared::{
-    check_queue_len, refuse_wrong_peer, BacktraceCore, PipeSet, RecvQueue,
+    recv_queue_methods, refuse_wrong_peer, BacktraceCore, PipeSet, RecvQueue,
 };
 use crate::protocol::{ConfigError, Event, Input, Protocol, RecvError, SendError, Transmit};
-use crate::stats::{CoreStats, DropCounts, DropReason};
+use crate::stats::{DropCounts, DropReason};
 use crate::{Message, PipeId, ProtocolId};
 
 /// How many received messages the raw roles hold before they pause the pipes that feed them.
@@ -204,29 +204,7 @@ impl Protocol for XReq {
         Ok(Message::with_header(backtrace, body).with_pipe(pipe))
     }
 
-    fn stats(&self) -> CoreStats {
-        CoreStats {
-            dropped: self.drops,
-            recv_queued: self.queue.len(),
-            ..CoreStats::default()
-        }
-    }
-
-    fn recv_buffer(&self) -> Option<usize> {
-        Some(self.queue.capacity())
-    }
-
-    /// Resizes the receive queue. Growing it resumes the pipes paused by a full queue.
-    ///
-    /// # Errors
-    /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
-    fn set_recv_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
-        let shrunk = self
-            .queue
-            .set_capacity(check_queue_len(len)?, &mut self.events);
-        self.drops.add(DropReason::QueueShrunk, shrunk as u64);
-        Ok(())
-    }
+    recv_queue_methods!();
 }
 
 /// Settings for [`XRep`].

@@ -203,7 +203,7 @@ impl<T> RecvQueue<T> {
     /// newest ones beyond the new capacity, so what the application receives next is what it
     /// would have received anyway. When the queue is below the new capacity, every paused pipe
     /// resumes with an [`Event::ResumeReceiving`] in `events`, as after a [`RecvQueue::pop`].
-    pub(crate) fn set_capacity(&mut self, capacity: usize, events: &mut VecDeque<Event>) -> usize {
+    fn set_capacity(&mut self, capacity: usize, events: &mut VecDeque<Event>) -> usize {
         self.capacity = capacity.max(1);
         let excess = self.items.len().saturating_sub(self.capacity);
         self.items.truncate(self.capacity);
@@ -215,6 +215,26 @@ impl<T> RecvQueue<T> {
             );
         }
         excess
+    }
+
+    /// Applies a `recv-buffer` the application set: checks `len` ([`check_queue_len`]),
+    /// resizes ([`RecvQueue::set_capacity`], resumes going to `events`) and counts the
+    /// discarded items in `drops` as [`DropReason::QueueShrunk`].
+    ///
+    /// Every role with a pausing receive queue resizes through here, so that the range check,
+    /// the resumes and the count cannot drift apart between roles.
+    ///
+    /// # Errors
+    /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`]; nothing changes then.
+    pub(crate) fn resize(
+        &mut self,
+        len: usize,
+        events: &mut VecDeque<Event>,
+        drops: &mut DropCounts,
+    ) -> Result<(), ConfigError> {
+        let shrunk = self.set_capacity(check_queue_len(len)?, events);
+        drops.add(DropReason::QueueShrunk, shrunk as u64);
+        Ok(())
     }
 }
 
@@ -362,10 +382,7 @@ impl SinglePeer {
     /// # Errors
     /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`].
     pub(crate) fn set_recv_buffer(&mut self, len: usize) -> Result<(), ConfigError> {
-        let len = check_queue_len(len)?;
-        let shrunk = self.queue.set_capacity(len, &mut self.events);
-        self.drops.add(DropReason::QueueShrunk, shrunk as u64);
-        Ok(())
+        self.queue.resize(len, &mut self.events, &mut self.drops)
     }
 
     /// Returns the counters: drops by the header rules and by resizing, and the queue depth.
@@ -391,7 +408,7 @@ impl SinglePeer {
 macro_rules! forward_to_single_peer {
     () => {
         $crate::protocol::shared::forward_to_core!();
-        $crate::protocol::shared::single_peer_queue!();
+        $crate::protocol::shared::forward_queue_to_core!();
 
         /// Takes the oldest queued message, header stripped. May queue
         /// [`Event::ResumeReceiving`](crate::protocol::Event::ResumeReceiving).
@@ -409,9 +426,11 @@ macro_rules! forward_to_single_peer {
 }
 pub(crate) use forward_to_single_peer;
 
-/// Writes the counter and receive-queue [`Protocol`](crate::protocol::Protocol) methods of an
-/// exclusive socket, forwarded to its [`SinglePeer`] field `core`.
-macro_rules! single_peer_queue {
+/// Writes the counter and receive-queue [`Protocol`](crate::protocol::Protocol) methods of a
+/// role whose field `core` keeps its counters and its pausing receive queue: a [`SinglePeer`]
+/// (PAIR v0, PAIR v1) or a [`BacktraceCore`] (XREP, XRESPONDENT, XSURVEYOR). The core has
+/// `stats`, `recv_buffer` and `set_recv_buffer` methods of those names.
+macro_rules! forward_queue_to_core {
     () => {
         fn stats(&self) -> $crate::stats::CoreStats {
             self.core.stats()
@@ -421,7 +440,8 @@ macro_rules! single_peer_queue {
             Some(self.core.recv_buffer())
         }
 
-        /// Resizes the receive queue. Growing it resumes a pipe paused by a full queue.
+        /// Resizes the receive queue. Shrinking drops the newest messages beyond the new
+        /// length; growing resumes any pipe paused by a full queue.
         ///
         /// # Errors
         /// [`ConfigError::QueueLenOutOfRange`](crate::protocol::ConfigError::QueueLenOutOfRange)
@@ -435,7 +455,42 @@ macro_rules! single_peer_queue {
         }
     };
 }
-pub(crate) use single_peer_queue;
+pub(crate) use forward_queue_to_core;
+
+/// Writes the counter and receive-queue [`Protocol`](crate::protocol::Protocol) methods of a
+/// role that keeps its pausing receive queue in its own fields `queue` (a [`RecvQueue`]),
+/// `events` (a `VecDeque<Event>`, where resumes go) and `drops` (its [`DropCounts`]), and no
+/// send queue: PULL and XREQ.
+macro_rules! recv_queue_methods {
+    () => {
+        fn stats(&self) -> $crate::stats::CoreStats {
+            $crate::stats::CoreStats {
+                dropped: self.drops,
+                recv_queued: self.queue.len(),
+                ..$crate::stats::CoreStats::default()
+            }
+        }
+
+        fn recv_buffer(&self) -> Option<usize> {
+            Some(self.queue.capacity())
+        }
+
+        /// Resizes the receive queue. Shrinking drops the newest messages beyond the new
+        /// length; growing resumes the pipes paused by a full queue.
+        ///
+        /// # Errors
+        /// [`ConfigError::QueueLenOutOfRange`](crate::protocol::ConfigError::QueueLenOutOfRange)
+        /// above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+        fn set_recv_buffer(
+            &mut self,
+            len: usize,
+            _now: ::std::time::Instant,
+        ) -> Result<(), $crate::protocol::ConfigError> {
+            self.queue.resize(len, &mut self.events, &mut self.drops)
+        }
+    };
+}
+pub(crate) use recv_queue_methods;
 
 /// Queues a `ClosePipe` for a peer whose protocol is not `expected`. Returns true when the
 /// pipe was refused, so that the caller ignores it from then on.
@@ -585,6 +640,19 @@ impl<T> DropQueue<T> {
         excess
     }
 
+    /// Applies a `recv-buffer` the application set: checks `len` ([`check_queue_len`]),
+    /// resizes ([`DropQueue::set_capacity`]) and counts the discarded items in `drops` as
+    /// [`DropReason::QueueShrunk`]. The lossy counterpart of [`RecvQueue::resize`]: nothing is
+    /// paused, so there is nothing to resume.
+    ///
+    /// # Errors
+    /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`]; nothing changes then.
+    pub(crate) fn resize(&mut self, len: usize, drops: &mut DropCounts) -> Result<(), ConfigError> {
+        let shrunk = self.set_capacity(check_queue_len(len)?);
+        drops.add(DropReason::QueueShrunk, shrunk as u64);
+        Ok(())
+    }
+
     /// Changes which item a full queue gives up from the next push on.
     pub(crate) fn set_overflow(&mut self, overflow: Overflow) {
         self.overflow = overflow;
@@ -601,7 +669,7 @@ impl<T> DropQueue<T> {
 /// slow pipe loses messages without holding up the others. Pipes are served in `PipeId` order.
 ///
 /// Every copy lost on the way out is counted in [`Broadcast::drops`]: a full queue
-/// ([`DropReason::SendQueueFull`]), a queue shrunk by [`Broadcast::set_capacity`]
+/// ([`DropReason::SendQueueFull`]), a queue shrunk by [`Broadcast::resize`]
 /// ([`DropReason::QueueShrunk`]), copies still queued when the driver removes the pipe
 /// ([`DropReason::PipeClosed`]) and a [`Broadcast::send_to`] for a pipe that is not attached
 /// ([`DropReason::NoRoute`]). Copies queued for a pipe the owner kicks are not counted: the
@@ -705,16 +773,22 @@ impl Broadcast {
         self.capacity.max(1)
     }
 
-    /// Changes the per-pipe queue length (0 counts as 1) of every attached pipe and of pipes
-    /// attached later. Copies beyond the new length, newest first, are discarded and counted as
-    /// [`DropReason::QueueShrunk`].
-    pub(crate) fn set_capacity(&mut self, capacity: usize) {
+    /// Applies a `send-buffer` the application set: checks `len` ([`check_queue_len`]) and
+    /// makes it the per-pipe queue length of every attached pipe and of pipes attached later.
+    /// Copies beyond the new length, newest first, are discarded and counted as
+    /// [`DropReason::QueueShrunk`]. Sending never blocks, so growing wakes nobody.
+    ///
+    /// # Errors
+    /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`]; nothing changes then.
+    pub(crate) fn resize(&mut self, len: usize) -> Result<(), ConfigError> {
+        let capacity = check_queue_len(len)?;
         self.capacity = capacity;
         let mut shrunk = 0;
         for outbox in self.pipes.values_mut() {
             shrunk += outbox.queue.set_capacity(capacity);
         }
         self.drops.add(DropReason::QueueShrunk, shrunk as u64);
+        Ok(())
     }
 
     /// Returns how many copies wait in the per-pipe queues.
@@ -727,9 +801,31 @@ impl Broadcast {
         &self.drops
     }
 
+    /// Returns the counters of a role whose send side this is: the owner's own `recv_drops`
+    /// merged with the copies lost on the way out, the owner's `recv_queued` and the copies
+    /// waiting in the per-pipe queues. Every owner (BUS, STAR, polyamorous PAIR v1, SURVEYOR,
+    /// the backtrace roles) keeps its other losses in a [`DropCounts`] of its own, so this is
+    /// the one place where the two halves are added up.
+    pub(crate) fn stats(&self, recv_drops: &DropCounts, recv_queued: usize) -> CoreStats {
+        let mut dropped = *recv_drops;
+        dropped.merge(&self.drops);
+        CoreStats {
+            dropped,
+            recv_queued,
+            send_queued: self.queued(),
+            ..CoreStats::default()
+        }
+    }
+
     /// Queues an event for the owner (for example [`Event::Readable`]).
     pub(crate) fn push_event(&mut self, event: Event) {
         self.events.push_back(event);
+    }
+
+    /// Returns the owner's event queue, for a [`RecvQueue`] of the owner's to queue its
+    /// [`Event::ResumeReceiving`] into ([`RecvQueue::pop`], [`RecvQueue::resize`]).
+    pub(crate) fn events_mut(&mut self) -> &mut VecDeque<Event> {
+        &mut self.events
     }
 
     /// Returns the next message to write, if any.
@@ -760,6 +856,59 @@ impl Broadcast {
         self.pipes.get(&pipe).map(|outbox| outbox.queue.dropped())
     }
 }
+
+/// Writes the counter and queue [`Protocol`](crate::protocol::Protocol) methods of a lossy
+/// broadcasting role, BUS or STAR (`$role` names it in the docs): its field `core` holds the
+/// send side `fanout` (a [`Broadcast`]), the receive queue `queue` (a [`DropQueue`]) and
+/// `drops`, the [`DropCounts`] of every loss `fanout` does not count. Neither role pauses a
+/// pipe or blocks a sender, so both queues resize the same way and growing wakes nothing.
+macro_rules! broadcast_queue_methods {
+    ($role:literal) => {
+        fn stats(&self) -> $crate::stats::CoreStats {
+            self.core
+                .fanout
+                .stats(&self.core.drops, self.core.queue.len())
+        }
+
+        fn recv_buffer(&self) -> Option<usize> {
+            Some(self.core.queue.capacity())
+        }
+
+        /// Resizes the receive queue. Shrinking drops the newest messages beyond the new
+        #[doc = concat!(" length. ", $role, " never pauses a pipe, so growing resumes nothing.")]
+        ///
+        /// # Errors
+        /// [`ConfigError::QueueLenOutOfRange`](crate::protocol::ConfigError::QueueLenOutOfRange)
+        /// above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+        fn set_recv_buffer(
+            &mut self,
+            len: usize,
+            _now: ::std::time::Instant,
+        ) -> Result<(), $crate::protocol::ConfigError> {
+            self.core.queue.resize(len, &mut self.core.drops)
+        }
+
+        fn send_buffer(&self) -> Option<usize> {
+            Some(self.core.fanout.capacity())
+        }
+
+        /// Resizes every pipe's send queue, and those of pipes attached later. Shrinking drops
+        /// the newest messages beyond the new length. Sending never blocks, so growing wakes
+        /// nobody.
+        ///
+        /// # Errors
+        /// [`ConfigError::QueueLenOutOfRange`](crate::protocol::ConfigError::QueueLenOutOfRange)
+        /// above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
+        fn set_send_buffer(
+            &mut self,
+            len: usize,
+            _now: ::std::time::Instant,
+        ) -> Result<(), $crate::protocol::ConfigError> {
+            self.core.fanout.resize(len)
+        }
+    };
+}
+pub(crate) use broadcast_queue_methods;
 
 /// Writes the [`Protocol`](crate::protocol::Protocol) methods of a socket without timers that
 /// forwards its outputs and pipe state to a field `core` with `poll_transmit`, `poll_event` and
@@ -832,7 +981,7 @@ macro_rules! raw_replier {
             }
 
             $crate::protocol::shared::forward_to_core!();
-            $crate::protocol::shared::backtrace_core_queue!();
+            $crate::protocol::shared::forward_queue_to_core!();
 
             /// Sends `msg` to the pipe named by its first header word, without that word
             /// ([`Message::pipe`] is ignored).
@@ -880,34 +1029,6 @@ macro_rules! raw_replier {
     };
 }
 pub(crate) use raw_replier;
-
-/// Writes the counter and receive-queue [`Protocol`](crate::protocol::Protocol) methods of a
-/// role built on a [`BacktraceCore`] field `core`.
-macro_rules! backtrace_core_queue {
-    () => {
-        fn stats(&self) -> $crate::stats::CoreStats {
-            self.core.stats()
-        }
-
-        fn recv_buffer(&self) -> Option<usize> {
-            Some(self.core.recv_buffer())
-        }
-
-        /// Resizes the receive queue. Growing it resumes the pipes paused by a full queue.
-        ///
-        /// # Errors
-        /// [`ConfigError::QueueLenOutOfRange`](crate::protocol::ConfigError::QueueLenOutOfRange)
-        /// above [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
-        fn set_recv_buffer(
-            &mut self,
-            len: usize,
-            _now: ::std::time::Instant,
-        ) -> Result<(), $crate::protocol::ConfigError> {
-            self.core.set_recv_buffer(len)
-        }
-    };
-}
-pub(crate) use backtrace_core_queue;
 
 /// Single-pipe routing for the roles that use a [`Broadcast`] as their pipe set without only
 /// broadcasting: the REP-side roles (REP, RESPONDENT, XRESPONDENT) send each reply to one
@@ -1077,12 +1198,7 @@ impl BacktraceCore {
     /// Takes the oldest received message as `(pipe, backtrace, body)`. May queue
     /// [`Event::ResumeReceiving`].
     pub(crate) fn pop(&mut self) -> Option<(PipeId, Bytes, Bytes)> {
-        let mut resumed = VecDeque::new();
-        let popped = self.queue.pop(&mut resumed);
-        for event in resumed {
-            self.pipes.push_event(event);
-        }
-        let (pipe, (backtrace, body)) = popped?;
+        let (pipe, (backtrace, body)) = self.queue.pop(self.pipes.events_mut())?;
         Some((pipe, backtrace, body))
     }
 
@@ -1097,26 +1213,13 @@ impl BacktraceCore {
     /// # Errors
     /// [`ConfigError::QueueLenOutOfRange`] above [`MAX_QUEUE_LEN`].
     pub(crate) fn set_recv_buffer(&mut self, len: usize) -> Result<(), ConfigError> {
-        let len = check_queue_len(len)?;
-        let mut resumed = VecDeque::new();
-        let shrunk = self.queue.set_capacity(len, &mut resumed);
-        for event in resumed {
-            self.pipes.push_event(event);
-        }
-        self.drops.add(DropReason::QueueShrunk, shrunk as u64);
-        Ok(())
+        self.queue
+            .resize(len, self.pipes.events_mut(), &mut self.drops)
     }
 
     /// Returns the counters: every drop on the way in and out, and both queue depths.
     pub(crate) fn stats(&self) -> CoreStats {
-        let mut dropped = self.drops;
-        dropped.merge(self.pipes.drops());
-        CoreStats {
-            dropped,
-            recv_queued: self.queue.len(),
-            send_queued: self.pipes.queued(),
-            ..CoreStats::default()
-        }
+        self.pipes.stats(&self.drops, self.queue.len())
     }
 }
 

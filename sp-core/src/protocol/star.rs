@@ -12,10 +12,10 @@ use bytes::{Bytes, BytesMut};
 
 use crate::backtrace::WORD_LEN;
 use crate::protocol::shared::{
-    check_max_ttl, check_queue_len, Broadcast, DropQueue, Overflow, Pushed,
+    broadcast_queue_methods, check_max_ttl, Broadcast, DropQueue, Overflow, Pushed,
 };
 use crate::protocol::{ConfigError, Event, Input, Protocol, RecvError, SendError, Transmit};
-use crate::stats::{CoreStats, DropCounts, DropReason};
+use crate::stats::{DropCounts, DropReason};
 use crate::{Message, PipeId, ProtocolId};
 
 /// How many messages wait for one busy pipe before further ones are dropped for it: 128, as
@@ -135,48 +135,7 @@ macro_rules! star_pipe_methods {
             self.core.fanout.is_receiving(pipe)
         }
 
-        fn stats(&self) -> CoreStats {
-            let mut dropped = self.core.drops;
-            dropped.merge(self.core.fanout.drops());
-            CoreStats {
-                dropped,
-                recv_queued: self.core.queue.len(),
-                send_queued: self.core.fanout.queued(),
-                ..CoreStats::default()
-            }
-        }
-
-        fn recv_buffer(&self) -> Option<usize> {
-            Some(self.core.queue.capacity())
-        }
-
-        /// Resizes the receive queue. Shrinking drops the newest messages beyond the new
-        /// length. STAR never pauses a pipe, so growing resumes nothing.
-        ///
-        /// # Errors
-        /// [`ConfigError::QueueLenOutOfRange`] above
-        /// [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
-        fn set_recv_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
-            let shrunk = self.core.queue.set_capacity(check_queue_len(len)?);
-            self.core.drops.add(DropReason::QueueShrunk, shrunk as u64);
-            Ok(())
-        }
-
-        fn send_buffer(&self) -> Option<usize> {
-            Some(self.core.fanout.capacity())
-        }
-
-        /// Resizes every pipe's send queue, and those of pipes attached later. Shrinking drops
-        /// the newest messages beyond the new length. Sending never blocks, so growing wakes
-        /// nobody.
-        ///
-        /// # Errors
-        /// [`ConfigError::QueueLenOutOfRange`] above
-        /// [`MAX_QUEUE_LEN`](crate::stats::MAX_QUEUE_LEN).
-        fn set_send_buffer(&mut self, len: usize, _now: Instant) -> Result<(), ConfigError> {
-            self.core.fanout.set_capacity(check_queue_len(len)?);
-            Ok(())
-        }
+        broadcast_queue_methods!("STAR");
     };
 }
 

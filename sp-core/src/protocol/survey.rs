@@ -19,7 +19,7 @@ use crate::backtrace::{read_word, RequestId, RequestIdSequence, DEFAULT_MAX_TTL,
 use crate::protocol::context::{readable, Contexts, CtxKey, DeadlineSet};
 use crate::protocol::replier::{forward_to_cooked_replier, CookedReplier};
 use crate::protocol::shared::{
-    backtrace_core_queue, check_queue_len, deadline_after, forward_to_core, BacktraceCore,
+    check_queue_len, deadline_after, forward_queue_to_core, forward_to_core, BacktraceCore,
     Broadcast, Overflow,
 };
 use crate::protocol::{
@@ -447,8 +447,6 @@ impl Protocol for Surveyor {
     /// Returns the counters (see the type docs). `recv_queued` counts the unread responses of
     /// every running survey, `send_queued` the survey copies waiting for busy pipes.
     fn stats(&self) -> CoreStats {
-        let mut dropped = self.drops;
-        dropped.merge(self.pipes.drops());
         let recv_queued = self
             .contexts
             .iter()
@@ -458,11 +456,8 @@ impl Protocol for Surveyor {
             })
             .sum();
         CoreStats {
-            dropped,
             survey_timeouts: self.survey_timeouts,
-            recv_queued,
-            send_queued: self.pipes.queued(),
-            ..CoreStats::default()
+            ..self.pipes.stats(&self.drops, recv_queued)
         }
     }
 
@@ -675,7 +670,7 @@ impl Protocol for XSurveyor {
     }
 
     forward_to_core!();
-    backtrace_core_queue!();
+    forward_queue_to_core!();
 
     /// Broadcasts `msg`, header and body unchanged, to every attached pipe ([`Message::pipe`]
     /// is ignored).

@@ -68,8 +68,8 @@ pub(super) fn open<R: ToolRuntime>(rt: &R, p: Protocol) -> Result<R::Socket, Per
     Ok(s)
 }
 
-pub(super) fn err(what: &'static str) -> impl Fn(sp_transport::Error) -> PerfError {
-    move |e| PerfError(format!("{what}: {e}"))
+pub(super) fn err<E: Into<sp_transport::Error>>(what: &'static str) -> impl Fn(E) -> PerfError {
+    move |e| PerfError(format!("{what}: {}", e.into()))
 }
 
 fn check_size(got: usize, want: usize) -> Result<(), PerfError> {

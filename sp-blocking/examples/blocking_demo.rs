@@ -1,7 +1,7 @@
 //! A tour over real sockets with blocking calls: REQ/REP, PUSH/PULL and PAIR across TCP and IPC
 //! on loopback.
 //!
-//! Run with `cargo run --release -p sp-blocking --example demo`.
+//! Run with `cargo run --release -p sp-blocking --example blocking_demo`.
 
 use std::thread;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! A tour over real sockets: REQ/REP, PUSH/PULL and PAIR across TCP and IPC on loopback.
 //!
-//! Run with `cargo run --release -p sp-smol --example demo`.
+//! Run with `cargo run --release -p sp-smol --example smol_demo`.
 
 use std::time::Duration;
 

@@ -1,0 +1,89 @@
+//! Sockets as `Stream`s and `Sink`s on smol: a three-stage pipeline built from `futures`
+//! combinators.
+//!
+//! ```text
+//! source: iter -> send_all -> PUSH --tcp--> PULL stream .map(square) .forward(PUSH sink)
+//!                                                 --inproc--> PULL stream -> results
+//! ```
+//!
+//! A receiving socket is a `Stream` of `Result<Message>` and a sending socket a
+//! `Sink<Message>` with real back-pressure, so `StreamExt` and `SinkExt` apply directly.
+//!
+//! ```sh
+//! cargo run -p sp-smol --example smol_stream_sink
+//! ```
+
+use std::error::Error;
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::{stream, SinkExt, StreamExt};
+use sp_smol::{Message, Pull, Push};
+
+const COUNT: usize = 5;
+
+fn main() -> Result<(), Box<dyn Error>> {
+    smol::block_on(run())
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
+    // Stage 1 -> 2 over TCP, stage 2 -> 3 in-process.
+    let stage_in = Pull::new();
+    let tcp = stage_in.listen("tcp://127.0.0.1:0").await?;
+    let results = Pull::new();
+    let inproc = results
+        .listen(format!("inproc://smol-stream-sink-{}", std::process::id()))
+        .await?;
+    let mut source = Push::new();
+    source.dial(&tcp).await?;
+    let stage_out = Push::new();
+    stage_out.dial(&inproc).await?;
+    println!("source -> {tcp} -> squarer -> {inproc} -> results");
+
+    // Source: an iterator of numbers, sent with `send_all`.
+    let producing = smol::spawn(async move {
+        let mut numbers = stream::iter(1..=COUNT).map(|n| {
+            println!("source -> {n}");
+            Ok(Message::from(n.to_string()))
+        });
+        source.send_all(&mut numbers).await
+    });
+
+    // Stage: the PULL stream, mapped, forwarded into the PUSH sink.
+    let squaring = smol::spawn(
+        stage_in
+            .take(COUNT)
+            .map(|msg| {
+                let msg = msg?;
+                let n: u64 = String::from_utf8_lossy(&msg.body).parse().unwrap_or(0);
+                println!("squarer: {n} -> {}", n * n);
+                Ok(Message::from((n * n).to_string()))
+            })
+            .forward(stage_out),
+    );
+
+    // Sink end: the first COUNT results, with a bound on the wait.
+    let squares = timeout(
+        Duration::from_secs(5),
+        results.clone().take(COUNT).collect::<Vec<_>>(),
+    )
+    .await?;
+    for square in squares {
+        println!("results <- {}", String::from_utf8_lossy(&square?.body));
+    }
+
+    producing.await?;
+    squaring.await?;
+    results.close().await;
+    println!("stream_sink done");
+    Ok(())
+}
+
+/// Runs `fut` for at most `limit`.
+async fn timeout<T>(limit: Duration, fut: impl Future<Output = T>) -> Result<T, Box<dyn Error>> {
+    smol::future::or(async { Ok(fut.await) }, async {
+        smol::Timer::after(limit).await;
+        Err(format!("timed out after {limit:?}").into())
+    })
+    .await
+}
