@@ -122,6 +122,9 @@ pub(crate) trait PipeOwner: Send + Sync + 'static {
 struct PipeQueue {
     out: VecDeque<Message>,
     out_bytes: usize,
+    /// Messages and bytes queued for writing since the pipe opened (its statistics).
+    msgs_out: u64,
+    bytes_out: u64,
     /// The owner's core is waiting for `PipeWritable`.
     blocked: bool,
     /// The owner's core stopped receiving from this pipe.
@@ -175,7 +178,8 @@ impl PipeHandle {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return true;
         }
-        self.counters.count_out(msg.len());
+        q.msgs_out += 1;
+        q.bytes_out += msg.len() as u64;
         q.out_bytes += msg.len();
         q.out.push_back(msg);
         if let Some(w) = q.consumer.take() {
@@ -292,12 +296,13 @@ impl PipeHandle {
     pub(crate) fn stats(&self) -> PipeStats {
         use std::sync::atomic::Ordering::Relaxed;
         let c = &self.counters;
+        let q = lock(&self.q);
         PipeStats {
             msgs_in: c.msgs_in.load(Relaxed),
             bytes_in: c.bytes_in.load(Relaxed),
-            msgs_out: c.msgs_out.load(Relaxed),
-            bytes_out: c.bytes_out.load(Relaxed),
-            queued: self.queued(),
+            msgs_out: q.msgs_out,
+            bytes_out: q.bytes_out,
+            queued: q.out.len(),
             dropped_on_close: c.dropped_on_close.load(Relaxed),
         }
     }

@@ -85,25 +85,21 @@ pub(crate) struct PipeInfo {
     pub(crate) span: tracing::Span,
 }
 
-/// Per-pipe counters, updated by the driver without the socket lock.
+/// Per-pipe counters of what comes in (once per delivered batch) and what is lost; what goes
+/// out is counted in the pipe's queue, under the lock it takes anyway.
 #[derive(Debug, Default)]
 pub(crate) struct PipeCounters {
     pub(crate) msgs_in: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
-    pub(crate) msgs_out: AtomicU64,
-    pub(crate) bytes_out: AtomicU64,
     pub(crate) dropped_on_close: AtomicU64,
 }
 
 impl PipeCounters {
-    pub(crate) fn count_in(&self, bytes: usize) {
-        self.msgs_in.fetch_add(1, Ordering::Relaxed);
-        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-
-    pub(crate) fn count_out(&self, bytes: usize) {
-        self.msgs_out.fetch_add(1, Ordering::Relaxed);
-        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+    pub(crate) fn count_in(&self, msgs: u64, bytes: u64) {
+        if msgs > 0 {
+            self.msgs_in.fetch_add(msgs, Ordering::Relaxed);
+            self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+        }
     }
 }
 

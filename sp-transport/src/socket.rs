@@ -730,12 +730,16 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
         let mut st = self.lock();
         let now = self.rt.now();
         let mut receiving = st.core.is_receiving(pipe.id);
+        // Counted once per batch: the counters are shared with readers of the statistics.
+        let (mut msgs, mut bytes) = (0u64, 0u64);
         while receiving {
             let Some(msg) = next() else { break };
-            pipe.counters.count_in(msg.len());
+            msgs += 1;
+            bytes += msg.len() as u64;
             st.core.handle(Input::Received { pipe: pipe.id, msg }, now);
             receiving = st.core.is_receiving(pipe.id);
         }
+        pipe.counters.count_in(msgs, bytes);
         st.pump(now);
         // Re-check after pump: handling outputs never resumes this pipe, but be exact.
         if !st.core.is_receiving(pipe.id) {
@@ -1546,12 +1550,14 @@ async fn yield_now() {
 
 /// Turns a timeout option into a deadline; a zero timeout becomes "now" (one attempt only).
 pub(crate) fn deadline_after<R: Runtime>(rt: &R, timeout: Option<Duration>) -> Option<Instant> {
+    // No timeout, no clock read: the common case costs nothing.
+    let t = timeout?;
     let now = rt.now();
     // About 30 years stands for "forever": safe from Instant overflow.
-    timeout.map(|t| {
+    Some(
         now.checked_add(t)
-            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
-    })
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30)),
+    )
 }
 
 /// Polls `poll` until it is ready, or gives up at `deadline`: with [`Error::WouldBlock`] when
