@@ -35,7 +35,7 @@
 //! let _next_wakeup = push.poll_timeout();
 //! ```
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
 pub mod backoff;
