@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Compares the tcp 64 B throughput row (sp-perf local_thr/remote_thr, tokio) of two commits,
-# interleaving their runs (A B A B ...) so that machine noise hits both alike.
-# Usage: scripts/bench-ab.sh <base-commit> [messages] [rounds]
+# Compares the tcp throughput row (sp-perf local_thr/remote_thr, tokio; 64 B messages unless
+# a size is given) of two commits, interleaving their runs (A B A B ...) so that machine noise
+# hits both alike.
+# Usage: scripts/bench-ab.sh <base-commit> [messages] [rounds] [size]
 # Builds the base commit's sp-perf in a worktree under target/bench-ab, and this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=${1:?base commit}
 count=${2:-1000000}
 rounds=${3:-5}
+size=${4:-64}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 repeats=1
@@ -31,14 +33,14 @@ a=() b=()
 for i in $(seq 1 "$rounds"); do
   for which in base head; do
     sp=$tmp/sp-perf-$which
-    line=$(measure "$which" 'throughput: [0-9.]+ \[msg/s\]' $sp local_thr $T 64 "$count" -- $sp remote_thr $T 64 "$count")
+    line=$(measure "$which" 'throughput: [0-9.]+ \[msg/s\]' $sp local_thr $T "$size" "$count" -- $sp remote_thr $T "$size" "$count")
     v=$(echo "$line" | cut -d'|' -f2)
     if [ "$which" = base ]; then a+=("$v"); else b+=("$v"); fi
   done
 done
 ma=$(printf '%s\n' "${a[@]}" | median)
 mb=$(printf '%s\n' "${b[@]}" | median)
-echo "tcp 64 B throughput (msg/s), $rounds interleaved rounds of $count messages"
+echo "tcp $size B throughput (msg/s), $rounds interleaved rounds of $count messages"
 echo "| build | median | runs |"
 echo "|---|---|---|"
 echo "| $base (before) | $ma | ${a[*]} |"

@@ -34,9 +34,13 @@ const QUEUE_HIGH_WATER_BYTES: usize = 1 << 20;
 /// Messages up to this size are copied into one contiguous write buffer; larger bodies are
 /// written in place with vectored IO so that they are never copied.
 const COALESCE_MAX: usize = 16 * 1024;
-/// The usual read size. Larger frames read directly into the frame buffer.
+/// The largest read into the scratch buffer. A frame larger than this reads directly into the
+/// frame buffer once that much of it has arrived.
 const READ_CHUNK: usize = 64 * 1024;
-/// Upper bound on one read's buffer growth, so a length claim never reserves more than this.
+/// The scratch buffer's first size: it doubles (up to [`READ_CHUNK`]) each time a read fills
+/// it, so a busy pipe soon reads in large chunks while a quiet or hostile one costs little.
+const SCRATCH_MIN: usize = 4 * 1024;
+/// Upper bound on one read's buffer growth.
 const READ_MAX: usize = 1 << 20;
 /// iovecs per vectored write.
 const MAX_IOVECS: usize = 64;
@@ -521,7 +525,7 @@ impl Inbound {
         Self {
             decoder: FrameDecoder::new(kind, max_message_size),
             rbuf: leftover,
-            scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            scratch: vec![0u8; SCRATCH_MIN].into_boxed_slice(),
             held: None,
             handle,
         }
@@ -571,28 +575,34 @@ impl Inbound {
         }
     }
 
-    /// Reads once through `read`: straight into the frame buffer for a large frame (growing it
-    /// by at most `READ_MAX`), otherwise into the scratch buffer.
+    /// Reads once through `read`. Memory follows the bytes the peer sent, never the length it
+    /// claims: a frame's buffer grows by at most what it already holds (doubling, so large
+    /// messages are not copied quadratically), and only a frame of which [`READ_CHUNK`] bytes
+    /// have arrived is read straight into its buffer; anything smaller goes through the scratch
+    /// buffer. So a pipe holds at most about twice what its peer sent, plus the scratch buffer.
     pub(crate) fn fill(
         &mut self,
         read: impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
         let wanted = self.decoder.bytes_wanted(&self.rbuf);
-        if wanted > READ_CHUNK {
-            let start = self.rbuf.len();
-            let grow = wanted.min(READ_MAX);
-            self.rbuf.resize(start + grow, 0);
-            let poll = read(&mut self.rbuf[start..]);
+        let buffered = self.rbuf.len();
+        if wanted > READ_CHUNK && buffered >= READ_CHUNK {
+            let grow = wanted.min(READ_MAX).min(buffered);
+            self.rbuf.resize(buffered + grow, 0);
+            let poll = read(&mut self.rbuf[buffered..]);
             let got = match &poll {
                 Poll::Ready(Ok(n)) => *n,
                 _ => 0,
             };
-            self.rbuf.truncate(start + got);
+            self.rbuf.truncate(buffered + got);
             poll
         } else {
             let poll = read(&mut self.scratch);
             if let Poll::Ready(Ok(n)) = poll {
                 self.rbuf.extend_from_slice(&self.scratch[..n]);
+                if n == self.scratch.len() && n < READ_CHUNK {
+                    self.scratch = vec![0u8; (n * 2).min(READ_CHUNK)].into_boxed_slice();
+                }
             }
             poll
         }
