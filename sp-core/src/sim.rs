@@ -18,6 +18,10 @@
 //! order, then by index. Virtual time moves to it, it is applied, and every affected node is
 //! drained (transmits, events, application reactions) before the next step.
 //!
+//! [`Sim::disconnect`] loses what is in flight; [`Sim::disconnect_returning_unsent`] (and
+//! [`Action::DisconnectReturningUnsent`]) treats it as still in the senders' driver queues and
+//! hands it back to each sender with [`Input::Unsent`] before [`Input::PipeRemoved`].
+//!
 //! The harness follows the pipe readiness contract of [`crate::protocol`] to the letter and
 //! fails (with the seed) when a core breaks it: a transmit on a busy or unknown pipe, or a
 //! [`Event::ResumeReceiving`] for a pipe that is still not receiving. When a test panics while a
@@ -149,6 +153,11 @@ pub enum Action {
     Connect(LinkId),
     /// The link disconnects; messages in flight are lost. No-op while disconnected.
     Disconnect(LinkId),
+    /// The link disconnects as if each side's driver still held, unwritten, every message in
+    /// flight from it: each side gets them back as [`Input::Unsent`], in the order it sent
+    /// them, right before its [`Input::PipeRemoved`] ([`Sim::disconnect_returning_unsent`]).
+    /// No-op while disconnected.
+    DisconnectReturningUnsent(LinkId),
 }
 
 /// One message (or receive error) the application on a node got.
@@ -307,7 +316,21 @@ impl Sim {
 
     /// Disconnects `link` now and processes the consequences.
     pub fn disconnect(&mut self, link: LinkId) {
-        self.disconnect_link(link, "disconnect", false);
+        self.disconnect_link(link, "disconnect", false, false);
+        self.process();
+    }
+
+    /// Disconnects `link` now as a driver with per-pipe write queues does when a pipe dies:
+    /// every message still in flight from a side is treated as never written and handed back
+    /// to that side's core as one [`Input::Unsent`] each, in the order it was transmitted,
+    /// immediately before that side's [`Input::PipeRemoved`] (with nothing in between: the
+    /// application does not react to the core's events until `PipeRemoved` is applied). Then
+    /// processes the consequences.
+    ///
+    /// A core that transmits on the dying pipe after getting its messages back fails the test
+    /// (a transmit on an unknown pipe), since the pipe is removed before its outputs are read.
+    pub fn disconnect_returning_unsent(&mut self, link: LinkId) {
+        self.disconnect_link(link, "disconnect", false, true);
         self.process();
     }
 
@@ -523,7 +546,10 @@ impl Sim {
                 let _ = self.app_recv(node);
             }
             Action::Connect(link) => self.connect_link(link),
-            Action::Disconnect(link) => self.disconnect_link(link, "disconnect", false),
+            Action::Disconnect(link) => self.disconnect_link(link, "disconnect", false, false),
+            Action::DisconnectReturningUnsent(link) => {
+                self.disconnect_link(link, "disconnect", false, true);
+            }
         }
     }
 
@@ -606,18 +632,35 @@ impl Sim {
         }
     }
 
-    fn disconnect_link(&mut self, link: LinkId, why: &str, by_core: bool) {
+    /// Tears down `link`'s connection and queues each side's `PipeRemoved`, preceded, when
+    /// `return_unsent`, by an `Unsent` for each message in flight from that side.
+    fn disconnect_link(&mut self, link: LinkId, why: &str, by_core: bool, return_unsent: bool) {
         let l = &mut self.links[link.0];
         let Some(conn) = l.conn.take() else {
             return;
         };
         let ends = l.ends;
         let redial = if by_core { l.config.redial } else { None };
-        let lost: usize = conn.dirs.iter().map(|d| d.queue.len()).sum();
-        self.log(ends[0], format!("net {why} {link} ({lost} in flight lost)"));
-        for (node, pipe) in ends.into_iter().zip(conn.pipes) {
+        let in_flight: usize = conn.dirs.iter().map(|d| d.queue.len()).sum();
+        let fate = if return_unsent {
+            "returned unsent"
+        } else {
+            "lost"
+        };
+        self.log(
+            ends[0],
+            format!("net {why} {link} ({in_flight} in flight {fate})"),
+        );
+        for (side, (node, pipe)) in ends.into_iter().zip(conn.pipes).enumerate() {
             if let Some(end) = self.nodes[node.0].pipes.get_mut(&pipe) {
                 end.closing = true;
+            }
+            if return_unsent {
+                for flight in &conn.dirs[side].queue {
+                    let msg = flight.msg.clone();
+                    self.work
+                        .push_back(Work::Input(node, Input::Unsent { pipe, msg }));
+                }
             }
             self.work
                 .push_back(Work::Input(node, Input::PipeRemoved { pipe }));
@@ -699,18 +742,25 @@ impl Sim {
             Input::PipeAdded { pipe, .. } => (*pipe, false),
             Input::PipeRemoved { pipe } => (*pipe, true),
             Input::PipeWritable { pipe } | Input::Received { pipe, .. } => (*pipe, false),
+            Input::Unsent { pipe, .. } => (*pipe, false),
         };
         let Some(end) = self.nodes[node.0].pipes.get(&pipe).copied() else {
             return;
         };
-        if end.closing && !removed {
-            // The connection is already gone; only its PipeRemoved still goes in.
+        let unsent = matches!(input, Input::Unsent { .. });
+        if end.closing && !removed && !unsent {
+            // The connection is already gone; only its Unsent and PipeRemoved still go in.
             return;
         }
         self.log(node, format!("in {}", fmt_input(&input)));
         let is_received = matches!(input, Input::Received { .. });
         let n = &mut self.nodes[node.0];
         n.proto.handle(input, now);
+        if unsent {
+            // The driver contract: nothing happens between the Unsent inputs and PipeRemoved,
+            // which comes next in the work queue and drains the outputs of all of them.
+            return;
+        }
         if removed {
             n.pipes.remove(&pipe);
         } else if is_received && !n.proto.is_receiving(pipe) {
@@ -795,7 +845,8 @@ impl Sim {
             Event::ClosePipe { pipe, reason } => {
                 if let Some(end) = self.nodes[node.0].pipes.get(&pipe).copied() {
                     if !end.closing {
-                        self.disconnect_link(end.link, &format!("closed by core ({reason})"), true);
+                        let why = format!("closed by core ({reason})");
+                        self.disconnect_link(end.link, &why, true, false);
                     }
                 }
             }
@@ -970,6 +1021,7 @@ pub struct RawPeer {
     pipes: Vec<PipeId>,
     writable: BTreeSet<PipeId>,
     inbox: VecDeque<Message>,
+    unsent: Vec<(PipeId, Message)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -982,6 +1034,7 @@ impl RawPeer {
             pipes: Vec::new(),
             writable: BTreeSet::new(),
             inbox: VecDeque::new(),
+            unsent: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -990,6 +1043,12 @@ impl RawPeer {
     /// Returns the attached pipes in the order they arrived.
     pub fn pipes(&self) -> &[PipeId] {
         &self.pipes
+    }
+
+    /// Returns the messages handed back unsent ([`Input::Unsent`]), with their pipes, in the
+    /// order they came back. The peer keeps them and sends nothing again.
+    pub fn unsent(&self) -> &[(PipeId, Message)] {
+        &self.unsent
     }
 }
 
@@ -1019,6 +1078,10 @@ impl Protocol for RawPeer {
                     self.inbox.push_back(msg.with_pipe(pipe));
                     self.events.push_back(Event::Readable);
                 }
+            }
+            Input::Unsent { pipe, msg } => {
+                self.writable.remove(&pipe);
+                self.unsent.push((pipe, msg));
             }
         }
     }
@@ -1159,6 +1222,7 @@ fn fmt_input(input: &Input) -> String {
         Input::PipeRemoved { pipe } => format!("PipeRemoved {pipe}"),
         Input::PipeWritable { pipe } => format!("PipeWritable {pipe}"),
         Input::Received { pipe, msg } => format!("Received {pipe} {}", fmt_msg(msg)),
+        Input::Unsent { pipe, msg } => format!("Unsent {pipe} {}", fmt_msg(msg)),
     }
 }
 

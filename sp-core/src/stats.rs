@@ -3,13 +3,17 @@
 //!
 //! A core never drops a message without counting it here. The driver adds its own counters
 //! (messages and bytes per pipe, pipes, dials) and the drops that happen outside the core
-//! (a pipe closed with messages still queued in the driver, a message over the receive limit);
-//! it reports both through the same [`DropCounts`].
+//! (a message over the receive limit, a transmit for a pipe already gone); it reports both
+//! through the same [`DropCounts`]. Messages still queued in the driver for a pipe that closes
+//! go back to the core ([`Input::Unsent`](crate::protocol::Input::Unsent)), which sends them
+//! again or counts them.
 //!
 //! Two losses are deliberately not counted, because closing a pipe accounts for them: what
 //! arrives on a pipe the core does not know (refused, kicked, or already removed), and what a
 //! core loses by kicking a pipe itself (the garbage that made it do so, and copies it had
-//! queued for that pipe).
+//! queued for that pipe). What the driver still held for a kicked pipe is counted, though: it
+//! comes back as an `Unsent` for a pipe the core no longer knows, counted as
+//! [`DropReason::PipeClosed`].
 
 use std::fmt;
 
@@ -41,8 +45,10 @@ pub enum DropReason {
     /// dropped rather than refused (XREP and XRESPONDENT without a pipe word, XSTAR without a
     /// 4-byte hop count).
     MalformedHeader,
-    /// A message was queued for a pipe that closed before it was written: in the driver's
-    /// queue, or in a core's own per-pipe queue (PUB, BUS, STAR, SURVEYOR, raw REP, ...).
+    /// A message was queued for a pipe that closed before it was written: in a core's own
+    /// per-pipe queue (PUB, BUS, STAR, SURVEYOR, raw REP, ...), or in the driver's queue and
+    /// handed back to a core that had nowhere else to send it
+    /// ([`Input::Unsent`](crate::protocol::Input::Unsent)).
     PipeClosed,
     /// A peer sent a message larger than the receive size limit (its pipe was closed).
     TooLarge,
@@ -167,13 +173,15 @@ impl fmt::Debug for DropCounts {
 pub struct CoreStats {
     /// Every message the core dropped, by reason.
     pub dropped: DropCounts,
-    /// Requests REQ sent again (timer or lost pipe), default context and contexts together.
+    /// Requests REQ sent again (timer, lost pipe, or a copy a dying pipe never wrote), default
+    /// context and contexts together.
     pub resends: u64,
     /// Surveys whose deadline passed (SURVEYOR), default context and contexts together.
     pub survey_timeouts: u64,
     /// Messages received and waiting for the application, over every queue of the core.
     pub recv_queued: usize,
-    /// Messages the core holds for sending (per-pipe queues of PUB, BUS, STAR, ...).
+    /// Messages the core holds for sending (per-pipe queues of PUB, BUS, STAR, ..., REQ requests
+    /// waiting for a pipe, messages PUSH and XREQ got back from dying pipes).
     pub send_queued: usize,
 }
 

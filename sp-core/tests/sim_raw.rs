@@ -655,7 +655,8 @@ impl<A: Protocol, B: Protocol> Protocol for Device<A, B> {
             }
             Input::PipeRemoved { pipe }
             | Input::PipeWritable { pipe }
-            | Input::Received { pipe, .. } => *pipe,
+            | Input::Received { pipe, .. }
+            | Input::Unsent { pipe, .. } => *pipe,
         };
         let removed = matches!(input, Input::PipeRemoved { .. });
         if self.back_pipes.contains(&pipe) {

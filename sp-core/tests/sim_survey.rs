@@ -546,7 +546,8 @@ impl Protocol for Device {
             }
             Input::PipeRemoved { pipe }
             | Input::PipeWritable { pipe }
-            | Input::Received { pipe, .. } => *pipe,
+            | Input::Received { pipe, .. }
+            | Input::Unsent { pipe, .. } => *pipe,
         };
         let removed = matches!(input, Input::PipeRemoved { .. });
         if self.back_pipes.contains(&pipe) {

@@ -21,47 +21,12 @@ use sp_core::protocol::survey::{
 use sp_core::protocol::{ConfigError, Event, Input, Protocol, RecvError, Transmit};
 use sp_core::sim::{Action, App, LinkConfig, Sim};
 use sp_core::stats::{CoreStats, DropReason, MAX_QUEUE_LEN};
-use sp_core::{Message, PipeId};
+use sp_core::Message;
+
+mod common;
+use common::*;
 
 const SEED: u64 = 0x5eed_57a7;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn p(n: u32) -> PipeId {
-    PipeId::new(n).expect("tests use valid pipe ids")
-}
-
-/// Attaches pipe `pipe` with a peer of the protocol the core expects.
-fn add(proto: &mut impl Protocol, pipe: u32, now: Instant) {
-    let peer = proto.peer_protocol();
-    proto.handle(
-        Input::PipeAdded {
-            pipe: p(pipe),
-            peer,
-        },
-        now,
-    );
-}
-
-/// Feeds `wire` (header still in the body) as a message received on `pipe`.
-fn receive(proto: &mut impl Protocol, pipe: u32, wire: &[u8], now: Instant) {
-    let msg = Message::new(wire.to_vec());
-    proto.handle(Input::Received { pipe: p(pipe), msg }, now);
-}
-
-fn writable(proto: &mut impl Protocol, pipe: u32, now: Instant) {
-    proto.handle(Input::PipeWritable { pipe: p(pipe) }, now);
-}
-
-fn drain_tx(proto: &mut impl Protocol) -> Vec<Transmit> {
-    std::iter::from_fn(|| proto.poll_transmit()).collect()
-}
-
-fn drain_ev(proto: &mut impl Protocol) -> Vec<Event> {
-    std::iter::from_fn(|| proto.poll_event()).collect()
-}
 
 /// Receives until `WouldBlock`, keeping the bodies.
 fn recv_bodies(proto: &mut impl Protocol, now: Instant) -> Vec<Bytes> {

@@ -129,6 +129,8 @@ struct PipeQueue {
     /// Messages and bytes queued for writing since the pipe opened (its statistics).
     msgs_out: u64,
     bytes_out: u64,
+    /// Messages handed back to the protocol when the pipe closed.
+    returned: u64,
     /// The owner's core is waiting for `PipeWritable`.
     blocked: bool,
     /// The owner's core stopped receiving from this pipe.
@@ -175,19 +177,16 @@ impl PipeHandle {
     /// `max_msgs` messages and less than 1 MiB.
     pub(crate) fn enqueue(&self, msg: Message, max_msgs: usize) -> bool {
         let mut q = lock(&self.q);
-        if q.closed {
-            // The pipe is going away; the core will see PipeRemoved shortly.
-            self.counters
-                .dropped_on_close
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return true;
-        }
+        // A closed pipe still queues: the message goes back to the protocol with the rest
+        // when the pipe detaches, a moment later.
         q.msgs_out += 1;
         q.bytes_out += msg.len() as u64;
         q.out_bytes += msg.len();
         q.out.push_back(msg);
-        if let Some(w) = q.consumer.take() {
-            w.wake();
+        if !q.closed {
+            if let Some(w) = q.consumer.take() {
+                w.wake();
+            }
         }
         let room = q.out.len() < max_msgs && q.out_bytes < QUEUE_HIGH_WATER_BYTES;
         if !room {
@@ -307,8 +306,20 @@ impl PipeHandle {
             msgs_out: q.msgs_out,
             bytes_out: q.bytes_out,
             queued: q.out.len(),
+            returned: q.returned,
             dropped_on_close: c.dropped_on_close.load(Relaxed),
         }
+    }
+
+    /// Takes every message still queued (never written) from a closed pipe, in order, to hand
+    /// back to the protocol (`Input::Unsent`).
+    pub(crate) fn take_unsent(&self) -> VecDeque<Message> {
+        let mut q = lock(&self.q);
+        debug_assert!(q.closed, "only a closed pipe gives its queue back");
+        q.out_bytes = 0;
+        let unsent = std::mem::take(&mut q.out);
+        q.returned += unsent.len() as u64;
+        unsent
     }
 
     /// Returns how many messages wait in the queue.
@@ -316,17 +327,13 @@ impl PipeHandle {
         lock(&self.q).out.len()
     }
 
-    /// Asks the pipe's tasks to stop at once, dropping what is queued (counted). Idempotent.
+    /// Asks the pipe's tasks to stop at once; what is queued waits for [`Self::take_unsent`].
+    /// Idempotent.
     pub(crate) fn close(&self) {
         let mut q = lock(&self.q);
         q.closed = true;
-        if !q.out.is_empty() {
-            self.counters
-                .dropped_on_close
-                .fetch_add(q.out.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        }
-        q.out.clear();
-        q.out_bytes = 0;
+        // What is queued stays: the socket hands it back to its protocol when the pipe
+        // detaches (`take_unsent`), so that PUSH re-routes it and REQ resends at once.
         let (a, b) = (q.consumer.take(), q.feeder.take());
         drop(q);
         for w in [a, b].into_iter().flatten() {

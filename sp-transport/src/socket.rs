@@ -769,6 +769,11 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
         if end.is_too_large() {
             st.counters.dropped.record(DropReason::TooLarge);
         }
+        // What the pipe never wrote goes back to the protocol first, then the pipe goes: with
+        // nothing else in between (no pump), as the `Input::Unsent` contract asks.
+        for msg in handle.take_unsent() {
+            st.core.handle(Input::Unsent { pipe, msg }, now);
+        }
         st.core.handle(Input::PipeRemoved { pipe }, now);
         st.pump(now);
         let last = st.pipes.is_empty() && self.is_closed();

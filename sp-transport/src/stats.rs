@@ -155,8 +155,12 @@ pub struct PipeStats {
     pub bytes_out: u64,
     /// Messages queued for writing now.
     pub queued: usize,
-    /// Messages lost with the pipe: queued for writing when it closed, or received from the
-    /// peer but not yet taken by the protocol (counted once the pipe has ended).
+    /// Messages still queued for writing when the pipe closed, handed back to the protocol:
+    /// PUSH sends them on another pipe, REQ resends its request at once, every other role
+    /// counts them as dropped ([`DropReason::PipeClosed`]).
+    pub returned: u64,
+    /// Messages lost with the pipe: received from the peer but not yet taken by the protocol
+    /// when it ended (counted once the pipe has ended).
     pub dropped_on_close: u64,
 }
 

@@ -965,7 +965,7 @@ macro_rules! app_suite {
             /// Messages queued for a pipe whose peer stopped reading are dropped and counted
             /// when the pipe is closed.
             #[test]
-            fn closing_a_stalled_pipe_counts_what_was_queued() {
+            fn closing_a_stalled_pipe_reroutes_what_was_queued_exactly_once() {
                 run(async {
                     let peer = StalledPull::start();
                     let push: sp::Push = open();
@@ -975,13 +975,17 @@ macro_rules! app_suite {
                         .expect("dial the raw peer");
                     let p = expect_attach(&mut events, "the pipe").await;
                     assert_eq!(p.peer_protocol(), ProtocolId::PULL);
-                    // Send until nothing moves: the kernel's buffers and the pipe's queue are
-                    // full, so a send waits in vain.
-                    let body = vec![0x5a_u8; 64 * 1024];
-                    let mut sent = 0u64;
+                    // Send numbered messages until nothing moves: the kernel's buffers and the
+                    // pipe's queue are full, so a send waits in vain.
+                    let numbered = |i: u32| {
+                        let mut body = vec![0x5a_u8; 64 * 1024];
+                        body[..4].copy_from_slice(&i.to_be_bytes());
+                        body
+                    };
+                    let mut sent = 0u32;
                     loop {
                         match push
-                            .send_until(body.clone(), Instant::now() + SHORT)
+                            .send_until(numbered(sent), Instant::now() + SHORT)
                             .await
                             .map_err(Error::from)
                         {
@@ -994,21 +998,35 @@ macro_rules! app_suite {
                     let before = p.stats();
                     assert!(before.queued > 0, "messages wait in the pipe: {before:?}");
                     assert!(push.stats().send_queued >= before.queued);
-                    assert_eq!(before.msgs_out, sent);
+                    assert_eq!(before.msgs_out, u64::from(sent));
+                    // A second, healthy PULL joins; then the stalled pipe is closed.
+                    let pull: sp::Pull = open();
+                    let l = tcp_listener(&pull).await;
+                    push.dial(&l).await.expect("dial the healthy peer");
+                    expect_attach(&mut events, "the healthy pipe").await;
                     p.close();
                     let (gone, reason) = expect_detached(&mut events, "the stalled pipe").await;
                     assert_eq!(gone.id(), p.id());
+                    assert_eq!(reason, DetachReason::Local, "we closed the pipe");
                     let after = p.stats();
                     assert_eq!(after.queued, 0);
-                    assert_eq!(after.dropped_on_close, before.queued as u64, "{after:?}");
-                    let s = push.stats();
-                    assert_eq!(
-                        s.dropped.get(DropReason::PipeClosed),
-                        before.queued as u64,
-                        "{s:?}"
+                    assert_eq!(after.returned, before.queued as u64, "{after:?}");
+                    // Exactly the messages still queued arrive at the healthy PULL: the newest
+                    // `returned` ones, in order, once each. What the stalled kernel buffers
+                    // took is gone with the connection.
+                    let first = sent - before.queued as u32;
+                    for i in first..sent {
+                        let msg = pull.recv().await.expect("a re-routed message");
+                        assert_eq!(u32::from_be_bytes(msg.body[..4].try_into().unwrap()), i);
+                    }
+                    let extra = pull.recv_until(Instant::now() + SHORT).await;
+                    assert!(
+                        matches!(extra, Err(Error::TimedOut)),
+                        "nothing twice: {extra:?}"
                     );
-                    assert_eq!(s.msgs_sent, sent);
-                    assert_eq!(reason, DetachReason::Local, "we closed the pipe");
+                    let s = push.stats();
+                    assert_eq!(s.dropped.total(), 0, "re-routed, not dropped: {s:?}");
+                    assert_eq!(s.msgs_sent, u64::from(sent));
                     push.close().await;
                     peer.finish();
                 });

@@ -69,7 +69,8 @@ fn length_claims_cost_what_was_sent_not_what_was_claimed() {
     // Warm up: one well-behaved connection, so that the runtime's and socket's one-time
     // allocations are not counted against the hostile ones.
     let mut warm = TcpStream::connect(listener_addr).expect("connect");
-    warm.write_all(&[0, b'S', b'P', 0, 0, 0x50, 0, 0]).expect("handshake");
+    warm.write_all(&[0, b'S', b'P', 0, 0, 0x50, 0, 0])
+        .expect("handshake");
     wait_for_pipes(&pull, 1);
     let before = settled_rss(Duration::from_secs(2));
 

@@ -126,8 +126,8 @@ impl Default for BusConfig {
 ///
 /// **Counters** ([`Protocol::stats`]): [`DropReason::SendQueueFull`] per copy a full pipe
 /// queue drops, [`DropReason::RecvQueueFull`] per received message the full receive queue
-/// drops, [`DropReason::PipeClosed`] for copies still queued when their pipe went away, and
-/// [`DropReason::QueueShrunk`] for messages discarded by resizing either queue. A message sent
+/// drops, [`DropReason::PipeClosed`] for copies still queued when their pipe went away or
+/// handed back unsent ([`Input::Unsent`]), and [`DropReason::QueueShrunk`] for messages discarded by resizing either queue. A message sent
 /// with no pipe attached is not a drop: it reached every peer there was.
 ///
 /// **Timers.** None.

@@ -23,6 +23,13 @@
 //!   core asked it to close with [`Event::ClosePipe`]. A core forgets a pipe as soon as it emits
 //!   `ClosePipe` for it, ignores inputs for pipes it does not know, and reports unknown pipes as
 //!   not receiving.
+//! * Messages the core handed out for a pipe that dies before they were written come back:
+//!   right before `PipeRemoved` for that pipe, the driver feeds one [`Input::Unsent`] per
+//!   [`Transmit`] it took for the pipe and never wrote to the connection, in the order the core
+//!   emitted them. The core treats each as a transmit that never happened: it re-routes the
+//!   message (PUSH, raw PUSH, raw REQ), sends it again at once (REQ's outstanding request) or
+//!   counts it as [`DropReason::PipeClosed`](crate::stats::DropReason::PipeClosed). So every
+//!   message a core emitted is either written by the driver or accounted for by the core.
 //!
 //! ## Application readiness contract
 //!
@@ -90,7 +97,8 @@ pub enum Input {
         /// The protocol the peer announced in its handshake.
         peer: ProtocolId,
     },
-    /// A pipe closed, for whatever reason. Its queued data is gone.
+    /// A pipe closed, for whatever reason. What the driver still held for it was handed back
+    /// just before with [`Input::Unsent`].
     PipeRemoved {
         /// The pipe that went away.
         pipe: PipeId,
@@ -106,6 +114,39 @@ pub enum Input {
         /// The pipe it came from.
         pipe: PipeId,
         /// The message, header still inside the body.
+        msg: Message,
+    },
+    /// A message the core emitted for `pipe` (a [`Transmit`]) that the driver never wrote to
+    /// the connection, because the pipe died first.
+    ///
+    /// **Driver contract.** When a pipe goes away, the driver feeds one `Unsent` for every
+    /// transmit it took from the core for that pipe and did not write (its per-pipe write
+    /// queue), in the order the core emitted them, immediately before
+    /// [`Input::PipeRemoved`] for that pipe: nothing else is fed, and no application command
+    /// runs, between the first `Unsent` and `PipeRemoved`. `msg` is exactly the transmit's
+    /// message, header and body as the core produced them. The driver does not count these
+    /// messages as dropped itself: the core does, or sends them again.
+    ///
+    /// **Core contract.** The core treats the message as a transmit that never happened, and
+    /// either sends it again (to another pipe; never to `pipe`, which it treats as busy from
+    /// the first `Unsent` on) or counts it as
+    /// [`DropReason::PipeClosed`](crate::stats::DropReason::PipeClosed), once per message:
+    /// * PUSH, raw PUSH and raw REQ re-route it to another writable pipe. Returned messages
+    ///   keep their order and go out before any new send; while some wait for a pipe (none is
+    ///   writable, or none is attached), `send` returns `WouldBlock`.
+    /// * REQ resends its context's outstanding request at once (same ID, counted in
+    ///   [`CoreStats::resends`](crate::stats::CoreStats::resends)) when the message is that
+    ///   request and the context still waits for it on `pipe`; the `PipeRemoved` that follows
+    ///   then does not send it again. Any other copy (a replaced or answered request, or one
+    ///   already resent elsewhere) is counted.
+    /// * Every other role counts it: a survey or a reply was for that peer alone, a
+    ///   broadcast copy was that pipe's.
+    /// * An `Unsent` for a pipe the core does not know (never attached, refused, kicked or
+    ///   already removed) is counted.
+    Unsent {
+        /// The pipe that died with the message in its write queue.
+        pipe: PipeId,
+        /// The transmit's message, unchanged.
         msg: Message,
     },
 }

@@ -44,15 +44,18 @@ impl Default for PairConfig {
 /// ```
 ///
 /// **Inputs.** [`Input::PipeAdded`], [`Input::PipeRemoved`], [`Input::PipeWritable`] and
-/// [`Input::Received`] for the attached pipe; inputs for any other pipe are ignored.
+/// [`Input::Received`] for the attached pipe; inputs for any other pipe are ignored, except
+/// [`Input::Unsent`], counted for any pipe.
 ///
 /// **Events.** [`Event::Readable`] when the receive queue stops being empty;
 /// [`Event::Writable`] when the pipe becomes writable; [`Event::ResumeReceiving`] once the
 /// queue drains below `recv_buffer`; [`Event::ClosePipe`] for a second or a wrong peer.
 ///
 /// **Counters** ([`Protocol::stats`]): PAIR pauses its pipe rather than drop, so the only
-/// loss is [`DropReason::QueueShrunk`](crate::stats::DropReason::QueueShrunk), when
-/// [`Protocol::set_recv_buffer`] shrinks the queue below what it holds.
+/// losses are [`DropReason::QueueShrunk`](crate::stats::DropReason::QueueShrunk), when
+/// [`Protocol::set_recv_buffer`] shrinks the queue below what it holds, and
+/// [`DropReason::PipeClosed`](crate::stats::DropReason::PipeClosed) for a message its dying
+/// pipe handed back unsent ([`Input::Unsent`]: there is no other peer to take it).
 ///
 /// **Timers.** None.
 ///

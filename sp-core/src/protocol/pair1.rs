@@ -80,7 +80,8 @@ impl Default for Pair1Config {
 /// ```
 ///
 /// **Inputs.** [`Input::PipeAdded`], [`Input::PipeRemoved`], [`Input::PipeWritable`] and
-/// [`Input::Received`] for the attached pipe; inputs for any other pipe are ignored.
+/// [`Input::Received`] for the attached pipe; inputs for any other pipe are ignored, except
+/// [`Input::Unsent`], counted for any pipe.
 ///
 /// **Events.** [`Event::Readable`] when the receive queue stops being empty;
 /// [`Event::Writable`] when the pipe becomes writable; [`Event::ResumeReceiving`] once the
@@ -89,7 +90,9 @@ impl Default for Pair1Config {
 ///
 /// **Counters** ([`Protocol::stats`]): [`DropReason::TtlExceeded`] for a message over
 /// `max_ttl`, [`DropReason::QueueShrunk`] for messages discarded by
-/// [`Protocol::set_recv_buffer`]. Sending applies back-pressure, so it drops nothing.
+/// [`Protocol::set_recv_buffer`], [`DropReason::PipeClosed`] for a message its dying pipe
+/// handed back unsent ([`Input::Unsent`]: there is no other peer to take it). Sending applies
+/// back-pressure, so it drops nothing itself.
 ///
 /// **Timers.** None.
 ///
@@ -279,8 +282,9 @@ impl Protocol for XPair1 {
 ///
 /// **Counters** ([`Protocol::stats`]): [`DropReason::TtlExceeded`] on receive;
 /// [`DropReason::NoRoute`] and [`DropReason::SendQueueFull`] on send;
-/// [`DropReason::PipeClosed`] for messages still queued when their pipe went away;
-/// [`DropReason::QueueShrunk`] for messages discarded by resizing either queue.
+/// [`DropReason::PipeClosed`] for messages still queued when their pipe went away or handed
+/// back unsent ([`Input::Unsent`]); [`DropReason::QueueShrunk`] for messages discarded by
+/// resizing either queue.
 ///
 /// There is no raw variant, as in NNG.
 ///

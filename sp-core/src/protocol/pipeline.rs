@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::protocol::shared::{recv_queue_methods, refuse_wrong_peer, PipeSet, RecvQueue};
+use crate::protocol::shared::{
+    recv_queue_methods, refuse_wrong_peer, PipeSet, RecvQueue, Returned,
+};
 use crate::protocol::{Event, Input, Protocol, RecvError, SendError, Transmit};
 use crate::stats::{CoreStats, DropCounts, DropReason};
 use crate::{Message, PipeId, ProtocolId};
@@ -35,19 +37,31 @@ pub struct PushConfig {}
 /// ```
 ///
 /// **Inputs.** [`Input::PipeAdded`] (a peer other than PULL is refused), [`Input::PipeRemoved`]
-/// (a message it took is lost: pipeline has no end-to-end reliability), [`Input::PipeWritable`],
-/// [`Input::Received`] (discarded; the pipe stays).
+/// (a message already written to it is lost: pipeline has no end-to-end reliability),
+/// [`Input::PipeWritable`], [`Input::Received`] (discarded; the pipe stays),
+/// [`Input::Unsent`] (a message the dying pipe never wrote: re-routed, see below).
 ///
-/// **Events.** [`Event::Writable`] when a pipe becomes writable while none was;
-/// [`Event::ClosePipe`] for a wrong peer.
+/// **Returned messages.** What a dying pipe hands back unsent goes to the next writable pipe
+/// (never the dying one), in the order it came back. While some of it waits for a pipe (none is
+/// writable, or none is attached, as NNG's PUSH keeps its send queue with no peer), it goes
+/// out first as pipes turn writable or attach, and [`Protocol::send`] returns `WouldBlock`, so
+/// a new message never overtakes a returned one. That wait is bounded: only messages the
+/// driver still held can come back, and nothing new is taken meanwhile.
 ///
-/// **Counters** ([`Protocol::stats`]): [`DropReason::Unexpected`] for data a PULL sent. PUSH
-/// holds no queue of its own: a message it took is already the driver's.
+/// **Events.** [`Event::Writable`] when `send` may succeed again: a pipe becomes writable while
+/// none was and no returned message waits; [`Event::ClosePipe`] for a wrong peer.
+///
+/// **Counters** ([`Protocol::stats`]): [`DropReason::Unexpected`] for data a PULL sent,
+/// [`DropReason::PipeClosed`] for a message handed back by a pipe PUSH does not know.
+/// `send_queued` counts the returned messages waiting for a pipe; otherwise PUSH holds no
+/// queue of its own: a message it took is the driver's.
 ///
 /// **Timers.** None.
 #[derive(Debug)]
 pub struct Push {
     pipes: PipeSet,
+    /// Messages dying pipes handed back, waiting for a writable pipe.
+    returned: Returned,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     drops: DropCounts,
@@ -63,10 +77,16 @@ impl Push {
         let PushConfig {} = config;
         Self {
             pipes: PipeSet::default(),
+            returned: Returned::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             drops: DropCounts::default(),
         }
+    }
+
+    /// Returns true when [`Protocol::send`] would take a message now.
+    fn can_send(&self) -> bool {
+        self.returned.is_empty() && self.pipes.has_writable()
     }
 }
 
@@ -77,7 +97,7 @@ impl Protocol for Push {
 
     /// Applies a pipe input; see the type docs for what each input does.
     fn handle(&mut self, input: Input, _now: Instant) {
-        let was_writable = self.pipes.has_writable();
+        let could_send = self.can_send();
         match input {
             Input::PipeAdded { pipe, peer } => {
                 if refuse_wrong_peer(self.peer_protocol(), pipe, peer, &mut self.events) {
@@ -97,8 +117,13 @@ impl Protocol for Push {
                     self.drops.record(DropReason::Unexpected);
                 }
             }
+            Input::Unsent { pipe, msg } => {
+                self.returned
+                    .take(&mut self.pipes, &mut self.drops, pipe, msg);
+            }
         }
-        if !was_writable && self.pipes.has_writable() {
+        self.returned.flush(&mut self.pipes, &mut self.transmits);
+        if !could_send && self.can_send() {
             self.events.push_back(Event::Writable);
         }
     }
@@ -125,8 +150,12 @@ impl Protocol for Push {
     /// Queues `msg` for the first pipe on the ready list ([`Message::pipe`] is ignored).
     ///
     /// # Errors
-    /// [`SendError::WouldBlock`] when no pipe is writable; retry after [`Event::Writable`].
+    /// [`SendError::WouldBlock`] when no pipe is writable, or messages handed back by a dying
+    /// pipe still wait for one; retry after [`Event::Writable`].
     fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
+        if !self.returned.is_empty() {
+            return Err(SendError::WouldBlock);
+        }
         let pipe = self.pipes.take_next().ok_or(SendError::WouldBlock)?;
         let msg = msg.with_pipe(None);
         self.transmits.push_back(Transmit { pipe, msg });
@@ -141,9 +170,11 @@ impl Protocol for Push {
         Err(RecvError::NotSupported)
     }
 
+    /// Returns the counters; `send_queued` counts the returned messages waiting for a pipe.
     fn stats(&self) -> CoreStats {
         CoreStats {
             dropped: self.drops,
+            send_queued: self.returned.len(),
             ..CoreStats::default()
         }
     }
@@ -182,13 +213,15 @@ impl Default for PullConfig {
 /// ```
 ///
 /// **Inputs.** [`Input::PipeAdded`] (a peer other than PUSH is refused), [`Input::PipeRemoved`]
-/// (messages already queued stay), [`Input::PipeWritable`] (ignored), [`Input::Received`].
+/// (messages already queued stay), [`Input::PipeWritable`] (ignored), [`Input::Received`],
+/// [`Input::Unsent`] (PULL sends nothing, but one is counted as [`DropReason::PipeClosed`]).
 ///
 /// **Events.** [`Event::Readable`] when the queue stops being empty;
 /// [`Event::ResumeReceiving`]; [`Event::ClosePipe`] for a wrong peer.
 ///
 /// **Counters** ([`Protocol::stats`]): PULL pauses pipes rather than drop, so the only loss is
-/// [`DropReason::QueueShrunk`], when [`Protocol::set_recv_buffer`] shrinks the queue.
+/// [`DropReason::QueueShrunk`], when [`Protocol::set_recv_buffer`] shrinks the queue (and
+/// [`DropReason::PipeClosed`] for an [`Input::Unsent`], which no driver feeds a PULL).
 ///
 /// **Timers.** None.
 #[derive(Debug)]
@@ -240,6 +273,8 @@ impl Protocol for Pull {
                     self.events.push_back(Event::Readable);
                 }
             }
+            // PULL never sends, so a driver has nothing to hand back; count it anyway.
+            Input::Unsent { .. } => self.drops.record(DropReason::PipeClosed),
         }
     }
 

@@ -113,7 +113,8 @@ impl Default for PubConfig {
 /// **Counters** ([`Protocol::stats`]): [`DropReason::SendQueueFull`] for each copy a full
 /// queue gave up, [`DropReason::QueueShrunk`] for copies discarded by
 /// [`Protocol::set_send_buffer`], [`DropReason::PipeClosed`] for copies still queued when
-/// their pipe went away, [`DropReason::Unexpected`] for data a SUB sent. A message sent with
+/// their pipe went away or handed back unsent by the driver ([`Input::Unsent`]: a copy was
+/// that subscriber's alone), [`DropReason::Unexpected`] for data a SUB sent. A message sent with
 /// no pipe attached is not a drop: it reached every subscriber there was.
 ///
 /// **Inputs.** [`Input::PipeAdded`] (a peer other than SUB is refused), [`Input::PipeRemoved`]
@@ -272,7 +273,8 @@ impl Default for SubConfig {
 /// messages discarded by resizing the queues and by closing a context.
 ///
 /// **Inputs.** [`Input::PipeAdded`] (a peer other than PUB is refused), [`Input::PipeRemoved`]
-/// (queued messages stay), [`Input::PipeWritable`] (ignored), [`Input::Received`].
+/// (queued messages stay), [`Input::PipeWritable`] (ignored), [`Input::Received`],
+/// [`Input::Unsent`] (SUB sends nothing, but one is counted as [`DropReason::PipeClosed`]).
 ///
 /// **Events.** [`Event::Readable`] when the queue stops being empty; [`Event::ClosePipe`] for a
 /// wrong peer.
@@ -675,6 +677,8 @@ impl SubCore {
                 self.pipes.remove(&pipe);
             }
             Input::PipeWritable { .. } => {}
+            // SUB never sends, so a driver has nothing to hand back; count it anyway.
+            Input::Unsent { .. } => self.drops.record(DropReason::PipeClosed),
             Input::Received { pipe, msg } => {
                 // A refused pipe's data is not counted: its close accounts for it.
                 if !self.pipes.contains(&pipe) {

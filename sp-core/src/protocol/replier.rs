@@ -62,7 +62,8 @@ struct SavedBacktrace {
 ///
 /// Drops, all counted in [`Protocol::stats`]: a request over the TTL
 /// ([`DropReason::TtlExceeded`]), a reply whose requester's pipe is gone
-/// ([`DropReason::NoRoute`]), requests discarded by shrinking the queue
+/// ([`DropReason::NoRoute`]), a reply its dying pipe handed back unsent
+/// ([`DropReason::PipeClosed`], [`Input::Unsent`]), requests discarded by shrinking the queue
 /// ([`DropReason::QueueShrunk`]). Nothing else is lost: a request handed to a context that
 /// gives up or closes goes to the next one, and a reply waits for a busy pipe.
 #[derive(Debug)]

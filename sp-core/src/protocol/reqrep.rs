@@ -89,7 +89,11 @@ impl Default for ReqConfig {
 /// (the requests it carried are resent at once, or fail when resending is off),
 /// [`Input::PipeWritable`] (the pipe rejoins the tail of the ready list; a request waiting for
 /// a pipe goes out), [`Input::Received`] (a reply: shorter than 4 bytes kicks the pipe, a
-/// stale or unknown ID is dropped).
+/// stale or unknown ID is dropped), [`Input::Unsent`] (a request copy the dying pipe never
+/// wrote: when its context still waits for that request on that pipe, the request goes at once
+/// to the next writable pipe, counted as a resend, even with resending off since no peer saw
+/// it; the `PipeRemoved` that follows then leaves it alone, so it is sent again exactly once.
+/// Any other copy is counted as [`DropReason::PipeClosed`]).
 ///
 /// **Events.** [`Event::Readable`] when a reply or a connection reset is ready for
 /// [`Protocol::recv`]; [`Event::Writable`] when a pipe becomes writable while none was, so a
@@ -100,8 +104,10 @@ impl Default for ReqConfig {
 /// `now + resend_interval` each time the request is written. When it fires, the same request
 /// (same ID) goes to the next writable pipe, or to the first pipe that becomes writable.
 ///
-/// **Counters** ([`Protocol::stats`]): `resends` counts every request written again (timer or
-/// lost pipe), contexts included. Drops: [`DropReason::StaleReply`] for a reply whose ID is
+/// **Counters** ([`Protocol::stats`]): `resends` counts every request written again (timer,
+/// lost pipe or unsent copy), contexts included. Drops: [`DropReason::PipeClosed`] for an
+/// unsent copy handed back that is no longer the outstanding request on its pipe (replaced,
+/// answered, already resent elsewhere); [`DropReason::StaleReply`] for a reply whose ID is
 /// not outstanding (late, repeated, cancelled, unknown) and for a reply that arrived but was
 /// never received because a new send replaced its request; [`DropReason::Replaced`] for a
 /// request still waiting for a pipe when a new send replaced it; [`DropReason::ContextClosed`]
@@ -285,6 +291,46 @@ impl Req {
         self.flush(now);
     }
 
+    /// Takes back a request copy that `pipe` never wrote ([`Input::Unsent`]). `pipe` is
+    /// about to be removed, so it turns busy. When the copy is the request its context still
+    /// waits for on `pipe`, that request goes at once to the next writable pipe (or waits for
+    /// one), whether or not the context resends: the peer never saw it. The request then no
+    /// longer names `pipe`, so the `PipeRemoved` that follows neither sends it again nor fails
+    /// it. Every other copy (replaced, answered, cancelled, already sent elsewhere, or from a
+    /// pipe REQ does not know) is counted as [`DropReason::PipeClosed`].
+    fn handle_unsent(&mut self, pipe: PipeId, msg: &Message, now: Instant) {
+        if !self.pipes.contains(pipe) {
+            self.drops.record(DropReason::PipeClosed);
+            return;
+        }
+        self.pipes.take(pipe);
+        // The header is the request ID; read it off the wire bytes if a driver joined header
+        // and body.
+        let id = if msg.header.len() >= WORD_LEN {
+            read_word(&msg.header)
+        } else {
+            read_word(&msg.to_contiguous())
+        };
+        let key = id.and_then(|id| self.by_id.get(&id).copied());
+        let current = key.and_then(|key| match self.contexts.get_mut(key) {
+            Some(ReqContext {
+                state: ReqState::Waiting(request),
+                ..
+            }) if request.pipe == Some(pipe) => {
+                request.pipe = None;
+                Some(key)
+            }
+            _ => None,
+        });
+        let Some(key) = current else {
+            self.drops.record(DropReason::PipeClosed);
+            return;
+        };
+        self.timers.set(key, None);
+        self.enqueue(key);
+        self.flush(now);
+    }
+
     fn handle_reply(&mut self, pipe: PipeId, msg: Message, now: Instant) {
         let body = msg.to_contiguous();
         let Some(id) = read_word(&body) else {
@@ -392,6 +438,7 @@ impl Protocol for Req {
                     self.handle_reply(pipe, msg, now);
                 }
             }
+            Input::Unsent { pipe, msg } => self.handle_unsent(pipe, &msg, now),
         }
         if !was_writable && self.pipes.has_writable() {
             self.events.push_back(Event::Writable);
@@ -598,7 +645,9 @@ impl Default for RepConfig {
 ///
 /// **Counters** ([`Protocol::stats`]): [`DropReason::TtlExceeded`] for a request over
 /// `max_ttl`, [`DropReason::NoRoute`] for a reply whose requester's pipe is gone,
-/// [`DropReason::QueueShrunk`] for requests discarded by [`Protocol::set_recv_buffer`].
+/// [`DropReason::PipeClosed`] for a reply its dying pipe handed back unsent
+/// ([`Input::Unsent`]: only that requester could take it), [`DropReason::QueueShrunk`] for
+/// requests discarded by [`Protocol::set_recv_buffer`].
 ///
 /// Requests wait in one FIFO in arrival order. When it holds `recv_buffer` requests, each pipe
 /// that delivers another one is paused until the queue drains.

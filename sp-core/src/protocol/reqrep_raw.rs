@@ -14,10 +14,10 @@ use bytes::Bytes;
 
 use crate::backtrace::{split_backtrace, BacktraceError, DEFAULT_MAX_TTL};
 use crate::protocol::shared::{
-    recv_queue_methods, refuse_wrong_peer, BacktraceCore, PipeSet, RecvQueue,
+    recv_queue_methods, refuse_wrong_peer, BacktraceCore, PipeSet, RecvQueue, Returned,
 };
 use crate::protocol::{ConfigError, Event, Input, Protocol, RecvError, SendError, Transmit};
-use crate::stats::{DropCounts, DropReason};
+use crate::stats::{CoreStats, DropCounts, DropReason};
 use crate::{Message, PipeId, ProtocolId};
 
 /// How many received messages the raw roles hold before they pause the pipes that feed them.
@@ -68,22 +68,30 @@ impl Default for XReqConfig {
 ///   which is the same on the wire). A reply that ends before a bottom word is garbage and
 ///   kicks its pipe, as NNG does. Replies are not TTL-checked.
 ///
-/// **Inputs.** [`Input::PipeAdded`] (a peer other than REP is refused),
-/// [`Input::PipeRemoved`], [`Input::PipeWritable`], [`Input::Received`].
+/// * **Returned messages.** What a dying pipe hands back unsent ([`Input::Unsent`]) is
+///   re-routed as PUSH does: unchanged, to the next writable pipe, in the order it came back,
+///   before any new send (which returns `WouldBlock` while some still wait for a pipe).
 ///
-/// **Events.** [`Event::Writable`] when a pipe becomes writable while none was;
-/// [`Event::Readable`] when the receive queue stops being empty;
-/// [`Event::ResumeReceiving`] once it drains below `recv_buffer`; [`Event::ClosePipe`] for a
-/// wrong peer or garbage.
+/// **Inputs.** [`Input::PipeAdded`] (a peer other than REP is refused),
+/// [`Input::PipeRemoved`], [`Input::PipeWritable`], [`Input::Received`], [`Input::Unsent`].
+///
+/// **Events.** [`Event::Writable`] when `send` may succeed again: a pipe becomes writable
+/// while none was and no returned message waits; [`Event::Readable`] when the receive queue
+/// stops being empty; [`Event::ResumeReceiving`] once it drains below `recv_buffer`;
+/// [`Event::ClosePipe`] for a wrong peer or garbage.
 ///
 /// **Counters** ([`Protocol::stats`]): [`DropReason::TtlExceeded`] for a reply whose stack is
 /// deeper than any TTL allows (more than 255 words), [`DropReason::QueueShrunk`] for replies
-/// discarded by [`Protocol::set_recv_buffer`].
+/// discarded by [`Protocol::set_recv_buffer`], [`DropReason::PipeClosed`] for a message handed
+/// back by a pipe XREQ does not know. `send_queued` counts returned messages waiting for a
+/// pipe.
 ///
 /// **Timers.** None.
 #[derive(Debug)]
 pub struct XReq {
     pipes: PipeSet,
+    /// Messages dying pipes handed back, waiting for a writable pipe.
+    returned: Returned,
     queue: RecvQueue<(Bytes, Bytes)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -95,11 +103,17 @@ impl XReq {
     pub fn new(config: XReqConfig) -> Self {
         Self {
             pipes: PipeSet::default(),
+            returned: Returned::default(),
             queue: RecvQueue::new(config.recv_buffer),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             drops: DropCounts::default(),
         }
+    }
+
+    /// Returns true when [`Protocol::send`] would take a message now.
+    fn can_send(&self) -> bool {
+        self.returned.is_empty() && self.pipes.has_writable()
     }
 
     fn handle_reply(&mut self, pipe: PipeId, msg: Message) {
@@ -135,7 +149,7 @@ impl Protocol for XReq {
 
     /// Applies a pipe input; see the type docs for what each input does.
     fn handle(&mut self, input: Input, _now: Instant) {
-        let was_writable = self.pipes.has_writable();
+        let could_send = self.can_send();
         match input {
             Input::PipeAdded { pipe, peer } => {
                 if !refuse_wrong_peer(self.peer_protocol(), pipe, peer, &mut self.events) {
@@ -154,8 +168,13 @@ impl Protocol for XReq {
                     self.handle_reply(pipe, msg);
                 }
             }
+            Input::Unsent { pipe, msg } => {
+                self.returned
+                    .take(&mut self.pipes, &mut self.drops, pipe, msg);
+            }
         }
-        if !was_writable && self.pipes.has_writable() {
+        self.returned.flush(&mut self.pipes, &mut self.transmits);
+        if !could_send && self.can_send() {
             self.events.push_back(Event::Writable);
         }
     }
@@ -183,8 +202,12 @@ impl Protocol for XReq {
     /// is ignored).
     ///
     /// # Errors
-    /// [`SendError::WouldBlock`] when no pipe is writable; retry after [`Event::Writable`].
+    /// [`SendError::WouldBlock`] when no pipe is writable, or messages handed back by a dying
+    /// pipe still wait for one; retry after [`Event::Writable`].
     fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
+        if !self.returned.is_empty() {
+            return Err(SendError::WouldBlock);
+        }
         let pipe = self.pipes.take_next().ok_or(SendError::WouldBlock)?;
         let msg = Message::with_header(msg.header, msg.body);
         self.transmits.push_back(Transmit { pipe, msg });
@@ -204,7 +227,17 @@ impl Protocol for XReq {
         Ok(Message::with_header(backtrace, body).with_pipe(pipe))
     }
 
-    recv_queue_methods!();
+    /// Returns the counters; `send_queued` counts the returned messages waiting for a pipe.
+    fn stats(&self) -> CoreStats {
+        CoreStats {
+            dropped: self.drops,
+            recv_queued: self.queue.len(),
+            send_queued: self.returned.len(),
+            ..CoreStats::default()
+        }
+    }
+
+    recv_queue_methods!(no_stats);
 }
 
 /// Settings for [`XRep`].
@@ -255,7 +288,7 @@ impl Default for XRepConfig {
 ///
 /// **Counters** ([`Protocol::stats`]): those above, [`DropReason::TtlExceeded`] for a request
 /// over `max_ttl`, [`DropReason::PipeClosed`] for replies still queued when their pipe went
-/// away and [`DropReason::QueueShrunk`] for requests discarded by
+/// away or handed back unsent ([`Input::Unsent`]) and [`DropReason::QueueShrunk`] for requests discarded by
 /// [`Protocol::set_recv_buffer`].
 ///
 /// **Inputs.** [`Input::PipeAdded`] (a peer other than REQ is refused),

@@ -99,9 +99,9 @@ impl PipeSet {
         None
     }
 
-    /// Marks `pipe` busy if it is writable. Returns true when it was writable.
-    // No role picks one specific pipe through a `PipeSet` since REP moved to `BacktraceCore`.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Marks `pipe` busy if it is writable. Returns true when it was writable. Roles use it
+    /// to stop choosing a pipe that hands back unsent messages ([`Input::Unsent`]): it is
+    /// about to be removed.
     pub(crate) fn take(&mut self, pipe: PipeId) -> bool {
         match self.pipes.get_mut(&pipe) {
             Some(state @ Some(_)) => {
@@ -125,6 +125,62 @@ impl PipeSet {
             self.ready
                 .retain(|(pipe, generation)| pipes.get(pipe) == Some(&Some(*generation)));
         }
+    }
+}
+
+/// The messages that dying pipes handed back unsent ([`Input::Unsent`]) to a round-robin role
+/// (PUSH, XREQ), oldest first, waiting for another pipe to turn writable.
+///
+/// They go out before any new send: the owner refuses new messages with `WouldBlock` while
+/// this is not empty ([`Returned::is_empty`]) and calls [`Returned::flush`] whenever a pipe may
+/// have turned writable. It is bounded without a limit of its own: only what the driver still
+/// held can come back, and nothing new is taken while it waits.
+#[derive(Debug, Default)]
+pub(crate) struct Returned {
+    queue: VecDeque<Message>,
+}
+
+impl Returned {
+    /// Takes a message `pipe` handed back: `pipe` is about to be removed, so it turns busy (no
+    /// message goes back to it) and the message joins the tail of the queue. A pipe not in
+    /// `pipes` has nothing to hand back; its message is counted in `drops` as
+    /// [`DropReason::PipeClosed`].
+    pub(crate) fn take(
+        &mut self,
+        pipes: &mut PipeSet,
+        drops: &mut DropCounts,
+        pipe: PipeId,
+        msg: Message,
+    ) {
+        if !pipes.contains(pipe) {
+            drops.record(DropReason::PipeClosed);
+            return;
+        }
+        pipes.take(pipe);
+        self.queue.push_back(msg.with_pipe(None));
+    }
+
+    /// Writes the waiting messages, oldest first, to writable pipes taken round-robin from
+    /// `pipes`, while both last.
+    pub(crate) fn flush(&mut self, pipes: &mut PipeSet, transmits: &mut VecDeque<Transmit>) {
+        while !self.queue.is_empty() {
+            let Some(pipe) = pipes.take_next() else {
+                return;
+            };
+            if let Some(msg) = self.queue.pop_front() {
+                transmits.push_back(Transmit { pipe, msg });
+            }
+        }
+    }
+
+    /// Returns true when no returned message waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Returns how many returned messages wait.
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
     }
 }
 
@@ -307,6 +363,11 @@ impl SinglePeer {
             Input::PipeWritable { pipe } => {
                 self.pipes.set_writable(pipe);
             }
+            // The one peer is the only pipe there is: nowhere else to send it.
+            Input::Unsent { pipe, .. } => {
+                self.pipes.take(pipe);
+                self.drops.record(DropReason::PipeClosed);
+            }
             Input::Received { pipe, msg } if self.pipes.contains(pipe) => {
                 match decode(msg.to_contiguous()) {
                     Inbound::Deliver(body) => {
@@ -460,7 +521,8 @@ pub(crate) use forward_queue_to_core;
 /// Writes the counter and receive-queue [`Protocol`](crate::protocol::Protocol) methods of a
 /// role that keeps its pausing receive queue in its own fields `queue` (a [`RecvQueue`]),
 /// `events` (a `VecDeque<Event>`, where resumes go) and `drops` (its [`DropCounts`]), and no
-/// send queue: PULL and XREQ.
+/// send queue: PULL. `recv_queue_methods!(no_stats)` leaves `stats` to the caller (XREQ, which
+/// also reports the messages handed back by dying pipes).
 macro_rules! recv_queue_methods {
     () => {
         fn stats(&self) -> $crate::stats::CoreStats {
@@ -471,6 +533,9 @@ macro_rules! recv_queue_methods {
             }
         }
 
+        $crate::protocol::shared::recv_queue_methods!(no_stats);
+    };
+    (no_stats) => {
         fn recv_buffer(&self) -> Option<usize> {
             Some(self.queue.capacity())
         }
@@ -670,8 +735,8 @@ impl<T> DropQueue<T> {
 ///
 /// Every copy lost on the way out is counted in [`Broadcast::drops`]: a full queue
 /// ([`DropReason::SendQueueFull`]), a queue shrunk by [`Broadcast::resize`]
-/// ([`DropReason::QueueShrunk`]), copies still queued when the driver removes the pipe
-/// ([`DropReason::PipeClosed`]) and a [`Broadcast::send_to`] for a pipe that is not attached
+/// ([`DropReason::QueueShrunk`]), copies still queued when the driver removes the pipe or
+/// handed back unsent by the driver ([`DropReason::PipeClosed`]) and a [`Broadcast::send_to`] for a pipe that is not attached
 /// ([`DropReason::NoRoute`]). Copies queued for a pipe the owner kicks are not counted: the
 /// core chose to close that pipe. A broadcast with no pipe attached loses nothing either: it
 /// reached every peer there was.
@@ -714,8 +779,9 @@ impl Broadcast {
     }
 
     /// Applies the pipe lifecycle inputs: `PipeAdded` (a wrong peer is refused), `PipeRemoved`
-    /// (copies waiting for it are discarded, counted as [`DropReason::PipeClosed`]) and
-    /// `PipeWritable`. Returns the pipe and contiguous wire bytes of a message received on an
+    /// (copies waiting for it are discarded, counted as [`DropReason::PipeClosed`]),
+    /// `PipeWritable` and `Unsent` (counted as [`DropReason::PipeClosed`]: a copy is its
+    /// pipe's alone). Returns the pipe and contiguous wire bytes of a message received on an
     /// attached pipe, for the owner to deliver or discard.
     pub(crate) fn handle(&mut self, input: Input) -> Option<(PipeId, Bytes)> {
         match input {
@@ -747,6 +813,15 @@ impl Broadcast {
                 if self.pipes.contains_key(&pipe) {
                     return Some((pipe, msg.to_contiguous()));
                 }
+            }
+            // A copy (or a unicast) was for that pipe alone. The pipe is about to go: write
+            // nothing more to it, so that what is still sent for it waits in its queue and is
+            // counted when it is removed.
+            Input::Unsent { pipe, .. } => {
+                if let Some(outbox) = self.pipes.get_mut(&pipe) {
+                    outbox.writable = false;
+                }
+                self.drops.record(DropReason::PipeClosed);
             }
         }
         None

@@ -173,7 +173,8 @@ macro_rules! star_pipe_methods {
 /// too short or with reserved bytes set, [`DropReason::TtlExceeded`] for one at the TTL,
 /// [`DropReason::RecvQueueFull`] when the receive queue is full, [`DropReason::SendQueueFull`]
 /// per copy (sent or relayed) a full pipe queue drops, [`DropReason::PipeClosed`] for copies
-/// still queued when their pipe went away, [`DropReason::QueueShrunk`] for messages discarded
+/// still queued when their pipe went away or handed back unsent ([`Input::Unsent`]),
+/// [`DropReason::QueueShrunk`] for messages discarded
 /// by resizing either queue.
 ///
 /// **Timers.** None.

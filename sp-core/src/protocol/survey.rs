@@ -131,7 +131,8 @@ impl Default for SurveyorConfig {
 /// closed, unknown) and for unread responses a new survey discards;
 /// [`DropReason::RecvQueueFull`] for responses beyond `recv_buffer`;
 /// [`DropReason::SendQueueFull`] for survey copies a full pipe queue drops;
-/// [`DropReason::PipeClosed`] for copies still queued when their pipe went away;
+/// [`DropReason::PipeClosed`] for copies still queued when their pipe went away, and for
+/// copies handed back unsent ([`Input::Unsent`]: a survey copy was that respondent's alone);
 /// [`DropReason::ContextClosed`] for responses unread when their context closed;
 /// [`DropReason::QueueShrunk`] for responses discarded by [`Protocol::set_recv_buffer`].
 #[derive(Debug)]
@@ -545,6 +546,9 @@ impl Default for RespondentConfig {
 /// [`Event::Writable`] when the saved survey's pipe turns idle or goes away;
 /// [`Event::ClosePipe`] for a wrong peer or a garbage survey.
 ///
+/// **Counters** ([`Protocol::stats`]): as REP's, with [`DropReason::PipeClosed`] for a
+/// response its dying pipe handed back unsent ([`Input::Unsent`]).
+///
 /// **Timers.** None.
 #[derive(Debug)]
 pub struct Respondent {
@@ -624,8 +628,8 @@ impl Default for XSurveyorConfig {
 /// wrong peer or garbage.
 ///
 /// **Counters** ([`Protocol::stats`]): [`DropReason::SendQueueFull`] per copy a full pipe
-/// queue drops, [`DropReason::PipeClosed`] for copies still queued when their pipe went away,
-/// [`DropReason::TtlExceeded`] for a response whose stack is deeper than any TTL allows (more
+/// queue drops, [`DropReason::PipeClosed`] for copies still queued when their pipe went away
+/// or handed back unsent ([`Input::Unsent`]), [`DropReason::TtlExceeded`] for a response whose stack is deeper than any TTL allows (more
 /// than 255 words), [`DropReason::QueueShrunk`] for responses discarded by
 /// [`Protocol::set_recv_buffer`].
 ///
@@ -739,7 +743,7 @@ impl Default for XRespondentConfig {
 ///
 /// **Counters** ([`Protocol::stats`]): those above, [`DropReason::TtlExceeded`] for a survey
 /// over `max_ttl`, [`DropReason::PipeClosed`] for responses still queued when their pipe went
-/// away and [`DropReason::QueueShrunk`] for surveys discarded by
+/// away or handed back unsent ([`Input::Unsent`]) and [`DropReason::QueueShrunk`] for surveys discarded by
 /// [`Protocol::set_recv_buffer`].
 ///
 /// **Inputs.** [`Input::PipeAdded`] (a peer other than SURVEYOR is refused),
