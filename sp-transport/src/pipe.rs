@@ -582,19 +582,28 @@ impl Inbound {
         }
     }
 
+    /// Doubles the scratch buffer (up to [`READ_CHUNK`]) after a read that filled all the room
+    /// it had: the peer sends faster than this pipe reads.
+    fn grow_scratch(&mut self) {
+        if self.scratch.len() < READ_CHUNK {
+            self.scratch = vec![0u8; (self.scratch.len() * 2).min(READ_CHUNK)].into_boxed_slice();
+        }
+    }
+
     /// Reads once through `read`. Memory follows the bytes the peer sent, never the length it
-    /// claims: a frame's buffer grows by at most what it already holds (doubling, so large
-    /// messages are not copied quadratically), and only a frame of which [`READ_CHUNK`] bytes
-    /// have arrived is read straight into its buffer; anything smaller goes through the scratch
-    /// buffer. So a pipe holds at most about twice what its peer sent, plus the scratch buffer.
+    /// claims: a frame larger than the scratch buffer is read straight into its own buffer,
+    /// which grows by at most what it already holds or the scratch buffer's size, whichever is
+    /// larger (doubling, so large messages are not copied quadratically); smaller ones go
+    /// through the scratch buffer, which grows only while the peer keeps it full. So a pipe holds at most about twice what its peer sent, plus the scratch buffer.
     pub(crate) fn fill(
         &mut self,
         read: impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
         let wanted = self.decoder.bytes_wanted(&self.rbuf);
         let buffered = self.rbuf.len();
-        if wanted > READ_CHUNK && buffered >= READ_CHUNK {
-            let grow = wanted.min(READ_MAX).min(buffered);
+        if wanted > self.scratch.len() {
+            // The scratch buffer's size stands for how fast this peer has been sending.
+            let grow = wanted.min(READ_MAX).min(buffered.max(self.scratch.len()));
             self.rbuf.resize(buffered + grow, 0);
             let poll = read(&mut self.rbuf[buffered..]);
             let got = match &poll {
@@ -602,13 +611,16 @@ impl Inbound {
                 _ => 0,
             };
             self.rbuf.truncate(buffered + got);
+            if got == grow {
+                self.grow_scratch();
+            }
             poll
         } else {
             let poll = read(&mut self.scratch);
             if let Poll::Ready(Ok(n)) = poll {
                 self.rbuf.extend_from_slice(&self.scratch[..n]);
-                if n == self.scratch.len() && n < READ_CHUNK {
-                    self.scratch = vec![0u8; (n * 2).min(READ_CHUNK)].into_boxed_slice();
+                if n == self.scratch.len() {
+                    self.grow_scratch();
                 }
             }
             poll
