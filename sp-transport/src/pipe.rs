@@ -40,6 +40,8 @@ const READ_CHUNK: usize = 64 * 1024;
 /// The scratch buffer's first size: it doubles (up to [`READ_CHUNK`]) each time a read fills
 /// it, so a busy pipe soon reads in large chunks while a quiet or hostile one costs little.
 const SCRATCH_MIN: usize = 4 * 1024;
+/// Frames above this size never make the read buffer grow (see [`Inbound::fill`]).
+const LARGE_FRAME: usize = 4 * READ_CHUNK;
 /// Upper bound on one read's buffer growth.
 const READ_MAX: usize = 1 << 20;
 /// iovecs per vectored write.
@@ -611,7 +613,9 @@ impl Inbound {
                 _ => 0,
             };
             self.rbuf.truncate(buffered + got);
-            if got == grow {
+            // A peer that fills ordinary frames fast earns a larger read buffer; one that
+            // claims a huge frame does not (its frame's buffer already grows with its bytes).
+            if got == grow && wanted <= LARGE_FRAME {
                 self.grow_scratch();
             }
             poll

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use sp_tests::resident_bytes;
 
+/// The tests measure the whole process's memory, so they run one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// What any pipe costs before it reads a byte (its task, queue, handle, socket registration;
 /// about 9 KiB measured), allowed on top of the target below.
 const PIPE_ITSELF: u64 = 16 * 1024;
@@ -58,6 +61,7 @@ fn settled_rss(deadline: Duration) -> u64 {
 
 #[test]
 fn length_claims_cost_what_was_sent_not_what_was_claimed() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let n = connections();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -112,6 +116,7 @@ fn length_claims_cost_what_was_sent_not_what_was_claimed() {
 
 #[test]
 fn unlimited_size_still_grows_with_the_bytes_sent() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // No receive limit: peers claim 1 GiB and send 81 KiB of it. Each pipe may hold about twice
     // what it was sent plus its read buffer, not the claim (before: 1.1 MiB each).
     const N: usize = 100;
