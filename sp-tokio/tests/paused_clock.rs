@@ -25,9 +25,10 @@ async fn recv_timeout_fires_in_virtual_time_while_a_dialer_backs_off() {
     let waited = start.elapsed();
     assert!(waited >= Duration::from_secs(30), "{waited:?}");
     assert!(waited < Duration::from_secs(31), "{waited:?}");
-    // The dialer kept retrying on the same clock, with back-off (100 ms doubling to 10 s).
+    // The dialer kept retrying on the same clock, with back-off (100 ms doubling to 2 s, each
+    // delay drawn from [t/2, t]): 5 attempts in the first 1.6-3.1 s, then one every 1-2 s.
     let attempts = dialer.stats().dial_attempts;
-    assert!((3..=20).contains(&attempts), "{attempts} attempts in 30 s");
+    assert!((15..=35).contains(&attempts), "{attempts} attempts in 30 s");
     assert_eq!(dialer.stats().dial_failures, attempts);
 }
 

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_io::{AsyncRead, AsyncWrite};
@@ -742,7 +742,7 @@ async fn dialer_loop<R: Runtime, P: SocketCore>(
     mut connected: Option<Connected>,
 ) {
     let mut config = ctl.options().reconnect;
-    let mut backoff = Backoff::new(config.clone(), random_u64());
+    let mut backoff = Backoff::new(config.clone(), shared.rt.random_u64());
     loop {
         // A pipe connected by a synchronous dial is attached already: it must run even if the
         // socket closed meanwhile, to write out what was sent and to detach properly.
@@ -760,7 +760,7 @@ async fn dialer_loop<R: Runtime, P: SocketCore>(
         if opts.reconnect != config {
             // The application changed the back-off: start over from its minimum.
             config = opts.reconnect.clone();
-            backoff = Backoff::new(config.clone(), random_u64());
+            backoff = Backoff::new(config.clone(), shared.rt.random_u64());
         }
         if let Ok(conn) = attempt {
             backoff.reset();
@@ -774,11 +774,6 @@ async fn dialer_loop<R: Runtime, P: SocketCore>(
             return;
         }
     }
-}
-
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(Instant::now())
 }
 
 /// Handshakes an adopted connection and runs it as a pipe with no endpoint.
@@ -937,38 +932,19 @@ fn bind_tcp<R: Runtime>(
     tcp: TcpOptions,
 ) -> Result<(SocketAddr, Box<dyn Acceptor>)> {
     let mut last = None;
-    let mut bound = None;
     for sa in candidates {
-        match std::net::TcpListener::bind(sa) {
-            Ok(l) => {
-                bound = Some(l);
-                break;
-            }
+        match rt.bind_tcp(sa, tcp) {
+            Ok(bound) => return Ok(bound),
             Err(e) => last = Some(e),
         }
     }
-    let listener = match (bound, last) {
-        (Some(l), _) => l,
-        (None, Some(e)) if e.kind() == io::ErrorKind::AddrInUse => {
-            return Err(Error::AddressInUse(addr.to_string()))
-        }
-        (None, e) => {
-            return Err(Error::io(
-                format!("cannot listen on {addr}"),
-                e.unwrap_or_else(|| io::Error::other("no address")),
-            ))
-        }
-    };
-    let local = listener
-        .local_addr()
-        .map_err(|e| Error::io(format!("cannot read bound address of {addr}"), e))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
-    let acceptor = rt
-        .tcp_acceptor(listener, tcp)
-        .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
-    Ok((local, acceptor))
+    Err(match last {
+        Some(e) if e.kind() == io::ErrorKind::AddrInUse => Error::AddressInUse(addr.to_string()),
+        e => Error::io(
+            format!("cannot listen on {addr}"),
+            e.unwrap_or_else(|| io::Error::other("no address")),
+        ),
+    })
 }
 
 /// Binds a Unix socket, replacing a stale socket file but never a live listener's.

@@ -27,7 +27,7 @@ use crate::tls::TlsConfig;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct EndpointOptions {
-    /// Reconnect back-off for dialers. Default: 100 ms doubling to 10 s.
+    /// Reconnect back-off for dialers. Default: 100 ms doubling to 2 s.
     pub reconnect: BackoffConfig,
     /// Largest message accepted from a peer, in bytes; 0 means unlimited (claims of 2^60
     /// bytes or more are still refused). Default: 1 MiB.

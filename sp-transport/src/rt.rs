@@ -239,6 +239,28 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     fn resolve(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
         Box::pin(resolve_on_thread(host, port))
     }
+    /// Draws a random number: the seed of each socket's protocol core (request and survey
+    /// ids, pipe ids) and of each dialer's back-off jitter. The default mixes the process's
+    /// random hash keys with the clock; a simulator overrides it with a seeded generator so
+    /// that a run replays exactly.
+    fn random_u64(&self) -> u64 {
+        use std::hash::{BuildHasher, RandomState};
+        RandomState::new().hash_one(Instant::now())
+    }
+    /// Binds a TCP listener at `addr` and returns the address it bound (the port the OS chose
+    /// for port 0) and its acceptor; `opts` apply to accepted connections. The default binds
+    /// a non-blocking std listener and hands it to [`Runtime::tcp_acceptor`]; a runtime with
+    /// a network of its own (a simulator) binds there instead.
+    fn bind_tcp(
+        &self,
+        addr: SocketAddr,
+        opts: TcpOptions,
+    ) -> io::Result<(SocketAddr, Box<dyn Acceptor>)> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        let local = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        Ok((local, self.tcp_acceptor(listener, opts)?))
+    }
     /// Connects a TCP stream and applies `opts` to it.
     fn connect_tcp(
         &self,

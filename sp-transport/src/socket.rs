@@ -806,11 +806,6 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
     }
 }
 
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(Instant::now())
-}
-
 impl<R: Runtime + Default, P: SocketCore> Socket<R, P> {
     /// Opens a socket on the adapter's default runtime (for tokio: the current runtime).
     ///
@@ -830,7 +825,7 @@ impl<R: Runtime + Default, P: SocketCore> Default for Socket<R, P> {
 impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// Opens a socket on the given runtime.
     pub fn with_runtime(rt: R) -> Self {
-        let seed = random_seed();
+        let seed = rt.random_u64();
         let core = P::create(seed);
         let protocol = core.protocol();
         let peer_protocol = core.peer_protocol();

@@ -23,6 +23,7 @@ use sp_transport::SocketCore;
 pub mod cat;
 pub mod certs;
 pub mod harness;
+pub mod simnet;
 
 /// Default receive timeout for the socket under test; every receive must end by itself.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
