@@ -468,11 +468,16 @@ fn pipeline_scenario(seed: u64) -> Report {
         let pull_stats = pull.stats();
         for pipe in pipes(log) {
             let read = pipe.stats().msgs_in;
-            let written = push_pipes
+            let ends: Vec<&Pipe> = push_pipes
                 .iter()
-                .find(|w| w.remote_addr() == pipe.local_addr())
-                .map(|w| w.stats().msgs_out - w.stats().returned)
-                .unwrap_or_else(|| panic!("seed {seed}: puller{p}'s pipe has no pusher end"));
+                .filter(|w| w.remote_addr() == pipe.local_addr())
+                .collect();
+            assert!(ends.len() <= 1, "seed {seed}: two connections, one address");
+            // No pusher end: the puller finished its handshake, but its end died before the
+            // pusher's did (a stalled link, then a crash), so nothing was ever written to it.
+            let written = ends
+                .first()
+                .map_or(0, |w| w.stats().msgs_out - w.stats().returned);
             assert!(
                 read <= written,
                 "seed {seed}: puller{p} read more than was written"
