@@ -1,3 +1,6 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sp_core::fuzzing::handshake(data, std::time::Instant::now()));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sp_core::fuzzing::handshake(
+    data,
+    std::time::Instant::now()
+));

@@ -89,7 +89,8 @@ impl Address {
     ///
     /// Returns an [`AddrError`] naming `url` when the scheme is missing or unknown, a TCP port
     /// is missing, not a number or above 65535, a TCP host is malformed, an IPC path is empty,
-    /// too long or holds a NUL byte, or an inproc name is empty.
+    /// too long or holds a NUL byte, an abstract name has a bad `%xx` escape or is too long
+    /// once decoded, or an inproc name is empty.
     pub fn parse(url: &str) -> Result<Address, AddrError> {
         let err_url = || url.to_owned();
         let Some((scheme, rest)) = url.split_once("://") else {
@@ -143,18 +144,19 @@ impl Address {
                 })
             }
             "abstract" => {
-                // 108 bytes of sun_path, minus the leading NUL.
-                if rest.len() > MAX_IPC_PATH_LEN {
+                let name =
+                    percent_decode(rest).ok_or_else(|| AddrError::BadName { url: err_url() })?;
+                // 108 bytes of sun_path, minus the leading NUL. The limit is on the decoded
+                // name, which is what the socket address holds: the URL may spell a byte as
+                // `%xx`, and `Display` does so for spaces and control characters.
+                if name.len() > MAX_IPC_PATH_LEN {
                     return Err(AddrError::PathTooLong {
                         url: err_url(),
-                        len: rest.len(),
+                        len: name.len(),
                         max: MAX_IPC_PATH_LEN,
                     });
                 }
-                Ok(Address::Abstract {
-                    name: percent_decode(rest)
-                        .ok_or_else(|| AddrError::BadPath { url: err_url() })?,
-                })
+                Ok(Address::Abstract { name })
             }
             "inproc" => {
                 if rest.is_empty() {
@@ -318,15 +320,15 @@ pub enum AddrError {
         /// The URL as given.
         url: String,
     },
-    /// An IPC path does not fit in a UNIX socket address.
+    /// An IPC path or abstract name does not fit in a UNIX socket address.
     #[error(
-        "invalid address {url:?}: the ipc path is {len} bytes but unix sockets allow at most \
-         {max}; use a shorter path"
+        "invalid address {url:?}: the ipc path or abstract name is {len} bytes but unix \
+         sockets allow at most {max}; use a shorter one"
     )]
     PathTooLong {
         /// The URL as given.
         url: String,
-        /// The path's length in bytes.
+        /// The path's length in bytes (for an abstract name, once its escapes are decoded).
         len: usize,
         /// The limit, [`MAX_IPC_PATH_LEN`].
         max: usize,
@@ -334,6 +336,16 @@ pub enum AddrError {
     /// An IPC path contains a NUL byte, which no socket path can hold.
     #[error("invalid address {url:?}: the ipc path contains a nul byte; remove it")]
     BadPath {
+        /// The URL as given.
+        url: String,
+    },
+    /// An abstract socket name has a `%` not followed by two hex digits, or does not decode
+    /// to UTF-8.
+    #[error(
+        "invalid address {url:?}: the abstract name has a bad escape; write a byte as %xx \
+         with two hex digits (%25 for %), and make the decoded name valid utf-8"
+    )]
+    BadName {
         /// The URL as given.
         url: String,
     },
@@ -472,6 +484,7 @@ mod tests {
             AddrError::EmptyPath { .. } => "EmptyPath",
             AddrError::PathTooLong { .. } => "PathTooLong",
             AddrError::BadPath { .. } => "BadPath",
+            AddrError::BadName { .. } => "BadName",
             AddrError::EmptyName { .. } => "EmptyName",
         }
     }
@@ -609,6 +622,47 @@ mod tests {
                 max: 107
             })
         );
+    }
+
+    /// The limit of an abstract name applies to the decoded name (what `sun_path` holds), not
+    /// to its escaped spelling in the URL: a name that parses prints as a URL that parses
+    /// again, however many of its bytes `Display` escapes (found by the `address_parse` fuzz
+    /// target: `abstract://` and 36 spaces printed as 108 characters, refused as too long).
+    #[test]
+    fn abstract_name_limit_counts_decoded_bytes() {
+        for name in [
+            " ".repeat(MAX_IPC_PATH_LEN),
+            "\u{1}".repeat(MAX_IPC_PATH_LEN),
+            "a".repeat(MAX_IPC_PATH_LEN),
+        ] {
+            let addr = Address::Abstract { name: name.clone() };
+            let printed = addr.to_string();
+            assert_eq!(Address::parse(&printed), Ok(addr), "{printed}");
+        }
+        let escaped = format!("abstract://{}", "%41".repeat(MAX_IPC_PATH_LEN));
+        assert_eq!(
+            Address::parse(&escaped),
+            Ok(Address::Abstract {
+                name: "A".repeat(MAX_IPC_PATH_LEN)
+            })
+        );
+        let too_long = format!("abstract://{}", "%20".repeat(MAX_IPC_PATH_LEN + 1));
+        assert_eq!(
+            Address::parse(&too_long),
+            Err(AddrError::PathTooLong {
+                url: too_long.clone(),
+                len: MAX_IPC_PATH_LEN + 1,
+                max: MAX_IPC_PATH_LEN
+            })
+        );
+        for url in ["abstract://%zz", "abstract://%4", "abstract://%ff"] {
+            assert_eq!(
+                Address::parse(url),
+                Err(AddrError::BadName {
+                    url: url.to_owned()
+                })
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,8 @@ mod device;
 mod endpoint;
 mod endpoint_handle;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod pipe;
 mod pipe_events;
 mod pipe_view;
