@@ -72,7 +72,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     -o|-Fo|/Fo) shift; out=$1 ;;
     -o*) out=${1#-o} ;;
-    -Fo*|/Fo*) out=${1#??} ;;
+    -Fo*|/Fo*) out=${1#???} ;;
     -OUT:*|/OUT:*|-out:*|/out:*) out=${1#*:} ;;
     --version|-v|-V) echo "stub-cc 0 (creates empty outputs; cargo check only)"; exit 0 ;;
   esac
@@ -114,7 +114,6 @@ for target in "${targets[@]}"; do
   t0=$SECONDS
   if env "CC_${var}=${cc}" "AR_${var}=${ar}" \
     RUSTC="$RUSTC_WEB" RUSTC_BOOTSTRAP=1 RUSTFLAGS="-D warnings" \
-    CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}" \
     "$CARGO_WEB" check -q --keep-going -Zbuild-std --target "$target" --workspace --all-targets --locked; then
     echo "=== cross-check ${target}: ok, $((SECONDS - t0)) s"
   else

@@ -377,3 +377,31 @@ impl From<Unsent> for Error {
 
 /// What a send returns: `Ok`, or the message back with the reason.
 pub type SendResult = std::result::Result<(), Unsent>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An adapter's `Unsupported` inside an `io::Error` reaches the application typed, with a
+    /// message that names what does support it.
+    #[test]
+    fn an_adapters_unsupported_io_error_becomes_error_unsupported() {
+        let from_adapter: io::Error = Unsupported::NamedPipes { adapter: "sp-smol" }.into();
+        assert_eq!(from_adapter.kind(), io::ErrorKind::Unsupported);
+        let e = Error::io("cannot listen on ipc://name", from_adapter);
+        assert!(e.is_unsupported(), "{e:?}");
+        assert!(matches!(
+            &e,
+            Error::Unsupported {
+                what: Unsupported::NamedPipes { adapter: "sp-smol" },
+                ..
+            }
+        ));
+        let shown = e.to_string();
+        assert!(shown.starts_with("cannot listen on ipc://name: "), "{shown}");
+        assert!(shown.contains("sp-smol") && shown.contains("sp-tokio"), "{shown}");
+        // Any other IO error stays an IO error.
+        let other = Error::io("cannot listen", io::Error::from(io::ErrorKind::Unsupported));
+        assert!(matches!(other, Error::Io { .. }), "{other:?}");
+    }
+}
