@@ -4,8 +4,9 @@
 #
 #   x86_64-pc-windows-gnu  x86_64-pc-windows-msvc  x86_64-apple-darwin  aarch64-apple-darwin
 #
-# Run by .ci/run (phase "cross-target check"); by hand: `scripts/cross-check.sh [TARGET...]`.
-# Nothing is linked or run: Windows and macOS binaries are compiled up to type-checking only.
+# Run by .ci/run as its last phase ("cross-target check"), not by scripts/test.sh; by hand:
+# `scripts/cross-check.sh [TARGET...]`. Warnings are errors (RUSTFLAGS="-D warnings").
+# Nothing is linked or run: Windows and macOS code is compiled up to type-checking only.
 #
 # How, with no rustup target download: Debian's `rustc-web` and `cargo-web` (a second Rust,
 # /usr/bin/rustc and /usr/bin/cargo, next to the rustup toolchain that stays the default
@@ -18,9 +19,10 @@
 #   * x86_64-pc-windows-gnu: the real MinGW-w64 cross compiler (gcc-mingw-w64-x86-64).
 #   * x86_64-pc-windows-msvc and both macOS targets: no compiler exists here (no clang-cl, no
 #     Windows or macOS SDK). A stand-in (target/cross/bin/stub-cc and stub-ar, written below)
-#     accepts any gcc- or MSVC-style command line and only creates the empty object files and
-#     empty archives it was asked for. That is enough for `cargo check`, which never links;
-#     nothing built this way could run.
+#     accepts any gcc- or MSVC-style command line (cc-rs, finding no known compiler, drives it
+#     MSVC-style for all three) and only creates the empty object files and empty archives it
+#     was asked for. That is enough for `cargo check`, which never links; nothing built this
+#     way could run.
 #
 # Installs its apt packages when they are missing and it runs as root (CI); elsewhere it says
 # what to install. Time: about 3 minutes per two targets cold, seconds warm.

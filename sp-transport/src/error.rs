@@ -398,8 +398,14 @@ mod tests {
             }
         ));
         let shown = e.to_string();
-        assert!(shown.starts_with("cannot listen on ipc://name: "), "{shown}");
-        assert!(shown.contains("sp-smol") && shown.contains("sp-tokio"), "{shown}");
+        assert!(
+            shown.starts_with("cannot listen on ipc://name: "),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("sp-smol") && shown.contains("sp-tokio"),
+            "{shown}"
+        );
         // Any other IO error stays an IO error.
         let other = Error::io("cannot listen", io::Error::from(io::ErrorKind::Unsupported));
         assert!(matches!(other, Error::Io { .. }), "{other:?}");

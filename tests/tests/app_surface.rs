@@ -1155,6 +1155,47 @@ macro_rules! app_suite {
                 });
             }
 
+            /// Windows: `ipc://NAME` is the named pipe `\\.\pipe\NAME` on sp-tokio, which
+            /// carries messages and refuses a second listener on the same name; sp-smol and
+            /// sp-blocking refuse it with a typed error that names sp-tokio.
+            #[cfg(windows)]
+            #[test]
+            fn ipc_is_a_named_pipe_on_windows() {
+                run(async {
+                    let dir = sp_tests::TempIpcDir::new();
+                    let url = dir.url();
+                    let a: sp::Pair = open();
+                    match a.listen(url.as_str()).await {
+                        Ok(l) => {
+                            assert_eq!(stringify!($module), "tokio_adapter");
+                            let b: sp::Pair = open();
+                            b.dial(&l).await.expect("dial the pipe");
+                            b.send("over a pipe").await.unwrap();
+                            assert_eq!(&a.recv().await.expect("recv").body[..], b"over a pipe");
+                            a.send("back").await.unwrap();
+                            assert_eq!(&b.recv().await.expect("recv").body[..], b"back");
+                            let c: sp::Pair = open();
+                            let e = c.listen(url.as_str()).await.expect_err("the name is taken");
+                            assert!(e.is_address_in_use(), "{e:?}");
+                        }
+                        Err(e) => {
+                            assert_ne!(stringify!($module), "tokio_adapter", "{e}");
+                            assert!(
+                                matches!(
+                                    e,
+                                    Error::Unsupported {
+                                        what: sp_transport::Unsupported::NamedPipes { .. },
+                                        ..
+                                    }
+                                ),
+                                "{e:?}"
+                            );
+                            assert!(e.to_string().contains("sp-tokio"), "{e}");
+                        }
+                    }
+                });
+            }
+
             /// Outside Linux, `abstract://` fails at once, to listen and to dial, with a typed
             /// error that points to `ipc://`.
             #[cfg(not(target_os = "linux"))]
