@@ -12,7 +12,8 @@
 # /usr/bin/rustc and /usr/bin/cargo, next to the rustup toolchain that stays the default
 # everywhere else) and `rust-web-src` (that version's standard-library sources) rebuild std for
 # each target with `-Zbuild-std` (allowed on a stable compiler by RUSTC_BOOTSTRAP=1, for this
-# command only). Its build goes to target/cross/, apart from the normal target/.
+# command only). Its build goes to target/cross/ (or $CROSS_TARGET_DIR), apart from the
+# normal target/: the two compilers' artifacts cannot be mixed.
 #
 # Build scripts that compile C for the target (ring; criterion's `alloca`) need a C compiler
 # and an archiver for it:
