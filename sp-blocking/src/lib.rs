@@ -7,6 +7,8 @@
 //! SURVEYOR, RESPONDENT and SUB open [`Context`]s; [`device`] and [`reflector`] join raw
 //! sockets. Every URL scheme works: `tcp`, `ipc`, `inproc`, `tls+tcp`, `ws`, `wss` (TLS is
 //! configured with [`TlsConfig`]).
+//! On Windows, where `ipc` is a named pipe, it fails with [`Error::Unsupported`]
+//! ([`Unsupported::NamedPipes`]): use `sp-tokio` for named pipes.
 //! They have the methods of the `sp-tokio` sockets, with the same options and the same
 //! [`Error`], as blocking calls: `send` returns once a peer's queue took the message, `recv`
 //! once a message arrived, each within its timeout or deadline. There is no async runtime
@@ -114,7 +116,7 @@ pub use sp_transport::{
     Address, ContextRole, DetachReason, DropReason, EndpointId, EndpointOptions, EndpointStats,
     Error, Message, PeerCredentials, Pipe, PipeEvent, PipeId, PipeStats, PipeVerdict, ProtocolId,
     RecvRole, RefusalReason, Result, SendResult, SendRole, SocketOptions, SocketOptionsBuilder,
-    SocketStats, TlsConfig, TlsError, ToAddress, Transport, Unsent,
+    SocketStats, TlsConfig, TlsError, ToAddress, Transport, Unsent, Unsupported,
 };
 
 sp_transport::protocol_sockets!(Socket);

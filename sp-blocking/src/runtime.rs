@@ -1,11 +1,19 @@
 //! [`Threads`]: the shared driver's runtime traits on plain threads and blocking std sockets.
+//!
+//! On Windows, `ipc://` would be a named pipe, which std cannot serve: `connect_ipc` and
+//! `ipc_acceptor` fail there with [`Unsupported::NamedPipes`], which names sp-tokio. Windows
+//! has no `MSG_DONTWAIT` either, so a pipe's writes all go through its writer thread there.
 
 use std::cell::Cell;
 use std::future::Future;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+#[cfg(unix)]
+use std::os::fd::AsFd as AsSocket;
+#[cfg(unix)]
+use std::os::unix::net::UnixStream;
+#[cfg(windows)]
+use std::os::windows::io::AsSocket;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
@@ -14,9 +22,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sp_transport::rt::{
-    Acceptor, BoxFuture, BoxStream, ConnInfo, Connected, Runtime, Sleep, TcpOptions,
+    Acceptor, BoxFuture, BoxStream, ConnInfo, Connected, IpcListener, Runtime, Sleep, TcpOptions,
 };
 use sp_transport::threads::{self, ThreadIo, ThreadedStream};
+#[cfg(windows)]
+use sp_transport::Unsupported;
 
 /// Runs a socket's tasks on threads of their own, one thread per task.
 ///
@@ -77,11 +87,25 @@ impl Runtime for Threads {
         }))
     }
 
+    #[cfg(unix)]
     fn connect_ipc(&self, path: PathBuf) -> BoxFuture<'static, io::Result<Connected>> {
         Box::pin(async move { unix(UnixStream::connect(path)?) })
     }
 
-    fn ipc_acceptor(&self, listener: UnixListener) -> io::Result<Box<dyn Acceptor>> {
+    /// Windows: [`Unsupported::NamedPipes`] (std has no named-pipe server; sp-tokio does).
+    #[cfg(windows)]
+    fn connect_ipc(&self, _path: PathBuf) -> BoxFuture<'static, io::Result<Connected>> {
+        Box::pin(async { Err(NAMED_PIPES.into()) })
+    }
+
+    /// Windows: [`Unsupported::NamedPipes`] (std has no named-pipe server; sp-tokio does).
+    #[cfg(windows)]
+    fn ipc_acceptor(&self, _listener: IpcListener) -> io::Result<Box<dyn Acceptor>> {
+        Err(NAMED_PIPES.into())
+    }
+
+    #[cfg(unix)]
+    fn ipc_acceptor(&self, listener: IpcListener) -> io::Result<Box<dyn Acceptor>> {
         listener.set_nonblocking(false)?;
         let local = listener.local_addr()?;
         let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
@@ -98,6 +122,7 @@ impl Runtime for Threads {
         tcp(stream, opts)
     }
 
+    #[cfg(unix)]
     fn adopt_ipc(&self, stream: UnixStream) -> io::Result<Connected> {
         stream.set_nonblocking(false)?;
         unix(stream)
@@ -111,7 +136,13 @@ fn tcp(s: TcpStream, opts: TcpOptions) -> io::Result<Connected> {
     Ok((threaded(s)?, info))
 }
 
+#[cfg(windows)]
+const NAMED_PIPES: Unsupported = Unsupported::NamedPipes {
+    adapter: "sp-blocking",
+};
+
 /// A connected Unix stream run on threads, and what the OS says about it.
+#[cfg(unix)]
 fn unix(s: UnixStream) -> io::Result<Connected> {
     let (local, remote) = (s.local_addr().ok(), s.peer_addr().ok());
     let info = ConnInfo::unix(&s, local.as_ref(), remote.as_ref());
@@ -180,7 +211,7 @@ impl Acceptor for BlockingAcceptor {
 
 fn threaded<S>(stream: S) -> io::Result<BoxStream>
 where
-    S: AsFd + Send + Sync + 'static,
+    S: AsSocket + Send + Sync + 'static,
     for<'a> &'a S: Read + Write,
 {
     Ok(Box::new(ThreadedStream::new(Arc::new(StdIo(stream)))?))
@@ -192,12 +223,12 @@ struct StdIo<S>(S);
 /// Flags for a write that must not block (nor raise `SIGPIPE` where the flag exists).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const NONBLOCKING_SEND: libc::c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
 const NONBLOCKING_SEND: libc::c_int = libc::MSG_DONTWAIT;
 
 impl<S> ThreadIo for StdIo<S>
 where
-    S: AsFd + Send + Sync + 'static,
+    S: AsSocket + Send + Sync + 'static,
     for<'a> &'a S: Read + Write,
 {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -208,8 +239,17 @@ where
         (&self.0).write_vectored(bufs)
     }
 
+    #[cfg(unix)]
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         socket2::SockRef::from(&self.0).send_vectored_with_flags(bufs, NONBLOCKING_SEND)
+    }
+
+    /// Windows has no per-call non-blocking send (`MSG_DONTWAIT`), and a blocking socket
+    /// cannot be made non-blocking for one call while other threads read it: every write goes
+    /// to the pipe's writer thread.
+    #[cfg(windows)]
+    fn try_write_vectored(&self, _bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
     }
 
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {

@@ -118,10 +118,12 @@ impl<P: SocketCore> Socket<P> {
         block_on(self.inner.adopt_tcp(stream))
     }
 
-    /// Adopts a connected Unix stream as a pipe, blocking through the SP handshake.
+    /// Adopts a connected Unix stream as a pipe, blocking through the SP handshake. Unix
+    /// only.
     ///
     /// # Errors
     /// As [`sp_transport::Socket::adopt_tcp`].
+    #[cfg(unix)]
     pub fn adopt_ipc(&self, stream: std::os::unix::net::UnixStream) -> Result<Pipe> {
         block_on(self.inner.adopt_ipc(stream))
     }

@@ -329,10 +329,18 @@ impl Listener {
     /// applied when it binds (NNG's `NNG_OPT_IPC_PERMISSIONS`).
     ///
     /// # Errors
-    /// [`Error::InvalidOption`] above `0o777`; [`Error::NotSupported`] for other transports.
+    /// [`Error::InvalidOption`] above `0o777`; [`Error::NotSupported`] for other transports;
+    /// on Windows, whose named pipes are no files, [`Error::Unsupported`]
+    /// ([`Unsupported::IpcPermissions`](crate::Unsupported::IpcPermissions)).
     pub fn set_ipc_permissions(&self, mode: u32) -> Result<()> {
         if !matches!(self.ctl.url, Address::Ipc { .. }) {
             return Err(Error::NotSupported);
+        }
+        if cfg!(windows) {
+            return Err(Error::Unsupported {
+                context: format!("cannot set ipc_permissions of {}", self.ctl.url),
+                what: crate::Unsupported::IpcPermissions,
+            });
         }
         if mode > 0o777 {
             return Err(Error::invalid_option(

@@ -21,6 +21,8 @@ mod device;
 mod endpoint;
 mod endpoint_handle;
 mod error;
+#[cfg(windows)]
+mod ipc_windows;
 mod pipe;
 mod pipe_events;
 mod pipe_view;
@@ -31,6 +33,7 @@ pub mod stats;
 mod streams;
 pub mod threads;
 pub mod tls;
+#[cfg(unix)]
 mod unix;
 mod ws;
 
@@ -40,7 +43,7 @@ pub use bytes;
 pub use context::Context;
 pub use device::{device, reflector};
 pub use endpoint_handle::{Dialer, EndpointOptions, Listener, ToAddress};
-pub use error::{Error, Result, SendResult, Unsent};
+pub use error::{Error, Result, SendResult, Unsent, Unsupported};
 pub use pipe_events::{DetachReason, PipeEvent, PipeEvents, PipeVerdict};
 pub use pipe_view::{EndpointId, Pipe, Transport};
 pub use roles::{ContextRole, RecvRole, SendRole};

@@ -1015,6 +1015,9 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     ///
     /// # Errors
     /// As [`Socket::adopt_tcp`].
+    ///
+    /// Unix only: std has no such stream on Windows.
+    #[cfg(unix)]
     pub async fn adopt_ipc(&self, stream: std::os::unix::net::UnixStream) -> Result<Pipe> {
         stream
             .peer_addr()
