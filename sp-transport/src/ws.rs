@@ -49,7 +49,7 @@ const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `<name>.sp.nanomsg.org`, the subprotocol that names an SP socket type. A type without a
 /// registered name (only possible for a custom core) is named by its number.
-fn subprotocol(p: ProtocolId) -> String {
+pub(crate) fn subprotocol(p: ProtocolId) -> String {
     match p.name() {
         Some(name) => format!("{name}.sp.nanomsg.org"),
         None => format!("{}.sp.nanomsg.org", p.0),
@@ -72,7 +72,7 @@ const WS_TX_FRAME_MAX: usize = WS_RX_FRAME_MAX;
 
 /// tungstenite's settings for a receive limit of `max` bytes (0: unlimited messages, whose
 /// frames are still bounded). A frame can never be larger than the message it belongs to.
-fn ws_config(max: usize) -> WebSocketConfig {
+pub(crate) fn ws_config(max: usize) -> WebSocketConfig {
     let (message, frame) = match max {
         0 => (None, WS_RX_FRAME_MAX),
         max => (Some(max), max.min(WS_RX_FRAME_MAX)),
@@ -445,32 +445,71 @@ impl HttpServer {
         }
     }
 
-    /// Checks an upgrade request: the path must be a route and the offered subprotocols must
-    /// include the route's own. Returns the route and the answer's subprotocol.
-    fn choose(
-        &self,
-        request: &Request,
-    ) -> Result<(Arc<Route>, String), (StatusCode, &'static str)> {
-        let refuse = |status: StatusCode, why: &'static str| (status, why);
-        let path = request.uri().path();
+    /// The open route at `path`, with its socket's protocol.
+    fn route(&self, path: &str) -> Option<(Arc<Route>, ProtocolId)> {
         let route = lock(&self.routes)
             .get(path)
             .filter(|r| !r.owner.is_closed())
-            .cloned()
-            .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "no SP socket listens on this path"))?;
-        let wanted = subprotocol(route.owner.protocol());
-        let offered = request
-            .headers()
-            .get_all("Sec-WebSocket-Protocol")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|p| p.trim().eq_ignore_ascii_case(&wanted));
-        if !offered {
-            return Err(refuse(StatusCode::BAD_REQUEST, "SP protocol mismatch"));
-        }
-        Ok((route, wanted))
+            .cloned()?;
+        let protocol = route.owner.protocol();
+        Some((route, protocol))
     }
+}
+
+/// Why a listener refuses a WebSocket upgrade request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UpgradeRefusal {
+    /// No open SP socket listens on the request's path: `404`, which dialers (NNG's and
+    /// ours) report as a refused connection.
+    UnknownPath,
+    /// The request does not offer the route's `<protocol>.sp.nanomsg.org`: `400`.
+    ProtocolMismatch,
+}
+
+impl UpgradeRefusal {
+    /// The HTTP status the refusal is answered with.
+    pub(crate) fn status(self) -> StatusCode {
+        match self {
+            UpgradeRefusal::UnknownPath => StatusCode::NOT_FOUND,
+            UpgradeRefusal::ProtocolMismatch => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The body of that answer.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            UpgradeRefusal::UnknownPath => "no SP socket listens on this path",
+            UpgradeRefusal::ProtocolMismatch => "SP protocol mismatch",
+        }
+    }
+}
+
+/// The checks a listener makes on an upgrade request that tungstenite found well-formed
+/// (method, version, `Upgrade`, `Connection` and `Sec-WebSocket-Key`/`-Version` headers):
+/// `route(path)` must name an open route for the request's path, and some
+/// `Sec-WebSocket-Protocol` header must offer that route's `<protocol>.sp.nanomsg.org` (any
+/// case, in a comma-separated list; values that are not visible ASCII are ignored). Returns
+/// the route and the subprotocol to answer with.
+///
+/// A pure function of the request, so that the `ws_upgrade` fuzz target checks exactly what
+/// listeners run ([`Upgrade`] calls it for every request).
+pub(crate) fn check_upgrade_request<R>(
+    request: &Request,
+    route: impl FnOnce(&str) -> Option<(R, ProtocolId)>,
+) -> std::result::Result<(R, String), UpgradeRefusal> {
+    let (route, protocol) = route(request.uri().path()).ok_or(UpgradeRefusal::UnknownPath)?;
+    let wanted = subprotocol(protocol);
+    let offered = request
+        .headers()
+        .get_all("Sec-WebSocket-Protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case(&wanted));
+    if !offered {
+        return Err(UpgradeRefusal::ProtocolMismatch);
+    }
+    Ok((route, wanted))
 }
 
 /// Spawns a task on a socket's runtime.
@@ -480,19 +519,24 @@ pub(crate) type Sleeper = Arc<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send 
 /// Binds a TCP port: the bound address and an acceptor for it.
 pub(crate) type Binder = Box<dyn FnOnce() -> Result<(SocketAddr, Box<dyn Acceptor>)> + Send>;
 
-/// The upgrade callback: picks the route and answers with its subprotocol, or refuses.
-struct Upgrade {
-    server: Arc<HttpServer>,
-    chosen: Arc<Mutex<Option<Arc<Route>>>>,
+/// The upgrade callback: runs [`check_upgrade_request`] with `route` looking routes up, then
+/// answers with the chosen subprotocol (keeping the route in `chosen`) or refuses with the
+/// refusal's status and reason.
+pub(crate) struct Upgrade<R, F> {
+    pub(crate) route: F,
+    pub(crate) chosen: Arc<Mutex<Option<R>>>,
 }
 
-impl tungstenite::handshake::server::Callback for Upgrade {
+impl<R, F> tungstenite::handshake::server::Callback for Upgrade<R, F>
+where
+    F: FnOnce(&str) -> Option<(R, ProtocolId)>,
+{
     fn on_request(
         self,
         request: &Request,
         mut response: Response,
     ) -> std::result::Result<Response, ErrorResponse> {
-        match self.server.choose(request) {
+        match check_upgrade_request(request, self.route) {
             Ok((route, proto)) => {
                 response.headers_mut().insert(
                     "Sec-WebSocket-Protocol",
@@ -501,9 +545,9 @@ impl tungstenite::handshake::server::Callback for Upgrade {
                 *lock(&self.chosen) = Some(route);
                 Ok(response)
             }
-            Err((status, why)) => {
-                let mut r = ErrorResponse::new(Some(why.to_owned()));
-                *r.status_mut() = status;
+            Err(refusal) => {
+                let mut r = ErrorResponse::new(Some(refusal.reason().to_owned()));
+                *r.status_mut() = refusal.status();
                 Err(r)
             }
         }
@@ -665,8 +709,9 @@ async fn serve(
         None => (stream, None),
     };
     let chosen: Arc<Mutex<Option<Arc<Route>>>> = Arc::default();
+    let routes = server.clone();
     let callback = Upgrade {
-        server: server.clone(),
+        route: move |path: &str| routes.route(path),
         chosen: chosen.clone(),
     };
     let config = ws_config(server.max_message_size());
