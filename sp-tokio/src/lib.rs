@@ -99,6 +99,8 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "http")]
+pub mod http;
 mod runtime;
 
 pub use runtime::Tokio;

@@ -20,6 +20,7 @@ use crate::pipe_view::EndpointId;
 use crate::rt::TcpOptions;
 use crate::stats::EndpointStats;
 use crate::tls::TlsConfig;
+use crate::ws::OriginPolicy;
 
 /// The settings of one dialer or listener. A socket holds defaults
 /// ([`SocketOptions::endpoint`](crate::SocketOptions::endpoint)); each endpoint copies them when
@@ -42,6 +43,10 @@ pub struct EndpointOptions {
     /// `NNG_OPT_IPC_PERMISSIONS`), e.g. `0o660` to let a group connect. Default: none (the
     /// process umask decides).
     pub ipc_permissions: Option<u32>,
+    /// Which web pages may connect to a `ws://` or `wss://` listener, by the `Origin` header
+    /// browsers send. Default: [`OriginPolicy::same_host`] (non-browser peers and pages served
+    /// from the listener's own `host:port`); see [`OriginPolicy`] for why.
+    pub ws_origins: OriginPolicy,
 }
 
 impl Default for EndpointOptions {
@@ -56,6 +61,7 @@ impl Default for EndpointOptions {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             tls: None,
             ipc_permissions: None,
+            ws_origins: OriginPolicy::default(),
         }
     }
 }
@@ -323,6 +329,19 @@ impl Listener {
             return Err(Error::AlreadyStarted(self.ctl.url.to_string()));
         }
         self.host.clone().listen(self.ctl.clone())
+    }
+
+    /// Sets which web pages may connect to this `ws://` or `wss://` listener (checked at every
+    /// upgrade request, so it may change while the listener runs). See [`OriginPolicy`].
+    ///
+    /// # Errors
+    /// [`Error::NotSupported`] for other transports.
+    pub fn set_ws_origins(&self, policy: OriginPolicy) -> Result<()> {
+        if !matches!(self.ctl.url, Address::Ws { .. }) {
+            return Err(Error::NotSupported);
+        }
+        lock(&self.ctl.opts).ws_origins = policy;
+        Ok(())
     }
 
     /// Sets the file mode bits (`0..=0o777`) of the socket file of an `ipc://` listener,
