@@ -106,12 +106,13 @@ mod runtime;
 pub use runtime::Tokio;
 pub use sp_transport::bytes;
 pub use sp_transport::stats;
+pub use sp_transport::websocket;
 pub use sp_transport::{
     Address, ContextRole, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions,
-    EndpointStats, Error, Listener, Message, PeerCredentials, Pipe, PipeEvent, PipeEvents, PipeId,
-    PipeStats, PipeVerdict, ProtocolId, RecvRole, RefusalReason, Responses, Result, SendResult,
-    SendRole, SocketOptions, SocketOptionsBuilder, SocketStats, TlsConfig, TlsError, ToAddress,
-    Transport, Unsent,
+    EndpointStats, Error, Listener, Message, MessageConnection, OriginPolicy, PeerCredentials,
+    Pipe, PipeEvent, PipeEvents, PipeId, PipeStats, PipeVerdict, ProtocolId, RecvRole,
+    RefusalReason, Responses, Result, SendResult, SendRole, SocketOptions, SocketOptionsBuilder,
+    SocketStats, TlsConfig, TlsError, ToAddress, Transport, Unsent, UpgradeRefusal,
 };
 
 /// A socket of protocol `P` on tokio.
