@@ -66,6 +66,7 @@ pub use sp_transport::{
     RefusalReason, Responses, Result, SendResult, SendRole, SocketOptions, SocketOptionsBuilder,
     SocketStats, TlsConfig, TlsError, ToAddress, Transport, Unsent, UpgradeRefusal,
 };
+pub use sp_transport::{HttpHandler, HttpRequest, HttpResponse};
 
 /// A socket of protocol `P` on smol.
 pub type Socket<P> = sp_transport::Socket<Smol, P>;

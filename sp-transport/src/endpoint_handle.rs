@@ -21,6 +21,7 @@ use crate::rt::TcpOptions;
 use crate::stats::EndpointStats;
 use crate::tls::TlsConfig;
 use crate::ws::OriginPolicy;
+use crate::ws_http::HttpHandler;
 
 /// The settings of one dialer or listener. A socket holds defaults
 /// ([`SocketOptions::endpoint`](crate::SocketOptions::endpoint)); each endpoint copies them when
@@ -47,6 +48,10 @@ pub struct EndpointOptions {
     /// browsers send. Default: [`OriginPolicy::same_host`] (non-browser peers and pages served
     /// from the listener's own `host:port`); see [`OriginPolicy`] for why.
     pub ws_origins: OriginPolicy,
+    /// What a `ws://` or `wss://` listener answers to plain HTTP requests (not upgrades) on
+    /// paths where no SP socket listens: static files or an application handler, so that
+    /// the page comes from the same port. Default: none (`426 Upgrade Required`).
+    pub http_handler: Option<HttpHandler>,
 }
 
 impl Default for EndpointOptions {
@@ -62,6 +67,7 @@ impl Default for EndpointOptions {
             tls: None,
             ipc_permissions: None,
             ws_origins: OriginPolicy::default(),
+            http_handler: None,
         }
     }
 }
@@ -341,6 +347,22 @@ impl Listener {
             return Err(Error::NotSupported);
         }
         lock(&self.ctl.opts).ws_origins = policy;
+        Ok(())
+    }
+
+    /// Serves plain HTTP `GET` requests on this `ws://` or `wss://` listener's port (paths
+    /// where no SP socket listens) with `handler`: static files
+    /// ([`HttpHandler::files`]) or an application function ([`HttpHandler::new`]). Checked
+    /// at every request. When several listeners share the port, the first by path that has
+    /// a handler answers.
+    ///
+    /// # Errors
+    /// [`Error::NotSupported`] for other transports.
+    pub fn set_http_handler(&self, handler: HttpHandler) -> Result<()> {
+        if !matches!(self.ctl.url, Address::Ws { .. }) {
+            return Err(Error::NotSupported);
+        }
+        lock(&self.ctl.opts).http_handler = Some(handler);
         Ok(())
     }
 

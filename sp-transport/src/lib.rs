@@ -33,6 +33,7 @@ pub mod threads;
 pub mod tls;
 mod unix;
 mod ws;
+mod ws_http;
 
 pub use addr::Address;
 /// The `bytes` crate, whose `Bytes` hold message bodies.
@@ -53,6 +54,7 @@ pub use stats::{DropReason, EndpointStats, PipeStats, RefusalReason, SocketStats
 pub use streams::Responses;
 pub use tls::{TlsConfig, TlsError};
 pub use ws::{MessageConnection, OriginPolicy, UpgradeRefusal};
+pub use ws_http::{HttpHandler, HttpRequest, HttpResponse};
 
 /// WebSocket pieces for applications that run their own HTTP server: the upgrade check and
 /// answer ([`websocket::answer_upgrade`]), the connection settings

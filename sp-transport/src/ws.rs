@@ -531,6 +531,16 @@ impl HttpServer {
         }
     }
 
+    /// The plain-HTTP handler of the port: that of the first open route (by path) that has
+    /// one.
+    fn http_handler(&self) -> Option<crate::ws_http::HttpHandler> {
+        let routes = lock(&self.routes);
+        let mut open: Vec<&Arc<Route>> = routes.values().filter(|r| !r.owner.is_closed()).collect();
+        open.sort_by(|a, b| a.path.cmp(&b.path));
+        open.iter()
+            .find_map(|r| lock(&r.ctl.opts).http_handler.clone())
+    }
+
     /// The open route at `path`, with its socket's protocol.
     fn route(&self, path: &str) -> Option<(Arc<Route>, ProtocolId)> {
         let route = lock(&self.routes)
@@ -972,6 +982,43 @@ async fn serve(
             .map_err(|e| e.to_string())?,
         None => (stream, None),
     };
+    // Read the request head: an upgrade goes on to tungstenite (with the bytes replayed), a
+    // plain request gets the listener's HTTP answer.
+    let mut stream = stream;
+    let (head, bytes) = with_timeout(
+        sleep(UPGRADE_TIMEOUT.max(handshake_timeout)),
+        crate::ws_http::read_head(&mut stream),
+    )
+    .await
+    .ok_or("http request timed out")??;
+    if !head.upgrade {
+        let path = head.request.uri().path();
+        let is_route = server.route(path).is_some();
+        let handler = server.http_handler();
+        let response = crate::ws_http::respond(handler.as_ref(), &head.request, is_route);
+        tracing::debug!(
+            addr = %server.bound,
+            method = %head.request.method(),
+            path,
+            status = response.status().as_u16(),
+            "plain http request"
+        );
+        let head_only = head.request.method() == tungstenite::http::Method::HEAD;
+        let wire = crate::ws_http::encode(response, head_only);
+        with_timeout(
+            sleep(UPGRADE_TIMEOUT),
+            crate::ws_http::write_all(&mut stream, &wire),
+        )
+        .await
+        .ok_or("http answer timed out")?
+        .map_err(|e| format!("http answer failed: {e}"))?;
+        return Ok(());
+    }
+    let stream: BoxStream = Box::new(crate::ws_http::Replay {
+        head: bytes,
+        at: 0,
+        inner: stream,
+    });
     let chosen: Arc<Mutex<Option<Arc<Route>>>> = Arc::default();
     let routes = server.clone();
     let callback = Upgrade {

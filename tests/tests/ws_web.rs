@@ -262,3 +262,70 @@ async fn a_connection_upgraded_by_the_application_becomes_a_pipe() {
     server.await.unwrap();
     assert_no_worker_panics();
 }
+
+/// Sends a plain HTTP request; returns the whole answer.
+fn plain(port: u16, request_line: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "{request_line}\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+#[tokio::test]
+async fn a_listener_serves_the_page_and_sp_on_one_port() {
+    watch_worker_panics();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<h1>SP page</h1>").unwrap();
+    std::fs::write(dir.path().join("app.js"), "console.log(1)").unwrap();
+    let rep = Rep::new();
+    rep.set_recv_timeout(Some(T));
+    let listener = rep.listen("ws://127.0.0.1:0/sp").await.unwrap();
+    let (_, port) = listener.address().host_port().unwrap();
+    let get = move |line: &'static str| tokio::task::spawn_blocking(move || plain(port, line));
+
+    // No handler: a plain request learns what the port is for.
+    let answer = get("GET / HTTP/1.1").await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 426"), "{answer}");
+    assert!(answer.contains("sp.nanomsg.org"), "{answer}");
+
+    listener
+        .set_http_handler(sp_tokio::HttpHandler::files(dir.path()))
+        .unwrap();
+    let answer = get("GET / HTTP/1.1").await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("text/html"), "{answer}");
+    assert!(answer.ends_with("<h1>SP page</h1>"), "{answer}");
+    let answer = get("GET /app.js HTTP/1.1").await.unwrap();
+    assert!(answer.contains("text/javascript"), "{answer}");
+    let answer = get("HEAD /app.js HTTP/1.1").await.unwrap();
+    assert!(answer.contains("Content-Length: 14"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\n"), "{answer}");
+    for missing in ["GET /nope.css HTTP/1.1", "GET /../etc/passwd HTTP/1.1"] {
+        let answer = get(missing).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    }
+    let answer = get("POST / HTTP/1.1").await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    // A plain GET on the SP route is told to upgrade.
+    let answer = get("GET /sp HTTP/1.1").await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 426"), "{answer}");
+
+    // An application handler instead of files.
+    listener
+        .set_http_handler(sp_tokio::HttpHandler::new(|req| {
+            sp_tokio::HttpResponse::new(format!("you asked for {}", req.uri().path()).into())
+        }))
+        .unwrap();
+    let answer = get("GET /status HTTP/1.1").await.unwrap();
+    assert!(answer.ends_with("you asked for /status"), "{answer}");
+
+    // SP still works on the same port.
+    let req = Req::new();
+    req.set_recv_timeout(Some(T));
+    req.dial(&listener).await.unwrap();
+    req.send(&b"hi"[..]).await.unwrap();
+    assert_eq!(rep.recv().await.unwrap().body.as_ref(), b"hi");
+    assert_no_worker_panics();
+}
