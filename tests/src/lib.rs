@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use sp_transport::SocketCore;
 
+pub mod browser;
 pub mod cat;
 pub mod certs;
 pub mod harness;
@@ -70,8 +71,8 @@ pub fn require_peer(name: &str) -> Option<PathBuf> {
     };
     if found.is_none() {
         let reason = format!(
-            "skipping: {name} not installed (apt-get install nng-utils / nanomsg-utils / pip \
-             install pynng)"
+            "skipping: {name} not installed (apt-get install nng-utils / nanomsg-utils / \
+             chromium / pip install pynng, or scripts/install-peers.sh)"
         );
         if peers_required() {
             panic!("SP_REQUIRE_PEERS=1 but {reason}");
