@@ -200,3 +200,78 @@ async fn browser_over_ws_page_from_the_listener() {
 async fn browser_over_wss_page_from_the_listener() {
     run_all("wss").await;
 }
+
+/// The page and SP from the application's own hyper server: `sp_tokio::http::upgrade` on
+/// the SP routes, the page on every other path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_with_the_page_from_the_applications_own_server() {
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    let Some(chromium) = require_chromium() else {
+        return;
+    };
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let rep = Rep::new();
+    rep.set_recv_max_size(2 << 20).unwrap();
+    let limit = Pull::new();
+    limit.set_recv_max_size(1024).unwrap();
+    let quiet = Pair::new();
+    let foreign = Rep::new();
+    let foreign_at = foreign.listen("ws://127.0.0.1:0/rep").await.unwrap();
+    let r = rep.clone();
+    tokio::spawn(async move {
+        while let Ok(m) = r.recv().await {
+            if r.send(m.body).await.is_err() {
+                break;
+            }
+        }
+    });
+    let page = std::fs::read_to_string(pages_dir().join("sp_test.html")).unwrap();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let (rep2, limit2, quiet2) = (rep.clone(), limit.clone(), quiet.clone());
+    let server = tokio::spawn(async move {
+        loop {
+            let (conn, _) = tcp.accept().await.unwrap();
+            let (rep, limit, quiet, page) =
+                (rep2.clone(), limit2.clone(), quiet2.clone(), page.clone());
+            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let response = match req.uri().path() {
+                    "/rep" => sp_tokio::http::upgrade(&rep, req),
+                    "/limit" => sp_tokio::http::upgrade(&limit, req),
+                    "/quiet" => sp_tokio::http::upgrade(&quiet, req),
+                    _ => {
+                        let mut r = hyper::Response::new(page.clone());
+                        r.headers_mut()
+                            .insert("Content-Type", "text/html".parse().unwrap());
+                        r
+                    }
+                };
+                async move { Ok::<_, std::convert::Infallible>(response) }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(conn), service)
+                    .with_upgrades(),
+            );
+        }
+    });
+    let tests = ["reqrep", "big", "text", "oversize", "quiet", "origin"];
+    let url = format!(
+        "http://127.0.0.1:{port}/sp_test.html?tests={}&foreign={}",
+        tests.join(","),
+        foreign_at.address()
+    );
+    let report = tokio::task::spawn_blocking(move || run_page(&chromium, &url, DEADLINE))
+        .await
+        .unwrap();
+    report.assert_ok(&tests);
+    // The adopted pipes count like accepted ones.
+    assert!(rep.stats().pipes_attached >= 2, "{:?}", rep.stats());
+    assert!(limit.stats().pipes_attached >= 2);
+    sp_tests::wait_for_pipe_count(&quiet, 0).await;
+    assert_eq!(foreign.stats().refused.get(RefusalReason::Origin), 1);
+    server.abort();
+    rep.close().await;
+}
