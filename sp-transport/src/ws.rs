@@ -208,7 +208,7 @@ pub(crate) fn attach<W: MessageConnection>(
         yield_now: false,
         inbox: VecDeque::new(),
         end: None,
-        close: None,
+        sent_text: false,
     })
 }
 
@@ -231,8 +231,8 @@ pub(crate) struct WsPipe<W = Ws> {
     inbox: VecDeque<Message>,
     /// How the connection ended, reported once `inbox` is delivered.
     end: Option<PipeEnd>,
-    /// The close frame owed to a peer that broke the rules, set with `end`.
-    close: Option<CloseFrame>,
+    /// The peer sent a text message (closed with 1003 rather than 1002).
+    sent_text: bool,
 }
 
 impl<W> WsPipe<W> {
@@ -248,7 +248,7 @@ pub(crate) async fn run_ws_pipe<W: MessageConnection>(mut pipe: WsPipe<W>) {
     let close = match &end {
         PipeEnd::Local => Some(local_close(&*pipe.owner, &pipe.handle)),
         PipeEnd::PeerClosed | PipeEnd::Io(_) => None,
-        _ => pipe.close.take().or_else(|| Some(violation_close(&end))),
+        _ => Some(violation_close(&end, pipe.sent_text)),
     };
     if let Some(frame) = close {
         // Best effort: send the close frame, never wait for the peer's answer. A browser
@@ -293,9 +293,14 @@ fn local_close(owner: &dyn PipeOwner, handle: &PipeHandle) -> CloseFrame {
 }
 
 /// The close frame for a peer that broke the rules: 1009 for a message over the receive
-/// limit, 1002 for a WebSocket protocol violation.
-fn violation_close(end: &PipeEnd) -> CloseFrame {
-    if end.is_too_large() {
+/// limit, 1003 for a text message, 1002 for a WebSocket protocol violation.
+fn violation_close(end: &PipeEnd, sent_text: bool) -> CloseFrame {
+    if sent_text {
+        close_frame(
+            CloseCode::Unsupported,
+            "SP messages are binary; send an ArrayBuffer or Uint8Array",
+        )
+    } else if end.is_too_large() {
         close_frame(CloseCode::Size, "message over the receive limit")
     } else {
         close_frame(CloseCode::Protocol, "websocket protocol violation")
@@ -459,10 +464,7 @@ impl<W: MessageConnection> WsPipe<W> {
                 }
                 // NNG refuses text frames on SP sockets (close code 1003).
                 Some(Ok(tungstenite::Message::Text(_))) => {
-                    self.close = Some(close_frame(
-                        CloseCode::Unsupported,
-                        "SP messages are binary; send an ArrayBuffer or Uint8Array",
-                    ));
+                    self.sent_text = true;
                     Err(PipeEnd::Refused(
                         "the peer sent a text message; SP messages travel in binary frames"
                             .to_owned(),
@@ -669,13 +671,16 @@ pub struct OriginPolicy {
     rule: OriginRule,
 }
 
+/// A caller's origin check (see [`OriginPolicy::predicate`]).
+type OriginCheck = Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>;
+
 #[derive(Clone, Default)]
 enum OriginRule {
     #[default]
     SameHost,
     Any,
     List(Arc<[String]>),
-    Predicate(Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>),
+    Predicate(OriginCheck),
 }
 
 impl std::fmt::Debug for OriginPolicy {

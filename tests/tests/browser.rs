@@ -8,12 +8,12 @@
 //!
 //! Skips with the reason when Chromium is absent; fails then under `SP_REQUIRE_PEERS=1`.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use sp_tests::browser::{pages_dir, require_chromium, run_page};
 use sp_tests::certs::pki;
 use sp_tokio::{Bus, HttpHandler, Pair, Pub, Pull, RefusalReason, Rep, TlsConfig};
+use tokio::sync::Mutex;
 
 /// Every browser test's page tests, in order.
 const ALL: &[&str] = &[
@@ -23,7 +23,7 @@ const DEADLINE: Duration = Duration::from_secs(90);
 const T: Duration = Duration::from_secs(20);
 
 /// One browser at a time: two cores, and each Chromium starts a dozen processes.
-static ONE_BROWSER: Mutex<()> = Mutex::new(());
+static ONE_BROWSER: Mutex<()> = Mutex::const_new(());
 
 fn server_tls() -> TlsConfig {
     let p = pki();
@@ -158,7 +158,7 @@ async fn run_all(scheme: &str) {
     let Some(chromium) = require_chromium() else {
         return;
     };
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_BROWSER.lock().await;
     let p = peers(scheme).await;
     p.pull.set_recv_timeout(Some(T));
     let url = p.page.clone();
@@ -211,7 +211,7 @@ async fn browser_with_the_page_from_the_applications_own_server() {
     let Some(chromium) = require_chromium() else {
         return;
     };
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_BROWSER.lock().await;
     let rep = Rep::new();
     rep.set_recv_max_size(2 << 20).unwrap();
     let limit = Pull::new();

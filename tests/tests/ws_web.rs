@@ -194,6 +194,7 @@ async fn close_codes_say_why_the_connection_ended() {
 }
 
 #[tokio::test]
+#[allow(clippy::result_large_err)] // tungstenite's callback type
 async fn a_connection_upgraded_by_the_application_becomes_a_pipe() {
     use async_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
     watch_worker_panics();
