@@ -11,7 +11,7 @@
 //! # async fn demo() -> sp_tokio::Result<()> {
 //! use axum::{extract::{Request, State}, routing::get, Router};
 //! let rep = sp_tokio::Rep::new();
-//! let app = Router::new()
+//! let app: Router = Router::new()
 //!     .route("/sp", get(|State(rep): State<sp_tokio::Rep>, req: Request| async move {
 //!         sp_tokio::http::upgrade(&rep, req)
 //!     }))

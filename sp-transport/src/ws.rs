@@ -2,11 +2,23 @@
 //!
 //! * **Upgrade.** The dialer asks for the subprotocol `<server's protocol>.sp.nanomsg.org`
 //!   and tungstenite refuses a reply that does not echo it. A listener answers only requests
-//!   for its exact path (`404` otherwise, which dialers report as refused) that offer its own
-//!   `<protocol>.sp.nanomsg.org` (`400` otherwise).
+//!   for its exact path (`404` otherwise, which dialers report as refused) from an origin its
+//!   [`OriginPolicy`] admits (`403` otherwise: browsers let any page connect anywhere) that
+//!   offer its own `<protocol>.sp.nanomsg.org` (`400` otherwise).
+//! * **Plain HTTP.** A request that is not an upgrade gets the listener's
+//!   [`HttpHandler`](crate::HttpHandler) answer (a page and its assets on the same port), or
+//!   `426 Upgrade Required` saying what the port is for.
 //! * **Messages.** One SP message is one binary WebSocket message, header then body; there is
 //!   no SP handshake and no length prefix. A text message, or a message over the socket's
 //!   receive limit, closes that connection only.
+//! * **Close codes.** Our side closes with a code and a short reason, which a browser shows in
+//!   its `CloseEvent` (without them it reports 1005): 1000 when only the pipe closes, 1001
+//!   when its socket or listener closes, 1003 for a text message, 1009 for a message over the
+//!   receive limit, 1002 for another protocol violation. A peer's close (a browser's 1000 or
+//!   1001 when its page goes away) ends the pipe as an ordinary peer close.
+//! * **Bring your own server.** An application that runs its own HTTP server checks and
+//!   answers the upgrade with [`answer_upgrade`] and hands the upgraded connection (any
+//!   [`MessageConnection`]) to [`Socket::adopt_ws`](crate::Socket::adopt_ws).
 //! * **Shared ports.** Several sockets in the process may listen on one `host:port` under
 //!   different paths, as NNG allows: the first listener binds the port and starts an
 //!   [`HttpServer`], later ones add a route to it, and the port closes with the last route.
@@ -660,7 +672,8 @@ fn header_str<'a>(
 ///   refusing them would protect nothing and break every non-browser peer;
 /// * pages served from the listener's own `host:port` (the `Origin`'s host and port equal
 ///   the request's `Host`): a page served together with the SP socket, as
-///   [`HttpHandler`] and the `Socket::adopt_ws` route allow, works with no setting;
+///   [`HttpHandler`](crate::HttpHandler) and [`Socket::adopt_ws`](crate::Socket::adopt_ws)
+///   allow, works with no setting;
 /// * and refuses every other origin with HTTP 403, counted as
 ///   [`RefusalReason::Origin`] and logged at `warn`.
 ///
@@ -769,8 +782,9 @@ impl OriginPolicy {
 /// request's `Origin` against its listener's [`OriginPolicy`] (`403`), so a page from a
 /// foreign site learns nothing about the protocol.
 ///
-/// A pure function of the request, so that the `ws_upgrade` fuzz target checks exactly what
-/// listeners run ([`Upgrade`] calls it for every request).
+/// A pure function of the request (apart from the route counting and logging an origin
+/// refusal), so that the `ws_upgrade` fuzz target checks exactly what listeners run
+/// ([`Upgrade`] calls it for every request).
 pub(crate) fn check_upgrade_request<R: UpgradeRoute>(
     request: &Request,
     route: impl FnOnce(&str) -> Option<(R, ProtocolId)>,
