@@ -183,8 +183,50 @@ async fn close_codes_say_why_the_connection_ended() {
         sp_tests::wait_for_pipe_count(&pull, 0).await;
     }
 
-    // The socket closes: 1001, going away.
+    // A WebSocket protocol violation (a frame with reserved bits set): 1002.
+    let (_, port) = bound.address().host_port().unwrap();
+    let code = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "GET /in HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Protocol: pull.sp.nanomsg.org\r\n\r\n"
+        )
+        .unwrap();
+        // After the 101 (tungstenite refuses bytes sent before it): FIN + RSV1..3 + binary,
+        // masked, 1 byte.
+        s.set_read_timeout(Some(T)).unwrap();
+        let mut all = Vec::new();
+        let mut buf = [0u8; 512];
+        while !all.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "no upgrade answer");
+            all.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(&[0xf2, 0x81, 1, 2, 3, 4, 0x55]).unwrap();
+        let _ = s.read_to_end(&mut all);
+        let frames = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let close = &all[frames..];
+        assert_eq!(close.first(), Some(&0x88), "{close:?}");
+        u16::from_be_bytes([close[2], close[3]])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1002);
+
+    // The listener closes (the socket carries on): 1001, going away.
     let mut ws = raw_client(&url, "pull.sp.nanomsg.org").await;
+    sp_tests::wait_for_pipe_count(&pull, 1).await;
+    bound.close().unwrap();
+    let frame = close_frame(&mut ws).await.expect("a close frame");
+    assert_eq!(frame.code, CloseCode::Away, "{frame:?}");
+    assert!(frame.reason.contains("listener"), "{frame:?}");
+
+    // The socket closes: 1001, going away.
+    let bound = pull.listen("ws://127.0.0.1:0/in").await.unwrap();
+    let mut ws = raw_client(&bound.to_string(), "pull.sp.nanomsg.org").await;
     wait_for_pipes(&pull, 1).await;
     pull.close().await;
     let frame = close_frame(&mut ws).await.expect("a close frame");
