@@ -2,7 +2,8 @@
 //! `tests/web/sp_test.html` from the same port as the SP sockets and runs REQ to REP (and a
 //! 1 MiB request), SUB from PUB, PUSH to PULL, PAIR both ways, BUS, a listener that refuses
 //! the page's origin, and the close codes (1003 for a text message, 1009 for one over the
-//! limit, 1001 when the socket closes, the page's own 1000 accepted quietly), over `ws` and
+//! limit, 1000 when the server closes the pipe, 1001 when the socket closes, the page's own
+//! 1000 accepted quietly), over `ws` and
 //! `wss`, with the page served by the listener itself (`HttpHandler::files`) and by an
 //! application's own hyper server (`sp_tokio::http::upgrade`).
 //!
@@ -17,7 +18,8 @@ use tokio::sync::Mutex;
 
 /// Every browser test's page tests, in order.
 const ALL: &[&str] = &[
-    "reqrep", "big", "sub", "push", "pair", "bus", "origin", "text", "oversize", "quiet", "away",
+    "reqrep", "big", "sub", "push", "pair", "bus", "origin", "text", "oversize", "normal", "quiet",
+    "away",
 ];
 const DEADLINE: Duration = Duration::from_secs(90);
 const T: Duration = Duration::from_secs(20);
@@ -43,6 +45,7 @@ struct Peers {
     bus: Bus,
     limit: Pull,
     bye: Pair,
+    normal: Pair,
     quiet: Pair,
     foreign: Rep,
     page: String,
@@ -80,6 +83,7 @@ async fn peers(scheme: &str) -> Peers {
     limit.set_recv_max_size(1024).unwrap();
     let limit = listen!(limit, "/limit");
     let bye = listen!(Pair::new(), "/bye");
+    let normal = listen!(Pair::new(), "/normal");
     let quiet = listen!(Pair::new(), "/quiet");
     // Another port, default origin policy: the page's origin is not its own.
     let foreign = Rep::new();
@@ -133,6 +137,14 @@ async fn peers(scheme: &str) -> Peers {
             by.close().await;
         }
     });
+    let n = normal.clone();
+    tokio::spawn(async move {
+        if let Ok(m) = n.recv().await {
+            assert_eq!(m.body.as_ref(), b"ready");
+            let pipe = m.pipe.and_then(|id| n.pipe(id)).expect("the page's pipe");
+            pipe.close();
+        }
+    });
     let page_scheme = if secure { "https" } else { "http" };
     let page = format!(
         "{page_scheme}://127.0.0.1:{port}/sp_test.html?tests={}&foreign={}",
@@ -147,6 +159,7 @@ async fn peers(scheme: &str) -> Peers {
         bus,
         limit,
         bye,
+        normal,
         quiet,
         foreign,
         page,
@@ -189,6 +202,7 @@ async fn run_all(scheme: &str) {
     p.pair.close().await;
     p.bus.close().await;
     p.bye.close().await;
+    p.normal.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
