@@ -1004,12 +1004,26 @@ async fn serve(
     // Read the request head: an upgrade goes on to tungstenite (with the bytes replayed), a
     // plain request gets the listener's HTTP answer.
     let mut stream = stream;
-    let (head, bytes) = with_timeout(
+    let read = with_timeout(
         sleep(UPGRADE_TIMEOUT.max(handshake_timeout)),
         crate::ws_http::read_head(&mut stream),
     )
     .await
-    .ok_or("http request timed out")??;
+    .ok_or("http request timed out")?;
+    let (head, bytes) = match read {
+        Ok(read) => read,
+        Err(e) => {
+            if let Some(answer) = e.answer {
+                let wire = crate::ws_http::encode(answer, false);
+                let _ = with_timeout(
+                    sleep(UPGRADE_TIMEOUT),
+                    crate::ws_http::write_all(&mut stream, &wire),
+                )
+                .await;
+            }
+            return Err(e.why);
+        }
+    };
     if !head.upgrade {
         let path = head.request.uri().path();
         let is_route = server.route(path).is_some();

@@ -264,24 +264,44 @@ impl AsyncWrite for Replay {
     }
 }
 
+/// Why no request head was read: the answer to send, if any, and what to log.
+pub(crate) struct HeadError {
+    pub(crate) answer: Option<HttpResponse>,
+    pub(crate) why: String,
+}
+
 /// Reads a request head from `stream` (bounded by [`HEAD_MAX`]); returns it with every byte
 /// read.
-pub(crate) async fn read_head(stream: &mut BoxStream) -> Result<(Head, Vec<u8>), String> {
+pub(crate) async fn read_head(stream: &mut BoxStream) -> Result<(Head, Vec<u8>), HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
+    let quiet = |why: String| HeadError { answer: None, why };
     loop {
         let n = std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut chunk))
             .await
-            .map_err(|e| format!("reading the request failed: {e}"))?;
+            .map_err(|e| quiet(format!("reading the request failed: {e}")))?;
         if n == 0 {
-            return Err("the client closed before sending a request".into());
+            return Err(quiet("the client closed before sending a request".into()));
         }
         buf.extend_from_slice(&chunk[..n]);
-        if let Some(head) = parse_head(&buf)? {
-            return Ok((head, buf));
-        }
-        if buf.len() > HEAD_MAX {
-            return Err("request head too large".into());
+        match parse_head(&buf) {
+            Ok(Some(head)) => return Ok((head, buf)),
+            Ok(None) if buf.len() > HEAD_MAX => {
+                return Err(HeadError {
+                    answer: Some(text(
+                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        "request head too large",
+                    )),
+                    why: "request head too large".into(),
+                })
+            }
+            Ok(None) => {}
+            Err(why) => {
+                return Err(HeadError {
+                    answer: Some(text(StatusCode::BAD_REQUEST, why)),
+                    why: why.into(),
+                })
+            }
         }
     }
 }

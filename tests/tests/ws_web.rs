@@ -349,6 +349,8 @@ async fn a_listener_serves_the_page_and_sp_on_one_port() {
         let answer = get(missing).await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
     }
+    let answer = get("NOT HTTP AT ALL").await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     let answer = get("POST / HTTP/1.1").await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
     // A plain GET on the SP route is told to upgrade.
