@@ -785,9 +785,14 @@ pub(crate) fn adopt_ws<R: Runtime, P: SocketCore, W: ws::MessageConnection>(
     path: String,
     opts: EndpointOptions,
 ) -> Result<crate::Pipe> {
+    // The peer's address when the server told it, as for an adopted TCP stream.
+    let (host, port) = match &info.remote {
+        Some(Address::Tcp { host, port }) => (host.clone(), *port),
+        _ => ("adopted".into(), 0),
+    };
     let addr = Address::Ws {
-        host: "adopted".into(),
-        port: 0,
+        host,
+        port,
         path: path.clone(),
         secure: false,
     };
