@@ -159,6 +159,22 @@ impl Listener {
         self.inner.set_ipc_permissions(mode)
     }
 
+    /// Sets which web pages may connect to a `ws://` or `wss://` listener.
+    ///
+    /// # Errors
+    /// As [`sp_transport::Listener::set_ws_origins`].
+    pub fn set_ws_origins(&self, policy: sp_transport::OriginPolicy) -> Result<()> {
+        self.inner.set_ws_origins(policy)
+    }
+
+    /// Serves plain HTTP `GET` requests on a `ws://` or `wss://` listener's port.
+    ///
+    /// # Errors
+    /// As [`sp_transport::Listener::set_http_handler`].
+    pub fn set_http_handler(&self, handler: sp_transport::HttpHandler) -> Result<()> {
+        self.inner.set_http_handler(handler)
+    }
+
     /// Returns the bound address once started, else the URL it was created with.
     pub fn address(&self) -> Address {
         self.inner.address()

@@ -118,5 +118,6 @@ pub use sp_transport::{
     RecvRole, RefusalReason, Result, SendResult, SendRole, SocketOptions, SocketOptionsBuilder,
     SocketStats, TlsConfig, TlsError, ToAddress, Transport, Unsent, Unsupported,
 };
+pub use sp_transport::{HttpHandler, HttpRequest, HttpResponse, OriginPolicy};
 
 sp_transport::protocol_sockets!(Socket);

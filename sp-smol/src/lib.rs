@@ -60,13 +60,15 @@ mod runtime;
 pub use runtime::Smol;
 pub use sp_transport::bytes;
 pub use sp_transport::stats;
+pub use sp_transport::websocket;
 pub use sp_transport::{
     Address, ContextRole, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions,
-    EndpointStats, Error, Listener, Message, PeerCredentials, Pipe, PipeEvent, PipeEvents, PipeId,
-    PipeStats, PipeVerdict, ProtocolId, RecvRole, RefusalReason, Responses, Result, SendResult,
-    SendRole, SocketOptions, SocketOptionsBuilder, SocketStats, TlsConfig, TlsError, ToAddress,
-    Transport, Unsent, Unsupported,
+    EndpointStats, Error, Listener, Message, MessageConnection, OriginPolicy, PeerCredentials,
+    Pipe, PipeEvent, PipeEvents, PipeId, PipeStats, PipeVerdict, ProtocolId, RecvRole,
+    RefusalReason, Responses, Result, SendResult, SendRole, SocketOptions, SocketOptionsBuilder,
+    SocketStats, TlsConfig, TlsError, ToAddress, Transport, Unsent, Unsupported, UpgradeRefusal,
 };
+pub use sp_transport::{HttpHandler, HttpRequest, HttpResponse};
 
 /// A socket of protocol `P` on smol.
 pub type Socket<P> = sp_transport::Socket<Smol, P>;

@@ -101,6 +101,8 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(windows)]
 mod named_pipe;
 mod runtime;
@@ -108,13 +110,15 @@ mod runtime;
 pub use runtime::Tokio;
 pub use sp_transport::bytes;
 pub use sp_transport::stats;
+pub use sp_transport::websocket;
 pub use sp_transport::{
     Address, ContextRole, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions,
-    EndpointStats, Error, Listener, Message, PeerCredentials, Pipe, PipeEvent, PipeEvents, PipeId,
-    PipeStats, PipeVerdict, ProtocolId, RecvRole, RefusalReason, Responses, Result, SendResult,
-    SendRole, SocketOptions, SocketOptionsBuilder, SocketStats, TlsConfig, TlsError, ToAddress,
-    Transport, Unsent, Unsupported,
+    EndpointStats, Error, Listener, Message, MessageConnection, OriginPolicy, PeerCredentials,
+    Pipe, PipeEvent, PipeEvents, PipeId, PipeStats, PipeVerdict, ProtocolId, RecvRole,
+    RefusalReason, Responses, Result, SendResult, SendRole, SocketOptions, SocketOptionsBuilder,
+    SocketStats, TlsConfig, TlsError, ToAddress, Transport, Unsent, Unsupported, UpgradeRefusal,
 };
+pub use sp_transport::{HttpHandler, HttpRequest, HttpResponse};
 
 /// A socket of protocol `P` on tokio.
 pub type Socket<P> = sp_transport::Socket<Tokio, P>;

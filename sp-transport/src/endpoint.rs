@@ -799,6 +799,44 @@ async fn dialer_loop<R: Runtime, P: SocketCore>(
     }
 }
 
+/// Attaches an upgraded WebSocket connection (from the application's own HTTP server) and
+/// runs it as a pipe with no endpoint.
+pub(crate) fn adopt_ws<R: Runtime, P: SocketCore, W: ws::MessageConnection>(
+    shared: Arc<Shared<R, P>>,
+    conn: W,
+    info: ConnInfo,
+    path: String,
+    opts: EndpointOptions,
+) -> Result<crate::Pipe> {
+    // The peer's address when the server told it, as for an adopted TCP stream.
+    let (host, port) = match &info.remote {
+        Some(Address::Tcp { host, port }) => (host.clone(), *port),
+        _ => ("adopted".into(), 0),
+    };
+    let addr = Address::Ws {
+        host,
+        port,
+        path: path.clone(),
+        secure: false,
+    };
+    let origin = Origin {
+        addr: addr.clone(),
+        endpoint: None,
+        dialed: false,
+        conn: info,
+        tls_peer_certificate: None,
+    };
+    let owner: Arc<dyn PipeOwner> = shared.clone();
+    let handle = new_pipe_handle(&*owner, origin, Some(path));
+    let pipe = ws::attach(owner, handle.clone(), conn, opts.recv_max_size)
+        .map_err(|reason| attach_error(reason, &addr))?;
+    let span = handle.info.span.clone();
+    shared
+        .rt
+        .spawn(Box::pin(run_ws_pipe(pipe).instrument(span)));
+    Ok(crate::Pipe { handle })
+}
+
 /// Handshakes an adopted connection and runs it as a pipe with no endpoint.
 pub(crate) async fn adopt<R: Runtime, P: SocketCore>(
     shared: Arc<Shared<R, P>>,

@@ -36,6 +36,7 @@ pub mod tls;
 #[cfg(unix)]
 mod unix;
 mod ws;
+mod ws_http;
 
 pub use addr::Address;
 /// The `bytes` crate, whose `Bytes` hold message bodies.
@@ -55,6 +56,21 @@ pub use sp_core::{Message, PipeId, ProtocolId};
 pub use stats::{DropReason, EndpointStats, PipeStats, RefusalReason, SocketStats};
 pub use streams::Responses;
 pub use tls::{TlsConfig, TlsError};
+pub use ws::{MessageConnection, OriginPolicy, UpgradeRefusal};
+pub use ws_http::{HttpHandler, HttpRequest, HttpResponse};
+
+/// WebSocket pieces for applications that run their own HTTP server: the upgrade check and
+/// answer ([`websocket::answer_upgrade`]), the connection settings
+/// ([`websocket::stream_config`]) and the tungstenite crate the connection types come from.
+/// [`Socket::adopt_ws`] turns the upgraded connection into a pipe.
+pub mod websocket {
+    pub use crate::ws::{
+        answer_upgrade, stream_config, MessageConnection, OriginPolicy, UpgradeRefusal,
+    };
+    /// The `async-tungstenite` crate (and its `tungstenite`), so that applications name the
+    /// same versions of `WebSocketStream` and `Message` as this crate.
+    pub use async_tungstenite;
+}
 
 #[doc(hidden)]
 pub use sp_core as __sp_core;

@@ -1042,6 +1042,55 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         endpoint::adopt(self.shared().clone(), connected, addr, opts).await
     }
 
+    /// Adopts a WebSocket connection that the application's own HTTP server upgraded (axum,
+    /// hyper, ...; see [`Socket::answer_ws_upgrade`]) as a pipe, exactly like one a `ws://`
+    /// listener accepted: pipe hook and events, the receive limit, statistics, close codes.
+    /// Any [`MessageConnection`](crate::MessageConnection) will do, so any ordered, reliable
+    /// stream of binary messages can become a pipe this way. `path` is reported as the pipe's
+    /// WebSocket path; `info` holds what is known about the connection (its addresses).
+    ///
+    /// The pipe has no endpoint and is not reconnected once it ends.
+    ///
+    /// # Errors
+    /// [`Error::PipeRefused`] when the pipe hook refuses it, [`Error::Closed`].
+    pub fn adopt_ws<W: crate::MessageConnection>(
+        &self,
+        conn: W,
+        path: impl Into<String>,
+        info: crate::rt::ConnInfo,
+    ) -> Result<Pipe> {
+        let opts = self.shared().lock().opts.endpoint.clone();
+        endpoint::adopt_ws(self.shared().clone(), conn, info, path.into(), opts)
+    }
+
+    /// Checks a WebSocket upgrade request that reached the application's own HTTP server for
+    /// this socket, with the socket's default origin policy
+    /// ([`EndpointOptions::ws_origins`](crate::EndpointOptions::ws_origins)), and returns the
+    /// `101` answer to send (see [`websocket::answer_upgrade`](crate::websocket::answer_upgrade)).
+    ///
+    /// # Errors
+    /// The [`UpgradeRefusal`](crate::UpgradeRefusal) to answer with instead; an origin
+    /// refusal is counted ([`RefusalReason::Origin`](crate::RefusalReason::Origin)) and logged.
+    pub fn answer_ws_upgrade(
+        &self,
+        headers: &crate::websocket::async_tungstenite::tungstenite::http::HeaderMap,
+    ) -> std::result::Result<
+        crate::websocket::async_tungstenite::tungstenite::handshake::server::Response,
+        crate::UpgradeRefusal,
+    > {
+        let origins = self.shared().lock().opts.endpoint.ws_origins.clone();
+        let answer = crate::ws::answer_upgrade(self.protocol(), headers, &origins);
+        if matches!(answer, Err(crate::UpgradeRefusal::OriginRefused)) {
+            PipeOwner::refused(&**self.shared(), None, crate::RefusalReason::Origin);
+            tracing::warn!(
+                origin = ?headers.get("Origin"),
+                "refused websocket upgrade (403): origin not allowed by the socket's \
+                 EndpointOptions::ws_origins"
+            );
+        }
+        answer
+    }
+
     /// Returns the attached pipe with this ID (for example a received message's
     /// [`Message::pipe`]); `None` once it detached.
     pub fn pipe(&self, id: PipeId) -> Option<Pipe> {

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use sp_transport::SocketCore;
 
+pub mod browser;
 pub mod cat;
 pub mod certs;
 pub mod harness;
@@ -69,10 +70,15 @@ pub fn require_peer(name: &str) -> Option<PathBuf> {
         other => find_in_path(other),
     };
     if found.is_none() {
-        let reason = format!(
-            "skipping: {name} not installed (apt-get install nng-utils / nanomsg-utils / pip \
-             install pynng)"
-        );
+        let install = match name {
+            "nngcat" => "apt-get install nng-utils",
+            "nanocat" => "apt-get install nanomsg-utils",
+            "pynng" => "pip install pynng",
+            "chromium" => "apt-get install chromium",
+            _ => "see scripts/install-peers.sh",
+        };
+        let reason =
+            format!("skipping: {name} not installed ({install}, or run scripts/install-peers.sh)");
         if peers_required() {
             panic!("SP_REQUIRE_PEERS=1 but {reason}");
         }
