@@ -20,10 +20,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 #[cfg(unix)]
 use std::path::PathBuf;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
-use std::task::{ready, Context, Poll};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{ready, Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -77,9 +77,11 @@ pub(crate) fn start() -> io::Result<()> {
         started.reactor = true;
     }
     while started.workers < WORKERS {
+        // Workers only run tasks; the reactor is driven by async-io's thread and by callers
+        // waiting in `block_on`, so that a caller usually gets its own connection's events.
         thread::Builder::new()
             .name("sp-blocking".into())
-            .spawn(|| async_io::block_on(EXECUTOR.run(std::future::pending::<()>())))?;
+            .spawn(|| futures_lite::future::block_on(EXECUTOR.run(std::future::pending::<()>())))?;
         started.workers += 1;
     }
     RUNNING.store(true, Ordering::Release);
@@ -97,7 +99,25 @@ pub(crate) fn ensure_started() -> sp_transport::Result<()> {
 /// Runs `fut` to completion on the calling thread, driving the reactor and running the pool's
 /// ready tasks while it waits.
 pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
+    // Most sends, and receives of a message already queued, complete at the first poll: return
+    // then, without the cost of entering async-io's `block_on` (which wakes its thread on
+    // the way out) and the executor (which registers a runner).
+    let mut fut = pin!(fut);
+    if let Poll::Ready(out) = fut.as_mut().poll(&mut Context::from_waker(&noop_waker())) {
+        return out;
+    }
     async_io::block_on(EXECUTOR.run(fut))
+}
+
+/// A waker that does nothing, for the first poll of [`block_on`]: a future still pending then
+/// is polled again at once with the real waker.
+fn noop_waker() -> Waker {
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    static NOOP: OnceLock<Waker> = OnceLock::new();
+    NOOP.get_or_init(|| Waker::from(Arc::new(Noop))).clone()
 }
 
 /// Runs a blocking call that needs the pool: an error if the pool cannot start.

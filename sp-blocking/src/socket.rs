@@ -17,7 +17,8 @@ use crate::runtime::{block_on, run, send_with, Threads};
 /// A socket speaking protocol `P`, with blocking calls.
 ///
 /// Every call runs on the caller's thread; the socket's background work (timers, dialers,
-/// listeners, connections) runs on threads of its own (see the [crate docs](crate#threads)).
+/// listeners, connections) runs on the process's sp-blocking pool, a fixed handful of threads
+/// shared by every socket (see the [crate docs](crate#threads)).
 /// Clones share the socket, which closes when the last clone is dropped or on
 /// [`Socket::close`]. Sockets are `Send + Sync`: any number of threads may send and receive on
 /// one socket at once.
@@ -46,7 +47,9 @@ impl<P: SocketCore> Default for Socket<P> {
 }
 
 impl<P: SocketCore> Socket<P> {
-    /// Opens a socket. It starts one thread, for the protocol's timers.
+    /// Opens a socket. The first socket of the process starts sp-blocking's pool of threads
+    /// (see the [crate docs](crate#threads)); if that fails, the calls that need it return the
+    /// error.
     pub fn new() -> Self {
         Self {
             inner: sp_transport::Socket::with_runtime(Threads),
@@ -136,8 +139,8 @@ impl<P: SocketCore> Socket<P> {
         self.inner.pipes()
     }
 
-    /// Sets the pipe hook (see [`sp_transport::Socket::set_pipe_hook`]); it runs on the
-    /// socket's threads.
+    /// Sets the pipe hook (see [`sp_transport::Socket::set_pipe_hook`]); it runs on a pool
+    /// thread or on a thread blocked in an sp-blocking call, so it must not block.
     pub fn set_pipe_hook(&self, hook: impl Fn(&PipeEvent) -> PipeVerdict + Send + Sync + 'static) {
         self.inner.set_pipe_hook(hook);
     }
