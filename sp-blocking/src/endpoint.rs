@@ -8,7 +8,7 @@ use sp_transport::{
     Address, EndpointId, EndpointOptions, EndpointStats, PipeEvent, Result, TlsConfig, ToAddress,
 };
 
-use crate::runtime::block_on;
+use crate::runtime::{block_on, run};
 
 /// Writes the methods both endpoint handles forward unchanged.
 macro_rules! forward_endpoint_methods {
@@ -111,7 +111,7 @@ impl Dialer {
     /// # Errors
     /// As [`sp_transport::Dialer::start`].
     pub fn start(&self) -> Result<()> {
-        block_on(self.inner.start())
+        run(self.inner.start())
     }
 
     /// Starts the dialer in the background; returns at once.

@@ -578,7 +578,6 @@ async fn tls_connect<R: Runtime>(
 ) -> Result<(BoxStream, Option<Vec<u8>>)> {
     let config = tls_config(opts, addr)?;
     let host = addr.host_port().map_or("", |(h, _)| h);
-    let stream = crate::threads::into_pollable(stream);
     with_timeout(
         sleep_for(rt, opts.handshake_timeout),
         config.connect(host, stream),
@@ -723,7 +722,6 @@ async fn connect_attempt<R: Runtime, P: SocketCore>(
                 (stream, cert) = tls_connect(&shared.rt, addr, opts, stream).await?;
             }
             let peer = PipeOwner::peer_protocol(&**shared);
-            let stream = crate::threads::into_pollable(stream);
             let ws = with_timeout(
                 sleep_for(&shared.rt, opts.handshake_timeout),
                 ws::upgrade(addr, stream, peer, opts.recv_max_size),
@@ -1105,7 +1103,7 @@ async fn accept_loop<R: Runtime, P: SocketCore>(
                     // client) costs only this task.
                     Some(config) => match with_timeout(
                         sleep_for(&shared2.rt, opts.handshake_timeout),
-                        crate::tls::accept(config, crate::threads::into_pollable(stream)),
+                        crate::tls::accept(config, stream),
                     )
                     .await
                     {

@@ -317,7 +317,9 @@ pub struct Unsent {
 }
 
 impl Unsent {
-    pub(crate) fn new(error: Error, message: sp_core::Message) -> Self {
+    /// Pairs a send's error with the message it did not send (for adapters that fail a send
+    /// before it reaches the socket).
+    pub fn new(error: Error, message: sp_core::Message) -> Self {
         Self {
             inner: Box::new((error, message)),
         }

@@ -5,11 +5,11 @@
 //! * [`rt`] holds the small runtime traits an adapter implements (spawn, timer, streams).
 //! * [`Socket`] is the driver: a protocol core behind a lock, pipe tasks that batch frames
 //!   into vectored writes, dialers that reconnect with back-off, and listeners.
-//! * [`threads`] runs pipes on threads instead, for adapters without an event loop.
 //!
 //! Adapters (`sp-tokio`, `sp-smol`) implement [`rt::Runtime`] and name the typed sockets,
 //! for example `type Req = Socket<Tokio, sp_core::protocol::reqrep::Req>`; `sp-blocking`
-//! implements it with threads and wraps the sockets in blocking calls.
+//! implements it on a small pool of threads (a reactor and an executor) and wraps the sockets
+//! in blocking calls.
 
 #![warn(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
@@ -31,7 +31,6 @@ pub mod rt;
 mod socket;
 pub mod stats;
 mod streams;
-pub mod threads;
 pub mod tls;
 #[cfg(unix)]
 mod unix;

@@ -2,11 +2,8 @@
 //!
 //! An adapter (sp-tokio, sp-smol) implements [`Runtime`] in roughly a hundred lines: spawning a
 //! task, a resettable timer, and wrapping TCP and Unix streams as futures-io byte streams. The
-//! driver ([`Socket`](crate::Socket)) never names a runtime. A runtime without an event loop
-//! (sp-blocking) runs each task on a thread and hands its connections over as
-//! [`ThreadedStream`](crate::threads::ThreadedStream)s, whose pipes [`crate::threads`] runs.
+//! driver ([`Socket`](crate::Socket)) never names a runtime, nor any thread.
 
-use std::any::Any;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -21,17 +18,9 @@ use futures_io::{AsyncRead, AsyncWrite};
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A bidirectional byte stream (TCP, Unix socket, later TLS or WebSocket bytes).
-pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {
-    /// Returns the stream as [`Any`], so that the driver can recognise a
-    /// [`ThreadedStream`](crate::threads::ThreadedStream) and run its pipe on threads.
-    fn as_any_mut(&mut self) -> &mut dyn Any;
-}
+pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ByteStream for T {
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ByteStream for T {}
 
 /// A boxed [`ByteStream`].
 pub type BoxStream = Box<dyn ByteStream>;

@@ -34,7 +34,6 @@ use crate::pipe_view::{EndpointId, Pipe};
 use crate::roles::{RecvRole, SendRole};
 use crate::rt::{Runtime, Sleep};
 use crate::stats::{RefusalCounts, RefusalReason, SocketStats};
-use crate::threads::{self, DirectRead};
 
 /// How long closing pipes may take to write out what is queued, by default (mangos' default).
 pub const DEFAULT_LINGER: Duration = Duration::from_secs(1);
@@ -586,20 +585,6 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
                 Poll::Pending
             }
             Err(e) => Poll::Ready(Err(e.into())),
-        }
-    }
-
-    /// Returns the socket's only pipe if it runs on threads.
-    fn sole_threaded_pipe(&self) -> Option<Arc<PipeHandle>> {
-        let st = self.lock();
-        match st.pipes.len() {
-            1 => st
-                .pipes
-                .values()
-                .next()
-                .filter(|p| p.threads.get().is_some())
-                .cloned(),
-            _ => None,
         }
     }
 
@@ -1514,59 +1499,6 @@ impl<R: Runtime, P: RecvRole> Socket<R, P> {
             }
             Err(_) if self.shared().is_closed() => Err(Error::Closed),
             Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Receives like [`Socket::recv`], blocking the calling thread: for adapters without an
-    /// event loop (sp-blocking), whose pipes run on [`threads`](crate::threads).
-    ///
-    /// While the socket has a single pipe, the waiting thread reads that pipe's connection
-    /// itself rather than wait for the pipe's reader thread to hand a message over.
-    ///
-    /// # Errors
-    /// As [`Socket::recv`].
-    pub fn recv_blocking(&self) -> Result<Message> {
-        self.recv_parked(deadline_after(&self.shared().rt, self.recv_timeout()))
-    }
-
-    /// Receives like [`Socket::recv_blocking`], but waits at most until `deadline` (ignoring
-    /// the receive timeout option).
-    ///
-    /// # Errors
-    /// As [`Socket::recv`].
-    pub fn recv_blocking_until(&self, deadline: Instant) -> Result<Message> {
-        self.recv_parked(Some(deadline))
-    }
-
-    /// The waiting of [`with_deadline`], with the thread parked, or reading the sole pipe.
-    fn recv_parked(&self, deadline: Option<Instant>) -> Result<Message> {
-        let shared = self.shared();
-        let waker = threads::waker();
-        let mut cx = Context::from_waker(&waker);
-        let mut first = true;
-        // Once a read of its own found nothing, the caller leaves reading to the reader thread
-        // and waits to be woken, rather than wake up every read window.
-        let mut read_itself = true;
-        loop {
-            let sole_pipe = match threads::with_direct_writes(|| shared.poll_recv(&mut cx)) {
-                Poll::Ready(r) => return r,
-                Poll::Pending if read_itself => shared.sole_threaded_pipe(),
-                Poll::Pending => None,
-            };
-            if let Some(e) = deadline_passed(shared.rt.now(), deadline, &mut first) {
-                return Err(e);
-            }
-            if let Some(pipe) = sole_pipe {
-                match threads::read_directly(&pipe, deadline) {
-                    DirectRead::Read => continue,
-                    DirectRead::Idle => {
-                        read_itself = false;
-                        continue;
-                    }
-                    DirectRead::Unavailable => {}
-                }
-            }
-            threads::park(deadline);
         }
     }
 

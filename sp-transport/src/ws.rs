@@ -993,7 +993,6 @@ async fn serve(
     handshake_timeout: Duration,
     sleep: Sleeper,
 ) -> std::result::Result<(), String> {
-    let stream = crate::threads::into_pollable(stream);
     let (stream, cert) = match tls {
         Some(config) => with_timeout(sleep(handshake_timeout), crate::tls::accept(config, stream))
             .await
