@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the interop peers the tests talk to: nngcat (nng-utils), nanocat (nanomsg-utils)
-# and pynng. Safe to run repeatedly: does nothing for peers already present.
+# Installs the interop peers the tests talk to: nngcat (nng-utils), nanocat (nanomsg-utils),
+# pynng, and Chromium (Debian's `chromium`, run headless by tests/tests/browser.rs). Safe to run repeatedly: does nothing for peers already present.
 #
 #   scripts/install-peers.sh            # best effort: quietly skips what cannot be installed
 #   scripts/install-peers.sh --strict   # fails if any peer is still missing at the end
@@ -61,14 +61,20 @@ if ! have_pynng; then
     fi
 fi
 
+if ! have chromium && ! have chromium-browser && ! have google-chrome; then
+    log "installing chromium (the browser tests' peer)"
+    apt_install chromium || log "could not install chromium"
+fi
+
 missing=()
 have nngcat || missing+=(nngcat)
 have nanocat || missing+=(nanocat)
 have_pynng || missing+=(pynng)
+have chromium || have chromium-browser || have google-chrome || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
     log "missing peers: ${missing[*]} (their tests will skip)"
     [ "$strict" = 1 ] && exit 1
 else
-    log "peers present: nngcat, nanocat, pynng"
+    log "peers present: nngcat, nanocat, pynng, chromium"
 fi
 exit 0

@@ -8,7 +8,7 @@ use sp_core::protocol::survey::Surveyor as SurveyorCore;
 use sp_core::protocol::ContextId;
 use sp_transport::{ContextRole, Message, RecvRole, Result, SendResult, SendRole};
 
-use crate::runtime::{block_on, Threads};
+use crate::runtime::{run, send_with, Threads};
 
 /// One context of a socket (see [`sp_transport::Context`]), with blocking calls: many
 /// requests, replies, surveys or subscriptions in flight on one socket, each context used
@@ -58,7 +58,7 @@ impl<P: ContextRole + SendRole> Context<P> {
     /// # Errors
     /// As [`sp_transport::Context::send`].
     pub fn send(&self, msg: impl Into<Message>) -> SendResult {
-        block_on(self.inner.send(msg))
+        send_with(msg, |msg| self.inner.send(msg))
     }
 
     /// Sends like [`Context::send`], but blocks at most until `deadline`.
@@ -66,7 +66,7 @@ impl<P: ContextRole + SendRole> Context<P> {
     /// # Errors
     /// As [`Context::send`].
     pub fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> SendResult {
-        block_on(self.inner.send_until(msg, deadline))
+        send_with(msg, |msg| self.inner.send_until(msg, deadline))
     }
 
     /// Sends only if that is possible without waiting.
@@ -74,7 +74,7 @@ impl<P: ContextRole + SendRole> Context<P> {
     /// # Errors
     /// [`Error::WouldBlock`](crate::Error::WouldBlock), and the errors of [`Context::send`].
     pub fn try_send(&self, msg: impl Into<Message>) -> SendResult {
-        sp_transport::threads::with_direct_writes(|| self.inner.try_send(msg))
+        self.inner.try_send(msg)
     }
 }
 
@@ -86,7 +86,7 @@ impl<P: ContextRole + RecvRole> Context<P> {
     /// # Errors
     /// As [`sp_transport::Context::recv`].
     pub fn recv(&self) -> Result<Message> {
-        block_on(self.inner.recv())
+        run(self.inner.recv())
     }
 
     /// Receives like [`Context::recv`], but blocks at most until `deadline`.
@@ -94,7 +94,7 @@ impl<P: ContextRole + RecvRole> Context<P> {
     /// # Errors
     /// As [`Context::recv`].
     pub fn recv_until(&self, deadline: Instant) -> Result<Message> {
-        block_on(self.inner.recv_until(deadline))
+        run(self.inner.recv_until(deadline))
     }
 
     /// Receives only if a message is ready now.
@@ -102,7 +102,7 @@ impl<P: ContextRole + RecvRole> Context<P> {
     /// # Errors
     /// [`Error::WouldBlock`](crate::Error::WouldBlock), and the errors of [`Context::recv`].
     pub fn try_recv(&self) -> Result<Message> {
-        sp_transport::threads::with_direct_writes(|| self.inner.try_recv())
+        self.inner.try_recv()
     }
 }
 
@@ -112,7 +112,7 @@ impl Context<ReqCore> {
     /// # Errors
     /// The errors of [`Context::send`] and [`Context::recv`].
     pub fn request(&self, msg: impl Into<Message>) -> Result<Message> {
-        block_on(self.inner.request(msg))
+        run(self.inner.request(msg))
     }
 
     /// Sets how long this context waits for a reply before resending (`None`: never).

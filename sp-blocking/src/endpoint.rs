@@ -8,7 +8,7 @@ use sp_transport::{
     Address, EndpointId, EndpointOptions, EndpointStats, PipeEvent, Result, TlsConfig, ToAddress,
 };
 
-use crate::runtime::block_on;
+use crate::runtime::{block_on, run};
 
 /// Writes the methods both endpoint handles forward unchanged.
 macro_rules! forward_endpoint_methods {
@@ -111,7 +111,7 @@ impl Dialer {
     /// # Errors
     /// As [`sp_transport::Dialer::start`].
     pub fn start(&self) -> Result<()> {
-        block_on(self.inner.start())
+        run(self.inner.start())
     }
 
     /// Starts the dialer in the background; returns at once.
@@ -157,6 +157,22 @@ impl Listener {
     /// As [`sp_transport::Listener::set_ipc_permissions`].
     pub fn set_ipc_permissions(&self, mode: u32) -> Result<()> {
         self.inner.set_ipc_permissions(mode)
+    }
+
+    /// Sets which web pages may connect to a `ws://` or `wss://` listener.
+    ///
+    /// # Errors
+    /// As [`sp_transport::Listener::set_ws_origins`].
+    pub fn set_ws_origins(&self, policy: sp_transport::OriginPolicy) -> Result<()> {
+        self.inner.set_ws_origins(policy)
+    }
+
+    /// Serves plain HTTP `GET` requests on a `ws://` or `wss://` listener's port.
+    ///
+    /// # Errors
+    /// As [`sp_transport::Listener::set_http_handler`].
+    pub fn set_http_handler(&self, handler: sp_transport::HttpHandler) -> Result<()> {
+        self.inner.set_http_handler(handler)
     }
 
     /// Returns the bound address once started, else the URL it was created with.

@@ -7,11 +7,14 @@
 //! SURVEYOR, RESPONDENT and SUB open [`Context`]s; [`device`] and [`reflector`] join raw
 //! sockets. Every URL scheme works: `tcp`, `ipc`, `inproc`, `tls+tcp`, `ws`, `wss` (TLS is
 //! configured with [`TlsConfig`]).
+//! On Windows, where `ipc` is a named pipe, it fails with [`Error::Unsupported`]
+//! ([`Unsupported::NamedPipes`]): use `sp-tokio` for named pipes.
 //! They have the methods of the `sp-tokio` sockets, with the same options and the same
 //! [`Error`], as blocking calls: `send` returns once a peer's queue took the message, `recv`
 //! once a message arrived, each within its timeout or deadline. There is no async runtime
-//! inside. The protocol logic, queues, dialers and listeners are the shared driver of
-//! [`sp_transport`]; this crate only supplies threads, clocks and blocking sockets.
+//! for the application to run. The protocol logic, queues, dialers and listeners are the shared
+//! driver of [`sp_transport`]; this crate runs it on a small fixed pool of threads (see
+//! [Threads](#threads)) and blocks the caller until its call completes.
 //!
 //! ```
 //! # fn main() -> Result<(), sp_blocking::Error> {
@@ -71,29 +74,33 @@
 //!
 //! # Threads
 //!
-//! Calls run on the caller's thread. Background work runs on threads of its own, one per task
-//! of the shared driver, each parked while it has nothing to do:
+//! Calls run on the caller's thread. Background work (the protocols' timers, dialers,
+//! listeners, and reading and writing every connection) runs as tasks on one small pool that
+//! every sp-blocking socket of the process shares, whatever the number of sockets, endpoints
+//! and pipes, and whatever the transport (TCP, IPC, inproc, TLS, WebSocket):
 //!
-//! | what | threads |
-//! |---|---|
-//! | a socket | 1: the protocol's timers (REQ resends, ...) |
-//! | a listener (`listen`) | 1: blocks in `accept` |
-//! | a dialer (`dial`, `dial_nonblocking`) | 1: connects, then writes to its connection |
-//! | a TCP or IPC pipe | 2: a writer (the dialer's thread, or one per accepted connection) and a reader |
-//! | an inproc pipe | 1 per side (a dialer's side runs on the dialer's thread) |
-//! | closing with pipes attached | 1 for the linger time |
+//! | thread | count | what it does |
+//! |---|---|---|
+//! | `async-io` | 1 | async-io's reactor: waits for readiness of every connection and for timers (epoll, kqueue, event ports or IOCP, through the `polling` crate) |
+//! | `sp-blocking` | 2 | the executor's workers: run the driver's tasks |
 //!
-//! So a dialing socket with one TCP connection has three threads: timers, the dialer (writer)
-//! and the reader. Threads end when the socket closes, within the linger time.
+//! So a process has at most 3 threads of sp-blocking's, for 1 pipe as for 10,000. The pool
+//! starts with the first socket and its threads stay, parked, until the process exits (as
+//! NNG's do); closing a socket ends its tasks. A dial to a host name (not an IP address)
+//! resolves it on a short-lived thread of its own.
 //!
-//! Request/reply and other answered traffic use none of them. `send` writes the frame to the
-//! connection from the caller's thread, without blocking, after leaving the socket's lock; a
-//! pipe's writer thread only writes what the kernel did not take at once, and the frames of a
-//! sender that streams (sends again within microseconds with nothing received meanwhile),
-//! which it batches into few writes. While a socket has one connection, a blocked `recv` reads
-//! that connection itself rather than wait for the reader thread to hand a message over; the
-//! reader thread reads while no caller does, so that the peer's messages and its hang-up are
-//! still noticed (see [`sp_transport::threads`]).
+//! A blocking call polls its work on the caller's thread, and while it waits, that thread
+//! drives the reactor and runs the pool's ready tasks itself (`async_io::block_on` of the
+//! executor): the pipe task that reads the reply a caller waits for, or writes the request it
+//! just queued, usually runs on the caller's thread rather than after a hand-over to a pool
+//! thread. Tasks of other sockets may run there too: a pipe hook
+//! ([`Socket::set_pipe_hook`]) runs on a pool thread or on a thread blocked in some
+//! sp-blocking call, so it must not block nor take a lock that such a caller may hold.
+//!
+//! If the pool cannot start (the OS refuses a thread, or async-io its poller), every call
+//! that needs it returns [`Error::Io`] ("cannot start sp-blocking's threads") and the next
+//! call tries again; nothing stalls silently. (async-io reports a poller or thread it cannot
+//! create by panicking: a program built with `panic = "abort"` aborts instead.)
 
 #![warn(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
@@ -114,7 +121,8 @@ pub use sp_transport::{
     Address, ContextRole, DetachReason, DropReason, EndpointId, EndpointOptions, EndpointStats,
     Error, Message, PeerCredentials, Pipe, PipeEvent, PipeId, PipeStats, PipeVerdict, ProtocolId,
     RecvRole, RefusalReason, Result, SendResult, SendRole, SocketOptions, SocketOptionsBuilder,
-    SocketStats, TlsConfig, TlsError, ToAddress, Transport, Unsent,
+    SocketStats, TlsConfig, TlsError, ToAddress, Transport, Unsent, Unsupported,
 };
+pub use sp_transport::{HttpHandler, HttpRequest, HttpResponse, OriginPolicy};
 
 sp_transport::protocol_sockets!(Socket);

@@ -1,24 +1,153 @@
-//! [`Threads`]: the shared driver's runtime traits on plain threads and blocking std sockets.
+//! [`Threads`]: the shared driver's runtime on a small, fixed pool of threads.
+//!
+//! One reactor (async-io's, on its own `async-io` thread, over the `polling` crate: epoll,
+//! kqueue, event ports, IOCP) watches every connection and timer of every socket in the
+//! process, and [`WORKERS`] executor threads (`sp-blocking`) run the driver's tasks: timers,
+//! dialers, listeners and one task per pipe. The pool starts with the first socket and serves
+//! all sockets of the process; its threads stay parked while there is nothing to do and live
+//! as long as the process, as NNG's do.
+//!
+//! A blocking call runs on the caller's thread: [`block_on`] polls the call and, while it
+//! waits, drives the reactor and runs the pool's ready tasks itself. So the pipe task that
+//! reads the reply a caller waits for usually runs on that caller's thread, and the frame a
+//! caller just queued is written from its thread before the call returns, rather than after a
+//! hand-over to a pool thread.
 
-use std::cell::Cell;
 use std::future::Future;
-use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+#[cfg(unix)]
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{ready, Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use async_executor::Executor;
+use async_io::{Async, Timer};
 use sp_transport::rt::{
-    Acceptor, BoxFuture, BoxStream, ConnInfo, Connected, Runtime, Sleep, TcpOptions,
+    Acceptor, BoxFuture, ConnInfo, Connected, IpcListener, Runtime, Sleep, TcpOptions,
 };
-use sp_transport::threads::{self, ThreadIo, ThreadedStream};
+use sp_transport::Error;
 
-/// Runs a socket's tasks on threads of their own, one thread per task.
+/// How many executor threads run the driver's tasks, besides async-io's reactor thread.
+pub(crate) const WORKERS: usize = 2;
+
+/// The one executor of every sp-blocking socket in the process.
+static EXECUTOR: Executor<'static> = Executor::new();
+
+/// Set once the reactor and every worker run.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// What has started so far; a failed start is retried by the next call.
+static STARTED: Mutex<Started> = Mutex::new(Started {
+    reactor: false,
+    workers: 0,
+});
+
+struct Started {
+    reactor: bool,
+    workers: usize,
+}
+
+/// Starts the pool if it does not run yet: the reactor and its thread, then the workers.
+///
+/// # Errors
+/// The OS refused a thread or the poller; the next call tries again. Tasks spawned meanwhile
+/// wait in the executor (a blocking call runs them while it waits) and are not lost.
+pub(crate) fn start() -> io::Result<()> {
+    if RUNNING.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let mut started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
+    if !started.reactor {
+        // async-io creates its poller and spawns its thread on first use, and panics if either
+        // fails: make that first use here, where the panic becomes an error.
+        let reactor = std::panic::catch_unwind(|| {
+            let mut timer = Timer::after(Duration::from_secs(3600));
+            futures_lite::future::block_on(futures_lite::future::poll_once(&mut timer));
+        });
+        if reactor.is_err() {
+            return Err(io::Error::other(
+                "cannot start async-io's reactor (its poller or its thread)",
+            ));
+        }
+        started.reactor = true;
+    }
+    while started.workers < WORKERS {
+        // Workers only run tasks; the reactor is driven by async-io's thread and by callers
+        // waiting in `block_on`, so that a caller usually gets its own connection's events.
+        thread::Builder::new()
+            .name("sp-blocking".into())
+            .spawn(|| futures_lite::future::block_on(EXECUTOR.run(std::future::pending::<()>())))?;
+        started.workers += 1;
+    }
+    RUNNING.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// [`start`], as the error a blocking call returns.
+pub(crate) fn ensure_started() -> sp_transport::Result<()> {
+    start().map_err(|source| Error::Io {
+        context: "cannot start sp-blocking's threads".into(),
+        source,
+    })
+}
+
+/// Runs `fut` to completion on the calling thread, driving the reactor and running the pool's
+/// ready tasks while it waits.
+pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
+    // Most sends, and receives of a message already queued, complete at the first poll: return
+    // then, without the cost of entering async-io's `block_on` (which wakes its thread on
+    // the way out) and the executor (which registers a runner).
+    let mut fut = pin!(fut);
+    if let Poll::Ready(out) = fut.as_mut().poll(&mut Context::from_waker(&noop_waker())) {
+        return out;
+    }
+    async_io::block_on(EXECUTOR.run(fut))
+}
+
+/// A waker that does nothing, for the first poll of [`block_on`]: a future still pending then
+/// is polled again at once with the real waker.
+fn noop_waker() -> Waker {
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    static NOOP: OnceLock<Waker> = OnceLock::new();
+    NOOP.get_or_init(|| Waker::from(Arc::new(Noop))).clone()
+}
+
+/// Runs a blocking call that needs the pool: an error if the pool cannot start.
+pub(crate) fn run<T>(
+    fut: impl Future<Output = sp_transport::Result<T>>,
+) -> sp_transport::Result<T> {
+    ensure_started()?;
+    block_on(fut)
+}
+
+/// Runs a blocking send that needs the pool: if the pool cannot start, the message comes
+/// back with the error.
+pub(crate) fn send_with<F>(
+    msg: impl Into<sp_transport::Message>,
+    send: impl FnOnce(sp_transport::Message) -> F,
+) -> sp_transport::SendResult
+where
+    F: Future<Output = sp_transport::SendResult>,
+{
+    let msg = msg.into();
+    match ensure_started() {
+        Ok(()) => block_on(send(msg)),
+        Err(e) => Err(sp_transport::Unsent::new(e, msg)),
+    }
+}
+
+/// Runs every socket's tasks on sp-blocking's pool: async-io's reactor thread and
+/// a fixed number of executor threads shared by all sockets of the process (see the
+/// [crate docs](crate#threads)).
 ///
 /// It is the runtime of every socket in this crate; there is nothing to configure.
 #[derive(Clone, Copy, Debug, Default)]
@@ -26,22 +155,19 @@ pub struct Threads;
 
 impl Runtime for Threads {
     fn spawn(&self, fut: BoxFuture<'static, ()>) {
-        let spawned = thread::Builder::new()
-            .name("sp-blocking".into())
-            .spawn(move || block_on(fut));
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start a socket thread; its task does not run");
+        // A pool that cannot start is reported by the blocking calls; the task waits in the
+        // executor until the pool (or a blocking call) runs it.
+        if let Err(e) = start() {
+            tracing::error!(error = %e, "cannot start sp-blocking's threads");
         }
+        EXECUTOR.spawn(fut).detach();
     }
 
     fn sleep_until(&self, deadline: Instant) -> Box<dyn Sleep> {
-        Box::new(ThreadSleep { deadline })
-    }
-
-    /// The blocking runtime resolves on the dialer's own thread.
-    fn resolve(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
-        use std::net::ToSocketAddrs;
-        Box::pin(async move { Ok((host.as_str(), port).to_socket_addrs()?.collect()) })
+        Box::new(TimerSleep {
+            timer: Timer::at(deadline),
+            deadline,
+        })
     }
 
     fn connect_tcp(
@@ -49,7 +175,7 @@ impl Runtime for Threads {
         addr: SocketAddr,
         opts: TcpOptions,
     ) -> BoxFuture<'static, io::Result<Connected>> {
-        Box::pin(async move { tcp(TcpStream::connect(addr)?, opts) })
+        Box::pin(async move { tcp(Async::<TcpStream>::connect(addr).await?, opts) })
     }
 
     fn tcp_acceptor(
@@ -57,166 +183,123 @@ impl Runtime for Threads {
         listener: TcpListener,
         opts: TcpOptions,
     ) -> io::Result<Box<dyn Acceptor>> {
-        listener.set_nonblocking(false)?;
-        let bound = listener.local_addr()?;
-        let target = match bound {
-            SocketAddr::V4(a) if a.ip().is_unspecified() => {
-                SocketAddr::from(([127, 0, 0, 1], a.port()))
-            }
-            SocketAddr::V6(a) if a.ip().is_unspecified() => {
-                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
-            }
-            a => a,
-        };
-        let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-            let _ = TcpStream::connect_timeout(&target, Duration::from_secs(1));
-        });
-        Ok(Box::new(BlockingAcceptor {
-            wake,
-            accept: Box::new(move || tcp(listener.accept()?.0, opts)),
+        Ok(Box::new(TcpAcceptor {
+            listener: Async::new(listener)?,
+            opts,
         }))
     }
 
+    #[cfg(unix)]
     fn connect_ipc(&self, path: PathBuf) -> BoxFuture<'static, io::Result<Connected>> {
-        Box::pin(async move { unix(UnixStream::connect(path)?) })
+        Box::pin(async move { unix(Async::<UnixStream>::connect(path).await?) })
     }
 
-    fn ipc_acceptor(&self, listener: UnixListener) -> io::Result<Box<dyn Acceptor>> {
-        listener.set_nonblocking(false)?;
-        let local = listener.local_addr()?;
-        let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-            let _ = UnixStream::connect_addr(&local);
-        });
-        Ok(Box::new(BlockingAcceptor {
-            wake,
-            accept: Box::new(move || unix(listener.accept()?.0)),
-        }))
+    #[cfg(unix)]
+    fn ipc_acceptor(&self, listener: IpcListener) -> io::Result<Box<dyn Acceptor>> {
+        Ok(Box::new(IpcAcceptor(Async::new(listener)?)))
+    }
+
+    /// Windows: [`Unsupported::NamedPipes`] (async-io has no named pipes; sp-tokio does).
+    #[cfg(windows)]
+    fn connect_ipc(&self, _path: PathBuf) -> BoxFuture<'static, io::Result<Connected>> {
+        Box::pin(async { Err(NAMED_PIPES.into()) })
+    }
+
+    /// Windows: [`Unsupported::NamedPipes`] (async-io has no named pipes; sp-tokio does).
+    #[cfg(windows)]
+    fn ipc_acceptor(&self, _listener: IpcListener) -> io::Result<Box<dyn Acceptor>> {
+        Err(NAMED_PIPES.into())
     }
 
     fn adopt_tcp(&self, stream: TcpStream, opts: TcpOptions) -> io::Result<Connected> {
-        stream.set_nonblocking(false)?;
-        tcp(stream, opts)
+        tcp(Async::new(stream)?, opts)
     }
 
+    #[cfg(unix)]
     fn adopt_ipc(&self, stream: UnixStream) -> io::Result<Connected> {
-        stream.set_nonblocking(false)?;
-        unix(stream)
+        unix(Async::new(stream)?)
     }
 }
 
-/// A connected TCP stream with `opts` applied, run on threads, and what the OS says about it.
-fn tcp(s: TcpStream, opts: TcpOptions) -> io::Result<Connected> {
-    opts.apply(&s)?;
-    let info = ConnInfo::tcp(s.local_addr(), s.peer_addr());
-    Ok((threaded(s)?, info))
+#[cfg(windows)]
+const NAMED_PIPES: sp_transport::Unsupported = sp_transport::Unsupported::NamedPipes {
+    adapter: "sp-blocking",
+};
+
+/// A connected TCP stream with `opts` applied, and what the OS says about it.
+fn tcp(s: Async<TcpStream>, opts: TcpOptions) -> io::Result<Connected> {
+    opts.apply(s.get_ref())?;
+    let info = ConnInfo::tcp(s.get_ref().local_addr(), s.get_ref().peer_addr());
+    Ok((Box::new(s), info))
 }
 
-/// A connected Unix stream run on threads, and what the OS says about it.
-fn unix(s: UnixStream) -> io::Result<Connected> {
-    let (local, remote) = (s.local_addr().ok(), s.peer_addr().ok());
-    let info = ConnInfo::unix(&s, local.as_ref(), remote.as_ref());
-    Ok((threaded(s)?, info))
+/// A connected Unix stream and what the OS says about it (addresses, peer credentials).
+#[cfg(unix)]
+fn unix(s: Async<UnixStream>) -> io::Result<Connected> {
+    let (local, remote) = (s.get_ref().local_addr().ok(), s.get_ref().peer_addr().ok());
+    let info = ConnInfo::unix(s.get_ref(), local.as_ref(), remote.as_ref());
+    Ok((Box::new(s), info))
 }
 
-pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    let waker = threads::waker();
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        NEXT_DEADLINE.set(None);
-        if let Poll::Ready(out) = threads::with_direct_writes(|| fut.as_mut().poll(&mut cx)) {
-            return out;
-        }
-        threads::park(NEXT_DEADLINE.take());
-    }
-}
-
-thread_local! {
-    /// The earliest deadline of the timers polled during this thread's current poll.
-    static NEXT_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-/// A timer: polling it before its deadline makes [`block_on`] park no longer than that.
-/// A future that completes at `deadline`, for [`block_on`].
+/// A future that completes at `deadline`.
 pub(crate) async fn sleep_until(deadline: Instant) {
-    let mut sleep = ThreadSleep { deadline };
-    std::future::poll_fn(|cx| sleep.poll_sleep(cx)).await
+    Timer::at(deadline).await;
 }
 
-struct ThreadSleep {
+struct TimerSleep {
+    timer: Timer,
     deadline: Instant,
 }
 
-impl Sleep for ThreadSleep {
+impl Sleep for TimerSleep {
     fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
+        self.timer.set_at(deadline);
     }
 
-    fn poll_sleep(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_sleep(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // A fired async-io timer stays pending when polled again: check the clock first.
         if Instant::now() >= self.deadline {
             return Poll::Ready(());
         }
-        let d = self.deadline;
-        NEXT_DEADLINE.set(Some(NEXT_DEADLINE.get().map_or(d, |n| n.min(d))));
-        Poll::Pending
+        Pin::new(&mut self.timer).poll(cx).map(|_| ())
     }
 }
 
-/// A listener whose `accept` blocks its thread; waking the thread (the endpoint closing)
-/// connects to the listener so that `accept` returns.
-struct BlockingAcceptor {
-    wake: Arc<dyn Fn() + Send + Sync>,
-    accept: Box<dyn FnMut() -> io::Result<Connected> + Send>,
+struct TcpAcceptor {
+    listener: Async<TcpListener>,
+    opts: TcpOptions,
 }
 
-impl Acceptor for BlockingAcceptor {
-    fn poll_accept(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<Connected>> {
-        // `None`: woken meanwhile, which only the endpoint's close does; `block_on` polls again
-        // at once and the accept loop ends.
-        threads::interruptible(self.wake.clone(), &mut self.accept)
-            .map_or(Poll::Pending, Poll::Ready)
+impl Acceptor for TcpAcceptor {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connected>> {
+        let (s, _) = ready!(poll_accept(&self.listener, cx, TcpListener::accept))?;
+        Poll::Ready(tcp(Async::new(s)?, self.opts))
     }
 }
 
-fn threaded<S>(stream: S) -> io::Result<BoxStream>
-where
-    S: AsFd + Send + Sync + 'static,
-    for<'a> &'a S: Read + Write,
-{
-    Ok(Box::new(ThreadedStream::new(Arc::new(StdIo(stream)))?))
+#[cfg(unix)]
+struct IpcAcceptor(Async<UnixListener>);
+
+#[cfg(unix)]
+impl Acceptor for IpcAcceptor {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connected>> {
+        let (s, _) = ready!(poll_accept(&self.0, cx, UnixListener::accept))?;
+        Poll::Ready(unix(Async::new(s)?))
+    }
 }
 
-/// A std TCP or Unix stream in blocking mode, as [`ThreadIo`].
-struct StdIo<S>(S);
-
-/// Flags for a write that must not block (nor raise `SIGPIPE` where the flag exists).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const NONBLOCKING_SEND: libc::c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-const NONBLOCKING_SEND: libc::c_int = libc::MSG_DONTWAIT;
-
-impl<S> ThreadIo for StdIo<S>
-where
-    S: AsFd + Send + Sync + 'static,
-    for<'a> &'a S: Read + Write,
-{
-    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&self.0).read(buf)
-    }
-
-    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&self.0).write_vectored(bufs)
-    }
-
-    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        socket2::SockRef::from(&self.0).send_vectored_with_flags(bufs, NONBLOCKING_SEND)
-    }
-
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        socket2::SockRef::from(&self.0).set_read_timeout(timeout)
-    }
-
-    fn shutdown(&self) {
-        let _ = socket2::SockRef::from(&self.0).shutdown(Shutdown::Both);
+/// Accepts one connection from a non-blocking listener, waiting for readability in between.
+fn poll_accept<L, T>(
+    listener: &Async<L>,
+    cx: &mut Context<'_>,
+    accept: impl Fn(&L) -> io::Result<T>,
+) -> Poll<io::Result<T>> {
+    loop {
+        match accept(listener.get_ref()) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            res => return Poll::Ready(res),
+        }
+        ready!(listener.poll_readable(cx))?;
     }
 }

@@ -12,12 +12,13 @@ use sp_transport::{
 };
 
 use crate::endpoint::{Dialer, Listener, PipeEvents};
-use crate::runtime::{block_on, Threads};
+use crate::runtime::{block_on, run, send_with, Threads};
 
 /// A socket speaking protocol `P`, with blocking calls.
 ///
 /// Every call runs on the caller's thread; the socket's background work (timers, dialers,
-/// listeners, connections) runs on threads of its own (see the [crate docs](crate#threads)).
+/// listeners, connections) runs on the process's sp-blocking pool, a fixed handful of threads
+/// shared by every socket (see the [crate docs](crate#threads)).
 /// Clones share the socket, which closes when the last clone is dropped or on
 /// [`Socket::close`]. Sockets are `Send + Sync`: any number of threads may send and receive on
 /// one socket at once.
@@ -46,7 +47,9 @@ impl<P: SocketCore> Default for Socket<P> {
 }
 
 impl<P: SocketCore> Socket<P> {
-    /// Opens a socket. It starts one thread, for the protocol's timers.
+    /// Opens a socket. The first socket of the process starts sp-blocking's pool of threads
+    /// (see the [crate docs](crate#threads)); if that fails, the calls that need it return the
+    /// error.
     pub fn new() -> Self {
         Self {
             inner: sp_transport::Socket::with_runtime(Threads),
@@ -78,7 +81,7 @@ impl<P: SocketCore> Socket<P> {
     /// [`Error::Handshake`](crate::Error::Handshake), [`Error::Closed`](crate::Error::Closed),
     /// or an IO error.
     pub fn dial(&self, url: impl ToAddress) -> Result<Dialer> {
-        block_on(self.inner.dial(url)).map(Dialer::new)
+        run(self.inner.dial(url)).map(Dialer::new)
     }
 
     /// Starts a dialer that connects to `url` in the background, retrying with back-off until
@@ -115,15 +118,17 @@ impl<P: SocketCore> Socket<P> {
     /// # Errors
     /// As [`sp_transport::Socket::adopt_tcp`].
     pub fn adopt_tcp(&self, stream: std::net::TcpStream) -> Result<Pipe> {
-        block_on(self.inner.adopt_tcp(stream))
+        run(self.inner.adopt_tcp(stream))
     }
 
-    /// Adopts a connected Unix stream as a pipe, blocking through the SP handshake.
+    /// Adopts a connected Unix stream as a pipe, blocking through the SP handshake. Unix
+    /// only.
     ///
     /// # Errors
     /// As [`sp_transport::Socket::adopt_tcp`].
+    #[cfg(unix)]
     pub fn adopt_ipc(&self, stream: std::os::unix::net::UnixStream) -> Result<Pipe> {
-        block_on(self.inner.adopt_ipc(stream))
+        run(self.inner.adopt_ipc(stream))
     }
 
     /// Returns the attached pipe with this ID (a received message's `pipe`).
@@ -136,8 +141,8 @@ impl<P: SocketCore> Socket<P> {
         self.inner.pipes()
     }
 
-    /// Sets the pipe hook (see [`sp_transport::Socket::set_pipe_hook`]); it runs on the
-    /// socket's threads.
+    /// Sets the pipe hook (see [`sp_transport::Socket::set_pipe_hook`]); it runs on a pool
+    /// thread or on a thread blocked in an sp-blocking call, so it must not block.
     pub fn set_pipe_hook(&self, hook: impl Fn(&PipeEvent) -> PipeVerdict + Send + Sync + 'static) {
         self.inner.set_pipe_hook(hook);
     }
@@ -192,7 +197,7 @@ impl<P: SocketCore> Socket<P> {
     /// # Errors
     /// As [`sp_transport::Socket::set_recv_buffer`].
     pub fn set_recv_buffer(&self, len: usize) -> Result<()> {
-        sp_transport::threads::with_direct_writes(|| self.inner.set_recv_buffer(len))
+        self.inner.set_recv_buffer(len)
     }
 
     /// Returns the send queue length in messages.
@@ -205,7 +210,7 @@ impl<P: SocketCore> Socket<P> {
     /// # Errors
     /// As [`sp_transport::Socket::set_send_buffer`].
     pub fn set_send_buffer(&self, len: usize) -> Result<()> {
-        sp_transport::threads::with_direct_writes(|| self.inner.set_send_buffer(len))
+        self.inner.set_send_buffer(len)
     }
 
     /// Sets `SO_KEEPALIVE` for TCP endpoints created afterwards (default: off).
@@ -221,7 +226,7 @@ impl<P: SocketCore> Socket<P> {
     /// [`Error::AddressInUse`](crate::Error::AddressInUse),
     /// [`Error::Closed`](crate::Error::Closed), or an IO error.
     pub fn listen(&self, url: impl ToAddress) -> Result<Listener> {
-        block_on(self.inner.listen(url)).map(Listener::new)
+        run(self.inner.listen(url)).map(Listener::new)
     }
 
     /// Closes the socket and blocks until every pipe has written out what was already sent
@@ -315,7 +320,7 @@ impl<P: SocketCore> Socket<P> {
     /// Runs `f` on the protocol core, then applies whatever it queued. For protocol-specific
     /// settings and commands that have no method here.
     pub fn with_core<T>(&self, f: impl FnOnce(&mut P, Instant) -> T) -> T {
-        sp_transport::threads::with_direct_writes(|| self.inner.with_core(f))
+        self.inner.with_core(f)
     }
 }
 
@@ -326,7 +331,7 @@ impl<P: SocketCore> Socket<P> {
     /// # Errors
     /// As [`Socket::send`].
     pub fn send_any_role(&self, msg: impl Into<Message>) -> SendResult {
-        block_on(self.inner.send_any_role(msg))
+        send_with(msg, |msg| self.inner.send_any_role(msg))
     }
 
     /// [`Socket::recv`] for code that picks its protocol at run time: a role that cannot
@@ -335,7 +340,7 @@ impl<P: SocketCore> Socket<P> {
     /// # Errors
     /// As [`Socket::recv`].
     pub fn recv_any_role(&self) -> Result<Message> {
-        block_on(self.inner.recv_any_role())
+        run(self.inner.recv_any_role())
     }
 }
 
@@ -349,7 +354,7 @@ impl<P: SendRole> Socket<P> {
     /// [`Error::Closed`](crate::Error::Closed); [`Error::WouldBlock`](crate::Error::WouldBlock)
     /// with a zero timeout.
     pub fn send(&self, msg: impl Into<Message>) -> SendResult {
-        block_on(self.inner.send(msg))
+        send_with(msg, |msg| self.inner.send(msg))
     }
 
     /// Sends like [`Socket::send`], but blocks at most until `deadline` (ignoring the send
@@ -358,7 +363,7 @@ impl<P: SendRole> Socket<P> {
     /// # Errors
     /// As [`Socket::send`].
     pub fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> SendResult {
-        block_on(self.inner.send_until(msg, deadline))
+        send_with(msg, |msg| self.inner.send_until(msg, deadline))
     }
 
     /// Sends a message only if that is possible without waiting.
@@ -367,7 +372,7 @@ impl<P: SendRole> Socket<P> {
     /// [`Error::WouldBlock`](crate::Error::WouldBlock) when no peer can take it now, and the
     /// errors of [`Socket::send`].
     pub fn try_send(&self, msg: impl Into<Message>) -> SendResult {
-        sp_transport::threads::with_direct_writes(|| self.inner.try_send(msg))
+        self.inner.try_send(msg)
     }
 }
 
@@ -382,7 +387,7 @@ impl<P: RecvRole> Socket<P> {
     /// [`Error::Closed`](crate::Error::Closed); [`Error::WouldBlock`](crate::Error::WouldBlock)
     /// with a zero timeout.
     pub fn recv(&self) -> Result<Message> {
-        self.inner.recv_blocking()
+        run(self.inner.recv())
     }
 
     /// Receives like [`Socket::recv`], but blocks at most until `deadline` (ignoring the
@@ -391,7 +396,7 @@ impl<P: RecvRole> Socket<P> {
     /// # Errors
     /// As [`Socket::recv`].
     pub fn recv_until(&self, deadline: Instant) -> Result<Message> {
-        self.inner.recv_blocking_until(deadline)
+        run(self.inner.recv_until(deadline))
     }
 
     /// Receives a message only if one is ready now.
@@ -400,7 +405,7 @@ impl<P: RecvRole> Socket<P> {
     /// [`Error::WouldBlock`](crate::Error::WouldBlock) when nothing is ready, and the errors of
     /// [`Socket::recv`].
     pub fn try_recv(&self) -> Result<Message> {
-        sp_transport::threads::with_direct_writes(|| self.inner.try_recv())
+        self.inner.try_recv()
     }
 
     /// Returns an iterator over received messages: each `next` blocks like [`Socket::recv`]
@@ -448,7 +453,7 @@ impl Socket<ReqCore> {
     /// # Errors
     /// The errors of [`Socket::send`] and [`Socket::recv`].
     pub fn request(&self, msg: impl Into<Message>) -> Result<Message> {
-        block_on(self.inner.request(msg))
+        run(self.inner.request(msg))
     }
 }
 
@@ -459,7 +464,7 @@ impl Socket<SurveyorCore> {
     /// # Errors
     /// The errors of [`Socket::send`].
     pub fn survey(&self, msg: impl Into<Message>) -> Result<Responses> {
-        block_on(self.inner.survey(msg)).map(|inner| Responses { inner })
+        run(self.inner.survey(msg)).map(|inner| Responses { inner })
     }
 }
 
@@ -607,7 +612,7 @@ ttl_setters!(
 /// [`Error::IncompatibleDevice`](crate::Error::IncompatibleDevice) when the sockets cannot be
 /// joined.
 pub fn device<A: SocketCore, B: SocketCore>(a: &Socket<A>, b: &Socket<B>) -> Result<()> {
-    block_on(sp_transport::device(&a.inner, &b.inner))
+    run(sp_transport::device(&a.inner, &b.inner))
 }
 
 /// Sends everything a raw socket receives back out on it, blocking the calling thread until
@@ -616,5 +621,5 @@ pub fn device<A: SocketCore, B: SocketCore>(a: &Socket<A>, b: &Socket<B>) -> Res
 /// # Errors
 /// As [`device`], for a cooked socket or one that does not peer with itself.
 pub fn reflector<P: SocketCore>(socket: &Socket<P>) -> Result<()> {
-    block_on(sp_transport::reflector(&socket.inner))
+    run(sp_transport::reflector(&socket.inner))
 }

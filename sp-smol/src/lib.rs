@@ -7,6 +7,8 @@
 //! SURVEYOR, RESPONDENT and SUB open [`Context`]s; [`device`] and [`reflector`] join raw
 //! sockets. Every URL scheme works: `tcp`, `ipc`, `inproc`, `tls+tcp`, `ws`, `wss` (TLS is
 //! configured with [`TlsConfig`]).
+//! On Windows, where `ipc` is a named pipe, it fails with [`Error::Unsupported`]
+//! ([`Unsupported::NamedPipes`]): use `sp-tokio` for named pipes.
 //! The names are the same as in `sp-tokio`. They all share one generic implementation
 //! ([`sp_transport::Socket`]); this crate only supplies the [`Smol`] runtime glue.
 //!
@@ -58,13 +60,15 @@ mod runtime;
 pub use runtime::Smol;
 pub use sp_transport::bytes;
 pub use sp_transport::stats;
+pub use sp_transport::websocket;
 pub use sp_transport::{
     Address, ContextRole, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions,
-    EndpointStats, Error, Listener, Message, PeerCredentials, Pipe, PipeEvent, PipeEvents, PipeId,
-    PipeStats, PipeVerdict, ProtocolId, RecvRole, RefusalReason, Responses, Result, SendResult,
-    SendRole, SocketOptions, SocketOptionsBuilder, SocketStats, TlsConfig, TlsError, ToAddress,
-    Transport, Unsent,
+    EndpointStats, Error, Listener, Message, MessageConnection, OriginPolicy, PeerCredentials,
+    Pipe, PipeEvent, PipeEvents, PipeId, PipeStats, PipeVerdict, ProtocolId, RecvRole,
+    RefusalReason, Responses, Result, SendResult, SendRole, SocketOptions, SocketOptionsBuilder,
+    SocketStats, TlsConfig, TlsError, ToAddress, Transport, Unsent, Unsupported, UpgradeRefusal,
 };
+pub use sp_transport::{HttpHandler, HttpRequest, HttpResponse};
 
 /// A socket of protocol `P` on smol.
 pub type Socket<P> = sp_transport::Socket<Smol, P>;

@@ -3,11 +3,15 @@
 //! `async_io::Async<TcpStream>` and `Async<UnixStream>` already implement the futures-io
 //! traits the driver reads and writes through, vectored writes included (`write_vectored`
 //! retried on `poll_writable`), so the streams are handed over as they are.
+//!
+//! On Windows, `ipc://` would be a named pipe, which async-io cannot wait on: `connect_ipc`
+//! and `ipc_acceptor` fail there with [`Unsupported::NamedPipes`], which names sp-tokio.
 
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+#[cfg(unix)]
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -17,7 +21,11 @@ use std::time::Instant;
 
 use async_io::{Async, Timer};
 use smol::Executor;
-use sp_transport::rt::{Acceptor, BoxFuture, ConnInfo, Connected, Runtime, Sleep, TcpOptions};
+use sp_transport::rt::{
+    Acceptor, BoxFuture, ConnInfo, Connected, IpcListener, Runtime, Sleep, TcpOptions,
+};
+#[cfg(windows)]
+use sp_transport::Unsupported;
 
 /// Runs a socket's tasks on smol: by default on smol's global executor, or on an executor the
 /// caller runs.
@@ -88,18 +96,33 @@ impl Runtime for Smol {
         }))
     }
 
+    #[cfg(unix)]
     fn connect_ipc(&self, path: PathBuf) -> BoxFuture<'static, io::Result<Connected>> {
         Box::pin(async move { unix(Async::<UnixStream>::connect(path).await?) })
     }
 
-    fn ipc_acceptor(&self, listener: UnixListener) -> io::Result<Box<dyn Acceptor>> {
+    #[cfg(unix)]
+    fn ipc_acceptor(&self, listener: IpcListener) -> io::Result<Box<dyn Acceptor>> {
         Ok(Box::new(IpcAcceptor(Async::new(listener)?)))
+    }
+
+    /// Windows: [`Unsupported::NamedPipes`] (async-io has no named pipes; sp-tokio does).
+    #[cfg(windows)]
+    fn connect_ipc(&self, _path: PathBuf) -> BoxFuture<'static, io::Result<Connected>> {
+        Box::pin(async { Err(NAMED_PIPES.into()) })
+    }
+
+    /// Windows: [`Unsupported::NamedPipes`] (async-io has no named pipes; sp-tokio does).
+    #[cfg(windows)]
+    fn ipc_acceptor(&self, _listener: IpcListener) -> io::Result<Box<dyn Acceptor>> {
+        Err(NAMED_PIPES.into())
     }
 
     fn adopt_tcp(&self, stream: TcpStream, opts: TcpOptions) -> io::Result<Connected> {
         tcp(Async::new(stream)?, opts)
     }
 
+    #[cfg(unix)]
     fn adopt_ipc(&self, stream: UnixStream) -> io::Result<Connected> {
         unix(Async::new(stream)?)
     }
@@ -112,7 +135,11 @@ fn tcp(s: Async<TcpStream>, opts: TcpOptions) -> io::Result<Connected> {
     Ok((Box::new(s), info))
 }
 
+#[cfg(windows)]
+const NAMED_PIPES: Unsupported = Unsupported::NamedPipes { adapter: "sp-smol" };
+
 /// A connected Unix stream and what the OS says about it (addresses, peer credentials).
+#[cfg(unix)]
 fn unix(s: Async<UnixStream>) -> io::Result<Connected> {
     let (local, remote) = (s.get_ref().local_addr().ok(), s.get_ref().peer_addr().ok());
     let info = ConnInfo::unix(s.get_ref(), local.as_ref(), remote.as_ref());
@@ -150,8 +177,10 @@ impl Acceptor for TcpAcceptor {
     }
 }
 
+#[cfg(unix)]
 struct IpcAcceptor(Async<UnixListener>);
 
+#[cfg(unix)]
 impl Acceptor for IpcAcceptor {
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connected>> {
         let (s, _) = ready!(poll_accept(&self.0, cx, UnixListener::accept))?;

@@ -7,6 +7,8 @@
 //! SURVEYOR, RESPONDENT and SUB open [`Context`]s; [`device`] and [`reflector`] join raw
 //! sockets. Every URL scheme works: `tcp`, `ipc`, `inproc`, `tls+tcp`, `ws`, `wss` (TLS is
 //! configured with [`TlsConfig`]).
+//! `ipc` is a Unix socket; on Windows it is a named pipe (`ipc://NAME` is `\\.\pipe\NAME`,
+//! as in NNG).
 //! They all share one generic implementation ([`sp_transport::Socket`]); this crate only
 //! supplies the [`Tokio`] runtime glue. Every task runs on the caller's tokio runtime: the crate
 //! starts no threads of its own.
@@ -99,18 +101,24 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(windows)]
+mod named_pipe;
 mod runtime;
 
 pub use runtime::Tokio;
 pub use sp_transport::bytes;
 pub use sp_transport::stats;
+pub use sp_transport::websocket;
 pub use sp_transport::{
     Address, ContextRole, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions,
-    EndpointStats, Error, Listener, Message, PeerCredentials, Pipe, PipeEvent, PipeEvents, PipeId,
-    PipeStats, PipeVerdict, ProtocolId, RecvRole, RefusalReason, Responses, Result, SendResult,
-    SendRole, SocketOptions, SocketOptionsBuilder, SocketStats, TlsConfig, TlsError, ToAddress,
-    Transport, Unsent,
+    EndpointStats, Error, Listener, Message, MessageConnection, OriginPolicy, PeerCredentials,
+    Pipe, PipeEvent, PipeEvents, PipeId, PipeStats, PipeVerdict, ProtocolId, RecvRole,
+    RefusalReason, Responses, Result, SendResult, SendRole, SocketOptions, SocketOptionsBuilder,
+    SocketStats, TlsConfig, TlsError, ToAddress, Transport, Unsent, Unsupported, UpgradeRefusal,
 };
+pub use sp_transport::{HttpHandler, HttpRequest, HttpResponse};
 
 /// A socket of protocol `P` on tokio.
 pub type Socket<P> = sp_transport::Socket<Tokio, P>;

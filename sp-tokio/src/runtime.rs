@@ -8,7 +8,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures_io::{AsyncRead, AsyncWrite};
-use sp_transport::rt::{Acceptor, BoxFuture, ConnInfo, Connected, Runtime, Sleep, TcpOptions};
+use sp_transport::rt::{
+    Acceptor, BoxFuture, ConnInfo, Connected, IpcListener, Runtime, Sleep, TcpOptions,
+};
 use tokio::io::{AsyncRead as TokioRead, AsyncWrite as TokioWrite, ReadBuf};
 use tokio::runtime::Handle;
 
@@ -82,18 +84,30 @@ impl Runtime for Tokio {
         }))
     }
 
+    #[cfg(unix)]
     fn connect_ipc(&self, path: PathBuf) -> BoxFuture<'static, io::Result<Connected>> {
         Box::pin(async move { unix(tokio::net::UnixStream::connect(path).await?) })
     }
 
-    fn ipc_acceptor(
-        &self,
-        listener: std::os::unix::net::UnixListener,
-    ) -> io::Result<Box<dyn Acceptor>> {
+    #[cfg(unix)]
+    fn ipc_acceptor(&self, listener: IpcListener) -> io::Result<Box<dyn Acceptor>> {
         let _guard = self.handle.enter();
         Ok(Box::new(IpcAcceptor(tokio::net::UnixListener::from_std(
             listener,
         )?)))
+    }
+
+    /// Windows: connects to the named pipe `path` (`\\.\pipe\NAME`).
+    #[cfg(windows)]
+    fn connect_ipc(&self, path: PathBuf) -> BoxFuture<'static, io::Result<Connected>> {
+        Box::pin(crate::named_pipe::connect(path))
+    }
+
+    /// Windows: serves the named pipe `listener` names, one instance per connection.
+    #[cfg(windows)]
+    fn ipc_acceptor(&self, listener: IpcListener) -> io::Result<Box<dyn Acceptor>> {
+        let _guard = self.handle.enter();
+        crate::named_pipe::acceptor(listener)
     }
 
     fn adopt_tcp(&self, stream: std::net::TcpStream, opts: TcpOptions) -> io::Result<Connected> {
@@ -101,6 +115,7 @@ impl Runtime for Tokio {
         tcp(tokio::net::TcpStream::from_std(stream)?, opts)
     }
 
+    #[cfg(unix)]
     fn adopt_ipc(&self, stream: std::os::unix::net::UnixStream) -> io::Result<Connected> {
         let _guard = self.handle.enter();
         unix(tokio::net::UnixStream::from_std(stream)?)
@@ -115,6 +130,7 @@ fn tcp(s: tokio::net::TcpStream, opts: TcpOptions) -> io::Result<Connected> {
 }
 
 /// A connected Unix stream and what the OS says about it (addresses, peer credentials).
+#[cfg(unix)]
 fn unix(s: tokio::net::UnixStream) -> io::Result<Connected> {
     let local = s
         .local_addr()
@@ -150,8 +166,10 @@ impl Acceptor for TcpAcceptor {
     }
 }
 
+#[cfg(unix)]
 struct IpcAcceptor(tokio::net::UnixListener);
 
+#[cfg(unix)]
 impl Acceptor for IpcAcceptor {
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Connected>> {
         self.0.poll_accept(cx).map(|r| unix(r?.0))
@@ -159,7 +177,7 @@ impl Acceptor for IpcAcceptor {
 }
 
 /// Presents a tokio stream as a futures-io stream, forwarding vectored writes.
-struct Io<T>(T);
+pub(crate) struct Io<T>(pub(crate) T);
 
 impl<T: TokioRead + Unpin> AsyncRead for Io<T> {
     fn poll_read(

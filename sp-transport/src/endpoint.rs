@@ -3,6 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+#[cfg(unix)]
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,6 +23,8 @@ use tracing::Instrument;
 use crate::addr::Address;
 use crate::endpoint_handle::EndpointOptions;
 use crate::error::{Error, Result};
+#[cfg(windows)]
+use crate::ipc_windows::{bind_ipc, ipc_path, SocketFile};
 use crate::pipe::{
     lock, run_inproc_pipe, run_stream_pipe, InprocPipe, PipeEnd, PipeHandle, PipeOwner, StreamPipe,
 };
@@ -318,11 +321,17 @@ async fn connect_stream<R: Runtime>(
                 last.unwrap_or_else(|| io::Error::other("no address to try")),
             ))
         }
-        Address::Ipc { path } => rt.connect_ipc(path.clone()).await.map_err(map_err),
+        Address::Ipc { path } => rt.connect_ipc(ipc_path(path)).await.map_err(map_err),
+        #[cfg(unix)]
         Address::Abstract { name } => {
             let stream = crate::unix::connect_abstract(name).map_err(map_err)?;
             rt.adopt_ipc(stream).map_err(map_err)
         }
+        #[cfg(not(unix))]
+        Address::Abstract { .. } => Err(Error::Unsupported {
+            context: format!("cannot connect to {addr}"),
+            what: crate::Unsupported::AbstractSockets,
+        }),
         Address::Inproc { .. } => unreachable!("inproc has no stream"),
     }
 }
@@ -569,7 +578,6 @@ async fn tls_connect<R: Runtime>(
 ) -> Result<(BoxStream, Option<Vec<u8>>)> {
     let config = tls_config(opts, addr)?;
     let host = addr.host_port().map_or("", |(h, _)| h);
-    let stream = crate::threads::into_pollable(stream);
     with_timeout(
         sleep_for(rt, opts.handshake_timeout),
         config.connect(host, stream),
@@ -630,10 +638,24 @@ pub(crate) fn dial_background<R: Runtime, P: SocketCore>(
     ctl: Arc<EndpointCtl>,
 ) -> Result<()> {
     check_tls_configured(&ctl.options(), &ctl.url)?;
+    check_platform(&ctl.url)?;
     shared.add_endpoint(ctl.clone())?;
     let rt = shared.rt.clone();
     let span = ctl.span.clone();
     rt.spawn(Box::pin(dialer_loop(shared, ctl, None).instrument(span)));
+    Ok(())
+}
+
+/// Refuses at once an address that no dial can reach on this platform (`abstract://`
+/// outside Linux), rather than have a background dialer retry it for ever.
+fn check_platform(url: &Address) -> Result<()> {
+    let linux = cfg!(any(target_os = "linux", target_os = "android"));
+    if matches!(url, Address::Abstract { .. }) && !linux {
+        return Err(Error::Unsupported {
+            context: format!("cannot dial {url}"),
+            what: crate::Unsupported::AbstractSockets,
+        });
+    }
     Ok(())
 }
 
@@ -700,7 +722,6 @@ async fn connect_attempt<R: Runtime, P: SocketCore>(
                 (stream, cert) = tls_connect(&shared.rt, addr, opts, stream).await?;
             }
             let peer = PipeOwner::peer_protocol(&**shared);
-            let stream = crate::threads::into_pollable(stream);
             let ws = with_timeout(
                 sleep_for(&shared.rt, opts.handshake_timeout),
                 ws::upgrade(addr, stream, peer, opts.recv_max_size),
@@ -774,6 +795,44 @@ async fn dialer_loop<R: Runtime, P: SocketCore>(
             return;
         }
     }
+}
+
+/// Attaches an upgraded WebSocket connection (from the application's own HTTP server) and
+/// runs it as a pipe with no endpoint.
+pub(crate) fn adopt_ws<R: Runtime, P: SocketCore, W: ws::MessageConnection>(
+    shared: Arc<Shared<R, P>>,
+    conn: W,
+    info: ConnInfo,
+    path: String,
+    opts: EndpointOptions,
+) -> Result<crate::Pipe> {
+    // The peer's address when the server told it, as for an adopted TCP stream.
+    let (host, port) = match &info.remote {
+        Some(Address::Tcp { host, port }) => (host.clone(), *port),
+        _ => ("adopted".into(), 0),
+    };
+    let addr = Address::Ws {
+        host,
+        port,
+        path: path.clone(),
+        secure: false,
+    };
+    let origin = Origin {
+        addr: addr.clone(),
+        endpoint: None,
+        dialed: false,
+        conn: info,
+        tls_peer_certificate: None,
+    };
+    let owner: Arc<dyn PipeOwner> = shared.clone();
+    let handle = new_pipe_handle(&*owner, origin, Some(path));
+    let pipe = ws::attach(owner, handle.clone(), conn, opts.recv_max_size)
+        .map_err(|reason| attach_error(reason, &addr))?;
+    let span = handle.info.span.clone();
+    shared
+        .rt
+        .spawn(Box::pin(run_ws_pipe(pipe).instrument(span)));
+    Ok(crate::Pipe { handle })
 }
 
 /// Handshakes an adopted connection and runs it as a pipe with no endpoint.
@@ -860,6 +919,8 @@ pub(crate) fn listen<R: Runtime, P: SocketCore>(
         }
         Address::Ipc { path } => {
             let listener = bind_ipc(path, &addr)?;
+            // Refused on Windows already by `Listener::set_ipc_permissions`.
+            #[cfg(unix)]
             if let Some(mode) = opts.ipc_permissions {
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -868,12 +929,24 @@ pub(crate) fn listen<R: Runtime, P: SocketCore>(
             let acceptor = shared
                 .rt
                 .ipc_acceptor(listener)
-                .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+                .map_err(|e| match e.kind() {
+                    // Windows: another process owns the pipe's name.
+                    io::ErrorKind::AddrInUse => Error::AddressInUse(addr.to_string()),
+                    _ => Error::io(format!("cannot listen on {addr}"), e),
+                })?;
             shared.add_endpoint(ctl.clone())?;
             let file = SocketFile::of(path);
             spawn_accept_loop(shared, acceptor, addr.clone(), ctl.clone(), file, None);
             addr
         }
+        #[cfg(not(unix))]
+        Address::Abstract { .. } => {
+            return Err(Error::Unsupported {
+                context: format!("cannot listen on {addr}"),
+                what: crate::Unsupported::AbstractSockets,
+            })
+        }
+        #[cfg(unix)]
         Address::Abstract { name } => {
             let listener = crate::unix::bind_abstract(name).map_err(|e| match e.kind() {
                 io::ErrorKind::AddrInUse => Error::AddressInUse(addr.to_string()),
@@ -948,6 +1021,7 @@ fn bind_tcp<R: Runtime>(
 }
 
 /// Binds a Unix socket, replacing a stale socket file but never a live listener's.
+#[cfg(unix)]
 fn bind_ipc(path: &Path, addr: &Address) -> Result<std::os::unix::net::UnixListener> {
     use std::os::unix::net::{UnixListener, UnixStream};
     let bind = || UnixListener::bind(path);
@@ -977,6 +1051,13 @@ fn bind_ipc(path: &Path, addr: &Address) -> Result<std::os::unix::net::UnixListe
     Ok(listener)
 }
 
+/// The path that [`Runtime::connect_ipc`] connects to for `ipc://path`: the path itself.
+#[cfg(unix)]
+fn ipc_path(path: &Path) -> PathBuf {
+    path.to_path_buf()
+}
+
+#[cfg(unix)]
 fn is_socket_file(path: &Path) -> bool {
     use std::os::unix::fs::FileTypeExt;
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
@@ -1022,7 +1103,7 @@ async fn accept_loop<R: Runtime, P: SocketCore>(
                     // client) costs only this task.
                     Some(config) => match with_timeout(
                         sleep_for(&shared2.rt, opts.handshake_timeout),
-                        crate::tls::accept(config, crate::threads::into_pollable(stream)),
+                        crate::tls::accept(config, stream),
                     )
                     .await
                     {
@@ -1069,12 +1150,14 @@ async fn accept_loop<R: Runtime, P: SocketCore>(
 
 /// The socket file an IPC listener created, identified by inode so that closing never removes
 /// a file that a newer listener has bound at the same path meanwhile.
+#[cfg(unix)]
 struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
 }
 
+#[cfg(unix)]
 impl SocketFile {
     fn of(path: &Path) -> Option<Self> {
         use std::os::unix::fs::MetadataExt;

@@ -20,6 +20,8 @@ use crate::pipe_view::EndpointId;
 use crate::rt::TcpOptions;
 use crate::stats::EndpointStats;
 use crate::tls::TlsConfig;
+use crate::ws::OriginPolicy;
+use crate::ws_http::HttpHandler;
 
 /// The settings of one dialer or listener. A socket holds defaults
 /// ([`SocketOptions::endpoint`](crate::SocketOptions::endpoint)); each endpoint copies them when
@@ -42,6 +44,14 @@ pub struct EndpointOptions {
     /// `NNG_OPT_IPC_PERMISSIONS`), e.g. `0o660` to let a group connect. Default: none (the
     /// process umask decides).
     pub ipc_permissions: Option<u32>,
+    /// Which web pages may connect to a `ws://` or `wss://` listener, by the `Origin` header
+    /// browsers send. Default: [`OriginPolicy::same_host`] (non-browser peers and pages served
+    /// from the listener's own `host:port`); see [`OriginPolicy`] for why.
+    pub ws_origins: OriginPolicy,
+    /// What a `ws://` or `wss://` listener answers to plain HTTP requests (not upgrades) on
+    /// paths where no SP socket listens: static files or an application handler, so that
+    /// the page comes from the same port. Default: none (`426 Upgrade Required`).
+    pub http_handler: Option<HttpHandler>,
 }
 
 impl Default for EndpointOptions {
@@ -56,6 +66,8 @@ impl Default for EndpointOptions {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             tls: None,
             ipc_permissions: None,
+            ws_origins: OriginPolicy::default(),
+            http_handler: None,
         }
     }
 }
@@ -325,14 +337,51 @@ impl Listener {
         self.host.clone().listen(self.ctl.clone())
     }
 
+    /// Sets which web pages may connect to this `ws://` or `wss://` listener (checked at every
+    /// upgrade request, so it may change while the listener runs). See [`OriginPolicy`].
+    ///
+    /// # Errors
+    /// [`Error::NotSupported`] for other transports.
+    pub fn set_ws_origins(&self, policy: OriginPolicy) -> Result<()> {
+        if !matches!(self.ctl.url, Address::Ws { .. }) {
+            return Err(Error::NotSupported);
+        }
+        lock(&self.ctl.opts).ws_origins = policy;
+        Ok(())
+    }
+
+    /// Serves plain HTTP `GET` requests on this `ws://` or `wss://` listener's port (paths
+    /// where no SP socket listens) with `handler`: static files
+    /// ([`HttpHandler::files`]) or an application function ([`HttpHandler::new`]). Checked
+    /// at every request. When several listeners share the port, the first by path that has
+    /// a handler answers.
+    ///
+    /// # Errors
+    /// [`Error::NotSupported`] for other transports.
+    pub fn set_http_handler(&self, handler: HttpHandler) -> Result<()> {
+        if !matches!(self.ctl.url, Address::Ws { .. }) {
+            return Err(Error::NotSupported);
+        }
+        lock(&self.ctl.opts).http_handler = Some(handler);
+        Ok(())
+    }
+
     /// Sets the file mode bits (`0..=0o777`) of the socket file of an `ipc://` listener,
     /// applied when it binds (NNG's `NNG_OPT_IPC_PERMISSIONS`).
     ///
     /// # Errors
-    /// [`Error::InvalidOption`] above `0o777`; [`Error::NotSupported`] for other transports.
+    /// [`Error::InvalidOption`] above `0o777`; [`Error::NotSupported`] for other transports;
+    /// on Windows, whose named pipes are no files, [`Error::Unsupported`]
+    /// ([`Unsupported::IpcPermissions`](crate::Unsupported::IpcPermissions)).
     pub fn set_ipc_permissions(&self, mode: u32) -> Result<()> {
         if !matches!(self.ctl.url, Address::Ipc { .. }) {
             return Err(Error::NotSupported);
+        }
+        if cfg!(windows) {
+            return Err(Error::Unsupported {
+                context: format!("cannot set ipc_permissions of {}", self.ctl.url),
+                what: crate::Unsupported::IpcPermissions,
+            });
         }
         if mode > 0o777 {
             return Err(Error::invalid_option(

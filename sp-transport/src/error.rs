@@ -116,6 +116,17 @@ pub enum Error {
     /// A stream handed to the socket is not usable as a pipe (not connected, wrong kind).
     #[error("cannot adopt the stream: {0}")]
     NotConnected(String),
+    /// This platform, or this adapter on this platform, cannot do what was asked: says what,
+    /// and what supports it (for example `abstract://` outside Linux, or `ipc://` on Windows
+    /// with an adapter that has no named pipes).
+    #[error("{context}: {what}")]
+    Unsupported {
+        /// What we were doing.
+        context: String,
+        /// What is missing here, and where it exists.
+        #[source]
+        what: Unsupported,
+    },
     /// A frame from the peer broke the framing rules.
     #[error("peer sent a bad frame")]
     Frame(#[from] FrameError),
@@ -154,7 +165,18 @@ impl Error {
         }
     }
 
+    /// An IO error in `context`; an [`Unsupported`] inside it (an adapter's answer) becomes
+    /// [`Error::Unsupported`].
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        if let Some(what) = source
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<Unsupported>())
+        {
+            return Self::Unsupported {
+                context: context.into(),
+                what: what.clone(),
+            };
+        }
         Self::Io {
             context: context.into(),
             source,
@@ -206,6 +228,48 @@ impl Error {
     pub fn is_address_in_use(&self) -> bool {
         matches!(self, Self::AddressInUse(_))
     }
+
+    /// Returns true for [`Error::Unsupported`].
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, Self::Unsupported { .. })
+    }
+}
+
+/// A feature that exists on some platforms or adapters only, asked for where it does not.
+/// Inside [`Error::Unsupported`]; each says what to use instead.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unsupported {
+    /// `abstract://` addresses: the abstract socket namespace is Linux's (and Android's).
+    #[error("abstract:// sockets exist only on Linux; use ipc:// instead")]
+    AbstractSockets,
+    /// `ipc://` on Windows, where it runs over named pipes, with an adapter whose runtime
+    /// has no named pipes.
+    #[error(
+        "ipc:// on Windows runs over named pipes, which {adapter} does not support; \
+         sp-tokio does, or use tcp://"
+    )]
+    NamedPipes {
+        /// The adapter that was asked (`"sp-smol"`, `"sp-blocking"`).
+        adapter: &'static str,
+    },
+    /// `ipc_permissions` (a Unix file mode) where IPC endpoints are not files: Windows named
+    /// pipes.
+    #[error(
+        "ipc_permissions sets the mode of a Unix socket file; a Windows named pipe has none \
+         (it is protected by its security descriptor)"
+    )]
+    IpcPermissions,
+}
+
+impl From<Unsupported> for io::Error {
+    /// An `io::Error` of kind `Unsupported` carrying `what`, for a [`Runtime`] method to
+    /// return; the socket turns it back into [`Error::Unsupported`].
+    ///
+    /// [`Runtime`]: crate::rt::Runtime
+    fn from(what: Unsupported) -> Self {
+        io::Error::new(io::ErrorKind::Unsupported, what)
+    }
 }
 
 impl From<SendError> for Error {
@@ -253,7 +317,9 @@ pub struct Unsent {
 }
 
 impl Unsent {
-    pub(crate) fn new(error: Error, message: sp_core::Message) -> Self {
+    /// Pairs a send's error with the message it did not send (for adapters that fail a send
+    /// before it reaches the socket).
+    pub fn new(error: Error, message: sp_core::Message) -> Self {
         Self {
             inner: Box::new((error, message)),
         }
@@ -313,3 +379,37 @@ impl From<Unsent> for Error {
 
 /// What a send returns: `Ok`, or the message back with the reason.
 pub type SendResult = std::result::Result<(), Unsent>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An adapter's `Unsupported` inside an `io::Error` reaches the application typed, with a
+    /// message that names what does support it.
+    #[test]
+    fn an_adapters_unsupported_io_error_becomes_error_unsupported() {
+        let from_adapter: io::Error = Unsupported::NamedPipes { adapter: "sp-smol" }.into();
+        assert_eq!(from_adapter.kind(), io::ErrorKind::Unsupported);
+        let e = Error::io("cannot listen on ipc://name", from_adapter);
+        assert!(e.is_unsupported(), "{e:?}");
+        assert!(matches!(
+            &e,
+            Error::Unsupported {
+                what: Unsupported::NamedPipes { adapter: "sp-smol" },
+                ..
+            }
+        ));
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("cannot listen on ipc://name: "),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("sp-smol") && shown.contains("sp-tokio"),
+            "{shown}"
+        );
+        // Any other IO error stays an IO error.
+        let other = Error::io("cannot listen", io::Error::from(io::ErrorKind::Unsupported));
+        assert!(matches!(other, Error::Io { .. }), "{other:?}");
+    }
+}

@@ -5,11 +5,11 @@
 //! * [`rt`] holds the small runtime traits an adapter implements (spawn, timer, streams).
 //! * [`Socket`] is the driver: a protocol core behind a lock, pipe tasks that batch frames
 //!   into vectored writes, dialers that reconnect with back-off, and listeners.
-//! * [`threads`] runs pipes on threads instead, for adapters without an event loop.
 //!
 //! Adapters (`sp-tokio`, `sp-smol`) implement [`rt::Runtime`] and name the typed sockets,
 //! for example `type Req = Socket<Tokio, sp_core::protocol::reqrep::Req>`; `sp-blocking`
-//! implements it with threads and wraps the sockets in blocking calls.
+//! implements it on a small pool of threads (a reactor and an executor) and wraps the sockets
+//! in blocking calls.
 
 #![warn(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
@@ -23,6 +23,8 @@ mod endpoint_handle;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(windows)]
+mod ipc_windows;
 mod pipe;
 mod pipe_events;
 mod pipe_view;
@@ -31,10 +33,11 @@ pub mod rt;
 mod socket;
 pub mod stats;
 mod streams;
-pub mod threads;
 pub mod tls;
+#[cfg(unix)]
 mod unix;
 mod ws;
+mod ws_http;
 
 pub use addr::Address;
 /// The `bytes` crate, whose `Bytes` hold message bodies.
@@ -42,7 +45,7 @@ pub use bytes;
 pub use context::Context;
 pub use device::{device, reflector};
 pub use endpoint_handle::{Dialer, EndpointOptions, Listener, ToAddress};
-pub use error::{Error, Result, SendResult, Unsent};
+pub use error::{Error, Result, SendResult, Unsent, Unsupported};
 pub use pipe_events::{DetachReason, PipeEvent, PipeEvents, PipeVerdict};
 pub use pipe_view::{EndpointId, Pipe, Transport};
 pub use roles::{ContextRole, RecvRole, SendRole};
@@ -54,6 +57,21 @@ pub use sp_core::{Message, PipeId, ProtocolId};
 pub use stats::{DropReason, EndpointStats, PipeStats, RefusalReason, SocketStats};
 pub use streams::Responses;
 pub use tls::{TlsConfig, TlsError};
+pub use ws::{MessageConnection, OriginPolicy, UpgradeRefusal};
+pub use ws_http::{HttpHandler, HttpRequest, HttpResponse};
+
+/// WebSocket pieces for applications that run their own HTTP server: the upgrade check and
+/// answer ([`websocket::answer_upgrade`]), the connection settings
+/// ([`websocket::stream_config`]) and the tungstenite crate the connection types come from.
+/// [`Socket::adopt_ws`] turns the upgraded connection into a pipe.
+pub mod websocket {
+    pub use crate::ws::{
+        answer_upgrade, stream_config, MessageConnection, OriginPolicy, UpgradeRefusal,
+    };
+    /// The `async-tungstenite` crate (and its `tungstenite`), so that applications name the
+    /// same versions of `WebSocketStream` and `Message` as this crate.
+    pub use async_tungstenite;
+}
 
 #[doc(hidden)]
 pub use sp_core as __sp_core;

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -24,7 +24,6 @@ use crate::pipe_events::DetachReason;
 use crate::pipe_view::{PipeCounters, PipeInfo};
 use crate::rt::BoxStream;
 use crate::stats::{PipeStats, RefusalReason};
-use crate::threads::{self, ThreadPipe};
 
 /// A pipe's queue reports "full" to its socket at this many messages by default (the
 /// socket's `send_buffer` changes it)...
@@ -154,9 +153,6 @@ pub(crate) struct PipeHandle {
     pub(crate) info: PipeInfo,
     pub(crate) counters: PipeCounters,
     q: Mutex<PipeQueue>,
-    /// Set when the pipe runs on threads: lets callers read and write its connection directly,
-    /// and lets `close` unblock the threads' blocking IO.
-    pub(crate) threads: OnceLock<Arc<ThreadPipe>>,
 }
 
 pub(crate) struct TakeOutcome {
@@ -171,7 +167,6 @@ impl PipeHandle {
             info,
             counters: PipeCounters::default(),
             q: Mutex::new(PipeQueue::default()),
-            threads: OnceLock::new(),
         })
     }
 
@@ -265,28 +260,9 @@ impl PipeHandle {
         lock(&self.q).draining
     }
 
-    /// Returns true once the pipe is draining and its queue is empty, checked together: a
-    /// message queued after the caller last found the queue empty still has to go out.
-    pub(crate) fn is_drained(&self) -> bool {
-        let q = lock(&self.q);
-        q.draining && q.out.is_empty()
-    }
-
-    /// Returns true once the pipe is closed or draining: nothing more may be delivered.
-    pub(crate) fn is_ending(&self) -> bool {
-        let q = lock(&self.q);
-        q.closed || q.draining
-    }
-
     /// Returns true once the pipe is closed.
     pub(crate) fn is_closed(&self) -> bool {
         lock(&self.q).closed
-    }
-
-    /// Returns true while the pipe may deliver: open, not draining, and not paused.
-    pub(crate) fn may_deliver(&self) -> bool {
-        let q = lock(&self.q);
-        !(q.closed || q.draining || q.paused)
     }
 
     /// Counts `n` messages lost with the pipe (queued to or from it when it ended); the
@@ -341,9 +317,6 @@ impl PipeHandle {
         for w in [a, b].into_iter().flatten() {
             w.wake();
         }
-        if let Some(threads) = self.threads.get() {
-            threads.interrupt();
-        }
     }
 
     /// Returns true once closed; otherwise registers `waker` as the feeder.
@@ -364,16 +337,10 @@ fn set_waker(slot: &mut Option<Waker>, waker: &Waker) {
 }
 
 /// Runs a stream pipe until it ends, then detaches it from its socket.
-///
-/// A stream from a thread-based runtime ([`threads::ThreadedStream`]) runs on threads instead
-/// of being polled; see [`threads`].
-pub(crate) async fn run_stream_pipe(mut pipe: StreamPipe) {
+pub(crate) async fn run_stream_pipe(pipe: StreamPipe) {
     let owner = pipe.owner.clone();
     let handle = pipe.handle.clone();
-    let end = match threads::ThreadedStream::io_of(&mut pipe.stream) {
-        Some(io) => threads::run_pipe(pipe, io),
-        None => pipe.await,
-    };
+    let end = pipe.await;
     end_pipe(&*owner, &handle, &end);
 }
 
@@ -504,8 +471,7 @@ pub(crate) fn write_zero() -> PipeEnd {
     ))
 }
 
-/// The receiving half of a stream pipe: the frame decoder and its buffers. The async
-/// [`StreamPipe`] and the thread-based runner in [`crate::threads`] share it.
+/// The receiving half of a stream pipe: the frame decoder and its buffers.
 pub(crate) struct Inbound {
     decoder: FrameDecoder,
     rbuf: BytesMut,

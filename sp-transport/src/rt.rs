@@ -2,11 +2,8 @@
 //!
 //! An adapter (sp-tokio, sp-smol) implements [`Runtime`] in roughly a hundred lines: spawning a
 //! task, a resettable timer, and wrapping TCP and Unix streams as futures-io byte streams. The
-//! driver ([`Socket`](crate::Socket)) never names a runtime. A runtime without an event loop
-//! (sp-blocking) runs each task on a thread and hands its connections over as
-//! [`ThreadedStream`](crate::threads::ThreadedStream)s, whose pipes [`crate::threads`] runs.
+//! driver ([`Socket`](crate::Socket)) never names a runtime, nor any thread.
 
-use std::any::Any;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -21,17 +18,9 @@ use futures_io::{AsyncRead, AsyncWrite};
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A bidirectional byte stream (TCP, Unix socket, later TLS or WebSocket bytes).
-pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {
-    /// Returns the stream as [`Any`], so that the driver can recognise a
-    /// [`ThreadedStream`](crate::threads::ThreadedStream) and run its pipe on threads.
-    fn as_any_mut(&mut self) -> &mut dyn Any;
-}
+pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ByteStream for T {
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ByteStream for T {}
 
 /// A boxed [`ByteStream`].
 pub type BoxStream = Box<dyn ByteStream>;
@@ -76,7 +65,19 @@ impl TcpOptions {
     /// The OS refused a setting.
     #[cfg(unix)]
     pub fn apply(&self, socket: &impl std::os::fd::AsFd) -> io::Result<()> {
-        let sock = socket2::SockRef::from(socket);
+        self.apply_to(socket2::SockRef::from(socket))
+    }
+
+    /// Applies these settings to a connected TCP socket.
+    ///
+    /// # Errors
+    /// The OS refused a setting.
+    #[cfg(windows)]
+    pub fn apply(&self, socket: &impl std::os::windows::io::AsSocket) -> io::Result<()> {
+        self.apply_to(socket2::SockRef::from(socket))
+    }
+
+    fn apply_to(&self, sock: socket2::SockRef<'_>) -> io::Result<()> {
         sock.set_tcp_nodelay(self.nodelay)?;
         if self.keepalive {
             sock.set_keepalive(true)?;
@@ -86,7 +87,8 @@ impl TcpOptions {
 }
 
 /// The user, group and process of the peer of a Unix socket, as the OS reports them
-/// (`SO_PEERCRED`). NNG's `NNG_OPT_PEER_UID`, `_GID` and `_PID`.
+/// (`SO_PEERCRED`). NNG's `NNG_OPT_PEER_UID`, `_GID` and `_PID`. Linux (and Android) only:
+/// elsewhere, and on Windows named pipes, a pipe has none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerCredentials {
     /// The peer's effective user ID.
@@ -129,7 +131,7 @@ pub struct ConnInfo {
     pub local: Option<crate::Address>,
     /// The peer's address.
     pub remote: Option<crate::Address>,
-    /// The peer process's credentials (Unix sockets only).
+    /// The peer process's credentials (Unix sockets on Linux only).
     pub peer_credentials: Option<PeerCredentials>,
 }
 
@@ -221,6 +223,13 @@ async fn resolve_on_thread(host: String, port: u16) -> io::Result<Vec<SocketAddr
 /// A connection with what the OS told about it.
 pub type Connected = (BoxStream, ConnInfo);
 
+/// A bound IPC listener that the driver hands to [`Runtime::ipc_acceptor`]: on Unix, a bound,
+/// non-blocking std `UnixListener`.
+#[cfg(unix)]
+pub type IpcListener = std::os::unix::net::UnixListener;
+#[cfg(windows)]
+pub use crate::ipc_windows::IpcListener;
+
 /// What an adapter provides to the shared driver.
 pub trait Runtime: Clone + Send + Sync + 'static {
     /// Spawns a detached task on the runtime.
@@ -273,16 +282,19 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         listener: std::net::TcpListener,
         opts: TcpOptions,
     ) -> io::Result<Box<dyn Acceptor>>;
-    /// Connects a Unix domain stream.
+    /// Connects to an IPC listener: on Unix a Unix domain stream to the socket file `path`;
+    /// on Windows a named pipe, `path` being its full name (`\\.\pipe\NAME` for
+    /// `ipc://NAME`). An adapter without named pipes returns
+    /// [`Unsupported::NamedPipes`](crate::Unsupported::NamedPipes) there.
     fn connect_ipc(&self, path: PathBuf) -> BoxFuture<'static, io::Result<Connected>>;
-    /// Adopts a bound, non-blocking std Unix listener.
-    fn ipc_acceptor(
-        &self,
-        listener: std::os::unix::net::UnixListener,
-    ) -> io::Result<Box<dyn Acceptor>>;
+    /// Adopts a bound IPC listener ([`IpcListener`]): on Unix a non-blocking std Unix
+    /// listener; on Windows a named pipe's name, whose instances the adapter creates.
+    fn ipc_acceptor(&self, listener: IpcListener) -> io::Result<Box<dyn Acceptor>>;
     /// Adopts a connected std TCP stream (made elsewhere: socket activation, a test) and
     /// applies `opts` to it.
     fn adopt_tcp(&self, stream: std::net::TcpStream, opts: TcpOptions) -> io::Result<Connected>;
     /// Adopts a connected std Unix stream (a socketpair, an abstract-namespace connection).
+    /// Unix only: std has no such stream elsewhere.
+    #[cfg(unix)]
     fn adopt_ipc(&self, stream: std::os::unix::net::UnixStream) -> io::Result<Connected>;
 }

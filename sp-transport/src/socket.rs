@@ -34,7 +34,6 @@ use crate::pipe_view::{EndpointId, Pipe};
 use crate::roles::{RecvRole, SendRole};
 use crate::rt::{Runtime, Sleep};
 use crate::stats::{RefusalCounts, RefusalReason, SocketStats};
-use crate::threads::{self, DirectRead};
 
 /// How long closing pipes may take to write out what is queued, by default (mangos' default).
 pub const DEFAULT_LINGER: Duration = Duration::from_secs(1);
@@ -589,20 +588,6 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         }
     }
 
-    /// Returns the socket's only pipe if it runs on threads.
-    fn sole_threaded_pipe(&self) -> Option<Arc<PipeHandle>> {
-        let st = self.lock();
-        match st.pipes.len() {
-            1 => st
-                .pipes
-                .values()
-                .next()
-                .filter(|p| p.threads.get().is_some())
-                .cloned(),
-            _ => None,
-        }
-    }
-
     /// Runs the core's timers until the socket closes.
     async fn run_timer(self: Arc<Self>) {
         let mut sleep: Option<(Box<dyn Sleep>, Instant)> = None;
@@ -1015,6 +1000,9 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     ///
     /// # Errors
     /// As [`Socket::adopt_tcp`].
+    ///
+    /// Unix only: std has no such stream on Windows.
+    #[cfg(unix)]
     pub async fn adopt_ipc(&self, stream: std::os::unix::net::UnixStream) -> Result<Pipe> {
         stream
             .peer_addr()
@@ -1037,6 +1025,55 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
                 path: "socketpair".into(),
             });
         endpoint::adopt(self.shared().clone(), connected, addr, opts).await
+    }
+
+    /// Adopts a WebSocket connection that the application's own HTTP server upgraded (axum,
+    /// hyper, ...; see [`Socket::answer_ws_upgrade`]) as a pipe, exactly like one a `ws://`
+    /// listener accepted: pipe hook and events, the receive limit, statistics, close codes.
+    /// Any [`MessageConnection`](crate::MessageConnection) will do, so any ordered, reliable
+    /// stream of binary messages can become a pipe this way. `path` is reported as the pipe's
+    /// WebSocket path; `info` holds what is known about the connection (its addresses).
+    ///
+    /// The pipe has no endpoint and is not reconnected once it ends.
+    ///
+    /// # Errors
+    /// [`Error::PipeRefused`] when the pipe hook refuses it, [`Error::Closed`].
+    pub fn adopt_ws<W: crate::MessageConnection>(
+        &self,
+        conn: W,
+        path: impl Into<String>,
+        info: crate::rt::ConnInfo,
+    ) -> Result<Pipe> {
+        let opts = self.shared().lock().opts.endpoint.clone();
+        endpoint::adopt_ws(self.shared().clone(), conn, info, path.into(), opts)
+    }
+
+    /// Checks a WebSocket upgrade request that reached the application's own HTTP server for
+    /// this socket, with the socket's default origin policy
+    /// ([`EndpointOptions::ws_origins`](crate::EndpointOptions::ws_origins)), and returns the
+    /// `101` answer to send (see [`websocket::answer_upgrade`](crate::websocket::answer_upgrade)).
+    ///
+    /// # Errors
+    /// The [`UpgradeRefusal`](crate::UpgradeRefusal) to answer with instead; an origin
+    /// refusal is counted ([`RefusalReason::Origin`](crate::RefusalReason::Origin)) and logged.
+    pub fn answer_ws_upgrade(
+        &self,
+        headers: &crate::websocket::async_tungstenite::tungstenite::http::HeaderMap,
+    ) -> std::result::Result<
+        crate::websocket::async_tungstenite::tungstenite::handshake::server::Response,
+        crate::UpgradeRefusal,
+    > {
+        let origins = self.shared().lock().opts.endpoint.ws_origins.clone();
+        let answer = crate::ws::answer_upgrade(self.protocol(), headers, &origins);
+        if matches!(answer, Err(crate::UpgradeRefusal::OriginRefused)) {
+            PipeOwner::refused(&**self.shared(), None, crate::RefusalReason::Origin);
+            tracing::warn!(
+                origin = ?headers.get("Origin"),
+                "refused websocket upgrade (403): origin not allowed by the socket's \
+                 EndpointOptions::ws_origins"
+            );
+        }
+        answer
     }
 
     /// Returns the attached pipe with this ID (for example a received message's
@@ -1462,59 +1499,6 @@ impl<R: Runtime, P: RecvRole> Socket<R, P> {
             }
             Err(_) if self.shared().is_closed() => Err(Error::Closed),
             Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Receives like [`Socket::recv`], blocking the calling thread: for adapters without an
-    /// event loop (sp-blocking), whose pipes run on [`threads`](crate::threads).
-    ///
-    /// While the socket has a single pipe, the waiting thread reads that pipe's connection
-    /// itself rather than wait for the pipe's reader thread to hand a message over.
-    ///
-    /// # Errors
-    /// As [`Socket::recv`].
-    pub fn recv_blocking(&self) -> Result<Message> {
-        self.recv_parked(deadline_after(&self.shared().rt, self.recv_timeout()))
-    }
-
-    /// Receives like [`Socket::recv_blocking`], but waits at most until `deadline` (ignoring
-    /// the receive timeout option).
-    ///
-    /// # Errors
-    /// As [`Socket::recv`].
-    pub fn recv_blocking_until(&self, deadline: Instant) -> Result<Message> {
-        self.recv_parked(Some(deadline))
-    }
-
-    /// The waiting of [`with_deadline`], with the thread parked, or reading the sole pipe.
-    fn recv_parked(&self, deadline: Option<Instant>) -> Result<Message> {
-        let shared = self.shared();
-        let waker = threads::waker();
-        let mut cx = Context::from_waker(&waker);
-        let mut first = true;
-        // Once a read of its own found nothing, the caller leaves reading to the reader thread
-        // and waits to be woken, rather than wake up every read window.
-        let mut read_itself = true;
-        loop {
-            let sole_pipe = match threads::with_direct_writes(|| shared.poll_recv(&mut cx)) {
-                Poll::Ready(r) => return r,
-                Poll::Pending if read_itself => shared.sole_threaded_pipe(),
-                Poll::Pending => None,
-            };
-            if let Some(e) = deadline_passed(shared.rt.now(), deadline, &mut first) {
-                return Err(e);
-            }
-            if let Some(pipe) = sole_pipe {
-                match threads::read_directly(&pipe, deadline) {
-                    DirectRead::Read => continue,
-                    DirectRead::Idle => {
-                        read_itself = false;
-                        continue;
-                    }
-                    DirectRead::Unavailable => {}
-                }
-            }
-            threads::park(deadline);
         }
     }
 

@@ -20,6 +20,10 @@ pub enum RefusalReason {
     Tls,
     /// The WebSocket upgrade failed (wrong path, subprotocol, HTTP).
     WebSocket,
+    /// A browser page from an origin the listener's
+    /// [`OriginPolicy`](crate::OriginPolicy) does not allow asked for a WebSocket upgrade
+    /// (answered with HTTP 403).
+    Origin,
     /// The application's pipe hook refused the pipe (or panicked).
     Hook,
     /// The socket or endpoint was closing.
@@ -28,12 +32,13 @@ pub enum RefusalReason {
 
 impl RefusalReason {
     /// Every reason, in declaration order.
-    pub const ALL: [RefusalReason; 7] = [
+    pub const ALL: [RefusalReason; 8] = [
         RefusalReason::IncompatibleProtocol,
         RefusalReason::BadHandshake,
         RefusalReason::HandshakeTimeout,
         RefusalReason::Tls,
         RefusalReason::WebSocket,
+        RefusalReason::Origin,
         RefusalReason::Hook,
         RefusalReason::Closed,
     ];
@@ -46,6 +51,7 @@ impl RefusalReason {
             RefusalReason::HandshakeTimeout => "handshake_timeout",
             RefusalReason::Tls => "tls",
             RefusalReason::WebSocket => "websocket",
+            RefusalReason::Origin => "origin",
             RefusalReason::Hook => "hook",
             RefusalReason::Closed => "closed",
         }

@@ -1,5 +1,7 @@
 //! Linux abstract-namespace Unix sockets (`abstract://name`), which std reaches only through
-//! `SocketAddr::from_abstract_name`. Elsewhere they fail with `Unsupported`.
+//! `SocketAddr::from_abstract_name`. On other Unix systems they fail with
+//! [`Unsupported::AbstractSockets`](crate::Unsupported::AbstractSockets); Windows has no
+//! Unix sockets, and the driver refuses `abstract://` there before it gets here.
 
 use std::io;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -51,8 +53,5 @@ fn abstract_addr(name: &str) -> io::Result<std::os::unix::net::SocketAddr> {
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn abstract_addr(_name: &str) -> io::Result<std::os::unix::net::SocketAddr> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "abstract:// sockets exist only on Linux; use ipc:// instead",
-    ))
+    Err(crate::Unsupported::AbstractSockets.into())
 }

@@ -2,11 +2,23 @@
 //!
 //! * **Upgrade.** The dialer asks for the subprotocol `<server's protocol>.sp.nanomsg.org`
 //!   and tungstenite refuses a reply that does not echo it. A listener answers only requests
-//!   for its exact path (`404` otherwise, which dialers report as refused) that offer its own
-//!   `<protocol>.sp.nanomsg.org` (`400` otherwise).
+//!   for its exact path (`404` otherwise, which dialers report as refused) from an origin its
+//!   [`OriginPolicy`] admits (`403` otherwise: browsers let any page connect anywhere) that
+//!   offer its own `<protocol>.sp.nanomsg.org` (`400` otherwise).
+//! * **Plain HTTP.** A request that is not an upgrade gets the listener's
+//!   [`HttpHandler`](crate::HttpHandler) answer (a page and its assets on the same port), or
+//!   `426 Upgrade Required` saying what the port is for.
 //! * **Messages.** One SP message is one binary WebSocket message, header then body; there is
 //!   no SP handshake and no length prefix. A text message, or a message over the socket's
 //!   receive limit, closes that connection only.
+//! * **Close codes.** Our side closes with a code and a short reason, which a browser shows in
+//!   its `CloseEvent` (without them it reports 1005): 1000 when only the pipe closes, 1001
+//!   when its socket or listener closes, 1003 for a text message, 1009 for a message over the
+//!   receive limit, 1002 for another protocol violation. A peer's close (a browser's 1000 or
+//!   1001 when its page goes away) ends the pipe as an ordinary peer close.
+//! * **Bring your own server.** An application that runs its own HTTP server checks and
+//!   answers the upgrade with [`answer_upgrade`] and hands the upgraded connection (any
+//!   [`MessageConnection`]) to [`Socket::adopt_ws`](crate::Socket::adopt_ws).
 //! * **Shared ports.** Several sockets in the process may listen on one `host:port` under
 //!   different paths, as NNG allows: the first listener binds the port and starts an
 //!   [`HttpServer`], later ones add a route to it, and the port closes with the last route.
@@ -20,7 +32,8 @@ use std::time::Duration;
 
 use async_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use async_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
-use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use async_tungstenite::tungstenite::{self, client::IntoClientRequest};
 use async_tungstenite::WebSocketStream;
 use bytes::Bytes;
@@ -39,6 +52,31 @@ use crate::stats::RefusalReason;
 
 /// A connection after its upgrade.
 pub(crate) type Ws = WebSocketStream<BoxStream>;
+
+/// An ordered, reliable, message-oriented connection that can carry SP messages: one SP
+/// message per binary [`tungstenite::Message`]. Every [`WebSocketStream`] is one (whatever
+/// HTTP server ran its upgrade), and so is anything else that speaks tungstenite's messages
+/// (an adapter over another framework's WebSocket type, a test double).
+///
+/// Implemented for every type with the right `Stream` and `Sink` sides; hand one to
+/// [`Socket::adopt_ws`](crate::Socket::adopt_ws).
+pub trait MessageConnection:
+    Stream<Item = std::result::Result<tungstenite::Message, tungstenite::Error>>
+    + Sink<tungstenite::Message, Error = tungstenite::Error>
+    + Send
+    + Unpin
+    + 'static
+{
+}
+
+impl<T> MessageConnection for T where
+    T: Stream<Item = std::result::Result<tungstenite::Message, tungstenite::Error>>
+        + Sink<tungstenite::Message, Error = tungstenite::Error>
+        + Send
+        + Unpin
+        + 'static
+{
+}
 
 /// Rounds of read/write work in one poll before yielding to other tasks.
 const POLL_BUDGET: usize = 32;
@@ -163,12 +201,12 @@ pub(crate) async fn upgrade(
 
 /// Attaches an upgraded connection to `owner` as the pipe `handle`; the refusal's reason if
 /// the pipe hook refused it or the socket closed.
-pub(crate) fn attach(
+pub(crate) fn attach<W: MessageConnection>(
     owner: Arc<dyn PipeOwner>,
     handle: Arc<PipeHandle>,
-    ws: Ws,
+    ws: W,
     max_message_size: usize,
-) -> std::result::Result<WsPipe, RefusalReason> {
+) -> std::result::Result<WsPipe<W>, RefusalReason> {
     owner.attach(handle.clone())?;
     Ok(WsPipe {
         owner,
@@ -182,6 +220,7 @@ pub(crate) fn attach(
         yield_now: false,
         inbox: VecDeque::new(),
         end: None,
+        sent_text: false,
     })
 }
 
@@ -189,10 +228,10 @@ pub(crate) fn attach(
 // The pipe
 
 /// One WebSocket connection carrying SP messages.
-pub(crate) struct WsPipe {
+pub(crate) struct WsPipe<W = Ws> {
     owner: Arc<dyn PipeOwner>,
     handle: Arc<PipeHandle>,
-    ws: Ws,
+    ws: W,
     max_message_size: usize,
     out: VecDeque<Message>,
     /// The WebSocket frames of the message being sent.
@@ -204,9 +243,11 @@ pub(crate) struct WsPipe {
     inbox: VecDeque<Message>,
     /// How the connection ended, reported once `inbox` is delivered.
     end: Option<PipeEnd>,
+    /// The peer sent a text message (closed with 1003 rather than 1002).
+    sent_text: bool,
 }
 
-impl WsPipe {
+impl<W> WsPipe<W> {
     /// The pipe's tracing span.
     pub(crate) fn span(&self) -> tracing::Span {
         self.handle.info.span.clone()
@@ -214,20 +255,75 @@ impl WsPipe {
 }
 
 /// Runs a WebSocket pipe until it ends, then detaches it from its socket.
-pub(crate) async fn run_ws_pipe(mut pipe: WsPipe) {
+pub(crate) async fn run_ws_pipe<W: MessageConnection>(mut pipe: WsPipe<W>) {
     let end = std::future::poll_fn(|cx| pipe.poll_run(cx)).await;
-    if matches!(end, PipeEnd::Local) {
-        // Best effort: start the closing handshake, never wait for the peer's answer.
+    let close = match &end {
+        PipeEnd::Local => Some(local_close(&*pipe.owner, &pipe.handle)),
+        PipeEnd::PeerClosed | PipeEnd::Io(_) => None,
+        _ => Some(violation_close(&end, pipe.sent_text)),
+    };
+    if let Some(frame) = close {
+        // Best effort: send the close frame, never wait for the peer's answer. A browser
+        // shows its code and reason in `CloseEvent` (without one it reports 1005).
+        pipe.handle.info.span.in_scope(|| {
+            tracing::debug!(code = u16::from(frame.code), reason = %frame.reason, "sending websocket close")
+        });
         let ws = &mut pipe.ws;
-        let _ = std::future::poll_fn(|cx| match Pin::new(&mut *ws).poll_close(cx) {
-            Poll::Pending => Poll::Ready(Ok(())),
-            ready => ready,
+        let mut frame = Some(frame);
+        let _ = std::future::poll_fn(|cx| {
+            if let Some(f) = frame.take() {
+                match Pin::new(&mut *ws).poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Ready(Ok(())),
+                }
+                Pin::new(&mut *ws).start_send(tungstenite::Message::Close(Some(f)))?;
+            }
+            match Pin::new(&mut *ws).poll_flush(cx) {
+                Poll::Pending => Poll::Ready(Ok(())),
+                ready => ready,
+            }
         })
         .await;
     }
     // Messages read but never taken by the core are lost with the pipe.
     pipe.handle.count_lost(pipe.inbox.len());
     end_pipe(&*pipe.owner, &pipe.handle, &end);
+}
+
+/// The close frame for a pipe our side closed: 1001 (going away) when its socket or its
+/// listener is closing, 1000 (normal) when only the pipe closes.
+fn local_close(owner: &dyn PipeOwner, handle: &PipeHandle) -> CloseFrame {
+    let endpoint_closed = handle.info.endpoint.as_ref().is_some_and(|e| e.is_closed());
+    if owner.is_closed() {
+        close_frame(CloseCode::Away, "SP socket closed")
+    } else if endpoint_closed {
+        close_frame(CloseCode::Away, "SP listener closed")
+    } else {
+        close_frame(CloseCode::Normal, "pipe closed")
+    }
+}
+
+/// The close frame for a peer that broke the rules: 1009 for a message over the receive
+/// limit, 1003 for a text message, 1002 for a WebSocket protocol violation.
+fn violation_close(end: &PipeEnd, sent_text: bool) -> CloseFrame {
+    if sent_text {
+        close_frame(
+            CloseCode::Unsupported,
+            "SP messages are binary; send an ArrayBuffer or Uint8Array",
+        )
+    } else if end.is_too_large() {
+        close_frame(CloseCode::Size, "message over the receive limit")
+    } else {
+        close_frame(CloseCode::Protocol, "websocket protocol violation")
+    }
+}
+
+fn close_frame(code: CloseCode, reason: &'static str) -> CloseFrame {
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
 }
 
 fn ws_end(e: tungstenite::Error) -> PipeEnd {
@@ -241,7 +337,7 @@ fn ws_end(e: tungstenite::Error) -> PipeEnd {
     }
 }
 
-impl WsPipe {
+impl<W: MessageConnection> WsPipe<W> {
     fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<PipeEnd> {
         for _ in 0..POLL_BUDGET {
             if self.handle.poll_closed(cx.waker()) {
@@ -370,7 +466,7 @@ impl WsPipe {
                 Some(Ok(tungstenite::Message::Binary(data))) => {
                     let max = self.max_message_size;
                     if max != 0 && data.len() > max {
-                        Err(PipeEnd::Refused(format!(
+                        Err(PipeEnd::TooLarge(format!(
                             "message of {} bytes exceeds the receive limit of {max}",
                             data.len()
                         )))
@@ -379,9 +475,13 @@ impl WsPipe {
                     }
                 }
                 // NNG refuses text frames on SP sockets (close code 1003).
-                Some(Ok(tungstenite::Message::Text(_))) => Err(PipeEnd::Refused(
-                    "the peer sent a text message; SP messages travel in binary frames".to_owned(),
-                )),
+                Some(Ok(tungstenite::Message::Text(_))) => {
+                    self.sent_text = true;
+                    Err(PipeEnd::Refused(
+                        "the peer sent a text message; SP messages travel in binary frames"
+                            .to_owned(),
+                    ))
+                }
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => Err(ws_end(e)),
                 None => Err(PipeEnd::PeerClosed),
@@ -445,6 +545,16 @@ impl HttpServer {
         }
     }
 
+    /// The plain-HTTP handler of the port: that of the first open route (by path) that has
+    /// one.
+    fn http_handler(&self) -> Option<crate::ws_http::HttpHandler> {
+        let routes = lock(&self.routes);
+        let mut open: Vec<&Arc<Route>> = routes.values().filter(|r| !r.owner.is_closed()).collect();
+        open.sort_by(|a, b| a.path.cmp(&b.path));
+        open.iter()
+            .find_map(|r| lock(&r.ctl.opts).http_handler.clone())
+    }
+
     /// The open route at `path`, with its socket's protocol.
     fn route(&self, path: &str) -> Option<(Arc<Route>, ProtocolId)> {
         let route = lock(&self.routes)
@@ -456,30 +566,209 @@ impl HttpServer {
     }
 }
 
-/// Why a listener refuses a WebSocket upgrade request.
+/// Why a listener (or [`answer_upgrade`]) refuses a WebSocket upgrade request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum UpgradeRefusal {
+#[non_exhaustive]
+pub enum UpgradeRefusal {
     /// No open SP socket listens on the request's path: `404`, which dialers (NNG's and
     /// ours) report as a refused connection.
     UnknownPath,
     /// The request does not offer the route's `<protocol>.sp.nanomsg.org`: `400`.
     ProtocolMismatch,
+    /// The request's `Origin` is not allowed by the listener's [`OriginPolicy`]: `403`.
+    OriginRefused,
+    /// The request is not a WebSocket upgrade (no `Upgrade: websocket`, `Connection:
+    /// upgrade`, `Sec-WebSocket-Key` or version 13): `400`. Only [`answer_upgrade`] reports
+    /// it; a listener leaves these checks to tungstenite.
+    NotAnUpgrade,
 }
 
 impl UpgradeRefusal {
     /// The HTTP status the refusal is answered with.
-    pub(crate) fn status(self) -> StatusCode {
+    pub fn status(self) -> StatusCode {
         match self {
             UpgradeRefusal::UnknownPath => StatusCode::NOT_FOUND,
-            UpgradeRefusal::ProtocolMismatch => StatusCode::BAD_REQUEST,
+            UpgradeRefusal::ProtocolMismatch | UpgradeRefusal::NotAnUpgrade => {
+                StatusCode::BAD_REQUEST
+            }
+            UpgradeRefusal::OriginRefused => StatusCode::FORBIDDEN,
         }
     }
 
-    /// The body of that answer.
-    pub(crate) fn reason(self) -> &'static str {
+    /// The body of that answer: what went wrong, for the browser's network panel.
+    pub fn reason(self) -> &'static str {
         match self {
             UpgradeRefusal::UnknownPath => "no SP socket listens on this path",
             UpgradeRefusal::ProtocolMismatch => "SP protocol mismatch",
+            UpgradeRefusal::OriginRefused => {
+                "this page's origin may not connect to the SP socket (see its origin policy)"
+            }
+            UpgradeRefusal::NotAnUpgrade => "not a WebSocket upgrade request",
+        }
+    }
+}
+
+impl std::fmt::Display for UpgradeRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {}: {}", self.status().as_u16(), self.reason())
+    }
+}
+
+impl std::error::Error for UpgradeRefusal {}
+
+/// What a route knows beyond its protocol: which origins it admits.
+pub(crate) trait UpgradeRoute {
+    /// Checks the request's `Origin`; refusing counts and logs the refusal.
+    fn check_origin(&self, _request: &Request) -> std::result::Result<(), UpgradeRefusal> {
+        Ok(())
+    }
+}
+
+/// Route indices (the `ws_upgrade` fuzz target's routes) admit every origin.
+impl UpgradeRoute for usize {}
+
+impl UpgradeRoute for Arc<Route> {
+    fn check_origin(&self, request: &Request) -> std::result::Result<(), UpgradeRefusal> {
+        let policy = lock(&self.ctl.opts).ws_origins.clone();
+        let origin = header_str(request.headers(), "Origin");
+        let host = header_str(request.headers(), "Host");
+        if policy.allows(origin, host) {
+            return Ok(());
+        }
+        self.owner.refused(Some(self.ctl.id), RefusalReason::Origin);
+        self.ctl.span.in_scope(|| {
+            tracing::warn!(
+                origin = origin.unwrap_or(""),
+                host = host.unwrap_or(""),
+                path = %self.path,
+                "refused websocket upgrade (403): origin not allowed; add it with \
+                 Listener::set_ws_origins"
+            )
+        });
+        Err(UpgradeRefusal::OriginRefused)
+    }
+}
+
+/// A header's value as text (`None`: absent or not visible ASCII).
+fn header_str<'a>(
+    headers: &'a async_tungstenite::tungstenite::http::HeaderMap,
+    name: &str,
+) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Which web pages may open a WebSocket to an SP listener, judged by the `Origin` header a
+/// browser sends with every WebSocket upgrade.
+///
+/// # Why a policy, and why this default
+/// A browser lets any page connect a WebSocket anywhere, including to `localhost` and the
+/// intranet, and does not apply the same-origin policy to it: only the server can tell a
+/// page it trusts from one the user happened to open (cross-site WebSocket hijacking). So a
+/// listener looks at `Origin`, which browsers always send and pages cannot forge.
+///
+/// The default, [`OriginPolicy::same_host`], admits
+/// * requests **without** `Origin`: they come from programs, not pages (NNG, mangos, our
+///   dialers, `curl`), and such a program could send any header it liked anyway, so
+///   refusing them would protect nothing and break every non-browser peer;
+/// * pages served from the listener's own `host:port` (the `Origin`'s host and port equal
+///   the request's `Host`): a page served together with the SP socket, as
+///   [`HttpHandler`](crate::HttpHandler) and [`Socket::adopt_ws`](crate::Socket::adopt_ws)
+///   allow, works with no setting;
+/// * and refuses every other origin with HTTP 403, counted as
+///   [`RefusalReason::Origin`] and logged at `warn`.
+///
+/// A page served from another port or host names its origin in [`OriginPolicy::allow`];
+/// [`OriginPolicy::any`] turns the check off (for a public service that wants every page).
+#[derive(Clone, Default)]
+pub struct OriginPolicy {
+    rule: OriginRule,
+}
+
+/// A caller's origin check (see [`OriginPolicy::predicate`]).
+type OriginCheck = Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>;
+
+#[derive(Clone, Default)]
+enum OriginRule {
+    #[default]
+    SameHost,
+    Any,
+    List(Arc<[String]>),
+    Predicate(OriginCheck),
+}
+
+impl std::fmt::Debug for OriginPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.rule {
+            OriginRule::SameHost => f.write_str("OriginPolicy::same_host()"),
+            OriginRule::Any => f.write_str("OriginPolicy::any()"),
+            OriginRule::List(l) => write!(f, "OriginPolicy::allow({l:?})"),
+            OriginRule::Predicate(_) => f.write_str("OriginPolicy::predicate(..)"),
+        }
+    }
+}
+
+impl OriginPolicy {
+    /// The default: requests without `Origin` (non-browser peers) and pages served from the
+    /// listener's own `host:port`.
+    pub fn same_host() -> Self {
+        Self::default()
+    }
+
+    /// Every origin: any page on the web may connect. Only for services meant to be public;
+    /// a page the user opens can then send requests to this socket from the user's network.
+    pub fn any() -> Self {
+        Self {
+            rule: OriginRule::Any,
+        }
+    }
+
+    /// [`OriginPolicy::same_host`] plus these exact origins (`scheme://host[:port]` as the
+    /// browser sends it, e.g. `"https://app.example.com"` or `"http://localhost:8080"`;
+    /// compared without regard to ASCII case or a trailing `/`).
+    pub fn allow<I, S>(origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let list: Vec<String> = origins
+            .into_iter()
+            .map(|o| o.into().trim_end_matches('/').to_ascii_lowercase())
+            .collect();
+        Self {
+            rule: OriginRule::List(list.into()),
+        }
+    }
+
+    /// Decides by `f(origin)`, `None` for a request without `Origin` (return `true` there
+    /// to keep non-browser peers working).
+    pub fn predicate(f: impl Fn(Option<&str>) -> bool + Send + Sync + 'static) -> Self {
+        Self {
+            rule: OriginRule::Predicate(Arc::new(f)),
+        }
+    }
+
+    /// Whether a request with this `Origin` header and this `Host` header is admitted.
+    pub fn allows(&self, origin: Option<&str>, host: Option<&str>) -> bool {
+        let same_host = || match (origin, host) {
+            (None, _) => true,
+            (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, authority)| {
+                authority
+                    .trim_end_matches('/')
+                    .eq_ignore_ascii_case(host.trim())
+            }),
+            (Some(_), None) => false,
+        };
+        match &self.rule {
+            OriginRule::Any => true,
+            OriginRule::SameHost => same_host(),
+            OriginRule::List(list) => {
+                same_host()
+                    || origin.is_some_and(|o| {
+                        let o = o.trim_end_matches('/');
+                        list.iter().any(|a| a.eq_ignore_ascii_case(o))
+                    })
+            }
+            OriginRule::Predicate(f) => f(origin),
         }
     }
 }
@@ -489,15 +778,19 @@ impl UpgradeRefusal {
 /// `route(path)` must name an open route for the request's path, and some
 /// `Sec-WebSocket-Protocol` header must offer that route's `<protocol>.sp.nanomsg.org` (any
 /// case, in a comma-separated list; values that are not visible ASCII are ignored). Returns
-/// the route and the subprotocol to answer with.
+/// the route and the subprotocol to answer with. Between the two, the route checks the
+/// request's `Origin` against its listener's [`OriginPolicy`] (`403`), so a page from a
+/// foreign site learns nothing about the protocol.
 ///
-/// A pure function of the request, so that the `ws_upgrade` fuzz target checks exactly what
-/// listeners run ([`Upgrade`] calls it for every request).
-pub(crate) fn check_upgrade_request<R>(
+/// A pure function of the request (apart from the route counting and logging an origin
+/// refusal), so that the `ws_upgrade` fuzz target checks exactly what listeners run
+/// ([`Upgrade`] calls it for every request).
+pub(crate) fn check_upgrade_request<R: UpgradeRoute>(
     request: &Request,
     route: impl FnOnce(&str) -> Option<(R, ProtocolId)>,
 ) -> std::result::Result<(R, String), UpgradeRefusal> {
     let (route, protocol) = route(request.uri().path()).ok_or(UpgradeRefusal::UnknownPath)?;
+    route.check_origin(request)?;
     let wanted = subprotocol(protocol);
     let offered = request
         .headers()
@@ -527,7 +820,7 @@ pub(crate) struct Upgrade<R, F> {
     pub(crate) chosen: Arc<Mutex<Option<R>>>,
 }
 
-impl<R, F> tungstenite::handshake::server::Callback for Upgrade<R, F>
+impl<R: UpgradeRoute, F> tungstenite::handshake::server::Callback for Upgrade<R, F>
 where
     F: FnOnce(&str) -> Option<(R, ProtocolId)>,
 {
@@ -700,7 +993,6 @@ async fn serve(
     handshake_timeout: Duration,
     sleep: Sleeper,
 ) -> std::result::Result<(), String> {
-    let stream = crate::threads::into_pollable(stream);
     let (stream, cert) = match tls {
         Some(config) => with_timeout(sleep(handshake_timeout), crate::tls::accept(config, stream))
             .await
@@ -708,6 +1000,57 @@ async fn serve(
             .map_err(|e| e.to_string())?,
         None => (stream, None),
     };
+    // Read the request head: an upgrade goes on to tungstenite (with the bytes replayed), a
+    // plain request gets the listener's HTTP answer.
+    let mut stream = stream;
+    let read = with_timeout(
+        sleep(UPGRADE_TIMEOUT.max(handshake_timeout)),
+        crate::ws_http::read_head(&mut stream),
+    )
+    .await
+    .ok_or("http request timed out")?;
+    let (head, bytes) = match read {
+        Ok(read) => read,
+        Err(e) => {
+            if let Some(answer) = e.answer {
+                let wire = crate::ws_http::encode(answer, false);
+                let _ = with_timeout(
+                    sleep(UPGRADE_TIMEOUT),
+                    crate::ws_http::write_all(&mut stream, &wire),
+                )
+                .await;
+            }
+            return Err(e.why);
+        }
+    };
+    if !head.upgrade {
+        let path = head.request.uri().path();
+        let is_route = server.route(path).is_some();
+        let handler = server.http_handler();
+        let response = crate::ws_http::respond(handler.as_ref(), &head.request, is_route);
+        tracing::debug!(
+            addr = %server.bound,
+            method = %head.request.method(),
+            path,
+            status = response.status().as_u16(),
+            "plain http request"
+        );
+        let head_only = head.request.method() == tungstenite::http::Method::HEAD;
+        let wire = crate::ws_http::encode(response, head_only);
+        with_timeout(
+            sleep(UPGRADE_TIMEOUT),
+            crate::ws_http::write_all(&mut stream, &wire),
+        )
+        .await
+        .ok_or("http answer timed out")?
+        .map_err(|e| format!("http answer failed: {e}"))?;
+        return Ok(());
+    }
+    let stream: BoxStream = Box::new(crate::ws_http::Replay {
+        head: bytes,
+        at: 0,
+        inner: stream,
+    });
     let chosen: Arc<Mutex<Option<Arc<Route>>>> = Arc::default();
     let routes = server.clone();
     let callback = Upgrade {
@@ -737,4 +1080,67 @@ async fn serve(
     let span = pipe.span();
     run_ws_pipe(pipe).instrument(span).await;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bring your own HTTP server
+
+/// Checks a WebSocket upgrade request that reached an application's own HTTP server (axum,
+/// hyper, ...) for an SP socket of protocol `protocol`, as a listener would: a well-formed
+/// upgrade (`400` otherwise), an `Origin` that `origins` admits (`403`), and an offer of
+/// `<protocol>.sp.nanomsg.org` (`400`). Returns the `101 Switching Protocols` answer with its
+/// `Sec-WebSocket-Accept` and `Sec-WebSocket-Protocol` headers; once the server has sent it
+/// and upgraded the connection, wrap the connection in a [`WebSocketStream`] (with
+/// [`stream_config`]) and hand it to [`Socket::adopt_ws`](crate::Socket::adopt_ws).
+/// [`Socket::answer_ws_upgrade`](crate::Socket::answer_ws_upgrade) calls this with the
+/// socket's protocol and origin policy.
+///
+/// # Errors
+/// The [`UpgradeRefusal`]: answer with its [`status`](UpgradeRefusal::status) and
+/// [`reason`](UpgradeRefusal::reason).
+pub fn answer_upgrade(
+    protocol: ProtocolId,
+    headers: &tungstenite::http::HeaderMap,
+    origins: &OriginPolicy,
+) -> std::result::Result<Response, UpgradeRefusal> {
+    let has_token = |name: &str, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    let key = headers.get("Sec-WebSocket-Key");
+    if !has_token("Upgrade", "websocket")
+        || !has_token("Connection", "upgrade")
+        || header_str(headers, "Sec-WebSocket-Version") != Some("13")
+        || key.is_none()
+    {
+        return Err(UpgradeRefusal::NotAnUpgrade);
+    }
+    if !origins.allows(header_str(headers, "Origin"), header_str(headers, "Host")) {
+        return Err(UpgradeRefusal::OriginRefused);
+    }
+    let wanted = subprotocol(protocol);
+    if !has_token("Sec-WebSocket-Protocol", &wanted) {
+        return Err(UpgradeRefusal::ProtocolMismatch);
+    }
+    let accept = tungstenite::handshake::derive_accept_key(key.expect("checked").as_bytes());
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("Upgrade", "websocket")
+        .header("Connection", "Upgrade")
+        .header("Sec-WebSocket-Accept", accept)
+        .header("Sec-WebSocket-Protocol", wanted)
+        .body(())
+        .expect("valid headers"))
+}
+
+/// tungstenite's settings for a connection that will carry SP messages of up to
+/// `recv_max_size` bytes (0: unlimited), as listeners use them: pass them to
+/// `WebSocketStream::from_raw_socket` so an oversized message is refused while it arrives,
+/// before it is buffered whole.
+pub fn stream_config(recv_max_size: usize) -> WebSocketConfig {
+    ws_config(recv_max_size)
 }

@@ -137,6 +137,7 @@ pub mod blocking_shim {
             self.0.adopt_tcp(stream)
         }
 
+        #[cfg(unix)]
         pub async fn adopt_ipc(&self, stream: std::os::unix::net::UnixStream) -> Result<Pipe> {
             self.0.adopt_ipc(stream)
         }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use sp_transport::SocketCore;
 
+pub mod browser;
 pub mod cat;
 pub mod certs;
 pub mod harness;
@@ -69,10 +70,15 @@ pub fn require_peer(name: &str) -> Option<PathBuf> {
         other => find_in_path(other),
     };
     if found.is_none() {
-        let reason = format!(
-            "skipping: {name} not installed (apt-get install nng-utils / nanomsg-utils / pip \
-             install pynng)"
-        );
+        let install = match name {
+            "nngcat" => "apt-get install nng-utils",
+            "nanocat" => "apt-get install nanomsg-utils",
+            "pynng" => "pip install pynng",
+            "chromium" => "apt-get install chromium",
+            _ => "see scripts/install-peers.sh",
+        };
+        let reason =
+            format!("skipping: {name} not installed ({install}, or run scripts/install-peers.sh)");
         if peers_required() {
             panic!("SP_REQUIRE_PEERS=1 but {reason}");
         }
@@ -117,9 +123,15 @@ impl TempIpcDir {
         }
     }
 
-    /// Returns a fresh socket path inside the directory (not created).
+    /// Returns a fresh socket path inside the directory (not created). On Windows, where
+    /// `ipc://NAME` is the named pipe `\\.\pipe\NAME`, a unique pipe name (`spXXXX-sN`)
+    /// instead: a pipe's name cannot hold the directory's backslashes.
     pub fn path(&self) -> PathBuf {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
+        if cfg!(windows) {
+            let dir = self.dir.path().file_name().unwrap_or_default();
+            return PathBuf::from(format!("{}-s{n}", dir.to_string_lossy()));
+        }
         let p = self.dir.path().join(format!("s{n}.ipc"));
         assert!(
             p.as_os_str().len() <= 100,
@@ -129,7 +141,8 @@ impl TempIpcDir {
         p
     }
 
-    /// Returns a fresh `ipc:///abs/path` URL inside the directory.
+    /// Returns a fresh `ipc:///abs/path` URL inside the directory (on Windows
+    /// `ipc://spXXXX-sN`, see [`TempIpcDir::path`]).
     pub fn url(&self) -> String {
         ipc_url(&self.path())
     }
@@ -146,10 +159,35 @@ impl Default for TempIpcDir {
     }
 }
 
-/// Returns `ipc://` + the absolute path (three slashes in total).
+/// Returns `ipc://` + the absolute path (three slashes in total); on Windows `ipc://` + the
+/// pipe's name.
 pub fn ipc_url(path: &Path) -> String {
-    assert!(path.is_absolute(), "ipc test paths must be absolute");
+    assert!(
+        cfg!(windows) || path.is_absolute(),
+        "ipc test paths must be absolute"
+    );
     format!("ipc://{}", path.display())
+}
+
+/// The raw end of an IPC connection, for tests that play a peer byte by byte: a Unix stream,
+/// or on Windows a named-pipe client.
+#[cfg(unix)]
+pub type RawIpcStream = tokio::net::UnixStream;
+/// The raw end of an IPC connection, for tests that play a peer byte by byte: a Unix stream,
+/// or on Windows a named-pipe client.
+#[cfg(windows)]
+pub type RawIpcStream = tokio::net::windows::named_pipe::NamedPipeClient;
+
+/// Connects a [`RawIpcStream`] to the IPC listener of `ipc_url(path)`.
+pub async fn raw_ipc_connect(path: &Path) -> std::io::Result<RawIpcStream> {
+    #[cfg(unix)]
+    return tokio::net::UnixStream::connect(path).await;
+    #[cfg(windows)]
+    {
+        let mut name = std::ffi::OsString::from(r"\\.\pipe\");
+        name.push(path.as_os_str());
+        tokio::net::windows::named_pipe::ClientOptions::new().open(name)
+    }
 }
 
 /// Returns a process-unique `inproc://` URL.
@@ -454,11 +492,12 @@ pub async fn wait_for_tcp_listener(port: u16) {
     }
 }
 
-/// Polls until something accepts Unix-socket connections at `path`.
+/// Polls until something accepts IPC connections at `path` (on Windows, the named pipe
+/// `ipc://` + `path` names).
 pub async fn wait_for_ipc_listener(path: &Path) {
     let end = Instant::now() + CONNECT_DEADLINE;
     loop {
-        if tokio::net::UnixStream::connect(path).await.is_ok() {
+        if raw_ipc_connect(path).await.is_ok() {
             return;
         }
         assert!(

@@ -26,7 +26,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use sp_core::rng::SplitMix64;
-use sp_transport::rt::{Acceptor, BoxFuture, ConnInfo, Connected, Runtime, Sleep, TcpOptions};
+use sp_transport::rt::{
+    Acceptor, BoxFuture, ConnInfo, Connected, IpcListener, Runtime, Sleep, TcpOptions,
+};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 /// The socket types of every protocol on [`SimRuntime`] (`sockets::Req`, `sockets::XRep`, ...).
@@ -133,10 +135,7 @@ impl Runtime for SimRuntime {
         Box::pin(std::future::ready(Err(unsupported("IPC"))))
     }
 
-    fn ipc_acceptor(
-        &self,
-        _listener: std::os::unix::net::UnixListener,
-    ) -> io::Result<Box<dyn Acceptor>> {
+    fn ipc_acceptor(&self, _listener: IpcListener) -> io::Result<Box<dyn Acceptor>> {
         Err(unsupported("IPC"))
     }
 
@@ -144,6 +143,7 @@ impl Runtime for SimRuntime {
         Err(unsupported("an OS TCP stream"))
     }
 
+    #[cfg(unix)]
     fn adopt_ipc(&self, _stream: std::os::unix::net::UnixStream) -> io::Result<Connected> {
         Err(unsupported("IPC"))
     }

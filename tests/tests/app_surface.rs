@@ -13,14 +13,11 @@
 //! deadline. Every body also runs under an overall time limit.
 
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sp_core::ProtocolId;
-use sp_tests::harness::{
-    background, run_blocking, run_smol, run_tokio, wait_for, with_limit, EventsWithin,
-};
-use sp_tests::{free_tcp_port, inproc_url, TempIpcDir};
+use sp_tests::harness::{run_blocking, run_smol, run_tokio, wait_for, with_limit, EventsWithin};
+use sp_tests::{free_tcp_port, inproc_url};
 use sp_transport::{
     Address, DetachReason, DropReason, Error, PipeEvent, PipeId, PipeVerdict, RefusalReason,
     SocketOptions, Transport as PipeTransport,
@@ -50,6 +47,7 @@ fn tcp_host(a: &Address) -> &str {
 }
 
 /// The effective ID on the `Uid:` or `Gid:` line of `/proc/self/status`.
+#[cfg(target_os = "linux")]
 fn proc_status_id(key: &str) -> u32 {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
     let line = status
@@ -64,7 +62,9 @@ fn proc_status_id(key: &str) -> u32 {
 }
 
 /// A unique `abstract://` name for this process.
+#[cfg(target_os = "linux")]
 fn abstract_url(tag: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("abstract://sp-tests-{tag}-{}-{n}", std::process::id())
@@ -583,12 +583,14 @@ macro_rules! app_suite {
                 });
             }
 
-            /// An IPC pipe's peer credentials are this process's uid, gid and pid.
+            /// An IPC pipe's peer credentials are this process's uid, gid and pid (Linux:
+            /// elsewhere a pipe has none).
+            #[cfg(target_os = "linux")]
             #[test]
             fn ipc_pipe_peer_credentials_are_ours() {
                 run(async {
                     use std::os::unix::fs::MetadataExt;
-                    let dir = TempIpcDir::new();
+                    let dir = sp_tests::TempIpcDir::new();
                     let a: sp::Pair = open();
                     let mut events = a.pipe_events();
                     let l = a.listen(dir.url().as_str()).await.expect("listen on ipc");
@@ -1061,6 +1063,7 @@ macro_rules! app_suite {
             // 5. Adopted streams, abstract sockets
 
             /// Both ends of a socketpair, adopted into two PAIR sockets.
+            #[cfg(unix)]
             #[test]
             fn adopted_socketpair_carries_messages_both_ways() {
                 run(async {
@@ -1068,7 +1071,8 @@ macro_rules! app_suite {
                     let (a, b): (sp::Pair, sp::Pair) = (open(), open());
                     let b2 = b.clone();
                     // Each adoption waits for the other side's header: run one beside.
-                    let other = background(async move { b2.adopt_ipc(s2).await });
+                    let other =
+                        sp_tests::harness::background(async move { b2.adopt_ipc(s2).await });
                     let pa = a.adopt_ipc(s1).await.expect("adopt one end");
                     let pb = other.join().expect("thread").expect("adopt the other end");
                     for p in [&pa, &pb] {
@@ -1076,8 +1080,10 @@ macro_rules! app_suite {
                         assert_eq!(p.endpoint(), None, "an adopted pipe has no endpoint");
                         assert!(!p.is_dialed());
                         assert_eq!(p.peer_protocol(), ProtocolId::PAIR0);
-                        let c = p.peer_credentials().expect("a socketpair has credentials");
-                        assert_eq!(c.pid, Some(std::process::id()));
+                        if cfg!(target_os = "linux") {
+                            let c = p.peer_credentials().expect("a socketpair has credentials");
+                            assert_eq!(c.pid, Some(std::process::id()));
+                        }
                     }
                     assert_eq!(a.pipes(), vec![pa.clone()]);
                     a.send("a to b").await.unwrap();
@@ -1133,16 +1139,88 @@ macro_rules! app_suite {
                         Err(Error::NotConnected(why)) => assert!(!why.is_empty()),
                         other => panic!("expected NotConnected, got {other:?}"),
                     }
-                    let (s1, s2) = std::os::unix::net::UnixStream::pair().expect("socketpair");
-                    drop(s2);
-                    match a.adopt_ipc(s1).await {
-                        Err(Error::Handshake { .. }) => {}
-                        other => panic!("expected a handshake error, got {other:?}"),
+                    #[cfg(unix)]
+                    {
+                        let (s1, s2) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+                        drop(s2);
+                        match a.adopt_ipc(s1).await {
+                            Err(Error::Handshake { .. }) => {}
+                            other => panic!("expected a handshake error, got {other:?}"),
+                        }
+                        let s = a.stats();
+                        assert_eq!(s.refused.get(RefusalReason::BadHandshake), 1, "{s:?}");
                     }
-                    let s = a.stats();
-                    assert_eq!(s.refused.get(RefusalReason::BadHandshake), 1, "{s:?}");
                     assert_eq!(a.pipe_count(), 0);
                     assert_eq!(a.stats().pipes_attached, 0);
+                });
+            }
+
+            /// Windows: `ipc://NAME` is the named pipe `\\.\pipe\NAME` on sp-tokio, which
+            /// carries messages and refuses a second listener on the same name; sp-smol and
+            /// sp-blocking refuse it with a typed error that names sp-tokio.
+            #[cfg(windows)]
+            #[test]
+            fn ipc_is_a_named_pipe_on_windows() {
+                run(async {
+                    let dir = sp_tests::TempIpcDir::new();
+                    let url = dir.url();
+                    let a: sp::Pair = open();
+                    match a.listen(url.as_str()).await {
+                        Ok(l) => {
+                            assert_eq!(stringify!($module), "tokio_adapter");
+                            let b: sp::Pair = open();
+                            b.dial(&l).await.expect("dial the pipe");
+                            b.send("over a pipe").await.unwrap();
+                            assert_eq!(&a.recv().await.expect("recv").body[..], b"over a pipe");
+                            a.send("back").await.unwrap();
+                            assert_eq!(&b.recv().await.expect("recv").body[..], b"back");
+                            let c: sp::Pair = open();
+                            let e = c.listen(url.as_str()).await.expect_err("the name is taken");
+                            assert!(e.is_address_in_use(), "{e:?}");
+                        }
+                        Err(e) => {
+                            assert_ne!(stringify!($module), "tokio_adapter", "{e}");
+                            assert!(
+                                matches!(
+                                    e,
+                                    Error::Unsupported {
+                                        what: sp_transport::Unsupported::NamedPipes { .. },
+                                        ..
+                                    }
+                                ),
+                                "{e:?}"
+                            );
+                            assert!(e.to_string().contains("sp-tokio"), "{e}");
+                        }
+                    }
+                });
+            }
+
+            /// Outside Linux, `abstract://` fails at once, to listen and to dial, with a typed
+            /// error that points to `ipc://`.
+            #[cfg(not(target_os = "linux"))]
+            #[test]
+            fn abstract_sockets_are_unsupported_off_linux() {
+                run(async {
+                    let a: sp::Pair = open();
+                    for e in [
+                        a.listen("abstract://off-linux").await.expect_err("listen"),
+                        a.dial("abstract://off-linux").await.expect_err("dial"),
+                        a.dial_nonblocking("abstract://off-linux")
+                            .expect_err("dial_nonblocking"),
+                    ] {
+                        assert!(
+                            matches!(
+                                e,
+                                Error::Unsupported {
+                                    what: sp_transport::Unsupported::AbstractSockets,
+                                    ..
+                                }
+                            ),
+                            "{e:?}"
+                        );
+                        assert!(e.to_string().contains("ipc://"), "{e}");
+                    }
                 });
             }
 

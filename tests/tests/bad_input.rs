@@ -8,12 +8,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use sp_tests::RawIpcStream;
 use sp_tests::{
     assert_no_worker_panics, resident_bytes, watch_worker_panics, TempIpcDir, Transport,
 };
 use sp_tokio::{Pull, Push, Rep, Req};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::TcpStream;
 
 /// How long we give our side to close a bad connection. Well below the handshake timeout,
 /// which the listeners here set to 30 s, so a close is caused by the bad bytes themselves.
@@ -101,7 +102,7 @@ impl Target {
                 Raw::Tcp(s)
             }
             _ => Raw::Unix(
-                UnixStream::connect(self.path.as_ref().unwrap())
+                sp_tests::raw_ipc_connect(self.path.as_ref().unwrap())
                     .await
                     .unwrap(),
             ),
@@ -126,7 +127,8 @@ impl Target {
 /// The misbehaving peer's end of a connection.
 enum Raw {
     Tcp(TcpStream),
-    Unix(UnixStream),
+    /// A Unix socket; on Windows a named pipe.
+    Unix(RawIpcStream),
 }
 
 impl Raw {
@@ -795,6 +797,12 @@ async fn good_handshake_bytes(t: Transport) {
                 .unwrap();
             Raw::Tcp(s)
         }
+        #[cfg(not(unix))]
+        _ => {
+            drop(dir);
+            unreachable!("the raw ipc listener is a Unix socket")
+        }
+        #[cfg(unix)]
         _ => {
             let path = dir.path();
             let l = tokio::net::UnixListener::bind(&path).unwrap();
@@ -856,6 +864,7 @@ async fn our_req_sends_exact_handshake_and_request_bytes_over_tcp() {
     good_handshake_bytes(Transport::Tcp).await;
 }
 
+#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_req_sends_exact_handshake_and_request_bytes_over_ipc() {
     good_handshake_bytes(Transport::Ipc).await;

@@ -62,3 +62,20 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// A self-signed certificate for `127.0.0.1` and `localhost`: the server's TLS configuration
+/// and a client's that trusts it.
+pub fn tls_server() -> (sp_blocking::TlsConfig, sp_blocking::TlsConfig) {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let cert = rcgen::generate_simple_self_signed(names).unwrap();
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+    let server = sp_blocking::TlsConfig::builder()
+        .cert_key_pem(cert_pem.clone(), key_pem)
+        .build()
+        .unwrap();
+    let client = sp_blocking::TlsConfig::builder()
+        .ca_pem(cert_pem)
+        .build()
+        .unwrap();
+    (server, client)
+}
