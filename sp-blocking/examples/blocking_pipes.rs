@@ -3,6 +3,7 @@
 //! ```text
 //! blocking_pipes serve <url> <pipes>   # a PULL socket listens until <pipes> peers attached
 //! blocking_pipes dial <url> <pipes>    # a PUSH socket dials <url> <pipes> times
+//! blocking_pipes                       # both in one process, 100 pipes over TCP on loopback
 //! ```
 //!
 //! Each side prints, once its socket has all its pipes, a line
@@ -13,8 +14,11 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() == 1 {
+        return both(100);
+    }
     let [_, side, url, n] = &args[..] else {
-        eprintln!("usage: blocking_pipes serve|dial <url> <pipes>");
+        eprintln!("usage: blocking_pipes [serve|dial <url> <pipes>]");
         std::process::exit(2);
     };
     let n: usize = n.parse().expect("pipes: a number");
@@ -22,6 +26,29 @@ fn main() {
         "serve" => serve(url, n),
         "dial" => dial(url, n),
         _ => panic!("side: serve or dial"),
+    }
+}
+
+/// Both sides in this process: a PULL listening on loopback and a PUSH dialing it `n` times.
+fn both(n: usize) {
+    let pull = sp_blocking::Pull::new();
+    let url = pull
+        .listen("tcp://127.0.0.1:0")
+        .expect("listen")
+        .to_string();
+    let push = sp_blocking::Push::new();
+    for _ in 0..n {
+        push.dial(url.as_str()).expect("dial");
+    }
+    wait_for("every pipe attaches", || {
+        pull.pipe_count() >= n && push.pipe_count() >= n
+    });
+    report("both", n);
+    pull.set_recv_timeout(Some(Duration::from_secs(60)));
+    push.set_send_timeout(Some(Duration::from_secs(60)));
+    for _ in 0..n {
+        push.send("x").expect("send");
+        pull.recv().expect("receive");
     }
 }
 
