@@ -2,6 +2,10 @@
 //! on the stable toolchain, through the very check the fuzz target runs
 //! (`fuzz/common/spcat_args.rs`, included here by path). `tests/tests/fuzz_corpus_replay.rs`
 //! checks that every target's corpus is replayed somewhere.
+//!
+//! Unix only: the check turns arbitrary bytes into arguments, which only Unix's `OsStr` can
+//! hold (cargo-fuzz itself runs on Linux and macOS).
+#![cfg(unix)]
 
 #[path = "../../fuzz/common/replay.rs"]
 mod replay;
