@@ -63,11 +63,16 @@ pub enum DropReason {
     /// REQ request still waiting for a writable pipe when the next request on its context
     /// cancelled it.
     Replaced,
+    /// The socket closed while the message still waited in the core for a pipe to take it
+    /// (PUSH's messages handed back by pipes that died, a REQ request no pipe took yet).
+    /// What the pipes held when the socket closed goes back to the core first, so a message
+    /// lost in closing is counted once: here, or as [`DropReason::PipeClosed`].
+    SocketClosed,
 }
 
 impl DropReason {
     /// Every reason, in declaration order (the index of each counter in [`DropCounts`]).
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::SendQueueFull,
         DropReason::RecvQueueFull,
         DropReason::NoSubscription,
@@ -82,6 +87,7 @@ impl DropReason {
         DropReason::ContextClosed,
         DropReason::Unexpected,
         DropReason::Replaced,
+        DropReason::SocketClosed,
     ];
 
     /// A short snake_case name, stable for logs and metrics labels.
@@ -101,6 +107,7 @@ impl DropReason {
             DropReason::ContextClosed => "context_closed",
             DropReason::Unexpected => "unexpected",
             DropReason::Replaced => "replaced",
+            DropReason::SocketClosed => "socket_closed",
         }
     }
 

@@ -331,8 +331,12 @@ struct DriverCounters {
     dial_failures: u64,
     accepted: u64,
     refused: RefusalCounts,
-    /// Drops outside the core: messages queued for pipes that closed, oversized messages.
+    /// Drops outside the core: messages queued for pipes that closed, oversized messages,
+    /// messages the core still held when the socket closed.
     dropped: DropCounts,
+    /// Whether the core's stranded messages were counted (once, when the closed socket's last
+    /// pipe went).
+    stranded_counted: bool,
 }
 
 #[derive(Default)]
@@ -353,6 +357,18 @@ impl Waiters {
 }
 
 impl<P: Protocol> State<P> {
+    /// Counts what the core still holds for sending as [`DropReason::SocketClosed`]: called
+    /// once the socket is closed and its last pipe is gone, when no pipe can take it any more
+    /// (the pipes' own queues came back to the core as they closed).
+    fn count_stranded(&mut self) {
+        if !std::mem::replace(&mut self.counters.stranded_counted, true) {
+            let stranded = self.core.stats().send_queued as u64;
+            self.counters
+                .dropped
+                .add(DropReason::SocketClosed, stranded);
+        }
+    }
+
     /// Drains the core's outputs into pipe queues, wake-ups and timer changes.
     pub(crate) fn pump(&mut self, now: Instant) {
         loop {
@@ -522,6 +538,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
             ep.close();
         }
         if st.pipes.is_empty() {
+            st.count_stranded();
             self.subscribers.end();
         }
         st.send_waiters.wake_all();
@@ -763,6 +780,7 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
         st.pump(now);
         let last = st.pipes.is_empty() && self.is_closed();
         if last {
+            st.count_stranded();
             st.close_waiters.wake_all();
         }
         drop(st);

@@ -201,6 +201,25 @@ macro_rules! app_suite {
                 }
             }
 
+            /// Sends the messages `body(0)`, `body(1)`, ... until a send waits `SHORT` in vain
+            /// (the peer stopped reading: the kernel's buffers and the pipe's queue are full);
+            /// returns how many were sent.
+            async fn send_until_stalled(push: &sp::Push, body: impl Fn(u32) -> Vec<u8>) -> u32 {
+                let mut sent = 0u32;
+                loop {
+                    match push
+                        .send_until(body(sent), Instant::now() + SHORT)
+                        .await
+                        .map_err(Error::from)
+                    {
+                        Ok(()) => sent += 1,
+                        Err(Error::TimedOut) => return sent,
+                        Err(e) => panic!("send: {e:?}"),
+                    }
+                    assert!(sent < 4000, "the peer never stalled");
+                }
+            }
+
             /// No event arrives within `SHORT`.
             async fn expect_no_event(ev: &mut sp::PipeEvents, what: &str) {
                 if let Some(e) = ev.within(SHORT).await {
@@ -984,19 +1003,7 @@ macro_rules! app_suite {
                         body[..4].copy_from_slice(&i.to_be_bytes());
                         body
                     };
-                    let mut sent = 0u32;
-                    loop {
-                        match push
-                            .send_until(numbered(sent), Instant::now() + SHORT)
-                            .await
-                            .map_err(Error::from)
-                        {
-                            Ok(()) => sent += 1,
-                            Err(Error::TimedOut) => break,
-                            Err(e) => panic!("send: {e:?}"),
-                        }
-                        assert!(sent < 4000, "the peer never stalled");
-                    }
+                    let sent = send_until_stalled(&push, numbered).await;
                     let before = p.stats();
                     assert!(before.queued > 0, "messages wait in the pipe: {before:?}");
                     assert!(push.stats().send_queued >= before.queued);
@@ -1030,6 +1037,39 @@ macro_rules! app_suite {
                     assert_eq!(s.dropped.total(), 0, "re-routed, not dropped: {s:?}");
                     assert_eq!(s.msgs_sent, u64::from(sent));
                     push.close().await;
+                    peer.finish();
+                });
+            }
+
+            /// A socket closed while its only pipe is stalled: after the linger time the pipe's
+            /// queue goes back to PUSH, which has nowhere to send it, and every one of those
+            /// messages is counted as `socket_closed`, once.
+            #[test]
+            fn closing_the_socket_counts_what_no_pipe_took() {
+                run(async {
+                    let peer = StalledPull::start();
+                    let push: sp::Push = open();
+                    push.set_linger(Duration::from_millis(50));
+                    let mut events = push.pipe_events();
+                    push.dial(peer.url.as_str())
+                        .await
+                        .expect("dial the raw peer");
+                    let p = expect_attach(&mut events, "the pipe").await;
+                    send_until_stalled(&push, |_| vec![0x5a_u8; 64 * 1024]).await;
+                    let queued = p.stats().queued as u64;
+                    assert!(queued > 0, "messages wait in the pipe");
+                    push.close().await;
+                    let (gone, _) = expect_detached(&mut events, "the stalled pipe").await;
+                    assert_eq!(gone.id(), p.id());
+                    let s = push.stats();
+                    assert_eq!(p.stats().returned, queued, "the pipe handed its queue back");
+                    assert_eq!(
+                        s.dropped.get(DropReason::SocketClosed),
+                        queued,
+                        "every returned message counted as socket_closed: {s:?}"
+                    );
+                    assert_eq!(s.dropped.total(), queued, "and nothing else: {s:?}");
+                    assert_eq!(push.stats().dropped, s.dropped, "counted once");
                     peer.finish();
                 });
             }
