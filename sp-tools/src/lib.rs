@@ -2,6 +2,8 @@
 //!
 //! * [`spcat`]: a drop-in for NNG's `nngcat` (binary `spcat`).
 //! * [`perf`]: NNG's perf tests plus raw-TCP baselines (binary `sp-perf`).
+//! * [`benchchart`]: draws `scripts/bench-vs.sh`'s results as an SVG bar chart (binary
+//!   `sp-bench-chart`).
 //! * [`tls`]: nngcat's TLS flags, shared by both.
 //! * [`socket`]: the protocol list and [`socket::AnySocket`], shared by both.
 //! * [`runtime`]: `--runtime tokio|smol|blocking`, and [`runtime::ToolRuntime`], the runtime
@@ -9,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod benchchart;
 pub mod blocking;
 pub mod perf;
 pub mod runtime;

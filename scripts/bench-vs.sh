@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Runs sp-rs, the raw-TCP baseline, NNG, nanomsg and libzmq one after another in the same run
+# on this machine, each with its own perf tools, and draws the table as an SVG bar chart.
+#
+#   scripts/bench-vs.sh [thr-count] [lat-roundtrips] [repeats]
+#
+# Rows: throughput (msg/s) with 64 B messages over tcp, ipc and inproc, with 1400 B and
+# 65536 B messages over tcp (thr-count * 3/10 and thr-count / 50 messages; the 65536 B row is
+# also given in MB/s, 10^6 bytes), and one-way latency (us) with 64 B messages over tcp, ipc
+# and inproc. Every figure is the median of `repeats` runs; every process runs under
+# `timeout` (BENCH_TIMEOUT seconds, default 60) and a run that times out counts as missing
+# ("hung"), never as a number. A library whose tools could not be built shows "—".
+#
+# sp-rs is sp-perf on tokio with default settings, PAIR v1 (as NNG's tools); nanomsg's tools
+# use PAIR v0; libzmq's use PUSH/PULL for throughput and REQ/REP for latency.
+#
+# Output: a Markdown table on stdout and in target/bench-vs/results.md, the medians in
+# target/bench-vs/results.csv (read by sp-bench-chart), every run in target/bench-vs/runs.tsv,
+# and the chart in target/bench-vs/bench-vs.svg.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+thr_count=${1:-1000000}
+lat_trips=${2:-20000}
+repeats=${3:-3}
+limit=${BENCH_TIMEOUT:-60}
+out=target/bench-vs
+cargo build -q --release -p sp-tools
+scripts/build-nng-perf.sh >/dev/null
+for lib in zmq nanomsg; do
+  scripts/build-$lib-perf.sh >/dev/null ||
+    echo "bench-vs: $lib perf tools did not build: its column shows —" >&2
+done
+sp="target/release/sp-perf "
+nng=target/nng-perf/bin/
+nn=target/nanomsg-perf/bin/
+zmq=target/zmq-perf/bin/
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+port=$((20000 + RANDOM % 20000))
+mkdir -p "$out"
+
+. scripts/bench-lib.sh
+
+# lim <cmd...>: runs the command under `timeout`; a run that times out says so.
+lim() {
+  timeout -k 2 "$limit" "$@"
+  local rc=$?
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then echo "bench-vs: timed out: $*"; fi
+  return $rc
+}
+
+# cell <regex> <cmd...>: like bench-lib's measure, for one library; sets CELL to
+# "median|run run ...". The median is over the runs that gave a number (the Markdown table
+# says how many others hung); "hung" when every run timed out, "—" when none gave a number.
+cell() {
+  local regex=$1 vals=() i v o nums; shift
+  for i in $(seq 1 "$repeats"); do
+    port=$((port + 1))
+    local args=("${@//PORT/$port}")
+    if printf '%s\n' "${args[@]}" | grep -qx -- '--'; then
+      o=$(pair_run "${args[@]}")
+    else
+      o=$("${args[@]}" 2>&1)
+    fi
+    if grep -q '^bench-vs: timed out' <<<"$o"; then
+      v=hung
+    else
+      v=$(grep -E "$regex" <<<"$o" | head -1 | sed -E 's/.*: ?([0-9.]+).*/\1/')
+    fi
+    vals+=("${v:-nan}")
+  done
+  nums=$(printf '%s\n' "${vals[@]}" | grep -E '^[0-9.]+$')
+  if [ -n "$nums" ]; then
+    CELL="$(median <<<"$nums")|${vals[*]}"
+  elif printf '%s\n' "${vals[@]}" | grep -qx hung; then
+    CELL="hung|${vals[*]}"
+  else
+    CELL="—|${vals[*]}"
+  fi
+}
+
+# lib_cell <tool-prefix> <thr|lat> <url|inproc> <size> <count>: one library's cell, with its
+# local_*/remote_* pair or its inproc_* tool (same arguments in all five tool sets).
+lib_cell() {
+  local p=$1 kind=$2 url=$3 size=$4 n=$5 regex
+  case $kind in thr) regex="throughput: [0-9.]+ \[msg/s\]" ;; *) regex="average latency" ;; esac
+  local first=${p}local_thr
+  first=${first%% *}
+  if [ ! -x "$first" ]; then CELL="—|not built"; return; fi
+  if [ "$url" = inproc ]; then
+    cell "$regex" lim ${p}inproc_$kind "$size" "$n"
+  else
+    cell "$regex" lim ${p}local_$kind "$url" "$size" "$n" -- lim ${p}remote_$kind "$url" "$size" "$n"
+  fi
+}
+
+libs=(sp-rs raw NNG nanomsg libzmq)
+# row <group> <case> <unit> <better> <thr|lat> <url|inproc> <size> <count>
+row() {
+  local group=$1 case=$2 unit=$3 better=$4 kind=$5 url=$6 size=$7 n=$8 line
+  line="$group	$case	$unit	$better"
+  lib_cell "$sp" "$kind" "$url" "$size" "$n"; line+="	$CELL"
+  case $url in
+    tcp://*) lib_cell "${sp}raw_" "$kind" "$url" "$size" "$n"; line+="	$CELL" ;;
+    *) line+="	—|n/a" ;;
+  esac
+  lib_cell "$nng" "$kind" "$url" "$size" "$n"; line+="	$CELL"
+  lib_cell "$nn" "$kind" "$url" "$size" "$n"; line+="	$CELL"
+  lib_cell "$zmq" "$kind" "$url" "$size" "$n"; line+="	$CELL"
+  echo "$line" >>"$tmp/rows"
+  echo "bench-vs: $case $kind done" >&2
+}
+
+T=tcp://127.0.0.1:PORT
+I=ipc://$tmp/bench-PORT.sock
+n1400=$((thr_count * 3 / 10)); [ $n1400 -ge 1 ] || n1400=1
+n64k=$((thr_count / 50)); [ $n64k -ge 1 ] || n64k=1
+: >"$tmp/rows"
+row throughput "tcp 64 B"    msg/s higher thr "$T"   64    "$thr_count"
+row throughput "ipc 64 B"    msg/s higher thr "$I"   64    "$thr_count"
+row throughput "inproc 64 B" msg/s higher thr inproc 64    "$thr_count"
+row throughput "tcp 1400 B"  msg/s higher thr "$T"   1400  "$n1400"
+row throughput "tcp 65536 B" msg/s higher thr "$T"   65536 "$n64k"
+# The 65536 B row again in MB/s (10^6 bytes), from the same medians.
+awk -F'\t' -v OFS='\t' '$2 == "tcp 65536 B" {
+    $1 = "bandwidth"; $3 = "MB/s"
+    for (i = 5; i <= NF; i++) {
+      split($i, c, "|")
+      if (c[1] ~ /^[0-9.]+$/) c[1] = sprintf("%.1f", c[1] * 65536 / 1e6)
+      $i = c[1] "|" c[2]
+    }
+    print
+  }' "$tmp/rows" >"$tmp/mbs"
+cat "$tmp/mbs" >>"$tmp/rows"
+row latency "tcp 64 B"    us lower lat "$T"   64 "$lat_trips"
+row latency "ipc 64 B"    us lower lat "$I"   64 "$lat_trips"
+row latency "inproc 64 B" us lower lat inproc 64 "$lat_trips"
+
+# results.csv: the medians (missing as —); runs.tsv: every run.
+{
+  echo "# scripts/bench-vs.sh $thr_count $lat_trips $repeats, $(date -u +%Y-%m-%dT%H:%MZ)"
+  (IFS=,; echo "group,case,unit,better,${libs[*]}")
+  awk -F'\t' -v OFS=',' '{for (i = 5; i <= NF; i++) {split($i, c, "|"); $i = c[1]} print}' "$tmp/rows"
+} >"$out/results.csv"
+{
+  printf 'group\tcase\tlibrary\truns\n'
+  awk -F'\t' -v libs="${libs[*]}" 'BEGIN {split(libs, L, " ")}
+    {for (i = 5; i <= NF; i++) {split($i, c, "|"); print $1 "\t" $2 "\t" L[i - 4] "\t" c[2]}}' "$tmp/rows"
+} >"$out/runs.tsv"
+awk -F'\t' '
+  function num(s) { return s ~ /^[0-9.]+$/ }
+  BEGIN {
+    print "| case | sp-rs | raw | NNG | nanomsg | libzmq | sp-rs / libzmq |"
+    print "|---|---|---|---|---|---|---|"
+  }
+  $1 != group {
+    group = $1
+    print "| **" $1 " (" $3 ", " $4 " is better)** | | | | | | |"
+  }
+  {
+    line = "| " $2
+    for (i = 5; i <= 9; i++) {
+      split($i, c, "|"); v[i] = c[1]
+      hung = gsub(/hung/, "hung", c[2])
+      line = line " | " c[1] ((num(c[1]) && hung) ? " (" hung " hung)" : "")
+    }
+    ratio = (num(v[5]) && num(v[9]) && v[9] + 0 > 0) ? sprintf("%.2f", v[5] / v[9]) : "—"
+    print line " | " ratio " |"
+  }' "$tmp/rows" >"$out/results.md"
+cat "$out/results.md"
+echo
+echo "libzmq: PUSH/PULL (throughput), REQ/REP (latency); nanomsg: PAIR v0; sp-rs, NNG: PAIR v1." \
+  "sp-rs / libzmq: above 1 is sp-rs ahead for throughput, below 1 for latency." \
+  "hung = every run timed out after ${limit}s; every run is in $out/runs.tsv."
+target/release/sp-bench-chart "$out/results.csv" "$out/bench-vs.svg" \
+  "sp-rs, raw TCP, NNG, nanomsg, libzmq in the same run (median of $repeats)" &&
+  echo "chart: $out/bench-vs.svg"
