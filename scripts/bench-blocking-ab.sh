@@ -2,7 +2,9 @@
 # The runtime rows of BENCHMARKS.md for sp-blocking, before (a base commit) and after (this
 # tree), interleaved round by round (base, head, references, ...) so that machine noise hits
 # every build alike; smol (one thread), tokio and the raw ping-pong run in the same rounds as
-# references. Prints medians and every run.
+# references. Rows: 64 B tcp throughput and latency, inproc throughput and latency, and the
+# one-way latency over tls+tcp and ws (a throwaway certificate; needs openssl). Prints medians
+# and every run.
 # Usage: scripts/bench-blocking-ab.sh <base-commit> [rounds] [thr-count] [lat-round-trips]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,7 @@ trap 'rm -rf "$tmp"' EXIT
 repeats=1
 port=$((20000 + RANDOM % 20000))
 source scripts/bench-lib.sh
+make_test_certs
 
 wt=target/bench-ab/worktree
 if [ -d "$wt" ]; then
@@ -49,6 +52,8 @@ for i in $(seq 1 "$rounds"); do
     row "tcp lat $which" "$L" $sp --runtime $rt local_lat $T 64 "$lat_trips" -- $sp --runtime $rt remote_lat $T 64 "$lat_trips"
     row "inproc thr $which" "$R" $sp --runtime $rt inproc_thr 64 "$thr_count"
     row "inproc lat $which" "$L" $sp --runtime $rt inproc_lat 64 "$lat_trips"
+    row "tls lat $which" "$L" $sp --runtime $rt "${srv[@]}" local_lat "tls+$T" 64 "$lat_trips" -- $sp --runtime $rt "${cli[@]}" remote_lat "tls+$T" 64 "$lat_trips"
+    row "ws lat $which" "$L" $sp --runtime $rt local_lat "ws://127.0.0.1:PORT/b" 64 "$lat_trips" -- $sp --runtime $rt remote_lat "ws://127.0.0.1:PORT/b" 64 "$lat_trips"
   done
   sp=$tmp/sp-perf-head
   row "tcp lat raw" "$L" $sp raw_local_lat $T 64 "$lat_trips" -- $sp raw_remote_lat $T 64 "$lat_trips"
@@ -56,7 +61,7 @@ done
 echo "64 B messages; $rounds interleaved rounds; thr: $thr_count messages (msg/s), lat: $lat_trips round trips (one-way us)"
 echo "| row | median | runs |"
 echo "|---|---|---|"
-for kind in "tcp thr" "tcp lat" "inproc thr" "inproc lat"; do
+for kind in "tcp thr" "tcp lat" "inproc thr" "inproc lat" "tls lat" "ws lat"; do
   for which in base head ref-smol ref-tokio raw; do
     key="$kind $which"
     [ -n "${runs[$key]:-}" ] || continue

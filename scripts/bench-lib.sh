@@ -1,5 +1,5 @@
 # Shared by the bench scripts (sourced; expects $tmp, $repeats and $port to be set):
-# wait_listening, pair_run, median and measure.
+# wait_listening, pair_run, median, measure and make_test_certs.
 
 wait_listening() { # url
   local url=$1 i
@@ -54,3 +54,17 @@ measure() { # label field-regex then command (as pair_run args or a single comma
   echo "$label|$(cat "$tmp/m")|${vals[*]}"
 }
 
+
+# make_test_certs: a CA and a server certificate for 127.0.0.1 in $tmp, made for this run
+# only (needs openssl); sets srv (sp-perf's server flags) and cli (the client's).
+make_test_certs() {
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -keyout "$tmp/ca.key" -out "$tmp/ca.pem" -days 2 \
+    -subj "/CN=bench ca" 2>/dev/null
+  openssl req "${ec[@]}" -keyout "$tmp/srv.key" -out "$tmp/srv.csr" -subj "/CN=127.0.0.1" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\n' >"$tmp/ext"
+  openssl x509 -req -in "$tmp/srv.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -CAcreateserial \
+    -out "$tmp/srv.crt" -days 2 -extfile "$tmp/ext" 2>/dev/null
+  srv=(--cert "$tmp/srv.crt" --key "$tmp/srv.key")
+  cli=(--cacert "$tmp/ca.pem")
+}

@@ -16,16 +16,7 @@ trap 'rm -rf "$tmp"' EXIT
 port=$((20000 + RANDOM % 20000))
 . scripts/bench-lib.sh
 
-# A CA and a server certificate for 127.0.0.1, made for this run only.
-ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-openssl req -x509 "${ec[@]}" -keyout "$tmp/ca.key" -out "$tmp/ca.pem" -days 2 \
-  -subj "/CN=bench ca" 2>/dev/null
-openssl req "${ec[@]}" -keyout "$tmp/srv.key" -out "$tmp/srv.csr" -subj "/CN=127.0.0.1" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' >"$tmp/ext"
-openssl x509 -req -in "$tmp/srv.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -CAcreateserial \
-  -out "$tmp/srv.crt" -days 2 -extfile "$tmp/ext" 2>/dev/null
-srv=(--cert "$tmp/srv.crt" --key "$tmp/srv.key")
-cli=(--cacert "$tmp/ca.pem")
+make_test_certs
 
 MB="throughput: [0-9.]+ \[Mb/s\]"
 L="average latency"

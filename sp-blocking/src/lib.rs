@@ -89,11 +89,15 @@
 //! NNG's do); closing a socket ends its tasks. A dial to a host name (not an IP address)
 //! resolves it on a short-lived thread of its own.
 //!
-//! A blocking call polls its work on the caller's thread, and while it waits, that thread
-//! drives the reactor and runs the pool's ready tasks itself (`async_io::block_on` of the
-//! executor): the pipe task that reads the reply a caller waits for, or writes the request it
-//! just queued, usually runs on the caller's thread rather than after a hand-over to a pool
-//! thread. Tasks of other sockets may run there too: a pipe hook
+//! A blocking call polls its work on the caller's thread. A call that must wait first runs
+//! the pool's ready tasks itself (such as the writer of the request whose reply it waits
+//! for). Then, on Linux, if at most 16 connections of the process have a reader waiting for
+//! bytes, it sleeps
+//! in `poll(2)` on them and on an eventfd of its thread, so that the kernel wakes the caller
+//! itself when the reply arrives and the caller reads it; otherwise (inproc, more pipes,
+//! other platforms) it waits as one of the executor's runners while driving the reactor
+//! (`async_io::block_on` of the executor). Tasks of other sockets may run on a caller's
+//! thread too: a pipe hook
 //! ([`Socket::set_pipe_hook`]) runs on a pool thread or on a thread blocked in some
 //! sp-blocking call, so it must not block nor take a lock that such a caller may hold.
 //!
@@ -106,7 +110,10 @@
 #![forbid(unsafe_code)]
 
 mod context;
+#[cfg(target_os = "linux")]
+mod direct;
 mod endpoint;
+mod pool;
 mod runtime;
 mod socket;
 

@@ -7,11 +7,9 @@
 //! all sockets of the process; its threads stay parked while there is nothing to do and live
 //! as long as the process, as NNG's do.
 //!
-//! A blocking call runs on the caller's thread: [`block_on`] polls the call and, while it
-//! waits, drives the reactor and runs the pool's ready tasks itself. So the pipe task that
-//! reads the reply a caller waits for usually runs on that caller's thread, and the frame a
-//! caller just queued is written from its thread before the call returns, rather than after a
-//! hand-over to a pool thread.
+//! A blocking call runs on the caller's thread: [`block_on`] polls the call, runs ready tasks
+//! while it waits, and sleeps on that thread until it is woken (see `crate::pool`, and
+//! `crate::direct` for the caller's own wait on Linux).
 
 use std::future::Future;
 use std::io;
@@ -19,25 +17,21 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 #[cfg(unix)]
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{ready, Context, Poll, Wake, Waker};
+use std::sync::Mutex;
+use std::task::{ready, Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use async_executor::Executor;
 use async_io::{Async, Timer};
 use sp_transport::rt::{
-    Acceptor, BoxFuture, ConnInfo, Connected, IpcListener, Runtime, Sleep, TcpOptions,
+    Acceptor, BoxFuture, BoxStream, ConnInfo, Connected, IpcListener, Runtime, Sleep, TcpOptions,
 };
 use sp_transport::Error;
 
 /// How many executor threads run the driver's tasks, besides async-io's reactor thread.
 pub(crate) const WORKERS: usize = 2;
-
-/// The one executor of every sp-blocking socket in the process.
-static EXECUTOR: Executor<'static> = Executor::new();
 
 /// Set once the reactor and every worker run.
 static RUNNING: AtomicBool = AtomicBool::new(false);
@@ -82,7 +76,7 @@ pub(crate) fn start() -> io::Result<()> {
         // waiting in `block_on`, so that a caller usually gets its own connection's events.
         thread::Builder::new()
             .name("sp-blocking".into())
-            .spawn(|| futures_lite::future::block_on(EXECUTOR.run(std::future::pending::<()>())))?;
+            .spawn(crate::pool::worker)?;
         started.workers += 1;
     }
     RUNNING.store(true, Ordering::Release);
@@ -97,29 +91,7 @@ pub(crate) fn ensure_started() -> sp_transport::Result<()> {
     })
 }
 
-/// Runs `fut` to completion on the calling thread, driving the reactor and running the pool's
-/// ready tasks while it waits.
-pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
-    // Most sends, and receives of a message already queued, complete at the first poll: return
-    // then, without the cost of entering async-io's `block_on` (which wakes its thread on
-    // the way out) and the executor (which registers a runner).
-    let mut fut = pin!(fut);
-    if let Poll::Ready(out) = fut.as_mut().poll(&mut Context::from_waker(&noop_waker())) {
-        return out;
-    }
-    async_io::block_on(EXECUTOR.run(fut))
-}
-
-/// A waker that does nothing, for the first poll of [`block_on`]: a future still pending then
-/// is polled again at once with the real waker.
-fn noop_waker() -> Waker {
-    struct Noop;
-    impl Wake for Noop {
-        fn wake(self: Arc<Self>) {}
-    }
-    static NOOP: OnceLock<Waker> = OnceLock::new();
-    NOOP.get_or_init(|| Waker::from(Arc::new(Noop))).clone()
-}
+pub(crate) use crate::pool::block_on;
 
 /// Runs a blocking call that needs the pool: an error if the pool cannot start.
 pub(crate) fn run<T>(
@@ -160,7 +132,7 @@ impl Runtime for Threads {
         if let Err(e) = start() {
             tracing::error!(error = %e, "cannot start sp-blocking's threads");
         }
-        EXECUTOR.spawn(fut).detach();
+        crate::pool::spawn(fut);
     }
 
     fn sleep_until(&self, deadline: Instant) -> Box<dyn Sleep> {
@@ -230,7 +202,7 @@ const NAMED_PIPES: sp_transport::Unsupported = sp_transport::Unsupported::NamedP
 fn tcp(s: Async<TcpStream>, opts: TcpOptions) -> io::Result<Connected> {
     opts.apply(s.get_ref())?;
     let info = ConnInfo::tcp(s.get_ref().local_addr(), s.get_ref().peer_addr());
-    Ok((Box::new(s), info))
+    Ok((watched(s), info))
 }
 
 /// A connected Unix stream and what the OS says about it (addresses, peer credentials).
@@ -238,7 +210,26 @@ fn tcp(s: Async<TcpStream>, opts: TcpOptions) -> io::Result<Connected> {
 fn unix(s: Async<UnixStream>) -> io::Result<Connected> {
     let (local, remote) = (s.get_ref().local_addr().ok(), s.get_ref().peer_addr().ok());
     let info = ConnInfo::unix(s.get_ref(), local.as_ref(), remote.as_ref());
-    Ok((Box::new(s), info))
+    Ok((watched(s), info))
+}
+
+/// A connection a blocking caller can wait on itself (Linux, see `crate::direct`).
+#[cfg(target_os = "linux")]
+fn watched<T>(s: Async<T>) -> BoxStream
+where
+    T: std::os::fd::AsFd + Send + Sync + 'static,
+    for<'a> &'a T: std::io::Read + std::io::Write,
+{
+    Box::new(crate::direct::Watched::new(s))
+}
+
+/// A connection, waited on through async-io's reactor.
+#[cfg(not(target_os = "linux"))]
+fn watched<T>(s: Async<T>) -> BoxStream
+where
+    Async<T>: sp_transport::rt::ByteStream,
+{
+    Box::new(s)
 }
 
 /// A future that completes at `deadline`.

@@ -1,0 +1,303 @@
+//! Waiting on the connections themselves: how a blocking call that waits for a peer wakes up
+//! as soon as the kernel has the peer's bytes, with no other thread in between (Linux).
+//!
+//! async-io's reactor runs on its own thread and watches every connection. A caller that only
+//! slept until that thread woke it would pay two wake-ups per message: the kernel wakes the
+//! reactor thread, which wakes the caller. So a caller that must wait also watches, with
+//! `poll(2)` on its own thread, the connections whose readers are parked (a pipe task that
+//! found nothing to read), besides an eventfd that its waker writes to. When one of them
+//! becomes readable, the caller wakes that reader itself and runs the ready tasks (see
+//! `crate::pool`), so the reader usually reads on the caller's thread. The reactor sees the
+//! same readiness and wakes the same task; whichever comes second finds the task already
+//! scheduled or run, or reads nothing and parks again.
+//!
+//! A caller watches at most [`DIRECT_MAX`] parked readers; with more (a socket with many
+//! pipes), it sleeps on its eventfd alone and is woken through the reactor thread, as a
+//! caller on other platforms always is.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::{Context, Poll, Wake, Waker};
+
+use async_io::Async;
+use futures_io::{AsyncRead, AsyncWrite};
+use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
+
+/// The most parked readers a waiting caller watches itself.
+pub(crate) const DIRECT_MAX: usize = 16;
+
+/// A connection's readiness, shareable with a waiting caller: the stream itself (kept alive
+/// while a caller polls it) and the waker of its parked reader.
+trait Watchable: Send + Sync {
+    fn fd(&self) -> BorrowedFd<'_>;
+}
+
+impl<T: AsFd + Send + Sync> Watchable for Async<T> {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.as_fd()
+    }
+}
+
+/// The waker of a reader that found nothing to read, and whether it is in the registry.
+#[derive(Default)]
+struct Parked {
+    waker: Option<Waker>,
+    listed: bool,
+    /// The caller whose `poll(2)` holds the stream now: a stream dropped meanwhile wakes it,
+    /// so that it lets go and the connection closes at once.
+    watcher: Option<Weak<CallerWake>>,
+}
+
+struct Slot {
+    io: Weak<dyn Watchable>,
+    parked: Mutex<Parked>,
+}
+
+/// The parked readers of the process.
+fn registry() -> &'static Mutex<Vec<Arc<Slot>>> {
+    static REGISTRY: OnceLock<Mutex<Vec<Arc<Slot>>>> = OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A connection (TCP or Unix stream) whose reader a waiting caller can watch.
+pub(crate) struct Watched<T> {
+    io: Arc<Async<T>>,
+    slot: Arc<Slot>,
+}
+
+impl<T: AsFd + Send + Sync + 'static> Watched<T> {
+    pub(crate) fn new(io: Async<T>) -> Self {
+        let io = Arc::new(io);
+        let weak: Weak<dyn Watchable> = Arc::downgrade(&io) as Weak<dyn Watchable>;
+        Self {
+            io,
+            slot: Arc::new(Slot {
+                io: weak,
+                parked: Mutex::new(Parked::default()),
+            }),
+        }
+    }
+
+    /// The reader found nothing: a waiting caller may watch this connection for it.
+    fn park(&self, waker: &Waker) {
+        let mut p = lock(&self.slot.parked);
+        match &p.waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => p.waker = Some(waker.clone()),
+        }
+        if !p.listed {
+            p.listed = true;
+            drop(p);
+            lock(registry()).push(self.slot.clone());
+        }
+    }
+
+    /// The reader read something: it is not parked.
+    fn unpark(&self) {
+        lock(&self.slot.parked).waker = None;
+    }
+}
+
+impl<T> AsyncRead for Watched<T>
+where
+    T: AsFd + Send + Sync + 'static,
+    for<'a> &'a T: Read,
+{
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let out = Pin::new(&mut &*self.io).poll_read(cx, buf);
+        match out {
+            Poll::Pending => self.park(cx.waker()),
+            Poll::Ready(_) => self.unpark(),
+        }
+        out
+    }
+}
+
+impl<T> AsyncWrite for Watched<T>
+where
+    for<'a> &'a T: Write,
+{
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.io).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.io).poll_close(cx)
+    }
+}
+
+impl<T> Drop for Watched<T> {
+    fn drop(&mut self) {
+        // The registry drops the slot at its next look (its stream is gone).
+        let watcher = {
+            let mut p = lock(&self.slot.parked);
+            p.waker = None;
+            p.watcher.take()
+        };
+        if let Some(w) = watcher.and_then(|w| w.upgrade()) {
+            w.wake_by_ref();
+        }
+    }
+}
+
+/// A caller thread's waker: it writes to the thread's eventfd, which the caller's `poll(2)`
+/// watches beside the connections.
+pub(crate) struct CallerWake {
+    efd: OwnedFd,
+    notified: AtomicBool,
+    /// The thread is polling its call or running tasks (not in `poll(2)`): a wake only sets
+    /// `notified`.
+    busy: AtomicBool,
+}
+
+impl Wake for CallerWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.notified.swap(true, Ordering::SeqCst) && !self.busy.load(Ordering::SeqCst) {
+            // A full counter (never, at one write per sleep) only means it is readable.
+            let _ = rustix::io::write(&self.efd, &1u64.to_ne_bytes());
+        }
+    }
+}
+
+/// This thread's [`CallerWake`], made on first use; `None` if the OS refused an eventfd (the
+/// caller then sleeps in async-io's `block_on`).
+pub(crate) fn caller_wake() -> Option<Arc<CallerWake>> {
+    thread_local! {
+        static WAKE: Option<Arc<CallerWake>> = CallerWake::new()
+            .inspect_err(|e| tracing::warn!(error = %e, "sp-blocking: no eventfd, waiting through async-io"))
+            .ok();
+    }
+    WAKE.with(Clone::clone)
+}
+
+impl CallerWake {
+    fn new() -> io::Result<Arc<Self>> {
+        let efd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        Ok(Arc::new(Self {
+            efd,
+            notified: AtomicBool::new(false),
+            busy: AtomicBool::new(true),
+        }))
+    }
+
+    /// Starts a poll of the call: wakes from now on are seen by the next check.
+    pub(crate) fn begin_poll(&self) {
+        self.busy.store(true, Ordering::SeqCst);
+        self.notified.store(false, Ordering::SeqCst);
+    }
+
+    /// Sleeps until the waker is woken or a watched connection is readable; wakes the
+    /// readers of the readable ones (their tasks then run on this thread).
+    pub(crate) fn sleep(self: &Arc<Self>) {
+        self.busy.store(false, Ordering::SeqCst);
+        // A wake between the poll and here wrote nothing: check before sleeping.
+        if self.notified.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut watched = watched_readers();
+        // Only readers still parked; a stream dropped from here on wakes this caller.
+        watched.retain(|(_, slot)| {
+            let mut p = lock(&slot.parked);
+            let parked = p.waker.is_some();
+            if parked {
+                p.watcher = Some(Arc::downgrade(self));
+            }
+            parked
+        });
+        let mut fds = Vec::with_capacity(1 + watched.len());
+        fds.push(PollFd::new(&self.efd, PollFlags::IN));
+        for (io, _) in &watched {
+            fds.push(PollFd::from_borrowed_fd(io.fd(), PollFlags::IN));
+        }
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "sp-blocking: poll failed");
+                return;
+            }
+        }
+        let ready: Vec<bool> = fds[1..].iter().map(|f| !f.revents().is_empty()).collect();
+        if !fds[0].revents().is_empty() {
+            let mut buf = [0u8; 8];
+            let _ = rustix::io::read(&self.efd, &mut buf);
+        }
+        drop(fds);
+        for ((_, slot), ready) in watched.iter().zip(ready) {
+            let waker = {
+                let mut p = lock(&slot.parked);
+                p.watcher = None;
+                if ready {
+                    p.waker.take()
+                } else {
+                    None
+                }
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// Whether a waiting caller has connections to watch (between 1 and [`DIRECT_MAX`] parked
+/// readers).
+pub(crate) fn watchable() -> bool {
+    let n = lock(registry()).len();
+    (1..=DIRECT_MAX).contains(&n)
+}
+
+/// The parked readers to watch (at most [`DIRECT_MAX`], none if there are more), each with its
+/// stream kept alive; drops the slots of streams that are gone or readers no longer parked.
+fn watched_readers() -> Vec<(Arc<dyn Watchable>, Arc<Slot>)> {
+    let mut reg = lock(registry());
+    let mut out = Vec::new();
+    reg.retain(|slot| {
+        let mut p = lock(&slot.parked);
+        let keep = p.waker.is_some() && slot.io.strong_count() > 0;
+        if !keep {
+            p.listed = false;
+        }
+        keep
+    });
+    if reg.len() > DIRECT_MAX {
+        return out;
+    }
+    for slot in reg.iter() {
+        if let Some(io) = slot.io.upgrade() {
+            out.push((io, slot.clone()));
+        }
+    }
+    out
+}
