@@ -155,12 +155,16 @@ where
 
 impl<T> Drop for Watched<T> {
     fn drop(&mut self) {
-        // The registry drops the slot at its next look (its stream is gone).
-        let watcher = {
+        let (watcher, listed) = {
             let mut p = lock(&self.slot.parked);
             p.waker = None;
-            p.watcher.take()
+            (p.watcher.take(), std::mem::replace(&mut p.listed, false))
         };
+        // Out of the registry now: with more parked readers than a caller watches, nobody
+        // looks at it, and a server's closed connections would pile up there.
+        if listed {
+            lock(registry()).retain(|slot| !Arc::ptr_eq(slot, &self.slot));
+        }
         if let Some(w) = watcher.and_then(|w| w.upgrade()) {
             w.wake_by_ref();
         }
@@ -300,4 +304,50 @@ fn watched_readers() -> Vec<(Arc<dyn Watchable>, Arc<Slot>)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    fn listed(slot: &Arc<Slot>) -> bool {
+        lock(registry()).iter().any(|s| Arc::ptr_eq(s, slot))
+    }
+
+    /// A reader that finds nothing is listed for waiting callers; its stream, once dropped, is
+    /// not, whether or not a caller looked at the registry in between.
+    #[test]
+    fn a_parked_reader_is_listed_until_its_stream_drops() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut theirs, _) = listener.accept().unwrap();
+        let mut watched = Watched::new(Async::new(ours).unwrap());
+        let slot = watched.slot.clone();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut buf = [0u8; 8];
+        assert!(Pin::new(&mut watched)
+            .poll_read(&mut cx, &mut buf)
+            .is_pending());
+        assert!(listed(&slot), "a parked reader is listed");
+        theirs.write_all(b"x").unwrap();
+        // The byte arrives in the kernel; a read takes it and leaves the reader unparked.
+        let got = loop {
+            if let Poll::Ready(r) = Pin::new(&mut watched).poll_read(&mut cx, &mut buf) {
+                break r.unwrap();
+            }
+            std::thread::yield_now();
+        };
+        assert_eq!(&buf[..got], b"x");
+        assert!(
+            lock(&slot.parked).waker.is_none(),
+            "a reader that read is not parked"
+        );
+        assert!(Pin::new(&mut watched)
+            .poll_read(&mut cx, &mut buf)
+            .is_pending());
+        drop(watched);
+        assert!(!listed(&slot), "a dropped stream is not listed");
+    }
 }
