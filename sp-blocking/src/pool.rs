@@ -26,6 +26,7 @@ use async_executor::Executor;
 static EXECUTOR: Executor<'static> = Executor::new();
 
 /// How many ready tasks a blocking call runs before it polls its own work again.
+#[cfg(target_os = "linux")]
 const RUN_BATCH: usize = 64;
 
 /// Spawns `fut` on the pool.
@@ -39,6 +40,7 @@ pub(crate) fn worker() {
 }
 
 /// Runs up to [`RUN_BATCH`] ready tasks on this thread; returns whether more may be ready.
+#[cfg(target_os = "linux")]
 fn run_ready() -> bool {
     for _ in 0..RUN_BATCH {
         if !EXECUTOR.try_tick() {
