@@ -6,8 +6,10 @@
 #
 # Rows: throughput (msg/s) with 64 B messages over tcp, ipc and inproc, with 1400 B and
 # 65536 B messages over tcp (thr-count * 3/10 and thr-count / 50 messages; the 65536 B row is
-# also given in MB/s, 10^6 bytes), and one-way latency (us) with 64 B messages over tcp, ipc
-# and inproc. Every figure is the median of `repeats` runs; every process runs under
+# also given in MB/s, 10^6 bytes), one-way latency (us) with 64 B messages over tcp, ipc
+# and inproc, and the resident memory (KiB) each side of the tcp 64 B throughput run adds to
+# the same program at rest (peak of the run minus peak of a one-message run). Every figure is
+# the median of `repeats` runs; every process runs under
 # `timeout` (BENCH_TIMEOUT seconds, default 60) and a run that times out counts as missing
 # ("hung"), never as a number. A library whose tools could not be built shows "—".
 #
@@ -136,6 +138,45 @@ row latency "tcp 64 B"    us lower lat "$T"   64 "$lat_trips"
 row latency "ipc 64 B"    us lower lat "$I"   64 "$lat_trips"
 row latency "inproc 64 B" us lower lat inproc 64 "$lat_trips"
 
+# mem_cell <tool-prefix> <recv|send>: KiB that one side of the tcp 64 B throughput run adds to
+# the same program at rest: its peak resident memory (/usr/bin/time's %M) in a run of
+# thr-count messages minus that in a run of one message (start, connect, one message, exit).
+mem_cell() {
+  local p=$1 side=$2 first=${1}local_thr n full rest
+  first=${first%% *}
+  if [ ! -x "$first" ]; then CELL="—|not built"; return; fi
+  for n in "$thr_count" 1; do
+    if [ "$side" = recv ]; then
+      cell "rss:" lim /usr/bin/time -f rss:%M ${p}local_thr "$T" 64 "$n" -- lim ${p}remote_thr "$T" 64 "$n"
+    else
+      cell "rss:" lim ${p}local_thr "$T" 64 "$n" -- lim /usr/bin/time -f rss:%M ${p}remote_thr "$T" 64 "$n"
+    fi
+    if [ "$n" = 1 ]; then rest=$CELL; else full=$CELL; fi
+  done
+  if [[ ${full%%|*} =~ ^[0-9]+$ && ${rest%%|*} =~ ^[0-9]+$ ]]; then
+    CELL="$(( ${full%%|*} - ${rest%%|*} ))|peak ${full#*|} at rest ${rest#*|}"
+  else
+    CELL="—|peak ${full#*|} at rest ${rest#*|}"
+  fi
+}
+# mem_row <case> <recv|send>
+mem_row() {
+  local line="memory	$1	KiB	lower"
+  mem_cell "$sp" "$2"; line+="	$CELL"
+  line+="	—|n/a"
+  mem_cell "$nng" "$2"; line+="	$CELL"
+  mem_cell "$nn" "$2"; line+="	$CELL"
+  mem_cell "$zmq" "$2"; line+="	$CELL"
+  echo "$line" >>"$tmp/rows"
+  echo "bench-vs: $1 memory done" >&2
+}
+if [ -x /usr/bin/time ]; then
+  mem_row "tcp 64 B receiver adds" recv
+  mem_row "tcp 64 B sender adds" send
+else
+  echo "bench-vs: no /usr/bin/time (apt-get install time): no memory rows" >&2
+fi
+
 # results.csv: the medians (missing as —); runs.tsv: every run.
 {
   echo "# scripts/bench-vs.sh $thr_count $lat_trips $repeats, $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -170,7 +211,7 @@ awk -F'\t' '
 cat "$out/results.md"
 echo
 echo "libzmq: PUSH/PULL (throughput), REQ/REP (latency); nanomsg: PAIR v0; sp-rs, NNG: PAIR v1." \
-  "sp-rs / libzmq: above 1 is sp-rs ahead for throughput, below 1 for latency." \
+  "sp-rs / libzmq: above 1 is sp-rs ahead for throughput, below 1 for latency and memory." \
   "hung = every run timed out after ${limit}s; every run is in $out/runs.tsv."
 target/release/sp-bench-chart "$out/results.csv" "$out/bench-vs.svg" \
   "sp-rs, raw TCP, NNG, nanomsg, libzmq in the same run (median of $repeats)" &&
