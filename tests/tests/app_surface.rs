@@ -1041,15 +1041,41 @@ macro_rules! app_suite {
                 });
             }
 
-            /// A socket closed while its only pipe is stalled: after the linger time the pipe's
-            /// queue goes back to PUSH, which has nowhere to send it, and every one of those
-            /// messages is counted as `socket_closed`, once.
+            /// A REQ request whose pipe died waits for another pipe; when the socket closes
+            /// first, it is counted as `socket_closed`, once.
+            #[test]
+            fn closing_the_socket_counts_a_request_no_pipe_took() {
+                run(async {
+                    let rep: sp::Rep = open();
+                    let url = inproc_url("stranded-request");
+                    rep.listen(url.as_str()).await.expect("listen");
+                    let req: sp::Req = open();
+                    let mut events = req.pipe_events();
+                    req.dial(url.as_str()).await.expect("dial");
+                    expect_attach(&mut events, "the pipe").await;
+                    req.send("no reply").await.expect("send the request");
+                    rep.recv().await.expect("the request arrives");
+                    rep.close().await;
+                    expect_detached(&mut events, "the pipe").await;
+                    assert_eq!(req.stats().send_queued, 1, "the request waits for a pipe");
+                    req.close().await;
+                    let s = req.stats();
+                    assert_eq!(s.dropped.get(DropReason::SocketClosed), 1, "{s:?}");
+                    assert_eq!(s.dropped.total(), 1, "and nothing else: {s:?}");
+                    assert_eq!(req.stats().dropped, s.dropped, "counted once");
+                });
+            }
+
+            /// A socket closed while its only pipe is stalled, with no linger: what the pipe
+            /// still queued goes back to PUSH, which has nowhere to send it, and each such
+            /// message is counted as `socket_closed`, once. (The peer's kernel may take more
+            /// bytes at any moment, even all of the queue, so the test counts what came back.)
             #[test]
             fn closing_the_socket_counts_what_no_pipe_took() {
                 run(async {
                     let peer = StalledPull::start();
                     let push: sp::Push = open();
-                    push.set_linger(Duration::from_millis(50));
+                    push.set_linger(Duration::ZERO);
                     let mut events = push.pipe_events();
                     push.dial(peer.url.as_str())
                         .await
@@ -1062,13 +1088,14 @@ macro_rules! app_suite {
                     let (gone, _) = expect_detached(&mut events, "the stalled pipe").await;
                     assert_eq!(gone.id(), p.id());
                     let s = push.stats();
-                    assert_eq!(p.stats().returned, queued, "the pipe handed its queue back");
+                    let returned = p.stats().returned;
+                    assert!(returned <= queued, "{returned} of {queued} came back");
                     assert_eq!(
                         s.dropped.get(DropReason::SocketClosed),
-                        queued,
+                        returned,
                         "every returned message counted as socket_closed: {s:?}"
                     );
-                    assert_eq!(s.dropped.total(), queued, "and nothing else: {s:?}");
+                    assert_eq!(s.dropped.total(), returned, "and nothing else: {s:?}");
                     assert_eq!(push.stats().dropped, s.dropped, "counted once");
                     peer.finish();
                 });
