@@ -1,5 +1,6 @@
 # Shared by the bench scripts (sourced; expects $tmp, $repeats and $port to be set):
-# wait_listening, pair_run, median, measure and make_test_certs.
+# wait_listening, pair_run, median, measure and make_test_certs; and perf_tools_prepare for
+# the scripts that build other libraries' perf tools.
 
 wait_listening() { # url
   local url=$1 i
@@ -67,4 +68,15 @@ make_test_certs() {
     -out "$tmp/srv.crt" -days 2 -extfile "$tmp/ext" 2>/dev/null
   srv=(--cert "$tmp/srv.crt" --key "$tmp/srv.key")
   cli=(--cacert "$tmp/ca.pem")
+}
+
+# perf_tools_prepare <out> <label>: ends the calling build script if <out>/bin already has the
+# perf tools; otherwise makes <out> and makes sure cmake and ninja are there (from pip).
+perf_tools_prepare() {
+  if [ -x "$1/bin/local_thr" ] && [ -x "$1/bin/inproc_lat" ]; then
+    echo "$2 perf tools already built in $1/bin"
+    exit 0
+  fi
+  mkdir -p "$1"
+  command -v cmake >/dev/null && command -v ninja >/dev/null || pip install -q cmake ninja
 }

@@ -11,12 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/nanomsg-perf
 tools=(local_thr remote_thr local_lat remote_lat inproc_thr inproc_lat)
-if [ -x "$out/bin/local_thr" ] && [ -x "$out/bin/inproc_lat" ]; then
-  echo "nanomsg perf tools already built in $out/bin"
-  exit 0
-fi
-mkdir -p "$out"
-command -v cmake >/dev/null && command -v ninja >/dev/null || pip install -q cmake ninja
+. scripts/bench-lib.sh
+perf_tools_prepare "$out" nanomsg
 if [ ! -f "$out/src/CMakeLists.txt" ]; then
   command -v apt-get >/dev/null || { echo "build-nanomsg-perf: no apt-get" >&2; exit 1; }
   apt_dir=$(pwd)/$out/apt

@@ -5,12 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/nng-perf
-if [ -x "$out/bin/local_thr" ]; then
-  echo "NNG perf tools already built in $out/bin"
-  exit 0
-fi
-mkdir -p "$out"
-command -v cmake >/dev/null && command -v ninja >/dev/null || pip install -q cmake ninja
+. scripts/bench-lib.sh
+perf_tools_prepare "$out" NNG
 if [ ! -d "$out/src" ]; then
   pip download -q --no-deps --no-binary pynng pynng==0.9.0 -d "$out/dl"
   mkdir -p "$out/src"

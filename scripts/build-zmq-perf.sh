@@ -12,12 +12,8 @@ cd "$(dirname "$0")/.."
 crate_version=0.3.6 # 0.3.6+4.3.5: the newest zeromq-src, vendoring libzmq 4.3.5
 out=target/zmq-perf
 tools=(local_thr remote_thr local_lat remote_lat inproc_thr inproc_lat)
-if [ -x "$out/bin/local_thr" ] && [ -x "$out/bin/inproc_lat" ]; then
-  echo "libzmq perf tools already built in $out/bin"
-  exit 0
-fi
-mkdir -p "$out"
-command -v cmake >/dev/null && command -v ninja >/dev/null || pip install -q cmake ninja
+. scripts/bench-lib.sh
+perf_tools_prepare "$out" libzmq
 src=$(ls -d "$out"/fetch/vendor/zeromq-src-*/vendor 2>/dev/null | head -1 || true)
 if [ -z "$src" ]; then
   # Fetch the crate with cargo itself: a throwaway package that depends on it, vendored.

@@ -29,8 +29,8 @@ use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 /// The most parked readers a waiting caller watches itself.
 pub(crate) const DIRECT_MAX: usize = 16;
 
-/// A connection's readiness, shareable with a waiting caller: the stream itself (kept alive
-/// while a caller polls it) and the waker of its parked reader.
+/// A connection as a waiting caller sees it: its file descriptor, borrowed from the stream
+/// that the caller keeps alive while it polls.
 trait Watchable: Send + Sync {
     fn fd(&self) -> BorrowedFd<'_>;
 }
@@ -332,13 +332,11 @@ mod tests {
             .is_pending());
         assert!(listed(&slot), "a parked reader is listed");
         theirs.write_all(b"x").unwrap();
-        // The byte arrives in the kernel; a read takes it and leaves the reader unparked.
-        let got = loop {
-            if let Poll::Ready(r) = Pin::new(&mut watched).poll_read(&mut cx, &mut buf) {
-                break r.unwrap();
-            }
-            std::thread::yield_now();
-        };
+        // Waits for the byte through the reactor; the read leaves the reader unparked.
+        let got = async_io::block_on(std::future::poll_fn(|cx| {
+            Pin::new(&mut watched).poll_read(cx, &mut buf)
+        }))
+        .unwrap();
         assert_eq!(&buf[..got], b"x");
         assert!(
             lock(&slot.parked).waker.is_none(),

@@ -46,7 +46,7 @@ fn draw_err<E: fmt::Display>(e: E) -> ChartError {
 pub enum Better {
     /// Throughput and bandwidth.
     Higher,
-    /// Latency.
+    /// Latency and memory.
     Lower,
 }
 
