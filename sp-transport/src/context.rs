@@ -121,13 +121,17 @@ impl<R: Runtime, P: SocketCore> Context<R, P> {
         self.shared.lock().contexts.get_mut(&self.id).map(f)
     }
 
-    async fn send_by(&self, msg: Message, deadline: Option<Instant>) -> SendResult {
+    async fn send_by(
+        &self,
+        msg: Message,
+        deadline: impl FnOnce() -> Option<Instant>,
+    ) -> SendResult {
         let mut op = SendOp::new(self.shared.clone(), self.id, msg);
         let res = with_deadline(&self.shared.rt, deadline, |cx| op.poll(cx)).await;
         res.map_err(|e| Unsent::new(e, std::mem::take(&mut op.msg)))
     }
 
-    async fn recv_by(&self, deadline: Option<Instant>) -> Result<Message> {
+    async fn recv_by(&self, deadline: impl FnOnce() -> Option<Instant>) -> Result<Message> {
         let mut op = RecvOp::new(self.shared.clone(), self.id);
         with_deadline(&self.shared.rt, deadline, |cx| op.poll(cx)).await
     }
@@ -149,7 +153,7 @@ impl<R: Runtime, P: ContextRole + SendRole> Context<R, P> {
     /// # Errors
     /// [`Error::TimedOut`], [`Error::BadState`] (REP: nothing to answer), [`Error::Closed`].
     pub async fn send(&self, msg: impl Into<Message>) -> SendResult {
-        let deadline = deadline_after(&self.shared.rt, self.send_timeout());
+        let deadline = || deadline_after(&self.shared.rt, self.send_timeout());
         self.send_by(msg.into(), deadline).await
     }
 
@@ -161,7 +165,7 @@ impl<R: Runtime, P: ContextRole + SendRole> Context<R, P> {
     /// # Errors
     /// As [`Context::send`].
     pub async fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> SendResult {
-        self.send_by(msg.into(), Some(deadline)).await
+        self.send_by(msg.into(), || Some(deadline)).await
     }
 
     /// Sends only if that is possible without waiting.
@@ -199,7 +203,7 @@ impl<R: Runtime, P: ContextRole + RecvRole> Context<R, P> {
     /// SURVEYOR: a newer send replaced what this receive waited for),
     /// [`Error::ConnectionReset`], [`Error::Closed`].
     pub async fn recv(&self) -> Result<Message> {
-        let deadline = deadline_after(&self.shared.rt, self.recv_timeout());
+        let deadline = || deadline_after(&self.shared.rt, self.recv_timeout());
         self.recv_by(deadline).await
     }
 
@@ -213,7 +217,7 @@ impl<R: Runtime, P: ContextRole + RecvRole> Context<R, P> {
     /// # Errors
     /// As [`Context::recv`].
     pub async fn recv_until(&self, deadline: Instant) -> Result<Message> {
-        self.recv_by(Some(deadline)).await
+        self.recv_by(|| Some(deadline)).await
     }
 
     /// Receives only if a message is ready now.

@@ -45,6 +45,9 @@ const LARGE_FRAME: usize = 4 * READ_CHUNK;
 const READ_MAX: usize = 1 << 20;
 /// iovecs per vectored write.
 const MAX_IOVECS: usize = 64;
+/// The most messages a stream pipe hands its socket's core under one lock (see
+/// [`Inbound::deliver`]).
+const DELIVER_BATCH: usize = 64;
 /// Rounds of read/write work in one poll before yielding to other tasks.
 const POLL_BUDGET: usize = 32;
 
@@ -476,16 +479,20 @@ pub(crate) struct Inbound {
     decoder: FrameDecoder,
     rbuf: BytesMut,
     scratch: Box<[u8]>,
-    /// A decoded message the core did not take (it had paused the pipe already).
-    held: Option<Message>,
+    /// Messages decoded and not yet taken by the core: the next batch, or what a core that
+    /// paused the pipe mid-batch left.
+    held: VecDeque<Message>,
+    /// A framing error found while decoding a batch, reported once the frames before it are
+    /// delivered.
+    bad_frame: Option<sp_core::frame::FrameError>,
     /// Counts `held` as lost if the pipe ends before the core takes it.
     handle: Arc<PipeHandle>,
 }
 
 impl Drop for Inbound {
     fn drop(&mut self) {
-        if self.held.is_some() {
-            self.handle.count_lost(1);
+        if !self.held.is_empty() {
+            self.handle.count_lost(self.held.len());
         }
     }
 }
@@ -501,53 +508,47 @@ impl Inbound {
             decoder: FrameDecoder::new(kind, max_message_size),
             rbuf: leftover,
             scratch: vec![0u8; SCRATCH_MIN].into_boxed_slice(),
-            held: None,
+            held: VecDeque::with_capacity(DELIVER_BATCH),
+            bad_frame: None,
             handle,
         }
     }
 
-    /// Feeds the buffered frames to `owner` while its core keeps receiving from the pipe.
-    /// Returns `None` when no whole frame is buffered, otherwise whether the core still
-    /// receives (`false`: the handle is now paused).
+    /// Feeds the next batch of buffered frames to `owner` while its core keeps receiving from
+    /// the pipe. Returns `None` when no whole frame is buffered, otherwise whether the core
+    /// still receives (`false`: the handle is now paused).
+    ///
+    /// The batch is decoded before the owner's lock is taken, and is at most
+    /// [`DELIVER_BATCH`] messages: the lock is held only while the core takes them, so an
+    /// application receiving at the same time waits briefly instead of going to sleep.
     pub(crate) fn deliver(
         &mut self,
         owner: &dyn PipeOwner,
         handle: &PipeHandle,
     ) -> Result<Option<bool>, PipeEnd> {
-        let first = match self.held.take() {
-            Some(m) => m,
-            None => match self
-                .decoder
-                .decode(&mut self.rbuf)
-                .map_err(PipeEnd::BadFrame)?
-            {
-                Some(frame) => Message::new(frame),
-                None => return Ok(None),
-            },
-        };
-        let mut first = Some(first);
-        let mut err = None;
-        let decoder = &mut self.decoder;
-        let rbuf = &mut self.rbuf;
-        let receiving = owner.deliver(handle, &mut || {
-            if let Some(m) = first.take() {
-                return Some(m);
-            }
-            match decoder.decode(rbuf) {
-                Ok(frame) => frame.map(Message::new),
-                Err(e) => {
-                    err = Some(e);
-                    None
+        if self.held.is_empty() && self.bad_frame.is_none() {
+            while self.held.len() < DELIVER_BATCH {
+                match self.decoder.decode(&mut self.rbuf) {
+                    Ok(Some(frame)) => self.held.push_back(Message::new(frame)),
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.bad_frame = Some(e);
+                        break;
+                    }
                 }
             }
-        });
-        // A core that had paused the pipe before this delivery takes nothing; keep the
-        // message for the next one rather than lose it.
-        self.held = first;
-        match err {
-            Some(e) => Err(PipeEnd::BadFrame(e)),
-            None => Ok(Some(receiving)),
         }
+        if self.held.is_empty() {
+            return match self.bad_frame.take() {
+                Some(e) => Err(PipeEnd::BadFrame(e)),
+                None => Ok(None),
+            };
+        }
+        // A core that had paused the pipe takes nothing, or stops mid-batch: what it left
+        // stays held for the next delivery rather than being lost.
+        let held = &mut self.held;
+        let receiving = owner.deliver(handle, &mut || held.pop_front());
+        Ok(Some(receiving))
     }
 
     /// Doubles the scratch buffer (up to [`READ_CHUNK`]) after a read that filled all the room

@@ -274,6 +274,10 @@ pub(crate) struct State<P> {
     /// Callers of `close().await`, woken when the last pipe is gone after the close.
     close_waiters: Waiters,
     timer_deadline: Option<Instant>,
+    /// The latest time the driver read from the runtime: what a send or receive on a core
+    /// that does not read its `now` is given instead of a fresh clock read
+    /// (see [`Protocol::send_recv_read_now`]).
+    latest_now: Instant,
     timer_waker: Option<Waker>,
     pub(crate) opts: SocketOptions,
     endpoints: Vec<Arc<EndpointCtl>>,
@@ -371,6 +375,15 @@ impl<P: Protocol> State<P> {
 
     /// Drains the core's outputs into pipe queues, wake-ups and timer changes.
     pub(crate) fn pump(&mut self, now: Instant) {
+        self.latest_now = now;
+        self.pump_with(&mut || now);
+    }
+
+    /// [`State::pump`] for a call that has not read the clock: `clock` is called only if the
+    /// core needs the time (a pipe became writable), at most once.
+    pub(crate) fn pump_with(&mut self, clock: &mut dyn FnMut() -> Instant) {
+        let mut read: Option<Instant> = None;
+        let mut now = || *read.get_or_insert_with(&mut *clock);
         loop {
             while let Some(tx) = self.core.poll_transmit() {
                 match self.pipes.get(&tx.pipe) {
@@ -420,8 +433,11 @@ impl<P: Protocol> State<P> {
                 break;
             }
             for pipe in std::mem::take(&mut self.writable) {
-                self.core.handle(Input::PipeWritable { pipe }, now);
+                self.core.handle(Input::PipeWritable { pipe }, now());
             }
+        }
+        if let Some(now) = read {
+            self.latest_now = now;
         }
         let deadline = self.core.poll_timeout();
         if deadline != self.timer_deadline {
@@ -562,46 +578,71 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         }
     }
 
-    pub(crate) fn poll_send(&self, msg: &Message, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    /// The `now` for a send or receive on the core: a fresh clock read only for a core whose
+    /// send or receive reads it (REQ, SURVEYOR); the others get the latest time read.
+    fn app_call_now(&self, st: &mut State<P>) -> Instant {
+        if st.core.send_recv_read_now() {
+            st.latest_now = self.rt.now();
+        }
+        st.latest_now
+    }
+
+    /// One send attempt; on `WouldBlock` it registers `waker` (if any) for
+    /// [`Event::Writable`].
+    fn try_send_locked(&self, msg: &Message, waker: Option<&Waker>) -> Result<()> {
         let mut st = self.lock();
         if self.is_closed() {
-            return Poll::Ready(Err(Error::Closed));
+            return Err(Error::Closed);
         }
-        let now = self.rt.now();
-        match st.core.send(msg.clone(), now) {
-            Ok(()) => {
-                st.count_sent(msg.len());
-                st.pump(now);
-                Poll::Ready(Ok(()))
-            }
+        let now = self.app_call_now(&mut st);
+        let result = st.core.send(msg.clone(), now);
+        match result {
+            Ok(()) => st.count_sent(msg.len()),
             Err(SendError::WouldBlock) => {
-                st.pump(now);
-                st.send_waiters.register(cx.waker());
-                Poll::Pending
+                if let Some(w) = waker {
+                    st.send_waiters.register(w);
+                }
             }
-            Err(e) => {
-                st.pump(now);
-                Poll::Ready(Err(e.into()))
+            Err(_) => {}
+        }
+        st.pump_with(&mut || self.rt.now());
+        result.map_err(Error::from)
+    }
+
+    /// One receive attempt; on `WouldBlock` it registers `waker` (if any) for
+    /// [`Event::Readable`].
+    fn try_recv_locked(&self, waker: Option<&Waker>) -> Result<Message> {
+        let mut st = self.lock();
+        let now = self.app_call_now(&mut st);
+        let result = st.core.recv(now);
+        st.pump_with(&mut || self.rt.now());
+        match result {
+            Ok(msg) => {
+                st.count_received(msg.len());
+                Ok(msg)
             }
+            Err(_) if self.is_closed() => Err(Error::Closed),
+            Err(RecvError::WouldBlock) => {
+                if let Some(w) = waker {
+                    st.recv_waiters.register(w);
+                }
+                Err(Error::WouldBlock)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) fn poll_send(&self, msg: &Message, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        match self.try_send_locked(msg, Some(cx.waker())) {
+            Err(Error::WouldBlock) => Poll::Pending,
+            done => Poll::Ready(done),
         }
     }
 
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
-        let mut st = self.lock();
-        let now = self.rt.now();
-        let result = st.core.recv(now);
-        st.pump(now);
-        match result {
-            Ok(msg) => {
-                st.count_received(msg.len());
-                Poll::Ready(Ok(msg))
-            }
-            Err(_) if self.is_closed() => Poll::Ready(Err(Error::Closed)),
-            Err(RecvError::WouldBlock) => {
-                st.recv_waiters.register(cx.waker());
-                Poll::Pending
-            }
-            Err(e) => Poll::Ready(Err(e.into())),
+        match self.try_recv_locked(Some(cx.waker())) {
+            Err(Error::WouldBlock) => Poll::Pending,
+            done => Poll::Ready(done),
         }
     }
 
@@ -829,6 +870,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// Opens a socket on the given runtime.
     pub fn with_runtime(rt: R) -> Self {
         let seed = rt.random_u64();
+        let started = rt.now();
         let core = P::create(seed);
         let protocol = core.protocol();
         let peer_protocol = core.peer_protocol();
@@ -851,6 +893,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
                 recv_waiters: Waiters::default(),
                 close_waiters: Waiters::default(),
                 timer_deadline: None,
+                latest_now: started,
                 timer_waker: None,
                 opts: SocketOptions::default(),
                 endpoints: Vec::new(),
@@ -1286,14 +1329,19 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         let shared = self.shared();
         // The periodic yield comes before the attempt, never after it: a future dropped
         // while it yields has sent nothing (after a completed send, a drop would make the
-        // caller send the message again).
-        if shared.sends.fetch_add(1, Ordering::Relaxed) % SEND_YIELD_EVERY == SEND_YIELD_EVERY - 1 {
+        // caller send the message again). A plain load and store, not an atomic add: two
+        // threads sending at once may lose a count, which only moves a yield, and the add's
+        // locked instruction was a measurable share of a small message's cost.
+        let sends = shared.sends.load(Ordering::Relaxed).wrapping_add(1);
+        shared.sends.store(sends, Ordering::Relaxed);
+        if sends.is_multiple_of(SEND_YIELD_EVERY) {
             yield_now().await;
         }
-        let timeout = self.send_timeout();
-        with_deadline(&shared.rt, deadline_after(&shared.rt, timeout), |cx| {
-            shared.poll_send(&msg, cx)
-        })
+        with_deadline(
+            &shared.rt,
+            || deadline_after(&shared.rt, self.send_timeout()),
+            |cx| shared.poll_send(&msg, cx),
+        )
         .await
         .map_err(|e| Unsent::new(e, msg))
     }
@@ -1308,11 +1356,12 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// # Errors
     /// As [`Socket::recv`], and [`Error::NotSupported`].
     pub async fn recv_any_role(&self) -> Result<Message> {
-        let timeout = self.recv_timeout();
         let shared = self.shared();
-        with_deadline(&shared.rt, deadline_after(&shared.rt, timeout), |cx| {
-            shared.poll_recv(cx)
-        })
+        with_deadline(
+            &shared.rt,
+            || deadline_after(&shared.rt, self.recv_timeout()),
+            |cx| shared.poll_recv(cx),
+        )
         .await
     }
 
@@ -1454,17 +1503,9 @@ impl<R: Runtime, P: SendRole> Socket<R, P> {
     /// [`Error::WouldBlock`] when no peer can take it now, and the errors of [`Socket::send`].
     pub fn try_send(&self, msg: impl Into<Message>) -> SendResult {
         let msg = msg.into();
-        let mut st = self.shared().lock();
-        if self.shared().is_closed() {
-            return Err(Unsent::new(Error::Closed, msg));
-        }
-        let now = self.shared().rt.now();
-        let res = st.core.send(msg.clone(), now);
-        if res.is_ok() {
-            st.count_sent(msg.len());
-        }
-        st.pump(now);
-        res.map_err(|e| Unsent::new(e.into(), msg))
+        self.shared()
+            .try_send_locked(&msg, None)
+            .map_err(|e| Unsent::new(e, msg))
     }
 
     /// Sends like [`Socket::send`], but waits at most until `deadline` (ignoring the send
@@ -1479,9 +1520,13 @@ impl<R: Runtime, P: SendRole> Socket<R, P> {
     pub async fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> SendResult {
         let msg = msg.into();
         let shared = self.shared();
-        with_deadline(&shared.rt, Some(deadline), |cx| shared.poll_send(&msg, cx))
-            .await
-            .map_err(|e| Unsent::new(e, msg))
+        with_deadline(
+            &shared.rt,
+            || Some(deadline),
+            |cx| shared.poll_send(&msg, cx),
+        )
+        .await
+        .map_err(|e| Unsent::new(e, msg))
     }
 }
 
@@ -1506,18 +1551,7 @@ impl<R: Runtime, P: RecvRole> Socket<R, P> {
     /// # Errors
     /// [`Error::WouldBlock`] when nothing is ready, and the errors of [`Socket::recv`].
     pub fn try_recv(&self) -> Result<Message> {
-        let mut st = self.shared().lock();
-        let now = self.shared().rt.now();
-        let res = st.core.recv(now);
-        st.pump(now);
-        match res {
-            Ok(m) => {
-                st.count_received(m.len());
-                Ok(m)
-            }
-            Err(_) if self.shared().is_closed() => Err(Error::Closed),
-            Err(e) => Err(e.into()),
-        }
+        self.shared().try_recv_locked(None)
     }
 
     /// Receives like [`Socket::recv`], but waits at most until `deadline` (ignoring the receive
@@ -1532,7 +1566,7 @@ impl<R: Runtime, P: RecvRole> Socket<R, P> {
     /// As [`Socket::recv`].
     pub async fn recv_until(&self, deadline: Instant) -> Result<Message> {
         let shared = self.shared();
-        with_deadline(&shared.rt, Some(deadline), |cx| shared.poll_recv(cx)).await
+        with_deadline(&shared.rt, || Some(deadline), |cx| shared.poll_recv(cx)).await
     }
 }
 
@@ -1562,19 +1596,27 @@ pub(crate) fn deadline_after<R: Runtime>(rt: &R, timeout: Option<Duration>) -> O
     )
 }
 
-/// Polls `poll` until it is ready, or gives up at `deadline`: with [`Error::WouldBlock`] when
-/// the deadline had already passed at the first attempt (a non-blocking call, as NNG's zero
-/// timeout), and [`Error::TimedOut`] after a real wait.
+/// Polls `poll` until it is ready, or gives up at the deadline `deadline` returns: with
+/// [`Error::WouldBlock`] when the deadline had already passed at the first attempt (a
+/// non-blocking call, as NNG's zero timeout), and [`Error::TimedOut`] after a real wait.
+///
+/// `deadline` is called once, after the first attempt that could not complete: a call that
+/// completes at once reads neither the timeout option (a lock) nor the clock.
 pub(crate) async fn with_deadline<R: Runtime, T>(
     rt: &R,
-    deadline: Option<Instant>,
+    deadline: impl FnOnce() -> Option<Instant>,
     mut poll: impl FnMut(&mut Context<'_>) -> Poll<Result<T>>,
 ) -> Result<T> {
     let mut sleep: Option<Box<dyn Sleep>> = None;
     let mut first = true;
+    let mut deadline_fn = Some(deadline);
+    let mut deadline: Option<Instant> = None;
     std::future::poll_fn(|cx| {
         if let Poll::Ready(r) = poll(cx) {
             return Poll::Ready(r);
+        }
+        if let Some(f) = deadline_fn.take() {
+            deadline = f();
         }
         let Some(deadline) = deadline else {
             return Poll::Pending;

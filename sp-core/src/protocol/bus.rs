@@ -141,6 +141,11 @@ impl Bus {
 }
 
 impl Protocol for Bus {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     bus_pipe_methods!();
 
     /// Gives a copy of `msg.body` (the header is discarded) to every attached pipe.
@@ -195,6 +200,11 @@ impl XBus {
 }
 
 impl Protocol for XBus {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     bus_pipe_methods!();
 
     /// Returns true: XBUS is the raw BUS.

@@ -317,6 +317,15 @@ pub trait Protocol {
     /// Returns true while the driver should keep feeding frames from `pipe`.
     fn is_receiving(&self, pipe: PipeId) -> bool;
 
+    /// Returns whether [`Protocol::send`] or [`Protocol::recv`] reads its `now`: REQ starts its
+    /// resend timer at the send, SURVEYOR its survey deadline, and a SURVEYOR receive at the
+    /// deadline ends the survey. For a core that returns false, a driver may skip its clock
+    /// read on these calls, the hottest path of all, and pass the latest time it read instead.
+    /// Default: true (the safe answer); every untimed core overrides it.
+    fn send_recv_read_now(&self) -> bool {
+        true
+    }
+
     /// Offers an application message for sending.
     ///
     /// # Errors

@@ -87,6 +87,11 @@ impl Pair {
 }
 
 impl Protocol for Pair {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> ProtocolId {
         ProtocolId::PAIR0
     }

@@ -138,6 +138,11 @@ impl Pair1 {
 }
 
 impl Protocol for Pair1 {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> ProtocolId {
         ProtocolId::PAIR1
     }
@@ -213,6 +218,11 @@ impl XPair1 {
 }
 
 impl Protocol for XPair1 {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> ProtocolId {
         ProtocolId::PAIR1
     }
@@ -352,6 +362,11 @@ impl Pair1Poly {
 }
 
 impl Protocol for Pair1Poly {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> ProtocolId {
         ProtocolId::PAIR1
     }

@@ -91,6 +91,11 @@ impl Push {
 }
 
 impl Protocol for Push {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> ProtocolId {
         ProtocolId::PUSH
     }
@@ -249,6 +254,11 @@ impl Pull {
 }
 
 impl Protocol for Pull {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> ProtocolId {
         ProtocolId::PULL
     }

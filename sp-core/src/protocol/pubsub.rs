@@ -159,6 +159,11 @@ impl Pub {
 }
 
 impl Protocol for Pub {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> ProtocolId {
         ProtocolId::PUB
     }
@@ -430,6 +435,11 @@ impl Sub {
 }
 
 impl Protocol for Sub {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> ProtocolId {
         ProtocolId::SUB
     }
@@ -605,6 +615,11 @@ impl XSub {
 }
 
 impl Protocol for XSub {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> ProtocolId {
         ProtocolId::SUB
     }

@@ -115,6 +115,10 @@ impl<P: Protocol> Protocol for Raw<P> {
         self.inner.is_receiving(pipe)
     }
 
+    fn send_recv_read_now(&self) -> bool {
+        self.inner.send_recv_read_now()
+    }
+
     fn send(&mut self, msg: Message, now: Instant) -> Result<(), SendError> {
         self.inner.send(msg, now)
     }

@@ -206,6 +206,11 @@ impl CookedReplier {
 }
 
 impl Protocol for CookedReplier {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> ProtocolId {
         self.protocol
     }

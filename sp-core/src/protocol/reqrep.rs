@@ -683,6 +683,11 @@ impl Rep {
 }
 
 impl Protocol for Rep {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     forward_to_cooked_replier!();
 }
 

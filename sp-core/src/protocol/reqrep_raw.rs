@@ -139,6 +139,11 @@ impl XReq {
 }
 
 impl Protocol for XReq {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> ProtocolId {
         ProtocolId::REQ
     }

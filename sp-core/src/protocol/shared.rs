@@ -1042,6 +1042,11 @@ macro_rules! raw_replier {
         }
 
         impl Protocol for $ty {
+            /// Returns false: neither `send` nor `recv` reads its `now`.
+            fn send_recv_read_now(&self) -> bool {
+                false
+            }
+
             fn protocol(&self) -> ProtocolId {
                 $proto
             }

@@ -186,6 +186,11 @@ pub struct Star {
 star_common!(Star, "STAR");
 
 impl Protocol for Star {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     star_pipe_methods!();
 
     /// Sends `msg.body` behind hop count 0 to every attached pipe; `msg.header` is discarded.
@@ -234,6 +239,11 @@ pub struct XStar {
 star_common!(XStar, "raw STAR");
 
 impl Protocol for XStar {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     star_pipe_methods!();
 
     fn is_raw(&self) -> bool {

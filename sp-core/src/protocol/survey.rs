@@ -582,6 +582,11 @@ impl Respondent {
 }
 
 impl Protocol for Respondent {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     forward_to_cooked_replier!();
 }
 
@@ -660,6 +665,11 @@ impl XSurveyor {
 }
 
 impl Protocol for XSurveyor {
+    /// Returns false: neither `send` nor `recv` reads its `now`.
+    fn send_recv_read_now(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> ProtocolId {
         ProtocolId::SURVEYOR
     }
