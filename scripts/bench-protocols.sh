@@ -41,6 +41,10 @@ L="average latency"
   echo "## PUB/SUB fan-out: messages delivered of 800000"
   measure "fanout_thr tcp"        "messages delivered" $sp fanout_thr tcp://127.0.0.1:PORT 4 64 200000
   measure "fanout_thr inproc"     "messages delivered" $sp fanout_thr inproc://fanPORT 4 64 200000
+  echo "## PUB/SUB fan-out, publisher paced at R msg/s for 1 s: messages delivered of 4 R"
+  for rate in 250000 500000 1000000; do
+    measure "fanout_thr tcp, R = $rate" "messages delivered" $sp fanout_thr --rate $rate tcp://127.0.0.1:PORT 4 64 $rate
+  done
   echo "## REQ/REP with contexts, 64 B, 100000 round trips (round trips/s)"
   for depth in 1 16 100; do
     measure "req_ctx_thr tcp, $depth in flight"       "round trips/s" $sp req_ctx_thr tcp://127.0.0.1:PORT $depth 64 100000

@@ -14,7 +14,9 @@
 # ("hung"), never as a number. A library whose tools could not be built shows "—".
 #
 # sp-rs is sp-perf on tokio with default settings, PAIR v1 (as NNG's tools); nanomsg's tools
-# use PAIR v0; libzmq's use PUSH/PULL for throughput and REQ/REP for latency.
+# use PAIR v0; libzmq's use PUSH/PULL for throughput and REQ/REP for latency. The same sp-perf
+# rows run again on the smol and blocking adapters (the last two columns), and the table
+# gives the slowest adapter's distance from the fastest on each row.
 #
 # Output: a Markdown table on stdout and in target/bench-vs/results.md, the medians in
 # target/bench-vs/results.csv (read by sp-bench-chart), every run in target/bench-vs/runs.tsv,
@@ -33,6 +35,8 @@ for lib in zmq nanomsg; do
     echo "bench-vs: $lib perf tools did not build: its column shows —" >&2
 done
 sp="target/release/sp-perf "
+sp_smol="target/release/sp-perf --runtime smol "
+sp_blocking="target/release/sp-perf --runtime blocking "
 nng=target/nng-perf/bin/
 nn=target/nanomsg-perf/bin/
 zmq=target/zmq-perf/bin/
@@ -96,7 +100,7 @@ lib_cell() {
   fi
 }
 
-libs=(sp-rs raw NNG nanomsg libzmq)
+libs=(sp-rs raw NNG nanomsg libzmq "sp-rs smol" "sp-rs blocking")
 # row <group> <case> <unit> <better> <thr|lat> <url|inproc> <size> <count>
 row() {
   local group=$1 case=$2 unit=$3 better=$4 kind=$5 url=$6 size=$7 n=$8 line
@@ -109,6 +113,8 @@ row() {
   lib_cell "$nng" "$kind" "$url" "$size" "$n"; line+="	$CELL"
   lib_cell "$nn" "$kind" "$url" "$size" "$n"; line+="	$CELL"
   lib_cell "$zmq" "$kind" "$url" "$size" "$n"; line+="	$CELL"
+  lib_cell "$sp_smol" "$kind" "$url" "$size" "$n"; line+="	$CELL"
+  lib_cell "$sp_blocking" "$kind" "$url" "$size" "$n"; line+="	$CELL"
   echo "$line" >>"$tmp/rows"
   echo "bench-vs: $case $kind done" >&2
 }
@@ -167,6 +173,8 @@ mem_row() {
   mem_cell "$nng" "$2"; line+="	$CELL"
   mem_cell "$nn" "$2"; line+="	$CELL"
   mem_cell "$zmq" "$2"; line+="	$CELL"
+  mem_cell "$sp_smol" "$2"; line+="	$CELL"
+  mem_cell "$sp_blocking" "$2"; line+="	$CELL"
   echo "$line" >>"$tmp/rows"
   echo "bench-vs: $1 memory done" >&2
 }
@@ -191,28 +199,37 @@ fi
 awk -F'\t' '
   function num(s) { return s ~ /^[0-9.]+$/ }
   BEGIN {
-    print "| case | sp-rs | raw | NNG | nanomsg | libzmq | sp-rs / libzmq |"
-    print "|---|---|---|---|---|---|---|"
+    print "| case | sp-rs | raw | NNG | nanomsg | libzmq | sp-rs / libzmq | sp-rs smol | sp-rs blocking | slowest adapter |"
+    print "|---|---|---|---|---|---|---|---|---|---|"
   }
   $1 != group {
     group = $1
-    print "| **" $1 " (" $3 ", " $4 " is better)** | | | | | | |"
+    print "| **" $1 " (" $3 ", " $4 " is better)** | | | | | | | | | |"
   }
   {
     line = "| " $2
-    for (i = 5; i <= 9; i++) {
+    for (i = 5; i <= 11; i++) {
       split($i, c, "|"); v[i] = c[1]
       hung = gsub(/hung/, "hung", c[2])
-      line = line " | " c[1] ((num(c[1]) && hung) ? " (" hung " hung)" : "")
+      cells[i] = c[1] ((num(c[1]) && hung) ? " (" hung " hung)" : "")
     }
+    for (i = 5; i <= 9; i++) line = line " | " cells[i]
     ratio = (num(v[5]) && num(v[9]) && v[9] + 0 > 0) ? sprintf("%.2f", v[5] / v[9]) : "—"
-    print line " | " ratio " |"
+    # How far the slowest of the three adapters (tokio, smol, blocking) is behind the best.
+    spread = "—"
+    if (num(v[5]) && num(v[10]) && num(v[11])) {
+      lo = v[5]; hi = v[5]
+      for (i = 10; i <= 11; i++) { if (v[i] + 0 < lo + 0) lo = v[i]; if (v[i] + 0 > hi + 0) hi = v[i] }
+      if (lo + 0 > 0) spread = sprintf("%.2f × behind", hi / lo)
+    }
+    print line " | " ratio " | " cells[10] " | " cells[11] " | " spread " |"
   }' "$tmp/rows" >"$out/results.md"
 cat "$out/results.md"
 echo
 echo "libzmq: PUSH/PULL (throughput), REQ/REP (latency); nanomsg: PAIR v0; sp-rs, NNG: PAIR v1." \
   "sp-rs / libzmq: above 1 is sp-rs ahead for throughput, below 1 for latency and memory." \
+  "slowest adapter: the best of sp-rs's three adapters over the worst (worst over best where lower is better)." \
   "hung = every run timed out after ${limit}s; every run is in $out/runs.tsv."
 target/release/sp-bench-chart "$out/results.csv" "$out/bench-vs.svg" \
-  "sp-rs, raw TCP, NNG, nanomsg, libzmq in the same run (median of $repeats)" &&
+  "sp-rs (tokio, smol, blocking), raw TCP, NNG, nanomsg, libzmq in the same run (median of $repeats)" &&
   echo "chart: $out/bench-vs.svg"

@@ -238,9 +238,18 @@ fn fanout_line<'a>(out: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key:?} line in: {out}"))
 }
 
-/// Checks a fan-out report's lines and returns the delivered count.
+/// Checks a fan-out report's lines and returns the delivered count. An SP run's report has a
+/// tenth line with the drops the sockets counted; the raw baseline drops nothing and has none.
 fn assert_fanout_lines(out: &str, subs: u64, size: u32, count: u64) -> u64 {
-    assert_eq!(out.lines().count(), 9, "{out}");
+    let sp = out.contains("\nmessages dropped: ");
+    assert_eq!(out.lines().count(), if sp { 10 } else { 9 }, "{out}");
+    if sp {
+        let dropped = fanout_line(out, "messages dropped");
+        let (by_pub, by_subs) = dropped.split_once(" by the publisher, ").unwrap();
+        assert!(by_pub.parse::<u64>().is_ok(), "{out}");
+        let by_subs = by_subs.strip_suffix(" by the subscribers").unwrap();
+        assert!(by_subs.parse::<u64>().is_ok(), "{out}");
+    }
     assert_eq!(fanout_line(out, "message size"), format!("{size} [B]"));
     assert_eq!(fanout_line(out, "subscribers"), subs.to_string());
     assert_eq!(fanout_line(out, "messages sent"), count.to_string());
@@ -272,6 +281,7 @@ fn fanout_modes() {
         "2000",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("\nmessages dropped: "));
     assert_fanout_lines(&text(&out.stdout), 3, 32, 2000);
     let out = run(&[
         "--runtime",
@@ -301,6 +311,26 @@ fn fanout_modes() {
     let out = run(&["raw_fanout_thr", "tcp://127.0.0.1:0", "3", "100", "3000"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(assert_fanout_lines(&text(&out.stdout), 3, 100, 3000), 9000);
+    assert!(!text(&out.stdout).contains("messages dropped"));
+    // A paced publisher takes as long as its rate says: 2000 messages at 20,000 a second
+    // are 0.1 s. (What it delivers depends on the machine's load: the benchmark measures it.)
+    let out = run(&[
+        "fanout_thr",
+        "--rate",
+        "20000",
+        "tcp://127.0.0.1:0",
+        "2",
+        "16",
+        "2000",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_fanout_lines(&text(&out.stdout), 2, 16, 2000);
+    let send_time: f64 = fanout_line(&text(&out.stdout), "send time")
+        .strip_suffix(" [s]")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(send_time >= 0.099, "{}", text(&out.stdout));
 
     for (args, msg) in [
         (

@@ -111,9 +111,9 @@ pub(crate) trait PipeOwner: Send + Sync + 'static {
     fn span(&self) -> tracing::Span;
     /// Counts a connection refused before it became a pipe, for the endpoint that had it.
     fn refused(&self, endpoint: Option<crate::pipe_view::EndpointId>, reason: RefusalReason);
-    /// Feeds messages from `next` while the core keeps receiving from `pipe`. Returns false when
-    /// the core paused the pipe (and marks the handle paused).
-    fn deliver(&self, pipe: &PipeHandle, next: &mut dyn FnMut() -> Option<Message>) -> bool;
+    /// Feeds messages from `next` while the core keeps receiving from `pipe`; marks the handle
+    /// paused when the core paused the pipe.
+    fn deliver(&self, pipe: &PipeHandle, next: &mut dyn FnMut() -> Option<Message>) -> Delivery;
     /// The pipe's queue has room again.
     fn pipe_writable(&self, pipe: PipeId);
     /// The pipe is gone, and why.
@@ -124,6 +124,17 @@ pub(crate) trait PipeOwner: Send + Sync + 'static {
     fn peer_protocol(&self) -> ProtocolId;
     /// Whether the socket has been closed.
     fn is_closed(&self) -> bool;
+}
+
+/// What one delivery into a socket's core did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Delivery {
+    /// The core still receives from the pipe (false: it paused the pipe).
+    pub(crate) receiving: bool,
+    /// The delivery woke a task waiting to receive. The pipe's task then lets it run before
+    /// delivering more: a receive queue that drops when full (SUB) would otherwise fill from
+    /// one large read before the application had a turn to empty it.
+    pub(crate) woke_receiver: bool,
 }
 
 #[derive(Default)]
@@ -442,10 +453,12 @@ impl StreamPipe {
                 }
                 self.paused = false;
             }
-            if let Some(receiving) = self.inbound.deliver(&*self.owner, &self.handle)? {
+            if let Some(delivery) = self.inbound.deliver(&*self.owner, &self.handle)? {
                 progress = true;
-                if !receiving {
+                if !delivery.receiving {
                     self.paused = true;
+                }
+                if !delivery.receiving || delivery.woke_receiver {
                     self.yield_now = true;
                     return Ok(progress);
                 }
@@ -515,8 +528,8 @@ impl Inbound {
     }
 
     /// Feeds the next batch of buffered frames to `owner` while its core keeps receiving from
-    /// the pipe. Returns `None` when no whole frame is buffered, otherwise whether the core
-    /// still receives (`false`: the handle is now paused).
+    /// the pipe. Returns `None` when no whole frame is buffered, otherwise what the delivery
+    /// did.
     ///
     /// The batch is decoded before the owner's lock is taken, and is at most
     /// [`DELIVER_BATCH`] messages: the lock is held only while the core takes them, so an
@@ -525,7 +538,7 @@ impl Inbound {
         &mut self,
         owner: &dyn PipeOwner,
         handle: &PipeHandle,
-    ) -> Result<Option<bool>, PipeEnd> {
+    ) -> Result<Option<Delivery>, PipeEnd> {
         if self.held.is_empty() && self.bad_frame.is_none() {
             while self.held.len() < DELIVER_BATCH {
                 match self.decoder.decode(&mut self.rbuf) {
@@ -547,8 +560,7 @@ impl Inbound {
         // A core that had paused the pipe takes nothing, or stops mid-batch: what it left
         // stays held for the next delivery rather than being lost.
         let held = &mut self.held;
-        let receiving = owner.deliver(handle, &mut || held.pop_front());
-        Ok(Some(receiving))
+        Ok(Some(owner.deliver(handle, &mut || held.pop_front())))
     }
 
     /// Doubles the scratch buffer (up to [`READ_CHUNK`]) after a read that filled all the room
@@ -729,10 +741,12 @@ impl Future for StreamPipe {
     }
 }
 
-/// Ends a poll after the core paused `handle`'s pipe. If the pipe was resumed meanwhile (the
-/// application drained the queue from another thread), the task re-queues itself behind the
-/// other pipes' tasks instead of delivering again at once: that turn-taking is what makes
-/// PULL's fair queueing fair on a single-threaded executor. Otherwise the resume wakes it.
+/// Ends a poll after the core paused `handle`'s pipe, or after a delivery woke a receiver. If
+/// the pipe receives (it was never paused, or was resumed meanwhile: the application drained
+/// the queue from another thread), the task re-queues itself behind the other tasks instead of
+/// delivering again at once: that turn-taking is what makes PULL's fair queueing fair on a
+/// single-threaded executor, and what gives a woken receiver its turn. Otherwise the resume
+/// wakes it.
 pub(crate) fn yield_after_pause<T>(handle: &PipeHandle, cx: &mut Context<'_>) -> Poll<T> {
     if handle.poll_resumed(cx.waker()) {
         cx.waker().wake_by_ref();
@@ -793,10 +807,10 @@ impl InprocPipe {
             let inbox = &mut self.inbox;
             // inproc hands message objects over; the header is pulled up in front of the body
             // so the receiving protocol parses it exactly as if it came off a wire.
-            let receiving = self
+            let delivery = self
                 .owner
                 .deliver(&self.handle, &mut || inbox.pop_front().map(pull_up));
-            if !receiving {
+            if !delivery.receiving || delivery.woke_receiver {
                 return yield_after_pause(&self.handle, cx);
             }
         }

@@ -28,7 +28,7 @@ use crate::endpoint_handle::{
     check_handshake_timeout, check_recv_max_size, Dialer, EndpointOptions, Listener, ToAddress,
 };
 use crate::error::{Error, Result, SendResult, Unsent};
-use crate::pipe::{lock, PipeEnd, PipeHandle, PipeOwner, QUEUE_HIGH_WATER_MSGS};
+use crate::pipe::{lock, Delivery, PipeEnd, PipeHandle, PipeOwner, QUEUE_HIGH_WATER_MSGS};
 use crate::pipe_events::{self, Hook, PipeEvent, PipeEvents, PipeVerdict, Subscribers};
 use crate::pipe_view::{EndpointId, Pipe};
 use crate::roles::{RecvRole, SendRole};
@@ -278,6 +278,8 @@ pub(crate) struct State<P> {
     /// that does not read its `now` is given instead of a fresh clock read
     /// (see [`Protocol::send_recv_read_now`]).
     latest_now: Instant,
+    /// Set when a pump woke a task waiting to receive (see [`Delivery::woke_receiver`]).
+    woke_receiver: bool,
     timer_waker: Option<Waker>,
     pub(crate) opts: SocketOptions,
     endpoints: Vec<Arc<EndpointCtl>>,
@@ -353,10 +355,13 @@ impl Waiters {
         }
     }
 
-    pub(crate) fn wake_all(&mut self) {
+    /// Wakes every waiter; returns whether there was one.
+    pub(crate) fn wake_all(&mut self) -> bool {
+        let any = !self.0.is_empty();
         for w in self.0.drain(..) {
             w.wake();
         }
+        any
     }
 }
 
@@ -398,8 +403,10 @@ impl<P: Protocol> State<P> {
             }
             while let Some(event) = self.core.poll_event() {
                 match event {
-                    Event::Readable => self.recv_waiters.wake_all(),
-                    Event::Writable => self.send_waiters.wake_all(),
+                    Event::Readable => self.woke_receiver |= self.recv_waiters.wake_all(),
+                    Event::Writable => {
+                        self.send_waiters.wake_all();
+                    }
                     Event::ClosePipe { pipe, reason } => {
                         if let Some(p) = self.pipes.get(&pipe) {
                             p.info
@@ -416,7 +423,7 @@ impl<P: Protocol> State<P> {
                     Event::ContextReadable { ctx } => {
                         if let Some(w) = self.contexts.get_mut(&ctx) {
                             w.readable = true;
-                            w.recv.wake_all();
+                            self.woke_receiver |= w.recv.wake_all();
                         }
                     }
                     Event::ContextWritable { ctx } => {
@@ -769,9 +776,10 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
         self.span.clone()
     }
 
-    fn deliver(&self, pipe: &PipeHandle, next: &mut dyn FnMut() -> Option<Message>) -> bool {
+    fn deliver(&self, pipe: &PipeHandle, next: &mut dyn FnMut() -> Option<Message>) -> Delivery {
         let mut st = self.lock();
         let now = self.rt.now();
+        st.woke_receiver = false;
         let mut receiving = st.core.is_receiving(pipe.id);
         // Counted once per batch: the counters are shared with readers of the statistics.
         let (mut msgs, mut bytes) = (0u64, 0u64);
@@ -785,11 +793,13 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
         pipe.counters.count_in(msgs, bytes);
         st.pump(now);
         // Re-check after pump: handling outputs never resumes this pipe, but be exact.
-        if !st.core.is_receiving(pipe.id) {
+        let receiving = st.core.is_receiving(pipe.id);
+        if !receiving {
             pipe.set_paused();
-            false
-        } else {
-            true
+        }
+        Delivery {
+            receiving,
+            woke_receiver: st.woke_receiver,
         }
     }
 
@@ -894,6 +904,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
                 close_waiters: Waiters::default(),
                 timer_deadline: None,
                 latest_now: started,
+                woke_receiver: false,
                 timer_waker: None,
                 opts: SocketOptions::default(),
                 endpoints: Vec::new(),

@@ -439,8 +439,11 @@ impl<W: MessageConnection> WsPipe<W> {
         let delivered = !self.inbox.is_empty();
         if delivered {
             let inbox = &mut self.inbox;
-            if !self.owner.deliver(&self.handle, &mut || inbox.pop_front()) {
+            let delivery = self.owner.deliver(&self.handle, &mut || inbox.pop_front());
+            if !delivery.receiving {
                 self.paused = true;
+            }
+            if !delivery.receiving || delivery.woke_receiver {
                 self.yield_now = true;
             }
         }

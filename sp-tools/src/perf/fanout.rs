@@ -1,7 +1,7 @@
 //! Fan-out throughput: one publisher, N subscribers, all in one process.
 //!
 //! ```text
-//! fanout_thr [--yield-every K] <url> <subscribers> <msg-size> <count>   (PUB -> N SUBs)
+//! fanout_thr [--yield-every K] [--rate R] <url> <subscribers> <msg-size> <count>   (PUB -> N SUBs)
 //! raw_fanout_thr <tcp-url> <subscribers> <msg-size> <count>   (one writer -> N raw TCP streams)
 //! ```
 //!
@@ -17,7 +17,11 @@
 //!   A PUB `send` completes at once, so a plain send loop never gives its worker thread back
 //!   to the runtime, and on a small thread pool the pipe tasks queued on that worker wait for
 //!   the loop to end. `--yield-every K` makes the publisher yield to the runtime after every
-//!   K sends, as a task with other work would (default 0: never).
+//!   K sends, as a task with other work would (default 0: never). `--rate R` paces the
+//!   publisher at R messages a second (default 0: as fast as it can): it sleeps on the
+//!   runtime's timer whenever it is a millisecond or more ahead of that schedule, and yields
+//!   while it is less. A PUB that sends no faster than its subscribers take should lose
+//!   (almost) nothing, and the paced run measures exactly that.
 //! * `raw_fanout_thr`: the baseline. One task writes the same framed bytes (SP's 8-byte length
 //!   prefix and the body) to N accepted TCP connections in turn, through a buffered writer
 //!   each; N reader tasks count `count` frames each. No handshake, no protocol, and TCP's
@@ -58,6 +62,10 @@ pub struct FanoutReport {
     pub send_time: Duration,
     /// Per subscriber: messages delivered, and the time from the start to the last one.
     pub subscribers: Vec<(u64, Duration)>,
+    /// Messages the sockets dropped and counted, publisher and subscribers, from their
+    /// statistics (where a lost message went); `None` for the raw baseline, which drops
+    /// nothing.
+    pub dropped: Option<(u64, u64)>,
 }
 
 impl FanoutReport {
@@ -117,7 +125,14 @@ impl FanoutReport {
             if slowest.is_finite() { slowest } else { 0.0 },
             fastest,
             mbits
-        )
+        ) + &self
+            .dropped
+            .map(|(by_pub, by_subs)| {
+                format!(
+                    "messages dropped: {by_pub} by the publisher, {by_subs} by the subscribers\n"
+                )
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -137,22 +152,35 @@ fn percent(n: u64, of: u64) -> f64 {
     }
 }
 
-/// Removes the fan-out options from the front of `args` and returns the `--yield-every` value
-/// (0 when absent, and for every mode but `fanout_thr`, which alone takes options).
+/// How `fanout_thr`'s publisher sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PublisherPace {
+    /// `--yield-every K`: yield to the runtime after every K sends (0: never).
+    pub yield_every: u32,
+    /// `--rate R`: send at most R messages a second (0: as fast as `send` returns).
+    pub rate: u32,
+}
+
+/// Removes the fan-out options from the front of `args` and returns them (all 0 when absent,
+/// and for every mode but `fanout_thr`, which alone takes options).
 ///
 /// # Errors
-/// `bad option` for an unknown option or a missing value; "Invalid yield interval".
-pub fn take_options(mode: Mode, args: &mut Vec<String>) -> Result<u32, PerfError> {
-    let mut yield_every = 0;
+/// `bad option` for an unknown option or a missing value; "Invalid yield interval",
+/// "Invalid rate".
+pub fn take_options(mode: Mode, args: &mut Vec<String>) -> Result<PublisherPace, PerfError> {
+    let mut pace = PublisherPace::default();
     if mode != Mode::FanoutThr {
-        return Ok(yield_every);
+        return Ok(pace);
     }
     while let Some(body) = args.first().and_then(|a| a.strip_prefix("--")) {
         let (name, inline) = match body.find(['=', ':']) {
             Some(p) => (&body[..p], Some(body[p + 1..].to_string())),
             None => (body, None),
         };
-        if name.is_empty() || !"yield-every".starts_with(name) {
+        // A prefix names an option if it names only one ("--y", "--ra").
+        let is = |full: &str| !name.is_empty() && full.starts_with(name);
+        let (yield_every, rate) = (is("yield-every"), is("rate"));
+        if yield_every == rate {
             return Err(PerfError("bad option".into()));
         }
         let (value, used) = match inline {
@@ -164,10 +192,14 @@ pub fn take_options(mode: Mode, args: &mut Vec<String>) -> Result<u32, PerfError
                 2,
             ),
         };
-        yield_every = parse_int(&value, "yield interval")?;
+        if yield_every {
+            pace.yield_every = parse_int(&value, "yield interval")?;
+        } else {
+            pace.rate = parse_int(&value, "rate")?;
+        }
         args.drain(..used);
     }
-    Ok(yield_every)
+    Ok(pace)
 }
 
 /// Parses `<url> <subscribers> <msg-size> <count>` for `mode` (after [`take_options`]).
@@ -181,7 +213,7 @@ pub fn parse_args(mode: Mode, args: &[String]) -> Result<(String, usize, usize, 
             if mode == Mode::RawFanoutThr {
                 "raw_fanout_thr <tcp-url> <subscribers> <msg-size> <count>"
             } else {
-                "fanout_thr [--yield-every K] <url> <subscribers> <msg-size> <count>"
+                "fanout_thr [--yield-every K] [--rate R] <url> <subscribers> <msg-size> <count>"
             }
         )));
     }
@@ -199,8 +231,8 @@ pub fn parse_args(mode: Mode, args: &[String]) -> Result<(String, usize, usize, 
 
 use super::sp::{err, open};
 
-/// `fanout_thr`: one PUB and `subs` SUBs on `url`, `count` messages of `size` bytes; the
-/// publisher yields to the runtime after every `yield_every` sends (0: never).
+/// `fanout_thr`: one PUB and `subs` SUBs on `url`, `count` messages of `size` bytes, sent as
+/// `pace` says.
 ///
 /// # Errors
 /// Socket errors, or subscribers that do not connect within [`SETUP_DEADLINE`].
@@ -210,7 +242,7 @@ pub async fn pubsub<R: ToolRuntime>(
     subs: usize,
     size: usize,
     count: u32,
-    yield_every: u32,
+    pace: PublisherPace,
 ) -> Result<FanoutReport, PerfError> {
     let publisher = open(rt, Protocol::Pub0)?;
     let addr = publisher
@@ -246,10 +278,24 @@ pub async fn pubsub<R: ToolRuntime>(
 
     let msg = Bytes::from(vec![0u8; size]);
     let start = Instant::now();
+    let interval = (pace.rate > 0).then(|| Duration::from_secs(1) / pace.rate);
     for i in 0..count {
         publisher.send(msg.clone()).await.map_err(err("send"))?;
-        if yield_every > 0 && (i + 1) % yield_every == 0 {
+        if pace.yield_every > 0 && (i + 1) % pace.yield_every == 0 {
             YieldNow(false).await;
+        }
+        if let Some(interval) = interval {
+            // Where the schedule says the next send is due: sleep once that is a timer tick
+            // (1 ms) or more away, and yield to the runtime while it is less. Sleeping alone
+            // sends the messages of a whole tick (and of the timer's lateness) in one burst,
+            // which a subscriber's receive queue (128 messages) may not hold.
+            let due = start + interval * (i + 1);
+            let now = Instant::now();
+            if due >= now + Duration::from_millis(1) {
+                rt.sleep(due - now).await;
+            } else if due > now {
+                YieldNow(false).await;
+            }
         }
     }
     let send_time = start.elapsed();
@@ -265,6 +311,8 @@ pub async fn pubsub<R: ToolRuntime>(
             .ok_or_else(|| PerfError("subscriber task failed".into()))?;
         subscribers.push((n, last.map_or(Duration::ZERO, |l| l - start)));
     }
+    let by_subs = sockets.iter().map(|s| s.stats().dropped.total()).sum();
+    let by_pub = publisher.stats().dropped.total();
     for s in sockets {
         s.close().await;
     }
@@ -274,6 +322,7 @@ pub async fn pubsub<R: ToolRuntime>(
         sent: count,
         send_time,
         subscribers,
+        dropped: Some((by_pub, by_subs)),
     })
 }
 
@@ -379,6 +428,7 @@ pub async fn raw(
         sent: count,
         send_time,
         subscribers,
+        dropped: None,
     })
 }
 
@@ -420,6 +470,7 @@ mod tests {
                 (1000, Duration::from_millis(500)),
                 (500, Duration::from_millis(250)),
             ],
+            dropped: None,
         };
         assert_eq!(r.delivered(), 1500);
         assert_eq!(r.total_time(), Duration::from_millis(500));
@@ -440,11 +491,15 @@ mod tests {
             sent: 0,
             send_time: Duration::ZERO,
             subscribers: vec![(0, Duration::ZERO)],
+            dropped: Some((3, 4)),
         };
         assert!(r.render().contains("messages delivered: 0 of 0 (0.0%)\n"));
         assert!(r
             .render()
             .contains("throughput: 0 [msg/s] delivered in total\n"));
+        assert!(r
+            .render()
+            .ends_with("messages dropped: 3 by the publisher, 4 by the subscribers\n"));
     }
 
     #[test]
@@ -466,12 +521,21 @@ mod tests {
                 .0,
             "Usage: raw_fanout_thr <tcp-url> <subscribers> <msg-size> <count>"
         );
+        let pace = |yield_every, rate| PublisherPace { yield_every, rate };
         let mut a = args(&["--yield-every", "16", "tcp://h:1", "2", "8", "10"]);
-        assert_eq!(take_options(Mode::FanoutThr, &mut a), Ok(16));
+        assert_eq!(take_options(Mode::FanoutThr, &mut a), Ok(pace(16, 0)));
         assert_eq!(a, args(&["tcp://h:1", "2", "8", "10"]));
         let mut a = args(&["--yield=4", "a"]);
-        assert_eq!(take_options(Mode::FanoutThr, &mut a), Ok(4));
+        assert_eq!(take_options(Mode::FanoutThr, &mut a), Ok(pace(4, 0)));
         assert_eq!(a, args(&["a"]));
+        let mut a = args(&["--rate", "50000", "--y=2", "a"]);
+        assert_eq!(take_options(Mode::FanoutThr, &mut a), Ok(pace(2, 50000)));
+        assert_eq!(a, args(&["a"]));
+        let mut a = args(&["--rate=x", "a"]);
+        assert_eq!(
+            take_options(Mode::FanoutThr, &mut a).unwrap_err().0,
+            "Invalid rate"
+        );
         let mut a = args(&["--bogus", "a"]);
         assert_eq!(
             take_options(Mode::FanoutThr, &mut a).unwrap_err().0,
@@ -479,7 +543,10 @@ mod tests {
         );
         // Only fanout_thr takes options; the others leave the arguments alone.
         let mut a = args(&["--yield=4", "a"]);
-        assert_eq!(take_options(Mode::RawFanoutThr, &mut a), Ok(0));
+        assert_eq!(
+            take_options(Mode::RawFanoutThr, &mut a),
+            Ok(PublisherPace::default())
+        );
         assert_eq!(a.len(), 2);
     }
 

@@ -12,7 +12,7 @@
 //!   inproc_lat [--pair0|--pair1|--reqrep0|--bus0] [--url URL] <msg-size> <count>
 //!   inproc_thr [--pair0|--pair1] [--url URL] <msg-size> <count>
 //!   raw_local_lat | raw_remote_lat | raw_local_thr | raw_remote_thr <tcp-url> <msg-size> <count>
-//!   fanout_thr [--yield-every K] <url> <subscribers> <msg-size> <count>
+//!   fanout_thr [--yield-every K] [--rate R] <url> <subscribers> <msg-size> <count>
 //!   raw_fanout_thr <tcp-url> <subscribers> <msg-size> <count>
 //!   req_ctx_thr       <url>     <contexts> <msg-size> <count>
 //!   raw_pipelined_thr <tcp-url> <depth>    <msg-size> <count>
@@ -163,8 +163,8 @@ pub struct Job {
     /// Subscribers in the fan-out modes, requests in flight (contexts, pipeline depth) in the
     /// [`ctx`] modes (1 elsewhere).
     pub subscribers: usize,
-    /// `fanout_thr --yield-every`: the publisher yields after this many sends (0: never).
-    pub yield_every: u32,
+    /// `fanout_thr --yield-every` and `--rate`: how the publisher sends.
+    pub pace: fanout::PublisherPace,
     /// nngcat's TLS flags, for `tls+tcp://` and `wss://` URLs (NNG's perf tools have none).
     pub tls: crate::tls::TlsOptions,
 }
@@ -184,7 +184,7 @@ fn command() -> Command {
              inproc_lat [--pair0|--pair1|--reqrep0|--bus0] [--url URL] <size> <count>\n       \
              inproc_thr [--pair0|--pair1] [--url URL] <size> <count>\n       \
              raw_local_lat | raw_remote_lat | raw_local_thr | raw_remote_thr <tcp-url> <size> <count>\n       \
-             fanout_thr [--yield-every K] <url> <subscribers> <size> <count> | raw_fanout_thr <tcp-url> <subscribers> <size> <count>\n       \
+             fanout_thr [--yield-every K] [--rate R] <url> <subscribers> <size> <count> | raw_fanout_thr <tcp-url> <subscribers> <size> <count>\n       \
              req_ctx_thr <url> <contexts> <size> <count> | raw_pipelined_thr <tcp-url> <depth> <size> <count>",
         )
         .arg(Arg::new("runtime").long("runtime").value_name("RUNTIME").default_value("tokio").help("the adapter the SP modes run on: tokio, smol or blocking"))
@@ -345,12 +345,12 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 runtime,
                 threads,
                 subscribers: 1,
-                yield_every: 0,
+                pace: fanout::PublisherPace::default(),
                 tls: tls.clone(),
             }
         }
         Mode::FanoutThr | Mode::RawFanoutThr => {
-            let yield_every = fanout::take_options(mode, &mut args)?;
+            let pace = fanout::take_options(mode, &mut args)?;
             let (url, subscribers, size, count) = fanout::parse_args(mode, &args)?;
             Job {
                 mode,
@@ -361,7 +361,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 runtime,
                 threads,
                 subscribers,
-                yield_every,
+                pace,
                 tls: tls.clone(),
             }
         }
@@ -376,7 +376,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 runtime,
                 threads,
                 subscribers: in_flight,
-                yield_every: 0,
+                pace: fanout::PublisherPace::default(),
                 tls: tls.clone(),
             }
         }
@@ -421,7 +421,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 runtime,
                 threads,
                 subscribers: 1,
-                yield_every: 0,
+                pace: fanout::PublisherPace::default(),
                 tls: tls.clone(),
             }
         }
@@ -483,7 +483,7 @@ async fn run_sp<R: ToolRuntime>(rt: R, job: Job) -> Result<String, PerfError> {
         Mode::InprocThr => sp::inproc_thr(rt, pattern, url, size, count)
             .await?
             .render(),
-        Mode::FanoutThr => fanout::pubsub(rt, url, job.subscribers, size, count, job.yield_every)
+        Mode::FanoutThr => fanout::pubsub(rt, url, job.subscribers, size, count, job.pace)
             .await?
             .render(),
         raw => return Err(PerfError(format!("{raw:?} is not an SP mode"))),
