@@ -193,7 +193,7 @@ fi
 } >"$out/results.csv"
 {
   printf 'group\tcase\tlibrary\truns\n'
-  awk -F'\t' -v libs="${libs[*]}" 'BEGIN {split(libs, L, " ")}
+  awk -F'\t' -v libs="$(IFS=,; echo "${libs[*]}")" 'BEGIN {split(libs, L, ",")}
     {for (i = 5; i <= NF; i++) {split($i, c, "|"); print $1 "\t" $2 "\t" L[i - 4] "\t" c[2]}}' "$tmp/rows"
 } >"$out/runs.tsv"
 awk -F'\t' '

@@ -274,9 +274,8 @@ pub(crate) struct State<P> {
     /// Callers of `close().await`, woken when the last pipe is gone after the close.
     close_waiters: Waiters,
     timer_deadline: Option<Instant>,
-    /// The latest time the driver read from the runtime: what a send or receive on a core
-    /// that does not read its `now` is given instead of a fresh clock read
-    /// (see [`Protocol::send_recv_read_now`]).
+    /// The latest time the driver read from the runtime: what a core that reads no `now` is
+    /// given instead of a fresh clock read (see [`Protocol::reads_time`]).
     latest_now: Instant,
     /// Set when a pump woke a task waiting to receive (see [`Delivery::woke_receiver`]).
     woke_receiver: bool,
@@ -384,11 +383,18 @@ impl<P: Protocol> State<P> {
         self.pump_with(&mut || now);
     }
 
-    /// [`State::pump`] for a call that has not read the clock: `clock` is called only if the
-    /// core needs the time (a pipe became writable), at most once.
+    /// [`State::pump`] for a call that has not read the clock: `clock` is called only if a
+    /// core that reads time needs it (a pipe became writable), at most once.
     pub(crate) fn pump_with(&mut self, clock: &mut dyn FnMut() -> Instant) {
         let mut read: Option<Instant> = None;
-        let mut now = || *read.get_or_insert_with(&mut *clock);
+        let (reads_time, latest) = (self.core.reads_time(), self.latest_now);
+        let mut now = || {
+            if reads_time {
+                *read.get_or_insert_with(&mut *clock)
+            } else {
+                latest
+            }
+        };
         loop {
             while let Some(tx) = self.core.poll_transmit() {
                 match self.pipes.get(&tx.pipe) {
@@ -585,10 +591,11 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         }
     }
 
-    /// The `now` for a send or receive on the core: a fresh clock read only for a core whose
-    /// send or receive reads it (REQ, SURVEYOR); the others get the latest time read.
-    fn app_call_now(&self, st: &mut State<P>) -> Instant {
-        if st.core.send_recv_read_now() {
+    /// The `now` for a call into the core on a hot path (send, receive, delivery, a writable
+    /// pipe): a fresh clock read only for a core that reads time (REQ, SURVEYOR); the others
+    /// get the latest time read.
+    fn core_now(&self, st: &mut State<P>) -> Instant {
+        if st.core.reads_time() {
             st.latest_now = self.rt.now();
         }
         st.latest_now
@@ -601,7 +608,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        let now = self.app_call_now(&mut st);
+        let now = self.core_now(&mut st);
         let result = st.core.send(msg.clone(), now);
         match result {
             Ok(()) => st.count_sent(msg.len()),
@@ -620,7 +627,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
     /// [`Event::Readable`].
     fn try_recv_locked(&self, waker: Option<&Waker>) -> Result<Message> {
         let mut st = self.lock();
-        let now = self.app_call_now(&mut st);
+        let now = self.core_now(&mut st);
         let result = st.core.recv(now);
         st.pump_with(&mut || self.rt.now());
         match result {
@@ -778,7 +785,7 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
 
     fn deliver(&self, pipe: &PipeHandle, next: &mut dyn FnMut() -> Option<Message>) -> Delivery {
         let mut st = self.lock();
-        let now = self.rt.now();
+        let now = self.core_now(&mut st);
         st.woke_receiver = false;
         let mut receiving = st.core.is_receiving(pipe.id);
         // Counted once per batch: the counters are shared with readers of the statistics.
@@ -805,7 +812,7 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
 
     fn pipe_writable(&self, pipe: PipeId) {
         let mut st = self.lock();
-        let now = self.rt.now();
+        let now = self.core_now(&mut st);
         st.core.handle(Input::PipeWritable { pipe }, now);
         st.pump(now);
     }

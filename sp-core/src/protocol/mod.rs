@@ -317,12 +317,13 @@ pub trait Protocol {
     /// Returns true while the driver should keep feeding frames from `pipe`.
     fn is_receiving(&self, pipe: PipeId) -> bool;
 
-    /// Returns whether [`Protocol::send`] or [`Protocol::recv`] reads its `now`: REQ starts its
-    /// resend timer at the send, SURVEYOR its survey deadline, and a SURVEYOR receive at the
-    /// deadline ends the survey. For a core that returns false, a driver may skip its clock
-    /// read on these calls, the hottest path of all, and pass the latest time it read instead.
-    /// Default: true (the safe answer); every untimed core overrides it.
-    fn send_recv_read_now(&self) -> bool {
+    /// Returns whether the core reads any `now` it is given. Only a core with timers does:
+    /// REQ (its resend timer starts at the send) and SURVEYOR (its survey deadline, which a
+    /// receive at the deadline also ends). For a core that returns false a driver may skip
+    /// its clock read and pass the latest time it read instead, so that the hottest paths
+    /// (every send, receive and delivery) read no clock. Default: true (the safe answer);
+    /// every untimed core overrides it.
+    fn reads_time(&self) -> bool {
         true
     }
 

@@ -138,8 +138,8 @@ impl Pair1 {
 }
 
 impl Protocol for Pair1 {
-    /// Returns false: neither `send` nor `recv` reads its `now`.
-    fn send_recv_read_now(&self) -> bool {
+    /// Returns false: this core has no timers and reads no `now` it is given.
+    fn reads_time(&self) -> bool {
         false
     }
 
@@ -218,8 +218,8 @@ impl XPair1 {
 }
 
 impl Protocol for XPair1 {
-    /// Returns false: neither `send` nor `recv` reads its `now`.
-    fn send_recv_read_now(&self) -> bool {
+    /// Returns false: this core has no timers and reads no `now` it is given.
+    fn reads_time(&self) -> bool {
         false
     }
 
@@ -362,8 +362,8 @@ impl Pair1Poly {
 }
 
 impl Protocol for Pair1Poly {
-    /// Returns false: neither `send` nor `recv` reads its `now`.
-    fn send_recv_read_now(&self) -> bool {
+    /// Returns false: this core has no timers and reads no `now` it is given.
+    fn reads_time(&self) -> bool {
         false
     }
 

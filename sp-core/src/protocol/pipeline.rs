@@ -91,8 +91,8 @@ impl Push {
 }
 
 impl Protocol for Push {
-    /// Returns false: neither `send` nor `recv` reads its `now`.
-    fn send_recv_read_now(&self) -> bool {
+    /// Returns false: this core has no timers and reads no `now` it is given.
+    fn reads_time(&self) -> bool {
         false
     }
 
@@ -254,8 +254,8 @@ impl Pull {
 }
 
 impl Protocol for Pull {
-    /// Returns false: neither `send` nor `recv` reads its `now`.
-    fn send_recv_read_now(&self) -> bool {
+    /// Returns false: this core has no timers and reads no `now` it is given.
+    fn reads_time(&self) -> bool {
         false
     }
 

@@ -115,8 +115,8 @@ impl<P: Protocol> Protocol for Raw<P> {
         self.inner.is_receiving(pipe)
     }
 
-    fn send_recv_read_now(&self) -> bool {
-        self.inner.send_recv_read_now()
+    fn reads_time(&self) -> bool {
+        self.inner.reads_time()
     }
 
     fn send(&mut self, msg: Message, now: Instant) -> Result<(), SendError> {

@@ -683,8 +683,8 @@ impl Rep {
 }
 
 impl Protocol for Rep {
-    /// Returns false: neither `send` nor `recv` reads its `now`.
-    fn send_recv_read_now(&self) -> bool {
+    /// Returns false: this core has no timers and reads no `now` it is given.
+    fn reads_time(&self) -> bool {
         false
     }
 

@@ -186,8 +186,8 @@ pub struct Star {
 star_common!(Star, "STAR");
 
 impl Protocol for Star {
-    /// Returns false: neither `send` nor `recv` reads its `now`.
-    fn send_recv_read_now(&self) -> bool {
+    /// Returns false: this core has no timers and reads no `now` it is given.
+    fn reads_time(&self) -> bool {
         false
     }
 
@@ -239,8 +239,8 @@ pub struct XStar {
 star_common!(XStar, "raw STAR");
 
 impl Protocol for XStar {
-    /// Returns false: neither `send` nor `recv` reads its `now`.
-    fn send_recv_read_now(&self) -> bool {
+    /// Returns false: this core has no timers and reads no `now` it is given.
+    fn reads_time(&self) -> bool {
         false
     }
 

@@ -582,8 +582,8 @@ impl Respondent {
 }
 
 impl Protocol for Respondent {
-    /// Returns false: neither `send` nor `recv` reads its `now`.
-    fn send_recv_read_now(&self) -> bool {
+    /// Returns false: this core has no timers and reads no `now` it is given.
+    fn reads_time(&self) -> bool {
         false
     }
 
@@ -665,8 +665,8 @@ impl XSurveyor {
 }
 
 impl Protocol for XSurveyor {
-    /// Returns false: neither `send` nor `recv` reads its `now`.
-    fn send_recv_read_now(&self) -> bool {
+    /// Returns false: this core has no timers and reads no `now` it is given.
+    fn reads_time(&self) -> bool {
         false
     }
 
