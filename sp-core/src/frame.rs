@@ -132,6 +132,15 @@ impl FrameDecoder {
         Ok(Some(buf.split_to(len).freeze()))
     }
 
+    /// Returns the payload length of the frame at the front of `buf` once its prefix is
+    /// complete, `None` while it is not.
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode): a prefix that must be refused.
+    pub fn payload_len(&self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
+        self.parse_prefix(buf)
+    }
+
     /// Returns how many more bytes the frame at the front of `buf` needs to be complete.
     ///
     /// The answer is at least 1 whenever [`decode`](Self::decode) would return `Ok(None)`, and 0

@@ -21,6 +21,7 @@ mod device;
 mod endpoint;
 mod endpoint_handle;
 mod error;
+mod frame_pool;
 #[doc(hidden)]
 pub mod fuzzing;
 #[cfg(windows)]

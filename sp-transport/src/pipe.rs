@@ -498,6 +498,9 @@ pub(crate) struct Inbound {
     /// A framing error found while decoding a batch, reported once the frames before it are
     /// delivered.
     bad_frame: Option<sp_core::frame::FrameError>,
+    /// A large frame being read into a buffer of its own (see [`crate::frame_pool`]). While
+    /// there is one, `rbuf` is empty: every byte read belongs to it until it is whole.
+    large: Option<LargeFrame>,
     /// Counts `held` as lost if the pipe ends before the core takes it.
     handle: Arc<PipeHandle>,
 }
@@ -523,6 +526,7 @@ impl Inbound {
             scratch: vec![0u8; SCRATCH_MIN].into_boxed_slice(),
             held: VecDeque::with_capacity(DELIVER_BATCH),
             bad_frame: None,
+            large: None,
             handle,
         }
     }
@@ -540,6 +544,11 @@ impl Inbound {
         handle: &PipeHandle,
     ) -> Result<Option<Delivery>, PipeEnd> {
         if self.held.is_empty() && self.bad_frame.is_none() {
+            if self.large.as_ref().is_some_and(LargeFrame::is_whole) {
+                let frame = self.large.take().expect("checked").buf;
+                self.held
+                    .push_back(Message::new(crate::frame_pool::into_bytes(frame)));
+            }
             while self.held.len() < DELIVER_BATCH {
                 match self.decoder.decode(&mut self.rbuf) {
                     Ok(Some(frame)) => self.held.push_back(Message::new(frame)),
@@ -563,6 +572,25 @@ impl Inbound {
         Ok(Some(owner.deliver(handle, &mut || held.pop_front())))
     }
 
+    /// Moves the frame begun in `rbuf` into a buffer of its own when it is large (at least
+    /// [`POOLED_MIN`](crate::frame_pool::POOLED_MIN)): a kept one from the pool if one fits,
+    /// else a new one that grows with the bytes that arrive, as `rbuf` would.
+    fn begin_large(&mut self) -> Option<LargeFrame> {
+        // A refused prefix stays in `rbuf`, where the next decode reports it.
+        let len = self.decoder.payload_len(&self.rbuf).ok()??;
+        let prefix = self.decoder.kind().prefix_len();
+        if len < crate::frame_pool::POOLED_MIN || self.rbuf.len() >= prefix + len {
+            return None;
+        }
+        let have = &self.rbuf[prefix..];
+        let mut buf = crate::frame_pool::take(len).unwrap_or_else(|| {
+            Vec::with_capacity(len.min((2 * have.len()).max(self.scratch.len())))
+        });
+        buf.extend_from_slice(have);
+        self.rbuf.clear();
+        Some(LargeFrame { buf, len })
+    }
+
     /// Doubles the scratch buffer (up to [`READ_CHUNK`]) after a read that filled all the room
     /// it had: the peer sends faster than this pipe reads.
     fn grow_scratch(&mut self) {
@@ -580,6 +608,18 @@ impl Inbound {
         &mut self,
         read: impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
+        if self.large.is_none() {
+            self.large = self.begin_large();
+        }
+        if let Some(large) = &mut self.large {
+            // A whole frame is delivered before the next read (`deliver` comes first).
+            debug_assert!(!large.is_whole(), "a whole large frame is read no further");
+            let (poll, filled_read) = large.fill(read, self.scratch.len());
+            if filled_read && large.len <= LARGE_FRAME {
+                self.grow_scratch();
+            }
+            return poll;
+        }
         let wanted = self.decoder.bytes_wanted(&self.rbuf);
         let buffered = self.rbuf.len();
         if wanted > self.scratch.len() {
@@ -608,6 +648,50 @@ impl Inbound {
             }
             poll
         }
+    }
+}
+
+/// A large frame's payload, read straight into a buffer of its own that the message then
+/// owns (see [`crate::frame_pool`]).
+struct LargeFrame {
+    /// The payload bytes so far.
+    buf: Vec<u8>,
+    /// The payload's length, from the frame's prefix.
+    len: usize,
+}
+
+impl LargeFrame {
+    fn is_whole(&self) -> bool {
+        self.buf.len() == self.len
+    }
+
+    /// Reads once through `read`, never past the frame's end. Memory follows the bytes the
+    /// peer sent: a buffer that must grow grows by at most what it holds or the scratch
+    /// buffer's size, whichever is larger. Also returns whether the read filled all the room
+    /// it was given.
+    fn fill(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>>,
+        scratch_len: usize,
+    ) -> (Poll<io::Result<usize>>, bool) {
+        let filled = self.buf.len();
+        let grow = (self.len - filled)
+            .min(READ_MAX)
+            .min(filled.max(scratch_len));
+        let target = filled + grow;
+        if target > self.buf.capacity() {
+            // Doubling keeps large frames from being copied quadratically.
+            let cap = target.max(self.buf.capacity() * 2).min(self.len);
+            self.buf.reserve_exact(cap - filled);
+        }
+        self.buf.resize(target, 0);
+        let poll = read(&mut self.buf[filled..]);
+        let got = match &poll {
+            Poll::Ready(Ok(n)) => *n,
+            _ => 0,
+        };
+        self.buf.truncate(filled + got);
+        (poll, got == grow)
     }
 }
 
