@@ -83,10 +83,7 @@ impl AsRef<[u8]> for Pooled {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.0);
-        if buf.capacity() <= BUFFER_MAX {
-            pool().put(buf);
-        }
+        pool().put(std::mem::take(&mut self.0));
     }
 }
 

@@ -544,10 +544,9 @@ impl Inbound {
         handle: &PipeHandle,
     ) -> Result<Option<Delivery>, PipeEnd> {
         if self.held.is_empty() && self.bad_frame.is_none() {
-            if self.large.as_ref().is_some_and(LargeFrame::is_whole) {
-                let frame = self.large.take().expect("checked").buf;
-                self.held
-                    .push_back(Message::new(crate::frame_pool::into_bytes(frame)));
+            if let Some(large) = self.large.take_if(|l| l.is_whole()) {
+                let frame = crate::frame_pool::into_bytes(large.buf);
+                self.held.push_back(Message::new(frame));
             }
             while self.held.len() < DELIVER_BATCH {
                 match self.decoder.decode(&mut self.rbuf) {

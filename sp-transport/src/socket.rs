@@ -380,21 +380,6 @@ impl<P: Protocol> State<P> {
     /// Drains the core's outputs into pipe queues, wake-ups and timer changes.
     pub(crate) fn pump(&mut self, now: Instant) {
         self.latest_now = now;
-        self.pump_with(&mut || now);
-    }
-
-    /// [`State::pump`] for a call that has not read the clock: `clock` is called only if a
-    /// core that reads time needs it (a pipe became writable), at most once.
-    pub(crate) fn pump_with(&mut self, clock: &mut dyn FnMut() -> Instant) {
-        let mut read: Option<Instant> = None;
-        let (reads_time, latest) = (self.core.reads_time(), self.latest_now);
-        let mut now = || {
-            if reads_time {
-                *read.get_or_insert_with(&mut *clock)
-            } else {
-                latest
-            }
-        };
         loop {
             while let Some(tx) = self.core.poll_transmit() {
                 match self.pipes.get(&tx.pipe) {
@@ -446,11 +431,8 @@ impl<P: Protocol> State<P> {
                 break;
             }
             for pipe in std::mem::take(&mut self.writable) {
-                self.core.handle(Input::PipeWritable { pipe }, now());
+                self.core.handle(Input::PipeWritable { pipe }, now);
             }
-        }
-        if let Some(now) = read {
-            self.latest_now = now;
         }
         let deadline = self.core.poll_timeout();
         if deadline != self.timer_deadline {
@@ -619,7 +601,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
             }
             Err(_) => {}
         }
-        st.pump_with(&mut || self.rt.now());
+        st.pump(now);
         result.map_err(Error::from)
     }
 
@@ -629,7 +611,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         let mut st = self.lock();
         let now = self.core_now(&mut st);
         let result = st.core.recv(now);
-        st.pump_with(&mut || self.rt.now());
+        st.pump(now);
         match result {
             Ok(msg) => {
                 st.count_received(msg.len());
