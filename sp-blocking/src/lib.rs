@@ -82,7 +82,7 @@
 //! | thread | count | what it does |
 //! |---|---|---|
 //! | `async-io` | 1 | async-io's reactor: waits for readiness of every connection and for timers (epoll, kqueue, event ports or IOCP, through the `polling` crate) |
-//! | `sp-blocking` | 2 | the executor's workers: run the driver's tasks |
+//! | `sp-blocking` | 2 | the workers: run the driver's tasks from the pool's run queue |
 //!
 //! So a process has at most 3 threads of sp-blocking's, for 1 pipe as for 10,000. The pool
 //! starts with the first socket and its threads stay, parked, until the process exits (as
@@ -94,10 +94,12 @@
 //! for). Then, on Linux, if at most 16 connections of the process have a reader waiting for
 //! bytes, it sleeps
 //! in `poll(2)` on them and on an eventfd of its thread, so that the kernel wakes the caller
-//! itself when the reply arrives and the caller reads it; otherwise (inproc, more pipes,
-//! other platforms) it waits as one of the executor's runners while driving the reactor
-//! (`async_io::block_on` of the executor). Tasks of other sockets may run on a caller's
-//! thread too: a pipe hook
+//! itself when the reply arrives and the caller reads it. Otherwise (inproc, more pipes,
+//! other platforms) it spins for up to 50 µs, running the pool's queued tasks and polling its
+//! own work, and while any call spins no sleeping worker is woken for a new task (an inproc
+//! round trip between two blocking threads then takes no wake-up at all); a call still
+//! waiting after that sleeps in `async_io::block_on`, driving the reactor when no other
+//! thread does. Tasks of other sockets may run on a caller's thread too: a pipe hook
 //! ([`Socket::set_pipe_hook`]) runs on a pool thread or on a thread blocked in some
 //! sp-blocking call, so it must not block nor take a lock that such a caller may hold.
 //!

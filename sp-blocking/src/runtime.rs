@@ -2,7 +2,7 @@
 //!
 //! One reactor (async-io's, on its own `async-io` thread, over the `polling` crate: epoll,
 //! kqueue, event ports, IOCP) watches every connection and timer of every socket in the
-//! process, and [`WORKERS`] executor threads (`sp-blocking`) run the driver's tasks: timers,
+//! process, and [`WORKERS`] worker threads (`sp-blocking`) run the driver's tasks: timers,
 //! dialers, listeners and one task per pipe. The pool starts with the first socket and serves
 //! all sockets of the process; its threads stay parked while there is nothing to do and live
 //! as long as the process, as NNG's do.
@@ -30,7 +30,7 @@ use sp_transport::rt::{
 };
 use sp_transport::Error;
 
-/// How many executor threads run the driver's tasks, besides async-io's reactor thread.
+/// How many worker threads run the driver's tasks, besides async-io's reactor thread.
 pub(crate) const WORKERS: usize = 2;
 
 /// Set once the reactor and every worker run.
@@ -51,7 +51,7 @@ struct Started {
 ///
 /// # Errors
 /// The OS refused a thread or the poller; the next call tries again. Tasks spawned meanwhile
-/// wait in the executor (a blocking call runs them while it waits) and are not lost.
+/// wait in the run queue (a blocking call runs them while it waits) and are not lost.
 pub(crate) fn start() -> io::Result<()> {
     if RUNNING.load(Ordering::Acquire) {
         return Ok(());
@@ -118,7 +118,7 @@ where
 }
 
 /// Runs every socket's tasks on sp-blocking's pool: async-io's reactor thread and
-/// a fixed number of executor threads shared by all sockets of the process (see the
+/// a fixed number of worker threads shared by all sockets of the process (see the
 /// [crate docs](crate#threads)).
 ///
 /// It is the runtime of every socket in this crate; there is nothing to configure.
@@ -128,7 +128,7 @@ pub struct Threads;
 impl Runtime for Threads {
     fn spawn(&self, fut: BoxFuture<'static, ()>) {
         // A pool that cannot start is reported by the blocking calls; the task waits in the
-        // executor until the pool (or a blocking call) runs it.
+        // run queue until the pool (or a blocking call) runs it.
         if let Err(e) = start() {
             tracing::error!(error = %e, "cannot start sp-blocking's threads");
         }
