@@ -221,13 +221,14 @@ impl CallerWake {
         self.notified.store(false, Ordering::SeqCst);
     }
 
-    /// Sleeps until the waker is woken or a watched connection is readable; wakes the
-    /// readers of the readable ones (their tasks then run on this thread).
-    pub(crate) fn sleep(self: &Arc<Self>) {
+    /// Sleeps until the waker is woken or a watched connection is readable; returns the
+    /// wakers of the readers whose connection is readable, for the caller to wake once it
+    /// counts as taking tasks again (their tasks then run on this thread).
+    pub(crate) fn sleep(self: &Arc<Self>) -> Vec<Waker> {
         self.busy.store(false, Ordering::SeqCst);
         // A wake between the poll and here wrote nothing: check before sleeping.
         if self.notified.load(Ordering::SeqCst) {
-            return;
+            return Vec::new();
         }
         let mut watched = watched_readers();
         // Only readers still parked; a stream dropped from here on wakes this caller.
@@ -246,10 +247,10 @@ impl CallerWake {
         }
         match poll(&mut fds, None) {
             Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => return,
+            Err(rustix::io::Errno::INTR) => return Vec::new(),
             Err(e) => {
                 tracing::error!(error = %e, "sp-blocking: poll failed");
-                return;
+                return Vec::new();
             }
         }
         let ready: Vec<bool> = fds[1..].iter().map(|f| !f.revents().is_empty()).collect();
@@ -258,20 +259,15 @@ impl CallerWake {
             let _ = rustix::io::read(&self.efd, &mut buf);
         }
         drop(fds);
+        let mut readable = Vec::new();
         for ((_, slot), ready) in watched.iter().zip(ready) {
-            let waker = {
-                let mut p = lock(&slot.parked);
-                p.watcher = None;
-                if ready {
-                    p.waker.take()
-                } else {
-                    None
-                }
-            };
-            if let Some(w) = waker {
-                w.wake();
+            let mut p = lock(&slot.parked);
+            p.watcher = None;
+            if ready {
+                readable.extend(p.waker.take());
             }
         }
+        readable
     }
 }
 

@@ -206,15 +206,23 @@ pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
     if let Some(wake) = crate::direct::caller_wake().filter(|_| crate::direct::watchable()) {
         let waker = Waker::from(wake.clone());
         let mut cx = Context::from_waker(&waker);
+        let pool = pool();
+        // Awake, the caller counts as a spinner: the tasks it wakes (its connection's
+        // reader, its request's writer) wake no worker, it runs them next.
+        pool.begin_spin();
         loop {
             wake.begin_poll();
             if run_ready() {
                 waker.wake_by_ref();
             }
-            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            let out = fut.as_mut().poll(&mut cx);
+            pool.end_spin();
+            if let Poll::Ready(out) = out {
                 return out;
             }
-            wake.sleep();
+            let readable = wake.sleep();
+            pool.begin_spin();
+            readable.into_iter().for_each(Waker::wake);
         }
     }
     match spin(fut.as_mut()) {
