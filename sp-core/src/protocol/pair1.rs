@@ -85,7 +85,7 @@ impl Default for Pair1Config {
 ///
 /// **Events.** [`Event::Readable`] when the receive queue stops being empty;
 /// [`Event::Writable`] when the pipe becomes writable; [`Event::ResumeReceiving`] once the
-/// queue drains below `recv_buffer`; [`Event::ClosePipe`] for a second or a wrong peer and
+/// queue drains to half of `recv_buffer`; [`Event::ClosePipe`] for a second or a wrong peer and
 /// for garbage.
 ///
 /// **Counters** ([`Protocol::stats`]): [`DropReason::TtlExceeded`] for a message over
@@ -310,7 +310,7 @@ impl Protocol for XPair1 {
 /// [`Input::Received`].
 ///
 /// **Events.** [`Event::Readable`] when the receive queue stops being empty;
-/// [`Event::ResumeReceiving`] once it drains below `recv_buffer`; [`Event::ClosePipe`] for a
+/// [`Event::ResumeReceiving`] once it drains to half of `recv_buffer`; [`Event::ClosePipe`] for a
 /// wrong peer or garbage. Never [`Event::Writable`]: sending never blocks.
 ///
 /// **Timers.** None.

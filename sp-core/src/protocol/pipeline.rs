@@ -214,7 +214,7 @@ impl Default for PullConfig {
 ///  +-----------+ -----------------------> +--------+
 ///        ^   Received fills the queue     | Paused |
 ///        +------------------------------- +--------+
-///          recv drains below recv_buffer: Event::ResumeReceiving
+///          recv drains to recv_buffer / 2: Event::ResumeReceiving
 /// ```
 ///
 /// **Inputs.** [`Input::PipeAdded`] (a peer other than PUSH is refused), [`Input::PipeRemoved`]

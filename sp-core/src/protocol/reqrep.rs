@@ -636,7 +636,7 @@ impl Default for RepConfig {
 /// request, a body that ends before the bottom word kicks the pipe.
 ///
 /// **Events.** [`Event::Readable`] when the receive queue stops being empty;
-/// [`Event::ResumeReceiving`] for paused pipes once the queue drains below `recv_buffer`;
+/// [`Event::ResumeReceiving`] for paused pipes once the queue drains to half of `recv_buffer`;
 /// [`Event::Writable`] when the saved request's pipe becomes writable or goes away, so a reply
 /// that returned `WouldBlock` can be retried; [`Event::ClosePipe`] for a wrong peer or a
 /// garbage request.

@@ -77,7 +77,7 @@ impl Default for XReqConfig {
 ///
 /// **Events.** [`Event::Writable`] when `send` may succeed again: a pipe becomes writable
 /// while none was and no returned message waits; [`Event::Readable`] when the receive queue
-/// stops being empty; [`Event::ResumeReceiving`] once it drains below `recv_buffer`;
+/// stops being empty; [`Event::ResumeReceiving`] once it drains to half of `recv_buffer`;
 /// [`Event::ClosePipe`] for a wrong peer or garbage.
 ///
 /// **Counters** ([`Protocol::stats`]): [`DropReason::TtlExceeded`] for a reply whose stack is
@@ -300,7 +300,7 @@ impl Default for XRepConfig {
 /// [`Input::PipeRemoved`], [`Input::PipeWritable`], [`Input::Received`].
 ///
 /// **Events.** [`Event::Readable`] when the receive queue stops being empty;
-/// [`Event::ResumeReceiving`] once it drains below `recv_buffer`; [`Event::ClosePipe`] for a
+/// [`Event::ResumeReceiving`] once it drains to half of `recv_buffer`; [`Event::ClosePipe`] for a
 /// wrong peer or garbage. Never [`Event::Writable`]: sending never blocks.
 ///
 /// **Timers.** None.

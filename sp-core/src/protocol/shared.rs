@@ -188,9 +188,14 @@ impl Returned {
 ///
 /// When an item arrives and the queue then holds `capacity` items or more, the pipe it came
 /// from stops receiving ([`RecvQueue::is_paused`]). Once [`RecvQueue::pop`] brings the queue
-/// below `capacity` again, every paused pipe resumes, in the order it was paused, with one
+/// down to half its capacity, every paused pipe resumes, in the order it was paused, with one
 /// [`Event::ResumeReceiving`] each. Items that arrive on a paused pipe anyway (a driver that
 /// raced) are still queued: nothing is dropped.
+///
+/// Why half, not one below full: a pipe resumed at `capacity - 1` delivers one item and
+/// pauses again, so an application slower than its peer pays a pause and a resume (a driver
+/// task woken, a lock taken) per item. Resumed at half, the pipe delivers up to half the
+/// queue in one batch. Memory stays bounded by `capacity` either way.
 #[derive(Debug)]
 pub(crate) struct RecvQueue<T> {
     items: VecDeque<(PipeId, T)>,
@@ -221,11 +226,11 @@ impl<T> RecvQueue<T> {
         was_empty
     }
 
-    /// Takes the oldest item and, if the queue drops below capacity, queues a
+    /// Takes the oldest item and, if the queue drops to half its capacity, queues a
     /// [`Event::ResumeReceiving`] in `events` for each paused pipe.
     pub(crate) fn pop(&mut self, events: &mut VecDeque<Event>) -> Option<(PipeId, T)> {
         let item = self.items.pop_front()?;
-        if self.items.len() < self.capacity {
+        if !self.paused.is_empty() && self.items.len() <= self.capacity / 2 {
             events.extend(
                 self.paused
                     .drain(..)

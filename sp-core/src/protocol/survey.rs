@@ -542,7 +542,7 @@ impl Default for RespondentConfig {
 /// the bottom word kicks the pipe (`test_resp_recv_garbage`).
 ///
 /// **Events.** [`Event::Readable`] when the receive queue stops being empty;
-/// [`Event::ResumeReceiving`] for paused pipes once the queue drains below `recv_buffer`;
+/// [`Event::ResumeReceiving`] for paused pipes once the queue drains to half of `recv_buffer`;
 /// [`Event::Writable`] when the saved survey's pipe turns idle or goes away;
 /// [`Event::ClosePipe`] for a wrong peer or a garbage survey.
 ///
@@ -629,7 +629,7 @@ impl Default for XSurveyorConfig {
 /// [`Input::PipeRemoved`], [`Input::PipeWritable`], [`Input::Received`].
 ///
 /// **Events.** [`Event::Readable`] when the receive queue stops being empty;
-/// [`Event::ResumeReceiving`] once it drains below `recv_buffer`; [`Event::ClosePipe`] for a
+/// [`Event::ResumeReceiving`] once it drains to half of `recv_buffer`; [`Event::ClosePipe`] for a
 /// wrong peer or garbage.
 ///
 /// **Counters** ([`Protocol::stats`]): [`DropReason::SendQueueFull`] per copy a full pipe
@@ -760,7 +760,7 @@ impl Default for XRespondentConfig {
 /// [`Input::PipeRemoved`], [`Input::PipeWritable`], [`Input::Received`].
 ///
 /// **Events.** [`Event::Readable`] when the receive queue stops being empty;
-/// [`Event::ResumeReceiving`] once it drains below `recv_buffer`; [`Event::ClosePipe`] for a
+/// [`Event::ResumeReceiving`] once it drains to half of `recv_buffer`; [`Event::ClosePipe`] for a
 /// wrong peer or garbage.
 ///
 /// **Timers.** None.
