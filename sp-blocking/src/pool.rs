@@ -129,9 +129,8 @@ const SPIN: Duration = Duration::from_micros(50);
 
 /// How many rounds [`spin`] waits on the CPU before it yields the CPU each round: a few
 /// microseconds. Yielding after that lets a worker or the peer's thread run where a core is
-/// short (a caller that spun without yielding cost about a quarter of the inproc
-/// throughput here: 1.24 M against 1.46 M msg/s), and still answers within a round of the
-/// scheduler.
+/// short (a caller that spun without yielding cost inproc throughput here: 1.24 M against
+/// 1.46 M msg/s), and still answers within a round of the scheduler.
 const SPIN_BEFORE_YIELD: u32 = 64;
 
 /// How many rounds of [`spin`] go by between two reads of the clock, a power of two (a read
