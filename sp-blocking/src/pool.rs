@@ -12,7 +12,9 @@
 //! [`DIRECT_MAX`](crate::direct::DIRECT_MAX) connections have a reader waiting for bytes, it
 //! sleeps in `poll(2)` on them and on its thread's eventfd (see `crate::direct`): the kernel
 //! wakes the caller itself when the reply arrives, and the caller reads it, one wake-up instead
-//! of two (the reactor's thread, then the caller).
+//! of two (the reactor's thread, then the caller). Between two sleeps, while it is awake, that
+//! caller counts as spinning (below): the reader it wakes after `poll(2)` returns, and what
+//! it runs next, wake no worker.
 //!
 //! Otherwise (inproc pipes, many pipes, other platforms) another thread of this process ends
 //! the wait, and the call *spins* for up to [`SPIN`]: it runs queued tasks and polls its own
