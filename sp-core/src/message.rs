@@ -68,6 +68,18 @@ impl Message {
         self.header.is_empty() && self.body.is_empty()
     }
 
+    /// Returns header and body joined into one buffer, consuming the message.
+    ///
+    /// With an empty header (every message a pipe delivers) the body moves out as it is: no
+    /// copy and, unlike [`to_contiguous`](Self::to_contiguous), no reference-count update,
+    /// which on the receive path is an atomic on memory the application's thread also touches.
+    pub fn into_contiguous(self) -> Bytes {
+        if self.header.is_empty() {
+            return self.body;
+        }
+        self.to_contiguous()
+    }
+
     /// Returns header and body joined into one buffer (copies; meant for tests and raw views).
     pub fn to_contiguous(&self) -> Bytes {
         if self.header.is_empty() {

@@ -914,9 +914,5 @@ impl PipeHandle {
 }
 
 fn pull_up(msg: Message) -> Message {
-    if msg.header.is_empty() {
-        Message::new(msg.body)
-    } else {
-        Message::new(msg.to_contiguous())
-    }
+    Message::new(msg.into_contiguous())
 }

@@ -388,11 +388,7 @@ impl<W: MessageConnection> WsPipe<W> {
                 let Some(msg) = self.out.pop_front() else {
                     break;
                 };
-                let payload = if msg.header.is_empty() {
-                    msg.body
-                } else {
-                    msg.to_contiguous()
-                };
+                let payload = msg.into_contiguous();
                 push_frames(&mut self.wire, payload);
             }
             match Pin::new(&mut self.ws).poll_ready(cx) {

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use crate::backtrace::{read_word, WORD_LEN};
 use crate::protocol::shared::{
@@ -26,6 +26,25 @@ const FIRST_HOP_HEADER: [u8; WORD_LEN] = [0x00, 0x00, 0x00, 0x01];
 /// The largest well-formed hop-count word: the count lives in the low byte and the upper
 /// 24 bits must be zero.
 const MAX_HOP_WORD: u32 = 0xFF;
+
+/// Every well-formed hop-count word, so that a header holding one is a static [`Bytes`]: no
+/// allocation when a raw sender increments the count, and no reference-count update when a raw
+/// receiver splits the word off (an atomic on the read buffer the application's thread also
+/// touches).
+static HOP_WORDS: [[u8; WORD_LEN]; MAX_HOP_WORD as usize + 1] = {
+    let mut words = [[0; WORD_LEN]; MAX_HOP_WORD as usize + 1];
+    let mut hops = 0;
+    while hops <= MAX_HOP_WORD as usize {
+        words[hops] = (hops as u32).to_be_bytes();
+        hops += 1;
+    }
+    words
+};
+
+/// The header holding hop count `hops`, which must be at most [`MAX_HOP_WORD`].
+fn hop_header(hops: u32) -> Bytes {
+    Bytes::from_static(&HOP_WORDS[hops as usize])
+}
 
 /// How many messages wait for one busy pipe of a [`Pair1Poly`] before further ones are
 /// dropped: 2, as in NNG.
@@ -236,9 +255,9 @@ impl Protocol for XPair1 {
         let max_ttl = self.max_ttl;
         // The whole wire message is queued; `recv` splits the (already checked) word off.
         self.core
-            .handle(input, |body| match split_hop_count(body.clone(), max_ttl) {
-                Inbound::Deliver(_) => Inbound::Deliver(body),
-                other => other,
+            .handle(input, |body| match refuse_hop_count(&body, max_ttl) {
+                Some(refused) => refused,
+                None => Inbound::Deliver(body),
             });
     }
 
@@ -256,8 +275,8 @@ impl Protocol for XPair1 {
             (WORD_LEN, Some(hops)) if hops < MAX_HOP_WORD => hops,
             _ => return Err(SendError::InvalidHeader),
         };
-        let header = Bytes::copy_from_slice(&(hops + 1).to_be_bytes());
-        self.core.send(Message::with_header(header, msg.body))
+        self.core
+            .send(Message::with_header(hop_header(hops + 1), msg.body))
     }
 
     /// Takes the oldest queued message, its hop-count word (as received) in the header and
@@ -267,11 +286,19 @@ impl Protocol for XPair1 {
     /// [`RecvError::WouldBlock`] when nothing is queued.
     fn recv(&mut self, _now: Instant) -> Result<Message, RecvError> {
         let Message {
-            body: wire, pipe, ..
+            body: mut wire,
+            pipe,
+            ..
         } = self.core.recv()?;
-        // Only messages whose first 4 bytes passed `split_hop_count` are queued.
-        let header = wire.slice(..WORD_LEN);
-        Ok(Message::with_header(header, wire.slice(WORD_LEN..)).with_pipe(pipe))
+        let header = match read_word(&wire) {
+            Some(hops) if hops <= MAX_HOP_WORD => {
+                wire.advance(WORD_LEN);
+                hop_header(hops)
+            }
+            // Not reached: only messages whose word passed `refuse_hop_count` are queued.
+            _ => wire.split_to(WORD_LEN.min(wire.len())),
+        };
+        Ok(Message::with_header(header, wire).with_pipe(pipe))
     }
 }
 
@@ -502,12 +529,23 @@ impl PolyCore {
 
 /// Applies NNG's receive rules to a wire body: garbage kicks, too many hops drops, anything
 /// else loses its hop-count word and is delivered.
-fn split_hop_count(body: Bytes, max_ttl: u8) -> Inbound {
-    match read_word(&body) {
-        None => Inbound::Kick,
-        Some(hops) if hops > MAX_HOP_WORD => Inbound::Kick,
-        Some(hops) if hops > u32::from(max_ttl) => Inbound::Drop(DropReason::TtlExceeded),
-        Some(_) => Inbound::Deliver(body.slice(WORD_LEN..)),
+fn split_hop_count(mut body: Bytes, max_ttl: u8) -> Inbound {
+    if let Some(refused) = refuse_hop_count(&body, max_ttl) {
+        return refused;
+    }
+    // In place: `slice` would add a reference to the read buffer and drop one.
+    body.advance(WORD_LEN);
+    Inbound::Deliver(body)
+}
+
+/// The verdict on a wire body whose hop-count word breaks NNG's receive rules; `None` when
+/// it may be delivered.
+fn refuse_hop_count(body: &[u8], max_ttl: u8) -> Option<Inbound> {
+    match read_word(body) {
+        None => Some(Inbound::Kick),
+        Some(hops) if hops > MAX_HOP_WORD => Some(Inbound::Kick),
+        Some(hops) if hops > u32::from(max_ttl) => Some(Inbound::Drop(DropReason::TtlExceeded)),
+        Some(_) => None,
     }
 }
 
@@ -520,6 +558,13 @@ mod tests {
 
     fn p(n: u32) -> PipeId {
         PipeId::new(n).unwrap()
+    }
+
+    #[test]
+    fn every_hop_header_holds_its_count_big_endian() {
+        for hops in 0..=MAX_HOP_WORD {
+            assert_eq!(&hop_header(hops)[..], &hops.to_be_bytes()[..]);
+        }
     }
 
     fn attached(config: Pair1Config) -> Pair1 {

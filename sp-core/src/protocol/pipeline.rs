@@ -279,7 +279,7 @@ impl Protocol for Pull {
             }
             Input::PipeWritable { .. } => {}
             Input::Received { pipe, msg } => {
-                if self.pipes.contains(pipe) && self.queue.push(pipe, msg.to_contiguous()) {
+                if self.pipes.contains(pipe) && self.queue.push(pipe, msg.into_contiguous()) {
                     self.events.push_back(Event::Readable);
                 }
             }

@@ -699,7 +699,7 @@ impl SubCore {
                 if !self.pipes.contains(&pipe) {
                     return None;
                 }
-                let body = msg.to_contiguous();
+                let body = msg.into_contiguous();
                 let wanted = wanted(&body);
                 if wanted {
                     match self.queue.push((pipe, body.clone())) {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::mem;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use crate::backtrace::{read_word, RequestId, RequestIdSequence, DEFAULT_MAX_TTL, WORD_LEN};
 use crate::protocol::context::{readable, Contexts, CtxKey, DeadlineSet};
@@ -332,7 +332,7 @@ impl Req {
     }
 
     fn handle_reply(&mut self, pipe: PipeId, msg: Message, now: Instant) {
-        let body = msg.to_contiguous();
+        let mut body = msg.into_contiguous();
         let Some(id) = read_word(&body) else {
             // NNG kicks a peer that sends a reply without room for a request ID.
             self.events.push_back(Event::ClosePipe {
@@ -354,7 +354,8 @@ impl Req {
             .get_mut(key)
             .expect("by_id names open contexts");
         self.timers.set(key, None);
-        ctx.state = ReqState::Replied(pipe, body.slice(WORD_LEN..));
+        body.advance(WORD_LEN);
+        ctx.state = ReqState::Replied(pipe, body);
         self.events.push_back(readable(key));
     }
 

@@ -117,7 +117,7 @@ impl XReq {
     }
 
     fn handle_reply(&mut self, pipe: PipeId, msg: Message) {
-        let mut body = msg.to_contiguous();
+        let mut body = msg.into_contiguous();
         match split_backtrace(&mut body, XREQ_MAX_STACK) {
             Ok(backtrace) => {
                 if self.queue.push(pipe, (backtrace, body)) {

@@ -374,7 +374,7 @@ impl SinglePeer {
                 self.drops.record(DropReason::PipeClosed);
             }
             Input::Received { pipe, msg } if self.pipes.contains(pipe) => {
-                match decode(msg.to_contiguous()) {
+                match decode(msg.into_contiguous()) {
                     Inbound::Deliver(body) => {
                         if self.queue.push(pipe, body) {
                             self.events.push_back(Event::Readable);
@@ -816,7 +816,7 @@ impl Broadcast {
             }
             Input::Received { pipe, msg } => {
                 if self.pipes.contains_key(&pipe) {
-                    return Some((pipe, msg.to_contiguous()));
+                    return Some((pipe, msg.into_contiguous()));
                 }
             }
             // A copy (or a unicast) was for that pipe alone. The pipe is about to go: write

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use crate::backtrace::{read_word, RequestId, RequestIdSequence, DEFAULT_MAX_TTL, WORD_LEN};
 use crate::protocol::context::{readable, Contexts, CtxKey, DeadlineSet};
@@ -253,7 +253,7 @@ impl Surveyor {
         }
     }
 
-    fn handle_response(&mut self, pipe: PipeId, body: Bytes) {
+    fn handle_response(&mut self, pipe: PipeId, mut body: Bytes) {
         let Some(id) = read_word(&body) else {
             // NNG kicks a peer whose response has no room for a survey ID.
             self.pipes.kick(pipe);
@@ -283,7 +283,8 @@ impl Surveyor {
             self.drops.record(DropReason::RecvQueueFull);
             return;
         }
-        survey.responses.push_back((pipe, body.slice(WORD_LEN..)));
+        body.advance(WORD_LEN);
+        survey.responses.push_back((pipe, body));
         if survey.responses.len() == 1 {
             self.pipes.push_event(readable(key));
         }
