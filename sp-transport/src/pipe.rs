@@ -139,6 +139,13 @@ pub(crate) struct Delivery {
 
 #[derive(Default)]
 struct PipeQueue {
+    /// Small messages already framed for the stream, in order, ahead of everything in `out`
+    /// (see [`PipeHandle::frame_on_enqueue`]).
+    framed: BytesMut,
+    /// How many messages `framed` holds.
+    framed_msgs: usize,
+    /// The stream's framing, when the sending side frames small messages itself.
+    framing: Option<FrameKind>,
     out: VecDeque<Message>,
     out_bytes: usize,
     /// Messages and bytes queued for writing since the pipe opened (its statistics).
@@ -158,6 +165,13 @@ struct PipeQueue {
     consumer: Option<Waker>,
     /// The task that feeds the owner's core from this pipe.
     feeder: Option<Waker>,
+}
+
+impl PipeQueue {
+    /// Messages waiting to be written, framed or not.
+    fn queued(&self) -> usize {
+        self.framed_msgs + self.out.len()
+    }
 }
 
 /// One pipe's shared state: its outgoing queue and control flags.
@@ -184,35 +198,78 @@ impl PipeHandle {
         })
     }
 
+    /// Makes the sending side frame small messages (up to [`COALESCE_MAX`]) for a stream of
+    /// `kind` as it queues them, instead of leaving that to the pipe's writer.
+    ///
+    /// Why: a message's bytes are then copied, and the message dropped, on the thread that
+    /// sent it. Dropped by the writer on another thread, each message's reference count (one
+    /// count for every clone of a buffer sent repeatedly) moved between two cores per send,
+    /// and memory allocated by the sender was freed by the writer.
+    pub(crate) fn frame_on_enqueue(&self, kind: FrameKind) {
+        lock(&self.q).framing = Some(kind);
+    }
+
     /// Queues a message. Returns true while the queue has room for more: fewer than
     /// `max_msgs` messages and less than 1 MiB.
     pub(crate) fn enqueue(&self, msg: Message, max_msgs: usize) -> bool {
         let mut q = lock(&self.q);
         // A closed pipe still queues: the message goes back to the protocol with the rest
         // when the pipe detaches, a moment later.
+        let len = msg.len();
         q.msgs_out += 1;
-        q.bytes_out += msg.len() as u64;
-        q.out_bytes += msg.len();
-        q.out.push_back(msg);
+        q.bytes_out += len as u64;
+        q.out_bytes += len;
+        // Framed bytes go out ahead of `out`, so only while `out` is empty.
+        let sent = match q.framing {
+            Some(kind) if len <= COALESCE_MAX && q.out.is_empty() => {
+                encode(kind, &msg, &mut q.framed);
+                q.framed_msgs += 1;
+                Some(msg)
+            }
+            _ => {
+                q.out.push_back(msg);
+                None
+            }
+        };
         if !q.closed {
             if let Some(w) = q.consumer.take() {
                 w.wake();
             }
         }
-        let room = q.out.len() < max_msgs && q.out_bytes < QUEUE_HIGH_WATER_BYTES;
+        let room = q.queued() < max_msgs && q.out_bytes < QUEUE_HIGH_WATER_BYTES;
         if !room {
             q.blocked = true;
         }
+        drop(q);
+        drop(sent);
         room
     }
 
-    /// Moves every queued message into `into`; registers `waker` if there was none.
+    /// Moves every queued message into `into`; registers `waker` if there was none. For
+    /// pipes that do not [frame on enqueue](Self::frame_on_enqueue).
     pub(crate) fn take_out(&self, into: &mut VecDeque<Message>, waker: &Waker) -> TakeOutcome {
+        let mut spare = BytesMut::new();
+        let outcome = self.take_framed(&mut spare, into, waker);
+        debug_assert!(spare.is_empty(), "only stream pipes frame on enqueue");
+        outcome
+    }
+
+    /// Moves the framed bytes into `framed` (which must be empty; its buffer is kept for the
+    /// next ones) and every other queued message, which follows them, into `into`; registers
+    /// `waker` if nothing was queued.
+    fn take_framed(
+        &self,
+        framed: &mut BytesMut,
+        into: &mut VecDeque<Message>,
+        waker: &Waker,
+    ) -> TakeOutcome {
         let mut q = lock(&self.q);
-        if q.out.is_empty() {
+        if q.out.is_empty() && q.framed.is_empty() {
             set_waker(&mut q.consumer, waker);
             return TakeOutcome { was_blocked: false };
         }
+        std::mem::swap(&mut q.framed, framed);
+        q.framed_msgs = 0;
         std::mem::swap(&mut q.out, into);
         q.out_bytes = 0;
         if q.draining {
@@ -263,7 +320,7 @@ impl PipeHandle {
     /// Returns true once a draining pipe's queue is empty; registers `waker` otherwise.
     pub(crate) fn poll_drained(&self, waker: &Waker) -> bool {
         let mut q = lock(&self.q);
-        if q.draining && q.out.is_empty() {
+        if q.draining && q.queued() == 0 {
             return true;
         }
         set_waker(&mut q.feeder, waker);
@@ -297,7 +354,7 @@ impl PipeHandle {
             bytes_in: c.bytes_in.load(Relaxed),
             msgs_out: q.msgs_out,
             bytes_out: q.bytes_out,
-            queued: q.out.len(),
+            queued: q.queued(),
             returned: q.returned,
             dropped_on_close: c.dropped_on_close.load(Relaxed),
         }
@@ -309,14 +366,25 @@ impl PipeHandle {
         let mut q = lock(&self.q);
         debug_assert!(q.closed, "only a closed pipe gives its queue back");
         q.out_bytes = 0;
-        let unsent = std::mem::take(&mut q.out);
+        let mut unsent = VecDeque::with_capacity(q.queued());
+        if let Some(kind) = q.framing {
+            // Unframed again, header and body joined: the same bytes on the wire.
+            let mut framed = std::mem::take(&mut q.framed);
+            let mut decoder = FrameDecoder::new(kind, 0);
+            while let Ok(Some(wire)) = decoder.decode(&mut framed) {
+                unsent.push_back(Message::new(wire));
+            }
+            debug_assert!(framed.is_empty(), "framed bytes hold whole frames");
+            q.framed_msgs = 0;
+        }
+        unsent.append(&mut q.out);
         q.returned += unsent.len() as u64;
         unsent
     }
 
     /// Returns how many messages wait in the queue.
     pub(crate) fn queued(&self) -> usize {
-        lock(&self.q).out.len()
+        lock(&self.q).queued()
     }
 
     /// Asks the pipe's tasks to stop at once; what is queued waits for [`Self::take_unsent`].
@@ -396,6 +464,7 @@ impl StreamPipe {
         max_message_size: usize,
         leftover: BytesMut,
     ) -> Self {
+        handle.frame_on_enqueue(kind);
         Self {
             owner,
             stream,
@@ -698,15 +767,23 @@ impl LargeFrame {
 /// go out with vectored writes. Shared by the async and the thread-based runner.
 pub(crate) struct Outbound {
     kind: FrameKind,
+    /// Frames the senders encoded as they queued them; written before `chunks`. Its buffer
+    /// goes back to the queue for the next ones once written.
+    framed: BytesMut,
     taken: VecDeque<Message>,
     chunks: VecDeque<Bytes>,
     coalesce: BytesMut,
 }
 
+/// A written-out framed buffer larger than this is freed rather than kept for the next batch,
+/// so that one burst does not pin its memory for the pipe's lifetime.
+const FRAMED_KEEP: usize = 64 * 1024;
+
 impl Outbound {
     pub(crate) fn new(kind: FrameKind) -> Self {
         Self {
             kind,
+            framed: BytesMut::new(),
             taken: VecDeque::new(),
             chunks: VecDeque::new(),
             coalesce: BytesMut::new(),
@@ -715,12 +792,17 @@ impl Outbound {
 
     /// Returns true when every encoded byte has been written.
     pub(crate) fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
+        self.framed.is_empty() && self.chunks.is_empty()
     }
 
-    /// Takes what `handle` has queued (registering `waker` if nothing) and encodes it.
+    /// Takes what `handle` has queued (registering `waker` if nothing) and encodes what its
+    /// senders did not. Only called once everything taken before is written.
     pub(crate) fn take(&mut self, handle: &PipeHandle, waker: &Waker) -> TakeOutcome {
-        let outcome = handle.take_out(&mut self.taken, waker);
+        debug_assert!(self.is_empty(), "the previous batch is written first");
+        if self.framed.capacity() > FRAMED_KEEP {
+            self.framed = BytesMut::new();
+        }
+        let outcome = handle.take_framed(&mut self.framed, &mut self.taken, waker);
         if !self.taken.is_empty() {
             self.encode_taken();
         }
@@ -759,13 +841,19 @@ impl Outbound {
     ) -> Poll<io::Result<usize>> {
         let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
         let mut n_iov = 0;
-        for chunk in self.chunks.iter().take(MAX_IOVECS) {
+        let framed = (!self.framed.is_empty()).then_some(&self.framed[..]);
+        for chunk in framed.into_iter().chain(self.chunks.iter().map(|c| &c[..])) {
+            if n_iov == MAX_IOVECS {
+                break;
+            }
             iov[n_iov] = IoSlice::new(chunk);
             n_iov += 1;
         }
         let poll = write(&iov[..n_iov]);
         if let Poll::Ready(Ok(written)) = poll {
-            let mut n = written;
+            let from_framed = written.min(self.framed.len());
+            self.framed.advance(from_framed);
+            let mut n = written - from_framed;
             while n > 0 {
                 // The stream wrote n bytes of what we offered, which all lie in `chunks`.
                 let front = self.chunks.front_mut().expect("written bytes were queued");
@@ -915,4 +1003,86 @@ impl PipeHandle {
 
 fn pull_up(msg: Message) -> Message {
     Message::new(msg.into_contiguous())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipe_view::Transport;
+
+    fn handle() -> Arc<PipeHandle> {
+        let info = PipeInfo {
+            transport: Transport::Tcp,
+            endpoint: None,
+            dialed: false,
+            conn: crate::rt::ConnInfo::default(),
+            peer_protocol: ProtocolId::PAIR1,
+            tls_peer_certificate: None,
+            ws_path: None,
+            span: tracing::Span::none(),
+        };
+        PipeHandle::new(PipeId::new(1).unwrap(), info)
+    }
+
+    fn wire(msg: &Message) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        encode(FrameKind::Tcp, msg, &mut out);
+        out.to_vec()
+    }
+
+    /// Small, large (not framed by the sender), then small again: the last one queues behind
+    /// the large one unframed, so order holds.
+    fn queue_mixed(h: &PipeHandle) -> Vec<Message> {
+        let msgs = vec![
+            Message::with_header(&b"\x00\x00\x00\x01"[..], &b"one"[..]),
+            Message::new(&b"two"[..]),
+            Message::new(vec![7u8; COALESCE_MAX + 1]),
+            Message::new(&b"four"[..]),
+        ];
+        for m in &msgs {
+            assert!(h.enqueue(m.clone(), 100));
+        }
+        msgs
+    }
+
+    #[test]
+    fn framed_and_unframed_messages_are_written_in_queue_order() {
+        let h = handle();
+        h.frame_on_enqueue(FrameKind::Tcp);
+        let msgs = queue_mixed(&h);
+        assert_eq!(h.queued(), 4);
+        let mut out = Outbound::new(FrameKind::Tcp);
+        out.take(&h, Waker::noop());
+        assert_eq!(h.queued(), 0);
+        let mut written = Vec::new();
+        while !out.is_empty() {
+            // A stream that takes 5 bytes at a time: partial writes cross every boundary.
+            let _ = out.write_with(|iov| {
+                let mut n = 0;
+                for s in iov {
+                    let take = (5 - n).min(s.len());
+                    written.extend_from_slice(&s[..take]);
+                    n += take;
+                }
+                Poll::Ready(Ok(n))
+            });
+        }
+        let expected: Vec<u8> = msgs.iter().flat_map(wire).collect();
+        assert_eq!(written, expected);
+    }
+
+    #[test]
+    fn a_closed_pipe_hands_back_framed_messages_in_order_with_the_same_bytes() {
+        let h = handle();
+        h.frame_on_enqueue(FrameKind::Tcp);
+        let msgs = queue_mixed(&h);
+        h.close();
+        let unsent = h.take_unsent();
+        assert_eq!(unsent.len(), 4);
+        for (back, sent) in unsent.iter().zip(&msgs) {
+            assert_eq!(back.to_contiguous(), sent.to_contiguous());
+        }
+        assert_eq!(h.stats().returned, 4);
+        assert_eq!(h.queued(), 0);
+    }
 }

@@ -146,7 +146,8 @@ pub enum Input {
     Unsent {
         /// The pipe that died with the message in its write queue.
         pipe: PipeId,
-        /// The transmit's message, unchanged.
+        /// The transmit's message: unchanged, or with its header and body joined into the
+        /// body (a driver that had framed it already); the bytes are the same.
         msg: Message,
     },
 }
