@@ -12,11 +12,13 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_io::AsyncWrite;
+use futures_util::task::AtomicWaker;
 use sp_core::frame::{encode, encode_prefix, FrameDecoder, FrameKind};
 use sp_core::{Message, PipeId, ProtocolId};
 
@@ -181,6 +183,12 @@ pub(crate) struct PipeHandle {
     pub(crate) info: PipeInfo,
     pub(crate) counters: PipeCounters,
     q: Mutex<PipeQueue>,
+    /// `q.closed` and `q.draining`, readable without the lock: the pipe's task checks both on
+    /// every turn, and taking the lock for that pulled it away from the thread that sends.
+    closed: AtomicBool,
+    draining: AtomicBool,
+    /// The pipe's task, woken when the pipe closes or starts draining.
+    task: AtomicWaker,
 }
 
 pub(crate) struct TakeOutcome {
@@ -195,6 +203,9 @@ impl PipeHandle {
             info,
             counters: PipeCounters::default(),
             q: Mutex::new(PipeQueue::default()),
+            closed: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            task: AtomicWaker::new(),
         })
     }
 
@@ -310,11 +321,13 @@ impl PipeHandle {
     pub(crate) fn drain(&self) {
         let mut q = lock(&self.q);
         q.draining = true;
+        self.draining.store(true, Ordering::Release);
         let (a, b) = (q.consumer.take(), q.feeder.take());
         drop(q);
         for w in [a, b].into_iter().flatten() {
             w.wake();
         }
+        self.task.wake();
     }
 
     /// Returns true once a draining pipe's queue is empty; registers `waker` otherwise.
@@ -328,12 +341,12 @@ impl PipeHandle {
     }
 
     pub(crate) fn is_draining(&self) -> bool {
-        lock(&self.q).draining
+        self.draining.load(Ordering::Acquire)
     }
 
     /// Returns true once the pipe is closed.
     pub(crate) fn is_closed(&self) -> bool {
-        lock(&self.q).closed
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Counts `n` messages lost with the pipe (queued to or from it when it ended); the
@@ -392,6 +405,7 @@ impl PipeHandle {
     pub(crate) fn close(&self) {
         let mut q = lock(&self.q);
         q.closed = true;
+        self.closed.store(true, Ordering::Release);
         // What is queued stays: the socket hands it back to its protocol when the pipe
         // detaches (`take_unsent`), so that PUSH re-routes it and REQ resends at once.
         let (a, b) = (q.consumer.take(), q.feeder.take());
@@ -399,15 +413,17 @@ impl PipeHandle {
         for w in [a, b].into_iter().flatten() {
             w.wake();
         }
+        self.task.wake();
     }
 
-    /// Returns true once closed; otherwise registers `waker` as the feeder.
+    /// Returns true once closed; otherwise registers `waker` as the pipe's task, which
+    /// [`close`](Self::close) and [`drain`](Self::drain) wake. Takes no lock.
     pub(crate) fn poll_closed(&self, waker: &Waker) -> bool {
-        let mut q = lock(&self.q);
-        if !q.closed {
-            set_waker(&mut q.feeder, waker);
+        if self.is_closed() {
+            return true;
         }
-        q.closed
+        self.task.register(waker);
+        self.is_closed()
     }
 }
 
