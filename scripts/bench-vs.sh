@@ -7,8 +7,8 @@
 # Rows: throughput (msg/s) with 64 B messages over tcp, ipc and inproc, with 1400 B and
 # 65536 B messages over tcp (thr-count * 3/10 and thr-count / 50 messages; the 65536 B row is
 # also given in MB/s, 10^6 bytes), one-way latency (us) with 64 B messages over tcp, ipc
-# and inproc, and the resident memory (KiB) each side of the tcp 64 B throughput run adds to
-# the same program at rest (peak of the run minus peak of a one-message run). Every figure is
+# and inproc, and the anonymous resident memory (KiB) each side of the tcp 64 B throughput run
+# adds to the same program at rest (peak of the run minus peak of a one-message run). Every figure is
 # the median of `repeats` runs; every process runs under
 # `timeout` (BENCH_TIMEOUT seconds, default 60) and a run that times out counts as missing
 # ("hung"), never as a number. A library whose tools could not be built shows "—".
@@ -145,17 +145,20 @@ row latency "ipc 64 B"    us lower lat "$I"   64 "$lat_trips"
 row latency "inproc 64 B" us lower lat inproc 64 "$lat_trips"
 
 # mem_cell <tool-prefix> <recv|send>: KiB that one side of the tcp 64 B throughput run adds to
-# the same program at rest: its peak resident memory (/usr/bin/time's %M) in a run of
-# thr-count messages minus that in a run of one message (start, connect, one message, exit).
+# the same program at rest: its peak anonymous resident memory (RssAnon, sampled every
+# millisecond by scripts/peak-anon.py) in a run of thr-count messages minus that in a run of
+# one message (start, connect, one message, exit). Anonymous memory is what a program
+# allocates; the file-backed rest of the resident set (code paged in) moved by hundreds of KiB
+# between identical runs here.
 mem_cell() {
   local p=$1 side=$2 first=${1}local_thr n full rest
   first=${first%% *}
   if [ ! -x "$first" ]; then CELL="—|not built"; return; fi
   for n in "$thr_count" 1; do
     if [ "$side" = recv ]; then
-      cell "rss:" lim /usr/bin/time -f rss:%M ${p}local_thr "$T" 64 "$n" -- lim ${p}remote_thr "$T" 64 "$n"
+      cell "rss:" lim scripts/peak-anon.py ${p}local_thr "$T" 64 "$n" -- lim ${p}remote_thr "$T" 64 "$n"
     else
-      cell "rss:" lim ${p}local_thr "$T" 64 "$n" -- lim /usr/bin/time -f rss:%M ${p}remote_thr "$T" 64 "$n"
+      cell "rss:" lim ${p}local_thr "$T" 64 "$n" -- lim scripts/peak-anon.py ${p}remote_thr "$T" 64 "$n"
     fi
     if [ "$n" = 1 ]; then rest=$CELL; else full=$CELL; fi
   done
@@ -178,11 +181,11 @@ mem_row() {
   echo "$line" >>"$tmp/rows"
   echo "bench-vs: $1 memory done" >&2
 }
-if [ -x /usr/bin/time ]; then
+if [ -r /proc/self/status ] && command -v python3 >/dev/null; then
   mem_row "tcp 64 B receiver adds" recv
   mem_row "tcp 64 B sender adds" send
 else
-  echo "bench-vs: no /usr/bin/time (apt-get install time): no memory rows" >&2
+  echo "bench-vs: memory rows need Linux's /proc and python3: no memory rows" >&2
 fi
 
 # results.csv: the medians (missing as —); runs.tsv: every run.

@@ -37,12 +37,18 @@ const QUEUE_HIGH_WATER_BYTES: usize = 1 << 20;
 const COALESCE_MAX: usize = 16 * 1024;
 /// The largest read into the scratch buffer. A frame larger than this reads directly into the
 /// frame buffer once that much of it has arrived.
-const READ_CHUNK: usize = 64 * 1024;
+///
+/// 32 KiB, not 64: a busy pipe's memory is this scratch buffer plus the read buffers its
+/// queued messages still share, a few of this size. Measured on a tcp 64 B throughput run,
+/// the receiver's anonymous memory grew by about 650 KiB with 64 KiB reads, 360 KiB with
+/// 32 KiB and 210 KiB with 16 KiB; 64 B throughput did not move, while 16 KiB reads cost
+/// the 1400 B row 17 % (BENCHMARKS.md, "Memory").
+const READ_CHUNK: usize = 32 * 1024;
 /// The scratch buffer's first size: it doubles (up to [`READ_CHUNK`]) each time a read fills
 /// it, so a busy pipe soon reads in large chunks while a quiet or hostile one costs little.
 const SCRATCH_MIN: usize = 4 * 1024;
-/// Frames above this size never make the read buffer grow (see [`Inbound::fill`]).
-const LARGE_FRAME: usize = 4 * READ_CHUNK;
+/// Frames above this size never make the scratch buffer grow (see [`Inbound::fill`]).
+const LARGE_FRAME: usize = 256 * 1024;
 /// Upper bound on one read's buffer growth.
 const READ_MAX: usize = 1 << 20;
 /// iovecs per vectored write.
