@@ -8,8 +8,8 @@
 # 65536 B messages over tcp (thr-count * 3/10 and thr-count / 50 messages; the 65536 B row is
 # also given in MB/s, 10^6 bytes), one-way latency (us) with 64 B messages over tcp, ipc
 # and inproc, and the anonymous resident memory (KiB) each side of the tcp 64 B throughput run
-# adds to the same program at rest (peak of the run minus peak of a one-message run). Every figure is
-# the median of `repeats` runs; every process runs under
+# adds to the same program at rest (peak of the run minus peak of a one-message run). Every
+# figure is the median of `repeats` runs; every process runs under
 # `timeout` (BENCH_TIMEOUT seconds, default 60) and a run that times out counts as missing
 # ("hung"), never as a number. A library whose tools could not be built shows "—".
 #

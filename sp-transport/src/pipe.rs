@@ -60,33 +60,6 @@ const DELIVER_BATCH: usize = 64;
 /// [`own_small_frames`]).
 const OWN_BUFFER_MAX: usize = 512;
 
-/// Copies the small payloads of a freshly decoded batch out of the read buffer into one
-/// buffer of their own, the size of those payloads.
-///
-/// Why: a queued message that shares the read buffer keeps all of it alive, and the pipe then
-/// reads into a new one. A receiver a queue of 64 B messages behind its sender held a few
-/// whole read buffers this way, each allocated by whichever runtime thread ran the pipe task,
-/// so in one malloc arena per thread (its anonymous memory grew by 346 KiB in a tcp 64 B run,
-/// against 184 KiB with small frames copied). Copied, the read buffer is free once decoded
-/// and takes the next read, and the messages pin only their own bytes. One buffer per batch,
-/// not one per message: a buffer per message cost 8 % of tcp 64 B throughput; one per batch
-/// cost none measurable (BENCHMARKS.md, "Memory").
-fn own_small_frames(batch: &mut VecDeque<Message>) {
-    let small = |m: &Message| m.body.len() <= OWN_BUFFER_MAX;
-    let total: usize = batch
-        .iter()
-        .filter(|m| small(m))
-        .map(|m| m.body.len())
-        .sum();
-    if total == 0 {
-        return;
-    }
-    let mut own = BytesMut::with_capacity(total);
-    for msg in batch.iter_mut().filter(|m| small(m)) {
-        own.extend_from_slice(&msg.body);
-        msg.body = own.split().freeze();
-    }
-}
 /// Rounds of read/write work in one poll before yielding to other tasks.
 const POLL_BUDGET: usize = 32;
 
@@ -196,10 +169,6 @@ struct PipeQueue {
     blocked: bool,
     /// The owner's core stopped receiving from this pipe.
     paused: bool,
-    /// Close requested (by the socket) or the pipe task has ended.
-    closed: bool,
-    /// The socket is closing: write out what is queued, deliver nothing more, then close.
-    draining: bool,
     /// The task that drains `out`.
     consumer: Option<Waker>,
     /// The task that feeds the owner's core from this pipe.
@@ -220,9 +189,14 @@ pub(crate) struct PipeHandle {
     pub(crate) info: PipeInfo,
     pub(crate) counters: PipeCounters,
     q: Mutex<PipeQueue>,
-    /// `q.closed` and `q.draining`, readable without the lock: the pipe's task checks both on
-    /// every turn, and taking the lock for that pulled it away from the thread that sends.
+    /// Close requested (by the socket) or the pipe task has ended.
+    ///
+    /// This flag and `draining` are atomics, read without the queue lock: the pipe's task
+    /// checks both on every turn, and taking the lock for that pulled it away from the thread
+    /// that sends. They are only set while that lock is held, so a reader holding it sees
+    /// them as they are.
     closed: AtomicBool,
+    /// The socket is closing: write out what is queued, deliver nothing more, then close.
     draining: AtomicBool,
     /// The pipe's task, woken when the pipe closes or starts draining.
     task: AtomicWaker,
@@ -267,8 +241,9 @@ impl PipeHandle {
         q.msgs_out += 1;
         q.bytes_out += len as u64;
         q.out_bytes += len;
-        // Framed bytes go out ahead of `out`, so only while `out` is empty.
-        let sent = match q.framing {
+        // Framed bytes go out ahead of `out`, so only while `out` is empty. A framed message
+        // is dropped once the lock is released.
+        let framed_msg = match q.framing {
             Some(kind) if len <= COALESCE_MAX && q.out.is_empty() => {
                 encode(kind, &msg, &mut q.framed);
                 q.framed_msgs += 1;
@@ -279,7 +254,7 @@ impl PipeHandle {
                 None
             }
         };
-        if !q.closed {
+        if !self.is_closed() {
             if let Some(w) = q.consumer.take() {
                 w.wake();
             }
@@ -289,7 +264,7 @@ impl PipeHandle {
             q.blocked = true;
         }
         drop(q);
-        drop(sent);
+        drop(framed_msg);
         room
     }
 
@@ -320,7 +295,7 @@ impl PipeHandle {
         q.framed_msgs = 0;
         std::mem::swap(&mut q.out, into);
         q.out_bytes = 0;
-        if q.draining {
+        if self.is_draining() {
             // The owner's side of an inproc link waits for its queue to empty before ending.
             if let Some(w) = q.feeder.take() {
                 w.wake();
@@ -346,7 +321,7 @@ impl PipeHandle {
     /// Returns true if the pipe may deliver; otherwise registers `waker` for the resume.
     pub(crate) fn poll_resumed(&self, waker: &Waker) -> bool {
         let mut q = lock(&self.q);
-        if q.paused && !q.closed {
+        if q.paused && !self.is_closed() {
             set_waker(&mut q.feeder, waker);
             false
         } else {
@@ -357,7 +332,6 @@ impl PipeHandle {
     /// Asks the pipe to write out what is queued and then close (the socket is closing).
     pub(crate) fn drain(&self) {
         let mut q = lock(&self.q);
-        q.draining = true;
         self.draining.store(true, Ordering::Release);
         let (a, b) = (q.consumer.take(), q.feeder.take());
         drop(q);
@@ -370,7 +344,7 @@ impl PipeHandle {
     /// Returns true once a draining pipe's queue is empty; registers `waker` otherwise.
     pub(crate) fn poll_drained(&self, waker: &Waker) -> bool {
         let mut q = lock(&self.q);
-        if q.draining && q.queued() == 0 {
+        if self.is_draining() && q.queued() == 0 {
             return true;
         }
         set_waker(&mut q.feeder, waker);
@@ -414,7 +388,7 @@ impl PipeHandle {
     /// back to the protocol (`Input::Unsent`).
     pub(crate) fn take_unsent(&self) -> VecDeque<Message> {
         let mut q = lock(&self.q);
-        debug_assert!(q.closed, "only a closed pipe gives its queue back");
+        debug_assert!(self.is_closed(), "only a closed pipe gives its queue back");
         q.out_bytes = 0;
         let mut unsent = VecDeque::with_capacity(q.queued());
         if let Some(kind) = q.framing {
@@ -441,7 +415,6 @@ impl PipeHandle {
     /// Idempotent.
     pub(crate) fn close(&self) {
         let mut q = lock(&self.q);
-        q.closed = true;
         self.closed.store(true, Ordering::Release);
         // What is queued stays: the socket hands it back to its protocol when the pipe
         // detaches (`take_unsent`), so that PUSH re-routes it and REQ resends at once.
@@ -773,6 +746,34 @@ impl Inbound {
     }
 }
 
+/// Copies the small payloads of a freshly decoded batch out of the read buffer into one
+/// buffer of their own, the size of those payloads.
+///
+/// Why: a queued message that shares the read buffer keeps all of it alive, and the pipe then
+/// reads into a new one. A receiver a queue of 64 B messages behind its sender held a few
+/// whole read buffers this way, each allocated by whichever runtime thread ran the pipe task,
+/// so in one malloc arena per thread (its anonymous memory grew by 346 KiB in a tcp 64 B run,
+/// against 184 KiB with small frames copied). Copied, the read buffer is free once decoded
+/// and takes the next read, and the messages pin only their own bytes. One buffer per batch,
+/// not one per message: a buffer per message cost 8 % of tcp 64 B throughput; one per batch
+/// cost none measurable (BENCHMARKS.md, "Memory").
+fn own_small_frames(batch: &mut VecDeque<Message>) {
+    let small = |m: &Message| m.body.len() <= OWN_BUFFER_MAX;
+    let total: usize = batch
+        .iter()
+        .filter(|m| small(m))
+        .map(|m| m.body.len())
+        .sum();
+    if total == 0 {
+        return;
+    }
+    let mut own = BytesMut::with_capacity(total);
+    for msg in batch.iter_mut().filter(|m| small(m)) {
+        own.extend_from_slice(&msg.body);
+        msg.body = own.split().freeze();
+    }
+}
+
 /// A large frame's payload, read straight into a buffer of its own that the message then
 /// owns (see [`crate::frame_pool`]).
 struct LargeFrame {
@@ -1048,10 +1049,11 @@ impl PipeHandle {
     /// Like `poll_closed`, but registers as the queue's consumer (the peer side of inproc).
     fn poll_closed_as_consumer(&self, waker: &Waker) -> bool {
         let mut q = lock(&self.q);
-        if !q.closed {
+        let closed = self.is_closed();
+        if !closed {
             set_waker(&mut q.consumer, waker);
         }
-        q.closed
+        closed
     }
 }
 

@@ -20,9 +20,6 @@ pub const DEFAULT_RECV_BUFFER: usize = 128;
 /// The default largest hop count a received message may carry: 8, as in NNG and mangos.
 pub const DEFAULT_MAX_TTL: u8 = 8;
 
-/// The header a cooked sender writes: hop count 1, since NNG counts the first hop on send.
-const FIRST_HOP_HEADER: [u8; WORD_LEN] = [0x00, 0x00, 0x00, 0x01];
-
 /// The largest well-formed hop-count word: the count lives in the low byte and the upper
 /// 24 bits must be zero.
 const MAX_HOP_WORD: u32 = 0xFF;
@@ -179,7 +176,8 @@ impl Protocol for Pair1 {
     /// [`SendError::WouldBlock`] when no peer is attached or its pipe is busy; retry after
     /// [`Event::Writable`].
     fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
-        let header = Bytes::from_static(&FIRST_HOP_HEADER);
+        // Hop count 1: NNG counts the first hop on send.
+        let header = hop_header(1);
         self.core.send(Message::with_header(header, msg.body))
     }
 
@@ -441,7 +439,8 @@ impl Protocol for Pair1Poly {
             self.core.pipes.record(DropReason::NoRoute);
             return Ok(());
         };
-        let header = Bytes::from_static(&FIRST_HOP_HEADER);
+        // Hop count 1: NNG counts the first hop on send.
+        let header = hop_header(1);
         self.core
             .pipes
             .send_to(pipe, Message::with_header(header, msg.body));
