@@ -254,16 +254,22 @@ impl PipeHandle {
                 None
             }
         };
-        if !self.is_closed() {
-            if let Some(w) = q.consumer.take() {
-                w.wake();
-            }
-        }
+        let consumer = if self.is_closed() {
+            None
+        } else {
+            q.consumer.take()
+        };
         let room = q.queued() < max_msgs && q.out_bytes < QUEUE_HIGH_WATER_BYTES;
         if !room {
             q.blocked = true;
         }
         drop(q);
+        // Woken after the lock is released: waking may schedule the writer on another thread
+        // at once (a futex wake-up on sp-blocking's pool), which would then wait for this
+        // lock in its first `take_framed`.
+        if let Some(w) = consumer {
+            w.wake();
+        }
         drop(framed_msg);
         room
     }
