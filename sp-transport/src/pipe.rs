@@ -35,19 +35,20 @@ const QUEUE_HIGH_WATER_BYTES: usize = 1 << 20;
 /// Messages up to this size are copied into one contiguous write buffer; larger bodies are
 /// written in place with vectored IO so that they are never copied.
 const COALESCE_MAX: usize = 16 * 1024;
-/// The largest read into the scratch buffer. A frame larger than this reads directly into the
-/// frame buffer once that much of it has arrived.
+/// The largest read of a busy pipe. A frame larger than this reads directly into the frame
+/// buffer once that much of it has arrived.
 ///
-/// 32 KiB, not 64: a busy pipe's memory is this scratch buffer plus the read buffers its
-/// queued messages still share, a few of this size. Measured on a tcp 64 B throughput run,
-/// the receiver's anonymous memory grew by about 650 KiB with 64 KiB reads, 360 KiB with
-/// 32 KiB and 210 KiB with 16 KiB; 64 B throughput did not move, while 16 KiB reads cost
-/// the 1400 B row 17 % (BENCHMARKS.md, "Memory").
+/// 32 KiB, not 64: a busy pipe's memory is its read buffer plus the read buffers its queued
+/// messages still share, a few of this size. Measured on a tcp 64 B throughput run, the
+/// receiver's anonymous memory grew by about 650 KiB with 64 KiB reads, 360 KiB with 32 KiB
+/// and 210 KiB with 16 KiB; 64 B throughput did not move, while 16 KiB reads cost the 1400 B
+/// row 17 % (BENCHMARKS.md, "Memory").
 const READ_CHUNK: usize = 32 * 1024;
-/// The scratch buffer's first size: it doubles (up to [`READ_CHUNK`]) each time a read fills
-/// it, so a busy pipe soon reads in large chunks while a quiet or hostile one costs little.
+/// A pipe's first read size, and the size of its scratch buffer: the read size doubles (up to
+/// [`READ_CHUNK`]) each time a read fills it, so a busy pipe soon reads in large chunks while a
+/// quiet or hostile one costs little.
 const SCRATCH_MIN: usize = 4 * 1024;
-/// Frames above this size never make the scratch buffer grow (see [`Inbound::fill`]).
+/// Frames above this size never make the read size grow (see [`Inbound::fill`]).
 const LARGE_FRAME: usize = 256 * 1024;
 /// Upper bound on one read's buffer growth.
 const READ_MAX: usize = 1 << 20;
@@ -484,6 +485,9 @@ pub(crate) struct StreamPipe {
     paused: bool,
     /// The core just paused this pipe: give other pipes a turn before delivering again.
     yield_now: bool,
+    /// A delivery woke a receiver and the connection had nothing more to read: end the poll
+    /// (the read is registered with the runtime) and let the receiver run.
+    wait_for_bytes: bool,
     needs_flush: bool,
 }
 
@@ -505,6 +509,7 @@ impl StreamPipe {
             outbound: Outbound::new(kind),
             paused: false,
             yield_now: false,
+            wait_for_bytes: false,
             needs_flush: false,
         }
     }
@@ -558,9 +563,11 @@ impl StreamPipe {
                 progress = true;
                 if !delivery.receiving {
                     self.paused = true;
-                }
-                if !delivery.receiving || delivery.woke_receiver {
                     self.yield_now = true;
+                    return Ok(progress);
+                }
+                if delivery.woke_receiver {
+                    self.after_waking_receiver(cx)?;
                     return Ok(progress);
                 }
                 continue;
@@ -581,6 +588,43 @@ impl StreamPipe {
     }
 }
 
+impl StreamPipe {
+    /// A delivery woke a receiver: it gets its turn before this pipe delivers more. If more is
+    /// buffered, the task yields. If not, it reads once: when bytes came, it yields with them
+    /// buffered; when none did, the poll ends there, waiting for bytes.
+    ///
+    /// Why not always yield: a task that wakes itself runs again before the receiver it woke
+    /// on a work-stealing runtime (tokio's next-task slot takes the latest wake-up), so the
+    /// receiver was left to the run queue, often for another worker thread to take, costing a
+    /// thread wake-up on each message of a request/reply exchange.
+    fn after_waking_receiver(&mut self, cx: &mut Context<'_>) -> Result<(), PipeEnd> {
+        if self.inbound.has_ready() {
+            self.yield_now = true;
+            return Ok(());
+        }
+        let stream = &mut self.stream;
+        match self
+            .inbound
+            .fill(|buf| Pin::new(&mut **stream).poll_read(cx, buf))
+        {
+            Poll::Ready(Ok(0)) => Err(PipeEnd::PeerClosed),
+            Poll::Ready(Ok(_)) => {
+                self.yield_now = true;
+                Ok(())
+            }
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {
+                self.yield_now = true;
+                Ok(())
+            }
+            Poll::Ready(Err(e)) => Err(PipeEnd::Io(e)),
+            Poll::Pending => {
+                self.wait_for_bytes = true;
+                Ok(())
+            }
+        }
+    }
+}
+
 pub(crate) fn write_zero() -> PipeEnd {
     PipeEnd::Io(io::Error::new(
         io::ErrorKind::WriteZero,
@@ -592,7 +636,11 @@ pub(crate) fn write_zero() -> PipeEnd {
 pub(crate) struct Inbound {
     decoder: FrameDecoder,
     rbuf: BytesMut,
+    /// Where a quiet pipe reads ([`SCRATCH_MIN`] bytes, zeroed once), to copy what came into
+    /// `rbuf`; a busy one reads straight into `rbuf` (see [`Inbound::fill`]).
     scratch: Box<[u8]>,
+    /// How much the next read asks for: it stands for how fast this peer has been sending.
+    read_size: usize,
     /// Messages decoded and not yet taken by the core: the next batch, or what a core that
     /// paused the pipe mid-batch left.
     held: VecDeque<Message>,
@@ -625,6 +673,7 @@ impl Inbound {
             decoder: FrameDecoder::new(kind, max_message_size),
             rbuf: leftover,
             scratch: vec![0u8; SCRATCH_MIN].into_boxed_slice(),
+            read_size: SCRATCH_MIN,
             held: VecDeque::with_capacity(DELIVER_BATCH),
             bad_frame: None,
             large: None,
@@ -673,6 +722,17 @@ impl Inbound {
         Ok(Some(owner.deliver(handle, &mut || held.pop_front())))
     }
 
+    /// Whether a delivery could start now without reading: messages held, a framing error to
+    /// report, or a whole frame buffered.
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.held.is_empty()
+            || self.bad_frame.is_some()
+            || match &self.large {
+                Some(large) => large.is_whole(),
+                None => !self.rbuf.is_empty() && self.decoder.bytes_wanted(&self.rbuf) == 0,
+            }
+    }
+
     /// Moves the frame begun in `rbuf` into a buffer of its own when it is large (at least
     /// [`POOLED_MIN`](crate::frame_pool::POOLED_MIN)): a kept one from the pool if one fits,
     /// else a new one that grows with the bytes that arrive, as `rbuf` would.
@@ -684,27 +744,31 @@ impl Inbound {
             return None;
         }
         let have = &self.rbuf[prefix..];
-        let mut buf = crate::frame_pool::take(len).unwrap_or_else(|| {
-            Vec::with_capacity(len.min((2 * have.len()).max(self.scratch.len())))
-        });
+        let mut buf = crate::frame_pool::take(len)
+            .unwrap_or_else(|| Vec::with_capacity(len.min((2 * have.len()).max(self.read_size))));
         buf.extend_from_slice(have);
         self.rbuf.clear();
         Some(LargeFrame { buf, len })
     }
 
-    /// Doubles the scratch buffer (up to [`READ_CHUNK`]) after a read that filled all the room
-    /// it had: the peer sends faster than this pipe reads.
-    fn grow_scratch(&mut self) {
-        if self.scratch.len() < READ_CHUNK {
-            self.scratch = vec![0u8; (self.scratch.len() * 2).min(READ_CHUNK)].into_boxed_slice();
-        }
+    /// Doubles the read size (up to [`READ_CHUNK`]) after a read that filled all the room it
+    /// had: the peer sends faster than this pipe reads.
+    fn grow_read_size(&mut self) {
+        self.read_size = (self.read_size * 2).min(READ_CHUNK);
     }
 
     /// Reads once through `read`. Memory follows the bytes the peer sent, never the length it
-    /// claims: a frame larger than the scratch buffer is read straight into its own buffer,
-    /// which grows by at most what it already holds or the scratch buffer's size, whichever is
-    /// larger (doubling, so large messages are not copied quadratically); smaller ones go
-    /// through the scratch buffer, which grows only while the peer keeps it full. So a pipe holds at most about twice what its peer sent, plus the scratch buffer.
+    /// claims: a frame larger than the read size is read straight into its own buffer, which
+    /// grows by at most what it already holds or the read size, whichever is larger (doubling,
+    /// so large messages are not copied quadratically). Smaller ones are read into `rbuf`: by
+    /// a quiet pipe through the scratch buffer, so that only the bytes that came are copied;
+    /// by a busy one (its reads fill more than the scratch buffer) directly, `rbuf` growing
+    /// by the read size, which grows only while the peer keeps filling it. So a pipe holds at
+    /// most about twice what its peer sent, plus one read.
+    ///
+    /// Why a busy pipe skips the scratch buffer: a 32 KiB scratch buffer beside the read
+    /// buffer was 32 KiB of every busy receiver's memory, and copying each read out of it cost
+    /// about what zeroing the room in `rbuf` costs.
     pub(crate) fn fill(
         &mut self,
         read: impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>>,
@@ -715,40 +779,45 @@ impl Inbound {
         if let Some(large) = &mut self.large {
             // A whole frame is delivered before the next read (`deliver` comes first).
             debug_assert!(!large.is_whole(), "a whole large frame is read no further");
-            let (poll, filled_read) = large.fill(read, self.scratch.len());
+            let (poll, filled_read) = large.fill(read, self.read_size);
             if filled_read && large.len <= LARGE_FRAME {
-                self.grow_scratch();
+                self.grow_read_size();
             }
             return poll;
         }
         let wanted = self.decoder.bytes_wanted(&self.rbuf);
         let buffered = self.rbuf.len();
-        if wanted > self.scratch.len() {
-            // The scratch buffer's size stands for how fast this peer has been sending.
-            let grow = wanted.min(READ_MAX).min(buffered.max(self.scratch.len()));
-            self.rbuf.resize(buffered + grow, 0);
-            let poll = read(&mut self.rbuf[buffered..]);
-            let got = match &poll {
-                Poll::Ready(Ok(n)) => *n,
-                _ => 0,
-            };
-            self.rbuf.truncate(buffered + got);
-            // A peer that fills ordinary frames fast earns a larger read buffer; one that
-            // claims a huge frame does not (its frame's buffer already grows with its bytes).
-            if got == grow && wanted <= LARGE_FRAME {
-                self.grow_scratch();
-            }
-            poll
-        } else {
+        if wanted <= SCRATCH_MIN && self.read_size <= SCRATCH_MIN {
             let poll = read(&mut self.scratch);
             if let Poll::Ready(Ok(n)) = poll {
                 self.rbuf.extend_from_slice(&self.scratch[..n]);
                 if n == self.scratch.len() {
-                    self.grow_scratch();
+                    self.grow_read_size();
                 }
             }
-            poll
+            return poll;
         }
+        let grow = if wanted > self.read_size {
+            wanted.min(READ_MAX).min(buffered.max(self.read_size))
+        } else {
+            self.read_size
+        };
+        self.rbuf.resize(buffered + grow, 0);
+        let poll = read(&mut self.rbuf[buffered..]);
+        let got = match &poll {
+            Poll::Ready(Ok(n)) => *n,
+            _ => 0,
+        };
+        self.rbuf.truncate(buffered + got);
+        // A peer that fills ordinary frames fast earns larger reads; one that claims a huge
+        // frame does not (its frame's buffer already grows with its bytes).
+        if got == grow && wanted <= LARGE_FRAME {
+            self.grow_read_size();
+        } else if matches!(poll, Poll::Ready(Ok(n)) if n < SCRATCH_MIN) {
+            // The peer slowed down: a small read no longer zeroes a large room.
+            self.read_size = (self.read_size / 2).max(SCRATCH_MIN);
+        }
+        poll
     }
 }
 
@@ -795,18 +864,16 @@ impl LargeFrame {
     }
 
     /// Reads once through `read`, never past the frame's end. Memory follows the bytes the
-    /// peer sent: a buffer that must grow grows by at most what it holds or the scratch
-    /// buffer's size, whichever is larger. Also returns whether the read filled all the room
+    /// peer sent: a buffer that must grow grows by at most what it holds or the pipe's read
+    /// size, whichever is larger. Also returns whether the read filled all the room
     /// it was given.
     fn fill(
         &mut self,
         read: impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>>,
-        scratch_len: usize,
+        read_size: usize,
     ) -> (Poll<io::Result<usize>>, bool) {
         let filled = self.buf.len();
-        let grow = (self.len - filled)
-            .min(READ_MAX)
-            .min(filled.max(scratch_len));
+        let grow = (self.len - filled).min(READ_MAX).min(filled.max(read_size));
         let target = filled + grow;
         if target > self.buf.capacity() {
             // Doubling keeps large frames from being copied quadratically.
@@ -963,6 +1030,9 @@ impl Future for StreamPipe {
             };
             if std::mem::take(&mut this.yield_now) {
                 return yield_after_pause(&this.handle, cx);
+            }
+            if std::mem::take(&mut this.wait_for_bytes) {
+                return Poll::Pending;
             }
             if !wrote && !read {
                 return Poll::Pending;
@@ -1160,6 +1230,72 @@ mod tests {
             within(bodies[1]),
             "a large payload keeps sharing the read buffer"
         );
+    }
+
+    fn inbound() -> Inbound {
+        Inbound::new(FrameKind::Tcp, 0, BytesMut::new(), handle())
+    }
+
+    /// Feeds `inbound` one read from `stream`, as a connection would: at most what the read
+    /// asks for.
+    fn read_from(inbound: &mut Inbound, stream: &mut &[u8]) -> usize {
+        let mut asked = 0;
+        let poll = inbound.fill(|buf| {
+            asked = buf.len();
+            let n = buf.len().min(stream.len());
+            buf[..n].copy_from_slice(&stream[..n]);
+            *stream = &stream[n..];
+            Poll::Ready(Ok(n))
+        });
+        assert!(matches!(poll, Poll::Ready(Ok(_))));
+        asked
+    }
+
+    #[test]
+    fn a_busy_pipe_reads_larger_chunks_straight_into_its_read_buffer_and_a_slow_one_shrinks_back() {
+        let msgs: Vec<Message> = (0..2000u32)
+            .map(|i| Message::new(i.to_be_bytes().repeat(16)))
+            .collect();
+        let bytes: Vec<u8> = msgs.iter().flat_map(wire).collect();
+        let mut stream = &bytes[..];
+        let mut inbound = inbound();
+        let mut asked = Vec::new();
+        while stream.len() >= READ_CHUNK {
+            asked.push(read_from(&mut inbound, &mut stream));
+        }
+        // Each read that filled what it asked for doubles the next, up to READ_CHUNK.
+        assert_eq!(asked[..4], [SCRATCH_MIN, 8192, 16384, READ_CHUNK]);
+        assert!(asked[4..].iter().all(|&n| n == READ_CHUNK));
+        assert_eq!(
+            inbound.scratch.len(),
+            SCRATCH_MIN,
+            "the scratch buffer stays small"
+        );
+        // A read that brings little halves the next one.
+        let mut short = &stream[..100];
+        read_from(&mut inbound, &mut short);
+        assert_eq!(inbound.read_size, READ_CHUNK / 2);
+        // What was read decodes to the messages sent, in order.
+        let mut decoded = Vec::new();
+        while let Ok(Some(frame)) = inbound.decoder.decode(&mut inbound.rbuf) {
+            decoded.push(frame);
+        }
+        let read = bytes.len() - stream.len() + 100;
+        assert_eq!(decoded.len(), read / 72, "every whole frame read");
+        for (got, sent) in decoded.iter().zip(&msgs) {
+            assert_eq!(got, &sent.body);
+        }
+    }
+
+    #[test]
+    fn a_pipe_has_a_delivery_ready_only_with_a_whole_frame_buffered() {
+        let mut inbound = inbound();
+        assert!(!inbound.has_ready(), "nothing buffered");
+        let frame = wire(&Message::new(&b"hello"[..]));
+        inbound.rbuf.extend_from_slice(&frame[..frame.len() - 1]);
+        assert!(!inbound.has_ready(), "a partial frame");
+        inbound.rbuf.extend_from_slice(&frame[frame.len() - 1..]);
+        assert!(inbound.has_ready(), "a whole frame");
     }
 
     #[test]
