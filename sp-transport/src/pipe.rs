@@ -148,6 +148,8 @@ pub(crate) struct Delivery {
     /// delivering more: a receive queue that drops when full (SUB) would otherwise fill from
     /// one large read before the application had a turn to empty it.
     pub(crate) woke_receiver: bool,
+    /// How many messages the core took.
+    pub(crate) messages: u64,
 }
 
 #[derive(Default)]
@@ -566,8 +568,12 @@ impl StreamPipe {
                     self.yield_now = true;
                     return Ok(progress);
                 }
-                if delivery.woke_receiver {
+                if delivery.woke_receiver && delivery.messages == 1 {
                     self.after_waking_receiver(cx)?;
+                    return Ok(progress);
+                }
+                if delivery.woke_receiver {
+                    self.yield_now = true;
                     return Ok(progress);
                 }
                 continue;
@@ -589,14 +595,17 @@ impl StreamPipe {
 }
 
 impl StreamPipe {
-    /// A delivery woke a receiver: it gets its turn before this pipe delivers more. If more is
-    /// buffered, the task yields. If not, it reads once: when bytes came, it yields with them
-    /// buffered; when none did, the poll ends there, waiting for bytes.
+    /// A delivery of one message woke a receiver: it gets its turn before this pipe delivers
+    /// more. If more is buffered, the task yields. If not, it reads once: when bytes came, it
+    /// yields with them buffered; when none did, the poll ends there, waiting for bytes.
     ///
-    /// Why not always yield: a task that wakes itself runs again before the receiver it woke
-    /// on a work-stealing runtime (tokio's next-task slot takes the latest wake-up), so the
-    /// receiver was left to the run queue, often for another worker thread to take, costing a
-    /// thread wake-up on each message of a request/reply exchange.
+    /// Why not yield at once, as after a delivery of several messages: yielding puts this task
+    /// behind the receiver, but on tokio the receiver then sat in the run queue, and often the
+    /// other worker thread took it, a thread wake-up per message of a request/reply exchange
+    /// (tcp 64 B one-way latency 20 µs; 7 µs with the receiver run next on the same thread).
+    /// After several messages, the yield stays: the receivers woken then (contexts, say) run
+    /// before this task writes, so their replies go out in one write (with a read instead, a
+    /// reply each: 68,736 writes against 10,446 for 100,000 round trips of 100 REQ contexts).
     fn after_waking_receiver(&mut self, cx: &mut Context<'_>) -> Result<(), PipeEnd> {
         if self.inbound.has_ready() {
             self.yield_now = true;

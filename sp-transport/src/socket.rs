@@ -789,6 +789,7 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
         Delivery {
             receiving,
             woke_receiver: st.woke_receiver,
+            messages: msgs,
         }
     }
 

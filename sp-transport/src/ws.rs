@@ -218,6 +218,7 @@ pub(crate) fn attach<W: MessageConnection>(
         needs_flush: false,
         paused: false,
         yield_now: false,
+        wait_for_bytes: false,
         inbox: VecDeque::new(),
         end: None,
         sent_text: false,
@@ -239,6 +240,9 @@ pub(crate) struct WsPipe<W = Ws> {
     needs_flush: bool,
     paused: bool,
     yield_now: bool,
+    /// A delivery of one message woke a receiver and the connection has nothing more: end
+    /// the poll and let the receiver run (see `StreamPipe::after_waking_receiver`).
+    wait_for_bytes: bool,
     /// Messages read but not yet delivered (the core paused the pipe meanwhile).
     inbox: VecDeque<Message>,
     /// How the connection ended, reported once `inbox` is delivered.
@@ -367,6 +371,9 @@ impl<W: MessageConnection> WsPipe<W> {
             if std::mem::take(&mut self.yield_now) {
                 return crate::pipe::yield_after_pause(&self.handle, cx);
             }
+            if std::mem::take(&mut self.wait_for_bytes) {
+                return Poll::Pending;
+            }
             if !wrote && !read {
                 return Poll::Pending;
             }
@@ -420,6 +427,7 @@ impl<W: MessageConnection> WsPipe<W> {
         }
         // Read what is ready first, then hand it over in one delivery: the socket's lock is
         // never held while tungstenite reads and parses.
+        let mut read_all = false;
         if self.inbox.is_empty() && self.end.is_none() {
             while self.inbox.len() < READ_BATCH {
                 match self.poll_message(cx) {
@@ -428,7 +436,10 @@ impl<W: MessageConnection> WsPipe<W> {
                         self.end = Some(end);
                         break;
                     }
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        read_all = true;
+                        break;
+                    }
                 }
             }
         }
@@ -439,8 +450,16 @@ impl<W: MessageConnection> WsPipe<W> {
             if !delivery.receiving {
                 self.paused = true;
             }
-            if !delivery.receiving || delivery.woke_receiver {
+            if !delivery.receiving {
                 self.yield_now = true;
+            } else if delivery.woke_receiver {
+                // As a stream pipe does: after one message, with the connection read to its
+                // end, the woken receiver runs next; otherwise this task yields to it.
+                if delivery.messages == 1 && read_all && self.inbox.is_empty() {
+                    self.wait_for_bytes = true;
+                } else {
+                    self.yield_now = true;
+                }
             }
         }
         // A connection that ended stays open until everything read before the end is
