@@ -44,16 +44,19 @@ impl PipeLog {
                     ))
                 }
                 PipeEvent::Detached { pipe, reason } => {
+                    let line = detached_line(pipe.id(), peer_address(pipe), reason);
+                    // A closed stderr must cost nothing: never panic in the hook.
+                    let _ = writeln!(io::stderr().lock(), "{line}");
+                    // Counted once printed: spcat may exit as soon as no pipe is open.
                     // Saturating: a detach always follows its attach, but never wrap.
                     let _ = open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                         Some(n.saturating_sub(1))
                     });
-                    Some(detached_line(pipe.id(), peer_address(pipe), reason))
+                    None
                 }
                 _ => None,
             };
             if let Some(line) = line {
-                // A closed stderr must cost nothing: never panic in the hook.
                 let _ = writeln!(io::stderr().lock(), "{line}");
             }
             PipeVerdict::Accept
