@@ -7,9 +7,9 @@
 //! `poll(2)` on its own thread, the connections whose readers are parked (a pipe task that
 //! found nothing to read), besides an eventfd that its waker writes to. When one of them
 //! becomes readable, the caller wakes that reader itself and runs the ready tasks (see
-//! `crate::pool`), so the reader usually reads on the caller's thread. The reactor sees the
-//! same readiness and wakes the same task; whichever comes second finds the task already
-//! scheduled or run, or reads nothing and parks again.
+//! `crate::pool`), so the reader reads on the caller's thread. The reactor sees the same
+//! readiness; while a caller watches the connection, the reactor's wake-up only marks it for
+//! that caller (see `ReactorWake`), so that no worker takes the reader from the caller.
 //!
 //! A caller watches at most [`DIRECT_MAX`] parked readers; with more (a socket with many
 //! pipes), it sleeps on its eventfd alone and is woken through the reactor thread, as a
@@ -49,6 +49,9 @@ struct Parked {
     /// The caller whose `poll(2)` holds the stream now: a stream dropped meanwhile wakes it,
     /// so that it lets go and the connection closes at once.
     watcher: Option<Weak<CallerWake>>,
+    /// The reactor found the connection readable while a caller watched it: that caller
+    /// wakes the reader as it stops watching (see [`ReactorWake`]).
+    deferred: bool,
 }
 
 struct Slot {
@@ -70,28 +73,70 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) struct Watched<T> {
     io: Arc<Async<T>>,
     slot: Arc<Slot>,
+    /// What the reactor wakes when the connection becomes readable: a [`ReactorWake`].
+    reactor_waker: Waker,
+}
+
+/// The waker a parked reader leaves with async-io's reactor. While a caller watches the
+/// connection, the caller sees the same readiness in its `poll(2)` and wakes the reader
+/// itself, on its own thread; the reactor's wake-up then only marks the slot, for that caller
+/// to act on when it stops watching, so that nothing is lost.
+///
+/// Why: both woke the reader before, and the reactor's wake-up, queued for the pool, was often
+/// taken by a worker, which read the bytes and woke the caller again: two threads taking
+/// turns on each message. A blocking receiver of 64 KiB messages over TCP ran at about 48,000
+/// msg/s when that happened and 88,000 when the caller read alone.
+struct ReactorWake(Arc<Slot>);
+
+impl Wake for ReactorWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let reader = {
+            let mut p = lock(&self.0.parked);
+            if p.watcher.is_some() {
+                p.deferred = true;
+                None
+            } else {
+                p.waker.clone()
+            }
+        };
+        if let Some(w) = reader {
+            w.wake();
+        }
+    }
 }
 
 impl<T: AsFd + Send + Sync + 'static> Watched<T> {
     pub(crate) fn new(io: Async<T>) -> Self {
         let io = Arc::new(io);
         let weak: Weak<dyn Watchable> = Arc::downgrade(&io) as Weak<dyn Watchable>;
+        let slot = Arc::new(Slot {
+            io: weak,
+            parked: Mutex::new(Parked::default()),
+        });
         Self {
             io,
-            slot: Arc::new(Slot {
-                io: weak,
-                parked: Mutex::new(Parked::default()),
-            }),
+            reactor_waker: Waker::from(Arc::new(ReactorWake(slot.clone()))),
+            slot,
         }
     }
 
-    /// The reader found nothing: a waiting caller may watch this connection for it.
-    fn park(&self, waker: &Waker) {
+    /// The reader is about to read: the waker to wake if it finds nothing, kept before the
+    /// read so that a readiness the reactor reports during it finds the reader.
+    fn set_reader(&self, waker: &Waker) {
         let mut p = lock(&self.slot.parked);
         match &p.waker {
             Some(w) if w.will_wake(waker) => {}
             _ => p.waker = Some(waker.clone()),
         }
+    }
+
+    /// The reader found nothing: a waiting caller may watch this connection for it.
+    fn park(&self) {
+        let mut p = lock(&self.slot.parked);
         if !p.listed {
             p.listed = true;
             drop(p);
@@ -115,9 +160,11 @@ where
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let out = Pin::new(&mut &*self.io).poll_read(cx, buf);
+        self.set_reader(cx.waker());
+        let mut reactor_cx = Context::from_waker(&self.reactor_waker);
+        let out = Pin::new(&mut &*self.io).poll_read(&mut reactor_cx, buf);
         match out {
-            Poll::Pending => self.park(cx.waker()),
+            Poll::Pending => self.park(),
             Poll::Ready(_) => self.unpark(),
         }
         out
@@ -263,7 +310,8 @@ impl CallerWake {
         for ((_, slot), ready) in watched.iter().zip(ready) {
             let mut p = lock(&slot.parked);
             p.watcher = None;
-            if ready {
+            // Readable here, or reported by the reactor while watched (see `ReactorWake`).
+            if ready || std::mem::take(&mut p.deferred) {
                 readable.extend(p.waker.take());
             }
         }
