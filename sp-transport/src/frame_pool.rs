@@ -22,7 +22,9 @@ const BUFFER_MAX: usize = 1 << 20;
 /// The most memory the pool keeps, in buffer capacity.
 const POOL_BYTES: usize = 4 << 20;
 
-/// Kept buffers, empty, with their total capacity.
+/// Kept buffers, with their total capacity. A kept buffer keeps its length: those bytes are
+/// written memory (an earlier message's), which the next frame's reads overwrite without
+/// zeroing them first.
 struct Pool {
     free: Vec<Vec<u8>>,
     bytes: usize,
@@ -44,10 +46,9 @@ impl Pool {
     }
 
     /// Keeps `buf` if it is small enough and there is room; frees it otherwise.
-    fn put(&mut self, mut buf: Vec<u8>) {
+    fn put(&mut self, buf: Vec<u8>) {
         let cap = buf.capacity();
         if cap <= BUFFER_MAX && self.bytes + cap <= POOL_BYTES {
-            buf.clear();
             self.bytes += cap;
             self.free.push(buf);
         }
@@ -60,8 +61,10 @@ fn pool() -> std::sync::MutexGuard<'static, Pool> {
     POOL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Takes a kept buffer that can hold `len` bytes without growing, if there is one. It is
-/// empty; its capacity is memory already allocated, so using it follows no claim of a peer.
+/// Takes a kept buffer that can hold `len` bytes without growing, if there is one. Its
+/// capacity is memory already allocated, so using it follows no claim of a peer. Its bytes
+/// (up to its length) are an earlier message's: the caller overwrites them, and never hands
+/// out what it did not overwrite.
 pub(crate) fn take(len: usize) -> Option<Vec<u8>> {
     pool().take(len)
 }
@@ -101,7 +104,8 @@ mod tests {
         assert_eq!(pool.bytes, cap);
         assert!(pool.take(cap + 1).is_none(), "too small for this frame");
         let again = pool.take(cap).expect("kept");
-        assert!(again.is_empty() && again.capacity() == cap);
+        assert_eq!(again.capacity(), cap);
+        assert_eq!(again, vec![7u8; 100], "its bytes stay, to be overwritten");
         assert_eq!(pool.bytes, 0);
     }
 

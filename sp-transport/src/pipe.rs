@@ -659,6 +659,9 @@ pub(crate) struct Inbound {
     /// A large frame being read into a buffer of its own (see [`crate::frame_pool`]). While
     /// there is one, `rbuf` is empty: every byte read belongs to it until it is whole.
     large: Option<LargeFrame>,
+    /// The last frame was large, and nothing of the next one is buffered yet: the next read
+    /// takes only its prefix (see [`Inbound::fill`]).
+    after_large: bool,
     /// Counts `held` as lost if the pipe ends before the core takes it.
     handle: Arc<PipeHandle>,
 }
@@ -686,6 +689,7 @@ impl Inbound {
             held: VecDeque::with_capacity(DELIVER_BATCH),
             bad_frame: None,
             large: None,
+            after_large: false,
             handle,
         }
     }
@@ -703,21 +707,7 @@ impl Inbound {
         handle: &PipeHandle,
     ) -> Result<Option<Delivery>, PipeEnd> {
         if self.held.is_empty() && self.bad_frame.is_none() {
-            if let Some(large) = self.large.take_if(|l| l.is_whole()) {
-                let frame = crate::frame_pool::into_bytes(large.buf);
-                self.held.push_back(Message::new(frame));
-            }
-            while self.held.len() < DELIVER_BATCH {
-                match self.decoder.decode(&mut self.rbuf) {
-                    Ok(Some(frame)) => self.held.push_back(Message::new(frame)),
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.bad_frame = Some(e);
-                        break;
-                    }
-                }
-            }
-            own_small_frames(&mut self.held);
+            self.decode_batch();
         }
         if self.held.is_empty() {
             return match self.bad_frame.take() {
@@ -729,6 +719,26 @@ impl Inbound {
         // stays held for the next delivery rather than being lost.
         let held = &mut self.held;
         Ok(Some(owner.deliver(handle, &mut || held.pop_front())))
+    }
+
+    /// Decodes the next batch into `held`: a whole large frame, or up to [`DELIVER_BATCH`]
+    /// frames from `rbuf` (a framing error stops it, kept for after them).
+    fn decode_batch(&mut self) {
+        if let Some(large) = self.large.take_if(|l| l.is_whole()) {
+            self.held.push_back(Message::new(large.into_bytes()));
+            self.after_large = true;
+        }
+        while self.held.len() < DELIVER_BATCH {
+            match self.decoder.decode(&mut self.rbuf) {
+                Ok(Some(frame)) => self.held.push_back(Message::new(frame)),
+                Ok(None) => break,
+                Err(e) => {
+                    self.bad_frame = Some(e);
+                    break;
+                }
+            }
+        }
+        own_small_frames(&mut self.held);
     }
 
     /// Whether a delivery could start now without reading: messages held, a framing error to
@@ -753,11 +763,11 @@ impl Inbound {
             return None;
         }
         let have = &self.rbuf[prefix..];
-        let mut buf = crate::frame_pool::take(len)
+        let buf = crate::frame_pool::take(len)
             .unwrap_or_else(|| Vec::with_capacity(len.min((2 * have.len()).max(self.read_size))));
-        buf.extend_from_slice(have);
+        let large = LargeFrame::new(buf, have, len);
         self.rbuf.clear();
-        Some(LargeFrame { buf, len })
+        Some(large)
     }
 
     /// Doubles the read size (up to [`READ_CHUNK`]) after a read that filled all the room it
@@ -796,6 +806,20 @@ impl Inbound {
         }
         let wanted = self.decoder.bytes_wanted(&self.rbuf);
         let buffered = self.rbuf.len();
+        if std::mem::take(&mut self.after_large) && buffered == 0 {
+            // After a large frame, the next one is likely large too: read its prefix alone,
+            // so that its payload is read straight into a buffer of its own, rather than read
+            // here and copied there.
+            let prefix = self.decoder.kind().prefix_len();
+            let poll = read(&mut self.scratch[..prefix]);
+            match poll {
+                Poll::Ready(Ok(n)) => self.rbuf.extend_from_slice(&self.scratch[..n]),
+                // Nothing came: the next read tries again.
+                Poll::Pending => self.after_large = true,
+                Poll::Ready(Err(_)) => {}
+            }
+            return poll;
+        }
         if wanted <= SCRATCH_MIN && self.read_size <= SCRATCH_MIN {
             let poll = read(&mut self.scratch);
             if let Poll::Ready(Ok(n)) = poll {
@@ -861,15 +885,39 @@ fn own_small_frames(batch: &mut VecDeque<Message>) {
 /// A large frame's payload, read straight into a buffer of its own that the message then
 /// owns (see [`crate::frame_pool`]).
 struct LargeFrame {
-    /// The payload bytes so far.
+    /// The payload bytes so far, then bytes of no meaning: a kept buffer from the pool comes
+    /// with its earlier contents, which reads overwrite instead of zeroing them first.
     buf: Vec<u8>,
+    /// How many bytes of `buf` are this payload's.
+    filled: usize,
     /// The payload's length, from the frame's prefix.
     len: usize,
 }
 
 impl LargeFrame {
+    /// Starts a frame of `len` payload bytes in `buf` (from the pool, or new) with `have`, the
+    /// bytes of it already read.
+    fn new(mut buf: Vec<u8>, have: &[u8], len: usize) -> Self {
+        if buf.len() < have.len() {
+            buf.resize(have.len(), 0);
+        }
+        buf[..have.len()].copy_from_slice(have);
+        Self {
+            buf,
+            filled: have.len(),
+            len,
+        }
+    }
+
     fn is_whole(&self) -> bool {
-        self.buf.len() == self.len
+        self.filled == self.len
+    }
+
+    /// The whole payload, as the message's bytes.
+    fn into_bytes(mut self) -> Bytes {
+        debug_assert!(self.is_whole());
+        self.buf.truncate(self.len);
+        crate::frame_pool::into_bytes(self.buf)
     }
 
     /// Reads once through `read`, never past the frame's end. Memory follows the bytes the
@@ -881,21 +929,25 @@ impl LargeFrame {
         read: impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>>,
         read_size: usize,
     ) -> (Poll<io::Result<usize>>, bool) {
-        let filled = self.buf.len();
+        let filled = self.filled;
         let grow = (self.len - filled).min(READ_MAX).min(filled.max(read_size));
         let target = filled + grow;
         if target > self.buf.capacity() {
-            // Doubling keeps large frames from being copied quadratically.
+            // Doubling keeps large frames from being copied quadratically. Only this
+            // payload's bytes are worth keeping.
+            self.buf.truncate(filled);
             let cap = target.max(self.buf.capacity() * 2).min(self.len);
             self.buf.reserve_exact(cap - filled);
         }
-        self.buf.resize(target, 0);
-        let poll = read(&mut self.buf[filled..]);
+        if self.buf.len() < target {
+            self.buf.resize(target, 0);
+        }
+        let poll = read(&mut self.buf[filled..target]);
         let got = match &poll {
             Poll::Ready(Ok(n)) => *n,
             _ => 0,
         };
-        self.buf.truncate(filled + got);
+        self.filled += got;
         (poll, got == grow)
     }
 }
@@ -1294,6 +1346,39 @@ mod tests {
         for (got, sent) in decoded.iter().zip(&msgs) {
             assert_eq!(got, &sent.body);
         }
+    }
+
+    /// Large frames one after another: after the first, each read takes the next frame's
+    /// prefix alone, then its payload straight into a kept buffer, whose earlier bytes never
+    /// show; a small frame after them is read as usual.
+    #[test]
+    fn frames_after_a_large_one_read_their_prefix_alone_into_kept_buffers() {
+        let big = crate::frame_pool::POOLED_MIN + 1000;
+        let msgs = [
+            Message::new(vec![1u8; big]),
+            Message::new(vec![2u8; big - 10]),
+            Message::new(vec![3u8; big]),
+            Message::new(&b"small"[..]),
+        ];
+        let bytes: Vec<u8> = msgs.iter().flat_map(wire).collect();
+        let mut stream = &bytes[..];
+        let mut inbound = inbound();
+        let mut got = Vec::new();
+        let mut asked = Vec::new();
+        while !stream.is_empty() {
+            asked.push(read_from(&mut inbound, &mut stream));
+            inbound.decode_batch();
+            // Dropped at once, so the next large frame may take this one's buffer.
+            got.extend(inbound.held.drain(..).map(|m| m.body.to_vec()));
+        }
+        let sent: Vec<Vec<u8>> = msgs.iter().map(|m| m.body.to_vec()).collect();
+        assert_eq!(got, sent);
+        let prefix = FrameKind::Tcp.prefix_len();
+        assert_eq!(
+            asked.iter().filter(|&&n| n == prefix).count(),
+            3,
+            "after each large frame, a read of the next prefix alone: {asked:?}"
+        );
     }
 
     #[test]
