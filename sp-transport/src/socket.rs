@@ -430,9 +430,14 @@ impl<P: Protocol> State<P> {
             if self.writable.is_empty() {
                 break;
             }
-            for pipe in std::mem::take(&mut self.writable) {
+            // Taken and put back empty: the list keeps its capacity, so a send that finds
+            // its pipe still writable allocates nothing (a fresh list allocated on every
+            // send: one allocation per message).
+            let mut writable = std::mem::take(&mut self.writable);
+            for pipe in writable.drain(..) {
                 self.core.handle(Input::PipeWritable { pipe }, now);
             }
+            self.writable = writable;
         }
         let deadline = self.core.poll_timeout();
         if deadline != self.timer_deadline {
