@@ -13,7 +13,10 @@ wait_listening() { # url
                local port_hex; port_hex=$(printf ':%04X' "${hostport##*:}")
                awk -v p="$port_hex" '$2 ~ p"$" && $4 == "0A" {found=1} END {exit !found}' \
                  /proc/net/tcp && return 0 ;;
-      ipc://*) [ -S "${url#ipc://}" ] && return 0 ;;
+      # The socket file appears at bind(), before listen(): look for it listening
+      # (flags 00010000 in /proc/net/unix), or a dial that comes first is refused.
+      ipc://*) awk -v p="${url#ipc://}" '$NF == p && $4 == "00010000" {found=1} END {exit !found}' \
+                 /proc/net/unix && return 0 ;;
     esac
     sleep 0.01
   done
