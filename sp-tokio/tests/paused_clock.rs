@@ -62,3 +62,37 @@ async fn survey_deadline_passes_in_virtual_time() {
     assert!(start.elapsed() >= Duration::from_secs(45));
     assert_eq!(surveyor.stats().survey_timeouts, 1);
 }
+
+/// A deadline that moves later while the socket's timer sleeps for an earlier one: the timer
+/// is not woken for it, fires at the earlier time, finds nothing due, and sleeps again until
+/// the later one. A new request replaces an unanswered one 40 s into its 60 s resend interval:
+/// its own resend comes 60 s after it, not at the first request's 60 s mark.
+#[tokio::test(start_paused = true)]
+async fn a_later_deadline_is_kept_when_an_earlier_sleep_fires_first() {
+    let rep = Rep::new();
+    rep.listen("inproc://paused-clock-later-deadline")
+        .await
+        .unwrap();
+    let req = Req::new();
+    req.set_resend_interval(Some(Duration::from_secs(60)));
+    req.dial("inproc://paused-clock-later-deadline")
+        .await
+        .unwrap();
+    req.send(&b"first"[..]).await.unwrap();
+    assert_eq!(&rep.recv().await.unwrap().body[..], b"first");
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let replaced = tokio::time::Instant::now();
+    req.send(&b"second"[..]).await.unwrap();
+    assert_eq!(&rep.recv().await.unwrap().body[..], b"second");
+    // Unanswered: the second request comes again 60 s after it was sent (a timer that never
+    // re-armed would fail here, at 120 s, rather than hang).
+    let again = tokio::time::timeout(Duration::from_secs(120), rep.recv())
+        .await
+        .expect("the resend came")
+        .unwrap();
+    assert_eq!(&again.body[..], b"second");
+    let waited = replaced.elapsed();
+    assert!(waited >= Duration::from_secs(60), "{waited:?}");
+    assert!(waited < Duration::from_secs(61), "{waited:?}");
+    assert_eq!(req.stats().req_resends, 1);
+}

@@ -274,6 +274,9 @@ pub(crate) struct State<P> {
     /// Callers of `close().await`, woken when the last pipe is gone after the close.
     close_waiters: Waiters,
     timer_deadline: Option<Instant>,
+    /// When the timer task's sleep fires, if one is armed: it wakes then whatever the
+    /// deadline, so a deadline at or after it needs no wake-up (see [`State::pump`]).
+    timer_armed: Option<Instant>,
     /// The latest time the driver read from the runtime: what a core that reads no `now` is
     /// given instead of a fresh clock read (see [`Protocol::reads_time`]).
     latest_now: Instant,
@@ -441,13 +444,17 @@ impl<P: Protocol> State<P> {
         }
         let deadline = self.core.poll_timeout();
         if deadline != self.timer_deadline {
-            let earlier = match (deadline, self.timer_deadline) {
-                (Some(new), Some(old)) => new < old,
-                (Some(_), None) => true,
-                _ => false,
-            };
             self.timer_deadline = deadline;
-            // A later or cleared deadline needs no wake-up: the timer fires early and re-arms.
+            // The timer task needs waking only for a deadline before the sleep it has armed: a
+            // later or cleared one waits for that sleep, which fires early and re-arms. Why:
+            // a REQ with one request in flight moves its deadline from none to a minute ahead
+            // on every request; waking the timer task for each was a task wake-up (often
+            // another thread's) per round trip.
+            let earlier = match (deadline, self.timer_armed) {
+                (Some(new), Some(armed)) => new < armed,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
             if earlier {
                 if let Some(w) = self.timer_waker.take() {
                     w.wake();
@@ -648,14 +655,24 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
     }
 
     /// Runs the core's timers until the socket closes.
+    ///
+    /// A sleep stays armed while the deadline moves later or is cleared: it fires early, and
+    /// the task re-arms for the deadline of then (see `State::timer_armed`).
     async fn run_timer(self: Arc<Self>) {
         let mut sleep: Option<(Box<dyn Sleep>, Instant)> = None;
         std::future::poll_fn(|cx| loop {
+            // Polled outside the socket's lock; a deadline set meanwhile is read below.
+            if let Some((s, _)) = &mut sleep {
+                if s.poll_sleep(cx).is_ready() {
+                    sleep = None;
+                }
+            }
             let mut st = self.lock();
             if self.is_closed() {
                 return Poll::Ready(());
             }
             st.timer_waker = Some(cx.waker().clone());
+            st.timer_armed = sleep.as_ref().map(|(_, at)| *at);
             let Some(deadline) = st.timer_deadline else {
                 return Poll::Pending;
             };
@@ -665,22 +682,13 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
                 st.pump(now);
                 continue;
             }
-            drop(st);
-            match &mut sleep {
-                Some((s, armed)) if *armed == deadline => {
-                    if s.poll_sleep(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                }
-                slot => {
-                    let mut s = self.rt.sleep_until(deadline);
-                    let ready = s.poll_sleep(cx).is_ready();
-                    *slot = Some((s, deadline));
-                    if !ready {
-                        return Poll::Pending;
-                    }
-                }
+            // A sleep that fires at or before the deadline serves: the loop re-arms then.
+            if st.timer_armed.is_some_and(|at| at <= deadline) {
+                return Poll::Pending;
             }
+            st.timer_armed = Some(deadline);
+            drop(st);
+            sleep = Some((self.rt.sleep_until(deadline), deadline));
         })
         .await
     }
@@ -898,6 +906,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
                 recv_waiters: Waiters::default(),
                 close_waiters: Waiters::default(),
                 timer_deadline: None,
+                timer_armed: None,
                 latest_now: started,
                 woke_receiver: false,
                 timer_waker: None,
