@@ -88,8 +88,8 @@
 //! starts with the first socket and its threads stay, parked, until the process exits (as
 //! NNG's do); closing a socket ends its tasks. A worker that runs out of tasks looks for
 //! more for up to 50 µs before it parks (yielding the CPU after the first few rounds), so
-//! that a pipe's writer, woken again by the next sends, costs no thread wake-up. A dial to a host name (not an IP address)
-//! resolves it on a short-lived thread of its own.
+//! that a pipe's writer, woken again by the next sends, costs no thread wake-up. A dial to a
+//! host name (not an IP address) resolves it on a short-lived thread of its own.
 //!
 //! A blocking call polls its work on the caller's thread. A call that must wait first runs
 //! the pool's ready tasks itself (such as the writer of the request whose reply it waits

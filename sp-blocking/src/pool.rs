@@ -199,21 +199,47 @@ const WORKER_LINGER: Duration = Duration::from_micros(50);
 /// then yielding it between rounds, so that on a busy machine the threads with work run.
 /// Returns true if a task came.
 fn linger_for_work(pool: &Pool) -> bool {
-    let start = Instant::now();
-    let mut round = 0u32;
+    let mut wait = SpinWait::new(WORKER_LINGER);
     loop {
         if !pool.queue.is_empty() {
             return true;
         }
-        round = round.wrapping_add(1);
-        if round & (CLOCK_EVERY - 1) == 0 && start.elapsed() >= WORKER_LINGER {
+        if !wait.pause() {
             return false;
         }
-        if round > SPIN_BEFORE_YIELD {
+    }
+}
+
+/// The rounds of a bounded wait on the CPU: [`SPIN_BEFORE_YIELD`] rounds of spinning, then
+/// yielding the CPU each round, until `limit` has passed (the clock read every
+/// [`CLOCK_EVERY`] rounds).
+struct SpinWait {
+    start: Instant,
+    limit: Duration,
+    round: u32,
+}
+
+impl SpinWait {
+    fn new(limit: Duration) -> Self {
+        Self {
+            start: Instant::now(),
+            limit,
+            round: 0,
+        }
+    }
+
+    /// Waits one round; false once the limit has passed (then it does not wait).
+    fn pause(&mut self) -> bool {
+        self.round = self.round.wrapping_add(1);
+        if self.round & (CLOCK_EVERY - 1) == 0 && self.start.elapsed() >= self.limit {
+            return false;
+        }
+        if self.round > SPIN_BEFORE_YIELD {
             std::thread::yield_now();
         } else {
             std::hint::spin_loop();
         }
+        true
     }
 }
 
@@ -275,10 +301,9 @@ fn spin<F: Future>(mut fut: Pin<&mut F>) -> Poll<F::Output> {
     let (wake, waker) = SPIN_WAKER.with(Clone::clone);
     wake.0.store(true, Ordering::Relaxed);
     let mut cx = Context::from_waker(&waker);
-    let start = Instant::now();
+    let mut wait = SpinWait::new(SPIN);
     pool.begin_spin();
     let mut out = Poll::Pending;
-    let mut round = 0u32;
     loop {
         if wake.0.swap(false, Ordering::AcqRel) {
             out = fut.as_mut().poll(&mut cx);
@@ -289,14 +314,8 @@ fn spin<F: Future>(mut fut: Pin<&mut F>) -> Poll<F::Output> {
         if pool.run_one() {
             continue;
         }
-        round = round.wrapping_add(1);
-        if round & (CLOCK_EVERY - 1) == 0 && start.elapsed() >= SPIN {
+        if !wait.pause() {
             break;
-        }
-        if round > SPIN_BEFORE_YIELD {
-            std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
         }
     }
     pool.end_spin();

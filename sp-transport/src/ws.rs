@@ -449,13 +449,11 @@ impl<W: MessageConnection> WsPipe<W> {
             let delivery = self.owner.deliver(&self.handle, &mut || inbox.pop_front());
             if !delivery.receiving {
                 self.paused = true;
-            }
-            if !delivery.receiving {
                 self.yield_now = true;
             } else if delivery.woke_receiver {
                 // As a stream pipe does: after one message, with the connection read to its
                 // end, the woken receiver runs next; otherwise this task yields to it.
-                if delivery.messages == 1 && read_all && self.inbox.is_empty() {
+                if delivery.woke_one_receiver() && read_all && self.inbox.is_empty() {
                     self.wait_for_bytes = true;
                 } else {
                     self.yield_now = true;

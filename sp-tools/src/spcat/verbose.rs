@@ -33,31 +33,29 @@ impl PipeLog {
     pub fn install<S: ToolSocket>(sock: &S) -> Self {
         let log = Self::default();
         let open = log.open.clone();
+        // A closed stderr must cost nothing: never panic in the hook.
+        let print = |line: String| {
+            let _ = writeln!(io::stderr().lock(), "{line}");
+        };
         sock.set_pipe_hook(move |event| {
-            let line = match event {
+            match event {
                 PipeEvent::Attached(pipe) => {
                     open.fetch_add(1, Ordering::AcqRel);
-                    Some(attached_line(
+                    print(attached_line(
                         pipe.id(),
                         peer_address(pipe),
                         pipe.peer_protocol(),
-                    ))
+                    ));
                 }
                 PipeEvent::Detached { pipe, reason } => {
-                    let line = detached_line(pipe.id(), peer_address(pipe), reason);
-                    // A closed stderr must cost nothing: never panic in the hook.
-                    let _ = writeln!(io::stderr().lock(), "{line}");
+                    print(detached_line(pipe.id(), peer_address(pipe), reason));
                     // Counted once printed: spcat may exit as soon as no pipe is open.
                     // Saturating: a detach always follows its attach, but never wrap.
                     let _ = open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                         Some(n.saturating_sub(1))
                     });
-                    None
                 }
-                _ => None,
-            };
-            if let Some(line) = line {
-                let _ = writeln!(io::stderr().lock(), "{line}");
+                _ => {}
             }
             PipeVerdict::Accept
         });
