@@ -282,18 +282,32 @@ fn close_writes_out_what_was_sent() {
 #[test]
 fn close_gives_up_after_the_linger_time() {
     within(10, || {
-        // The peer never reads: close waits for the linger time, then drops what is queued.
-        let (pull, push) = (Pull::new(), Push::new());
-        listen_dial(Transport::Tcp, &pull, &push);
+        // A PULL peer that completes the handshake and then never reads: a message larger than
+        // any pair of socket buffers can never be written out, so close waits the linger time
+        // and then drops it. (A PULL of ours would still read, just slower, under load.)
+        let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = peer.local_addr().unwrap();
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let peer = thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut conn, _) = peer.accept().unwrap();
+            conn.write_all(&[0, b'S', b'P', 0, 0, 0x51, 0, 0]).unwrap();
+            let mut theirs = [0u8; 8];
+            conn.read_exact(&mut theirs).unwrap();
+            assert_eq!(theirs, [0, b'S', b'P', 0, 0, 0x50, 0, 0], "a PUSH header");
+            let _ = hold.recv();
+        });
+        let push = Push::new();
         push.set_linger(Duration::from_millis(200));
-        let body = vec![0u8; 64 << 10];
-        push.set_send_timeout(Some(Duration::from_millis(200)));
-        while push.send(body.clone()).is_ok() {}
+        push.dial(format!("tcp://{addr}")).unwrap();
+        push.send(vec![0u8; 64 << 20]).unwrap();
         let start = Instant::now();
         push.close();
         let took = start.elapsed();
         assert!(took >= Duration::from_millis(150), "closed after {took:?}");
         assert!(took < Duration::from_secs(3), "closed after {took:?}");
+        drop(release);
+        peer.join().unwrap();
     });
 }
 

@@ -52,6 +52,11 @@ pub(crate) struct EndpointCtl {
     pub(crate) opts: Mutex<EndpointOptions>,
     /// The bound address of a started listener.
     pub(crate) bound: Mutex<Option<Address>>,
+    /// What a started listener holds of the OS (its listening socket and socket file, or its
+    /// route on a shared WebSocket port). [`EndpointCtl::close`] releases it before it returns,
+    /// so that the address is free again at once, as after NNG's `nng_listener_close`; the
+    /// accept loop may notice the close only later.
+    releases: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
     pub(crate) counters: EndpointCounters,
     /// Every log line of the endpoint's task and of its pipes is inside this span.
     pub(crate) span: tracing::Span,
@@ -95,6 +100,7 @@ impl EndpointCtl {
             inproc_name: Mutex::new(None),
             opts: Mutex::new(opts),
             bound: Mutex::new(None),
+            releases: Mutex::new(Vec::new()),
             counters: EndpointCounters::default(),
             span,
         })
@@ -150,8 +156,25 @@ impl EndpointCtl {
                 reg.remove(&name);
             }
         }
+        let releases = std::mem::take(&mut *lock(&self.releases));
+        for release in releases {
+            release();
+        }
         if let Some(w) = lock(&self.waker).take() {
             w.wake();
+        }
+    }
+
+    /// Runs `release` when the endpoint closes (at once if it has closed already).
+    pub(crate) fn on_close(&self, release: impl FnOnce() + Send + 'static) {
+        let mut releases = lock(&self.releases);
+        // `close` sets the flag before it takes the list: a release seen as not closed here
+        // is taken and run by that `close`.
+        if self.is_closed() {
+            drop(releases);
+            release();
+        } else {
+            releases.push(Box::new(release));
         }
     }
 
@@ -980,11 +1003,45 @@ fn spawn_accept_loop<R: Runtime, P: SocketCore>(
     unlink_on_close: Option<SocketFile>,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
+    let acceptor = SharedAcceptor::new(acceptor);
+    let release = acceptor.clone();
+    ctl.on_close(move || {
+        release.close();
+        if let Some(file) = unlink_on_close {
+            file.remove_if_unchanged();
+        }
+    });
     let rt = shared.rt.clone();
     let span = ctl.span.clone();
     rt.spawn(Box::pin(
-        accept_loop(shared, acceptor, addr, ctl, unlink_on_close, tls).instrument(span),
+        accept_loop(shared, acceptor, addr, ctl, tls).instrument(span),
     ));
+}
+
+/// A listener's acceptor, shared by its accept loop and by the close of its endpoint, which
+/// drops it (closing the listening socket) without waiting for the loop to run.
+#[derive(Clone)]
+pub(crate) struct SharedAcceptor(Arc<Mutex<Option<Box<dyn Acceptor>>>>);
+
+impl SharedAcceptor {
+    pub(crate) fn new(acceptor: Box<dyn Acceptor>) -> Self {
+        Self(Arc::new(Mutex::new(Some(acceptor))))
+    }
+
+    /// The next accepted connection, or `None` once closed.
+    pub(crate) async fn accept(&self) -> Option<io::Result<rt::Connected>> {
+        std::future::poll_fn(|cx| match lock(&self.0).as_mut() {
+            Some(acceptor) => acceptor.poll_accept(cx).map(Some),
+            None => Poll::Ready(None),
+        })
+        .await
+    }
+
+    /// Closes the listening socket.
+    pub(crate) fn close(&self) {
+        let acceptor = lock(&self.0).take();
+        drop(acceptor);
+    }
 }
 
 /// The rustls server configuration a TLS listener at `addr` needs.
@@ -1063,17 +1120,16 @@ fn is_socket_file(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
 }
 
+/// Accepts connections until the endpoint closes; the close releases the acceptor.
 async fn accept_loop<R: Runtime, P: SocketCore>(
     shared: Arc<Shared<R, P>>,
-    mut acceptor: Box<dyn Acceptor>,
+    acceptor: SharedAcceptor,
     addr: Address,
     ctl: Arc<EndpointCtl>,
-    unlink_on_close: Option<SocketFile>,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
     loop {
-        let accepted =
-            unless_closed(&ctl, std::future::poll_fn(|cx| acceptor.poll_accept(cx))).await;
+        let accepted = unless_closed(&ctl, acceptor.accept()).await.flatten();
         let (stream, conn) = match accepted {
             None => break,
             Some(Ok(s)) => s,
@@ -1141,10 +1197,6 @@ async fn accept_loop<R: Runtime, P: SocketCore>(
             }
             .instrument(span),
         ));
-    }
-    drop(acceptor);
-    if let Some(file) = unlink_on_close {
-        file.remove_if_unchanged();
     }
 }
 

@@ -223,7 +223,7 @@ macro_rules! endpoint_option_setters {
         }
 
         /// Closes this endpoint and every pipe it made; the socket and its other endpoints
-        /// carry on. What was queued for those pipes is dropped and counted
+        /// carry on. A listener's address is free again when this returns. What was queued for those pipes is dropped and counted
         /// ([`DropReason::PipeClosed`](crate::stats::DropReason::PipeClosed)).
         ///
         /// # Errors

@@ -1381,8 +1381,9 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     }
 
     /// Closes the socket and waits until every pipe has written out what was already sent
-    /// (at most the linger time, 1 s by default). Endpoints stop at once and blocked calls
-    /// return [`Error::Closed`]. Dropping the last clone closes too, without waiting.
+    /// (at most the linger time, 1 s by default). Endpoints stop at once, and listeners'
+    /// addresses are free again by the first poll's end; blocked calls return
+    /// [`Error::Closed`]. Dropping the last clone closes too, without waiting.
     ///
     /// # Cancel safety
     /// The close starts in the first poll and goes on if the future is dropped; only the

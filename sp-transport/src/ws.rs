@@ -44,7 +44,9 @@ use sp_core::{Message, ProtocolId};
 use tracing::Instrument;
 
 use crate::addr::Address;
-use crate::endpoint::{new_pipe_handle, unless_closed, with_timeout, EndpointCtl, Origin};
+use crate::endpoint::{
+    new_pipe_handle, unless_closed, with_timeout, EndpointCtl, Origin, SharedAcceptor,
+};
 use crate::error::{Error, Result};
 use crate::pipe::{end_pipe, lock, PipeEnd, PipeHandle, PipeOwner};
 use crate::rt::{Acceptor, BoxFuture, BoxStream, ConnInfo};
@@ -923,6 +925,9 @@ pub(crate) fn listen(addr: &Address, wanted: &[SocketAddr], p: ListenParams) -> 
                 bound,
             });
             lock(servers()).insert(bound, server.clone());
+            let acceptor = SharedAcceptor::new(acceptor);
+            let release = acceptor.clone();
+            server.ctl.on_close(move || release.close());
             (p.spawn)(Box::pin(accept_loop(
                 server.clone(),
                 acceptor,
@@ -934,21 +939,11 @@ pub(crate) fn listen(addr: &Address, wanted: &[SocketAddr], p: ListenParams) -> 
             server
         }
     };
-    // The route leaves the server when the socket closes it (or the socket closes).
-    let ctl = p.ctl.clone();
-    let server2 = server.clone();
+    // The route leaves the server when the socket closes it (or the socket closes), and the
+    // last route's leaving closes the port, before that close returns.
     let path2 = path.clone();
-    (p.spawn)(Box::pin(async move {
-        std::future::poll_fn(|cx| {
-            if ctl.poll_closed(cx) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await;
-        server2.remove_route(&path2);
-    }));
+    let server2 = server.clone();
+    p.ctl.on_close(move || server2.remove_route(&path2));
     let (host, port) = (server.bound.ip().to_string(), server.bound.port());
     Ok(Address::Ws {
         host,
@@ -960,18 +955,16 @@ pub(crate) fn listen(addr: &Address, wanted: &[SocketAddr], p: ListenParams) -> 
 
 async fn accept_loop(
     server: Arc<HttpServer>,
-    mut acceptor: Box<dyn Acceptor>,
+    acceptor: SharedAcceptor,
     tls: Option<Arc<ServerConfig>>,
     handshake_timeout: Duration,
     spawn: Spawner,
     sleep: Sleeper,
 ) {
     loop {
-        let accepted = unless_closed(
-            &server.ctl,
-            std::future::poll_fn(|cx| acceptor.poll_accept(cx)),
-        )
-        .await;
+        let accepted = unless_closed(&server.ctl, acceptor.accept())
+            .await
+            .flatten();
         let (stream, conn) = match accepted {
             None => break,
             Some(Ok(s)) => s,

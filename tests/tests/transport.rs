@@ -463,17 +463,10 @@ async fn redial_after_restart(t: Transport) {
     wait_for_pipe_count(&req, 0).await;
     let rep2 = Rep::new();
     timeouts(&rep2, T);
-    // Same address (same port for tcp).
-    let end = Instant::now() + Duration::from_secs(3);
-    loop {
-        match rep2.listen(&url).await {
-            Ok(_) => break,
-            Err(e) if e.is_address_in_use() && Instant::now() < end => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("relisten on {url}: {e:?}"),
-        }
-    }
+    // Same address (same port for tcp): free since `close` returned.
+    rep2.listen(&url)
+        .await
+        .unwrap_or_else(|e| panic!("relisten on {url}: {e:?}"));
     wait_for_pipes(&req, 1).await;
     req.send("after").await.unwrap();
     let m = rep2
@@ -517,14 +510,9 @@ async fn request_is_resent_after_its_rep_disconnects_over_tcp() {
     drop(rep1);
     let rep2 = Rep::new();
     timeouts(&rep2, Duration::from_secs(5));
-    let end = Instant::now() + Duration::from_secs(3);
-    while let Err(e) = rep2.listen(&url).await {
-        assert!(
-            e.is_address_in_use() && Instant::now() < end,
-            "relisten: {e:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    rep2.listen(&url)
+        .await
+        .expect("the address is free after close");
     let m = rep2
         .recv()
         .await
@@ -1110,23 +1098,53 @@ async fn dropping_one_side_removes_the_pipe_on_the_other_over_inproc() {
     teardown(Transport::Inproc, true).await;
 }
 
-/// A closed socket's listener stops accepting and frees its address.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn closed_listener_stops_accepting_and_frees_the_port() {
+/// Closing a listener, or its socket, releases its address before the close returns, as
+/// NNG's `nng_listener_close` does: nothing accepts there any more, an IPC socket file is
+/// gone, and a new listener can bind the same address at once, with no retry.
+async fn close_frees_the_address_at_once(url: &str, close_socket: bool) {
     let rep = Rep::new();
-    let url = rep.listen("tcp://127.0.0.1:0").await.unwrap().to_string();
-    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
-    rep.close().await;
-    let refused = sp_tests::poll_until(Duration::from_secs(2), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-    })
-    .await;
-    assert!(refused, "a closed socket's listener still accepts on {url}");
+    let listener = rep.listener(url).unwrap();
+    let bound = listener.start().unwrap().to_string();
+    if close_socket {
+        rep.close_now();
+    } else {
+        listener.close().unwrap();
+    }
+    if let Some(path) = bound.strip_prefix("ipc://") {
+        assert!(
+            !std::path::Path::new(path).exists(),
+            "the socket file {path} outlives its listener"
+        );
+    } else {
+        let port: u16 = bound
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "a closed listener still accepts on {bound}"
+        );
+    }
     let again = Rep::new();
     again
-        .listen(&url)
+        .listen(&bound)
         .await
-        .expect("the port is free again after close");
+        .unwrap_or_else(|e| panic!("{bound} is free again after close: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_listener_frees_its_address_at_once() {
+    let dir = TempIpcDir::new();
+    for close_socket in [false, true] {
+        for url in ["tcp://127.0.0.1:0", &dir.url(), "ws://127.0.0.1:0/sp"] {
+            close_frees_the_address_at_once(url, close_socket).await;
+        }
+    }
 }
 
 /// A closed socket's dialer stops redialing.
