@@ -363,7 +363,7 @@ impl<R: Runtime, P: SocketCore> RecvOp<R, P> {
             return Poll::Pending;
         }
         self.first = false;
-        let now = self.shared.rt.now();
+        let now = self.shared.core_now(&mut st);
         let result = st.core.recv_on(self.ctx, now);
         let would_block = result == Err(RecvError::WouldBlock);
         if let Some(waiters) = st.contexts.get_mut(&self.ctx) {
@@ -389,7 +389,7 @@ impl<R: Runtime, P: SocketCore> Drop for RecvOp<R, P> {
     fn drop(&mut self) {
         if self.waiting {
             let mut st = self.shared.lock();
-            let now = self.shared.rt.now();
+            let now = self.shared.core_now(&mut st);
             st.core.cancel_recv(self.ctx, now);
             st.pump(now);
         }
@@ -425,7 +425,7 @@ impl<R: Runtime, P: SocketCore> SendOp<R, P> {
             return Poll::Pending;
         }
         self.first = false;
-        let now = self.shared.rt.now();
+        let now = self.shared.core_now(&mut st);
         let result = st.core.send_on(self.ctx, self.msg.clone(), now);
         if result == Err(SendError::WouldBlock) {
             if let Some(waiters) = st.contexts.get_mut(&self.ctx) {

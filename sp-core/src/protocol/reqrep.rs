@@ -5,11 +5,12 @@
 //! (see [`crate::backtrace`]). REP sends the whole stack back in front of its reply; REQ strips
 //! the request ID and delivers the rest.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::mem;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
+use rustc_hash::FxHashMap;
 
 use crate::backtrace::{read_word, RequestId, RequestIdSequence, DEFAULT_MAX_TTL, WORD_LEN};
 use crate::protocol::context::{readable, Contexts, CtxKey, DeadlineSet};
@@ -122,7 +123,7 @@ pub struct Req {
     /// The default context holds the socket's resend interval, which new contexts inherit.
     contexts: Contexts<ReqContext>,
     /// The context waiting for each outstanding request ID.
-    by_id: BTreeMap<u32, CtxKey>,
+    by_id: FxHashMap<u32, CtxKey>,
     /// Contexts whose request waits for a writable pipe, first come first served.
     queue: VecDeque<CtxKey>,
     timers: DeadlineSet,
@@ -141,7 +142,7 @@ impl Req {
             ids: RequestIdSequence::new(config.seed),
             pipes: PipeSet::default(),
             contexts: Contexts::new(default),
-            by_id: BTreeMap::new(),
+            by_id: FxHashMap::default(),
             queue: VecDeque::new(),
             timers: DeadlineSet::default(),
             transmits: VecDeque::new(),
