@@ -9,6 +9,7 @@
 //! core names the context it wakes, so 100 contexts waiting on one socket cost one wake-up per
 //! message, not 100.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -46,6 +47,39 @@ pub struct Context<R: Runtime, P: SocketCore> {
     pub(crate) stream_op: Option<RecvOp<R, P>>,
     /// The send in progress of the context's `Sink`.
     pub(crate) sink_op: Option<SendOp<R, P>>,
+    /// The context's own timeouts, here rather than under the socket's lock: a send or
+    /// receive that waits reads one, and with 100 contexts on two threads that lock is
+    /// contended.
+    send_timeout: TimeoutCell,
+    recv_timeout: TimeoutCell,
+}
+
+/// An `Option<Duration>` that `&self` can set: whole nanoseconds, `u64::MAX` for `None`
+/// (durations past 584 years saturate just below it).
+struct TimeoutCell(AtomicU64);
+
+impl TimeoutCell {
+    const NONE: u64 = u64::MAX;
+
+    fn new(timeout: Option<Duration>) -> Self {
+        let cell = Self(AtomicU64::new(Self::NONE));
+        cell.set(timeout);
+        cell
+    }
+
+    fn get(&self) -> Option<Duration> {
+        match self.0.load(Ordering::Relaxed) {
+            Self::NONE => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
+    fn set(&self, timeout: Option<Duration>) {
+        let nanos = timeout.map_or(Self::NONE, |t| {
+            u64::try_from(t.as_nanos()).map_or(Self::NONE - 1, |n| n.min(Self::NONE - 1))
+        });
+        self.0.store(nanos, Ordering::Relaxed);
+    }
 }
 
 impl<R: Runtime, P: ContextRole> Socket<R, P> {
@@ -64,9 +98,9 @@ impl<R: Runtime, P: ContextRole> Socket<R, P> {
         }
         let now = shared.rt.now();
         let id = st.core.open_context(now).map_err(context_error)?;
-        let waiters = CtxWaiters::new(&st.opts);
-        st.contexts.insert(id, waiters);
+        st.contexts.insert(id, CtxWaiters::new());
         st.pump(now);
+        let (send_timeout, recv_timeout) = (st.opts.send_timeout, st.opts.recv_timeout);
         drop(st);
         Ok(Context {
             shared,
@@ -74,6 +108,8 @@ impl<R: Runtime, P: ContextRole> Socket<R, P> {
             _socket: self.clone(),
             stream_op: None,
             sink_op: None,
+            send_timeout: TimeoutCell::new(send_timeout),
+            recv_timeout: TimeoutCell::new(recv_timeout),
         })
     }
 }
@@ -86,22 +122,22 @@ impl<R: Runtime, P: SocketCore> Context<R, P> {
 
     /// Returns this context's send timeout (`None`: wait forever).
     pub fn send_timeout(&self) -> Option<Duration> {
-        self.with_waiters(|w| w.send_timeout).flatten()
+        self.send_timeout.get()
     }
 
     /// Sets how long sends on this context wait (`None`: forever, zero: do not wait).
     pub fn set_send_timeout(&self, timeout: Option<Duration>) {
-        self.with_waiters(|w| w.send_timeout = timeout);
+        self.send_timeout.set(timeout);
     }
 
     /// Returns this context's receive timeout (`None`: wait forever).
     pub fn recv_timeout(&self) -> Option<Duration> {
-        self.with_waiters(|w| w.recv_timeout).flatten()
+        self.recv_timeout.get()
     }
 
     /// Sets how long receives on this context wait (`None`: forever, zero: do not wait).
     pub fn set_recv_timeout(&self, timeout: Option<Duration>) {
-        self.with_waiters(|w| w.recv_timeout = timeout);
+        self.recv_timeout.set(timeout);
     }
 
     /// Closes the context now (dropping it does the same).
@@ -115,10 +151,6 @@ impl<R: Runtime, P: SocketCore> Context<R, P> {
         let out = f(&mut st.core, self.id, now);
         st.pump(now);
         out
-    }
-
-    fn with_waiters<T>(&self, f: impl FnOnce(&mut CtxWaiters) -> T) -> Option<T> {
-        self.shared.lock().contexts.get_mut(&self.id).map(f)
     }
 
     async fn send_by(

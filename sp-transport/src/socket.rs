@@ -308,19 +308,15 @@ pub(crate) struct CtxWaiters {
     pub(crate) send: Waiters,
     pub(crate) readable: bool,
     pub(crate) writable: bool,
-    pub(crate) send_timeout: Option<Duration>,
-    pub(crate) recv_timeout: Option<Duration>,
 }
 
 impl CtxWaiters {
-    pub(crate) fn new(opts: &SocketOptions) -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             recv: Waiters::default(),
             send: Waiters::default(),
             readable: true,
             writable: true,
-            send_timeout: opts.send_timeout,
-            recv_timeout: opts.recv_timeout,
         }
     }
 

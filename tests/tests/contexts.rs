@@ -276,3 +276,29 @@ fn req_rep_contexts_on_blocking_threads() {
     req.close();
     assert!(ctx.try_send("after close").unwrap_err().is_closed());
 }
+
+/// A context starts with its socket's timeouts and then keeps its own: setting one on the
+/// context leaves the socket's and other contexts' alone, and a zero receive timeout does not
+/// wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn context_timeouts_start_from_the_socket_and_stay_their_own() {
+    let rep = sp_tokio::Rep::new();
+    rep.set_recv_timeout(Some(Duration::from_millis(750)));
+    let a = rep.context().unwrap();
+    let b = rep.context().unwrap();
+    assert_eq!(a.recv_timeout(), Some(Duration::from_millis(750)));
+    assert_eq!(a.send_timeout(), None);
+    a.set_recv_timeout(Some(Duration::ZERO));
+    a.set_send_timeout(Some(Duration::from_secs(86_400 * 365 * 1000)));
+    assert_eq!(a.recv_timeout(), Some(Duration::ZERO));
+    assert!(a
+        .send_timeout()
+        .is_some_and(|t| t > Duration::from_secs(86_400 * 365 * 500)));
+    assert_eq!(b.recv_timeout(), Some(Duration::from_millis(750)));
+    assert_eq!(rep.recv_timeout(), Some(Duration::from_millis(750)));
+    // WouldBlock, not TimedOut: the deadline had passed at the first attempt.
+    let e = a.recv().await.expect_err("nothing to receive");
+    assert!(e.is_would_block(), "{e:?}");
+    b.set_recv_timeout(None);
+    assert_eq!(b.recv_timeout(), None);
+}
