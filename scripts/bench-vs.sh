@@ -16,7 +16,9 @@
 # sp-rs is sp-perf on tokio with default settings, PAIR v1 (as NNG's tools); nanomsg's tools
 # use PAIR v0; libzmq's use PUSH/PULL for throughput and REQ/REP for latency. The same sp-perf
 # rows run again on the smol and blocking adapters (the last two columns), and the table
-# gives the slowest adapter's distance from the fastest on each row.
+# gives the slowest adapter's distance from the fastest on each row. Each runtime runs with
+# its own default thread count, as a user's program would: tokio one worker per core, smol's
+# global executor one thread (SMOL_THREADS).
 #
 # Output: a Markdown table on stdout and in target/bench-vs/results.md, the medians in
 # target/bench-vs/results.csv (read by sp-bench-chart), every run in target/bench-vs/runs.tsv,

@@ -44,6 +44,21 @@ impl RuntimeKind {
             RuntimeKind::Blocking => "blocking",
         }
     }
+
+    /// The worker threads the runtime starts by itself, which the tools use unless told
+    /// otherwise: tokio's multi-threaded runtime one per core; smol's global executor
+    /// `SMOL_THREADS`, else one. (sp-blocking runs its own fixed pool and ignores it.)
+    pub fn default_threads(self) -> usize {
+        match self {
+            RuntimeKind::Tokio => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            RuntimeKind::Smol => std::env::var("SMOL_THREADS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .filter(|&n: &usize| n > 0)
+                .unwrap_or(1),
+            RuntimeKind::Blocking => 1,
+        }
+    }
 }
 
 impl fmt::Display for RuntimeKind {

@@ -158,7 +158,7 @@ pub struct Job {
     pub pattern: Pattern,
     /// The runtime the SP modes run on.
     pub runtime: RuntimeKind,
-    /// Runtime worker threads.
+    /// Runtime worker threads (`--threads`, else the runtime's own default).
     pub threads: usize,
     /// Subscribers in the fan-out modes, requests in flight (contexts, pipeline depth) in the
     /// [`ctx`] modes (1 elsewhere).
@@ -192,9 +192,8 @@ fn command() -> Command {
             Arg::new("threads")
                 .long("threads")
                 .value_name("N")
-                .default_value("2")
                 .value_parser(clap::value_parser!(u16).range(1..))
-                .help("runtime worker threads"),
+                .help("runtime worker threads [default: the runtime's own: tokio one per core, smol SMOL_THREADS or 1]"),
         )
         .arg(Arg::new("mode-opt").short('m').value_name("MODE").help("the test to run (NNG's -m)"))
         .arg(Arg::new("cert").long("cert").short('E').value_name("FILE").value_parser(clap::value_parser!(OsString)).help("tls+tcp/wss: our certificate (and key, unless --key)"))
@@ -292,7 +291,9 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
         .get_one::<String>("runtime")
         .map_or(Ok(RuntimeKind::Tokio), |r| r.parse::<RuntimeKind>())
         .map_err(PerfError)?;
-    let threads = usize::from(*m.get_one::<u16>("threads").unwrap_or(&2));
+    let threads = m
+        .get_one::<u16>("threads")
+        .map_or_else(|| runtime.default_threads(), |&n| usize::from(n));
     let tls = crate::tls::TlsOptions {
         insecure: m.get_flag("insecure"),
         cacert: m.get_one::<OsString>("cacert").cloned(),
@@ -611,7 +612,11 @@ mod tests {
         );
         assert_eq!(
             (j.pattern, j.runtime, j.threads),
-            (Pattern::PAIR1, RuntimeKind::Tokio, 2)
+            (
+                Pattern::PAIR1,
+                RuntimeKind::Tokio,
+                RuntimeKind::Tokio.default_threads()
+            )
         );
         let j = job(&[
             "--threads",
