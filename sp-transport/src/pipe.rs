@@ -1408,4 +1408,161 @@ mod tests {
         assert_eq!(h.stats().returned, 4);
         assert_eq!(h.queued(), 0);
     }
+    /// A connection whose reads return the scripted chunks, one per read, then `Pending`; it
+    /// counts reads and takes every write.
+    struct ScriptedStream {
+        chunks: VecDeque<Vec<u8>>,
+        reads: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl futures_io::AsyncRead for ScriptedStream {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            match self.chunks.pop_front() {
+                Some(chunk) => {
+                    assert!(chunk.len() <= buf.len(), "scripted chunks fit one read");
+                    buf[..chunk.len()].copy_from_slice(&chunk);
+                    Poll::Ready(Ok(chunk.len()))
+                }
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    impl AsyncWrite for ScriptedStream {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A socket whose core takes up to `per_delivery` messages at a time and wakes a waiting
+    /// receiver with each delivery.
+    struct WakingOwner {
+        per_delivery: usize,
+        delivered: Mutex<Vec<Message>>,
+    }
+
+    impl PipeOwner for WakingOwner {
+        fn allocate_pipe_id(&self) -> PipeId {
+            PipeId::new(1).unwrap()
+        }
+        fn attach(&self, _handle: Arc<PipeHandle>) -> Result<(), RefusalReason> {
+            Ok(())
+        }
+        fn accepted(&self, _endpoint: &crate::endpoint::EndpointCtl) {}
+        fn span(&self) -> tracing::Span {
+            tracing::Span::none()
+        }
+        fn refused(&self, _endpoint: Option<crate::pipe_view::EndpointId>, _: RefusalReason) {}
+        fn deliver(
+            &self,
+            _pipe: &PipeHandle,
+            next: &mut dyn FnMut() -> Option<Message>,
+        ) -> Delivery {
+            let mut delivered = lock(&self.delivered);
+            let mut messages = 0;
+            while messages < self.per_delivery as u64 {
+                let Some(msg) = next() else { break };
+                delivered.push(msg);
+                messages += 1;
+            }
+            Delivery {
+                receiving: true,
+                woke_receiver: messages > 0,
+                messages,
+            }
+        }
+        fn pipe_writable(&self, _pipe: PipeId) {}
+        fn pipe_closed(&self, _pipe: PipeId, _end: &PipeEnd) {}
+        fn protocol(&self) -> ProtocolId {
+            ProtocolId::PAIR1
+        }
+        fn peer_protocol(&self) -> ProtocolId {
+            ProtocolId::PAIR1
+        }
+        fn is_closed(&self) -> bool {
+            false
+        }
+    }
+
+    /// A waker that counts its wake-ups: the pipe task's wake-ups of itself.
+    struct CountingWake(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountingWake {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Polls a stream pipe once over `chunks`, its core taking `per_delivery` messages a
+    /// time. Returns (messages delivered, reads made, the task's wake-ups of itself).
+    fn poll_pipe_once(chunks: Vec<Vec<u8>>, per_delivery: usize) -> (usize, usize, usize) {
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stream = ScriptedStream {
+            chunks: chunks.into(),
+            reads: reads.clone(),
+        };
+        let owner = Arc::new(WakingOwner {
+            per_delivery,
+            delivered: Mutex::new(Vec::new()),
+        });
+        let mut pipe = StreamPipe::new(
+            owner.clone(),
+            handle(),
+            Box::new(stream),
+            FrameKind::Tcp,
+            1 << 20,
+            BytesMut::new(),
+        );
+        let wake = Arc::new(CountingWake(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(wake.clone());
+        let polled = Pin::new(&mut pipe).poll(&mut Context::from_waker(&waker));
+        assert!(polled.is_pending(), "the connection stays open");
+        let delivered = lock(&owner.delivered).len();
+        (
+            delivered,
+            reads.load(Ordering::Relaxed),
+            wake.0.load(Ordering::Relaxed),
+        )
+    }
+
+    #[test]
+    fn one_message_that_woke_a_receiver_ends_the_poll_when_no_more_bytes_came() {
+        // The receiver runs next on this thread: no self-wake, which on tokio would have put
+        // this task in the receiver's place. One read for the frame, one that found nothing.
+        let frame = wire(&Message::new(&b"ping"[..]));
+        assert_eq!(poll_pipe_once(vec![frame], 1), (1, 2, 0));
+    }
+
+    #[test]
+    fn one_message_that_woke_a_receiver_yields_when_more_is_buffered() {
+        // Two frames in one read, the core takes one: the receiver gets its turn before the
+        // second is delivered, so the task wakes itself and reads no more.
+        let mut chunk = wire(&Message::new(&b"one"[..]));
+        chunk.extend(wire(&Message::new(&b"two"[..])));
+        assert_eq!(poll_pipe_once(vec![chunk], 1), (1, 1, 1));
+    }
+
+    #[test]
+    fn several_messages_that_woke_receivers_yield_so_their_replies_go_out_together() {
+        let mut chunk = wire(&Message::new(&b"one"[..]));
+        chunk.extend(wire(&Message::new(&b"two"[..])));
+        assert_eq!(poll_pipe_once(vec![chunk], 64), (2, 1, 1));
+    }
 }
