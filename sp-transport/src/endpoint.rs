@@ -1039,6 +1039,7 @@ impl SharedAcceptor {
 
     /// Closes the listening socket.
     pub(crate) fn close(&self) {
+        // Dropped after the lock is released.
         let acceptor = lock(&self.0).take();
         drop(acceptor);
     }

@@ -1408,6 +1408,7 @@ mod tests {
         assert_eq!(h.stats().returned, 4);
         assert_eq!(h.queued(), 0);
     }
+
     /// A connection whose reads return the scripted chunks, one per read, then `Pending`; it
     /// counts reads and takes every write.
     struct ScriptedStream {

@@ -11,13 +11,12 @@
 //! task is the only hand-off before the socket write. The lock is never held across an await.
 
 use std::collections::BTreeMap;
-
-use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap;
 use sp_core::backoff::BackoffConfig;
 use sp_core::protocol::{ContextId, Event, Input, Protocol, RecvError, SendError};
 use sp_core::stats::{DropCounts, DropReason};

@@ -101,10 +101,12 @@ impl<T> Contexts<T> {
         }
     }
 
+    /// Returns the default context.
     pub(crate) fn default_ctx(&mut self) -> &mut T {
         &mut self.default
     }
 
+    /// Returns the default context, shared.
     pub(crate) fn default_ref(&self) -> &T {
         &self.default
     }
@@ -124,9 +126,14 @@ impl<T> Contexts<T> {
         }
     }
 
+    /// Where opened context `ctx` sits in `ids` and `states`, if it is open.
+    fn index(&self, ctx: ContextId) -> Option<usize> {
+        self.ids.binary_search(&ctx).ok()
+    }
+
     /// Removes context `ctx`; returns its state, or `None` if it was not open.
     pub(crate) fn close(&mut self, ctx: ContextId) -> Option<T> {
-        let at = self.ids.binary_search(&ctx).ok()?;
+        let at = self.index(ctx)?;
         self.ids.remove(at);
         Some(self.states.remove(at))
     }
@@ -136,7 +143,7 @@ impl<T> Contexts<T> {
         match key {
             None => Some(&mut self.default),
             Some(ctx) => {
-                let at = self.ids.binary_search(&ctx).ok()?;
+                let at = self.index(ctx)?;
                 Some(&mut self.states[at])
             }
         }
@@ -147,7 +154,7 @@ impl<T> Contexts<T> {
         match key {
             None => Some(&self.default),
             Some(ctx) => {
-                let at = self.ids.binary_search(&ctx).ok()?;
+                let at = self.index(ctx)?;
                 Some(&self.states[at])
             }
         }
@@ -196,7 +203,7 @@ impl<T> Contexts<T> {
 ///
 /// Why a heap with stale entries rather than an ordered set: every request of a busy REQ
 /// context arms a deadline and every reply disarms it. An ordered set paid two tree updates
-/// each time (a sixth of a REQ socket's time with 100 contexts in flight); here arming is one
+/// each time (an eighth of a REQ socket's time with 100 contexts in flight); here arming is one
 /// hash insert and one heap push, disarming one hash removal. An entry whose key was re-armed
 /// or disarmed stays in the heap, stale, until it reaches the top, and the heap is rebuilt
 /// when stale entries outnumber live ones, so it never holds more than about twice as many
