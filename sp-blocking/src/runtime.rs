@@ -91,7 +91,7 @@ pub(crate) fn ensure_started() -> sp_transport::Result<()> {
     })
 }
 
-pub(crate) use crate::pool::block_on;
+pub(crate) use crate::pool::{block_on, block_on_send};
 
 /// Runs a blocking call that needs the pool: an error if the pool cannot start.
 pub(crate) fn run<T>(
@@ -112,7 +112,7 @@ where
 {
     let msg = msg.into();
     match ensure_started() {
-        Ok(()) => block_on(send(msg)),
+        Ok(()) => block_on_send(send(msg)),
         Err(e) => Err(sp_transport::Unsent::new(e, msg)),
     }
 }
@@ -126,6 +126,10 @@ where
 pub struct Threads;
 
 impl Runtime for Threads {
+    fn wake_later(&self) -> Option<fn(&std::task::Waker)> {
+        Some(crate::pool::wake_later)
+    }
+
     fn spawn(&self, fut: BoxFuture<'static, ()>) {
         // A pool that cannot start is reported by the blocking calls; the task waits in the
         // run queue until the pool (or a blocking call) runs it.

@@ -552,6 +552,7 @@ async fn establish<R: Runtime, P: SocketCore>(
         frame_kind(&addr),
         opts.recv_max_size,
         leftover,
+        shared.rt.wake_later(),
     );
     shared
         .attach(handle)

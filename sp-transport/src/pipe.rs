@@ -502,7 +502,18 @@ pub(crate) struct StreamPipe {
     /// (the read is registered with the runtime) and let the receiver run.
     wait_for_bytes: bool,
     needs_flush: bool,
+    /// The runtime's [`wake_later`](crate::rt::Runtime::wake_later), if it has one.
+    wake_later: Option<fn(&Waker)>,
+    /// Bytes written since the last take from the queue.
+    written_since_take: usize,
+    /// A small batch went out and the task is to be woken later: take nothing more in this
+    /// poll, so that the sends that follow go out together.
+    write_paused: bool,
 }
+
+/// A batch smaller than this, written by a pipe whose runtime can [wake a task
+/// later](crate::rt::Runtime::wake_later), pauses the writer until then.
+const SMALL_BATCH: usize = 16 * 1024;
 
 impl StreamPipe {
     pub(crate) fn new(
@@ -512,6 +523,7 @@ impl StreamPipe {
         kind: FrameKind,
         max_message_size: usize,
         leftover: BytesMut,
+        wake_later: Option<fn(&Waker)>,
     ) -> Self {
         handle.frame_on_enqueue(kind);
         Self {
@@ -524,6 +536,9 @@ impl StreamPipe {
             yield_now: false,
             wait_for_bytes: false,
             needs_flush: false,
+            wake_later,
+            written_since_take: 0,
+            write_paused: false,
         }
     }
 
@@ -538,7 +553,11 @@ impl StreamPipe {
                         Poll::Pending => return Ok(progress),
                     }
                 }
+                if self.write_paused {
+                    return Ok(progress);
+                }
                 let outcome = self.outbound.take(&self.handle, cx.waker());
+                self.written_since_take = 0;
                 if outcome.was_blocked {
                     self.owner.pipe_writable(self.handle.id);
                 }
@@ -552,13 +571,26 @@ impl StreamPipe {
                 .write_with(|iov| Pin::new(&mut **stream).poll_write_vectored(cx, iov))
             {
                 Poll::Ready(Ok(0)) => return Err(write_zero()),
-                Poll::Ready(Ok(_)) => {
+                Poll::Ready(Ok(n)) => {
                     progress = true;
                     self.needs_flush = true;
+                    self.written_since_take += n;
+                    self.pause_after_small_batch(cx);
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => return Err(PipeEnd::Io(e)),
                 Poll::Pending => return Ok(progress),
+            }
+        }
+    }
+
+    /// Once a small batch is out, with a runtime that can wake this task later, takes
+    /// nothing more until then (see [`Runtime::wake_later`](crate::rt::Runtime::wake_later)).
+    fn pause_after_small_batch(&mut self, cx: &mut Context<'_>) {
+        if let Some(wake_later) = self.wake_later {
+            if self.outbound.is_empty() && self.written_since_take < SMALL_BATCH {
+                self.write_paused = true;
+                wake_later(cx.waker());
             }
         }
     }
@@ -1066,6 +1098,8 @@ impl Future for StreamPipe {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PipeEnd> {
         let this = self.get_mut();
+        // Woken, whether later as asked or earlier by something else: take what is queued.
+        this.write_paused = false;
         for _ in 0..POLL_BUDGET {
             if this.handle.poll_closed(cx.waker()) {
                 return Poll::Ready(PipeEnd::Local);
@@ -1530,6 +1564,7 @@ mod tests {
             FrameKind::Tcp,
             1 << 20,
             BytesMut::new(),
+            None,
         );
         let wake = Arc::new(CountingWake(std::sync::atomic::AtomicUsize::new(0)));
         let waker = Waker::from(wake.clone());
@@ -1541,6 +1576,117 @@ mod tests {
             reads.load(Ordering::Relaxed),
             wake.0.load(Ordering::Relaxed),
         )
+    }
+
+    /// A connection that never has bytes to read and takes every write whole, counting
+    /// writes; its first write queues `during_first_write` on `handle`, as a sender on
+    /// another thread would while the write runs.
+    struct SinkStream {
+        writes: Arc<std::sync::atomic::AtomicUsize>,
+        during_first_write: Option<(Arc<PipeHandle>, Message)>,
+    }
+
+    impl futures_io::AsyncRead for SinkStream {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            _buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for SinkStream {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            if let Some((handle, msg)) = self.during_first_write.take() {
+                handle.enqueue(msg, 100);
+            }
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    thread_local! {
+        static WOKEN_LATER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// A runtime's `wake_later` that counts its calls on this thread and wakes at once.
+    fn counting_wake_later(waker: &Waker) {
+        WOKEN_LATER.set(WOKEN_LATER.get() + 1);
+        waker.wake_by_ref();
+    }
+
+    /// Queues `first` messages of `size` bytes and polls a stream pipe with `wake_later`
+    /// once, while its first write queues one more message. Returns (writes, messages still
+    /// queued, `wake_later` calls).
+    fn write_while_sending(
+        first: usize,
+        size: usize,
+        wake_later: Option<fn(&Waker)>,
+    ) -> (usize, usize, usize) {
+        let h = handle();
+        for _ in 0..first {
+            h.enqueue(Message::new(vec![1u8; size]), 100);
+        }
+        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stream = SinkStream {
+            writes: writes.clone(),
+            during_first_write: Some((h.clone(), Message::new(&b"next"[..]))),
+        };
+        let owner = Arc::new(WakingOwner {
+            per_delivery: 1,
+            delivered: Mutex::new(Vec::new()),
+        });
+        let mut pipe = StreamPipe::new(
+            owner,
+            h.clone(),
+            Box::new(stream),
+            FrameKind::Tcp,
+            1 << 20,
+            BytesMut::new(),
+            wake_later,
+        );
+        WOKEN_LATER.set(0);
+        let polled = Pin::new(&mut pipe).poll(&mut Context::from_waker(Waker::noop()));
+        assert!(polled.is_pending(), "the connection stays open");
+        (
+            writes.load(Ordering::Relaxed),
+            h.queued(),
+            WOKEN_LATER.get(),
+        )
+    }
+
+    #[test]
+    fn a_writer_that_can_be_woken_later_leaves_what_came_during_a_small_write_for_then() {
+        // One write of the three, and the message queued meanwhile waits for the wake-up.
+        assert_eq!(
+            write_while_sending(3, 64, Some(counting_wake_later)),
+            (1, 1, 1)
+        );
+        // Without `wake_later` the writer takes it at once.
+        assert_eq!(write_while_sending(3, 64, None), (2, 0, 0));
+    }
+
+    #[test]
+    fn a_writer_takes_on_at_once_after_a_large_batch() {
+        // 3 x 8 KiB is more than a small batch: no pause, the next message goes out too (and,
+        // a small batch itself, asks for the wake-up).
+        assert_eq!(
+            write_while_sending(3, 8 * 1024, Some(counting_wake_later)),
+            (2, 0, 1)
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use futures_io::{AsyncRead, AsyncWrite};
@@ -242,6 +242,19 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// timeout, back-off and resend. The default is the system's monotonic clock.
     fn now(&self) -> Instant {
         Instant::now()
+    }
+    /// How a pipe's writer that has just written a small batch waits before it takes the next
+    /// one, if this runtime can make it wait: a function that wakes a task that is running
+    /// now a little later, after other work. `None` (the default): the writer takes what was
+    /// queued meanwhile at once.
+    ///
+    /// Why: where the senders run on other threads than the pipe's task (sp-blocking's
+    /// callers and workers), a writer that writes on at once finds only the two or three
+    /// messages queued during its last write, and a loop of small sends costs a `writev` for
+    /// every two or three messages. An executor that runs senders and writers on the same
+    /// threads (tokio, smol) batches by itself: the writer runs when the sending task yields.
+    fn wake_later(&self) -> Option<fn(&Waker)> {
+        None
     }
     /// Resolves a host name to socket addresses without blocking the executor. The default
     /// runs the system resolver on a thread of its own for the one lookup.
