@@ -91,8 +91,8 @@
 //! that a pipe's writer, woken again by the next sends, costs no thread wake-up. A dial to a
 //! host name (not an IP address) resolves it on a short-lived thread of its own.
 //!
-//! A `send` returns once its message is queued. The pipe's writer then runs within 10 µs on
-//! a worker, or at once on the caller's thread if the caller goes on to wait in a call of
+//! A `send` returns once its message is queued. The pipe's writer then runs 10 µs later on
+//! a worker (which sleeps until then), or at once on the caller's thread if the caller goes on to wait in a call of
 //! its own (a `recv`, a request's reply, a send into a full queue): the sends of a loop go
 //! out together, a few dozen small messages per write, and a request goes out before its
 //! caller waits for the reply.
