@@ -539,7 +539,9 @@ mod tests {
         pool.schedule(counted(&runs), true);
         assert!(pool.queue.is_empty(), "deferred, not queued");
         assert!(pool.has_work(), "a worker does not sleep on it for good");
-        let wait = pool.deferred_wait().expect("a worker sleeps until it is due");
+        let wait = pool
+            .deferred_wait()
+            .expect("a worker sleeps until it is due");
         assert!(wait <= SEND_BATCH_DELAY);
         let since = pool.deferred.lock().unwrap()[0].0;
         assert!(since >= before);
