@@ -98,7 +98,10 @@ impl Pool {
     /// and the pipe's writer writes them all at once, and a caller that waits runs it at
     /// once (the writer of the request whose reply it waits for).
     fn schedule(&self, runnable: Runnable, later: bool) {
-        if later || DEFER_WAKES.get() {
+        // While a caller spins, it would take a deferred task at once anyway: queue it where
+        // it takes it faster.
+        let defer = (later || DEFER_WAKES.get()) && self.spinners.load(Ordering::SeqCst) == 0;
+        if defer {
             let mut deferred = lock(&self.deferred);
             deferred.push_back((Instant::now(), runnable));
             self.deferred_len.store(deferred.len(), Ordering::SeqCst);
