@@ -1209,6 +1209,18 @@ impl InprocPipe {
             let delivery = self
                 .owner
                 .deliver(&self.handle, &mut || inbox.pop_front().map(pull_up));
+            if delivery.receiving && delivery.woke_one_receiver() && self.inbox.is_empty() {
+                // The receiver's turn: with nothing more queued, wait for the peer's next
+                // message (registered by the take) rather than yield, which would run this
+                // task once more for nothing, often on another thread.
+                let outcome = self.peer.take_out(&mut self.inbox, cx.waker());
+                if outcome.was_blocked {
+                    self.peer_owner.pipe_writable(self.peer.id);
+                }
+                if self.inbox.is_empty() {
+                    return Poll::Pending;
+                }
+            }
             if !delivery.receiving || delivery.woke_receiver {
                 return yield_after_pause(&self.handle, cx);
             }
@@ -1687,6 +1699,45 @@ mod tests {
             write_while_sending(3, 8 * 1024, Some(counting_wake_later)),
             (2, 0, 1)
         );
+    }
+
+    /// Polls one side of an inproc link once, with `queued` messages from the peer, its core
+    /// taking one message a delivery. Returns (messages delivered, the task's wake-ups of
+    /// itself, wake-ups after the peer queues one more message).
+    fn poll_inproc_once(queued: usize) -> (usize, usize, usize) {
+        let owner = Arc::new(WakingOwner {
+            per_delivery: 1,
+            delivered: Mutex::new(Vec::new()),
+        });
+        let peer = handle();
+        for _ in 0..queued {
+            peer.enqueue(Message::with_header(&b"\0\0\0\x01"[..], &b"hi"[..]), 100);
+        }
+        let mut pipe = InprocPipe {
+            owner: owner.clone(),
+            handle: handle(),
+            peer_owner: owner.clone(),
+            peer: peer.clone(),
+            inbox: VecDeque::new(),
+        };
+        let wake = Arc::new(CountingWake(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(wake.clone());
+        let polled = pipe.poll_run(&mut Context::from_waker(&waker));
+        assert!(polled.is_pending(), "the link stays open");
+        let own = wake.0.load(Ordering::Relaxed);
+        peer.enqueue(Message::new(&b"next"[..]), 100);
+        let delivered = lock(&owner.delivered).len();
+        (delivered, own, wake.0.load(Ordering::Relaxed) - own)
+    }
+
+    #[test]
+    fn an_inproc_pipe_that_woke_a_receiver_with_its_last_message_waits_for_the_next() {
+        // No self-wake (which ran the task again for nothing, often on another thread); the
+        // peer's next message wakes it.
+        assert_eq!(poll_inproc_once(1), (1, 0, 1));
+        // With more queued, it yields so that the receiver runs first (and the peer's next
+        // message wakes it too: the task watches the peer's queue on every poll).
+        assert_eq!(poll_inproc_once(2), (1, 1, 1));
     }
 
     #[test]
