@@ -312,6 +312,42 @@ fn close_gives_up_after_the_linger_time() {
 }
 
 #[test]
+fn a_message_goes_out_while_its_sender_waits_on_something_else() {
+    within(20, || {
+        // A send returns with its message queued and its pipe's writer left to the pool.
+        // The sender then blocks outside sp-blocking and the peer is a plain TCP socket, so
+        // no caller of ours is there to run the writer: the pool's workers must.
+        let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = peer.local_addr().unwrap();
+        let (got, report) = std::sync::mpsc::channel::<Vec<u8>>();
+        let peer = thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut conn, _) = peer.accept().unwrap();
+            conn.write_all(&[0, b'S', b'P', 0, 0, 0x51, 0, 0]).unwrap();
+            let mut theirs = [0u8; 8];
+            conn.read_exact(&mut theirs).unwrap();
+            for _ in 0..2 {
+                let mut len = [0u8; 8];
+                conn.read_exact(&mut len).unwrap();
+                let mut body = vec![0u8; u64::from_be_bytes(len) as usize];
+                conn.read_exact(&mut body).unwrap();
+                got.send(body).unwrap();
+            }
+        });
+        let push = Push::new();
+        push.dial(format!("tcp://{addr}")).unwrap();
+        // The first send may wait for the connection; the second finds it up and returns at
+        // once.
+        push.send("one").unwrap();
+        assert_eq!(report.recv().unwrap(), b"one");
+        push.send("two").unwrap();
+        let second = report.recv_timeout(Duration::from_secs(10));
+        assert_eq!(second.as_deref(), Ok(&b"two"[..]), "written by the pool");
+        peer.join().unwrap();
+    });
+}
+
+#[test]
 fn dropping_sockets_never_hangs() {
     within(10, || {
         for t in ALL {
