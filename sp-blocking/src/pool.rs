@@ -212,8 +212,9 @@ impl Pool {
 /// Left this long, the writer takes the messages of the sends that followed (a send takes
 /// a fraction of a microsecond): 62,000–67,000 `writev` calls for the same run, and the
 /// sender's CPU time went from 1.4–2.4 s to 0.52–0.57 s (a worker sleeps until a deferred
-/// task is due, rather than spin: 0.65–0.87 s when it spun). A message a thread sends before it goes on with other work
-/// goes out this much later; one it sends before it waits on a socket goes out at once.
+/// task is due, rather than spin: 0.65–0.87 s when it spun). A message a thread sends before
+/// it goes on with other work goes out this much later; one it sends before it waits on a
+/// socket goes out at once.
 pub(crate) const SEND_BATCH_DELAY: Duration = Duration::from_micros(10);
 
 /// How many ready tasks a blocking call runs before it polls its own work again.
