@@ -256,7 +256,7 @@ pub(crate) fn spawn(fut: impl Future<Output = ()> + Send + 'static) {
 /// A worker thread's loop: runs queued tasks, sleeps while there are none. Never returns.
 pub(crate) fn worker() {
     // The OS may end a timed sleep this much late (Linux's default is 50 µs): a deferred
-    // writer is due after 10 µs.
+    // writer is due after 10 µs. A refusal keeps the default: later writes, nothing worse.
     #[cfg(target_os = "linux")]
     let _ =
         rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(WORKER_TIMER_SLACK_NS));
@@ -323,7 +323,8 @@ const WORKER_LINGER: Duration = Duration::from_micros(50);
 
 /// Waits up to [`WORKER_LINGER`] for a task to be queued, on the CPU for a few rounds and
 /// then yielding it between rounds, so that on a busy machine the threads with work run.
-/// Returns true if a task came.
+/// Returns true if a task came; false at once while a task is deferred, which the worker
+/// then sleeps until it is due.
 fn linger_for_work(pool: &Pool) -> bool {
     let mut wait = SpinWait::new(WORKER_LINGER);
     loop {
@@ -364,16 +365,12 @@ impl SpinWait {
         if self.round & (CLOCK_EVERY - 1) == 0 && self.start.elapsed() >= self.limit {
             return false;
         }
-        self.wait_round();
-        true
-    }
-
-    fn wait_round(&self) {
         if self.round > SPIN_BEFORE_YIELD {
             std::thread::yield_now();
         } else {
             std::hint::spin_loop();
         }
+        true
     }
 }
 

@@ -1505,6 +1505,15 @@ mod tests {
         delivered: Mutex<Vec<Message>>,
     }
 
+    impl WakingOwner {
+        fn new(per_delivery: usize) -> Self {
+            Self {
+                per_delivery,
+                delivered: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
     impl PipeOwner for WakingOwner {
         fn allocate_pipe_id(&self) -> PipeId {
             PipeId::new(1).unwrap()
@@ -1565,10 +1574,7 @@ mod tests {
             chunks: chunks.into(),
             reads: reads.clone(),
         };
-        let owner = Arc::new(WakingOwner {
-            per_delivery,
-            delivered: Mutex::new(Vec::new()),
-        });
+        let owner = Arc::new(WakingOwner::new(per_delivery));
         let mut pipe = StreamPipe::new(
             owner.clone(),
             handle(),
@@ -1657,10 +1663,7 @@ mod tests {
             writes: writes.clone(),
             during_first_write: Some((h.clone(), Message::new(&b"next"[..]))),
         };
-        let owner = Arc::new(WakingOwner {
-            per_delivery: 1,
-            delivered: Mutex::new(Vec::new()),
-        });
+        let owner = Arc::new(WakingOwner::new(1));
         let mut pipe = StreamPipe::new(
             owner,
             h.clone(),
@@ -1705,10 +1708,7 @@ mod tests {
     /// taking one message a delivery. Returns (messages delivered, the task's wake-ups of
     /// itself, wake-ups after the peer queues one more message).
     fn poll_inproc_once(queued: usize) -> (usize, usize, usize) {
-        let owner = Arc::new(WakingOwner {
-            per_delivery: 1,
-            delivered: Mutex::new(Vec::new()),
-        });
+        let owner = Arc::new(WakingOwner::new(1));
         let peer = handle();
         for _ in 0..queued {
             peer.enqueue(Message::with_header(&b"\0\0\0\x01"[..], &b"hi"[..]), 100);

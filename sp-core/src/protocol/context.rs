@@ -303,6 +303,7 @@ mod tests {
         assert_eq!(set.pop_due(t0 + Duration::from_secs(5)), Some(c1));
         assert_eq!(set.earliest(), None);
     }
+
     #[derive(Clone, Debug)]
     enum Op {
         /// Arms (`Some` seconds from the base) or disarms context `key` (0: the default one).
