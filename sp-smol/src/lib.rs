@@ -56,6 +56,7 @@
 #![forbid(unsafe_code)]
 
 mod runtime;
+mod stream;
 
 pub use runtime::Smol;
 pub use sp_transport::bytes;

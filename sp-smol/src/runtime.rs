@@ -2,7 +2,9 @@
 //!
 //! `async_io::Async<TcpStream>` and `Async<UnixStream>` already implement the futures-io
 //! traits the driver reads and writes through, vectored writes included (`write_vectored`
-//! retried on `poll_writable`), so the streams are handed over as they are.
+//! retried on `poll_writable`); the streams are handed over in a
+//! [`ReadinessStream`](crate::stream::ReadinessStream), which reads only after the reactor
+//! reported bytes once a read found none.
 //!
 //! On Windows, `ipc://` would be a named pipe, which async-io cannot wait on: `connect_ipc`
 //! and `ipc_acceptor` fail there with [`Unsupported::NamedPipes`], which names sp-tokio.
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
+use crate::stream::ReadinessStream;
 use async_io::{Async, Timer};
 use smol::Executor;
 use sp_transport::rt::{
@@ -132,7 +135,7 @@ impl Runtime for Smol {
 fn tcp(s: Async<TcpStream>, opts: TcpOptions) -> io::Result<Connected> {
     opts.apply(s.get_ref())?;
     let info = ConnInfo::tcp(s.get_ref().local_addr(), s.get_ref().peer_addr());
-    Ok((Box::new(s), info))
+    Ok((Box::new(ReadinessStream::new(s)), info))
 }
 
 #[cfg(windows)]
@@ -143,7 +146,7 @@ const NAMED_PIPES: Unsupported = Unsupported::NamedPipes { adapter: "sp-smol" };
 fn unix(s: Async<UnixStream>) -> io::Result<Connected> {
     let (local, remote) = (s.get_ref().local_addr().ok(), s.get_ref().peer_addr().ok());
     let info = ConnInfo::unix(s.get_ref(), local.as_ref(), remote.as_ref());
-    Ok((Box::new(s), info))
+    Ok((Box::new(ReadinessStream::new(s)), info))
 }
 
 struct SmolSleep {
