@@ -1,4 +1,4 @@
-//! A connection whose reads wait for the reactor once one found nothing.
+//! A connection whose reads wait for the reactor once several in a row found nothing.
 //!
 //! `Async<T>`'s own `poll_read` always tries the read first and asks the reactor only after
 //! `EWOULDBLOCK`. The driver's pipe task polls its stream's read side each time it runs, and
