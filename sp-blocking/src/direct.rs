@@ -459,14 +459,39 @@ mod tests {
         assert!(!listed(&slot), "a dropped stream is not listed");
     }
 
-    /// A reader whose last reads found nothing reads again as soon as a waiting caller found
-    /// the connection readable, whatever the reactor has seen by then.
+    /// A TCP stream that counts the reads made on it.
+    struct CountingReads {
+        stream: TcpStream,
+        reads: AtomicUsize,
+    }
+
+    impl AsFd for CountingReads {
+        fn as_fd(&self) -> BorrowedFd<'_> {
+            self.stream.as_fd()
+        }
+    }
+
+    impl Read for &CountingReads {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            (&self.stream).read(buf)
+        }
+    }
+
+    /// A reader whose last reads found nothing makes no read while nothing is reported, and
+    /// reads again as soon as a waiting caller found the connection readable, whatever the
+    /// reactor has seen by then.
     #[test]
     fn an_idle_reader_reads_once_a_caller_saw_bytes() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut theirs, _) = listener.accept().unwrap();
+        let ours = CountingReads {
+            stream: ours,
+            reads: AtomicUsize::new(0),
+        };
         let mut watched = Watched::new(Async::new(ours).unwrap());
+        let reads = |w: &Watched<CountingReads>| w.io.get_ref().reads.load(Ordering::Relaxed);
         let mut cx = Context::from_waker(Waker::noop());
         let mut buf = [0u8; 8];
         for _ in 0..IDLE_AFTER_EMPTY_READS {
@@ -475,6 +500,14 @@ mod tests {
                 .is_pending());
         }
         assert_eq!(watched.empty_reads, IDLE_AFTER_EMPTY_READS, "idle now");
+        let idle = reads(&watched);
+        // Nothing was sent, so neither the reactor nor a caller reports anything: no read.
+        for _ in 0..3 {
+            assert!(Pin::new(&mut watched)
+                .poll_read(&mut cx, &mut buf)
+                .is_pending());
+        }
+        assert_eq!(reads(&watched), idle, "an idle reader does not read");
         theirs.write_all(b"hi").unwrap();
         // What `CallerWake::sleep` records when its `poll(2)` finds the connection readable.
         lock(&watched.slot.parked).readable = true;

@@ -93,19 +93,46 @@ where
 #[cfg(test)]
 mod tests {
     use std::net::{TcpListener, TcpStream};
+    use std::os::fd::{AsFd, BorrowedFd};
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use futures_io::AsyncRead;
 
     use super::*;
 
-    /// Once reads found nothing, the next poll registers with the reactor and reads when the
-    /// reactor reports the connection readable; the bytes then arrive.
+    /// A TCP stream that counts the reads made on it.
+    struct CountingReads {
+        stream: TcpStream,
+        reads: AtomicUsize,
+    }
+
+    impl AsFd for CountingReads {
+        fn as_fd(&self) -> BorrowedFd<'_> {
+            self.stream.as_fd()
+        }
+    }
+
+    impl Read for &CountingReads {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            (&self.stream).read(buf)
+        }
+    }
+
+    /// Once reads found nothing, polls make no read until the reactor reports the connection
+    /// readable; the bytes then arrive.
     #[test]
     fn an_idle_stream_waits_for_the_reactor_and_then_reads() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut theirs, _) = listener.accept().unwrap();
+        let ours = CountingReads {
+            stream: ours,
+            reads: AtomicUsize::new(0),
+        };
         let mut stream = ReadinessStream::new(Async::new(ours).unwrap());
+        let reads =
+            |s: &ReadinessStream<CountingReads>| s.io.get_ref().reads.load(Ordering::Relaxed);
         let mut buf = [0u8; 8];
         let mut cx = Context::from_waker(std::task::Waker::noop());
         for _ in 0..IDLE_AFTER_EMPTY_READS {
@@ -114,9 +141,18 @@ mod tests {
                 .is_pending());
         }
         assert_eq!(stream.empty_reads, IDLE_AFTER_EMPTY_READS, "idle now");
+        let idle = reads(&stream);
+        // Nothing was sent, so the reactor has nothing to report: no read is made.
+        for _ in 0..3 {
+            assert!(Pin::new(&mut stream)
+                .poll_read(&mut cx, &mut buf)
+                .is_pending());
+        }
+        assert_eq!(reads(&stream), idle, "an idle stream does not read");
         theirs.write_all(b"hello").unwrap();
         let n = async_io::block_on(read_some(&mut stream, &mut buf)).unwrap();
         assert_eq!(&buf[..n], b"hello");
+        assert!(reads(&stream) > idle);
         assert_eq!(
             stream.empty_reads, 0,
             "a read that got bytes ends the idle spell"

@@ -1194,14 +1194,8 @@ impl InprocPipe {
             if !self.handle.poll_resumed(cx.waker()) {
                 return Poll::Pending;
             }
-            if self.inbox.is_empty() {
-                let outcome = self.peer.take_out(&mut self.inbox, cx.waker());
-                if outcome.was_blocked {
-                    self.peer_owner.pipe_writable(self.peer.id);
-                }
-                if self.inbox.is_empty() {
-                    return Poll::Pending;
-                }
+            if self.inbox.is_empty() && !self.take_from_peer(cx.waker()) {
+                return Poll::Pending;
             }
             let inbox = &mut self.inbox;
             // inproc hands message objects over; the header is pulled up in front of the body
@@ -1213,11 +1207,7 @@ impl InprocPipe {
                 // The receiver's turn: with nothing more queued, wait for the peer's next
                 // message (registered by the take) rather than yield, which would run this
                 // task once more for nothing, often on another thread.
-                let outcome = self.peer.take_out(&mut self.inbox, cx.waker());
-                if outcome.was_blocked {
-                    self.peer_owner.pipe_writable(self.peer.id);
-                }
-                if self.inbox.is_empty() {
+                if !self.take_from_peer(cx.waker()) {
                     return Poll::Pending;
                 }
             }
@@ -1227,6 +1217,17 @@ impl InprocPipe {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Takes what the peer queued into the inbox (registering `waker` for its next message
+    /// if there is none), tells the peer's socket its pipe has room again if it was full, and
+    /// returns whether the inbox now holds anything.
+    fn take_from_peer(&mut self, waker: &Waker) -> bool {
+        let outcome = self.peer.take_out(&mut self.inbox, waker);
+        if outcome.was_blocked {
+            self.peer_owner.pipe_writable(self.peer.id);
+        }
+        !self.inbox.is_empty()
     }
 }
 
