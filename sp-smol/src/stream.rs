@@ -90,7 +90,8 @@ where
     }
 }
 
-#[cfg(test)]
+// The test stream borrows its socket's file descriptor for async-io: Unix only.
+#[cfg(all(test, unix))]
 mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::{AsFd, BorrowedFd};
