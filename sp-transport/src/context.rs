@@ -395,7 +395,7 @@ impl<R: Runtime, P: SocketCore> RecvOp<R, P> {
             return Poll::Pending;
         }
         self.first = false;
-        let now = self.shared.core_now(&mut st);
+        let now = self.shared.receive_now(&mut st);
         let result = st.core.recv_on(self.ctx, now);
         let would_block = result == Err(RecvError::WouldBlock);
         if let Some(waiters) = st.contexts.get_mut(&self.ctx) {
@@ -421,7 +421,7 @@ impl<R: Runtime, P: SocketCore> Drop for RecvOp<R, P> {
     fn drop(&mut self) {
         if self.waiting {
             let mut st = self.shared.lock();
-            let now = self.shared.core_now(&mut st);
+            let now = self.shared.receive_now(&mut st);
             st.core.cancel_recv(self.ctx, now);
             st.pump(now);
         }

@@ -10,7 +10,9 @@
 //! A send takes the lock, runs the core, and leaves the frame on the pipe's queue; the pipe's
 //! task is the only hand-off before the socket write. The lock is never held across an await.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -283,6 +285,8 @@ pub(crate) struct State<P> {
     latest_now: Instant,
     /// Set when a pump woke a task waiting to receive (see [`Delivery::woke_receiver`]).
     woke_receiver: bool,
+    /// Waiters a pump woke, woken for real once the lock is released ([`StateGuard`]).
+    wakes: Vec<Waker>,
     timer_waker: Option<Waker>,
     pub(crate) opts: SocketOptions,
     endpoints: Vec<Arc<EndpointCtl>>,
@@ -364,6 +368,64 @@ impl Waiters {
         }
         any
     }
+
+    /// Moves every waiter to `wakes`, to be woken once the socket's lock is released;
+    /// returns whether there was one.
+    fn defer_all(&mut self, wakes: &mut Vec<Waker>) -> bool {
+        let any = !self.0.is_empty();
+        wakes.append(&mut self.0);
+        any
+    }
+}
+
+/// The socket's state, locked; wakes what the pumps under it woke once the lock is released.
+///
+/// Why: a pipe task that delivers a batch of replies wakes a task per context it answered,
+/// and on a multi-threaded runtime a wake-up may unpark another worker, which then would wait
+/// for this very lock. Waking after the release keeps the lock's hold short, and no task is
+/// woken into a lock that is still held.
+pub(crate) struct StateGuard<'a, P> {
+    /// `None` only inside `drop`, after the release.
+    guard: Option<MutexGuard<'a, State<P>>>,
+}
+
+thread_local! {
+    /// An empty list that keeps its capacity: swapped with the state's list of wakes at each
+    /// release, so that neither list allocates once both have grown.
+    static SPARE_WAKES: Cell<Vec<Waker>> = const { Cell::new(Vec::new()) };
+}
+
+impl<P> Deref for StateGuard<'_, P> {
+    type Target = State<P>;
+
+    fn deref(&self) -> &State<P> {
+        self.guard.as_ref().expect("held until dropped")
+    }
+}
+
+impl<P> DerefMut for StateGuard<'_, P> {
+    fn deref_mut(&mut self) -> &mut State<P> {
+        self.guard.as_mut().expect("held until dropped")
+    }
+}
+
+impl<P> Drop for StateGuard<'_, P> {
+    fn drop(&mut self) {
+        let Some(mut guard) = self.guard.take() else {
+            return;
+        };
+        if guard.wakes.is_empty() {
+            return;
+        }
+        // A waker that re-enters (and takes this lock again) finds the spare gone and starts
+        // an empty list of its own: correct, only not allocation-free.
+        let mut wakes = std::mem::replace(&mut guard.wakes, SPARE_WAKES.take());
+        drop(guard);
+        for w in wakes.drain(..) {
+            w.wake();
+        }
+        SPARE_WAKES.set(wakes);
+    }
 }
 
 impl<P: Protocol> State<P> {
@@ -396,9 +458,11 @@ impl<P: Protocol> State<P> {
             }
             while let Some(event) = self.core.poll_event() {
                 match event {
-                    Event::Readable => self.woke_receiver |= self.recv_waiters.wake_all(),
+                    Event::Readable => {
+                        self.woke_receiver |= self.recv_waiters.defer_all(&mut self.wakes);
+                    }
                     Event::Writable => {
-                        self.send_waiters.wake_all();
+                        self.send_waiters.defer_all(&mut self.wakes);
                     }
                     Event::ClosePipe { pipe, reason } => {
                         if let Some(p) = self.pipes.get(&pipe) {
@@ -416,13 +480,13 @@ impl<P: Protocol> State<P> {
                     Event::ContextReadable { ctx } => {
                         if let Some(w) = self.contexts.get_mut(&ctx) {
                             w.readable = true;
-                            self.woke_receiver |= w.recv.wake_all();
+                            self.woke_receiver |= w.recv.defer_all(&mut self.wakes);
                         }
                     }
                     Event::ContextWritable { ctx } => {
                         if let Some(w) = self.contexts.get_mut(&ctx) {
                             w.writable = true;
-                            w.send.wake_all();
+                            w.send.defer_all(&mut self.wakes);
                         }
                     }
                     #[allow(unreachable_patterns)]
@@ -476,8 +540,10 @@ impl<P> State<P> {
 }
 
 impl<R: Runtime, P: SocketCore> Shared<R, P> {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<P>> {
-        lock(&self.state)
+    pub(crate) fn lock(&self) -> StateGuard<'_, P> {
+        StateGuard {
+            guard: Some(lock(&self.state)),
+        }
     }
 
     pub(crate) fn options(&self) -> SocketOptions {
@@ -594,6 +660,15 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         st.latest_now
     }
 
+    /// The `now` for a receive: as [`Shared::core_now`], for cores whose receives read time
+    /// ([`Protocol::receive_reads_time`]; not REQ's).
+    pub(crate) fn receive_now(&self, st: &mut State<P>) -> Instant {
+        if st.core.receive_reads_time() {
+            st.latest_now = self.rt.now();
+        }
+        st.latest_now
+    }
+
     /// One send attempt; on `WouldBlock` it registers `waker` (if any) for
     /// [`Event::Writable`].
     fn try_send_locked(&self, msg: &Message, waker: Option<&Waker>) -> Result<()> {
@@ -620,7 +695,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
     /// [`Event::Readable`].
     fn try_recv_locked(&self, waker: Option<&Waker>) -> Result<Message> {
         let mut st = self.lock();
-        let now = self.core_now(&mut st);
+        let now = self.receive_now(&mut st);
         let result = st.core.recv(now);
         st.pump(now);
         match result {
@@ -908,6 +983,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
                 timer_armed: None,
                 latest_now: started,
                 woke_receiver: false,
+                wakes: Vec::new(),
                 timer_waker: None,
                 opts: SocketOptions::default(),
                 endpoints: Vec::new(),

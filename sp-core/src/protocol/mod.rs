@@ -328,6 +328,15 @@ pub trait Protocol {
         true
     }
 
+    /// Returns whether a receive (`recv`, `recv_on`, `cancel_recv`) reads the `now` it is
+    /// given. REQ's timers start at a send and fire on their own, so its receives read none;
+    /// a driver then skips the clock on the receive path as it does everywhere for untimed
+    /// cores (REQ/REP contexts: two clock reads fewer per round trip). Default:
+    /// [`Protocol::reads_time`].
+    fn receive_reads_time(&self) -> bool {
+        self.reads_time()
+    }
+
     /// Offers an application message for sending.
     ///
     /// # Errors

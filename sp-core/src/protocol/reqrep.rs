@@ -413,6 +413,12 @@ impl Protocol for Req {
         ProtocolId::REQ
     }
 
+    /// A request's resend timer starts at its send; receiving a reply (or cancelling a wait)
+    /// reads no time.
+    fn receive_reads_time(&self) -> bool {
+        false
+    }
+
     /// Applies a pipe input; see the type docs for what each input does.
     fn handle(&mut self, input: Input, now: Instant) {
         let was_writable = self.pipes.has_writable();
@@ -789,6 +795,38 @@ mod tests {
             pipe: tx.pipe,
             msg: Message::with_header(tx.msg.header.clone(), body),
         }
+    }
+
+    /// The driver hands REQ's receives a stale `now` (`receive_reads_time` is false): the
+    /// resend deadline must not move, whatever time a receive is given.
+    #[test]
+    fn req_receives_leave_the_resend_deadline_alone_whatever_time_they_are_given() {
+        let t0 = Instant::now();
+        let mut req = Req::new(ReqConfig::default());
+        assert!(!req.receive_reads_time());
+        req.handle(
+            Input::PipeAdded {
+                pipe: p(1),
+                peer: ProtocolId::REP,
+            },
+            t0,
+        );
+        let ctx = req.open_context(t0).unwrap();
+        req.send_on(ctx, Message::new(&b"ping"[..]), t0).unwrap();
+        let deadline = req.poll_timeout().expect("a resend deadline");
+        assert_eq!(deadline, t0 + DEFAULT_RESEND_INTERVAL);
+        drain_tx(&mut req);
+        req.handle(Input::PipeWritable { pipe: p(1) }, t0);
+        let hour = Duration::from_secs(3600);
+        for now in [t0, t0 + hour, t0 + 2 * hour] {
+            assert_eq!(req.recv_on(ctx, now), Err(RecvError::WouldBlock));
+            req.cancel_recv(ctx, now);
+            assert_eq!(req.recv(now), Err(RecvError::BadState));
+            assert_eq!(req.poll_timeout(), Some(deadline));
+            assert!(drain_tx(&mut req).is_empty(), "a receive resent nothing");
+        }
+        req.handle_timeout(deadline);
+        assert_eq!(drain_tx(&mut req).len(), 1, "the deadline still resends");
     }
 
     #[test]
