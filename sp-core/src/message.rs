@@ -10,9 +10,10 @@ use crate::PipeId;
 /// Both halves are [`Bytes`], so moving a message between the application, the protocol core and
 /// a pipe's write queue never copies the body.
 ///
-/// A message that arrives from a pipe has an empty header: the receiving protocol moves its own
-/// control words from the front of the body into the header (see `header` parsing in each
-/// protocol), which keeps the decoding rules in one place for every transport.
+/// A message that arrives from a stream pipe has an empty header, and one from an inproc pipe
+/// the sending protocol's header: either way the receiving protocol parses its own control
+/// words from the front of header-then-body and moves them into the header (see `header`
+/// parsing in each protocol), which keeps the decoding rules in one place for every transport.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Message {
     /// Protocol control words (backtrace, request ID, hop count). Empty for cooked bodies.

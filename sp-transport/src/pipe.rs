@@ -1140,8 +1140,8 @@ impl Future for StreamPipe {
     }
 }
 
-/// Ends a poll after the core paused `handle`'s pipe, or after a delivery woke a receiver. If
-/// the pipe receives (it was never paused, or was resumed meanwhile: the application drained
+/// Ends a poll after the core paused `handle`'s pipe, or after a delivery woke a receiver
+/// (stream pipes; an inproc pipe delivers on). If the pipe receives (it was never paused, or was resumed meanwhile: the application drained
 /// the queue from another thread), the task re-queues itself behind the other tasks instead of
 /// delivering again at once: that turn-taking is what makes PULL's fair queueing fair on a
 /// single-threaded executor, and what gives a woken receiver its turn. Otherwise the resume
@@ -1184,7 +1184,10 @@ impl InprocPipe {
                     Poll::Pending
                 };
             }
-            if self.peer.poll_closed_as_consumer(cx.waker()) {
+            // The peer's close wakes its queue's consumer (this task), registered by every
+            // take that finds the queue empty and before every pause: so the flag alone is
+            // read here, not the queue's lock, which the peer's sender takes for each message.
+            if self.peer.is_closed() {
                 // Deliver whatever the peer queued before it went away, then end.
                 let _ = self.peer.take_out(&mut self.inbox, cx.waker());
                 if self.inbox.is_empty() {
@@ -1192,26 +1195,45 @@ impl InprocPipe {
                 }
             }
             if !self.handle.poll_resumed(cx.waker()) {
+                if self.peer.poll_closed_as_consumer(cx.waker()) {
+                    continue;
+                }
                 return Poll::Pending;
             }
             if self.inbox.is_empty() && !self.take_from_peer(cx.waker()) {
+                // A close between the flag's read and the take's registration found no
+                // consumer to wake: read the flag again (the take's lock orders the two).
+                if self.peer.is_closed() {
+                    continue;
+                }
                 return Poll::Pending;
             }
             let inbox = &mut self.inbox;
-            // inproc hands message objects over; the header is pulled up in front of the body
-            // so the receiving protocol parses it exactly as if it came off a wire.
+            // inproc hands message objects over, header and body as the sending core made
+            // them: the receiving core parses header-then-body as if it came off a wire
+            // (`Input::Received`), joining the two only where it must.
             let delivery = self
                 .owner
-                .deliver(&self.handle, &mut || inbox.pop_front().map(pull_up));
+                .deliver(&self.handle, &mut || inbox.pop_front().map(handed_over));
             if delivery.receiving && delivery.woke_one_receiver() && self.inbox.is_empty() {
                 // The receiver's turn: with nothing more queued, wait for the peer's next
                 // message (registered by the take) rather than yield, which would run this
                 // task once more for nothing, often on another thread.
                 if !self.take_from_peer(cx.waker()) {
+                    if self.peer.is_closed() {
+                        continue;
+                    }
                     return Poll::Pending;
                 }
             }
-            if !delivery.receiving || delivery.woke_receiver {
+            // Unlike a stream pipe, a delivery that woke a receiver does not end the poll:
+            // the pipe delivers what it took and takes again, until the peer's queue is empty,
+            // the core pauses it or the budget ends. With a yield after each such delivery, a
+            // sender on another thread and this task took turns at the peer's queue lock three
+            // messages at a time (4,000,000 messages: 1,200,000 takes); the receiver runs after
+            // this poll either way, with more to take at once, and the core's receive queue
+            // bounds how far ahead the pipe gets.
+            if !delivery.receiving {
                 return yield_after_pause(&self.handle, cx);
             }
         }
@@ -1243,8 +1265,9 @@ impl PipeHandle {
     }
 }
 
-fn pull_up(msg: Message) -> Message {
-    Message::new(msg.into_contiguous())
+/// A message as an inproc pipe delivers it: the sender's pipe choice is not the receiver's.
+fn handed_over(msg: Message) -> Message {
+    msg.with_pipe(None)
 }
 
 #[cfg(test)]
@@ -1732,13 +1755,13 @@ mod tests {
     }
 
     #[test]
-    fn an_inproc_pipe_that_woke_a_receiver_with_its_last_message_waits_for_the_next() {
+    fn an_inproc_pipe_delivers_all_it_took_and_then_waits_for_the_next() {
         // No self-wake (which ran the task again for nothing, often on another thread); the
         // peer's next message wakes it.
         assert_eq!(poll_inproc_once(1), (1, 0, 1));
-        // With more queued, it yields so that the receiver runs first (and the peer's next
-        // message wakes it too: the task watches the peer's queue on every poll).
-        assert_eq!(poll_inproc_once(2), (1, 1, 1));
+        // With more queued, it delivers on although the first delivery woke the receiver,
+        // then waits the same way.
+        assert_eq!(poll_inproc_once(2), (2, 0, 1));
     }
 
     #[test]

@@ -108,12 +108,16 @@ pub enum Input {
         /// The pipe that has room again.
         pipe: PipeId,
     },
-    /// A whole message arrived on a pipe. Its header is empty: the protocol parses its control
-    /// words from the front of the body.
+    /// A whole message arrived on a pipe. Its wire bytes are the header followed by the body:
+    /// the protocol parses its control words from their front. A stream pipe delivers an
+    /// empty header (everything is in the body); an inproc pipe hands over the sending core's
+    /// header as its own buffer, which a core may read in place when it is exactly the words
+    /// it strips (PAIR v1's hop count) instead of joining the two
+    /// ([`Message::into_contiguous`]).
     Received {
         /// The pipe it came from.
         pipe: PipeId,
-        /// The message, header still inside the body.
+        /// The message: header, then body, as on the wire.
         msg: Message,
     },
     /// A message the core emitted for `pipe` (a [`Transmit`]) that the driver never wrote to

@@ -98,7 +98,8 @@ impl Protocol for Pair {
 
     /// Applies a pipe input; see the type docs for what each input does.
     fn handle(&mut self, input: Input, _now: Instant) {
-        self.core.handle(input, Inbound::Deliver);
+        self.core
+            .handle(input, |msg| Inbound::Deliver(msg.into_contiguous()));
     }
 
     /// Queues `msg` for the peer, header and body as given.

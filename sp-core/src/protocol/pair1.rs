@@ -166,8 +166,7 @@ impl Protocol for Pair1 {
     /// Applies a pipe input; see the type docs for what each input does.
     fn handle(&mut self, input: Input, _now: Instant) {
         let max_ttl = self.max_ttl;
-        self.core
-            .handle(input, |body| split_hop_count(body, max_ttl));
+        self.core.handle(input, |msg| split_hop_count(msg, max_ttl));
     }
 
     /// Queues `msg.body` for the peer behind hop count 1; `msg.header` is discarded.
@@ -252,11 +251,13 @@ impl Protocol for XPair1 {
     fn handle(&mut self, input: Input, _now: Instant) {
         let max_ttl = self.max_ttl;
         // The whole wire message is queued; `recv` splits the (already checked) word off.
-        self.core
-            .handle(input, |body| match refuse_hop_count(&body, max_ttl) {
+        self.core.handle(input, |msg| {
+            let body = msg.into_contiguous();
+            match refuse_hop_count(&body, max_ttl) {
                 Some(refused) => refused,
                 None => Inbound::Deliver(body),
-            });
+            }
+        });
     }
 
     forward_to_core!();
@@ -411,7 +412,7 @@ impl Protocol for Pair1Poly {
         let Some((pipe, wire)) = core.pipes.handle(input) else {
             return;
         };
-        match split_hop_count(wire, self.max_ttl) {
+        match split_hop_count(Message::new(wire), self.max_ttl) {
             Inbound::Deliver(body) => {
                 if core.queue.push(pipe, body) {
                     core.pipes.push_event(Event::Readable);
@@ -526,9 +527,19 @@ impl PolyCore {
     }
 }
 
-/// Applies NNG's receive rules to a wire body: garbage kicks, too many hops drops, anything
+/// Applies NNG's receive rules to a wire message: garbage kicks, too many hops drops, anything
 /// else loses its hop-count word and is delivered.
-fn split_hop_count(mut body: Bytes, max_ttl: u8) -> Inbound {
+fn split_hop_count(msg: Message, max_ttl: u8) -> Inbound {
+    // An inproc peer hands its hop-count word over as the header: read it there and deliver
+    // the body as it is, rather than join the two into a new buffer only to split them again
+    // (an allocation and a copy per message).
+    if msg.header.len() == WORD_LEN {
+        return match refuse_hop_count(&msg.header, max_ttl) {
+            Some(refused) => refused,
+            None => Inbound::Deliver(msg.body),
+        };
+    }
+    let mut body = msg.into_contiguous();
     if let Some(refused) = refuse_hop_count(&body, max_ttl) {
         return refused;
     }
@@ -609,6 +620,41 @@ mod tests {
         let tx = pair.poll_transmit().unwrap();
         assert_eq!(tx.pipe, p(1));
         assert_eq!(&tx.msg.to_contiguous()[..], b"\x00\x00\x00\x01hi");
+    }
+
+    /// An inproc peer's message keeps the hop count as its header: the rules are the wire's,
+    /// and the body is delivered as the very buffer the sender gave (no join, no copy). A
+    /// header of another length is joined to the body and parsed as wire bytes.
+    #[test]
+    fn pair1_reads_a_handed_over_hop_count_header_in_place() {
+        let now = Instant::now();
+        let mut pair = attached(Pair1Config::default());
+        let body = Bytes::from_static(b"body");
+        receive(&mut pair, Message::with_header(hop_header(1), body.clone()));
+        let got = pair.recv(now).unwrap();
+        assert_eq!(got.body.as_ptr(), body.as_ptr(), "the sender's buffer");
+        assert_eq!(&got.body[..], b"body");
+
+        receive(
+            &mut pair,
+            Message::with_header(&b"\x00\x00"[..], &b"\x00\x02split"[..]),
+        );
+        assert_eq!(&pair.recv(now).unwrap().body[..], b"split");
+
+        let over = u32::from(DEFAULT_MAX_TTL) + 1;
+        receive(&mut pair, Message::with_header(hop_header(over), &b"x"[..]));
+        assert_eq!(
+            pair.recv(now),
+            Err(RecvError::WouldBlock),
+            "over max_ttl: dropped"
+        );
+        assert_eq!(pair.stats().dropped.get(DropReason::TtlExceeded), 1);
+
+        receive(
+            &mut pair,
+            Message::with_header(&b"\xff\xff\xff\xff"[..], &b"x"[..]),
+        );
+        assert!(events(&mut pair).contains(&kick()), "garbage kicks");
     }
 
     #[test]

@@ -348,9 +348,9 @@ impl SinglePeer {
         !self.pipes.is_empty()
     }
 
-    /// Applies a pipe input. `decode` sees the body of every message received on the attached
-    /// pipe and says what to do with it.
-    pub(crate) fn handle(&mut self, input: Input, decode: impl FnOnce(Bytes) -> Inbound) {
+    /// Applies a pipe input. `decode` sees every message received on the attached pipe (its
+    /// wire bytes are header then body; see [`Input::Received`]) and says what to do with it.
+    pub(crate) fn handle(&mut self, input: Input, decode: impl FnOnce(Message) -> Inbound) {
         let was_writable = self.pipes.has_writable();
         match input {
             Input::PipeAdded { pipe, peer } => {
@@ -374,7 +374,7 @@ impl SinglePeer {
                 self.drops.record(DropReason::PipeClosed);
             }
             Input::Received { pipe, msg } if self.pipes.contains(pipe) => {
-                match decode(msg.into_contiguous()) {
+                match decode(msg) {
                     Inbound::Deliver(body) => {
                         if self.queue.push(pipe, body) {
                             self.events.push_back(Event::Readable);
