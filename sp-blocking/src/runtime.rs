@@ -130,6 +130,11 @@ impl Runtime for Threads {
         Some(crate::pool::wake_later)
     }
 
+    /// Blocking calls wait on the caller's own thread.
+    fn receivers_have_own_threads(&self) -> bool {
+        true
+    }
+
     fn spawn(&self, fut: BoxFuture<'static, ()>) {
         // A pool that cannot start is reported by the blocking calls; the task waits in the
         // run queue until the pool (or a blocking call) runs it.

@@ -1341,8 +1341,10 @@ fn inproc_connect<R: Runtime, P: SocketCore>(
             peer_owner: listener.clone(),
             peer: theirs.clone(),
             inbox: VecDeque::new(),
+            yield_after_waking: ours_owner.receivers_have_own_threads(),
         },
         theirs: InprocPipe {
+            yield_after_waking: listener.receivers_have_own_threads(),
             owner: listener,
             handle: theirs,
             peer_owner: ours_owner,

@@ -137,6 +137,9 @@ pub(crate) trait PipeOwner: Send + Sync + 'static {
     fn peer_protocol(&self) -> ProtocolId;
     /// Whether the socket has been closed.
     fn is_closed(&self) -> bool;
+    /// Whether the socket's receivers run on threads of their own
+    /// ([`Runtime::receivers_have_own_threads`](crate::rt::Runtime::receivers_have_own_threads)).
+    fn receivers_have_own_threads(&self) -> bool;
 }
 
 /// What one delivery into a socket's core did.
@@ -1160,6 +1163,9 @@ pub(crate) struct InprocPipe {
     pub(crate) peer_owner: Arc<dyn PipeOwner>,
     pub(crate) peer: Arc<PipeHandle>,
     pub(crate) inbox: VecDeque<Message>,
+    /// End the poll after a delivery that woke a receiver (the owner's receivers run on
+    /// threads of their own); otherwise deliver on.
+    pub(crate) yield_after_waking: bool,
 }
 
 /// Runs one side of an inproc link until either side closes.
@@ -1226,14 +1232,15 @@ impl InprocPipe {
                     return Poll::Pending;
                 }
             }
-            // Unlike a stream pipe, a delivery that woke a receiver does not end the poll:
-            // the pipe delivers what it took and takes again, until the peer's queue is empty,
-            // the core pauses it or the budget ends. With a yield after each such delivery, a
-            // sender on another thread and this task took turns at the peer's queue lock three
-            // messages at a time (4,000,000 messages: 1,200,000 takes); the receiver runs after
-            // this poll either way, with more to take at once, and the core's receive queue
-            // bounds how far ahead the pipe gets.
-            if !delivery.receiving {
+            // Unlike a stream pipe, a delivery that woke a receiver on the same executor does
+            // not end the poll: the pipe delivers what it took and takes again, until the
+            // peer's queue is empty, the core pauses it or the budget ends. With a yield after
+            // each such delivery, a sender on another tokio worker and this task took turns at
+            // the peer's queue lock three messages at a time (4,000,000 messages: 1,200,000
+            // takes); the receiver runs after this poll either way, with more to take at once,
+            // and the core's receive queue bounds how far ahead the pipe gets. A receiver on a
+            // thread of its own is another matter (see `Runtime::receivers_have_own_threads`).
+            if !delivery.receiving || (delivery.woke_receiver && self.yield_after_waking) {
                 return yield_after_pause(&self.handle, cx);
             }
         }
@@ -1527,6 +1534,8 @@ mod tests {
     struct WakingOwner {
         per_delivery: usize,
         delivered: Mutex<Vec<Message>>,
+        /// What `receivers_have_own_threads` answers.
+        own_threads: bool,
     }
 
     impl WakingOwner {
@@ -1534,6 +1543,7 @@ mod tests {
             Self {
                 per_delivery,
                 delivered: Mutex::new(Vec::new()),
+                own_threads: false,
             }
         }
     }
@@ -1578,6 +1588,9 @@ mod tests {
         }
         fn is_closed(&self) -> bool {
             false
+        }
+        fn receivers_have_own_threads(&self) -> bool {
+            self.own_threads
         }
     }
 
@@ -1731,8 +1744,11 @@ mod tests {
     /// Polls one side of an inproc link once, with `queued` messages from the peer, its core
     /// taking one message a delivery. Returns (messages delivered, the task's wake-ups of
     /// itself, wake-ups after the peer queues one more message).
-    fn poll_inproc_once(queued: usize) -> (usize, usize, usize) {
-        let owner = Arc::new(WakingOwner::new(1));
+    fn poll_inproc_once(queued: usize, own_threads: bool) -> (usize, usize, usize) {
+        let owner = Arc::new(WakingOwner {
+            own_threads,
+            ..WakingOwner::new(1)
+        });
         let peer = handle();
         for _ in 0..queued {
             peer.enqueue(Message::with_header(&b"\0\0\0\x01"[..], &b"hi"[..]), 100);
@@ -1743,6 +1759,7 @@ mod tests {
             peer_owner: owner.clone(),
             peer: peer.clone(),
             inbox: VecDeque::new(),
+            yield_after_waking: owner.receivers_have_own_threads(),
         };
         let wake = Arc::new(CountingWake(std::sync::atomic::AtomicUsize::new(0)));
         let waker = Waker::from(wake.clone());
@@ -1758,10 +1775,19 @@ mod tests {
     fn an_inproc_pipe_delivers_all_it_took_and_then_waits_for_the_next() {
         // No self-wake (which ran the task again for nothing, often on another thread); the
         // peer's next message wakes it.
-        assert_eq!(poll_inproc_once(1), (1, 0, 1));
+        assert_eq!(poll_inproc_once(1, false), (1, 0, 1));
         // With more queued, it delivers on although the first delivery woke the receiver,
         // then waits the same way.
-        assert_eq!(poll_inproc_once(2), (2, 0, 1));
+        assert_eq!(poll_inproc_once(2, false), (2, 0, 1));
+    }
+
+    #[test]
+    fn an_inproc_pipe_whose_receivers_have_own_threads_yields_after_waking_one() {
+        assert_eq!(poll_inproc_once(1, true), (1, 0, 1));
+        // With more queued, it yields so that the woken receiver's thread takes what it
+        // was given before the pipe delivers more. Woken by itself, it needs no wake-up
+        // from the peer's next message.
+        assert_eq!(poll_inproc_once(2, true), (1, 1, 0));
     }
 
     #[test]

@@ -256,6 +256,17 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     fn wake_later(&self) -> Option<fn(&Waker)> {
         None
     }
+    /// Whether the tasks a pipe wakes to receive run on threads of their own (sp-blocking's
+    /// callers) rather than on the executor that runs the pipe's task. Default: false.
+    ///
+    /// Why: an inproc pipe whose delivery woke a receiver delivers on where that receiver
+    /// shares the executor, since it runs after the pipe's poll anyway and then finds more to
+    /// take at once. A receiver on a thread of its own runs at once, in parallel: a pipe that
+    /// delivered on then took one or two messages at a time from its sender, each delivery a
+    /// wake-up of that thread, so there the pipe ends its poll after waking it instead.
+    fn receivers_have_own_threads(&self) -> bool {
+        false
+    }
     /// Resolves a host name to socket addresses without blocking the executor. The default
     /// runs the system resolver on a thread of its own for the one lookup.
     fn resolve(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {

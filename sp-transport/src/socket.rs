@@ -935,6 +935,10 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
+
+    fn receivers_have_own_threads(&self) -> bool {
+        self.rt.receivers_have_own_threads()
+    }
 }
 
 impl<R: Runtime + Default, P: SocketCore> Socket<R, P> {
