@@ -58,7 +58,7 @@ const MAX_IOVECS: usize = 64;
 /// [`Inbound::deliver`]).
 const DELIVER_BATCH: usize = 64;
 /// Received frames up to this size are copied out of the read buffer (see
-/// [`own_small_frames`]).
+/// [`decode_frames`]).
 const OWN_BUFFER_MAX: usize = 512;
 
 /// Rounds of read/write work in one poll before yielding to other tasks.
@@ -765,17 +765,8 @@ impl Inbound {
             self.held.push_back(Message::new(large.into_bytes()));
             self.after_large = true;
         }
-        while self.held.len() < DELIVER_BATCH {
-            match self.decoder.decode(&mut self.rbuf) {
-                Ok(Some(frame)) => self.held.push_back(Message::new(frame)),
-                Ok(None) => break,
-                Err(e) => {
-                    self.bad_frame = Some(e);
-                    break;
-                }
-            }
-        }
-        own_small_frames(&mut self.held);
+        let room = DELIVER_BATCH.saturating_sub(self.held.len());
+        self.bad_frame = decode_frames(&mut self.decoder, &mut self.rbuf, room, &mut self.held);
     }
 
     /// Whether a delivery could start now without reading: messages held, a framing error to
@@ -891,31 +882,69 @@ impl Inbound {
     }
 }
 
-/// Copies the small payloads of a freshly decoded batch out of the read buffer into one
-/// buffer of their own, the size of those payloads.
+/// Decodes up to `max` whole frames from the front of `rbuf` into `held`; returns the framing
+/// error that stopped it, if any. Payloads of at most [`OWN_BUFFER_MAX`] bytes are copied
+/// from the read buffer into one buffer of their own, the size of those payloads; larger ones
+/// share the read buffer.
 ///
-/// Why: a queued message that shares the read buffer keeps all of it alive, and the pipe then
-/// reads into a new one. A receiver a queue of 64 B messages behind its sender held a few
-/// whole read buffers this way, each allocated by whichever runtime thread ran the pipe task,
-/// so in one malloc arena per thread (its anonymous memory grew by 346 KiB in a tcp 64 B run,
-/// against 184 KiB with small frames copied). Copied, the read buffer is free once decoded
-/// and takes the next read, and the messages pin only their own bytes. One buffer per batch,
-/// not one per message: a buffer per message cost 8 % of tcp 64 B throughput; one per batch
-/// cost none measurable (BENCHMARKS.md, "Memory").
-fn own_small_frames(batch: &mut VecDeque<Message>) {
-    let small = |m: &Message| m.body.len() <= OWN_BUFFER_MAX;
-    let total: usize = batch
-        .iter()
-        .filter(|m| small(m))
-        .map(|m| m.body.len())
-        .sum();
-    if total == 0 {
-        return;
+/// Why copied: a queued message that shares the read buffer keeps all of it alive, and the
+/// pipe then reads into a new one. A receiver a queue of 64 B messages behind its sender held
+/// a few whole read buffers this way, each allocated by whichever runtime thread ran the pipe
+/// task, so in one malloc arena per thread (its anonymous memory grew by 346 KiB in a tcp 64 B
+/// run, against 184 KiB with small frames copied). Copied, the read buffer is free once
+/// decoded and takes the next read, and the messages pin only their own bytes. One buffer per
+/// batch, not one per message: a buffer per message cost 8 % of tcp 64 B throughput
+/// (BENCHMARKS.md, "Memory"). Copied straight from the read buffer rather than split off it
+/// first: each split and its drop were a reference-count update of the read buffer, two
+/// atomic operations per message (15 % of a tcp 64 B receiver's samples).
+fn decode_frames(
+    decoder: &mut FrameDecoder,
+    rbuf: &mut BytesMut,
+    max: usize,
+    held: &mut VecDeque<Message>,
+) -> Option<sp_core::frame::FrameError> {
+    let prefix = decoder.kind().prefix_len();
+    // First the whole frames buffered and the bytes of the small ones, so that their buffer
+    // is allocated once, at its size.
+    let (mut frames, mut at, mut small) = (0, 0, 0);
+    while frames < max {
+        match decoder.payload_len(&rbuf[at..]) {
+            Ok(Some(len)) if rbuf.len() - at - prefix >= len => {
+                if len <= OWN_BUFFER_MAX {
+                    small += len;
+                }
+                at += prefix + len;
+                frames += 1;
+            }
+            _ => break,
+        }
     }
-    let mut own = BytesMut::with_capacity(total);
-    for msg in batch.iter_mut().filter(|m| small(m)) {
-        own.extend_from_slice(&msg.body);
-        msg.body = own.split().freeze();
+    let mut own = BytesMut::with_capacity(small);
+    for _ in 0..frames {
+        let Ok(Some(len)) = decoder.payload_len(rbuf) else {
+            break;
+        };
+        rbuf.advance(prefix);
+        let body = if len <= OWN_BUFFER_MAX {
+            own.extend_from_slice(&rbuf[..len]);
+            rbuf.advance(len);
+            own.split().freeze()
+        } else {
+            rbuf.split_to(len).freeze()
+        };
+        held.push_back(Message::new(body));
+    }
+    if frames == max {
+        return None;
+    }
+    // What stopped the count: an incomplete frame (nothing to do) or a refused prefix.
+    match decoder.decode(rbuf) {
+        Ok(Some(frame)) => {
+            held.push_back(Message::new(frame));
+            None
+        }
+        Ok(None) => None,
+        Err(e) => Some(e),
     }
 }
 
@@ -1345,31 +1374,50 @@ mod tests {
 
     #[test]
     fn small_frames_leave_the_read_buffer_and_large_ones_share_it() {
-        let read_buf = Bytes::from(vec![5u8; 2 * OWN_BUFFER_MAX + 10]);
-        let within = |b: &Bytes| read_buf.as_ptr_range().contains(&b.as_ptr());
-        let mut batch: VecDeque<Message> = [
-            read_buf.slice(0..10),
-            read_buf.slice(10..10 + OWN_BUFFER_MAX + 1),
-            read_buf.slice(10 + OWN_BUFFER_MAX + 1..),
-        ]
-        .into_iter()
-        .map(Message::new)
-        .collect();
-        own_small_frames(&mut batch);
-        let bodies: Vec<&Bytes> = batch.iter().map(|m| &m.body).collect();
-        assert_eq!(
-            bodies.iter().map(|b| b.len()).collect::<Vec<_>>(),
-            [10, 513, 511]
-        );
-        assert!(bodies.iter().all(|b| b.iter().all(|&x| x == 5)));
+        let bodies = [
+            vec![1u8; 10],
+            vec![2u8; OWN_BUFFER_MAX + 1],
+            vec![3u8; OWN_BUFFER_MAX],
+        ];
+        let mut rbuf = BytesMut::new();
+        for body in &bodies {
+            rbuf.extend_from_slice(&wire(&Message::new(body.clone())));
+        }
+        // A refused prefix after them: the frames before it are delivered, then the error.
+        rbuf.extend_from_slice(&u64::MAX.to_be_bytes());
+        let read_buf = rbuf.as_ptr_range();
+        let within = |b: &Bytes| read_buf.contains(&b.as_ptr());
+        let mut decoder = FrameDecoder::new(FrameKind::Tcp, 0);
+        let mut held = VecDeque::new();
+        let error = decode_frames(&mut decoder, &mut rbuf, 64, &mut held);
+        assert!(error.is_some(), "the refused prefix is reported");
+        let got: Vec<&Bytes> = held.iter().map(|m| &m.body).collect();
+        assert_eq!(got.len(), 3);
+        for (got, sent) in got.iter().zip(&bodies) {
+            assert_eq!(&got[..], &sent[..]);
+        }
         assert!(
-            !within(bodies[0]) && !within(bodies[2]),
+            !within(got[0]) && !within(got[2]),
             "small payloads are copied"
         );
         assert!(
-            within(bodies[1]),
+            within(got[1]),
             "a large payload keeps sharing the read buffer"
         );
+        assert_eq!(
+            got[2].as_ptr(),
+            got[0].as_ptr().wrapping_add(10),
+            "the small ones share one buffer"
+        );
+        // At most `max` frames a batch; the rest stays buffered.
+        let mut rbuf = BytesMut::new();
+        for body in &bodies {
+            rbuf.extend_from_slice(&wire(&Message::new(body.clone())));
+        }
+        let mut held = VecDeque::new();
+        assert!(decode_frames(&mut decoder, &mut rbuf, 2, &mut held).is_none());
+        assert_eq!(held.len(), 2);
+        assert_eq!(rbuf.len(), 8 + OWN_BUFFER_MAX);
     }
 
     fn inbound() -> Inbound {
