@@ -147,9 +147,10 @@ pub(crate) trait PipeOwner: Send + Sync + 'static {
 pub(crate) struct Delivery {
     /// The core still receives from the pipe (false: it paused the pipe).
     pub(crate) receiving: bool,
-    /// The delivery woke a task waiting to receive. The pipe's task then lets it run before
-    /// delivering more: a receive queue that drops when full (SUB) would otherwise fill from
-    /// one large read before the application had a turn to empty it.
+    /// The delivery woke a task waiting to receive. A stream pipe's task then lets it run
+    /// before delivering more: a receive queue that drops when full (SUB) would otherwise fill
+    /// from one large read before the application had a turn to empty it. An inproc pipe's
+    /// task delivers on unless the receivers have threads of their own (see `InprocPipe`).
     pub(crate) woke_receiver: bool,
     /// How many messages the core took.
     pub(crate) messages: u64,
@@ -1230,10 +1231,7 @@ impl InprocPipe {
                 }
             }
             if !self.handle.poll_resumed(cx.waker()) {
-                if self.peer.poll_closed_as_consumer(cx.waker()) {
-                    continue;
-                }
-                return Poll::Pending;
+                return self.wait_paused(cx);
             }
             if self.inbox.is_empty() && !self.take_from_peer(cx.waker()) {
                 // A close between the flag's read and the take's registration found no
@@ -1269,11 +1267,28 @@ impl InprocPipe {
             // takes); the receiver runs after this poll either way, with more to take at once,
             // and the core's receive queue bounds how far ahead the pipe gets. A receiver on a
             // thread of its own is another matter (see `Runtime::receivers_have_own_threads`).
+            if !delivery.receiving && !self.handle.poll_resumed(cx.waker()) {
+                return self.wait_paused(cx);
+            }
             if !delivery.receiving || (delivery.woke_receiver && self.yield_after_waking) {
                 return yield_after_pause(&self.handle, cx);
             }
         }
         cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Ends a poll while the core has paused this pipe (`poll_resumed` registered the task
+    /// for the resume). The peer's close must wake it too, so it registers as the peer's
+    /// consumer; a pipe whose closed peer left nothing more to deliver ends now rather than
+    /// at the resume.
+    fn wait_paused(&mut self, cx: &mut Context<'_>) -> Poll<PipeEnd> {
+        if self.peer.poll_closed_as_consumer(cx.waker()) && self.inbox.is_empty() {
+            let _ = self.peer.take_out(&mut self.inbox, cx.waker());
+            if self.inbox.is_empty() {
+                return Poll::Ready(PipeEnd::PeerClosed);
+            }
+        }
         Poll::Pending
     }
 
@@ -1584,6 +1599,8 @@ mod tests {
         delivered: Mutex<Vec<Message>>,
         /// What `receivers_have_own_threads` answers.
         own_threads: bool,
+        /// Every delivery pauses the pipe (a full receive queue).
+        pausing: bool,
     }
 
     impl WakingOwner {
@@ -1592,6 +1609,7 @@ mod tests {
                 per_delivery,
                 delivered: Mutex::new(Vec::new()),
                 own_threads: false,
+                pausing: false,
             }
         }
     }
@@ -1610,7 +1628,7 @@ mod tests {
         fn refused(&self, _endpoint: Option<crate::pipe_view::EndpointId>, _: RefusalReason) {}
         fn deliver(
             &self,
-            _pipe: &PipeHandle,
+            pipe: &PipeHandle,
             next: &mut dyn FnMut() -> Option<Message>,
         ) -> Delivery {
             let mut delivered = lock(&self.delivered);
@@ -1620,8 +1638,11 @@ mod tests {
                 delivered.push(msg);
                 messages += 1;
             }
+            if self.pausing {
+                pipe.set_paused();
+            }
             Delivery {
-                receiving: true,
+                receiving: !self.pausing,
                 woke_receiver: messages > 0,
                 messages,
             }
@@ -1789,6 +1810,24 @@ mod tests {
         );
     }
 
+    /// One side of an inproc link fed by `owner`, with `queued` messages from its peer
+    /// waiting; returns the pipe and the peer's handle.
+    fn inproc_link(owner: &Arc<WakingOwner>, queued: usize) -> (InprocPipe, Arc<PipeHandle>) {
+        let peer = handle();
+        for _ in 0..queued {
+            peer.enqueue(Message::with_header(&b"\0\0\0\x01"[..], &b"hi"[..]), 100);
+        }
+        let pipe = InprocPipe {
+            owner: owner.clone(),
+            handle: handle(),
+            peer_owner: owner.clone(),
+            peer: peer.clone(),
+            inbox: VecDeque::new(),
+            yield_after_waking: owner.receivers_have_own_threads(),
+        };
+        (pipe, peer)
+    }
+
     /// Polls one side of an inproc link once, with `queued` messages from the peer, its core
     /// taking one message a delivery. Returns (messages delivered, the task's wake-ups of
     /// itself, wake-ups after the peer queues one more message).
@@ -1797,18 +1836,7 @@ mod tests {
             own_threads,
             ..WakingOwner::new(1)
         });
-        let peer = handle();
-        for _ in 0..queued {
-            peer.enqueue(Message::with_header(&b"\0\0\0\x01"[..], &b"hi"[..]), 100);
-        }
-        let mut pipe = InprocPipe {
-            owner: owner.clone(),
-            handle: handle(),
-            peer_owner: owner.clone(),
-            peer: peer.clone(),
-            inbox: VecDeque::new(),
-            yield_after_waking: owner.receivers_have_own_threads(),
-        };
+        let (mut pipe, peer) = inproc_link(&owner, queued);
         let wake = Arc::new(CountingWake(std::sync::atomic::AtomicUsize::new(0)));
         let waker = Waker::from(wake.clone());
         let polled = pipe.poll_run(&mut Context::from_waker(&waker));
@@ -1827,6 +1855,49 @@ mod tests {
         // With more queued, it delivers on although the first delivery woke the receiver,
         // then waits the same way.
         assert_eq!(poll_inproc_once(2, false), (2, 0, 1));
+    }
+
+    /// A paused inproc pipe (one message delivered, `queued - 1` left) whose peer then
+    /// closes: returns whether the close woke it, what its next poll gave, and whether that
+    /// poll woke the task itself (a spin).
+    fn close_while_paused(queued: usize) -> (bool, Poll<PipeEnd>, bool) {
+        let owner = Arc::new(WakingOwner {
+            pausing: true,
+            ..WakingOwner::new(1)
+        });
+        let (mut pipe, peer) = inproc_link(&owner, queued);
+        let wake = Arc::new(CountingWake(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(wake.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(pipe.poll_run(&mut cx).is_pending(), "paused");
+        assert_eq!(lock(&owner.delivered).len(), 1);
+        assert_eq!(wake.0.load(Ordering::Relaxed), 0, "asleep until resumed");
+        peer.close();
+        let after_close = wake.0.load(Ordering::Relaxed);
+        let polled = pipe.poll_run(&mut cx);
+        let spun = wake.0.load(Ordering::Relaxed) > after_close;
+        (after_close > 0, polled, spun)
+    }
+
+    #[test]
+    fn a_paused_inproc_pipe_ends_when_its_peer_closes_with_nothing_left() {
+        let (woken, polled, _) = close_while_paused(1);
+        assert!(woken, "the peer's close wakes the paused pipe");
+        assert!(matches!(polled, Poll::Ready(PipeEnd::PeerClosed)));
+    }
+
+    #[test]
+    fn a_paused_inproc_pipe_with_messages_left_waits_for_the_resume() {
+        let (woken, polled, spun) = close_while_paused(2);
+        assert!(woken);
+        assert!(
+            polled.is_pending(),
+            "one message still to deliver once resumed"
+        );
+        assert!(
+            !spun,
+            "it sleeps until the resume instead of polling itself again"
+        );
     }
 
     #[test]
