@@ -71,8 +71,8 @@ impl Message {
 
     /// Returns header and body joined into one buffer, consuming the message.
     ///
-    /// With an empty header (every message a pipe delivers) the body moves out as it is: no
-    /// copy and, unlike [`to_contiguous`](Self::to_contiguous), no reference-count update,
+    /// With an empty header (every message a stream pipe delivers) the body moves out as it
+    /// is: no copy and, unlike [`to_contiguous`](Self::to_contiguous), no reference-count update,
     /// which on the receive path is an atomic on memory the application's thread also touches.
     pub fn into_contiguous(self) -> Bytes {
         if self.header.is_empty() {
@@ -81,7 +81,8 @@ impl Message {
         self.to_contiguous()
     }
 
-    /// Returns header and body joined into one buffer (copies; meant for tests and raw views).
+    /// Returns header and body joined into one buffer (copies unless the header is empty:
+    /// tests, raw views, and a core that cannot read an inproc peer's header in place).
     pub fn to_contiguous(&self) -> Bytes {
         if self.header.is_empty() {
             return self.body.clone();
