@@ -152,6 +152,9 @@ pub(crate) struct Delivery {
     /// from one large read before the application had a turn to empty it. An inproc pipe's
     /// task delivers on unless the receivers have threads of their own (see `InprocPipe`).
     pub(crate) woke_receiver: bool,
+    /// The delivery woke more than one receiving task (REQ/REP contexts, say): an inproc
+    /// pipe then lets them run before it delivers more, so that their replies go out together.
+    pub(crate) woke_several: bool,
     /// How many messages the core took.
     pub(crate) messages: u64,
 }
@@ -1259,18 +1262,22 @@ impl InprocPipe {
                     return Poll::Pending;
                 }
             }
-            // Unlike a stream pipe, a delivery that woke a receiver on the same executor does
+            // Unlike a stream pipe, a delivery that woke one receiver on the same executor does
             // not end the poll: the pipe delivers what it took and takes again, until the
             // peer's queue is empty, the core pauses it or the budget ends. With a yield after
             // each such delivery, a sender on another tokio worker and this task took turns at
             // the peer's queue lock three messages at a time (4,000,000 messages: 1,200,000
             // takes); the receiver runs after this poll either way, with more to take at once,
-            // and the core's receive queue bounds how far ahead the pipe gets. A receiver on a
-            // thread of its own is another matter (see `Runtime::receivers_have_own_threads`).
+            // and the core's receive queue bounds how far ahead the pipe gets. Several woken
+            // receivers (contexts) do get their turn first, so that their replies go out
+            // together (100 REQ/REP contexts over inproc: a quarter fewer round trips without
+            // it); so does a receiver on a thread of its own (see
+            // `Runtime::receivers_have_own_threads`).
             if !delivery.receiving && !self.handle.poll_resumed(cx.waker()) {
                 return self.wait_paused(cx);
             }
-            if !delivery.receiving || (delivery.woke_receiver && self.yield_after_waking) {
+            let yield_after_wake = self.yield_after_waking || delivery.woke_several;
+            if !delivery.receiving || (delivery.woke_receiver && yield_after_wake) {
                 return yield_after_pause(&self.handle, cx);
             }
         }
@@ -1601,6 +1608,8 @@ mod tests {
         own_threads: bool,
         /// Every delivery pauses the pipe (a full receive queue).
         pausing: bool,
+        /// Every delivery wakes several receivers (contexts).
+        wakes_several: bool,
     }
 
     impl WakingOwner {
@@ -1610,6 +1619,7 @@ mod tests {
                 delivered: Mutex::new(Vec::new()),
                 own_threads: false,
                 pausing: false,
+                wakes_several: false,
             }
         }
     }
@@ -1644,6 +1654,7 @@ mod tests {
             Delivery {
                 receiving: !self.pausing,
                 woke_receiver: messages > 0,
+                woke_several: messages > 0 && self.wakes_several,
                 messages,
             }
         }
@@ -1898,6 +1909,22 @@ mod tests {
             !spun,
             "it sleeps until the resume instead of polling itself again"
         );
+    }
+
+    #[test]
+    fn an_inproc_pipe_yields_after_a_delivery_that_woke_several_receivers() {
+        // Contexts: they answer before the pipe delivers more, so that their replies go out
+        // together.
+        let owner = Arc::new(WakingOwner {
+            wakes_several: true,
+            ..WakingOwner::new(1)
+        });
+        let (mut pipe, _peer) = inproc_link(&owner, 2);
+        let wake = Arc::new(CountingWake(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(wake.clone());
+        assert!(pipe.poll_run(&mut Context::from_waker(&waker)).is_pending());
+        assert_eq!(lock(&owner.delivered).len(), 1);
+        assert_eq!(wake.0.load(Ordering::Relaxed), 1, "it yields");
     }
 
     #[test]

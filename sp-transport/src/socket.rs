@@ -283,8 +283,9 @@ pub(crate) struct State<P> {
     /// The latest time the driver read from the runtime: what a core that reads no `now` is
     /// given instead of a fresh clock read (see [`Protocol::reads_time`]).
     latest_now: Instant,
-    /// Set when a pump woke a task waiting to receive (see [`Delivery::woke_receiver`]).
-    woke_receiver: bool,
+    /// How many tasks waiting to receive the pumps since the last delivery woke (see
+    /// [`Delivery::woke_receiver`]).
+    receivers_woken: usize,
     /// Waiters a pump woke, woken for real once the lock is released ([`StateGuard`]).
     wakes: Vec<Waker>,
     timer_waker: Option<Waker>,
@@ -370,11 +371,11 @@ impl Waiters {
     }
 
     /// Moves every waiter to `wakes`, to be woken once the socket's lock is released;
-    /// returns whether there was one.
-    fn defer_all(&mut self, wakes: &mut Vec<Waker>) -> bool {
-        let any = !self.0.is_empty();
+    /// returns how many there were.
+    fn defer_all(&mut self, wakes: &mut Vec<Waker>) -> usize {
+        let n = self.0.len();
         wakes.append(&mut self.0);
-        any
+        n
     }
 }
 
@@ -459,7 +460,7 @@ impl<P: Protocol> State<P> {
             while let Some(event) = self.core.poll_event() {
                 match event {
                     Event::Readable => {
-                        self.woke_receiver |= self.recv_waiters.defer_all(&mut self.wakes);
+                        self.receivers_woken += self.recv_waiters.defer_all(&mut self.wakes);
                     }
                     Event::Writable => {
                         self.send_waiters.defer_all(&mut self.wakes);
@@ -480,7 +481,7 @@ impl<P: Protocol> State<P> {
                     Event::ContextReadable { ctx } => {
                         if let Some(w) = self.contexts.get_mut(&ctx) {
                             w.readable = true;
-                            self.woke_receiver |= w.recv.defer_all(&mut self.wakes);
+                            self.receivers_woken += w.recv.defer_all(&mut self.wakes);
                         }
                     }
                     Event::ContextWritable { ctx } => {
@@ -855,7 +856,7 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
     fn deliver(&self, pipe: &PipeHandle, next: &mut dyn FnMut() -> Option<Message>) -> Delivery {
         let mut st = self.lock();
         let now = self.core_now(&mut st);
-        st.woke_receiver = false;
+        st.receivers_woken = 0;
         let mut receiving = st.core.is_receiving(pipe.id);
         // Counted once per batch: the counters are shared with readers of the statistics.
         let (mut msgs, mut bytes) = (0u64, 0u64);
@@ -875,7 +876,8 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
         }
         Delivery {
             receiving,
-            woke_receiver: st.woke_receiver,
+            woke_receiver: st.receivers_woken > 0,
+            woke_several: st.receivers_woken > 1,
             messages: msgs,
         }
     }
@@ -986,7 +988,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
                 timer_deadline: None,
                 timer_armed: None,
                 latest_now: started,
-                woke_receiver: false,
+                receivers_woken: 0,
                 wakes: Vec::new(),
                 timer_waker: None,
                 opts: SocketOptions::default(),
