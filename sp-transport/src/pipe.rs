@@ -147,26 +147,35 @@ pub(crate) trait PipeOwner: Send + Sync + 'static {
 pub(crate) struct Delivery {
     /// The core still receives from the pipe (false: it paused the pipe).
     pub(crate) receiving: bool,
-    /// The delivery woke a task waiting to receive. A stream pipe's task then lets it run
-    /// before delivering more: a receive queue that drops when full (SUB) would otherwise fill
-    /// from one large read before the application had a turn to empty it. An inproc pipe's
-    /// task delivers on unless the receivers have threads of their own (see `InprocPipe`).
-    pub(crate) woke_receiver: bool,
-    /// The delivery woke more than one receiving task (REQ/REP contexts, say): an inproc
-    /// pipe then lets them run before it delivers more, so that their replies go out together.
-    pub(crate) woke_several: bool,
+    /// How many tasks waiting to receive the delivery woke (see [`Delivery::woke_receiver`]
+    /// and [`Delivery::woke_several`]).
+    pub(crate) receivers_woken: usize,
     /// How many messages the core took.
     pub(crate) messages: u64,
 }
 
 impl Delivery {
+    /// The delivery woke a task waiting to receive. A stream pipe's task then lets it run
+    /// before delivering more: a receive queue that drops when full (SUB) would otherwise fill
+    /// from one large read before the application had a turn to empty it. An inproc pipe's
+    /// task delivers on unless the receivers have threads of their own (see `InprocPipe`).
+    pub(crate) fn woke_receiver(&self) -> bool {
+        self.receivers_woken > 0
+    }
+
+    /// The delivery woke more than one receiving task (REQ/REP contexts, say): an inproc
+    /// pipe then lets them run before it delivers more, so that their replies go out together.
+    pub(crate) fn woke_several(&self) -> bool {
+        self.receivers_woken > 1
+    }
+
     /// The delivery woke a receiver with a single message: the pipe lets that receiver run
     /// next on this thread instead of yielding to it, once nothing more is buffered (see
     /// `StreamPipe::after_waking_receiver`, which both stream and WebSocket pipes follow).
     /// After several messages the pipe yields, so that the receivers woken then (contexts)
     /// reply before it writes, in one write.
     pub(crate) fn woke_one_receiver(&self) -> bool {
-        self.woke_receiver && self.messages == 1
+        self.woke_receiver() && self.messages == 1
     }
 }
 
@@ -622,7 +631,7 @@ impl StreamPipe {
                     self.after_waking_receiver(cx)?;
                     return Ok(progress);
                 }
-                if delivery.woke_receiver {
+                if delivery.woke_receiver() {
                     self.yield_now = true;
                     return Ok(progress);
                 }
@@ -1276,8 +1285,8 @@ impl InprocPipe {
             if !delivery.receiving && !self.handle.poll_resumed(cx.waker()) {
                 return self.wait_paused(cx);
             }
-            let yield_after_wake = self.yield_after_waking || delivery.woke_several;
-            if !delivery.receiving || (delivery.woke_receiver && yield_after_wake) {
+            let yield_after_wake = self.yield_after_waking || delivery.woke_several();
+            if !delivery.receiving || (delivery.woke_receiver() && yield_after_wake) {
                 return yield_after_pause(&self.handle, cx);
             }
         }
@@ -1653,8 +1662,11 @@ mod tests {
             }
             Delivery {
                 receiving: !self.pausing,
-                woke_receiver: messages > 0,
-                woke_several: messages > 0 && self.wakes_several,
+                receivers_woken: match (messages, self.wakes_several) {
+                    (0, _) => 0,
+                    (_, false) => 1,
+                    (_, true) => 2,
+                },
                 messages,
             }
         }

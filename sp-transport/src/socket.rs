@@ -284,7 +284,7 @@ pub(crate) struct State<P> {
     /// given instead of a fresh clock read (see [`Protocol::reads_time`]).
     latest_now: Instant,
     /// How many tasks waiting to receive the pumps since the last delivery woke (see
-    /// [`Delivery::woke_receiver`]).
+    /// [`Delivery::receivers_woken`]).
     receivers_woken: usize,
     /// Waiters a pump woke, woken for real once the lock is released ([`StateGuard`]).
     wakes: Vec<Waker>,
@@ -655,16 +655,20 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
     /// pipe): a fresh clock read only for a core that reads time (REQ, SURVEYOR); the others
     /// get the latest time read.
     pub(crate) fn core_now(&self, st: &mut State<P>) -> Instant {
-        if st.core.reads_time() {
-            st.latest_now = self.rt.now();
-        }
-        st.latest_now
+        let fresh = st.core.reads_time();
+        self.now_if(st, fresh)
     }
 
     /// The `now` for a receive: as [`Shared::core_now`], for cores whose receives read time
     /// ([`Protocol::receive_reads_time`]; not REQ's).
     pub(crate) fn receive_now(&self, st: &mut State<P>) -> Instant {
-        if st.core.receive_reads_time() {
+        let fresh = st.core.receive_reads_time();
+        self.now_if(st, fresh)
+    }
+
+    /// Reads the runtime's clock when `fresh`, else returns the latest time read.
+    fn now_if(&self, st: &mut State<P>, fresh: bool) -> Instant {
+        if fresh {
             st.latest_now = self.rt.now();
         }
         st.latest_now
@@ -876,8 +880,7 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
         }
         Delivery {
             receiving,
-            woke_receiver: st.receivers_woken > 0,
-            woke_several: st.receivers_woken > 1,
+            receivers_woken: st.receivers_woken,
             messages: msgs,
         }
     }

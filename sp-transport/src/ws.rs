@@ -452,7 +452,7 @@ impl<W: MessageConnection> WsPipe<W> {
             if !delivery.receiving {
                 self.paused = true;
                 self.yield_now = true;
-            } else if delivery.woke_receiver {
+            } else if delivery.woke_receiver() {
                 // As a stream pipe does: after one message, with the connection read to its
                 // end, the woken receiver runs next; otherwise this task yields to it.
                 if delivery.woke_one_receiver() && read_all && self.inbox.is_empty() {
