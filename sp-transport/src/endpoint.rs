@@ -1341,6 +1341,7 @@ fn inproc_connect<R: Runtime, P: SocketCore>(
             peer_owner: listener.clone(),
             peer: theirs.clone(),
             inbox: VecDeque::new(),
+            taken: VecDeque::new(),
             yield_after_waking: ours_owner.receivers_have_own_threads(),
         },
         theirs: InprocPipe {
@@ -1350,6 +1351,7 @@ fn inproc_connect<R: Runtime, P: SocketCore>(
             peer_owner: ours_owner,
             peer: ours,
             inbox: VecDeque::new(),
+            taken: VecDeque::new(),
         },
     })
 }

@@ -1205,6 +1205,8 @@ pub(crate) struct InprocPipe {
     pub(crate) peer_owner: Arc<dyn PipeOwner>,
     pub(crate) peer: Arc<PipeHandle>,
     pub(crate) inbox: VecDeque<Message>,
+    /// The peer's messages of the last take from its queue, on their way to `inbox`.
+    pub(crate) taken: VecDeque<Message>,
     /// End the poll after a delivery that woke a receiver (the owner's receivers run on
     /// threads of their own); otherwise deliver on.
     pub(crate) yield_after_waking: bool,
@@ -1237,7 +1239,7 @@ impl InprocPipe {
             // read here, not the queue's lock, which the peer's sender takes for each message.
             if self.peer.is_closed() {
                 // Deliver whatever the peer queued before it went away, then end.
-                let _ = self.peer.take_out(&mut self.inbox, cx.waker());
+                let _ = self.take_into_inbox(cx.waker());
                 if self.inbox.is_empty() {
                     return Poll::Ready(PipeEnd::PeerClosed);
                 }
@@ -1300,7 +1302,7 @@ impl InprocPipe {
     /// at the resume.
     fn wait_paused(&mut self, cx: &mut Context<'_>) -> Poll<PipeEnd> {
         if self.peer.poll_closed_as_consumer(cx.waker()) && self.inbox.is_empty() {
-            let _ = self.peer.take_out(&mut self.inbox, cx.waker());
+            let _ = self.take_into_inbox(cx.waker());
             if self.inbox.is_empty() {
                 return Poll::Ready(PipeEnd::PeerClosed);
             }
@@ -1312,11 +1314,22 @@ impl InprocPipe {
     /// if there is none), tells the peer's socket its pipe has room again if it was full, and
     /// returns whether the inbox now holds anything.
     fn take_from_peer(&mut self, waker: &Waker) -> bool {
-        let outcome = self.peer.take_out(&mut self.inbox, waker);
+        let outcome = self.take_into_inbox(waker);
         if outcome.was_blocked {
             self.peer_owner.pipe_writable(self.peer.id);
         }
         !self.inbox.is_empty()
+    }
+
+    /// Takes what the peer queued (registering `waker` if nothing) behind what the inbox
+    /// still holds. A take swaps queues, so it goes through an empty one: a take straight
+    /// into an inbox that a pause left messages in (a closed peer's last messages are taken
+    /// whenever the pipe runs) gave those messages to the peer's queue instead.
+    fn take_into_inbox(&mut self, waker: &Waker) -> TakeOutcome {
+        debug_assert!(self.taken.is_empty());
+        let outcome = self.peer.take_out(&mut self.taken, waker);
+        self.inbox.append(&mut self.taken);
+        outcome
     }
 }
 
@@ -1846,6 +1859,7 @@ mod tests {
             peer_owner: owner.clone(),
             peer: peer.clone(),
             inbox: VecDeque::new(),
+            taken: VecDeque::new(),
             yield_after_waking: owner.receivers_have_own_threads(),
         };
         (pipe, peer)
@@ -1900,6 +1914,33 @@ mod tests {
         let polled = pipe.poll_run(&mut cx);
         let spun = wake.0.load(Ordering::Relaxed) > after_close;
         (after_close > 0, polled, spun)
+    }
+
+    #[test]
+    fn a_paused_inproc_pipe_delivers_its_closed_peers_last_messages_in_order() {
+        let owner = Arc::new(WakingOwner {
+            pausing: true,
+            ..WakingOwner::new(1)
+        });
+        let (mut pipe, peer) = inproc_link(&owner, 0);
+        let body = |m: &Message| m.body.clone();
+        for b in [&b"a"[..], b"b", b"c"] {
+            peer.enqueue(Message::new(b), 100);
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(pipe.poll_run(&mut cx).is_pending(), "paused, b and c held");
+        assert_eq!(pipe.inbox.len(), 2);
+        peer.enqueue(Message::new(&b"d"[..]), 100);
+        peer.close();
+        let mut polls = 0;
+        while pipe.poll_run(&mut cx).is_pending() {
+            pipe.handle.resume();
+            polls += 1;
+            assert!(polls < 10, "the pipe ends once it delivered everything");
+        }
+        let got: Vec<_> = lock(&owner.delivered).iter().map(body).collect();
+        assert_eq!(got, [&b"a"[..], b"b", b"c", b"d"], "none lost, in order");
+        assert_eq!(peer.queued(), 0);
     }
 
     #[test]
