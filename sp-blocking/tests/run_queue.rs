@@ -75,3 +75,59 @@ fn a_receive_is_woken_whether_it_spins_or_sleeps() {
         sender.join().unwrap();
     });
 }
+
+/// A thread that sends a stream of messages and then stops calling sp-blocking (it waits on
+/// something else) still has the stream's last message written, by a worker once the
+/// writer's delay has passed: no later send or wait of that thread runs the writer, and the
+/// receiver is a plain socket in this test, so no other sp-blocking caller of the process
+/// does either.
+#[test]
+fn the_end_of_a_stream_of_sends_goes_out_without_another_call() {
+    use std::io::{Read, Write};
+    use std::sync::mpsc::channel;
+
+    within(60, || {
+        // More than a stream's worth of sends in a row (see the pool's `STREAK_SENDS`).
+        const STREAM: u32 = 500;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // The SP handshake of a PULL peer (protocol 0x51), and PUSH's (0x50) in return.
+        let accept = thread::spawn(move || {
+            let (mut peer, _) = listener.accept().unwrap();
+            peer.write_all(&[0, b'S', b'P', 0, 0, 0x51, 0, 0]).unwrap();
+            let mut theirs = [0u8; 8];
+            peer.read_exact(&mut theirs).unwrap();
+            assert_eq!(theirs, [0, b'S', b'P', 0, 0, 0x50, 0, 0]);
+            peer
+        });
+        let push = sp_blocking::Push::new();
+        push.dial(format!("tcp://{addr}")).unwrap();
+        let mut peer = accept.join().unwrap();
+        let mut read_message = |n: u32| {
+            let mut frame = [0u8; 12];
+            peer.read_exact(&mut frame).expect("the message arrives");
+            assert_eq!(frame[..8], 4u64.to_be_bytes());
+            assert_eq!(frame[8..], n.to_be_bytes());
+        };
+        let (stream_read_tx, stream_read_rx) = channel::<()>();
+        let (done_tx, done_rx) = channel::<()>();
+        let sender = thread::spawn(move || {
+            for n in 0..STREAM {
+                push.send(n.to_be_bytes().to_vec()).unwrap();
+            }
+            // The pipe's writer is idle once the stream is read: this send wakes it, and
+            // nothing of this thread runs it afterwards.
+            stream_read_rx.recv().unwrap();
+            push.send(STREAM.to_be_bytes().to_vec()).unwrap();
+            done_rx.recv().unwrap();
+            push
+        });
+        for n in 0..STREAM {
+            read_message(n);
+        }
+        stream_read_tx.send(()).unwrap();
+        read_message(STREAM);
+        done_tx.send(()).unwrap();
+        sender.join().unwrap();
+    });
+}
