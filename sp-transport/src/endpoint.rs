@@ -1342,6 +1342,7 @@ fn inproc_connect<R: Runtime, P: SocketCore>(
             peer: theirs.clone(),
             inbox: VecDeque::new(),
             taken: VecDeque::new(),
+            watching: false,
             yield_after_waking: ours_owner.receivers_have_own_threads(),
         },
         theirs: InprocPipe {
@@ -1352,6 +1353,7 @@ fn inproc_connect<R: Runtime, P: SocketCore>(
             peer: ours,
             inbox: VecDeque::new(),
             taken: VecDeque::new(),
+            watching: false,
         },
     })
 }

@@ -307,24 +307,39 @@ impl PipeHandle {
     /// Moves every queued message into `into`; registers `waker` if there was none. For
     /// pipes that do not [frame on enqueue](Self::frame_on_enqueue).
     pub(crate) fn take_out(&self, into: &mut VecDeque<Message>, waker: &Waker) -> TakeOutcome {
+        self.take_unframed(into, waker, false)
+    }
+
+    /// [`take_out`](Self::take_out), registering `waker` for the next message even when
+    /// there were some (`watch`): the next enqueue wakes it, with no second take to register.
+    fn take_unframed(
+        &self,
+        into: &mut VecDeque<Message>,
+        waker: &Waker,
+        watch: bool,
+    ) -> TakeOutcome {
         let mut spare = BytesMut::new();
-        let outcome = self.take_framed(&mut spare, into, waker);
+        let outcome = self.take_framed(&mut spare, into, waker, watch);
         debug_assert!(spare.is_empty(), "only stream pipes frame on enqueue");
         outcome
     }
 
     /// Moves the framed bytes into `framed` (which must be empty; its buffer is kept for the
     /// next ones) and every other queued message, which follows them, into `into`; registers
-    /// `waker` if nothing was queued.
+    /// `waker` if nothing was queued, or always with `watch`.
     fn take_framed(
         &self,
         framed: &mut BytesMut,
         into: &mut VecDeque<Message>,
         waker: &Waker,
+        watch: bool,
     ) -> TakeOutcome {
         let mut q = lock(&self.q);
-        if q.out.is_empty() && q.framed.is_empty() {
+        let empty = q.out.is_empty() && q.framed.is_empty();
+        if empty || watch {
             set_waker(&mut q.consumer, waker);
+        }
+        if empty {
             return TakeOutcome { was_blocked: false };
         }
         std::mem::swap(&mut q.framed, framed);
@@ -1088,7 +1103,7 @@ impl Outbound {
         } else {
             reclaim_written(&mut self.framed);
         }
-        let outcome = handle.take_framed(&mut self.framed, &mut self.taken, waker);
+        let outcome = handle.take_framed(&mut self.framed, &mut self.taken, waker, false);
         if !self.taken.is_empty() {
             self.encode_taken();
         }
@@ -1225,6 +1240,10 @@ pub(crate) struct InprocPipe {
     pub(crate) inbox: VecDeque<Message>,
     /// The peer's messages of the last take from its queue, on their way to `inbox`.
     pub(crate) taken: VecDeque<Message>,
+    /// A take of the current poll registered this task for the peer's next message (takes
+    /// register even when they find messages, on a pipe that yields after waking): the
+    /// registration holds until that message, whose enqueue then wakes the task.
+    pub(crate) watching: bool,
     /// End the poll after a delivery that woke a receiver (the owner's receivers run on
     /// threads of their own); otherwise deliver on.
     pub(crate) yield_after_waking: bool,
@@ -1240,6 +1259,7 @@ pub(crate) async fn run_inproc_pipe(mut pipe: InprocPipe) {
 
 impl InprocPipe {
     fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<PipeEnd> {
+        self.watching = false;
         for _ in 0..POLL_BUDGET {
             if self.handle.poll_closed(cx.waker()) {
                 return Poll::Ready(PipeEnd::Local);
@@ -1283,7 +1303,18 @@ impl InprocPipe {
             if delivery.receiving && delivery.woke_one_receiver() && self.inbox.is_empty() {
                 // The receiver's turn: with nothing more queued, wait for the peer's next
                 // message (registered by the take) rather than yield, which would run this
-                // task once more for nothing, often on another thread.
+                // task once more for nothing, often on another thread. A pipe whose receivers
+                // have threads of their own may have registered already, with a take of this
+                // poll (a second take would find what came since, to deliver after a yield:
+                // the next enqueue's wake-up does the same, with one lock of the peer's queue
+                // fewer per message).
+                if self.watching {
+                    // A close before that take's registration woke nobody: see the take below.
+                    if self.peer.is_closed() {
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
                 if !self.take_from_peer(cx.waker()) {
                     if self.peer.is_closed() {
                         continue;
@@ -1345,7 +1376,9 @@ impl InprocPipe {
     /// whenever the pipe runs) gave those messages to the peer's queue instead.
     fn take_into_inbox(&mut self, waker: &Waker) -> TakeOutcome {
         debug_assert!(self.taken.is_empty());
-        let outcome = self.peer.take_out(&mut self.taken, waker);
+        let watch = self.yield_after_waking;
+        let outcome = self.peer.take_unframed(&mut self.taken, waker, watch);
+        self.watching |= watch;
         self.inbox.append(&mut self.taken);
         outcome
     }
@@ -1770,6 +1803,14 @@ mod tests {
     /// A waker that counts its wake-ups: the pipe task's wake-ups of itself.
     struct CountingWake(std::sync::atomic::AtomicUsize);
 
+    impl CountingWake {
+        /// The counter, and a waker that counts on it.
+        fn new() -> (Arc<Self>, Waker) {
+            let wake = Arc::new(Self(std::sync::atomic::AtomicUsize::new(0)));
+            (wake.clone(), Waker::from(wake))
+        }
+    }
+
     impl std::task::Wake for CountingWake {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::Relaxed);
@@ -1794,8 +1835,7 @@ mod tests {
             BytesMut::new(),
             None,
         );
-        let wake = Arc::new(CountingWake(std::sync::atomic::AtomicUsize::new(0)));
-        let waker = Waker::from(wake.clone());
+        let (wake, waker) = CountingWake::new();
         let polled = Pin::new(&mut pipe).poll(&mut Context::from_waker(&waker));
         assert!(polled.is_pending(), "the connection stays open");
         let delivered = lock(&owner.delivered).len();
@@ -1928,6 +1968,7 @@ mod tests {
             peer: peer.clone(),
             inbox: VecDeque::new(),
             taken: VecDeque::new(),
+            watching: false,
             yield_after_waking: owner.receivers_have_own_threads(),
         };
         (pipe, peer)
@@ -1942,8 +1983,7 @@ mod tests {
             ..WakingOwner::new(1)
         });
         let (mut pipe, peer) = inproc_link(&owner, queued);
-        let wake = Arc::new(CountingWake(std::sync::atomic::AtomicUsize::new(0)));
-        let waker = Waker::from(wake.clone());
+        let (wake, waker) = CountingWake::new();
         let polled = pipe.poll_run(&mut Context::from_waker(&waker));
         assert!(polled.is_pending(), "the link stays open");
         let own = wake.0.load(Ordering::Relaxed);
@@ -1971,8 +2011,7 @@ mod tests {
             ..WakingOwner::new(1)
         });
         let (mut pipe, peer) = inproc_link(&owner, queued);
-        let wake = Arc::new(CountingWake(std::sync::atomic::AtomicUsize::new(0)));
-        let waker = Waker::from(wake.clone());
+        let (wake, waker) = CountingWake::new();
         let mut cx = Context::from_waker(&waker);
         assert!(pipe.poll_run(&mut cx).is_pending(), "paused");
         assert_eq!(lock(&owner.delivered).len(), 1);
@@ -2041,8 +2080,7 @@ mod tests {
             ..WakingOwner::new(1)
         });
         let (mut pipe, _peer) = inproc_link(&owner, 2);
-        let wake = Arc::new(CountingWake(std::sync::atomic::AtomicUsize::new(0)));
-        let waker = Waker::from(wake.clone());
+        let (wake, waker) = CountingWake::new();
         assert!(pipe.poll_run(&mut Context::from_waker(&waker)).is_pending());
         assert_eq!(lock(&owner.delivered).len(), 1);
         assert_eq!(wake.0.load(Ordering::Relaxed), 1, "it yields");
@@ -2052,9 +2090,43 @@ mod tests {
     fn an_inproc_pipe_whose_receivers_have_own_threads_yields_after_waking_one() {
         assert_eq!(poll_inproc_once(1, true), (1, 0, 1));
         // With more queued, it yields so that the woken receiver's thread takes what it
-        // was given before the pipe delivers more. Woken by itself, it needs no wake-up
-        // from the peer's next message.
-        assert_eq!(poll_inproc_once(2, true), (1, 1, 0));
+        // was given before the pipe delivers more. Its take registered it for the peer's
+        // next message as well (which then wakes a task already woken: nothing more).
+        assert_eq!(poll_inproc_once(2, true), (1, 1, 1));
+    }
+
+    #[test]
+    fn an_inproc_pipe_that_delivers_what_an_earlier_poll_took_registers_again() {
+        // Receivers on threads of their own: a take registers for the peer's next message
+        // even when it finds some. Here the second poll takes nothing at first (it delivers
+        // what the first one took), after a message whose enqueue used up the first poll's
+        // registration: it must take and register again before it waits.
+        let owner = Arc::new(WakingOwner {
+            own_threads: true,
+            ..WakingOwner::new(1)
+        });
+        let (mut pipe, peer) = inproc_link(&owner, 2);
+        let (wake, waker) = CountingWake::new();
+        let mut cx = Context::from_waker(&waker);
+        assert!(pipe.poll_run(&mut cx).is_pending());
+        assert_eq!(lock(&owner.delivered).len(), 1, "one delivered, one held");
+        let woken = wake.0.load(Ordering::Relaxed);
+        peer.enqueue(Message::new(&b"third"[..]), 100);
+        assert!(pipe.poll_run(&mut cx).is_pending());
+        assert_eq!(
+            lock(&owner.delivered).len(),
+            2,
+            "the held one; the third taken"
+        );
+        assert_eq!(pipe.inbox.len(), 1);
+        let before = wake.0.load(Ordering::Relaxed);
+        assert!(before > woken, "the third's enqueue woke it");
+        peer.enqueue(Message::new(&b"fourth"[..]), 100);
+        assert_eq!(
+            wake.0.load(Ordering::Relaxed),
+            before + 1,
+            "the next message wakes it"
+        );
     }
 
     #[test]
