@@ -51,8 +51,8 @@ struct Pool {
     /// Tasks ready to run, oldest first.
     queue: ConcurrentQueue<Runnable>,
     /// Tasks a send woke on its caller's thread (the writer of the pipe it queued a message
-    /// for), with when, oldest first: a waiting caller runs them at once, a worker only once
-    /// they are [`SEND_BATCH_DELAY`] old (see [`Pool::schedule`]).
+    /// for) or that asked to run later, in the order they are due: a waiting caller runs them
+    /// at once, a worker only once they are due (see [`Pool::schedule`]).
     deferred: Mutex<VecDeque<Deferred>>,
     /// When a worker in a timed sleep wakes, in nanoseconds since `epoch` (0: none is).
     /// A task deferred to no earlier than that needs no wake-up: that worker finds it.
@@ -102,12 +102,11 @@ impl Pool {
     /// worker is awake.
     ///
     /// A task woken by a send on its caller's thread is deferred: a worker leaves it for
-    /// [`SEND_BATCH_DELAY`], so that the sends that follow queue their messages behind it
-    /// and the pipe's writer writes them all at once, and a caller that waits runs it at
-    /// once (the writer of the request whose reply it waits for).
+    /// [`SEND_BATCH_DELAY`] ([`STREAK_BATCH_DELAY`] in a stream of sends), so that the sends
+    /// that follow queue their messages behind it and the pipe's writer writes them all at
+    /// once, and a caller that waits runs it at once (the writer of the request whose reply
+    /// it waits for).
     fn schedule(&self, runnable: Runnable, later: bool) {
-        // While a caller spins, it would take a deferred task at once anyway: queue it where
-        // it takes it faster.
         let send_wake = DEFER_WAKES.get();
         // A spinning caller (other than a sending one) would take a deferred task at once
         // anyway: queue it where it takes it faster.
@@ -512,19 +511,18 @@ pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
     block_on_inner(fut, false)
 }
 
-/// [`block_on`] for a send: the tasks its first poll wakes (the writer of the pipe it queued
-/// the message for) are deferred (see [`Pool::schedule`]).
+/// [`block_on`] for a send: the tasks its polls wake (the writer of the pipe it queued the
+/// message for) are deferred (see [`Pool::schedule`]).
 pub(crate) fn block_on_send<F: Future>(fut: F) -> F::Output {
     block_on_inner(fut, true)
 }
 
-fn block_on_inner<F: Future>(fut: F, defer_first_wakes: bool) -> F::Output {
-    SENDS_IN_A_ROW.set(match defer_first_wakes {
+fn block_on_inner<F: Future>(fut: F, is_send: bool) -> F::Output {
+    SENDS_IN_A_ROW.set(match is_send {
         true => SENDS_IN_A_ROW.get().saturating_add(1),
         false => 0,
     });
     let mut fut = pin!(fut);
-    let is_send = defer_first_wakes;
     // Most sends, and receives of a message already queued, complete at the first poll.
     let first = NOOP_WAKER.with(|waker| {
         poll_deferring_if(
@@ -664,7 +662,7 @@ thread_local! {
     /// [`STREAK_SENDS`]).
     static SENDS_IN_A_ROW: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 
-    /// Set while a send's first poll runs on its caller's thread: the tasks it wakes are
+    /// Set while a send's future is polled on its caller's thread: the tasks it wakes are
     /// deferred (see [`Pool::schedule`]).
     static DEFER_WAKES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 

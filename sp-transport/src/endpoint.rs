@@ -1,6 +1,6 @@
 //! Dialers and listeners: connect or accept, run the SP handshake, attach pipes, reconnect.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 #[cfg(unix)]
@@ -1335,25 +1335,12 @@ fn inproc_connect<R: Runtime, P: SocketCore>(
         return Err(attach_error(reason, &addr));
     }
     Ok(InprocLink {
-        ours: InprocPipe {
-            owner: ours_owner.clone(),
-            handle: ours.clone(),
-            peer_owner: listener.clone(),
-            peer: theirs.clone(),
-            inbox: VecDeque::new(),
-            taken: VecDeque::new(),
-            watching: false,
-            yield_after_waking: ours_owner.receivers_have_own_threads(),
-        },
-        theirs: InprocPipe {
-            yield_after_waking: listener.receivers_have_own_threads(),
-            owner: listener,
-            handle: theirs,
-            peer_owner: ours_owner,
-            peer: ours,
-            inbox: VecDeque::new(),
-            taken: VecDeque::new(),
-            watching: false,
-        },
+        ours: InprocPipe::new(
+            ours_owner.clone(),
+            ours.clone(),
+            listener.clone(),
+            theirs.clone(),
+        ),
+        theirs: InprocPipe::new(listener, theirs, ours_owner, ours),
     })
 }

@@ -1233,20 +1233,20 @@ pub(crate) fn yield_after_pause<T>(handle: &PipeHandle, cx: &mut Context<'_>) ->
 
 /// One side of an in-process link: takes messages from the peer's queue and feeds its own core.
 pub(crate) struct InprocPipe {
-    pub(crate) owner: Arc<dyn PipeOwner>,
+    owner: Arc<dyn PipeOwner>,
     pub(crate) handle: Arc<PipeHandle>,
-    pub(crate) peer_owner: Arc<dyn PipeOwner>,
-    pub(crate) peer: Arc<PipeHandle>,
-    pub(crate) inbox: VecDeque<Message>,
+    peer_owner: Arc<dyn PipeOwner>,
+    peer: Arc<PipeHandle>,
+    inbox: VecDeque<Message>,
     /// The peer's messages of the last take from its queue, on their way to `inbox`.
-    pub(crate) taken: VecDeque<Message>,
+    taken: VecDeque<Message>,
     /// A take of the current poll registered this task for the peer's next message (takes
     /// register even when they find messages, on a pipe that yields after waking): the
     /// registration holds until that message, whose enqueue then wakes the task.
-    pub(crate) watching: bool,
+    watching: bool,
     /// End the poll after a delivery that woke a receiver (the owner's receivers run on
     /// threads of their own); otherwise deliver on.
-    pub(crate) yield_after_waking: bool,
+    yield_after_waking: bool,
 }
 
 /// Runs one side of an inproc link until either side closes.
@@ -1258,6 +1258,26 @@ pub(crate) async fn run_inproc_pipe(mut pipe: InprocPipe) {
 }
 
 impl InprocPipe {
+    /// One side of a link: takes what `peer`'s senders queue and delivers it to `owner`'s
+    /// core through `handle`.
+    pub(crate) fn new(
+        owner: Arc<dyn PipeOwner>,
+        handle: Arc<PipeHandle>,
+        peer_owner: Arc<dyn PipeOwner>,
+        peer: Arc<PipeHandle>,
+    ) -> Self {
+        Self {
+            yield_after_waking: owner.receivers_have_own_threads(),
+            owner,
+            handle,
+            peer_owner,
+            peer,
+            inbox: VecDeque::new(),
+            taken: VecDeque::new(),
+            watching: false,
+        }
+    }
+
     fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<PipeEnd> {
         self.watching = false;
         for _ in 0..POLL_BUDGET {
@@ -1961,16 +1981,7 @@ mod tests {
         for _ in 0..queued {
             peer.enqueue(Message::with_header(&b"\0\0\0\x01"[..], &b"hi"[..]), 100);
         }
-        let pipe = InprocPipe {
-            owner: owner.clone(),
-            handle: handle(),
-            peer_owner: owner.clone(),
-            peer: peer.clone(),
-            inbox: VecDeque::new(),
-            taken: VecDeque::new(),
-            watching: false,
-            yield_after_waking: owner.receivers_have_own_threads(),
-        };
+        let pipe = InprocPipe::new(owner.clone(), handle(), owner.clone(), peer.clone());
         (pipe, peer)
     }
 
