@@ -46,6 +46,58 @@ fn req_rep_round_trips_over_every_transport() {
     });
 }
 
+/// Many threads wait on one connection at once, each on a context of its own, on both sides:
+/// every request gets its own answer. (One waiting caller watches a connection at a time and
+/// one per core spins; the others sleep until what they wait for is delivered to them.)
+#[test]
+fn many_threads_on_contexts_of_one_connection_each_get_their_answers() {
+    const THREADS: u32 = 48;
+    const TRIPS: u32 = 50;
+    within(60, || {
+        for t in ALL {
+            let rep = Rep::new();
+            let req = Req::new();
+            listen_dial(t, &rep, &req);
+            let servers: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    let ctx = rep.context().expect("rep context");
+                    thread::spawn(move || {
+                        // Ends when the socket closes.
+                        while let Ok(m) = ctx.recv() {
+                            let mut answer = m.body.to_vec();
+                            answer.reverse();
+                            if ctx.send(answer).is_err() {
+                                break;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let clients: Vec<_> = (0..THREADS)
+                .map(|c| {
+                    let ctx = req.context().expect("req context");
+                    thread::spawn(move || {
+                        for i in 0..TRIPS {
+                            let request = (c * TRIPS + i).to_le_bytes();
+                            ctx.send(request.to_vec()).expect("req send");
+                            let mut expected = request;
+                            expected.reverse();
+                            assert_eq!(&ctx.recv().expect("req recv").body[..], expected, "{t:?}");
+                        }
+                    })
+                })
+                .collect();
+            for c in clients {
+                c.join().unwrap();
+            }
+            rep.close();
+            for s in servers {
+                s.join().unwrap();
+            }
+        }
+    });
+}
+
 #[test]
 fn push_pull_delivers_in_order_over_every_transport() {
     within(20, || {
