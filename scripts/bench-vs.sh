@@ -7,8 +7,12 @@
 # Rows: throughput (msg/s) with 64 B messages over tcp, ipc and inproc, with 1400 B and
 # 65536 B messages over tcp (thr-count * 3/10 and thr-count / 50 messages; the 65536 B row is
 # also given in MB/s, 10^6 bytes), one-way latency (us) with 64 B messages over tcp, ipc
-# and inproc, and the anonymous resident memory (KiB) each side of the tcp 64 B throughput run
-# adds to the same program at rest (peak of the run minus peak of a one-message run). Every
+# and inproc; REQ/REP round trips/s with 100 contexts in flight (thr-count * 3/10 round
+# trips) and with 1 (lat-roundtrips), against sp-perf raw_pipelined_thr at the same depth;
+# PUB/SUB fan-out to 4 subscribers over tcp (thr-count / 5 messages sent), against
+# raw_fanout_thr, and the share delivered with the publisher paced at 1,000,000 msg/s for a
+# second (these have no NNG, nanomsg or libzmq tool); and the anonymous resident memory (KiB)
+# each side of the tcp 64 B throughput run adds to the same program at rest (peak of the run minus peak of a one-message run). Every
 # figure is the median of `repeats` runs; every process runs under
 # `timeout` (BENCH_TIMEOUT seconds, default 60) and a run that times out counts as missing
 # ("hung"), never as a number. A library whose tools could not be built shows "—".
@@ -57,6 +61,9 @@ lim() {
   return $rc
 }
 
+# What `cell` takes from the line its regex finds: the first number after a colon.
+pick='s/.*: ?([0-9.]+).*/\1/'
+
 # cell <regex> <cmd...>: like bench-lib's measure, for one library; sets CELL to
 # "median|run run ...". The median is over the runs that gave a number (the Markdown table
 # says how many others hung); "hung" when every run timed out, "—" when none gave a number.
@@ -73,7 +80,7 @@ cell() {
     if grep -q '^bench-vs: timed out' <<<"$o"; then
       v=hung
     else
-      v=$(grep -E "$regex" <<<"$o" | head -1 | sed -E 's/.*: ?([0-9.]+).*/\1/')
+      v=$(grep -E "$regex" <<<"$o" | head -1 | sed -E "$pick")
     fi
     vals+=("${v:-nan}")
   done
@@ -145,6 +152,40 @@ cat "$tmp/mbs" >>"$tmp/rows"
 row latency "tcp 64 B"    us lower lat "$T"   64 "$lat_trips"
 row latency "ipc 64 B"    us lower lat "$I"   64 "$lat_trips"
 row latency "inproc 64 B" us lower lat inproc 64 "$lat_trips"
+
+# sp_row <group> <case> <unit> <better> <regex> <raw-mode|-> <mode> <args...>: a row of
+# sp-perf's own modes, which NNG's, nanomsg's and libzmq's perf tools do not have (their cells
+# show —); the raw column runs <raw-mode> with the same arguments (tcp only).
+sp_row() {
+  local group=$1 case=$2 unit=$3 better=$4 regex=$5 raw=$6 line
+  shift 6
+  line="$group	$case	$unit	$better"
+  cell "$regex" lim $sp "$@"; line+="	$CELL"
+  if [ "$raw" = - ]; then
+    line+="	—|n/a"
+  else
+    cell "$regex" lim ${sp}"$raw" "${@:2}"; line+="	$CELL"
+  fi
+  line+="	—|n/a	—|n/a	—|n/a"
+  cell "$regex" lim $sp_smol "$@"; line+="	$CELL"
+  cell "$regex" lim $sp_blocking "$@"; line+="	$CELL"
+  echo "$line" >>"$tmp/rows"
+  echo "bench-vs: $case done" >&2
+}
+RT="round trips/s"
+ctx_trips=$((thr_count * 3 / 10)); [ $ctx_trips -ge 1 ] || ctx_trips=1
+sp_row contexts "REQ/REP tcp 100 in flight" "$RT" higher "$RT" raw_pipelined_thr \
+  req_ctx_thr "$T" 100 64 "$ctx_trips"
+sp_row contexts "REQ/REP tcp 1 in flight" "$RT" higher "$RT" raw_pipelined_thr \
+  req_ctx_thr "$T" 1 64 "$lat_trips"
+fan_count=$((thr_count / 5)); [ $fan_count -ge 1 ] || fan_count=1
+sp_row fan-out "PUB/SUB tcp 1 PUB to 4 SUBs" "msg/s delivered" higher "delivered in total" \
+  raw_fanout_thr fanout_thr "$T" 4 64 "$fan_count"
+# Paced at 1,000,000 msg/s for one second: the share of the 4,000,000 copies delivered.
+pick='s/.*\(([0-9.]+)%\).*/\1/'
+sp_row fan-out "paced at 1 M msg/s: % delivered" "%" higher "messages delivered" - \
+  fanout_thr --rate 1000000 "$T" 4 64 1000000
+pick='s/.*: ?([0-9.]+).*/\1/'
 
 # mem_cell <tool-prefix> <recv|send>: KiB that one side of the tcp 64 B throughput run adds to
 # the same program at rest: its peak anonymous resident memory (RssAnon, sampled every
