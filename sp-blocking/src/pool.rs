@@ -63,6 +63,9 @@ struct Pool {
     deferred_len: AtomicUsize,
     /// Blocking calls spinning now: each takes queued tasks, so no worker needs waking.
     spinners: AtomicUsize,
+    /// Of those, the callers waiting in [`spin`] (at most [`max_spinners`]); the others run
+    /// tasks at a send's yield or between two sleeps on their connections.
+    spin_waiters: AtomicUsize,
     /// Workers not asleep: one of them takes a queued task, so no other needs waking.
     awake: AtomicUsize,
     /// Workers asleep on `wake` (written under `sleep`'s lock).
@@ -91,6 +94,7 @@ impl Pool {
             epoch: Instant::now(),
             deferred_len: AtomicUsize::new(0),
             spinners: AtomicUsize::new(0),
+            spin_waiters: AtomicUsize::new(0),
             awake: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
             notified: AtomicBool::new(false),
@@ -599,9 +603,10 @@ fn poll_deferring_if<F: Future>(
 }
 
 /// Runs queued tasks, and polls `fut` each time it is woken, for up to [`SPIN`] in all;
-/// pending if `fut` still is then, or at once if [`max_spinners`] callers spin already.
+/// pending if `fut` still is then, or at once if [`max_spinners`] callers wait in it already.
 fn spin<F: Future>(pool: &Pool, mut fut: Pin<&mut F>, is_send: bool) -> Poll<F::Output> {
-    if pool.spinners.load(Ordering::SeqCst) >= max_spinners() {
+    if pool.spin_waiters.fetch_add(1, Ordering::SeqCst) >= max_spinners() {
+        pool.spin_waiters.fetch_sub(1, Ordering::SeqCst);
         return Poll::Pending;
     }
     let (wake, waker) = SPIN_WAKER.with(Clone::clone);
@@ -625,14 +630,15 @@ fn spin<F: Future>(pool: &Pool, mut fut: Pin<&mut F>, is_send: bool) -> Poll<F::
         }
     }
     pool.end_spin();
+    pool.spin_waiters.fetch_sub(1, Ordering::SeqCst);
     out
 }
 
-/// How many callers may spin at once: one per core. Every caller beyond that would spin on
-/// a core that another spinner, or the thread with the work, needs: a hundred threads waiting
-/// on one socket's contexts, each spinning for [`SPIN`] and yielding to the others, made
-/// 240,000–256,000 `sched_yield` calls in 100,000 inproc round trips (14,000–19,000 with
-/// this limit).
+/// How many callers may wait in [`spin`] at once: one per core. Every caller beyond that
+/// would spin on a core that another spinner, or the thread with the work, needs: a hundred
+/// threads waiting on one socket's contexts, each spinning for [`SPIN`] and yielding to the
+/// others, made 240,000–256,000 `sched_yield` calls in 100,000 inproc round trips
+/// (14,000–19,000 with this limit).
 fn max_spinners() -> usize {
     static MAX: OnceLock<usize> = OnceLock::new();
     *MAX.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -726,15 +732,16 @@ mod tests {
             polls.fetch_add(1, Ordering::SeqCst);
             Poll::Ready(())
         }));
-        for _ in 0..max_spinners() {
-            pool.begin_spin();
-        }
+        pool.spin_waiters.store(max_spinners(), Ordering::SeqCst);
         assert!(spin(&pool, counted_poll.as_mut(), false).is_pending());
         assert_eq!(polls.load(Ordering::SeqCst), 0, "it did not spin");
-        assert_eq!(pool.spinners.load(Ordering::SeqCst), max_spinners());
-        pool.end_spin();
+        assert_eq!(pool.spin_waiters.load(Ordering::SeqCst), max_spinners());
+        // Callers that run tasks elsewhere (a send's yield) do not count.
+        pool.spin_waiters.fetch_sub(1, Ordering::SeqCst);
+        pool.begin_spin();
         assert!(spin(&pool, counted_poll.as_mut(), false).is_ready());
         assert_eq!(polls.load(Ordering::SeqCst), 1);
+        assert_eq!(pool.spin_waiters.load(Ordering::SeqCst), max_spinners() - 1);
     }
 
     #[test]
