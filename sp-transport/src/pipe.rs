@@ -197,8 +197,6 @@ struct PipeQueue {
     returned: u64,
     /// The owner's core is waiting for `PipeWritable`.
     blocked: bool,
-    /// The owner's core stopped receiving from this pipe.
-    paused: bool,
     /// The task that drains `out`.
     consumer: Option<Waker>,
     /// The task that feeds the owner's core from this pipe.
@@ -228,6 +226,11 @@ pub(crate) struct PipeHandle {
     closed: AtomicBool,
     /// The socket is closing: write out what is queued, deliver nothing more, then close.
     draining: AtomicBool,
+    /// The owner's core stopped receiving from this pipe. Written only under the queue's
+    /// lock, read without it: the pipe's task asks at every delivery, and the queue's lock is
+    /// the one the pipe's sender (on another thread, say) takes for every message; a read of
+    /// a flag that rarely changes costs no cache miss when the sender took the lock last.
+    paused: AtomicBool,
     /// The pipe's task, woken when the pipe closes or starts draining.
     task: AtomicWaker,
 }
@@ -246,6 +249,7 @@ impl PipeHandle {
             q: Mutex::new(PipeQueue::default()),
             closed: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
             task: AtomicWaker::new(),
         })
     }
@@ -357,22 +361,29 @@ impl PipeHandle {
     }
 
     pub(crate) fn set_paused(&self) {
-        lock(&self.q).paused = true;
+        let _q = lock(&self.q);
+        self.paused.store(true, Ordering::Release);
     }
 
     /// Resumes a paused pipe and wakes its feeder.
     pub(crate) fn resume(&self) {
         let mut q = lock(&self.q);
-        q.paused = false;
+        self.paused.store(false, Ordering::Release);
         if let Some(w) = q.feeder.take() {
             w.wake();
         }
     }
 
     /// Returns true if the pipe may deliver; otherwise registers `waker` for the resume.
+    ///
+    /// Takes the queue's lock only when the pipe was paused: a pause and its resume both
+    /// happen under that lock, so the feeder registered there is never missed.
     pub(crate) fn poll_resumed(&self, waker: &Waker) -> bool {
+        if !self.paused.load(Ordering::Acquire) {
+            return true;
+        }
         let mut q = lock(&self.q);
-        if q.paused && !self.is_closed() {
+        if self.paused.load(Ordering::Acquire) && !self.is_closed() {
             set_waker(&mut q.feeder, waker);
             false
         } else {
@@ -2066,6 +2077,24 @@ mod tests {
         let (woken, polled, _) = close_while_paused(1);
         assert!(woken, "the peer's close wakes the paused pipe");
         assert!(matches!(polled, Poll::Ready(PipeEnd::PeerClosed)));
+    }
+
+    /// A paused pipe's feeder is registered by the check that finds the pause, and woken by
+    /// the resume; an unpaused pipe's check registers nothing.
+    #[test]
+    fn the_resume_wakes_the_feeder_that_found_the_pipe_paused() {
+        let h = handle();
+        let (count, waker) = CountingWake::new();
+        assert!(h.poll_resumed(&waker));
+        assert!(
+            lock(&h.q).feeder.is_none(),
+            "not paused: nothing registered"
+        );
+        h.set_paused();
+        assert!(!h.poll_resumed(&waker));
+        h.resume();
+        assert_eq!(count.0.load(Ordering::Relaxed), 1);
+        assert!(h.poll_resumed(&waker));
     }
 
     #[test]
