@@ -102,14 +102,16 @@
 //! A blocking call polls its work on the caller's thread. A call that must wait first runs
 //! the pool's ready tasks itself (such as the writer of the request whose reply it waits
 //! for). Then, on Linux, if at most 16 connections of the process have a reader waiting for
-//! bytes, it sleeps
-//! in `poll(2)` on them and on an eventfd of its thread, so that the kernel wakes the caller
-//! itself when the reply arrives and the caller reads it. Otherwise (inproc, more pipes,
-//! other platforms) it spins for up to 50 µs, running the pool's queued tasks and polling its
-//! own work, and while any call spins no sleeping worker is woken for a new task (an inproc
-//! round trip between two blocking threads then takes no wake-up at all); a call still
-//! waiting after that sleeps in `async_io::block_on`, driving the reactor when no other
-//! thread does. Tasks of other sockets may run on a caller's thread too: a pipe hook
+//! bytes, it sleeps in `poll(2)` on those that no other waiting call watches and on an
+//! eventfd of its thread, so that the kernel wakes the caller itself when the reply arrives
+//! and the caller reads it (one watcher per connection: many threads waiting on the contexts
+//! of one connection are woken one by one, each by what is delivered to it, not all by each
+//! reply). Otherwise (inproc, more pipes, other platforms) it spins for up to 50 µs, running
+//! the pool's queued tasks and polling its own work, and while any call spins no sleeping
+//! worker is woken for a new task (an inproc round trip between two blocking threads then
+//! takes no wake-up at all); at most one call per core spins, and a call still waiting after
+//! that, or that finds that many spinning, sleeps in `async_io::block_on`, driving the
+//! reactor when no other thread does. Tasks of other sockets may run on a caller's thread too: a pipe hook
 //! ([`Socket::set_pipe_hook`]) runs on a pool thread or on a thread blocked in some
 //! sp-blocking call, so it must not block nor take a lock that such a caller may hold.
 //!
