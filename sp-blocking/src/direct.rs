@@ -342,6 +342,17 @@ impl CallerWake {
         self.notified.store(false, Ordering::SeqCst);
     }
 
+    /// Starts watching `slot`'s connection, if its reader is still parked and no other
+    /// caller watches it.
+    fn try_watch(self: &Arc<Self>, slot: &Slot) -> bool {
+        let mut p = lock(&slot.parked);
+        let watch = p.waker.is_some() && p.watcher.as_ref().is_none_or(is_gone);
+        if watch {
+            p.watcher = Some(Arc::downgrade(self));
+        }
+        watch
+    }
+
     /// Sleeps until the waker is woken or a watched connection is readable; returns the
     /// wakers of the readers whose connection is readable, for the caller to wake once it
     /// counts as taking tasks again (their tasks then run on this thread).
@@ -394,19 +405,6 @@ impl CallerWake {
 /// Whether the caller behind a connection's watch is gone (its thread ended).
 fn is_gone(caller: &Weak<CallerWake>) -> bool {
     caller.strong_count() == 0
-}
-
-impl CallerWake {
-    /// Starts watching `slot`'s connection, if its reader is still parked and no other
-    /// caller watches it.
-    fn try_watch(self: &Arc<Self>, slot: &Slot) -> bool {
-        let mut p = lock(&slot.parked);
-        let watch = p.waker.is_some() && p.watcher.as_ref().is_none_or(is_gone);
-        if watch {
-            p.watcher = Some(Arc::downgrade(self));
-        }
-        watch
-    }
 }
 
 /// Whether a waiting caller has connections to watch (between 1 and [`DIRECT_MAX`] parked

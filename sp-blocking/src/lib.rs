@@ -111,9 +111,10 @@
 //! worker is woken for a new task (an inproc round trip between two blocking threads then
 //! takes no wake-up at all); at most one call per core spins, and a call still waiting after
 //! that, or that finds that many spinning, sleeps in `async_io::block_on`, driving the
-//! reactor when no other thread does. Tasks of other sockets may run on a caller's thread too: a pipe hook
-//! ([`Socket::set_pipe_hook`]) runs on a pool thread or on a thread blocked in some
-//! sp-blocking call, so it must not block nor take a lock that such a caller may hold.
+//! reactor when no other thread does. Tasks of other sockets may run on a caller's thread
+//! too: a pipe hook ([`Socket::set_pipe_hook`]) runs on a pool thread or on a thread blocked
+//! in some sp-blocking call, so it must not block nor take a lock that such a caller may
+//! hold.
 //!
 //! If the pool cannot start (the OS refuses a thread, or async-io its poller), every call
 //! that needs it returns [`Error::Io`] ("cannot start sp-blocking's threads") and the next
