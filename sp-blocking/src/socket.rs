@@ -623,3 +623,88 @@ pub fn device<A: SocketCore, B: SocketCore>(a: &Socket<A>, b: &Socket<B>) -> Res
 pub fn reflector<P: SocketCore>(socket: &Socket<P>) -> Result<()> {
     run(sp_transport::reflector(&socket.inner))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use super::*;
+    use crate::{Pull, Push};
+
+    /// Counts its wake-ups.
+    struct Counted(AtomicUsize);
+
+    impl Wake for Counted {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counted() -> (Arc<Counted>, Waker) {
+        let c = Arc::new(Counted(AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    /// Waits (up to 10 s) until `c` was woken.
+    fn woken(c: &Counted) -> bool {
+        let until = Instant::now() + Duration::from_secs(10);
+        while c.0.load(Ordering::SeqCst) == 0 {
+            if Instant::now() > until {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        true
+    }
+
+    /// A message wakes the receive that has waited longest, not every one; a receive dropped
+    /// before it was woken steps aside, and one dropped after its wake-up, without polling
+    /// again, passes its turn on: the next waiting receive is woken, and gets the message.
+    #[test]
+    fn receivers_are_woken_one_at_a_time_and_a_dropped_one_passes_its_turn() {
+        let pull = Pull::new();
+        let push = Push::new();
+        pull.listen("inproc://turns").unwrap();
+        push.dial("inproc://turns").unwrap();
+        let (gone, gone_waker) = counted();
+        let (first, first_waker) = counted();
+        let (second, second_waker) = counted();
+        {
+            let mut never_woken = pin!(pull.inner.recv());
+            let mut cx = Context::from_waker(&gone_waker);
+            assert!(never_woken.as_mut().poll(&mut cx).is_pending());
+        }
+        let mut a = Box::pin(pull.inner.recv());
+        let mut b = pin!(pull.inner.recv());
+        assert!(a
+            .as_mut()
+            .poll(&mut Context::from_waker(&first_waker))
+            .is_pending());
+        assert!(b
+            .as_mut()
+            .poll(&mut Context::from_waker(&second_waker))
+            .is_pending());
+        push.send(b"m".to_vec()).unwrap();
+        assert!(woken(&first), "the receive that waited longest is woken");
+        assert_eq!(
+            gone.0.load(Ordering::SeqCst),
+            0,
+            "the dropped one stepped aside"
+        );
+        assert_eq!(
+            second.0.load(Ordering::SeqCst),
+            0,
+            "one wake-up per message"
+        );
+        drop(a);
+        assert!(woken(&second), "the turn passed on");
+        match b.as_mut().poll(&mut Context::from_waker(&second_waker)) {
+            Poll::Ready(Ok(m)) => assert_eq!(&m.body[..], b"m"),
+            other => panic!("expected the message, got {other:?}"),
+        }
+    }
+}
