@@ -98,47 +98,6 @@ fn many_threads_on_contexts_of_one_connection_each_get_their_answers() {
     });
 }
 
-/// Threads blocked in `recv` on one socket are woken one at a time (the one waiting longest),
-/// each passing its turn on once it has a message: every message still reaches a thread, also
-/// after a receive that registered first has timed out. (The unit test
-/// `receivers_are_woken_one_at_a_time_and_a_dropped_one_passes_its_turn` checks the turns
-/// themselves.)
-#[test]
-fn threads_blocked_on_one_socket_each_get_a_message_and_a_timed_out_one_steps_aside() {
-    within(30, || {
-        for t in ALL {
-            let pull = Pull::new();
-            let push = Push::new();
-            listen_dial(t, &pull, &push);
-            // Registered first, then gone: a wake-up for it would be lost.
-            let early = {
-                let pull = pull.clone();
-                thread::spawn(move || pull.recv_until(Instant::now() + Duration::from_millis(50)))
-            };
-            assert!(
-                matches!(early.join().unwrap(), Err(Error::TimedOut)),
-                "{t:?}"
-            );
-            const THREADS: usize = 8;
-            let receivers: Vec<_> = (0..THREADS)
-                .map(|_| {
-                    let pull = pull.clone();
-                    thread::spawn(move || pull.recv().map(|m| m.body.to_vec()))
-                })
-                .collect();
-            for i in 0..THREADS as u8 {
-                push.send(vec![i]).expect("send");
-            }
-            let mut got: Vec<_> = receivers
-                .into_iter()
-                .map(|r| r.join().unwrap().expect("recv")[0])
-                .collect();
-            got.sort_unstable();
-            assert_eq!(got, (0..THREADS as u8).collect::<Vec<_>>(), "{t:?}");
-        }
-    });
-}
-
 #[test]
 fn push_pull_delivers_in_order_over_every_transport() {
     within(20, || {

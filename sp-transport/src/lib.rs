@@ -29,7 +29,6 @@ mod ipc_windows;
 mod pipe;
 mod pipe_events;
 mod pipe_view;
-mod receivers;
 mod roles;
 pub mod rt;
 mod socket;

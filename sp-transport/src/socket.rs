@@ -34,7 +34,6 @@ use crate::error::{Error, Result, SendResult, Unsent};
 use crate::pipe::{lock, Delivery, PipeEnd, PipeHandle, PipeOwner, QUEUE_HIGH_WATER_MSGS};
 use crate::pipe_events::{self, Hook, PipeEvent, PipeEvents, PipeVerdict, Subscribers};
 use crate::pipe_view::{EndpointId, Pipe};
-use crate::receivers::Receivers;
 use crate::roles::{RecvRole, SendRole};
 use crate::rt::{Runtime, Sleep};
 use crate::stats::{RefusalCounts, RefusalReason, SocketStats};
@@ -209,9 +208,6 @@ pub struct Socket<R: Runtime, P: SocketCore> {
     /// The message this handle's `Sink` accepted and has not handed to the protocol yet (at
     /// most one: `poll_ready` is pending until it is taken). Each clone has its own.
     pub(crate) sink_slot: Option<Message>,
-    /// The registration of this handle's `Stream` with the socket's waiting receivers, while
-    /// it waits. Each clone has its own.
-    pub(crate) stream_wait: Option<u64>,
 }
 
 impl<R: Runtime, P: SocketCore> Clone for Socket<R, P> {
@@ -219,14 +215,7 @@ impl<R: Runtime, P: SocketCore> Clone for Socket<R, P> {
         Self {
             owner: self.owner.clone(),
             sink_slot: None,
-            stream_wait: None,
         }
-    }
-}
-
-impl<R: Runtime, P: SocketCore> Drop for Socket<R, P> {
-    fn drop(&mut self) {
-        self.owner.shared.withdraw_recv(&mut self.stream_wait);
     }
 }
 
@@ -284,10 +273,7 @@ pub(crate) struct State<P> {
     pipes: BTreeMap<PipeId, Arc<PipeHandle>>,
     ids: PipeIdAllocator,
     send_waiters: Waiters,
-    recv_waiters: Receivers,
-    /// A message to receive wakes one waiting receiver, not all of them: the runtime's
-    /// receivers are threads (see [`State::wake_receivers`]).
-    wake_one_receiver: bool,
+    recv_waiters: Waiters,
     /// Callers of `close().await`, woken when the last pipe is gone after the close.
     close_waiters: Waiters,
     timer_deadline: Option<Instant>,
@@ -473,7 +459,9 @@ impl<P: Protocol> State<P> {
             }
             while let Some(event) = self.core.poll_event() {
                 match event {
-                    Event::Readable => self.wake_receivers(),
+                    Event::Readable => {
+                        self.receivers_woken += self.recv_waiters.defer_all(&mut self.wakes);
+                    }
                     Event::Writable => {
                         self.send_waiters.defer_all(&mut self.wakes);
                     }
@@ -541,34 +529,6 @@ impl<P: Protocol> State<P> {
 }
 
 impl<P> State<P> {
-    /// Wakes the receives waiting on the socket (not on a context): all of them, or, where
-    /// the runtime's receivers are threads, the one that has waited longest.
-    ///
-    /// Why one: many threads blocked in `recv` on one socket (a pool of workers on one PULL
-    /// socket) were all woken by each message, to find it taken by the first and sleep again
-    /// (16 threads: 570,000–620,000 context switches for 50,000 messages, against
-    /// 130,000–160,000 for one thread). A receive that takes a message passes the turn on to
-    /// the next waiting one (`pass_receive_turn`), so that a burst still wakes as many
-    /// threads as it keeps busy, one after the other; one woken but dropped before it took a
-    /// message passes it on too (`RecvWait`). Async receivers are all woken still: a task
-    /// that keeps a woken `Stream` without polling it would hold the turn.
-    fn wake_receivers(&mut self) {
-        self.receivers_woken += if self.wake_one_receiver {
-            self.recv_waiters.defer_oldest(&mut self.wakes)
-        } else {
-            self.recv_waiters.defer_all(&mut self.wakes)
-        };
-    }
-
-    /// A receive took a message, or gave up after its wake-up: with receivers woken one at
-    /// a time, the next waiting one gets its turn, for what may still be queued (it finds
-    /// nothing at worst, and waits again).
-    fn pass_receive_turn(&mut self) {
-        if self.wake_one_receiver {
-            self.recv_waiters.defer_oldest(&mut self.wakes);
-        }
-    }
-
     pub(crate) fn count_sent(&mut self, bytes: usize) {
         self.counters.msgs_sent += 1;
         self.counters.bytes_sent += bytes as u64;
@@ -738,29 +698,23 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
 
     /// One receive attempt; on `WouldBlock` it registers `waker` (if any) for
     /// [`Event::Readable`].
-    /// Receives now, or registers the receive whose registration `wait` holds (see
-    /// [`RecvWait`]).
-    fn try_recv_locked(&self, wait: Option<(&Waker, &mut Option<u64>)>) -> Result<Message> {
+    fn try_recv_locked(&self, waker: Option<&Waker>) -> Result<Message> {
         let mut st = self.lock();
         let now = self.receive_now(&mut st);
         let result = st.core.recv(now);
         st.pump(now);
-        let would_block = result == Err(RecvError::WouldBlock) && !self.is_closed();
-        if let Some((waker, slot)) = wait {
-            if would_block {
-                st.recv_waiters.register(slot, waker);
-            } else if let Some(id) = slot.take() {
-                st.recv_waiters.remove(id);
-            }
-        }
         match result {
             Ok(msg) => {
                 st.count_received(msg.len());
-                st.pass_receive_turn();
                 Ok(msg)
             }
             Err(_) if self.is_closed() => Err(Error::Closed),
-            Err(RecvError::WouldBlock) => Err(Error::WouldBlock),
+            Err(RecvError::WouldBlock) => {
+                if let Some(w) = waker {
+                    st.recv_waiters.register(w);
+                }
+                Err(Error::WouldBlock)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -772,26 +726,10 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         }
     }
 
-    /// Receives, or registers `cx`'s waker under the registration `slot` holds.
-    pub(crate) fn poll_recv(
-        &self,
-        cx: &mut Context<'_>,
-        slot: &mut Option<u64>,
-    ) -> Poll<Result<Message>> {
-        match self.try_recv_locked(Some((cx.waker(), slot))) {
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
+        match self.try_recv_locked(Some(cx.waker())) {
             Err(Error::WouldBlock) => Poll::Pending,
             done => Poll::Ready(done),
-        }
-    }
-
-    /// A receive that registered (`slot`) ends without a message: it withdraws, and if it
-    /// was woken meanwhile, passes its turn on (see [`State::wake_receivers`]).
-    pub(crate) fn withdraw_recv(&self, slot: &mut Option<u64>) {
-        if let Some(id) = slot.take() {
-            let mut st = self.lock();
-            if !st.recv_waiters.remove(id) {
-                st.pass_receive_turn();
-            }
         }
     }
 
@@ -1029,7 +967,6 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     pub fn with_runtime(rt: R) -> Self {
         let seed = rt.random_u64();
         let started = rt.now();
-        let rt_receivers_have_own_threads = rt.receivers_have_own_threads();
         let core = P::create(seed);
         let protocol = core.protocol();
         let peer_protocol = core.peer_protocol();
@@ -1049,8 +986,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
                 pipes: BTreeMap::new(),
                 ids: PipeIdAllocator::new(seed.rotate_left(17)),
                 send_waiters: Waiters::default(),
-                recv_waiters: Receivers::default(),
-                wake_one_receiver: rt_receivers_have_own_threads,
+                recv_waiters: Waiters::default(),
                 close_waiters: Waiters::default(),
                 timer_deadline: None,
                 timer_armed: None,
@@ -1072,17 +1008,11 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         Self {
             owner: Arc::new(Owner { shared }),
             sink_slot: None,
-            stream_wait: None,
         }
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared<R, P>> {
         &self.owner.shared
-    }
-
-    /// A receive for this handle's `Stream`, registered as [`Socket::stream_wait`].
-    pub(crate) fn poll_stream_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
-        self.owner.shared.poll_recv(cx, &mut self.stream_wait)
     }
 
     /// Returns the SP protocol this socket speaks.
@@ -1526,11 +1456,10 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// As [`Socket::recv`], and [`Error::NotSupported`].
     pub async fn recv_any_role(&self) -> Result<Message> {
         let shared = self.shared();
-        let mut wait = RecvWait::new(shared);
         with_deadline(
             &shared.rt,
             || deadline_after(&shared.rt, self.recv_timeout()),
-            |cx| wait.poll(cx),
+            |cx| shared.poll_recv(cx),
         )
         .await
     }
@@ -1737,31 +1666,7 @@ impl<R: Runtime, P: RecvRole> Socket<R, P> {
     /// As [`Socket::recv`].
     pub async fn recv_until(&self, deadline: Instant) -> Result<Message> {
         let shared = self.shared();
-        let mut wait = RecvWait::new(shared);
-        with_deadline(&shared.rt, || Some(deadline), |cx| wait.poll(cx)).await
-    }
-}
-
-/// One receive on a socket, from its first attempt until it completes or is dropped: holds
-/// its registration with the socket's waiting receivers, and withdraws it when dropped.
-struct RecvWait<'a, R: Runtime, P: SocketCore> {
-    shared: &'a Shared<R, P>,
-    slot: Option<u64>,
-}
-
-impl<'a, R: Runtime, P: SocketCore> RecvWait<'a, R, P> {
-    fn new(shared: &'a Shared<R, P>) -> Self {
-        Self { shared, slot: None }
-    }
-
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
-        self.shared.poll_recv(cx, &mut self.slot)
-    }
-}
-
-impl<R: Runtime, P: SocketCore> Drop for RecvWait<'_, R, P> {
-    fn drop(&mut self) {
-        self.shared.withdraw_recv(&mut self.slot);
+        with_deadline(&shared.rt, || Some(deadline), |cx| shared.poll_recv(cx)).await
     }
 }
 
