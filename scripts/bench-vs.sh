@@ -181,11 +181,11 @@ sp_row contexts "REQ/REP tcp 1 in flight" "$RT" higher "$RT" raw_pipelined_thr \
 fan_count=$((thr_count / 5)); [ $fan_count -ge 1 ] || fan_count=1
 sp_row fan-out "PUB/SUB tcp 1 PUB to 4 SUBs" "msg/s delivered" higher "delivered in total" \
   raw_fanout_thr fanout_thr "$T" 4 64 "$fan_count"
-# Paced at 1,000,000 msg/s for one second: the share of the 4,000,000 copies delivered.
-pick='s/.*\(([0-9.]+)%\).*/\1/'
-sp_row fan-out "paced at 1 M msg/s: % delivered" "%" higher "messages delivered" - \
+# Paced at 1,000,000 msg/s for one second: the share of the 4,000,000 copies delivered (the
+# percentage in "messages delivered: N of M (P%)"; `pick` set for this call only).
+pick='s/.*\(([0-9.]+)%\).*/\1/' \
+  sp_row fan-out "paced at 1 M msg/s: % delivered" "%" higher "messages delivered" - \
   fanout_thr --rate 1000000 "$T" 4 64 1000000
-pick='s/.*: ?([0-9.]+).*/\1/'
 
 # mem_cell <tool-prefix> <recv|send>: KiB that one side of the tcp 64 B throughput run adds to
 # the same program at rest: its peak anonymous resident memory (RssAnon, sampled every
