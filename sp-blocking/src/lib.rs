@@ -116,6 +116,13 @@
 //! in some sp-blocking call, so it must not block nor take a lock that such a caller may
 //! hold.
 //!
+//! Threads blocked in `recv` on one socket (a pool of workers on one PULL socket) take
+//! turns: one waits in the socket, the others sleep in a queue, first come, first served, and
+//! each return from the socket hands the turn to the thread that has waited longest. A
+//! message so wakes one thread, not every one blocked on the socket; a thread that comes back
+//! for more takes what is queued before it joins the queue, and each keeps its own timeout.
+//! Contexts need no turns: a context's messages wake only its own receive.
+//!
 //! If the pool cannot start (the OS refuses a thread, or async-io its poller), every call
 //! that needs it returns [`Error::Io`] ("cannot start sp-blocking's threads") and the next
 //! call tries again; nothing stalls silently. (async-io reports a poller or thread it cannot
@@ -131,6 +138,7 @@ mod endpoint;
 mod pool;
 mod runtime;
 mod socket;
+mod turns;
 
 pub use context::Context;
 pub use endpoint::{Dialer, Listener, PipeEvents};

@@ -1,5 +1,6 @@
 //! [`Socket`]: the shared driver's socket, with blocking calls.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sp_core::protocol::pair1::Pair1 as Pair1Core;
@@ -13,6 +14,7 @@ use sp_transport::{
 
 use crate::endpoint::{Dialer, Listener, PipeEvents};
 use crate::runtime::{block_on, run, send_with, Threads};
+use crate::turns::RecvTurns;
 
 /// A socket speaking protocol `P`, with blocking calls.
 ///
@@ -24,12 +26,15 @@ use crate::runtime::{block_on, run, send_with, Threads};
 /// one socket at once.
 pub struct Socket<P: SocketCore> {
     inner: sp_transport::Socket<Threads, P>,
+    /// Which of the threads blocked in `recv` waits in the socket (see `turns`).
+    turns: Arc<RecvTurns>,
 }
 
 impl<P: SocketCore> Clone for Socket<P> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
+            turns: self.turns.clone(),
         }
     }
 }
@@ -53,6 +58,7 @@ impl<P: SocketCore> Socket<P> {
     pub fn new() -> Self {
         Self {
             inner: sp_transport::Socket::with_runtime(Threads),
+            turns: Arc::default(),
         }
     }
 
@@ -387,7 +393,14 @@ impl<P: RecvRole> Socket<P> {
     /// [`Error::Closed`](crate::Error::Closed); [`Error::WouldBlock`](crate::Error::WouldBlock)
     /// with a zero timeout.
     pub fn recv(&self) -> Result<Message> {
-        run(self.inner.recv())
+        if let Some(_turn) = self.turns.try_take() {
+            return run(self.inner.recv());
+        }
+        let deadline = self.inner.recv_timeout().map(|t| {
+            let now = Instant::now();
+            now.checked_add(t).unwrap_or_else(far_future)
+        });
+        self.recv_in_turn(deadline)
     }
 
     /// Receives like [`Socket::recv`], but blocks at most until `deadline` (ignoring the
@@ -396,7 +409,41 @@ impl<P: RecvRole> Socket<P> {
     /// # Errors
     /// As [`Socket::recv`].
     pub fn recv_until(&self, deadline: Instant) -> Result<Message> {
-        run(self.inner.recv_until(deadline))
+        if let Some(_turn) = self.turns.try_take() {
+            return run(self.inner.recv_until(deadline));
+        }
+        self.recv_in_turn(Some(deadline))
+    }
+
+    /// Waits for this thread's turn (another thread is blocked in `recv`; see `turns`), then
+    /// receives, all by `deadline` (`None`: no deadline).
+    fn recv_in_turn(&self, deadline: Option<Instant>) -> Result<Message> {
+        // What is queued needs no turn: a thread back from handling one message of a burst
+        // takes the next at once, instead of queueing behind threads that sleep.
+        match self.inner.try_recv() {
+            Err(crate::Error::WouldBlock) => {}
+            other => {
+                self.turns.not_waiting();
+                return other;
+            }
+        }
+        let may_wait = deadline.is_none_or(|d| d > Instant::now());
+        let turn = self.turns.wait(deadline);
+        let out = match (turn.is_some(), deadline) {
+            // Not `recv()`: that would read the receive timeout now, which may have changed
+            // since this call read it.
+            (true, None) => run(self.inner.recv_until(far_future())),
+            (true, Some(d)) => run(self.inner.recv_until(d)),
+            // The deadline came first, or the call may not wait at all: it takes what is
+            // queued, as the socket would.
+            (false, _) => self.inner.try_recv(),
+        };
+        drop(turn);
+        match out {
+            // A call that waited times out rather than "would block".
+            Err(crate::Error::WouldBlock) if may_wait => Err(crate::Error::TimedOut),
+            other => other,
+        }
     }
 
     /// Receives a message only if one is ready now.
@@ -622,4 +669,9 @@ pub fn device<A: SocketCore, B: SocketCore>(a: &Socket<A>, b: &Socket<B>) -> Res
 /// As [`device`], for a cooked socket or one that does not peer with itself.
 pub fn reflector<P: SocketCore>(socket: &Socket<P>) -> Result<()> {
     run(sp_transport::reflector(&socket.inner))
+}
+
+/// About 30 years from now: "forever", safe from `Instant` overflow.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
 }

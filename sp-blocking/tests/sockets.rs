@@ -98,6 +98,72 @@ fn many_threads_on_contexts_of_one_connection_each_get_their_answers() {
     });
 }
 
+/// Threads blocked in `recv` on one socket take turns (one waits in the socket, the others
+/// queue): every message goes to exactly one of them, over every transport.
+#[test]
+fn threads_blocked_on_one_socket_share_its_messages_without_loss_or_repeat() {
+    const THREADS: usize = 8;
+    const MESSAGES: u32 = 2_000;
+    within(60, || {
+        for t in ALL {
+            let pull = Pull::new();
+            let push = Push::new();
+            listen_dial(t, &pull, &push);
+            let receivers: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    let pull = pull.clone();
+                    thread::spawn(move || {
+                        let mut got = Vec::new();
+                        // A one-byte message tells the thread to stop.
+                        loop {
+                            let m = pull.recv().expect("pull recv");
+                            if m.body.len() == 1 {
+                                return got;
+                            }
+                            got.push(u32::from_le_bytes(m.body[..].try_into().unwrap()));
+                        }
+                    })
+                })
+                .collect();
+            for i in 0..MESSAGES {
+                push.send(i.to_le_bytes().to_vec()).expect("push send");
+            }
+            for _ in 0..THREADS {
+                push.send(vec![0u8]).expect("push stop");
+            }
+            let mut all: Vec<u32> = receivers
+                .into_iter()
+                .flat_map(|r| r.join().unwrap())
+                .collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..MESSAGES).collect::<Vec<_>>(), "{t:?}");
+        }
+    });
+}
+
+/// A receive queued behind another thread's keeps its own deadline and zero timeout, and
+/// leaves the turn in order: the thread in the socket still gets the next message.
+#[test]
+fn a_receive_behind_another_threads_keeps_its_own_timeouts() {
+    within(20, || {
+        let pull = Pull::new();
+        let push = Push::new();
+        pull.listen("inproc://turns-timeouts").expect("listen");
+        push.dial("inproc://turns-timeouts").expect("dial");
+        let waiting = {
+            let pull = pull.clone();
+            thread::spawn(move || pull.recv().map(|m| m.body.to_vec()))
+        };
+        let deadline = Instant::now() + Duration::from_millis(50);
+        assert!(matches!(pull.recv_until(deadline), Err(Error::TimedOut)));
+        assert!(Instant::now() >= deadline, "returned before its deadline");
+        pull.set_recv_timeout(Some(Duration::ZERO));
+        assert!(matches!(pull.recv(), Err(Error::WouldBlock)));
+        push.send(b"next".to_vec()).expect("send");
+        assert_eq!(waiting.join().unwrap().expect("recv"), b"next");
+    });
+}
+
 #[test]
 fn push_pull_delivers_in_order_over_every_transport() {
     within(20, || {
