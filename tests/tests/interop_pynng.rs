@@ -30,7 +30,7 @@ use sp_tokio::{Pub, Pull, Push, Rep, Req, Respondent, Sub, Surveyor};
 /// script's last act is a send (rep, push, pub, respondent) it waits (up to 10 s) for our side
 /// to hang up before exiting, so nothing it queued is lost to an early close.
 const SCRIPT: &str = r#"
-import sys, threading, pynng
+import os, sys, threading, pynng
 role, mode, url, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 payloads = [bytes.fromhex(h) for h in sys.argv[5:]]
 cls = dict(req=pynng.Req0, rep=pynng.Rep0, push=pynng.Push0, pull=pynng.Pull0, pair=pynng.Pair0,
@@ -75,7 +75,10 @@ elif role in ("pair", "pair1", "bus"):
 if role in ("rep", "push", "pub", "respondent"):
     gone.wait(10)
 print("done", flush=True)
-s.close()
+# Exit without closing: pynng 0.8 (NNG 1.11) can panic in its own close while its pipe-removal
+# callback still runs ("pthread_mutex_lock: Invalid argument" in nni_task_dispatch). Every
+# exchange is over by now; the kernel closes the connections as close would.
+os._exit(0)
 "#;
 
 fn python() -> Option<PathBuf> {

@@ -87,7 +87,7 @@ enum Act {
 
 /// pynng runner: argv ROLE MODE URL COUNT ACT HEX_PAYLOAD CA CERT KEY.
 const PYNNG_SCRIPT: &str = r#"
-import sys, time, threading, pynng
+import os, sys, time, threading, pynng
 role, mode, url, count, act, payload, ca, cert, key = sys.argv[1:10]
 count = int(count)
 payload = bytes.fromhex(payload)
@@ -134,7 +134,10 @@ else:
     for _ in range(count):
         show(s.recv())
 print("done", flush=True)
-s.close()
+# Exit without closing: pynng 0.8 (NNG 1.11) can panic in its own close while its pipe-removal
+# callback still runs ("pthread_mutex_lock: Invalid argument" in nni_task_dispatch). Every
+# exchange is over by now; the kernel closes the connections as close would.
+os._exit(0)
 "#;
 
 impl Peer {
