@@ -200,6 +200,92 @@ macro_rules! cancel_suite {
                 });
             }
 
+            /// Receives of many threads waiting on one socket: each message reaches exactly
+            /// one of them, also after a waiting receive was cancelled.
+            #[test]
+            fn receives_queued_on_one_socket_share_its_messages_and_survive_a_cancel() {
+                const RECEIVERS: usize = 8;
+                run(async {
+                    let pull = sp::Pull::new();
+                    pull.listen(concat!("inproc://turns-", stringify!($module)))
+                        .await
+                        .expect("listen");
+                    let push = sp::Push::new();
+                    push.set_send_timeout(Some(T));
+                    push.dial(concat!("inproc://turns-", stringify!($module)))
+                        .await
+                        .expect("dial");
+                    let receivers: Vec<_> = (0..RECEIVERS)
+                        .map(|_| {
+                            let pull = pull.clone();
+                            sp_tests::harness::background(async move {
+                                let mut got = Vec::new();
+                                // A one-byte message tells the receiver to stop.
+                                loop {
+                                    let msg = pull.recv().await.expect("recv");
+                                    if msg.body.len() == 1 {
+                                        return got;
+                                    }
+                                    got.push(number(&msg.body));
+                                }
+                            })
+                        })
+                        .collect();
+                    // Waits among the others (or before them), then is cancelled: a wake-up
+                    // meant for it must not be lost.
+                    assert!(race(pull.recv(), Duration::from_micros(50)).await.is_none());
+                    for i in 0..COUNT {
+                        push.send(numbered(i)).await.expect("send");
+                    }
+                    for _ in 0..RECEIVERS {
+                        push.send(vec![0u8]).await.expect("send a stop");
+                    }
+                    let mut all: Vec<u32> = receivers
+                        .into_iter()
+                        .flat_map(|r| r.join().expect("receiver"))
+                        .collect();
+                    all.sort_unstable();
+                    assert_eq!(all, (0..COUNT).collect::<Vec<_>>());
+                });
+            }
+
+            /// A receive kept but not polled after its wake-up does not hold up the other
+            /// receives on the socket: a scheme that wakes one receive per message must hand
+            /// the next message to another.
+            #[test]
+            fn a_receive_kept_but_not_polled_does_not_hold_up_the_others() {
+                run(async {
+                    let pull = sp::Pull::new();
+                    pull.listen(concat!("inproc://unpolled-", stringify!($module)))
+                        .await
+                        .expect("listen");
+                    let push = sp::Push::new();
+                    push.set_send_timeout(Some(T));
+                    push.dial(concat!("inproc://unpolled-", stringify!($module)))
+                        .await
+                        .expect("dial");
+                    let kept = pull.recv();
+                    futures_util::pin_mut!(kept);
+                    assert!(smol::future::poll_once(kept.as_mut()).await.is_none());
+                    let other = {
+                        let pull = pull.clone();
+                        sp_tests::harness::background(async move {
+                            number(&pull.recv().await.expect("recv").body)
+                        })
+                    };
+                    // Sent one at a time: each is a delivery of its own.
+                    push.send(numbered(1)).await.expect("send");
+                    push.send(numbered(2)).await.expect("send");
+                    // Waited for without blocking this thread, which `kept` belongs to.
+                    wait_for("the other receive", T, || other.is_finished()).await;
+                    let got = other.join().expect("the other receive");
+                    let kept_got = number(&kept.await.expect("recv").body);
+                    let mut both = [got, kept_got];
+                    both.sort_unstable();
+                    assert_eq!(both, [1, 2]);
+                });
+            }
+
             #[test]
             fn a_stream_raced_against_a_timer_loses_nothing() {
                 use futures_util::StreamExt;
