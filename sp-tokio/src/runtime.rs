@@ -50,6 +50,14 @@ impl Runtime for Tokio {
         tokio::time::Instant::now().into_std()
     }
 
+    /// tokio's cooperative budget, as its own channels spend it: a send that completes at
+    /// once spends a unit, and a task out of budget yields through tokio's deferred wake-up,
+    /// which wakes no other worker (see `Runtime::send_budget`). Measured on inproc 64 B
+    /// throughput: 3.2 M msg/s with a self-wake every 32 sends, 4.3–4.4 M with the budget.
+    fn send_budget(&self) -> Option<fn(&mut Context<'_>) -> Poll<()>> {
+        Some(|cx| tokio::task::coop::poll_proceed(cx).map(|restore| restore.made_progress()))
+    }
+
     fn sleep_until(&self, deadline: Instant) -> Box<dyn Sleep> {
         let _guard = self.handle.enter();
         Box::new(TokioSleep(Box::pin(tokio::time::sleep_until(

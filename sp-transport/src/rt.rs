@@ -256,6 +256,18 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     fn wake_later(&self) -> Option<fn(&Waker)> {
         None
     }
+    /// The runtime's budget for sends that complete at once: a function that a send polls
+    /// before its attempt, `Pending` (with the task's wake-up arranged) when the task should
+    /// yield first. `None` (the default): the socket yields every 32 sends itself, by waking
+    /// the task during its own poll.
+    ///
+    /// Why: tokio has such a budget (`tokio::task::coop`), which its own channels and I/O
+    /// spend, and its yield defers the wake-up until the worker has run its other tasks; a
+    /// task woken during its own poll instead wakes a parked worker to steal it, and two
+    /// workers taking an inproc stream from each other cost a third of the CPU.
+    fn send_budget(&self) -> Option<fn(&mut Context<'_>) -> Poll<()>> {
+        None
+    }
     /// Whether the tasks a pipe wakes to receive run on threads of their own (sp-blocking's
     /// callers) rather than on the executor that runs the pipe's task. Default: false.
     ///

@@ -257,15 +257,16 @@ pub(crate) struct Shared<R, P> {
     protocol: ProtocolId,
     peer_protocol: ProtocolId,
     closed: AtomicBool,
-    /// Sends started since the last forced yield (see [`SEND_YIELD_EVERY`]).
+    /// Sends started (see [`SEND_YIELD_EVERY`]).
     sends: std::sync::atomic::AtomicU32,
     state: Mutex<State<P>>,
 }
 
-/// Every this many sends, `send` yields to the runtime once (before its attempt). A send that never waits
-/// (PUB and BUS never block; PUSH rarely does) never returns to the executor, so a send loop
-/// would starve the pipe tasks queued behind it on the same worker thread: PUB would then drop
-/// most messages for its busy subscribers although the CPU could carry them.
+/// Every this many sends, a send yields to the runtime once (before its attempt), unless the
+/// runtime has a budget of its own ([`Runtime::send_budget`]). A send that never waits (PUB
+/// and BUS never block; PUSH rarely does) never returns to the executor, so a send loop would
+/// starve the pipe tasks queued behind it on the same worker thread: PUB would then drop most
+/// messages for its busy subscribers although the CPU could carry them.
 const SEND_YIELD_EVERY: u32 = 32;
 
 pub(crate) struct State<P> {
@@ -717,6 +718,26 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Polled before a send's attempt (never after it, so that a future dropped while it
+    /// yields has sent nothing): `Pending`, with the task's wake-up arranged, when the task
+    /// should give the executor a turn first. The runtime's budget decides where it has one
+    /// ([`Runtime::send_budget`]); otherwise every [`SEND_YIELD_EVERY`]th call yields.
+    pub(crate) fn poll_send_turn(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(budget) = self.rt.send_budget() {
+            return budget(cx);
+        }
+        // A plain load and store, not an atomic add: two threads sending at once may lose a
+        // count, which only moves a yield, and the add's locked instruction was a measurable
+        // share of a small message's cost. The poll after a yield counts again, so it goes on.
+        let sends = self.sends.load(Ordering::Relaxed).wrapping_add(1);
+        self.sends.store(sends, Ordering::Relaxed);
+        if sends.is_multiple_of(SEND_YIELD_EVERY) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        Poll::Ready(())
     }
 
     pub(crate) fn poll_send(&self, msg: &Message, cx: &mut Context<'_>) -> Poll<Result<()>> {
@@ -1426,16 +1447,10 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     pub async fn send_any_role(&self, msg: impl Into<Message>) -> SendResult {
         let msg = msg.into();
         let shared = self.shared();
-        // The periodic yield comes before the attempt, never after it: a future dropped
-        // while it yields has sent nothing (after a completed send, a drop would make the
-        // caller send the message again). A plain load and store, not an atomic add: two
-        // threads sending at once may lose a count, which only moves a yield, and the add's
-        // locked instruction was a measurable share of a small message's cost.
-        let sends = shared.sends.load(Ordering::Relaxed).wrapping_add(1);
-        shared.sends.store(sends, Ordering::Relaxed);
-        if sends.is_multiple_of(SEND_YIELD_EVERY) {
-            yield_now().await;
-        }
+        // The turn comes before the attempt, never after it: a future dropped while it
+        // yields has sent nothing (after a completed send, a drop would make the caller send
+        // the message again).
+        std::future::poll_fn(|cx| shared.poll_send_turn(cx)).await;
         with_deadline(
             &shared.rt,
             || deadline_after(&shared.rt, self.send_timeout()),
@@ -1587,6 +1602,11 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
 impl<R: Runtime, P: SendRole> Socket<R, P> {
     /// Sends a message, waiting up to the send timeout for a peer that can take it.
     ///
+    /// A send that could complete at once sometimes returns to the executor first, so that a
+    /// loop of sends that never wait (PUB, BUS) lets the pipe tasks behind it run: on tokio it
+    /// spends tokio's cooperative budget, as tokio's own channels do (`tokio::task::coop`);
+    /// elsewhere every 32nd send yields.
+    ///
     /// # Cancel safety
     /// Cancel-safe: the protocol takes the message only in the poll that completes the call;
     /// a future dropped before then (a timeout, a losing `select!` branch) sent nothing.
@@ -1674,20 +1694,6 @@ impl<R: Runtime, P: RecvRole> Socket<R, P> {
         let shared = self.shared();
         with_deadline(&shared.rt, || Some(deadline), |cx| shared.poll_recv(cx)).await
     }
-}
-
-/// Returns to the executor once, staying ready to run.
-async fn yield_now() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if std::mem::replace(&mut yielded, true) {
-            Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
 }
 
 /// Turns a timeout option into a deadline; a zero timeout becomes "now" (one attempt only).

@@ -55,8 +55,13 @@ impl<R: Runtime, P: SendRole> Socket<R, P> {
 impl<R: Runtime, P: SendRole> Sink<Message> for Socket<R, P> {
     type Error = Error;
 
+    /// Ready once the previous message is handed over and the task has had its turn
+    /// (`Socket::send`'s periodic yield): a `send_all` loop on PUB, which never waits, must
+    /// not starve the pipe tasks behind it.
     fn poll_ready(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<()>> {
-        self.get_mut().poll_sink_slot(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_sink_slot(cx))?;
+        this.shared().poll_send_turn(cx).map(Ok)
     }
 
     fn start_send(self: Pin<&mut Self>, msg: Message) -> Result<()> {

@@ -1,0 +1,115 @@
+//! A send loop that never waits gives its executor a turn, in each async adapter.
+//!
+//! PUB and BUS sends complete at once, whatever the subscribers take, so a task that sends in
+//! a loop never returns to its executor by itself; the pipe tasks behind it on the same thread
+//! would not run until the loop ends. So `send` and the `Sink` take turns: tokio's sockets
+//! spend tokio's cooperative budget (`tokio::task::coop`, as its channels do), smol's yield
+//! every 32 sends. Each test runs the loop on a single-threaded executor beside an observer
+//! task that counts its own turns: the observer can only run when the loop yields.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use sp_tests::harness::with_limit;
+
+/// How long a test body may take in all.
+const LIMIT: Duration = Duration::from_secs(30);
+/// Sends per loop: several times tokio's budget (128) and smol's yield interval (32).
+const SENDS: u32 = 1_000;
+
+/// Runs `body` on a current-thread tokio runtime beside an observer task; returns the
+/// observer's turns while `body` ran.
+fn observed_on_tokio<F: Future<Output = ()>>(body: impl FnOnce() -> F) -> u32 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("start a current-thread tokio runtime");
+    rt.block_on(with_limit(LIMIT, async {
+        let turns = Arc::new(AtomicU32::new(0));
+        let counted = turns.clone();
+        let observer = tokio::spawn(async move {
+            loop {
+                counted.fetch_add(1, Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        });
+        // The observer's first turn, so that it is waiting to run again when the loop starts.
+        tokio::task::yield_now().await;
+        let before = turns.load(Ordering::Relaxed);
+        body().await;
+        let during = turns.load(Ordering::Relaxed) - before;
+        observer.abort();
+        during
+    }))
+}
+
+/// Runs `body` on a single-threaded smol executor beside an observer task; returns the
+/// observer's turns while `body` ran.
+fn observed_on_smol<F: Future<Output = ()>>(body: impl FnOnce() -> F) -> u32 {
+    let ex = smol::LocalExecutor::new();
+    smol::block_on(ex.run(with_limit(LIMIT, async {
+        let turns = Arc::new(AtomicU32::new(0));
+        let counted = turns.clone();
+        let _observer = ex.spawn(async move {
+            loop {
+                counted.fetch_add(1, Ordering::Relaxed);
+                smol::future::yield_now().await;
+            }
+        });
+        smol::future::yield_now().await;
+        let before = turns.load(Ordering::Relaxed);
+        body().await;
+        turns.load(Ordering::Relaxed) - before
+    })))
+}
+
+macro_rules! turn_suite {
+    ($module:ident, $adapter:ident, $observed:ident) => {
+        mod $module {
+            use super::*;
+            use $adapter as sp;
+
+            #[test]
+            fn a_pub_send_loop_gives_the_executor_turns() {
+                let turns = $observed(|| async {
+                    // No subscriber: every send completes at once (the message is dropped).
+                    let publisher = sp::Pub::new();
+                    for i in 0..SENDS {
+                        publisher
+                            .send(i.to_be_bytes().to_vec())
+                            .await
+                            .expect("a PUB send");
+                    }
+                });
+                assert!(
+                    turns >= 2,
+                    "{SENDS} sends that completed at once let another task run {turns} times"
+                );
+            }
+
+            #[test]
+            fn a_pub_sink_loop_gives_the_executor_turns() {
+                let turns = $observed(|| async {
+                    let mut publisher = sp::Pub::new();
+                    for i in 0..SENDS {
+                        publisher
+                            .feed(sp::Message::from(i.to_be_bytes().to_vec()))
+                            .await
+                            .expect("a PUB sink send");
+                    }
+                    publisher.flush().await.expect("flush the PUB sink");
+                });
+                assert!(
+                    turns >= 2,
+                    "{SENDS} sink sends that completed at once let another task run {turns} times"
+                );
+            }
+        }
+    };
+}
+
+turn_suite!(tokio_adapter, sp_tokio, observed_on_tokio);
+turn_suite!(smol_adapter, sp_smol, observed_on_smol);
