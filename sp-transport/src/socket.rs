@@ -676,16 +676,30 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
     }
 
     /// One send attempt; on `WouldBlock` it registers `waker` (if any) for
-    /// [`Event::Writable`].
-    fn try_send_locked(&self, msg: &Message, waker: Option<&Waker>) -> Result<()> {
+    /// [`Event::Writable`]. The core gets the message itself when it says it will take it
+    /// ([`Protocol::will_take`]), `msg` then left empty, and a copy otherwise, `msg` then
+    /// kept for the caller to retry or give back. An empty `msg` was sent already.
+    fn try_send_locked(&self, msg: &mut Option<Message>, waker: Option<&Waker>) -> Result<()> {
+        let Some(offered) = msg.as_ref() else {
+            return Ok(());
+        };
         let mut st = self.lock();
         if self.is_closed() {
             return Err(Error::Closed);
         }
         let now = self.core_now(&mut st);
-        let result = st.core.send(msg.clone(), now);
+        let len = offered.len();
+        let result = if st.core.will_take(offered) {
+            st.core.send(msg.take().unwrap_or_default(), now)
+        } else {
+            st.core.send(offered.clone(), now)
+        };
+        debug_assert!(
+            result.is_ok() || msg.is_some(),
+            "a core refused a message it said it would take"
+        );
         match result {
-            Ok(()) => st.count_sent(msg.len()),
+            Ok(()) => st.count_sent(len),
             Err(SendError::WouldBlock) => {
                 if let Some(w) = waker {
                     st.send_waiters.register(w);
@@ -740,7 +754,13 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         Poll::Ready(())
     }
 
-    pub(crate) fn poll_send(&self, msg: &Message, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    /// A send attempt of `msg` (see `try_send_locked`): `Pending` while the core cannot take
+    /// it, the message kept.
+    pub(crate) fn poll_send(
+        &self,
+        msg: &mut Option<Message>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<()>> {
         match self.try_send_locked(msg, Some(cx.waker())) {
             Err(Error::WouldBlock) => Poll::Pending,
             done => Poll::Ready(done),
@@ -1445,7 +1465,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// # Errors
     /// As [`Socket::send`], and [`Error::NotSupported`].
     pub async fn send_any_role(&self, msg: impl Into<Message>) -> SendResult {
-        let msg = msg.into();
+        let mut msg = Some(msg.into());
         let shared = self.shared();
         // The turn comes before the attempt, never after it: a future dropped while it
         // yields has sent nothing (after a completed send, a drop would make the caller send
@@ -1454,10 +1474,10 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         with_deadline(
             &shared.rt,
             || deadline_after(&shared.rt, self.send_timeout()),
-            |cx| shared.poll_send(&msg, cx),
+            |cx| shared.poll_send(&mut msg, cx),
         )
         .await
-        .map_err(|e| Unsent::new(e, msg))
+        .map_err(|e| Unsent::new(e, msg.unwrap_or_default()))
     }
 
     /// [`Socket::recv`] for code that picks its protocol at run time, as
@@ -1622,10 +1642,10 @@ impl<R: Runtime, P: SendRole> Socket<R, P> {
     /// # Errors
     /// [`Error::WouldBlock`] when no peer can take it now, and the errors of [`Socket::send`].
     pub fn try_send(&self, msg: impl Into<Message>) -> SendResult {
-        let msg = msg.into();
+        let mut msg = Some(msg.into());
         self.shared()
-            .try_send_locked(&msg, None)
-            .map_err(|e| Unsent::new(e, msg))
+            .try_send_locked(&mut msg, None)
+            .map_err(|e| Unsent::new(e, msg.unwrap_or_default()))
     }
 
     /// Sends like [`Socket::send`], but waits at most until `deadline` (ignoring the send
@@ -1638,15 +1658,15 @@ impl<R: Runtime, P: SendRole> Socket<R, P> {
     /// # Errors
     /// As [`Socket::send`].
     pub async fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> SendResult {
-        let msg = msg.into();
+        let mut msg = Some(msg.into());
         let shared = self.shared();
         with_deadline(
             &shared.rt,
             || Some(deadline),
-            |cx| shared.poll_send(&msg, cx),
+            |cx| shared.poll_send(&mut msg, cx),
         )
         .await
-        .map_err(|e| Unsent::new(e, msg))
+        .map_err(|e| Unsent::new(e, msg.unwrap_or_default()))
     }
 }
 

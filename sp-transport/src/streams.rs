@@ -43,10 +43,13 @@ impl<R: Runtime, P: RecvRole> Stream for Socket<R, P> {
 impl<R: Runtime, P: SendRole> Socket<R, P> {
     /// Hands the message the sink holds to the protocol; ready once the slot is empty.
     fn poll_sink_slot(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<()>> {
-        let Some(msg) = &self.sink_slot else {
+        if self.sink_slot.is_none() {
             return Poll::Ready(Ok(()));
-        };
-        let res = std::task::ready!(self.shared().poll_send(msg, cx));
+        }
+        let mut slot = self.sink_slot.take();
+        let res = self.shared().poll_send(&mut slot, cx);
+        self.sink_slot = slot;
+        let res = std::task::ready!(res);
         self.sink_slot = None;
         Poll::Ready(res)
     }

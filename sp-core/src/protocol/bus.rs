@@ -157,6 +157,11 @@ impl Protocol for Bus {
         Ok(())
     }
 
+    /// Returns true: a BUS send never fails (a peer with a full queue loses a copy).
+    fn will_take(&self, _msg: &Message) -> bool {
+        true
+    }
+
     /// Takes the oldest received message, with an empty header and [`Message::pipe`] naming
     /// the pipe it came from.
     ///
@@ -227,6 +232,11 @@ impl Protocol for XBus {
             .fanout
             .send(&Message::with_header(header, body), skip);
         Ok(())
+    }
+
+    /// Returns true: a raw BUS send never fails, whatever its header.
+    fn will_take(&self, _msg: &Message) -> bool {
+        true
     }
 
     /// Takes the oldest received message; its header is the ID of the pipe it came from, as

@@ -348,6 +348,18 @@ pub trait Protocol {
     /// [`SendError::NotSupported`] when the protocol forbids it.
     fn send(&mut self, msg: Message, now: Instant) -> Result<(), SendError>;
 
+    /// Returns true when [`Protocol::send`] called now would take `msg`, with no error of any
+    /// kind. Default: false, which is always correct.
+    ///
+    /// Why: a driver gives a message that could not be sent back to its caller, so it offers
+    /// the core a copy and keeps the original; when the core says it will take the message,
+    /// the driver hands the original over instead. A copy of a message shares its payload,
+    /// but counting that share costs two atomic operations per message on the hot path of a
+    /// small message.
+    fn will_take(&self, _msg: &Message) -> bool {
+        false
+    }
+
     /// Takes the next message for the application.
     ///
     /// # Errors

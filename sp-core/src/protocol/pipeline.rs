@@ -152,6 +152,12 @@ impl Protocol for Push {
         self.pipes.contains(pipe)
     }
 
+    /// Returns true when `send` would take a message now: nothing returned by a closed pipe
+    /// waits to go first, and a pipe is writable.
+    fn will_take(&self, _msg: &Message) -> bool {
+        self.returned.is_empty() && self.pipes.has_writable()
+    }
+
     /// Queues `msg` for the first pipe on the ready list ([`Message::pipe`] is ignored).
     ///
     /// # Errors

@@ -189,6 +189,11 @@ impl Protocol for Pub {
         Ok(())
     }
 
+    /// Returns true: a PUB send never fails (a subscriber with a full queue loses a copy).
+    fn will_take(&self, _msg: &Message) -> bool {
+        true
+    }
+
     /// Always fails: PUB cannot receive.
     ///
     /// # Errors

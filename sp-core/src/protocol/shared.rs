@@ -413,6 +413,12 @@ impl SinglePeer {
         self.pipes.contains(pipe) && !self.queue.is_paused(pipe)
     }
 
+    /// Returns true when [`SinglePeer::send`] would take a message now: the peer's pipe is
+    /// writable.
+    pub(crate) fn will_take(&self) -> bool {
+        self.pipes.has_writable()
+    }
+
     /// Queues `msg`'s header and body, unchanged, for the peer (its [`Message::pipe`] is
     /// ignored: there is only one peer).
     ///
@@ -475,6 +481,11 @@ macro_rules! forward_to_single_peer {
     () => {
         $crate::protocol::shared::forward_to_core!();
         $crate::protocol::shared::forward_queue_to_core!();
+
+        /// Returns true while the peer's pipe is writable: `send` then fails for no message.
+        fn will_take(&self, _msg: &$crate::Message) -> bool {
+            self.core.will_take()
+        }
 
         /// Takes the oldest queued message, header stripped. May queue
         /// [`Event::ResumeReceiving`](crate::protocol::Event::ResumeReceiving).
