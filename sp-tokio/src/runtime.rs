@@ -133,7 +133,13 @@ impl Runtime for Tokio {
 /// A connected TCP stream with `opts` applied, and what the OS says about it.
 fn tcp(s: tokio::net::TcpStream, opts: TcpOptions) -> io::Result<Connected> {
     opts.apply(&s)?;
-    let info = ConnInfo::tcp(s.local_addr(), s.peer_addr());
+    let info = ConnInfo {
+        // A sending task writes only while the pipe's task has nothing to write, so its no-op
+        // waker stands in for no one (the pipe's task is woken for whatever it leaves), and a
+        // tokio stream's flush does nothing.
+        writes_from_any_task: true,
+        ..ConnInfo::tcp(s.local_addr(), s.peer_addr())
+    };
     Ok((Box::new(Io(s)), info))
 }
 
@@ -145,7 +151,10 @@ fn unix(s: tokio::net::UnixStream) -> io::Result<Connected> {
         .ok()
         .map(std::os::unix::net::SocketAddr::from);
     let remote = s.peer_addr().ok().map(std::os::unix::net::SocketAddr::from);
-    let info = ConnInfo::unix(&s, local.as_ref(), remote.as_ref());
+    let info = ConnInfo {
+        writes_from_any_task: true,
+        ..ConnInfo::unix(&s, local.as_ref(), remote.as_ref())
+    };
     Ok((Box::new(Io(s)), info))
 }
 

@@ -1315,6 +1315,7 @@ fn inproc_connect<R: Runtime, P: SocketCore>(
         local: Some(addr.clone()),
         remote: Some(addr.clone()),
         peer_credentials: None,
+        writes_from_any_task: false,
     };
     let ours_owner: Arc<dyn PipeOwner> = shared.clone();
     let origin = |endpoint, dialed| Origin {

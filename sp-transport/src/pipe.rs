@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_io::AsyncWrite;
 use futures_util::task::AtomicWaker;
 use sp_core::frame::{encode, encode_prefix, FrameDecoder, FrameKind};
 use sp_core::{Message, PipeId, ProtocolId};
@@ -201,7 +200,17 @@ struct PipeQueue {
     consumer: Option<Waker>,
     /// The task that feeds the owner's core from this pipe.
     feeder: Option<Waker>,
+    /// The pipe's stream, for a sending task to write a message itself while the pipe's task
+    /// has nothing to write (see [`PipeHandle::write_directly`]); `None` for streams that only
+    /// the pipe's task may write, and once the pipe is closed.
+    direct: Option<SharedStream>,
+    /// Bytes of the first message in `framed` that a direct write left unwritten (the rest
+    /// is on the wire already): the pipe's task writes them, and they are never handed back.
+    head_rest: usize,
 }
+
+/// A stream that the pipe's task and a sending task share (see [`PipeQueue::direct`]).
+pub(crate) type SharedStream = Arc<Mutex<BoxStream>>;
 
 impl PipeQueue {
     /// Messages waiting to be written, framed or not.
@@ -233,6 +242,9 @@ pub(crate) struct PipeHandle {
     paused: AtomicBool,
     /// The pipe's task, woken when the pipe closes or starts draining.
     task: AtomicWaker,
+    /// The pipe delivered a message since the last direct write: the next send answers it
+    /// (see [`PipeHandle::write_directly`]).
+    answer_due: AtomicBool,
 }
 
 pub(crate) struct TakeOutcome {
@@ -251,6 +263,7 @@ impl PipeHandle {
             draining: AtomicBool::new(false),
             paused: AtomicBool::new(false),
             task: AtomicWaker::new(),
+            answer_due: AtomicBool::new(false),
         })
     }
 
@@ -288,7 +301,12 @@ impl PipeHandle {
                 None
             }
         };
-        let consumer = if self.is_closed() {
+        // The cheap half of the test here; the rest, and the write, out of this hot path.
+        let written = framed_msg.is_some()
+            && q.framed_msgs == 1
+            && q.consumer.is_some()
+            && self.write_directly(&mut q, len);
+        let consumer = if self.is_closed() || written {
             None
         } else {
             q.consumer.take()
@@ -306,6 +324,65 @@ impl PipeHandle {
         }
         drop(framed_msg);
         room
+    }
+
+    /// Writes the message just framed (the only bytes queued, `len` its length) to the stream
+    /// on the sending task, when that answers a delivery: the pipe's task is idle on its
+    /// writing side (waiting for the next message), delivered a message since the last
+    /// direct write, and the stream may be written from any task. Returns true when the
+    /// whole message went out; otherwise what is left stays queued for the pipe's task.
+    ///
+    /// Why: in a request/reply exchange, a reply queued for the pipe's task cost a wake-up
+    /// and a poll of that task before its write, on every message (tcp 64 B one-way latency
+    /// 7.97–8.27 µs against 7.52–7.93 with the write on the sending task). Only a send that
+    /// answers a delivery writes at once: a stream of sends written one by one would cost a
+    /// system call each, where the pipe's task writes what queued meanwhile together.
+    #[inline(never)]
+    fn write_directly(&self, q: &mut PipeQueue, len: usize) -> bool {
+        if q.direct.is_none()
+            || q.framed_msgs != 1
+            || !q.out.is_empty()
+            || q.consumer.is_none()
+            || self.is_closed()
+            || !self.answer_due.swap(false, Ordering::Relaxed)
+        {
+            return false;
+        }
+        let Some(direct) = q.direct.clone() else {
+            return false;
+        };
+        // The pipe's task holds the stream while it reads: then it writes this message too.
+        let Ok(mut stream) = direct.try_lock() else {
+            return false;
+        };
+        // A no-op waker: should the stream not take everything, the pipe's task is woken
+        // and writes the rest, registering its own waker with the runtime.
+        let mut cx = Context::from_waker(Waker::noop());
+        let n = match Pin::new(&mut **stream).poll_write(&mut cx, &q.framed) {
+            Poll::Ready(Ok(n)) => n,
+            _ => return false,
+        };
+        drop(stream);
+        q.framed.advance(n);
+        if !q.framed.is_empty() {
+            q.head_rest = q.framed.len();
+            return false;
+        }
+        q.framed_msgs = 0;
+        q.out_bytes -= len;
+        true
+    }
+
+    /// Marks that this pipe delivered a message: the next send may answer it on the sending
+    /// task (see [`PipeHandle::write_directly`]).
+    pub(crate) fn delivered(&self) {
+        self.answer_due.store(true, Ordering::Relaxed);
+    }
+
+    /// Lets a sending task write to `stream` while the pipe's task is idle on its writing
+    /// side (see [`PipeHandle::write_directly`]).
+    pub(crate) fn share_stream(&self, stream: SharedStream) {
+        lock(&self.q).direct = Some(stream);
     }
 
     /// Moves every queued message into `into`; registers `waker` if there was none. For
@@ -348,6 +425,7 @@ impl PipeHandle {
         }
         std::mem::swap(&mut q.framed, framed);
         q.framed_msgs = 0;
+        q.head_rest = 0;
         std::mem::swap(&mut q.out, into);
         q.out_bytes = 0;
         if self.is_draining() {
@@ -456,6 +534,12 @@ impl PipeHandle {
         if let Some(kind) = q.framing {
             // Unframed again, header and body joined: the same bytes on the wire.
             let mut framed = std::mem::take(&mut q.framed);
+            // A message partly written already is neither sent nor unsent: it is lost.
+            let head_rest = std::mem::take(&mut q.head_rest);
+            if head_rest > 0 {
+                framed.advance(head_rest);
+                self.count_lost(1);
+            }
             let mut decoder = FrameDecoder::new(kind, 0);
             while let Ok(Some(wire)) = decoder.decode(&mut framed) {
                 unsent.push_back(Message::new(wire));
@@ -478,6 +562,8 @@ impl PipeHandle {
     pub(crate) fn close(&self) {
         let mut q = lock(&self.q);
         self.closed.store(true, Ordering::Release);
+        // The connection closes when the pipe's task drops its stream, not later.
+        q.direct = None;
         // What is queued stays: the socket hands it back to its protocol when the pipe
         // detaches (`take_unsent`), so that PUSH re-routes it and REQ resends at once.
         let (a, b) = (q.consumer.take(), q.feeder.take());
@@ -534,7 +620,11 @@ pub(crate) fn end_pipe(owner: &dyn PipeOwner, handle: &PipeHandle, end: &PipeEnd
 pub(crate) struct StreamPipe {
     pub(crate) owner: Arc<dyn PipeOwner>,
     pub(crate) handle: Arc<PipeHandle>,
-    pub(crate) stream: BoxStream,
+    /// Locked for each read and each write, not for a whole poll: a sending task may write
+    /// to it too while this task has nothing to write (see [`PipeHandle::write_directly`]),
+    /// and with a lock per poll it found it held more often (100 REQ/REP contexts: 1.08 M
+    /// round trips/s against 1.21–1.32 M).
+    pub(crate) stream: SharedStream,
     pub(crate) inbound: Inbound,
     pub(crate) outbound: Outbound,
     paused: bool,
@@ -568,6 +658,10 @@ impl StreamPipe {
         wake_later: Option<fn(&Waker)>,
     ) -> Self {
         handle.frame_on_enqueue(kind);
+        let stream = Arc::new(Mutex::new(stream));
+        if handle.info.conn.writes_from_any_task {
+            handle.share_stream(stream.clone());
+        }
         Self {
             owner,
             stream,
@@ -589,7 +683,7 @@ impl StreamPipe {
         loop {
             if self.outbound.is_empty() {
                 if self.needs_flush {
-                    match Pin::new(&mut self.stream).poll_flush(cx) {
+                    match Pin::new(&mut **lock(&self.stream)).poll_flush(cx) {
                         Poll::Ready(Ok(())) => self.needs_flush = false,
                         Poll::Ready(Err(e)) => return Err(PipeEnd::Io(e)),
                         Poll::Pending => return Ok(progress),
@@ -607,11 +701,12 @@ impl StreamPipe {
                     return Ok(progress);
                 }
             }
-            let stream = &mut self.stream;
-            match self
+            let mut stream = lock(&self.stream);
+            let wrote = self
                 .outbound
-                .write_with(|iov| Pin::new(&mut **stream).poll_write_vectored(cx, iov))
-            {
+                .write_with(|iov| Pin::new(&mut **stream).poll_write_vectored(cx, iov));
+            drop(stream);
+            match wrote {
                 Poll::Ready(Ok(0)) => return Err(write_zero()),
                 Poll::Ready(Ok(n)) => {
                     progress = true;
@@ -648,6 +743,9 @@ impl StreamPipe {
             }
             if let Some(delivery) = self.inbound.deliver(&*self.owner, &self.handle)? {
                 progress = true;
+                if delivery.messages > 0 {
+                    self.handle.delivered();
+                }
                 if !delivery.receiving {
                     self.paused = true;
                     self.yield_now = true;
@@ -674,7 +772,7 @@ impl StreamPipe {
     /// Reads once from the stream into the inbound buffers. Ready when bytes came (or the read
     /// was interrupted, to be tried again); the end of the stream and errors end the pipe.
     fn read_once(&mut self, cx: &mut Context<'_>) -> Result<Poll<()>, PipeEnd> {
-        let stream = &mut self.stream;
+        let mut stream = lock(&self.stream);
         match self
             .inbound
             .fill(|buf| Pin::new(&mut **stream).poll_read(cx, buf))
@@ -1436,6 +1534,7 @@ fn handed_over(msg: Message) -> Message {
 mod tests {
     use super::*;
     use crate::pipe_view::Transport;
+    use futures_io::AsyncWrite;
 
     #[test]
     fn a_written_out_buffer_is_refilled_from_its_start_without_growing() {
@@ -1885,15 +1984,21 @@ mod tests {
         during_first_write: Option<(Arc<PipeHandle>, Message)>,
     }
 
-    impl futures_io::AsyncRead for SinkStream {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-            _buf: &mut [u8],
-        ) -> Poll<io::Result<usize>> {
-            Poll::Pending
-        }
+    /// Test streams that only write: nothing ever comes to read.
+    macro_rules! never_readable {
+        ($($stream:ty),*) => {$(
+            impl futures_io::AsyncRead for $stream {
+                fn poll_read(
+                    self: Pin<&mut Self>,
+                    _cx: &mut Context<'_>,
+                    _buf: &mut [u8],
+                ) -> Poll<io::Result<usize>> {
+                    Poll::Pending
+                }
+            }
+        )*};
     }
+    never_readable!(SinkStream, RecordingStream);
 
     impl AsyncWrite for SinkStream {
         fn poll_write(
@@ -1915,6 +2020,128 @@ mod tests {
         fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
             Poll::Ready(Ok(()))
         }
+    }
+
+    /// A stream that takes at most `room` bytes in all, recording them.
+    struct RecordingStream {
+        written: Arc<Mutex<Vec<u8>>>,
+        room: usize,
+    }
+
+    impl AsyncWrite for RecordingStream {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(self.room);
+            if n == 0 {
+                return Poll::Pending;
+            }
+            self.room -= n;
+            lock(&self.written).extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A framing handle whose stream a sender may write (`room` bytes in all), with its
+    /// writer idle: registered for the next message with a waker that counts its wake-ups.
+    fn idle_shared_pipe(room: usize) -> (Arc<PipeHandle>, Arc<Mutex<Vec<u8>>>, Arc<Counter>) {
+        let h = handle();
+        h.frame_on_enqueue(FrameKind::Tcp);
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let stream: BoxStream = Box::new(RecordingStream {
+            written: written.clone(),
+            room,
+        });
+        h.share_stream(Arc::new(Mutex::new(stream)));
+        let counter = Arc::new(Counter::default());
+        let waker = Waker::from(counter.clone());
+        let mut out = Outbound::new(FrameKind::Tcp);
+        out.take(&h, &waker);
+        (h, written, counter)
+    }
+
+    #[derive(Default)]
+    struct Counter(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_send_that_answers_a_delivery_is_written_on_the_sending_task() {
+        let (h, written, woken) = idle_shared_pipe(usize::MAX);
+        let reply = Message::new(b"reply".to_vec());
+        h.delivered();
+        assert!(h.enqueue(reply.clone(), 10));
+        assert_eq!(*lock(&written), wire(&reply), "the whole frame, at once");
+        assert_eq!(
+            woken.0.load(Ordering::Relaxed),
+            0,
+            "the pipe's task stays asleep"
+        );
+        assert_eq!(h.queued(), 0);
+        // The next send answers nothing: it waits for the pipe's task, which is woken.
+        let next = Message::new(b"next".to_vec());
+        assert!(h.enqueue(next.clone(), 10));
+        assert_eq!(*lock(&written), wire(&reply));
+        assert_eq!(woken.0.load(Ordering::Relaxed), 1);
+        assert_eq!(h.queued(), 1);
+        h.close();
+        let unsent: Vec<_> = h.take_unsent().into_iter().map(|m| m.body).collect();
+        assert_eq!(unsent, vec![next.body]);
+    }
+
+    #[test]
+    fn a_direct_write_cut_short_leaves_the_rest_to_the_pipes_task_and_never_hands_it_back() {
+        let reply = Message::new(b"a reply of some length".to_vec());
+        let frame = wire(&reply);
+        let (h, written, woken) = idle_shared_pipe(5);
+        h.delivered();
+        h.enqueue(reply, 10);
+        assert_eq!(*lock(&written), frame[..5], "what the stream took");
+        assert_eq!(
+            woken.0.load(Ordering::Relaxed),
+            1,
+            "the pipe's task writes the rest"
+        );
+        // The pipe's task takes exactly the rest.
+        let mut framed = BytesMut::new();
+        let mut unframed = VecDeque::new();
+        h.take_framed(&mut framed, &mut unframed, Waker::noop(), false);
+        assert_eq!(framed[..], frame[5..]);
+        // Cut short again, then closed before the pipe's task ran: the partial message is
+        // lost, not handed back to the protocol as if it had never been sent.
+        let (h, _, _) = idle_shared_pipe(5);
+        h.delivered();
+        h.enqueue(Message::new(b"a reply of some length".to_vec()), 10);
+        let after = Message::new(b"queued behind".to_vec());
+        h.enqueue(after.clone(), 10);
+        h.close();
+        let unsent: Vec<_> = h.take_unsent().into_iter().map(|m| m.body).collect();
+        assert_eq!(unsent, vec![after.body]);
+        assert_eq!(h.stats().dropped_on_close, 1);
+    }
+
+    #[test]
+    fn a_closed_pipe_lets_go_of_its_stream() {
+        let (h, _, _) = idle_shared_pipe(usize::MAX);
+        h.close();
+        assert!(
+            lock(&h.q).direct.is_none(),
+            "the connection closes with the pipe's task"
+        );
     }
 
     thread_local! {

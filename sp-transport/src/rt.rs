@@ -133,6 +133,12 @@ pub struct ConnInfo {
     pub remote: Option<crate::Address>,
     /// The peer process's credentials (Unix sockets on Linux only).
     pub peer_credentials: Option<PeerCredentials>,
+    /// The stream may be written by a task other than the pipe's, polled with a waker that
+    /// does nothing, and its flush does nothing: plain TCP and Unix streams of a runtime that
+    /// tracks readiness per stream. A task that sends a reply then writes it itself while
+    /// the pipe's task has nothing to write, rather than waking that task for it. Default:
+    /// false.
+    pub writes_from_any_task: bool,
 }
 
 impl ConnInfo {
@@ -146,6 +152,7 @@ impl ConnInfo {
             local: local.ok().map(addr),
             remote: remote.ok().map(addr),
             peer_credentials: None,
+            writes_from_any_task: false,
         }
     }
 
@@ -161,6 +168,7 @@ impl ConnInfo {
             local: local.and_then(unix_address),
             remote: remote.and_then(unix_address),
             peer_credentials: PeerCredentials::of(socket),
+            writes_from_any_task: false,
         }
     }
 }
