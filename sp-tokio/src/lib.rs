@@ -106,6 +106,7 @@ pub mod http;
 #[cfg(windows)]
 mod named_pipe;
 mod runtime;
+mod split;
 
 pub use runtime::Tokio;
 pub use sp_transport::bytes;

@@ -133,14 +133,11 @@ impl Runtime for Tokio {
 /// A connected TCP stream with `opts` applied, and what the OS says about it.
 fn tcp(s: tokio::net::TcpStream, opts: TcpOptions) -> io::Result<Connected> {
     opts.apply(&s)?;
-    let info = ConnInfo {
-        // A sending task writes only while the pipe's task has nothing to write, so its no-op
-        // waker stands in for no one (the pipe's task is woken for whatever it leaves), and a
-        // tokio stream's flush does nothing.
-        writes_from_any_task: true,
-        ..ConnInfo::tcp(s.local_addr(), s.peer_addr())
-    };
-    Ok((Box::new(Io(s)), info))
+    let info = ConnInfo::tcp(s.local_addr(), s.peer_addr());
+    let (read, write) = s.into_split();
+    let (stream, direct) = crate::split::join(read, write);
+    let direct = Some(direct);
+    Ok((stream, ConnInfo { direct, ..info }))
 }
 
 /// A connected Unix stream and what the OS says about it (addresses, peer credentials).
@@ -151,11 +148,11 @@ fn unix(s: tokio::net::UnixStream) -> io::Result<Connected> {
         .ok()
         .map(std::os::unix::net::SocketAddr::from);
     let remote = s.peer_addr().ok().map(std::os::unix::net::SocketAddr::from);
-    let info = ConnInfo {
-        writes_from_any_task: true,
-        ..ConnInfo::unix(&s, local.as_ref(), remote.as_ref())
-    };
-    Ok((Box::new(Io(s)), info))
+    let info = ConnInfo::unix(&s, local.as_ref(), remote.as_ref());
+    let (read, write) = s.into_split();
+    let (stream, direct) = crate::split::join(read, write);
+    let direct = Some(direct);
+    Ok((stream, ConnInfo { direct, ..info }))
 }
 
 struct TokioSleep(Pin<Box<tokio::time::Sleep>>);
@@ -193,7 +190,9 @@ impl Acceptor for IpcAcceptor {
     }
 }
 
-/// Presents a tokio stream as a futures-io stream, forwarding vectored writes.
+/// Presents a tokio stream as a futures-io stream, forwarding vectored writes: Windows named
+/// pipes (TCP and Unix streams go in two halves, see `crate::split`).
+#[cfg_attr(not(windows), allow(dead_code))]
 pub(crate) struct Io<T>(pub(crate) T);
 
 impl<T: TokioRead + Unpin> AsyncRead for Io<T> {

@@ -469,9 +469,18 @@ pub(crate) struct Origin {
 /// connection, and its span (a child of its endpoint's span, or of the socket's).
 pub(crate) fn new_pipe_handle(
     owner: &dyn PipeOwner,
-    origin: Origin,
+    mut origin: Origin,
     ws_path: Option<String>,
 ) -> Arc<PipeHandle> {
+    // The connection's writer goes to the pipe's queue, which drops it when the pipe closes
+    // (kept in the pipe's description, it would hold the connection open as long as the
+    // handle), and only for frames written to the connection as they are: over TLS or a
+    // WebSocket, a write of our frames to the TCP stream beneath would bypass the layer.
+    let direct = origin
+        .conn
+        .direct
+        .take()
+        .filter(|_| matches!(origin.addr, Address::Tcp { .. } | Address::Ipc { .. }));
     let id = owner.allocate_pipe_id();
     let parent = origin
         .endpoint
@@ -481,7 +490,7 @@ pub(crate) fn new_pipe_handle(
         Some(remote) => tracing::debug_span!(parent: &parent, "pipe", id = %id, peer = %remote),
         None => tracing::debug_span!(parent: &parent, "pipe", id = %id),
     };
-    PipeHandle::new(
+    let handle = PipeHandle::new(
         id,
         PipeInfo {
             transport: Transport::of(&origin.addr),
@@ -493,7 +502,11 @@ pub(crate) fn new_pipe_handle(
             ws_path,
             span,
         },
-    )
+    );
+    if let Some(writer) = direct {
+        handle.share_writer(writer);
+    }
+    handle
 }
 
 /// Why a failed connection counts as refused, if it does (a refused TCP connect does not).
@@ -1315,7 +1328,7 @@ fn inproc_connect<R: Runtime, P: SocketCore>(
         local: Some(addr.clone()),
         remote: Some(addr.clone()),
         peer_credentials: None,
-        writes_from_any_task: false,
+        direct: None,
     };
     let ours_owner: Arc<dyn PipeOwner> = shared.clone();
     let origin = |endpoint, dialed| Origin {

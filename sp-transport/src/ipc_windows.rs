@@ -78,7 +78,7 @@ impl ConnInfo {
             local,
             remote,
             peer_credentials: None,
-            writes_from_any_task: false,
+            direct: None,
         }
     }
 }

@@ -17,13 +17,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
+use futures_io::AsyncWrite;
 use futures_util::task::AtomicWaker;
 use sp_core::frame::{encode, encode_prefix, FrameDecoder, FrameKind};
 use sp_core::{Message, PipeId, ProtocolId};
 
 use crate::pipe_events::DetachReason;
 use crate::pipe_view::{PipeCounters, PipeInfo};
-use crate::rt::BoxStream;
+use crate::rt::{BoxStream, DirectWriter};
 use crate::stats::{PipeStats, RefusalReason};
 
 /// A pipe's queue reports "full" to its socket at this many messages by default (the
@@ -200,17 +201,14 @@ struct PipeQueue {
     consumer: Option<Waker>,
     /// The task that feeds the owner's core from this pipe.
     feeder: Option<Waker>,
-    /// The pipe's stream, for a sending task to write a message itself while the pipe's task
-    /// has nothing to write (see [`PipeHandle::write_directly`]); `None` for streams that only
-    /// the pipe's task may write, and once the pipe is closed.
-    direct: Option<SharedStream>,
+    /// The connection's writing side, for a sending task to write a message itself while
+    /// the pipe's task has nothing to write (see [`PipeHandle::write_directly`]); `None` for
+    /// connections that only the pipe's task writes, and once the pipe is closed.
+    direct: Option<DirectWriter>,
     /// Bytes of the first message in `framed` that a direct write left unwritten (the rest
     /// is on the wire already): the pipe's task writes them, and they are never handed back.
     head_rest: usize,
 }
-
-/// A stream that the pipe's task and a sending task share (see [`PipeQueue::direct`]).
-pub(crate) type SharedStream = Arc<Mutex<BoxStream>>;
 
 impl PipeQueue {
     /// Messages waiting to be written, framed or not.
@@ -348,21 +346,12 @@ impl PipeHandle {
         {
             return false;
         }
-        let Some(direct) = q.direct.clone() else {
+        // The pipe's task writes only what it took under the queue's lock, which this holds:
+        // the two never write at once. Should the connection not take everything, the pipe's
+        // task is woken and writes the rest.
+        let Some(n) = q.direct.as_ref().and_then(|d| d.try_write(&q.framed)) else {
             return false;
         };
-        // The pipe's task holds the stream while it reads: then it writes this message too.
-        let Ok(mut stream) = direct.try_lock() else {
-            return false;
-        };
-        // A no-op waker: should the stream not take everything, the pipe's task is woken
-        // and writes the rest, registering its own waker with the runtime.
-        let mut cx = Context::from_waker(Waker::noop());
-        let n = match Pin::new(&mut **stream).poll_write(&mut cx, &q.framed) {
-            Poll::Ready(Ok(n)) => n,
-            _ => return false,
-        };
-        drop(stream);
         q.framed.advance(n);
         if !q.framed.is_empty() {
             q.head_rest = q.framed.len();
@@ -379,10 +368,10 @@ impl PipeHandle {
         self.answer_due.store(true, Ordering::Relaxed);
     }
 
-    /// Lets a sending task write to `stream` while the pipe's task is idle on its writing
-    /// side (see [`PipeHandle::write_directly`]).
-    pub(crate) fn share_stream(&self, stream: SharedStream) {
-        lock(&self.q).direct = Some(stream);
+    /// Lets a sending task write to the connection through `writer` while the pipe's task is
+    /// idle on its writing side (see [`PipeHandle::write_directly`]).
+    pub(crate) fn share_writer(&self, writer: DirectWriter) {
+        lock(&self.q).direct = Some(writer);
     }
 
     /// Moves every queued message into `into`; registers `waker` if there was none. For
@@ -620,11 +609,7 @@ pub(crate) fn end_pipe(owner: &dyn PipeOwner, handle: &PipeHandle, end: &PipeEnd
 pub(crate) struct StreamPipe {
     pub(crate) owner: Arc<dyn PipeOwner>,
     pub(crate) handle: Arc<PipeHandle>,
-    /// Locked for each read and each write, not for a whole poll: a sending task may write
-    /// to it too while this task has nothing to write (see [`PipeHandle::write_directly`]),
-    /// and with a lock per poll it found it held more often (100 REQ/REP contexts: 1.08 M
-    /// round trips/s against 1.21–1.32 M).
-    pub(crate) stream: SharedStream,
+    pub(crate) stream: BoxStream,
     pub(crate) inbound: Inbound,
     pub(crate) outbound: Outbound,
     paused: bool,
@@ -658,10 +643,6 @@ impl StreamPipe {
         wake_later: Option<fn(&Waker)>,
     ) -> Self {
         handle.frame_on_enqueue(kind);
-        let stream = Arc::new(Mutex::new(stream));
-        if handle.info.conn.writes_from_any_task {
-            handle.share_stream(stream.clone());
-        }
         Self {
             owner,
             stream,
@@ -683,7 +664,7 @@ impl StreamPipe {
         loop {
             if self.outbound.is_empty() {
                 if self.needs_flush {
-                    match Pin::new(&mut **lock(&self.stream)).poll_flush(cx) {
+                    match Pin::new(&mut self.stream).poll_flush(cx) {
                         Poll::Ready(Ok(())) => self.needs_flush = false,
                         Poll::Ready(Err(e)) => return Err(PipeEnd::Io(e)),
                         Poll::Pending => return Ok(progress),
@@ -701,12 +682,11 @@ impl StreamPipe {
                     return Ok(progress);
                 }
             }
-            let mut stream = lock(&self.stream);
-            let wrote = self
+            let stream = &mut self.stream;
+            match self
                 .outbound
-                .write_with(|iov| Pin::new(&mut **stream).poll_write_vectored(cx, iov));
-            drop(stream);
-            match wrote {
+                .write_with(|iov| Pin::new(&mut **stream).poll_write_vectored(cx, iov))
+            {
                 Poll::Ready(Ok(0)) => return Err(write_zero()),
                 Poll::Ready(Ok(n)) => {
                     progress = true;
@@ -772,7 +752,7 @@ impl StreamPipe {
     /// Reads once from the stream into the inbound buffers. Ready when bytes came (or the read
     /// was interrupted, to be tried again); the end of the stream and errors end the pipe.
     fn read_once(&mut self, cx: &mut Context<'_>) -> Result<Poll<()>, PipeEnd> {
-        let mut stream = lock(&self.stream);
+        let stream = &mut self.stream;
         match self
             .inbound
             .fill(|buf| Pin::new(&mut **stream).poll_read(cx, buf))
@@ -1534,7 +1514,6 @@ fn handed_over(msg: Message) -> Message {
 mod tests {
     use super::*;
     use crate::pipe_view::Transport;
-    use futures_io::AsyncWrite;
 
     #[test]
     fn a_written_out_buffer_is_refilled_from_its_start_without_growing() {
@@ -1998,7 +1977,7 @@ mod tests {
             }
         )*};
     }
-    never_readable!(SinkStream, RecordingStream);
+    never_readable!(SinkStream);
 
     impl AsyncWrite for SinkStream {
         fn poll_write(
@@ -2022,47 +2001,35 @@ mod tests {
         }
     }
 
-    /// A stream that takes at most `room` bytes in all, recording them.
-    struct RecordingStream {
-        written: Arc<Mutex<Vec<u8>>>,
-        room: usize,
+    /// A connection's writing side that takes at most `room` bytes in all, recording them.
+    struct RecordingWriter {
+        written: Mutex<Vec<u8>>,
+        room: Mutex<usize>,
     }
 
-    impl AsyncWrite for RecordingStream {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            let n = buf.len().min(self.room);
+    impl crate::rt::DirectWrite for RecordingWriter {
+        fn try_write(&self, buf: &[u8]) -> Option<usize> {
+            let mut room = lock(&self.room);
+            let n = buf.len().min(*room);
             if n == 0 {
-                return Poll::Pending;
+                return None;
             }
-            self.room -= n;
+            *room -= n;
             lock(&self.written).extend_from_slice(&buf[..n]);
-            Poll::Ready(Ok(n))
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
+            Some(n)
         }
     }
 
-    /// A framing handle whose stream a sender may write (`room` bytes in all), with its
+    /// A framing handle whose connection a sender may write (`room` bytes in all), with its
     /// writer idle: registered for the next message with a waker that counts its wake-ups.
-    fn idle_shared_pipe(room: usize) -> (Arc<PipeHandle>, Arc<Mutex<Vec<u8>>>, Arc<Counter>) {
+    fn idle_shared_pipe(room: usize) -> (Arc<PipeHandle>, Arc<RecordingWriter>, Arc<Counter>) {
         let h = handle();
         h.frame_on_enqueue(FrameKind::Tcp);
-        let written = Arc::new(Mutex::new(Vec::new()));
-        let stream: BoxStream = Box::new(RecordingStream {
-            written: written.clone(),
-            room,
+        let written = Arc::new(RecordingWriter {
+            written: Mutex::new(Vec::new()),
+            room: Mutex::new(room),
         });
-        h.share_stream(Arc::new(Mutex::new(stream)));
+        h.share_writer(DirectWriter(written.clone()));
         let counter = Arc::new(Counter::default());
         let waker = Waker::from(counter.clone());
         let mut out = Outbound::new(FrameKind::Tcp);
@@ -2085,7 +2052,11 @@ mod tests {
         let reply = Message::new(b"reply".to_vec());
         h.delivered();
         assert!(h.enqueue(reply.clone(), 10));
-        assert_eq!(*lock(&written), wire(&reply), "the whole frame, at once");
+        assert_eq!(
+            *lock(&written.written),
+            wire(&reply),
+            "the whole frame, at once"
+        );
         assert_eq!(
             woken.0.load(Ordering::Relaxed),
             0,
@@ -2095,7 +2066,7 @@ mod tests {
         // The next send answers nothing: it waits for the pipe's task, which is woken.
         let next = Message::new(b"next".to_vec());
         assert!(h.enqueue(next.clone(), 10));
-        assert_eq!(*lock(&written), wire(&reply));
+        assert_eq!(*lock(&written.written), wire(&reply));
         assert_eq!(woken.0.load(Ordering::Relaxed), 1);
         assert_eq!(h.queued(), 1);
         h.close();
@@ -2110,7 +2081,7 @@ mod tests {
         let (h, written, woken) = idle_shared_pipe(5);
         h.delivered();
         h.enqueue(reply, 10);
-        assert_eq!(*lock(&written), frame[..5], "what the stream took");
+        assert_eq!(*lock(&written.written), frame[..5], "what the stream took");
         assert_eq!(
             woken.0.load(Ordering::Relaxed),
             1,

@@ -9,6 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -133,13 +134,46 @@ pub struct ConnInfo {
     pub remote: Option<crate::Address>,
     /// The peer process's credentials (Unix sockets on Linux only).
     pub peer_credentials: Option<PeerCredentials>,
-    /// The stream may be written by a task other than the pipe's, polled with a waker that
-    /// does nothing, and its flush does nothing: plain TCP and Unix streams of a runtime that
-    /// tracks readiness per stream. A task that sends a reply then writes it itself while
-    /// the pipe's task has nothing to write, rather than waking that task for it. Default:
-    /// false.
-    pub writes_from_any_task: bool,
+    /// The connection's writing side, for a task that sends a reply to write it itself while
+    /// the pipe's task has nothing to write, rather than wake that task for it: plain TCP and
+    /// Unix streams whose adapter can write without waiting, from any task. The driver takes
+    /// it out when the pipe starts and drops it when the pipe closes. Default: none.
+    pub direct: Option<DirectWriter>,
 }
+
+/// A connection's writing side that any task may write to without waiting (see
+/// [`ConnInfo::direct`]). The driver writes through it only while the pipe's task writes
+/// nothing, so the two never write at once.
+pub trait DirectWrite: Send + Sync {
+    /// Writes what the connection takes of `buf` now; `None` when it takes nothing now
+    /// (would block, busy, failed: the pipe's task then writes it, and meets any error).
+    fn try_write(&self, buf: &[u8]) -> Option<usize>;
+}
+
+/// A shared [`DirectWrite`]; two are equal when they are the same writer.
+#[derive(Clone)]
+pub struct DirectWriter(pub Arc<dyn DirectWrite>);
+
+impl DirectWriter {
+    /// Writes what the connection takes of `buf` now (see [`DirectWrite::try_write`]).
+    pub fn try_write(&self, buf: &[u8]) -> Option<usize> {
+        self.0.try_write(buf)
+    }
+}
+
+impl std::fmt::Debug for DirectWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DirectWriter")
+    }
+}
+
+impl PartialEq for DirectWriter {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for DirectWriter {}
 
 impl ConnInfo {
     /// Describes a TCP connection by its two socket addresses.
@@ -152,7 +186,7 @@ impl ConnInfo {
             local: local.ok().map(addr),
             remote: remote.ok().map(addr),
             peer_credentials: None,
-            writes_from_any_task: false,
+            direct: None,
         }
     }
 
@@ -168,7 +202,7 @@ impl ConnInfo {
             local: local.and_then(unix_address),
             remote: remote.and_then(unix_address),
             peer_credentials: PeerCredentials::of(socket),
-            writes_from_any_task: false,
+            direct: None,
         }
     }
 }

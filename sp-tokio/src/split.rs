@@ -1,0 +1,111 @@
+//! TCP and Unix streams in two halves: the pipe's task reads its half alone, and shares the
+//! writing half with the tasks that send on the pipe, so that a task sending a reply can
+//! write it itself (`sp_transport::rt::ConnInfo::direct`).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use futures_io::{AsyncRead, AsyncWrite};
+use sp_transport::rt::{BoxStream, DirectWrite, DirectWriter};
+use tokio::io::{AsyncRead as TokioRead, AsyncWrite as TokioWrite, ReadBuf};
+
+/// A writing half that can write without waiting and without a waker: tokio's TCP and Unix
+/// halves both can.
+pub(crate) trait WriteNow: TokioWrite + Send + Unpin + 'static {
+    fn write_now(&self, buf: &[u8]) -> io::Result<usize>;
+}
+
+impl WriteNow for tokio::net::tcp::OwnedWriteHalf {
+    fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
+        self.try_write(buf)
+    }
+}
+
+#[cfg(unix)]
+impl WriteNow for tokio::net::unix::OwnedWriteHalf {
+    fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
+        self.try_write(buf)
+    }
+}
+
+/// Joins a connection's two halves into the stream its pipe's task reads and writes, and
+/// returns the writer that its senders share.
+pub(crate) fn join<R, W>(read: R, write: W) -> (BoxStream, DirectWriter)
+where
+    R: TokioRead + Send + Unpin + 'static,
+    W: WriteNow,
+{
+    let write = Arc::new(Mutex::new(write));
+    let stream = Box::new(Halves {
+        read,
+        write: write.clone(),
+    });
+    (stream, DirectWriter(Arc::new(SharedHalf(write))))
+}
+
+/// The pipe's view of a connection: the reading half unshared (a read takes no lock), the
+/// writing half behind the lock it shares with [`SharedHalf`].
+struct Halves<R, W> {
+    read: R,
+    write: Arc<Mutex<W>>,
+}
+
+/// The writing half as the senders see it.
+struct SharedHalf<W>(Arc<Mutex<W>>);
+
+fn lock<W>(half: &Mutex<W>) -> MutexGuard<'_, W> {
+    // A panic while writing leaves nothing half-changed in the half itself: carry on.
+    half.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<W: WriteNow> DirectWrite for SharedHalf<W> {
+    fn try_write(&self, buf: &[u8]) -> Option<usize> {
+        // The pipe's task holds the lock only while it writes, and the driver writes here
+        // only while that task writes nothing: a lock found held means "not now".
+        let half = self.0.try_lock().ok()?;
+        half.write_now(buf).ok().filter(|&n| n > 0)
+    }
+}
+
+impl<R: TokioRead + Unpin, W> AsyncRead for Halves<R, W> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut rb = ReadBuf::new(buf);
+        match Pin::new(&mut self.get_mut().read).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<R: Unpin, W: WriteNow> AsyncWrite for Halves<R, W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *lock(&self.write)).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *lock(&self.write)).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *lock(&self.write)).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *lock(&self.write)).poll_shutdown(cx)
+    }
+}
