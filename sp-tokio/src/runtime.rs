@@ -201,13 +201,20 @@ impl<T: TokioRead + Unpin> AsyncRead for Io<T> {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let mut rb = ReadBuf::new(buf);
-        match Pin::new(&mut self.get_mut().0).poll_read(cx, &mut rb) {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
+        poll_read_slice(&mut self.get_mut().0, cx, buf)
     }
+}
+
+/// A tokio read into a plain buffer, as futures-io reads: how many bytes came.
+pub(crate) fn poll_read_slice<T: TokioRead + Unpin>(
+    io: &mut T,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    let mut rb = ReadBuf::new(buf);
+    Pin::new(io)
+        .poll_read(cx, &mut rb)
+        .map_ok(|()| rb.filled().len())
 }
 
 impl<T: TokioWrite + Unpin> AsyncWrite for Io<T> {

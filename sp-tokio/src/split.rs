@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
 use sp_transport::rt::{BoxStream, DirectWrite, DirectWriter};
-use tokio::io::{AsyncRead as TokioRead, AsyncWrite as TokioWrite, ReadBuf};
+use tokio::io::{AsyncRead as TokioRead, AsyncWrite as TokioWrite};
 
 /// A writing half that can write without waiting and without a waker: tokio's TCP and Unix
 /// halves both can.
@@ -75,12 +75,7 @@ impl<R: TokioRead + Unpin, W> AsyncRead for Halves<R, W> {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let mut rb = ReadBuf::new(buf);
-        match Pin::new(&mut self.get_mut().read).poll_read(cx, &mut rb) {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
+        crate::runtime::poll_read_slice(&mut self.get_mut().read, cx, buf)
     }
 }
 
