@@ -324,11 +324,12 @@ impl PipeHandle {
         room
     }
 
-    /// Writes the message just framed (the only bytes queued, `len` its length) to the stream
-    /// on the sending task, when that answers a delivery: the pipe's task is idle on its
-    /// writing side (waiting for the next message), delivered a message since the last
-    /// direct write, and the stream may be written from any task. Returns true when the
-    /// whole message went out; otherwise what is left stays queued for the pipe's task.
+    /// Writes the message just framed (the only bytes queued, `len` its length) to the
+    /// connection on the sending task, when that answers a delivery: the connection has a
+    /// writer for any task ([`ConnInfo::direct`](crate::rt::ConnInfo::direct)), the pipe's
+    /// task is idle on its writing side (waiting for the next message), and the pipe
+    /// delivered a message since the last direct write. Returns true when the whole message
+    /// went out; otherwise what is left stays queued for the pipe's task.
     ///
     /// Why: in a request/reply exchange, a reply queued for the pipe's task cost a wake-up
     /// and a poll of that task before its write, on every message (tcp 64 B one-way latency
