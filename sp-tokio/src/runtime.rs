@@ -134,10 +134,7 @@ impl Runtime for Tokio {
 fn tcp(s: tokio::net::TcpStream, opts: TcpOptions) -> io::Result<Connected> {
     opts.apply(&s)?;
     let info = ConnInfo::tcp(s.local_addr(), s.peer_addr());
-    let (read, write) = s.into_split();
-    let (stream, direct) = crate::split::join(read, write);
-    let direct = Some(direct);
-    Ok((stream, ConnInfo { direct, ..info }))
+    Ok(crate::split::connected(s.into_split(), info))
 }
 
 /// A connected Unix stream and what the OS says about it (addresses, peer credentials).
@@ -149,10 +146,7 @@ fn unix(s: tokio::net::UnixStream) -> io::Result<Connected> {
         .map(std::os::unix::net::SocketAddr::from);
     let remote = s.peer_addr().ok().map(std::os::unix::net::SocketAddr::from);
     let info = ConnInfo::unix(&s, local.as_ref(), remote.as_ref());
-    let (read, write) = s.into_split();
-    let (stream, direct) = crate::split::join(read, write);
-    let direct = Some(direct);
-    Ok((stream, ConnInfo { direct, ..info }))
+    Ok(crate::split::connected(s.into_split(), info))
 }
 
 struct TokioSleep(Pin<Box<tokio::time::Sleep>>);

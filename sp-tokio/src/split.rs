@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
-use sp_transport::rt::{BoxStream, DirectWrite, DirectWriter};
+use sp_transport::rt::{BoxStream, ConnInfo, Connected, DirectWrite, DirectWriter};
 use tokio::io::{AsyncRead as TokioRead, AsyncWrite as TokioWrite};
 
 /// A writing half that can write without waiting and without a waker: tokio's TCP and Unix
@@ -31,18 +31,19 @@ impl WriteNow for tokio::net::unix::OwnedWriteHalf {
 }
 
 /// Joins a connection's two halves into the stream its pipe's task reads and writes, and
-/// returns the writer that its senders share.
-pub(crate) fn join<R, W>(read: R, write: W) -> (BoxStream, DirectWriter)
+/// adds to `info` the writer that its senders share.
+pub(crate) fn connected<R, W>((read, write): (R, W), info: ConnInfo) -> Connected
 where
     R: TokioRead + Send + Unpin + 'static,
     W: WriteNow,
 {
     let write = Arc::new(Mutex::new(write));
-    let stream = Box::new(Halves {
+    let stream: BoxStream = Box::new(Halves {
         read,
         write: write.clone(),
     });
-    (stream, DirectWriter(Arc::new(SharedHalf(write))))
+    let direct = Some(DirectWriter(Arc::new(SharedHalf(write))));
+    (stream, ConnInfo { direct, ..info })
 }
 
 /// The pipe's view of a connection: the reading half unshared (a read takes no lock), the

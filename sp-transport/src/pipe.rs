@@ -299,7 +299,8 @@ impl PipeHandle {
                 None
             }
         };
-        // The cheap half of the test here; the rest, and the write, out of this hot path.
+        // Framed (so nothing unframed waits), the only one, and the pipe's task waits for it:
+        // the rest of the test, and the write, out of this hot path.
         let written = framed_msg.is_some()
             && q.framed_msgs == 1
             && q.consumer.is_some()
@@ -324,12 +325,12 @@ impl PipeHandle {
         room
     }
 
-    /// Writes the message just framed (the only bytes queued, `len` its length) to the
-    /// connection on the sending task, when that answers a delivery: the connection has a
-    /// writer for any task ([`ConnInfo::direct`](crate::rt::ConnInfo::direct)), the pipe's
-    /// task is idle on its writing side (waiting for the next message), and the pipe
-    /// delivered a message since the last direct write. Returns true when the whole message
-    /// went out; otherwise what is left stays queued for the pipe's task.
+    /// Writes the message just framed (the only bytes queued, `len` its length, the pipe's
+    /// task idle on its writing side: `enqueue` checked both) to the connection on the
+    /// sending task, when that answers a delivery: the connection has a writer for any task
+    /// ([`ConnInfo::direct`](crate::rt::ConnInfo::direct)), and the pipe delivered a message
+    /// since the last direct write. Returns true when the whole message went out; otherwise
+    /// what is left stays queued for the pipe's task.
     ///
     /// Why: in a request/reply exchange, a reply queued for the pipe's task cost a wake-up
     /// and a poll of that task before its write, on every message (tcp 64 B one-way latency
@@ -338,12 +339,7 @@ impl PipeHandle {
     /// system call each, where the pipe's task writes what queued meanwhile together.
     #[inline(never)]
     fn write_directly(&self, q: &mut PipeQueue, len: usize) -> bool {
-        if q.direct.is_none()
-            || q.framed_msgs != 1
-            || !q.out.is_empty()
-            || q.consumer.is_none()
-            || self.is_closed()
-            || !self.answer_due.swap(false, Ordering::Relaxed)
+        if q.direct.is_none() || self.is_closed() || !self.answer_due.swap(false, Ordering::Relaxed)
         {
             return false;
         }
@@ -1964,21 +1960,15 @@ mod tests {
         during_first_write: Option<(Arc<PipeHandle>, Message)>,
     }
 
-    /// Test streams that only write: nothing ever comes to read.
-    macro_rules! never_readable {
-        ($($stream:ty),*) => {$(
-            impl futures_io::AsyncRead for $stream {
-                fn poll_read(
-                    self: Pin<&mut Self>,
-                    _cx: &mut Context<'_>,
-                    _buf: &mut [u8],
-                ) -> Poll<io::Result<usize>> {
-                    Poll::Pending
-                }
-            }
-        )*};
+    impl futures_io::AsyncRead for SinkStream {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            _buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
     }
-    never_readable!(SinkStream);
 
     impl AsyncWrite for SinkStream {
         fn poll_write(

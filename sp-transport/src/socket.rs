@@ -1056,6 +1056,11 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         &self.owner.shared
     }
 
+    /// A send attempt of the message this handle's `Sink` holds (see `Shared::poll_send`).
+    pub(crate) fn poll_send_sink_slot(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.owner.shared.poll_send(&mut self.sink_slot, cx)
+    }
+
     /// Returns the SP protocol this socket speaks.
     pub fn protocol(&self) -> ProtocolId {
         self.shared().protocol

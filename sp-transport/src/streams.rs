@@ -46,10 +46,7 @@ impl<R: Runtime, P: SendRole> Socket<R, P> {
         if self.sink_slot.is_none() {
             return Poll::Ready(Ok(()));
         }
-        let mut slot = self.sink_slot.take();
-        let res = self.shared().poll_send(&mut slot, cx);
-        self.sink_slot = slot;
-        let res = std::task::ready!(res);
+        let res = std::task::ready!(self.poll_send_sink_slot(cx));
         self.sink_slot = None;
         Poll::Ready(res)
     }
