@@ -58,6 +58,14 @@ impl Runtime for Tokio {
         Some(|cx| tokio::task::coop::poll_proceed(cx).map(|restore| restore.made_progress()))
     }
 
+    /// tokio's own `yield_now`, polled once: it defers the wake-up until the worker has run
+    /// its other tasks (see `Runtime::defer_yield`).
+    fn defer_yield(&self) -> Option<fn(&mut Context<'_>)> {
+        Some(|cx| {
+            let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+        })
+    }
+
     fn sleep_until(&self, deadline: Instant) -> Box<dyn Sleep> {
         let _guard = self.handle.enter();
         Box::new(TokioSleep(Box::pin(tokio::time::sleep_until(

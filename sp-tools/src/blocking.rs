@@ -24,6 +24,18 @@ impl ToolRuntime for Blocking {
         std::thread::sleep(d);
     }
 
+    /// None: a thread's sleep overshoots by the kernel's timer slack (50 µs by default on
+    /// Linux), not by a millisecond tick, so a pacing loop sleeps whenever it is ahead.
+    fn sleep_granularity(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    /// A blocking program's yield: the thread gives its core to other runnable threads. (The
+    /// async runtimes' yield, a self-wake, would poll again at once here and spin.)
+    async fn yield_now(&self) {
+        std::thread::yield_now();
+    }
+
     fn spawn<T: Send + 'static>(
         &self,
         fut: impl Future<Output = T> + Send + 'static,

@@ -133,6 +133,18 @@ pub trait ToolRuntime: Clone + Send + Sync + 'static {
     /// Waits for `d`.
     fn sleep(&self, d: Duration) -> impl Future<Output = ()> + Send;
 
+    /// The shortest wait [`ToolRuntime::sleep`] keeps to: a pacing loop sleeps once it is
+    /// this far ahead of its schedule and yields while it is less. tokio's and async-io's
+    /// timers fire on a millisecond tick at best.
+    fn sleep_granularity(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    /// Lets other work run before the caller goes on: other tasks on an async runtime.
+    fn yield_now(&self) -> impl Future<Output = ()> + Send {
+        YieldNow(false)
+    }
+
     /// Runs `fut` as its own task; the returned future gives its output (`None` if the task
     /// went away without finishing).
     fn spawn<T: Send + 'static>(
@@ -165,6 +177,25 @@ impl<R: Runtime> ToolRuntime for R {
             }),
         );
         async move { rx.await.ok() }
+    }
+}
+
+/// Returns `Pending` once (waking itself at once), so the executor runs other tasks first.
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
 

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::ipc_windows::{bind_ipc, ipc_path, SocketFile};
 use crate::pipe::{
     lock, run_inproc_pipe, run_stream_pipe, InprocPipe, PipeEnd, PipeHandle, PipeOwner, StreamPipe,
+    Turns,
 };
 use crate::pipe_view::{EndpointId, PipeInfo, Transport};
 use crate::rt::{self, Acceptor, BoxFuture, BoxStream, ConnInfo, Runtime, Sleep, TcpOptions};
@@ -565,7 +566,7 @@ async fn establish<R: Runtime, P: SocketCore>(
         frame_kind(&addr),
         opts.recv_max_size,
         leftover,
-        shared.rt.wake_later(),
+        Turns::of(&shared.rt),
     );
     shared
         .attach(handle)

@@ -616,13 +616,34 @@ pub(crate) struct StreamPipe {
     /// (the read is registered with the runtime) and let the receiver run.
     wait_for_bytes: bool,
     needs_flush: bool,
-    /// The runtime's [`wake_later`](crate::rt::Runtime::wake_later), if it has one.
-    wake_later: Option<fn(&Waker)>,
+    turns: Turns,
+    /// The yield that `yield_now` asks for gives the one receiver just woken its turn: defer
+    /// it as the runtime can.
+    yield_to_receiver: bool,
     /// Bytes written since the last take from the queue.
     written_since_take: usize,
     /// A small batch went out and the task is to be woken later: take nothing more in this
     /// poll, so that the sends that follow go out together.
     write_paused: bool,
+}
+
+/// How the runtime lets a pipe's task give way to other tasks, where it can do better than
+/// the task waking itself.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Turns {
+    /// The runtime's [`wake_later`](crate::rt::Runtime::wake_later).
+    pub(crate) wake_later: Option<fn(&Waker)>,
+    /// The runtime's [`defer_yield`](crate::rt::Runtime::defer_yield).
+    pub(crate) defer_yield: Option<fn(&mut Context<'_>)>,
+}
+
+impl Turns {
+    pub(crate) fn of(rt: &impl crate::rt::Runtime) -> Self {
+        Self {
+            wake_later: rt.wake_later(),
+            defer_yield: rt.defer_yield(),
+        }
+    }
 }
 
 /// A batch smaller than this, written by a pipe whose runtime can [wake a task
@@ -637,7 +658,7 @@ impl StreamPipe {
         kind: FrameKind,
         max_message_size: usize,
         leftover: BytesMut,
-        wake_later: Option<fn(&Waker)>,
+        turns: Turns,
     ) -> Self {
         handle.frame_on_enqueue(kind);
         Self {
@@ -650,7 +671,8 @@ impl StreamPipe {
             yield_now: false,
             wait_for_bytes: false,
             needs_flush: false,
-            wake_later,
+            turns,
+            yield_to_receiver: false,
             written_since_take: 0,
             write_paused: false,
         }
@@ -701,7 +723,7 @@ impl StreamPipe {
     /// Once a small batch is out, with a runtime that can wake this task later, takes
     /// nothing more until then (see [`Runtime::wake_later`](crate::rt::Runtime::wake_later)).
     fn pause_after_small_batch(&mut self, cx: &mut Context<'_>) {
-        if let Some(wake_later) = self.wake_later {
+        if let Some(wake_later) = self.turns.wake_later {
             if self.outbound.is_empty() && self.written_since_take < SMALL_BATCH {
                 self.write_paused = true;
                 wake_later(cx.waker());
@@ -778,6 +800,7 @@ impl StreamPipe {
     fn after_waking_receiver(&mut self, cx: &mut Context<'_>) -> Result<(), PipeEnd> {
         if self.inbound.has_ready() || self.read_once(cx)?.is_ready() {
             self.yield_now = true;
+            self.yield_to_receiver = true;
         } else {
             self.wait_for_bytes = true;
         }
@@ -1290,7 +1313,10 @@ impl Future for StreamPipe {
                 Err(end) => return Poll::Ready(end),
             };
             if std::mem::take(&mut this.yield_now) {
-                return yield_after_pause(&this.handle, cx);
+                let deferred = std::mem::take(&mut this.yield_to_receiver)
+                    .then_some(this.turns.defer_yield)
+                    .flatten();
+                return yield_after_pause(&this.handle, cx, deferred);
             }
             if std::mem::take(&mut this.wait_for_bytes) {
                 return Poll::Pending;
@@ -1310,9 +1336,16 @@ impl Future for StreamPipe {
 /// delivering again at once: that turn-taking is what makes PULL's fair queueing fair on a
 /// single-threaded executor, and what gives a woken receiver its turn. Otherwise the resume
 /// wakes it.
-pub(crate) fn yield_after_pause<T>(handle: &PipeHandle, cx: &mut Context<'_>) -> Poll<T> {
+pub(crate) fn yield_after_pause<T>(
+    handle: &PipeHandle,
+    cx: &mut Context<'_>,
+    deferred: Option<fn(&mut Context<'_>)>,
+) -> Poll<T> {
     if handle.poll_resumed(cx.waker()) {
-        cx.waker().wake_by_ref();
+        match deferred {
+            Some(defer) => defer(cx),
+            None => cx.waker().wake_by_ref(),
+        }
     }
     Poll::Pending
 }
@@ -1444,7 +1477,7 @@ impl InprocPipe {
             }
             let yield_after_wake = self.yield_after_waking || delivery.woke_several();
             if !delivery.receiving || (delivery.woke_receiver() && yield_after_wake) {
-                return yield_after_pause(&self.handle, cx);
+                return yield_after_pause(&self.handle, cx, None);
             }
         }
         cx.waker().wake_by_ref();
@@ -1924,8 +1957,13 @@ mod tests {
     }
 
     /// Polls a stream pipe once over `chunks`, its core taking `per_delivery` messages a
-    /// time. Returns (messages delivered, reads made, the task's wake-ups of itself).
-    fn poll_pipe_once(chunks: Vec<Vec<u8>>, per_delivery: usize) -> (usize, usize, usize) {
+    /// time, on a runtime with `defer_yield`. Returns (messages delivered, reads made, the
+    /// task's wake-ups of itself).
+    fn poll_pipe_once(
+        chunks: Vec<Vec<u8>>,
+        per_delivery: usize,
+        defer_yield: Option<fn(&mut Context<'_>)>,
+    ) -> (usize, usize, usize) {
         let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let stream = ScriptedStream {
             chunks: chunks.into(),
@@ -1939,7 +1977,10 @@ mod tests {
             FrameKind::Tcp,
             1 << 20,
             BytesMut::new(),
-            None,
+            Turns {
+                defer_yield,
+                ..Turns::default()
+            },
         );
         let (wake, waker) = CountingWake::new();
         let polled = Pin::new(&mut pipe).poll(&mut Context::from_waker(&waker));
@@ -2141,7 +2182,10 @@ mod tests {
             FrameKind::Tcp,
             1 << 20,
             BytesMut::new(),
-            wake_later,
+            Turns {
+                wake_later,
+                ..Turns::default()
+            },
         );
         WOKEN_LATER.set(0);
         let polled = Pin::new(&mut pipe).poll(&mut Context::from_waker(Waker::noop()));
@@ -2363,7 +2407,7 @@ mod tests {
         // The receiver runs next on this thread: no self-wake, which on tokio would have put
         // this task in the receiver's place. One read for the frame, one that found nothing.
         let frame = wire(&Message::new(&b"ping"[..]));
-        assert_eq!(poll_pipe_once(vec![frame], 1), (1, 2, 0));
+        assert_eq!(poll_pipe_once(vec![frame], 1, None), (1, 2, 0));
     }
 
     #[test]
@@ -2372,13 +2416,37 @@ mod tests {
         // second is delivered, so the task wakes itself and reads no more.
         let mut chunk = wire(&Message::new(&b"one"[..]));
         chunk.extend(wire(&Message::new(&b"two"[..])));
-        assert_eq!(poll_pipe_once(vec![chunk], 1), (1, 1, 1));
+        assert_eq!(poll_pipe_once(vec![chunk], 1, None), (1, 1, 1));
+    }
+
+    thread_local! {
+        static DEFERRED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// A runtime's `defer_yield` that counts its calls on this thread and wakes nothing.
+    fn count_deferral(_cx: &mut Context<'_>) {
+        DEFERRED.set(DEFERRED.get() + 1);
+    }
+
+    #[test]
+    fn the_yield_to_one_woken_receiver_is_deferred_where_the_runtime_can() {
+        // As above, on a runtime that defers yields (tokio): the task asks the runtime to poll
+        // it after the receiver instead of waking itself, which on tokio would wake another
+        // worker to take it.
+        let mut chunk = wire(&Message::new(&b"one"[..]));
+        chunk.extend(wire(&Message::new(&b"two"[..])));
+        DEFERRED.set(0);
+        assert_eq!(
+            poll_pipe_once(vec![chunk], 1, Some(count_deferral)),
+            (1, 1, 0)
+        );
+        assert_eq!(DEFERRED.get(), 1);
     }
 
     #[test]
     fn several_messages_that_woke_receivers_yield_so_their_replies_go_out_together() {
         let mut chunk = wire(&Message::new(&b"one"[..]));
         chunk.extend(wire(&Message::new(&b"two"[..])));
-        assert_eq!(poll_pipe_once(vec![chunk], 64), (2, 1, 1));
+        assert_eq!(poll_pipe_once(vec![chunk], 64, None), (2, 1, 1));
     }
 }

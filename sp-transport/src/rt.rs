@@ -310,6 +310,17 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     fn send_budget(&self) -> Option<fn(&mut Context<'_>) -> Poll<()>> {
         None
     }
+    /// How a pipe's task that has just handed a message to the one receiver waiting for it
+    /// gives that receiver its turn: a function that has the running task polled again after
+    /// the other tasks ready on its thread, without waking another thread to take it. `None`
+    /// (the default): the task wakes itself during its poll.
+    ///
+    /// Why: tokio treats a task woken during its own poll as a yield and wakes a parked
+    /// worker to steal it, so the pipe's task and the receiver it just woke then run on two
+    /// workers and take the socket's lock from each other for every batch.
+    fn defer_yield(&self) -> Option<fn(&mut Context<'_>)> {
+        None
+    }
     /// Whether the tasks a pipe wakes to receive run on threads of their own (sp-blocking's
     /// callers) rather than on the executor that runs the pipe's task. Default: false.
     ///

@@ -371,7 +371,7 @@ impl<W: MessageConnection> WsPipe<W> {
                 Err(end) => return Poll::Ready(end),
             };
             if std::mem::take(&mut self.yield_now) {
-                return crate::pipe::yield_after_pause(&self.handle, cx);
+                return crate::pipe::yield_after_pause(&self.handle, cx, None);
             }
             if std::mem::take(&mut self.wait_for_bytes) {
                 return Poll::Pending;

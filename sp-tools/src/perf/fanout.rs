@@ -20,8 +20,9 @@
 //!   K sends, as a task with other work would (default 0: never). `--rate R` paces the
 //!   publisher at R messages a second (default 0: as fast as it can): it sleeps on the
 //!   runtime's timer whenever it is a millisecond or more ahead of that schedule, and yields
-//!   while it is less. A PUB that sends no faster than its subscribers take should lose
-//!   (almost) nothing, and the paced run measures exactly that.
+//!   while it is less (on sp-blocking, where a thread's sleep is finer than a millisecond, it
+//!   sleeps whenever it is ahead). A PUB that sends no faster than its subscribers take
+//!   should lose (almost) nothing, and the paced run measures exactly that.
 //! * `raw_fanout_thr`: the baseline. One task writes the same framed bytes (SP's 8-byte length
 //!   prefix and the body) to N accepted TCP connections in turn, through a buffered writer
 //!   each; N reader tasks count `count` frames each. No handshake, no protocol, and TCP's
@@ -31,11 +32,8 @@
 //! message; the total rate is all delivered messages over the time to the last message any
 //! subscriber received.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -282,19 +280,20 @@ pub async fn pubsub<R: ToolRuntime>(
     for i in 0..count {
         publisher.send(msg.clone()).await.map_err(err("send"))?;
         if pace.yield_every > 0 && (i + 1) % pace.yield_every == 0 {
-            YieldNow(false).await;
+            rt.yield_now().await;
         }
         if let Some(interval) = interval {
-            // Where the schedule says the next send is due: sleep once that is a timer tick
-            // (1 ms) or more away, and yield to the runtime while it is less. Sleeping alone
-            // sends the messages of a whole tick (and of the timer's lateness) in one burst,
-            // which a subscriber's receive queue (128 messages) may not hold.
+            // Where the schedule says the next send is due: sleep once that is the runtime's
+            // timer granularity (a 1 ms tick; none for a blocking thread) or more away, and
+            // yield while it is less. Sleeping alone sends the messages of a whole tick (and
+            // of the timer's lateness) in one burst, which a subscriber's receive queue (128
+            // messages) may not hold.
             let due = start + interval * (i + 1);
             let now = Instant::now();
-            if due >= now + Duration::from_millis(1) {
+            if due >= now + rt.sleep_granularity() {
                 rt.sleep(due - now).await;
             } else if due > now {
-                YieldNow(false).await;
+                rt.yield_now().await;
             }
         }
     }
@@ -353,22 +352,6 @@ async fn subscriber<S: ToolSocket>(
         }
     }
     (n, last)
-}
-
-/// Returns `Pending` once (waking itself at once), so the executor runs other tasks first.
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
 }
 
 /// `raw_fanout_thr`: one writer task sends `count` frames of `size` bytes to each of `subs`
