@@ -429,13 +429,15 @@ impl PipeHandle {
         self.paused.store(true, Ordering::Release);
     }
 
-    /// Resumes a paused pipe and wakes its feeder.
-    pub(crate) fn resume(&self) {
+    /// Resumes a paused pipe. Returns its feeder's waker, for the caller to wake once it
+    /// holds no lock: the socket resumes its pipes under its own lock, and a wake-up there
+    /// (on tokio, often another worker's unpark, a system call) kept both this queue's lock
+    /// and the socket's held while the pipe's task, woken or polled meanwhile, waited for them.
+    #[must_use = "the feeder waits for this wake-up"]
+    pub(crate) fn resume(&self) -> Option<Waker> {
         let mut q = lock(&self.q);
         self.paused.store(false, Ordering::Release);
-        if let Some(w) = q.feeder.take() {
-            w.wake();
-        }
+        q.feeder.take()
     }
 
     /// Returns true if the pipe may deliver; otherwise registers `waker` for the resume.
@@ -2296,7 +2298,9 @@ mod tests {
         peer.close();
         let mut polls = 0;
         while pipe.poll_run(&mut cx).is_pending() {
-            pipe.handle.resume();
+            if let Some(w) = pipe.handle.resume() {
+                w.wake();
+            }
             polls += 1;
             assert!(polls < 10, "the pipe ends once it delivered everything");
         }
@@ -2325,7 +2329,7 @@ mod tests {
         );
         h.set_paused();
         assert!(!h.poll_resumed(&waker));
-        h.resume();
+        h.resume().expect("the feeder registered").wake();
         assert_eq!(count.0.load(Ordering::Relaxed), 1);
         assert!(h.poll_resumed(&waker));
     }

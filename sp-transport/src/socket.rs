@@ -475,8 +475,8 @@ impl<P: Protocol> State<P> {
                         }
                     }
                     Event::ResumeReceiving { pipe } => {
-                        if let Some(p) = self.pipes.get(&pipe) {
-                            p.resume();
+                        if let Some(w) = self.pipes.get(&pipe).and_then(|p| p.resume()) {
+                            self.wakes.push(w);
                         }
                     }
                     Event::ContextReadable { ctx } => {
