@@ -17,10 +17,10 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use futures_io::{AsyncRead, AsyncWrite};
 use sp_transport::rt::{Acceptor, ConnInfo, Connected, IpcListener};
+use tokio::io::{AsyncRead as TokioRead, AsyncWrite as TokioWrite};
 use tokio::net::windows::named_pipe::{ClientOptions, NamedPipeServer, ServerOptions};
-
-use crate::runtime::Io;
 
 /// `ERROR_PIPE_BUSY`: every instance of the pipe is connected to some client right now.
 const ERROR_PIPE_BUSY: i32 = 231;
@@ -102,5 +102,45 @@ impl Acceptor for PipeAcceptor {
         self.waiting = create(&self.name, false).ok().map(wait_for_client);
         let info = ConnInfo::named_pipe(&self.name, true);
         Poll::Ready(Ok((Box::new(Io(server)), info)))
+    }
+}
+
+/// Presents a tokio named pipe as a futures-io stream, forwarding vectored writes (TCP and
+/// Unix streams go in two halves instead, see `crate::split`).
+pub(crate) struct Io<T>(pub(crate) T);
+
+impl<T: TokioRead + Unpin> AsyncRead for Io<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        crate::runtime::poll_read_slice(&mut self.get_mut().0, cx, buf)
+    }
+}
+
+impl<T: TokioWrite + Unpin> AsyncWrite for Io<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
     }
 }

@@ -7,11 +7,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use futures_io::{AsyncRead, AsyncWrite};
 use sp_transport::rt::{
     Acceptor, BoxFuture, ConnInfo, Connected, IpcListener, Runtime, Sleep, TcpOptions,
 };
-use tokio::io::{AsyncRead as TokioRead, AsyncWrite as TokioWrite, ReadBuf};
+use tokio::io::{AsyncRead as TokioRead, ReadBuf};
 use tokio::runtime::Handle;
 
 /// Runs a socket's tasks on a tokio runtime.
@@ -192,21 +191,6 @@ impl Acceptor for IpcAcceptor {
     }
 }
 
-/// Presents a tokio stream as a futures-io stream, forwarding vectored writes: Windows named
-/// pipes (TCP and Unix streams go in two halves, see `crate::split`).
-#[cfg_attr(not(windows), allow(dead_code))]
-pub(crate) struct Io<T>(pub(crate) T);
-
-impl<T: TokioRead + Unpin> AsyncRead for Io<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        poll_read_slice(&mut self.get_mut().0, cx, buf)
-    }
-}
-
 /// A tokio read into a plain buffer, as futures-io reads: how many bytes came.
 pub(crate) fn poll_read_slice<T: TokioRead + Unpin>(
     io: &mut T,
@@ -217,30 +201,4 @@ pub(crate) fn poll_read_slice<T: TokioRead + Unpin>(
     Pin::new(io)
         .poll_read(cx, &mut rb)
         .map_ok(|()| rb.filled().len())
-}
-
-impl<T: TokioWrite + Unpin> AsyncWrite for Io<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
-    }
 }

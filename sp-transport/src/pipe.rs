@@ -2056,7 +2056,7 @@ mod tests {
 
     /// A framing handle whose connection a sender may write (`room` bytes in all), with its
     /// writer idle: registered for the next message with a waker that counts its wake-ups.
-    fn idle_shared_pipe(room: usize) -> (Arc<PipeHandle>, Arc<RecordingWriter>, Arc<Counter>) {
+    fn idle_shared_pipe(room: usize) -> (Arc<PipeHandle>, Arc<RecordingWriter>, Arc<CountingWake>) {
         let h = handle();
         h.frame_on_enqueue(FrameKind::Tcp);
         let written = Arc::new(RecordingWriter {
@@ -2064,20 +2064,10 @@ mod tests {
             room: Mutex::new(room),
         });
         h.share_writer(DirectWriter(written.clone()));
-        let counter = Arc::new(Counter::default());
-        let waker = Waker::from(counter.clone());
+        let (counter, waker) = CountingWake::new();
         let mut out = Outbound::new(FrameKind::Tcp);
         out.take(&h, &waker);
         (h, written, counter)
-    }
-
-    #[derive(Default)]
-    struct Counter(std::sync::atomic::AtomicUsize);
-
-    impl std::task::Wake for Counter {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
     }
 
     #[test]
