@@ -12,7 +12,8 @@ use crate::runtime::{run, send_with, Threads};
 
 /// One context of a socket (see [`sp_transport::Context`]), with blocking calls: many
 /// requests, replies, surveys or subscriptions in flight on one socket, each context used
-/// from its own thread.
+/// from its own thread, or all of them from one thread through a [`RecvSet`](crate::RecvSet)
+/// (no thread switch per message).
 ///
 /// Made by [`Socket::context`](crate::Socket::context). Dropping it closes the context; once
 /// the socket closes, every call fails with [`Error::Closed`](crate::Error::Closed).
@@ -29,6 +30,11 @@ impl<P: ContextRole> std::fmt::Debug for Context<P> {
 impl<P: ContextRole> Context<P> {
     pub(crate) fn new(inner: sp_transport::Context<Threads, P>) -> Self {
         Self { inner }
+    }
+
+    /// The shared driver's context.
+    pub(crate) fn transport(&self) -> &sp_transport::Context<Threads, P> {
+        &self.inner
     }
 
     /// Returns the context's ID within its socket.

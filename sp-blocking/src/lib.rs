@@ -4,8 +4,9 @@
 //! [`Pair1Poly`], [`Pub`], [`Sub`], [`Bus`], [`Surveyor`], [`Respondent`], [`Star`], and the raw
 //! ones that expose headers: [`XReq`], [`XRep`], [`XPair`], [`XPair1`], [`XPush`], [`XPull`],
 //! [`XPub`], [`XSub`], [`XBus`], [`XSurveyor`], [`XRespondent`], [`XStar`]. REQ, REP,
-//! SURVEYOR, RESPONDENT and SUB open [`Context`]s; [`device`] and [`reflector`] join raw
-//! sockets. Every URL scheme works: `tcp`, `ipc`, `inproc`, `tls+tcp`, `ws`, `wss` (TLS is
+//! SURVEYOR, RESPONDENT and SUB open [`Context`]s; a [`RecvSet`] waits on many sockets and
+//! contexts from one thread (as `nn_poll` and `zmq_poll` do); [`device`] and [`reflector`]
+//! join raw sockets. Every URL scheme works: `tcp`, `ipc`, `inproc`, `tls+tcp`, `ws`, `wss` (TLS is
 //! configured with [`TlsConfig`]).
 //! On Windows, where `ipc` is a named pipe, it fails with [`Error::Unsupported`]
 //! ([`Unsupported::NamedPipes`]): use `sp-tokio` for named pipes.
@@ -136,12 +137,14 @@ mod context;
 mod direct;
 mod endpoint;
 mod pool;
+mod recv_set;
 mod runtime;
 mod socket;
 mod turns;
 
 pub use context::Context;
 pub use endpoint::{Dialer, Listener, PipeEvents};
+pub use recv_set::RecvSet;
 pub use runtime::Threads;
 pub use socket::{device, reflector, Incoming, Responses, Socket};
 pub use sp_transport::bytes;

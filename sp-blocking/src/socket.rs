@@ -62,6 +62,11 @@ impl<P: SocketCore> Socket<P> {
         }
     }
 
+    /// The shared driver's socket.
+    pub(crate) fn transport(&self) -> &sp_transport::Socket<Threads, P> {
+        &self.inner
+    }
+
     /// Returns the SP protocol this socket speaks.
     pub fn protocol(&self) -> ProtocolId {
         self.inner.protocol()

@@ -81,6 +81,11 @@ pub use sp_transport::ContextId;
 /// `socket.context()`).
 pub type Context<P> = sp_transport::Context<Smol, P>;
 
+/// One wait on the receives of many sockets and contexts on smol, returning the first
+/// message with the key its source was added under (see [`sp_transport::RecvSet`]); also a
+/// `Stream` of `(key, result)`.
+pub type RecvSet<K> = sp_transport::RecvSet<Smol, K>;
+
 sp_transport::protocol_sockets!(Socket);
 
 /// Devices and reflectors between raw sockets (SP-PROTOCOLS.md section 5.2); see

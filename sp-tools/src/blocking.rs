@@ -2,9 +2,12 @@
 //! and blocks the calling thread, so the tools' `async` logic never waits on an executor.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::runtime::ToolRuntime;
+use sp_blocking::RecvSet;
+use sp_transport::Message;
+
+use crate::runtime::{ToolRuntime, ToolSocket};
 use crate::socket::{Protocol, Unsupported};
 
 pub use crate::socket::BlockingSocket;
@@ -43,9 +46,59 @@ impl ToolRuntime for Blocking {
         let task = std::thread::spawn(move || block_on(fut));
         async move { task.join().ok() }
     }
+
+    /// One thread waits on every socket with an [`sp_blocking::RecvSet`]. The sockets'
+    /// receive timeouts do not apply to a set; the longest of them bounds each wait.
+    fn recv_each<T: Send + 'static>(
+        &self,
+        sockets: Vec<BlockingSocket>,
+        mut states: Vec<T>,
+        take: fn(&mut T, Message) -> bool,
+    ) -> impl Future<Output = Option<Vec<T>>> + Send + 'static {
+        let task = std::thread::spawn(move || {
+            let idle = sockets.iter().filter_map(ToolSocket::recv_timeout).max();
+            let mut set = RecvSet::new();
+            for (i, socket) in sockets.iter().enumerate() {
+                socket.add_to(&mut set, i);
+            }
+            while !set.is_empty() {
+                let got = match idle {
+                    Some(idle) => set.recv_until(Instant::now() + idle),
+                    None => set.recv(),
+                };
+                let Ok((i, result)) = got else { break };
+                let keep = result.is_ok_and(|msg| take(&mut states[i], msg));
+                if !keep {
+                    set.remove(&i);
+                }
+            }
+            states
+        });
+        async move { task.join().ok() }
+    }
 }
 
 /// Runs the future `make` builds on the calling thread; its socket calls block that thread.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     smol::future::block_on(fut)
+}
+
+impl BlockingSocket {
+    /// Adds the socket's receives to `set` under `key`; a role that cannot receive (PUSH,
+    /// PUB) is not added.
+    fn add_to(&self, set: &mut RecvSet<usize>, key: usize) {
+        match self {
+            Self::Req(s) => set.add_socket(key, s),
+            Self::Rep(s) => set.add_socket(key, s),
+            Self::Pull(s) => set.add_socket(key, s),
+            Self::Pair(s) => set.add_socket(key, s),
+            Self::Pair1(s) => set.add_socket(key, s),
+            Self::Sub(s) => set.add_socket(key, s),
+            Self::Surveyor(s) => set.add_socket(key, s),
+            Self::Respondent(s) => set.add_socket(key, s),
+            Self::Bus(s) => set.add_socket(key, s),
+            Self::Star(s) => set.add_socket(key, s),
+            Self::Push(_) | Self::Pub(_) => {}
+        }
+    }
 }

@@ -100,6 +100,8 @@ pub trait ToolSocket: Clone + Send + Sync + 'static {
     fn set_send_timeout(&self, timeout: Option<Duration>);
     /// Sets the receive timeout (`None`: wait forever).
     fn set_recv_timeout(&self, timeout: Option<Duration>);
+    /// The receive timeout (`None`: wait forever).
+    fn recv_timeout(&self) -> Option<Duration>;
     /// Sets the largest accepted message, for endpoints created afterwards.
     fn set_recv_max_size(&self, max: usize) -> Result<()>;
     /// Sets the reconnect back-off for dialers created afterwards.
@@ -151,6 +153,39 @@ pub trait ToolRuntime: Clone + Send + Sync + 'static {
         &self,
         fut: impl Future<Output = T> + Send + 'static,
     ) -> impl Future<Output = Option<T>> + Send + 'static;
+
+    /// Receives on every socket at once, each message going to `take` with that socket's
+    /// state, until `take` returns false for the socket or a receive fails (its timeout, say);
+    /// gives back the states. Here a task per socket; sp-blocking waits on all of them from
+    /// one thread instead (a thread per socket costs a thread switch per message).
+    fn recv_each<T: Send + 'static>(
+        &self,
+        sockets: Vec<Self::Socket>,
+        states: Vec<T>,
+        take: fn(&mut T, Message) -> bool,
+    ) -> impl Future<Output = Option<Vec<T>>> + Send + 'static {
+        let tasks: Vec<_> = sockets
+            .into_iter()
+            .zip(states)
+            .map(|(socket, mut state)| {
+                self.spawn(async move {
+                    while let Ok(msg) = socket.recv().await {
+                        if !take(&mut state, msg) {
+                            break;
+                        }
+                    }
+                    state
+                })
+            })
+            .collect();
+        async move {
+            let mut states = Vec::with_capacity(tasks.len());
+            for task in tasks {
+                states.push(task.await?);
+            }
+            Some(states)
+        }
+    }
 }
 
 impl<R: Runtime> ToolRuntime for R {

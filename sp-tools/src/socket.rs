@@ -325,6 +325,12 @@ macro_rules! socket_enum {
                 }
             }
 
+            fn recv_timeout(&self) -> Option<Duration> {
+                match self {
+                    $(Self::$variant(s) => s.recv_timeout(),)*
+                }
+            }
+
             fn set_recv_max_size(&self, max: usize) -> Result<()> {
                 match self {
                     $(Self::$variant(s) => s.set_recv_max_size(max),)*

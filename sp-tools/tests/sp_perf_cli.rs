@@ -197,8 +197,36 @@ fn usage_errors_exit_two() {
 
 #[test]
 fn req_ctx_thr_and_raw_pipelined_baseline_report_round_trips() {
-    let runs: [&[&str]; 3] = [
+    let runs: [&[&str]; 6] = [
         &["req_ctx_thr", "inproc://sp-perf-cli-ctx", "16", "32", "400"],
+        &[
+            "req_ctx_thr",
+            "--set",
+            "tcp://127.0.0.1:0",
+            "16",
+            "32",
+            "401",
+        ],
+        &[
+            "--runtime",
+            "smol",
+            "req_ctx_thr",
+            "--set",
+            "inproc://sp-perf-cli-ctx-smol",
+            "3",
+            "32",
+            "100",
+        ],
+        &[
+            "--runtime",
+            "blocking",
+            "req_ctx_thr",
+            "--set",
+            "tcp://127.0.0.1:0",
+            "7",
+            "32",
+            "300",
+        ],
         &[
             "--runtime",
             "blocking",

@@ -37,7 +37,8 @@ use crate::socket::{deadline_after, with_deadline, CtxWaiters, Shared, Socket, S
 /// Operations on one context follow the protocol's rules for one requester: on REQ a new send
 /// cancels the previous request and a receive waiting for it fails with [`Error::Canceled`];
 /// a second receive while one waits fails with [`Error::BadState`] (REQ, REP, RESPONDENT).
-/// To keep many requests in flight, use many contexts, each from its own task.
+/// To keep many requests in flight, use many contexts, each from its own task, or all from one
+/// task through a [`RecvSet`](crate::RecvSet).
 pub struct Context<R: Runtime, P: SocketCore> {
     pub(crate) shared: Arc<Shared<R, P>>,
     pub(crate) id: ContextId,

@@ -425,6 +425,21 @@ impl Drop for PeerProcess {
 // ---------------------------------------------------------------------------------------------
 // Waiting
 
+/// The most one test body may take: [`limited`]'s bound.
+pub const TEST_BODY_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs a test body, panicking if it is still running after [`TEST_BODY_LIMIT`].
+pub async fn limited(body: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(TEST_BODY_LIMIT, body)
+        .await
+        .expect("test body still running after the limit");
+}
+
+/// A `tcp://` URL on 127.0.0.1 with a free port.
+pub fn tcp_url() -> String {
+    format!("tcp://127.0.0.1:{}", free_tcp_port())
+}
+
 /// Polls `cond` every few milliseconds until it holds; panics with `what` after `deadline`.
 pub async fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + deadline;

@@ -8,22 +8,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sp_tests::{free_tcp_port, inproc_url, wait_until};
+use sp_tests::{inproc_url, limited, tcp_url, wait_until};
 
 /// Receive and send timeout for calls that must succeed.
 const T: Duration = Duration::from_secs(5);
-/// The most any one test body may take.
-const LIMIT: Duration = Duration::from_secs(30);
-
-fn tcp_url() -> String {
-    format!("tcp://127.0.0.1:{}", free_tcp_port())
-}
-
-async fn limited(body: impl std::future::Future<Output = ()>) {
-    tokio::time::timeout(LIMIT, body)
-        .await
-        .expect("test body still running after the limit");
-}
 
 /// 100 REQ contexts with their requests outstanding at once, against 100 REP contexts that
 /// hold every reply until all 100 requests have arrived (scenario 49).

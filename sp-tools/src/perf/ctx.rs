@@ -2,14 +2,17 @@
 //! baseline.
 //!
 //! ```text
-//!   req_ctx_thr       <url>     <contexts> <msg-size> <count>
+//!   req_ctx_thr [--set] <url>   <contexts> <msg-size> <count>
 //!   raw_pipelined_thr <tcp-url> <depth>    <msg-size> <count>
 //! ```
 //!
 //! * `req_ctx_thr` runs both sides in one process: a REP socket listens on `url` with
 //!   `contexts` REP contexts, each answering requests in a loop; a REQ socket dials it with
 //!   `contexts` REQ contexts, each a task sending its share of `count` requests one after the
-//!   other. So up to `contexts` requests are outstanding at once on one connection.
+//!   other. So up to `contexts` requests are outstanding at once on one connection. On
+//!   sp-blocking each context is a thread. With `--set`, each side is one task (one thread on
+//!   sp-blocking) that waits on all its contexts with a `RecvSet`: the REQ side sends on every
+//!   context, then sends the next request on each context that gets its reply.
 //! * `raw_pipelined_thr` is the same traffic without SP: one TCP connection, 8-byte length
 //!   prefixes, an echo server, and a client that keeps up to `depth` requests in flight. It
 //!   bounds what any request/reply stack can reach on this machine.
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sp_core::protocol::reqrep::{Rep, Req};
 use sp_transport::rt::Runtime;
-use sp_transport::Socket;
+use sp_transport::{Message, Socket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -44,6 +47,15 @@ pub struct PipelinedReport {
 }
 
 impl PipelinedReport {
+    fn of(in_flight: usize, msg_size: usize, round_trips: u32, total: Duration) -> Self {
+        Self {
+            total,
+            msg_size,
+            round_trips,
+            in_flight,
+        }
+    }
+
     /// Round trips per second.
     pub fn round_trips_per_sec(&self) -> f64 {
         f64::from(self.round_trips) / self.total.as_secs_f64()
@@ -71,6 +83,15 @@ impl PipelinedReport {
     }
 }
 
+/// Removes `req_ctx_thr`'s `--set` from the front of `args`; returns whether it was there.
+pub fn take_set_option(mode: Mode, args: &mut Vec<String>) -> bool {
+    let set = mode == Mode::ReqCtxThr && args.first().is_some_and(|a| a == "--set");
+    if set {
+        args.remove(0);
+    }
+    set
+}
+
 /// Parses `<url> <contexts|depth> <msg-size> <count>` into `(url, in_flight, size, count)`.
 ///
 /// # Errors
@@ -83,7 +104,7 @@ pub fn parse_args(mode: Mode, args: &[String]) -> Result<(String, usize, usize, 
         )
     } else {
         (
-            "req_ctx_thr <url> <contexts> <msg-size> <count>",
+            "req_ctx_thr [--set] <url> <contexts> <msg-size> <count>",
             "context count",
         )
     };
@@ -111,6 +132,13 @@ pub fn run(job: &Job) -> Result<String, PerfError> {
     let threads = job.threads;
     let out = match (job.mode, job.runtime) {
         (Mode::RawPipelinedThr, _) => block_on_tokio(threads, |_| raw_pipelined(job)),
+        (_, RuntimeKind::Tokio) if job.recv_set => {
+            block_on_tokio(threads, |rt| contexts_in_sets(rt, job))
+        }
+        (_, RuntimeKind::Smol) if job.recv_set => {
+            block_on_smol(threads, |rt| contexts_in_sets(rt, job))
+        }
+        (_, RuntimeKind::Blocking) if job.recv_set => Ok(blocking_contexts_in_sets(&job)),
         (_, RuntimeKind::Tokio) => block_on_tokio(threads, |rt| contexts(rt, job)),
         (_, RuntimeKind::Smol) => block_on_smol(threads, |rt| contexts(rt, job)),
         (_, RuntimeKind::Blocking) => Ok(blocking_contexts(&job)),
@@ -173,21 +201,162 @@ async fn contexts<R: Runtime + Clone>(rt: R, job: Job) -> Result<PipelinedReport
     let total = start.elapsed();
     req.close().await;
     rep.close().await;
-    Ok(PipelinedReport {
-        total,
-        msg_size: size,
-        round_trips: count,
-        in_flight: n,
-    })
+    Ok(PipelinedReport::of(n, size, count, total))
+}
+
+/// The REQ side's bookkeeping with `--set`: how many round trips each context has left.
+struct Pipeline {
+    msg: Bytes,
+    left: Vec<u32>,
+}
+
+impl Pipeline {
+    fn new(contexts: usize, size: usize, count: u32) -> Self {
+        Self {
+            msg: Bytes::from(vec![0u8; size]),
+            left: (0..contexts).map(|i| share(count, contexts, i)).collect(),
+        }
+    }
+
+    fn msg(&self) -> Bytes {
+        self.msg.clone()
+    }
+
+    fn has_more(&self, ctx: usize) -> bool {
+        self.left[ctx] > 0
+    }
+
+    /// Checks context `ctx`'s reply and counts it; true if the context sends again.
+    fn answered(
+        &mut self,
+        ctx: usize,
+        reply: sp_transport::Result<Message>,
+    ) -> Result<bool, PerfError> {
+        let reply = reply.map_err(err("recv"))?;
+        if reply.body.len() != self.msg.len() {
+            return Err(PerfError(format!(
+                "wrong message size: {} != {}",
+                reply.body.len(),
+                self.msg.len()
+            )));
+        }
+        self.left[ctx] -= 1;
+        Ok(self.has_more(ctx))
+    }
+}
+
+/// `req_ctx_thr` with one task per side, each waiting on its contexts with a `RecvSet`.
+async fn contexts_in_sets<R: Runtime + Clone>(
+    rt: R,
+    job: Job,
+) -> Result<PipelinedReport, PerfError> {
+    let (n, size, count) = (job.subscribers, job.size, job.count);
+    let rep = Socket::<R, Rep>::with_runtime(rt.clone());
+    let listener = rep.listen(&job.url).await.map_err(err("listen"))?;
+    let req = Socket::<R, Req>::with_runtime(rt.clone());
+    req.dial(&listener).await.map_err(err("dial"))?;
+    let servers = (0..n)
+        .map(|_| rep.context().map_err(err("context")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let _server = ToolRuntime::spawn(&rt, async move {
+        let mut set = sp_transport::RecvSet::new();
+        for (i, ctx) in servers.iter().enumerate() {
+            set.add_context(i, ctx);
+        }
+        while let Ok((i, request)) = set.recv().await {
+            if let Ok(request) = request {
+                let _ = servers[i].send(request.body).await;
+            }
+        }
+    });
+    let clients = (0..n)
+        .map(|_| req.context().map_err(err("context")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let start = Instant::now();
+    let mut run = Pipeline::new(n, size, count);
+    let mut set = sp_transport::RecvSet::new();
+    for (i, ctx) in clients.iter().enumerate() {
+        if run.has_more(i) {
+            ctx.send(run.msg()).await.map_err(err("send"))?;
+            set.add_context(i, ctx);
+        }
+    }
+    while !set.is_empty() {
+        let (i, reply) = set.recv().await.map_err(err("recv"))?;
+        if run.answered(i, reply)? {
+            clients[i].send(run.msg()).await.map_err(err("send"))?;
+        } else {
+            set.remove(&i);
+        }
+    }
+    let total = start.elapsed();
+    req.close().await;
+    rep.close().await;
+    Ok(PipelinedReport::of(n, size, count, total))
+}
+
+/// sp-blocking's REP listening on the job's URL and a REQ dialled to it.
+fn blocking_sockets(job: &Job) -> Result<(sp_blocking::Rep, sp_blocking::Req), PerfError> {
+    let rep = sp_blocking::Rep::new();
+    let listener = rep.listen(&job.url).map_err(err("listen"))?;
+    let req = sp_blocking::Req::new();
+    req.dial(&listener).map_err(err("dial"))?;
+    Ok((rep, req))
+}
+
+/// `req_ctx_thr --set` on sp-blocking: one thread per side, each waiting on its contexts
+/// with a [`sp_blocking::RecvSet`].
+fn blocking_contexts_in_sets(job: &Job) -> Result<PipelinedReport, PerfError> {
+    let (n, size, count) = (job.subscribers, job.size, job.count);
+    let (rep, req) = blocking_sockets(job)?;
+    let servers = (0..n)
+        .map(|_| rep.context().map_err(err("context")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let server = std::thread::spawn(move || {
+        let mut set = sp_blocking::RecvSet::new();
+        for (i, ctx) in servers.iter().enumerate() {
+            set.add_context(i, ctx);
+        }
+        // Ends when the socket closes: each member reports it once and leaves.
+        while let Ok((i, request)) = set.recv() {
+            if let Ok(request) = request {
+                let _ = servers[i].send(request.body);
+            }
+        }
+    });
+    let clients = (0..n)
+        .map(|_| req.context().map_err(err("context")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let start = Instant::now();
+    let mut run = Pipeline::new(n, size, count);
+    let mut set = sp_blocking::RecvSet::new();
+    for (i, ctx) in clients.iter().enumerate() {
+        if run.has_more(i) {
+            ctx.send(run.msg()).map_err(err("send"))?;
+            set.add_context(i, ctx);
+        }
+    }
+    while !set.is_empty() {
+        let (i, reply) = set.recv().map_err(err("recv"))?;
+        if run.answered(i, reply)? {
+            clients[i].send(run.msg()).map_err(err("send"))?;
+        } else {
+            set.remove(&i);
+        }
+    }
+    let total = start.elapsed();
+    req.close();
+    rep.close();
+    server
+        .join()
+        .map_err(|_| PerfError("the server thread panicked".into()))?;
+    Ok(PipelinedReport::of(n, size, count, total))
 }
 
 /// `req_ctx_thr` on sp-blocking: one thread per context.
 fn blocking_contexts(job: &Job) -> Result<PipelinedReport, PerfError> {
     let (n, size, count) = (job.subscribers, job.size, job.count);
-    let rep = sp_blocking::Rep::new();
-    let listener = rep.listen(&job.url).map_err(err("listen"))?;
-    let req = sp_blocking::Req::new();
-    req.dial(&listener).map_err(err("dial"))?;
+    let (rep, req) = blocking_sockets(job)?;
     for _ in 0..n {
         let ctx = rep.context().map_err(err("context"))?;
         std::thread::spawn(move || {
@@ -221,12 +390,7 @@ fn blocking_contexts(job: &Job) -> Result<PipelinedReport, PerfError> {
     let total = start.elapsed();
     req.close();
     rep.close();
-    Ok(PipelinedReport {
-        total,
-        msg_size: size,
-        round_trips: count,
-        in_flight: n,
-    })
+    Ok(PipelinedReport::of(n, size, count, total))
 }
 
 fn io_err(what: &'static str) -> impl Fn(std::io::Error) -> PerfError {

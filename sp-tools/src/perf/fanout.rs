@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use sp_transport::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -250,16 +251,17 @@ pub async fn pubsub<R: ToolRuntime>(
         .to_string();
     let ready = Arc::new(AtomicUsize::new(0));
     let mut sockets = Vec::with_capacity(subs);
-    let mut tasks = Vec::with_capacity(subs);
     for _ in 0..subs {
         let sub = open(rt, Protocol::Sub0)?;
         sub.subscribe(b"").map_err(err("subscribe"))?;
         sub.set_recv_timeout(Some(IDLE_TIMEOUT));
         sub.dial(&addr).await.map_err(err("dial"))?;
-        let (s, ready) = (sub.clone(), ready.clone());
-        tasks.push(rt.spawn(async move { subscriber(s, size, count, &ready).await }));
         sockets.push(sub);
     }
+    let tallies = (0..subs)
+        .map(|_| Tally::new(size, count, ready.clone()))
+        .collect();
+    let received = rt.recv_each(sockets.clone(), tallies, Tally::take);
 
     let warm_up = Bytes::from(vec![0u8; size + 1]);
     let setup_end = Instant::now() + SETUP_DEADLINE;
@@ -303,13 +305,12 @@ pub async fn pubsub<R: ToolRuntime>(
         .await
         .map_err(err("send"))?;
 
-    let mut subscribers = Vec::with_capacity(subs);
-    for task in tasks {
-        let (n, last) = task
-            .await
-            .ok_or_else(|| PerfError("subscriber task failed".into()))?;
-        subscribers.push((n, last.map_or(Duration::ZERO, |l| l - start)));
-    }
+    let subscribers = received
+        .await
+        .ok_or_else(|| PerfError("subscriber task failed".into()))?
+        .into_iter()
+        .map(|t| (t.n, t.last.map_or(Duration::ZERO, |l| l - start)))
+        .collect();
     let by_subs = sockets.iter().map(|s| s.stats().dropped.total()).sum();
     let by_pub = publisher.stats().dropped.total();
     for s in sockets {
@@ -325,33 +326,46 @@ pub async fn pubsub<R: ToolRuntime>(
     })
 }
 
-/// One SUB's loop: counts data messages until the end marker, `count` messages or a receive
-/// timeout; returns the count and when the last one arrived.
-async fn subscriber<S: ToolSocket>(
-    sub: S,
+/// What one SUB received: data messages counted until the end marker or `count` messages
+/// (a receive timeout also ends it), and when the last one arrived.
+struct Tally {
     size: usize,
     count: u32,
-    ready: &AtomicUsize,
-) -> (u64, Option<Instant>) {
-    let mut warmed = false;
-    let mut n = 0u64;
-    let mut last = None;
-    while n < u64::from(count) {
-        let Ok(m) = sub.recv().await else { break };
-        let len = m.body.len();
-        if len == size {
-            n += 1;
-            last = Some(Instant::now());
-        } else if len == size + 1 {
-            if !warmed {
-                warmed = true;
-                ready.fetch_add(1, Ordering::AcqRel);
-            }
-        } else if len == size + 2 {
-            break;
+    /// Counts the SUBs that received a warm-up message.
+    ready: Arc<AtomicUsize>,
+    warmed: bool,
+    n: u64,
+    last: Option<Instant>,
+}
+
+impl Tally {
+    fn new(size: usize, count: u32, ready: Arc<AtomicUsize>) -> Self {
+        Self {
+            size,
+            count,
+            ready,
+            warmed: false,
+            n: 0,
+            last: None,
         }
     }
-    (n, last)
+
+    /// Counts `m`; false once this SUB is done.
+    fn take(&mut self, m: Message) -> bool {
+        let len = m.body.len();
+        if len == self.size {
+            self.n += 1;
+            self.last = Some(Instant::now());
+        } else if len == self.size + 1 {
+            if !self.warmed {
+                self.warmed = true;
+                self.ready.fetch_add(1, Ordering::AcqRel);
+            }
+        } else if len == self.size + 2 {
+            return false;
+        }
+        self.n < u64::from(self.count)
+    }
 }
 
 /// `raw_fanout_thr`: one writer task sends `count` frames of `size` bytes to each of `subs`

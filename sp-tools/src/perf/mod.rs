@@ -14,7 +14,7 @@
 //!   raw_local_lat | raw_remote_lat | raw_local_thr | raw_remote_thr <tcp-url> <msg-size> <count>
 //!   fanout_thr [--yield-every K] [--rate R] <url> <subscribers> <msg-size> <count>
 //!   raw_fanout_thr <tcp-url> <subscribers> <msg-size> <count>
-//!   req_ctx_thr       <url>     <contexts> <msg-size> <count>
+//!   req_ctx_thr [--set] <url>   <contexts> <msg-size> <count>
 //!   raw_pipelined_thr <tcp-url> <depth>    <msg-size> <count>
 //! ```
 //!
@@ -165,6 +165,9 @@ pub struct Job {
     pub subscribers: usize,
     /// `fanout_thr --yield-every` and `--rate`: how the publisher sends.
     pub pace: fanout::PublisherPace,
+    /// `req_ctx_thr --set`: each side waits on all its contexts from one task (one thread on
+    /// sp-blocking) with a `RecvSet`, instead of a task (thread) per context.
+    pub recv_set: bool,
     /// nngcat's TLS flags, for `tls+tcp://` and `wss://` URLs (NNG's perf tools have none).
     pub tls: crate::tls::TlsOptions,
 }
@@ -185,7 +188,7 @@ fn command() -> Command {
              inproc_thr [--pair0|--pair1] [--url URL] <size> <count>\n       \
              raw_local_lat | raw_remote_lat | raw_local_thr | raw_remote_thr <tcp-url> <size> <count>\n       \
              fanout_thr [--yield-every K] [--rate R] <url> <subscribers> <size> <count> | raw_fanout_thr <tcp-url> <subscribers> <size> <count>\n       \
-             req_ctx_thr <url> <contexts> <size> <count> | raw_pipelined_thr <tcp-url> <depth> <size> <count>",
+             req_ctx_thr [--set] <url> <contexts> <size> <count> | raw_pipelined_thr <tcp-url> <depth> <size> <count>",
         )
         .arg(Arg::new("runtime").long("runtime").value_name("RUNTIME").default_value("tokio").help("the adapter the SP modes run on: tokio, smol or blocking"))
         .arg(
@@ -347,6 +350,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 threads,
                 subscribers: 1,
                 pace: fanout::PublisherPace::default(),
+                recv_set: false,
                 tls: tls.clone(),
             }
         }
@@ -363,10 +367,12 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 threads,
                 subscribers,
                 pace,
+                recv_set: false,
                 tls: tls.clone(),
             }
         }
         Mode::ReqCtxThr | Mode::RawPipelinedThr => {
+            let recv_set = ctx::take_set_option(mode, &mut args);
             let (url, in_flight, size, count) = ctx::parse_args(mode, &args)?;
             Job {
                 mode,
@@ -378,6 +384,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 threads,
                 subscribers: in_flight,
                 pace: fanout::PublisherPace::default(),
+                recv_set,
                 tls: tls.clone(),
             }
         }
@@ -423,6 +430,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 threads,
                 subscribers: 1,
                 pace: fanout::PublisherPace::default(),
+                recv_set: false,
                 tls: tls.clone(),
             }
         }
