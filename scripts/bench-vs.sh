@@ -180,7 +180,7 @@ sp_row contexts "REQ/REP tcp 1 in flight" "$RT" higher "$RT" raw_pipelined_thr \
   req_ctx_thr "$T" 1 64 "$lat_trips"
 # The same 100 in flight from one task (sp-blocking: one thread) per side, each waiting on its
 # contexts with a RecvSet; the raw baseline is the row above's.
-sp_row contexts "REQ/REP tcp 100 in flight, one RecvSet a side" "$RT" higher "$RT" - \
+sp_row contexts "REQ/REP tcp 100 in flight: one RecvSet per side" "$RT" higher "$RT" - \
   req_ctx_thr --set "$T" 100 64 "$ctx_trips"
 fan_count=$((thr_count / 5)); [ $fan_count -ge 1 ] || fan_count=1
 sp_row fan-out "PUB/SUB tcp 1 PUB to 4 SUBs" "msg/s delivered" higher "delivered in total" \
