@@ -137,6 +137,7 @@ mod context;
 mod direct;
 mod endpoint;
 mod pool;
+mod readiness;
 mod recv_set;
 mod runtime;
 mod socket;

@@ -14,10 +14,10 @@ use sp_core::protocol::pair::{Pair, PairConfig, XPair};
 use sp_core::protocol::pair1::{Pair1, Pair1Config, XPair1};
 use sp_core::protocol::pipeline::{Push, PushConfig, XPush};
 use sp_core::protocol::pubsub::{Pub, PubConfig, XPub};
-use sp_core::protocol::{Input, Protocol};
+use sp_core::protocol::Protocol;
 use sp_core::Message;
 
-use common::{add, drain_ev, drain_tx, p, writable};
+use common::{add, Taken};
 
 /// One step of the driver around the core.
 #[derive(Clone, Debug)]
@@ -55,36 +55,13 @@ fn step() -> impl Strategy<Value = Step> {
 /// refused.
 fn check(mut core: impl Protocol, steps: &[Step]) -> Result<(), TestCaseError> {
     let now = Instant::now();
-    let mut taken = Vec::new();
+    let mut taken = Taken::default();
     for step in steps {
         match step {
             Step::Add(pipe) => add(&mut core, *pipe, now),
-            Step::Remove(pipe) => {
-                // What the driver took for this pipe and never wrote goes back first.
-                for tx in taken
-                    .iter()
-                    .filter(|tx: &&sp_core::protocol::Transmit| tx.pipe == p(*pipe))
-                {
-                    core.handle(
-                        Input::Unsent {
-                            pipe: tx.pipe,
-                            msg: tx.msg.clone(),
-                        },
-                        now,
-                    );
-                }
-                taken.retain(|tx| tx.pipe != p(*pipe));
-                core.handle(Input::PipeRemoved { pipe: p(*pipe) }, now);
-            }
-            Step::Writable(pipe) => {
-                // Written: the pipe's transmits leave the driver's queue.
-                taken.retain(|tx| tx.pipe != p(*pipe));
-                writable(&mut core, *pipe, now);
-            }
-            Step::Drain => {
-                taken.extend(drain_tx(&mut core));
-                drain_ev(&mut core);
-            }
+            Step::Remove(pipe) => taken.remove(&mut core, *pipe, now),
+            Step::Writable(pipe) => taken.writable(&mut core, *pipe, now),
+            Step::Drain => taken.drain(&mut core),
             Step::Send(header) => {
                 let msg = Message::with_header(header.clone(), b"body".to_vec());
                 if core.will_take(&msg) {

@@ -29,6 +29,7 @@ mod ipc_windows;
 mod pipe;
 mod pipe_events;
 mod pipe_view;
+mod readiness;
 mod recv_set;
 mod roles;
 pub mod rt;

@@ -34,6 +34,7 @@ use crate::error::{Error, Result, SendResult, Unsent};
 use crate::pipe::{lock, Delivery, PipeEnd, PipeHandle, PipeOwner, QUEUE_HIGH_WATER_MSGS};
 use crate::pipe_events::{self, Hook, PipeEvent, PipeEvents, PipeVerdict, Subscribers};
 use crate::pipe_view::{EndpointId, Pipe};
+use crate::readiness::Readiness;
 use crate::roles::{RecvRole, SendRole};
 use crate::rt::{Runtime, Sleep};
 use crate::stats::{RefusalCounts, RefusalReason, SocketStats};
@@ -360,6 +361,10 @@ impl Waiters {
         if !self.0.iter().any(|w| w.will_wake(waker)) {
             self.0.push(waker.clone());
         }
+    }
+
+    pub(crate) fn has_any(&self) -> bool {
+        !self.0.is_empty()
     }
 
     /// Wakes every waiter; returns whether there was one.
@@ -721,6 +726,12 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         match result {
             Ok(msg) => {
                 st.count_received(msg.len());
+                // A receive can make a socket writable with no event from the core (a REP
+                // that takes a request may reply): a task waiting in `writable` looks again.
+                if st.send_waiters.has_any() && st.core.is_writable() {
+                    let st = &mut *st;
+                    st.send_waiters.defer_all(&mut st.wakes);
+                }
                 Ok(msg)
             }
             Err(_) if self.is_closed() => Err(Error::Closed),
@@ -771,6 +782,34 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         match self.try_recv_locked(Some(cx.waker())) {
             Err(Error::WouldBlock) => Poll::Pending,
             done => Poll::Ready(done),
+        }
+    }
+
+    /// Ready once the core reports the socket readable (`Readiness::Readable`) or writable,
+    /// or with [`Error::Closed`]; otherwise registers `cx`'s waker for the core's next
+    /// [`Event::Readable`] or [`Event::Writable`].
+    pub(crate) fn poll_ready(&self, want: Readiness, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut st = self.lock();
+        if self.is_closed() {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        let (ready, waiters) = match want {
+            Readiness::Readable => (st.core.is_readable(), &mut st.recv_waiters),
+            Readiness::Writable => (st.core.is_writable(), &mut st.send_waiters),
+        };
+        if ready {
+            return Poll::Ready(Ok(()));
+        }
+        waiters.register(cx.waker());
+        Poll::Pending
+    }
+
+    /// The core's readiness now.
+    pub(crate) fn is_ready(&self, want: Readiness) -> bool {
+        let st = self.lock();
+        match want {
+            Readiness::Readable => st.core.is_readable(),
+            Readiness::Writable => st.core.is_writable(),
         }
     }
 

@@ -152,6 +152,10 @@ pub mod blocking_shim {
             self.0.send(msg)
         }
 
+        pub async fn writable_until(&self, deadline: Instant) -> Result<()> {
+            self.0.writable_until(deadline)
+        }
+
         pub async fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> SendResult {
             self.0.send_until(msg, deadline)
         }
@@ -164,6 +168,10 @@ pub mod blocking_shim {
 
         pub async fn recv_until(&self, deadline: Instant) -> Result<Message> {
             self.0.recv_until(deadline)
+        }
+
+        pub async fn readable_until(&self, deadline: Instant) -> Result<()> {
+            self.0.readable_until(deadline)
         }
     }
 

@@ -49,6 +49,7 @@ macro_rules! with_scenarios {
             recv_timeout_gives_timed_out,
             close_wakes_a_blocked_recv_with_closed,
             close_flushes_sent_messages,
+            sockets_report_readiness,
         );
     };
 }
@@ -277,6 +278,54 @@ macro_rules! conformance_suite {
                 // The socket still works afterwards.
                 req.send("ok").await.unwrap();
                 assert_eq!(recv_body(&rep, "REP receives").await, b"ok");
+            }
+
+            /// Scenario 36: a REQ is not writable before it connects and is afterwards; a REP
+            /// is readable once a request is queued and writable while it holds one; a REQ
+            /// is readable once the reply came; a PUB is always writable; a SUB becomes
+            /// readable when a message is queued. Waiting takes nothing.
+            async fn sockets_report_readiness(t: Transport) {
+                let ep = Endpoint::new(t);
+                let within = |d: Duration| Instant::now() + d;
+                let (req, rep): (sp::Req, sp::Rep) = (open(), open());
+                assert!(!req.is_writable(), "a REQ with no pipe");
+                let e = req.writable_until(within(SHORT)).await.unwrap_err();
+                assert!(e.is_timed_out(), "a REQ with no pipe: {e:?}");
+                connect(&rep, &req, &ep).await;
+                req.writable_until(within(T))
+                    .await
+                    .expect("a connected REQ");
+                assert!(!req.is_readable(), "a REQ with no request out");
+                assert!(!rep.is_readable() && !rep.is_writable(), "an idle REP");
+                req.send("ping").await.unwrap();
+                rep.readable_until(within(T))
+                    .await
+                    .expect("the request arrives");
+                assert!(rep.is_readable(), "waiting took nothing");
+                assert_eq!(recv_body(&rep, "REP receives").await, b"ping");
+                assert!(!rep.is_readable(), "the request was taken");
+                rep.writable_until(within(T))
+                    .await
+                    .expect("a REP holding a request");
+                rep.send("pong").await.unwrap();
+                assert!(!rep.is_writable(), "the request was answered");
+                req.readable_until(within(T))
+                    .await
+                    .expect("the reply arrives");
+                assert_eq!(recv_body(&req, "REQ receives").await, b"pong");
+                assert!(!req.is_readable(), "the reply was taken");
+
+                let (publisher, sub): (sp::Pub, sp::Sub) = (open(), open());
+                assert!(publisher.is_writable(), "a PUB with no pipe");
+                sub.subscribe(b"");
+                connect(&publisher, &sub, &ep).await;
+                assert!(!sub.is_readable(), "nothing sent yet");
+                publisher.send("news").await.unwrap();
+                sub.readable_until(within(T))
+                    .await
+                    .expect("the message arrives");
+                assert!(sub.is_readable());
+                assert_eq!(recv_body(&sub, "SUB receives").await, b"news");
             }
 
             async fn rep_send_before_recv_is_bad_state(t: Transport) {

@@ -366,6 +366,34 @@ pub trait Protocol {
     /// [`RecvError::WouldBlock`] when nothing is ready, or a protocol-specific failure.
     fn recv(&mut self, now: Instant) -> Result<Message, RecvError>;
 
+    /// Returns true when [`Protocol::recv`] called now would return a message, or the outcome
+    /// of the last request or survey ([`RecvError::ConnectionReset`],
+    /// [`RecvError::SurveyExpired`]), without waiting: the socket is readable (NNG's
+    /// `NNG_OPT_RECVFD`, nanomsg's `NN_POLLIN`; SP-PROTOCOLS.md scenario 36). A socket with
+    /// nothing to wait for (a REQ with no request out) is not readable. A driver waits for it
+    /// on [`Event::Readable`].
+    ///
+    /// Default: whether any message waits in the core's queues ([`CoreStats::recv_queued`]),
+    /// which may count a context's messages that the socket's own receive does not take: a
+    /// false "readable" costs the waiter one receive that finds nothing, a false "not
+    /// readable" would leave it waiting, so a custom core errs on the first side. The cores
+    /// of this crate answer exactly.
+    fn is_readable(&self) -> bool {
+        self.stats().recv_queued > 0
+    }
+
+    /// Returns true when [`Protocol::send`] called now would not fail with
+    /// [`SendError::WouldBlock`]: the socket is writable (NNG's `NNG_OPT_SENDFD`, nanomsg's
+    /// `NN_POLLOUT`). A REQ is not writable before it has a pipe, nor while its pipes are
+    /// busy; a PUB always is (SP-PROTOCOLS.md scenario 36); a role that cannot send (PULL,
+    /// SUB) never is, and a replier (REP, RESPONDENT) is while it holds a request to answer
+    /// whose pipe can take the reply. A driver waits for it on [`Event::Writable`].
+    ///
+    /// Default: [`Protocol::will_take`] of an empty message.
+    fn is_writable(&self) -> bool {
+        self.will_take(&Message::default())
+    }
+
     /// Opens a new context: independent per-operation state sharing the socket's pipes. It
     /// inherits the socket's current settings (resend interval, survey time, queue sizes).
     ///

@@ -263,6 +263,11 @@ impl Protocol for XPair1 {
     forward_to_core!();
     forward_queue_to_core!();
 
+    /// Returns true while the peer's pipe is writable (a send may still fail for its header).
+    fn is_writable(&self) -> bool {
+        self.core.will_take()
+    }
+
     /// Queues `msg` for the peer with its hop count incremented by one.
     ///
     /// # Errors
@@ -427,6 +432,11 @@ impl Protocol for Pair1Poly {
     }
 
     forward_to_core!();
+
+    /// Returns true: this send never waits.
+    fn is_writable(&self) -> bool {
+        true
+    }
 
     /// Sends `msg.body` behind hop count 1 to the pipe in `msg.pipe` (or, with none, the pipe
     /// attached first); `msg.header` is discarded. A message whose pipe is gone, with no pipe

@@ -67,6 +67,12 @@ macro_rules! sub_send_recv {
         fn recv_buffer(&self) -> Option<usize> {
             Some(self.core.queue.capacity())
         }
+
+        /// Returns true while the socket's own queue holds a message (a context's queue is
+        /// its own).
+        fn is_readable(&self) -> bool {
+            self.core.queue.len() > 0
+        }
     };
 }
 

@@ -127,6 +127,14 @@ impl<P: Protocol> Protocol for Raw<P> {
         self.inner.recv(now)
     }
 
+    fn is_readable(&self) -> bool {
+        self.inner.is_readable()
+    }
+
+    fn is_writable(&self) -> bool {
+        self.inner.is_writable()
+    }
+
     fn stats(&self) -> CoreStats {
         self.inner.stats()
     }

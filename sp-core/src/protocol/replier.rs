@@ -250,6 +250,23 @@ impl Protocol for CookedReplier {
         Ok(self.contexts.default_ctx().take(request))
     }
 
+    /// Returns true while a request no context holds is queued.
+    fn is_readable(&self) -> bool {
+        !self.returned.is_empty() || self.core.stats().recv_queued > 0
+    }
+
+    /// Returns true while the socket's own context holds a request whose reply can go now:
+    /// its pipe is idle, or gone (the reply is then dropped and counted).
+    fn is_writable(&self) -> bool {
+        self.contexts
+            .default_ref()
+            .saved
+            .as_ref()
+            .is_some_and(|saved| {
+                !self.core.pipes.contains(saved.pipe) || self.core.pipes.is_idle(saved.pipe)
+            })
+    }
+
     fn open_context(&mut self, _now: Instant) -> Result<ContextId, ContextError> {
         Ok(self.contexts.open(ReplyContext::default()))
     }
@@ -448,6 +465,14 @@ macro_rules! forward_to_cooked_replier {
         /// requests waiting to be received, those handed to waiting contexts included.
         fn stats(&self) -> $crate::stats::CoreStats {
             self.inner.stats()
+        }
+
+        fn is_readable(&self) -> bool {
+            self.inner.is_readable()
+        }
+
+        fn is_writable(&self) -> bool {
+            self.inner.is_writable()
         }
 
         fn recv_buffer(&self) -> Option<usize> {

@@ -512,6 +512,20 @@ impl Protocol for Req {
         self.contexts.default_ctx().take_reply()
     }
 
+    /// Returns true once the current request's reply arrived, or its pipe closed with
+    /// resending off.
+    fn is_readable(&self) -> bool {
+        matches!(
+            self.contexts.default_ref().state,
+            ReqState::Replied(..) | ReqState::Reset
+        )
+    }
+
+    /// Returns true while a pipe can take a request now.
+    fn is_writable(&self) -> bool {
+        self.pipes.has_writable()
+    }
+
     /// Opens a context with no request and the socket's resend interval.
     fn open_context(&mut self, _now: Instant) -> Result<ContextId, ContextError> {
         let interval = self.resend_interval();

@@ -203,6 +203,12 @@ impl Protocol for XReq {
         self.pipes.contains(pipe) && !self.queue.is_paused(pipe)
     }
 
+    /// Returns true when `send` would take a message now: nothing handed back by a dying pipe
+    /// waits to go first, and a pipe is writable.
+    fn is_writable(&self) -> bool {
+        self.returned.is_empty() && self.pipes.has_writable()
+    }
+
     /// Writes `msg`, header and body unchanged, to the first writable pipe ([`Message::pipe`]
     /// is ignored).
     ///

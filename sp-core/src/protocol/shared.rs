@@ -1079,6 +1079,11 @@ macro_rules! raw_replier {
             $crate::protocol::shared::forward_to_core!();
             $crate::protocol::shared::forward_queue_to_core!();
 
+            /// Returns true: a reply never waits (one that cannot be routed is dropped).
+            fn is_writable(&self) -> bool {
+                true
+            }
+
             /// Sends `msg` to the pipe named by its first header word, without that word
             /// ([`Message::pipe`] is ignored).
             ///

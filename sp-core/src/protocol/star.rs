@@ -193,6 +193,11 @@ impl Protocol for Star {
 
     star_pipe_methods!();
 
+    /// Returns true: this send never waits.
+    fn is_writable(&self) -> bool {
+        true
+    }
+
     /// Sends `msg.body` behind hop count 0 to every attached pipe; `msg.header` is discarded.
     ///
     /// # Errors
@@ -247,6 +252,11 @@ impl Protocol for XStar {
     star_pipe_methods!();
 
     fn is_raw(&self) -> bool {
+        true
+    }
+
+    /// Returns true: this send never waits.
+    fn is_writable(&self) -> bool {
         true
     }
 

@@ -376,6 +376,22 @@ impl Protocol for Surveyor {
         self.contexts.default_ctx().take_response()
     }
 
+    /// Returns true while a response to the running survey is queued, or once the survey's
+    /// end is to be reported. A survey whose deadline passed and that no timer has ended yet
+    /// reads as before its deadline until the driver's timer fires.
+    fn is_readable(&self) -> bool {
+        match &self.contexts.default_ref().state {
+            SurveyState::Idle => false,
+            SurveyState::Running(survey) => !survey.responses.is_empty(),
+            SurveyState::Expired => true,
+        }
+    }
+
+    /// Returns true: a survey is sent whatever the pipes (a pipe with a full queue misses it).
+    fn is_writable(&self) -> bool {
+        true
+    }
+
     /// Opens a context with no survey, the socket's survey time and its queue size.
     fn open_context(&mut self, _now: Instant) -> Result<ContextId, ContextError> {
         let survey_time = self.survey_time();
@@ -686,6 +702,11 @@ impl Protocol for XSurveyor {
 
     forward_to_core!();
     forward_queue_to_core!();
+
+    /// Returns true: this send never waits.
+    fn is_writable(&self) -> bool {
+        true
+    }
 
     /// Broadcasts `msg`, header and body unchanged, to every attached pipe ([`Message::pipe`]
     /// is ignored).
