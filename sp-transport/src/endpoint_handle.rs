@@ -367,12 +367,15 @@ impl Listener {
     }
 
     /// Sets the file mode bits (`0..=0o777`) of the socket file of an `ipc://` listener,
-    /// applied when it binds (NNG's `NNG_OPT_IPC_PERMISSIONS`).
+    /// applied when it binds (NNG's `NNG_OPT_IPC_PERMISSIONS`), so only before
+    /// [`start`](Self::start).
     ///
     /// # Errors
     /// [`Error::InvalidOption`] above `0o777`; [`Error::NotSupported`] for other transports;
     /// on Windows, whose named pipes are no files, [`Error::Unsupported`]
-    /// ([`Unsupported::IpcPermissions`](crate::Unsupported::IpcPermissions)).
+    /// ([`Unsupported::IpcPermissions`](crate::Unsupported::IpcPermissions));
+    /// [`Error::AlreadyStarted`] once the listener was started (NNG's `NNG_EBUSY`), as the
+    /// mode could no longer take effect.
     pub fn set_ipc_permissions(&self, mode: u32) -> Result<()> {
         if !matches!(self.ctl.url, Address::Ipc { .. }) {
             return Err(Error::NotSupported);
@@ -390,7 +393,13 @@ impl Listener {
                 format!("{mode:#o}"),
             ));
         }
-        lock(&self.ctl.opts).ipc_permissions = Some(mode);
+        // Checked under the options' lock: `start` marks the listener started before it
+        // reads the options, so a mode stored here is either read by the bind or refused.
+        let mut opts = lock(&self.ctl.opts);
+        if self.ctl.is_started() {
+            return Err(Error::AlreadyStarted(self.ctl.url.to_string()));
+        }
+        opts.ipc_permissions = Some(mode);
         Ok(())
     }
 

@@ -65,6 +65,9 @@ pub struct RecvSet<R: Runtime, K> {
     free: Vec<usize>,
     live: usize,
     ready: Arc<ReadyQueue>,
+    /// The slots to poll, in turn: the woken ones (moved here from `ready` at each call) and
+    /// those whose receive completed, queued again by this task without `ready`'s lock.
+    order: VecDeque<usize>,
     /// A clock and timers for deadlines: the first member's runtime.
     rt: Option<R>,
 }
@@ -118,6 +121,9 @@ impl<R: Runtime, P: SocketCore> Source for ContextSource<R, P> {
 #[derive(Default)]
 struct ReadyQueue {
     inner: Mutex<ReadyInner>,
+    /// `inner.slots` is not empty: read without the lock, so that a call finding it false
+    /// takes no lock (a member that always has a message is queued again by the set alone).
+    pending: AtomicBool,
 }
 
 #[derive(Default)]
@@ -132,7 +138,31 @@ impl ReadyQueue {
     fn push(&self, slot: usize) -> Option<Waker> {
         let mut inner = lock(&self.inner);
         inner.slots.push_back(slot);
+        self.pending.store(true, Ordering::Release);
         inner.waiter.take()
+    }
+
+    /// Moves the woken slots to the back of `order`. With `waiter`, when there were none, it
+    /// registers the waiter under the lock, so that a member woken from then on finds it, and
+    /// returns true.
+    fn take_into(&self, order: &mut VecDeque<usize>, waiter: Option<&Waker>) -> bool {
+        if waiter.is_none() && !self.pending.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut inner = lock(&self.inner);
+        self.pending.store(false, Ordering::Relaxed);
+        if !inner.slots.is_empty() {
+            order.extend(inner.slots.drain(..));
+            return false;
+        }
+        let Some(waker) = waiter else {
+            return false;
+        };
+        match &inner.waiter {
+            Some(w) if w.will_wake(waker) => {}
+            _ => inner.waiter = Some(waker.clone()),
+        }
+        true
     }
 }
 
@@ -172,6 +202,7 @@ impl<R: Runtime, K> Default for RecvSet<R, K> {
             free: Vec::new(),
             live: 0,
             ready: Arc::default(),
+            order: VecDeque::new(),
             rt: None,
         }
     }
@@ -227,9 +258,9 @@ impl<R: Runtime, K: Clone> RecvSet<R, K> {
             ready: self.ready.clone(),
         });
         let waker = Waker::from(wake.clone());
-        // A new member's first receive runs at the next call. The waiting task, if any, is
-        // the caller itself (`&mut self`), so it needs no wake-up.
-        drop(wake.queue());
+        // A new member's first receive runs at the next call.
+        wake.queued.store(true, Ordering::Relaxed);
+        self.order.push_back(slot);
         self.slots[slot] = Some(Member {
             key,
             source,
@@ -277,26 +308,20 @@ impl<R: Runtime, K: Clone> RecvSet<R, K> {
     /// Polls for the first message of any member. `Ready(Err(BadState))` when the set is
     /// empty; otherwise `Ready(Ok((key, result)))` with a member's receive result.
     pub fn poll_recv(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(K, Result<Message>)>> {
+        // The members woken since the last call go behind those already in turn: a member
+        // queued again after each message cannot keep the others waiting.
+        self.ready.take_into(&mut self.order, None);
         let mut registered = false;
         loop {
             if self.live == 0 {
                 return Poll::Ready(Err(Error::BadState));
             }
-            let next = {
-                let mut inner = lock(&self.ready.inner);
-                let next = inner.slots.pop_front();
-                if next.is_none() && !registered {
-                    // Registered under the queue's lock: a member woken from now on finds it.
-                    match &inner.waiter {
-                        Some(w) if w.will_wake(cx.waker()) => {}
-                        _ => inner.waiter = Some(cx.waker().clone()),
-                    }
-                    registered = true;
+            let Some(slot) = self.order.pop_front() else {
+                if registered {
+                    return Poll::Pending;
                 }
-                next
-            };
-            let Some(slot) = next else {
-                return Poll::Pending;
+                registered = self.ready.take_into(&mut self.order, Some(cx.waker()));
+                continue;
             };
             // A slot queued by a member since removed (its waker outlived it) may be empty or
             // hold a newer member: polling that one once more costs one look.
@@ -314,8 +339,11 @@ impl<R: Runtime, K: Clone> RecvSet<R, K> {
                 self.remove_slot(slot);
             } else {
                 member.source.rearm();
-                // Its next receive starts at the next call; this task is the one polling.
-                drop(member.wake.queue());
+                // Its next receive starts at the next call, in turn behind the others; unless
+                // a wake-up during the poll queued it already.
+                if !member.wake.queued.swap(true, Ordering::AcqRel) {
+                    self.order.push_back(slot);
+                }
             }
             return Poll::Ready(Ok((key, result)));
         }

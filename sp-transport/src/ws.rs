@@ -596,8 +596,9 @@ pub enum UpgradeRefusal {
     /// The request's `Origin` is not allowed by the listener's [`OriginPolicy`]: `403`.
     OriginRefused,
     /// The request is not a WebSocket upgrade (no `Upgrade: websocket`, `Connection:
-    /// upgrade`, `Sec-WebSocket-Key` or version 13): `400`. Only [`answer_upgrade`] reports
-    /// it; a listener leaves these checks to tungstenite.
+    /// upgrade`, `Sec-WebSocket-Key` or version 13): `400`. A listener answers it only for a
+    /// version other than 13 (as NNG and mangos do, with `Sec-WebSocket-Version: 13`); it
+    /// leaves the other checks to tungstenite, which closes the connection unanswered.
     NotAnUpgrade,
 }
 
@@ -1054,6 +1055,31 @@ async fn serve(
         .ok_or("http answer timed out")?
         .map_err(|e| format!("http answer failed: {e}"))?;
         return Ok(());
+    }
+    // tungstenite drops an upgrade that does not ask for version 13 without a word, before
+    // our callback runs. Answer it as NNG and mangos do (spec 8.1 #21): `404` on a path no
+    // socket serves, else `400` naming the version we speak (RFC 6455 4.2.2).
+    if header_str(head.request.headers(), "Sec-WebSocket-Version") != Some("13") {
+        let refusal = match server.route(head.request.uri().path()) {
+            Some(_) => UpgradeRefusal::NotAnUpgrade,
+            None => UpgradeRefusal::UnknownPath,
+        };
+        let mut answer = crate::ws_http::text(refusal.status(), refusal.reason());
+        if refusal == UpgradeRefusal::NotAnUpgrade {
+            answer
+                .headers_mut()
+                .insert("Sec-WebSocket-Version", HeaderValue::from_static("13"));
+        }
+        let wire = crate::ws_http::encode(answer, false);
+        let _ = with_timeout(
+            sleep(UPGRADE_TIMEOUT),
+            crate::ws_http::write_all(&mut stream, &wire),
+        )
+        .await;
+        return Err(format!(
+            "websocket upgrade refused ({}): Sec-WebSocket-Version is not 13",
+            refusal.status().as_u16()
+        ));
     }
     let stream: BoxStream = Box::new(crate::ws_http::Replay {
         head: bytes,

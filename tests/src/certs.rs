@@ -117,3 +117,39 @@ fn generate() -> TestPki {
         _dir: dir,
     }
 }
+
+/// A listener's TLS: the test server certificate, no client certificate asked for.
+pub fn server_tls() -> sp_transport::TlsConfig {
+    let p = pki();
+    sp_transport::TlsConfig::builder()
+        .cert_key_pem(p.server.cert_pem.clone(), p.server.key_pem.clone())
+        .build()
+        .expect("server tls")
+}
+
+/// A listener's TLS that demands a client certificate signed by the test CA.
+pub fn mutual_server_tls() -> sp_transport::TlsConfig {
+    let p = pki();
+    sp_transport::TlsConfig::builder()
+        .cert_key_pem(p.server.cert_pem.clone(), p.server.key_pem.clone())
+        .ca_pem(p.ca_pem.clone())
+        .require_client_cert(true)
+        .build()
+        .expect("mutual server tls")
+}
+
+/// A dialer's TLS: trusts the test CA, and presents `identity` if there is one.
+pub fn client_tls_as(identity: Option<&Identity>) -> sp_transport::TlsConfig {
+    let b = sp_transport::TlsConfig::builder().ca_pem(pki().ca_pem.clone());
+    match identity {
+        Some(id) => b.cert_key_pem(id.cert_pem.clone(), id.key_pem.clone()),
+        None => b,
+    }
+    .build()
+    .expect("client tls")
+}
+
+/// A dialer's TLS that trusts the test CA and presents no certificate.
+pub fn client_tls() -> sp_transport::TlsConfig {
+    client_tls_as(None)
+}

@@ -12,8 +12,8 @@
 use std::time::Duration;
 
 use sp_tests::browser::{pages_dir, require_chromium, run_page};
-use sp_tests::certs::pki;
-use sp_tokio::{Bus, HttpHandler, Pair, Pub, Pull, RefusalReason, Rep, TlsConfig};
+use sp_tests::certs::server_tls;
+use sp_tokio::{Bus, HttpHandler, Pair, Pub, Pull, RefusalReason, Rep};
 use tokio::sync::Mutex;
 
 /// Every browser test's page tests, in order.
@@ -26,14 +26,6 @@ const T: Duration = Duration::from_secs(20);
 
 /// One browser at a time: two cores, and each Chromium starts a dozen processes.
 static ONE_BROWSER: Mutex<()> = Mutex::const_new(());
-
-fn server_tls() -> TlsConfig {
-    let p = pki();
-    TlsConfig::builder()
-        .cert_key_pem(p.server.cert_pem.clone(), p.server.key_pem.clone())
-        .build()
-        .expect("server tls")
-}
 
 /// The Rust side of the page's tests, on `scheme://127.0.0.1:<port>`: one socket per path,
 /// and the tasks that answer the page.

@@ -103,6 +103,45 @@ async fn sockets_in_one_set_deliver_everything_under_their_keys() {
     .await;
 }
 
+/// Members take turns: a member with a hundred messages queued does not keep another's one
+/// message waiting behind them.
+#[tokio::test]
+async fn a_busy_member_does_not_starve_the_others() {
+    limited(async {
+        let (busy, quiet) = (sp_tokio::Pull::new(), sp_tokio::Pull::new());
+        let (to_busy, to_quiet) = (sp_tokio::Push::new(), sp_tokio::Push::new());
+        to_busy
+            .dial(busy.listen(inproc_url("busy")).await.unwrap().to_string())
+            .await
+            .unwrap();
+        to_quiet
+            .dial(quiet.listen(inproc_url("quiet")).await.unwrap().to_string())
+            .await
+            .unwrap();
+        for n in 0..100 {
+            to_busy.send(format!("busy {n}")).await.unwrap();
+        }
+        to_quiet.send("quiet").await.unwrap();
+        // Both queues hold their messages before the set first looks (a PULL's queue takes
+        // 128; the rest of the busy one's waits in its pipe).
+        while busy.stats().recv_queued < 100 || !quiet.is_readable() {
+            tokio::task::yield_now().await;
+        }
+        let mut set = sp_tokio::RecvSet::new();
+        set.add_socket("busy", &busy);
+        set.add_socket("quiet", &quiet);
+        let mut order = Vec::new();
+        for _ in 0..3 {
+            order.push(set.recv().await.unwrap().0);
+        }
+        assert!(
+            order.contains(&"quiet"),
+            "the quiet member waited: {order:?}"
+        );
+    })
+    .await;
+}
+
 /// A receive on the set that is dropped before it completes takes nothing: REP contexts in a
 /// set, polled once at a time and dropped while pending, still get each of 40 requests
 /// exactly once.

@@ -7,26 +7,11 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use sp_tests::certs::pki;
+use sp_tests::certs::{client_tls, mutual_server_tls, pki, server_tls};
 use sp_tests::{assert_no_worker_panics, wait_for_pipes, watch_worker_panics};
 use sp_tokio::{Error, Pair, Pub, Pull, Push, Rep, Req, Sub, TlsConfig, TlsError};
 
 const T: Duration = Duration::from_secs(3);
-
-fn server_tls() -> TlsConfig {
-    let p = pki();
-    TlsConfig::builder()
-        .cert_key_pem(p.server.cert_pem.clone(), p.server.key_pem.clone())
-        .build()
-        .expect("server tls")
-}
-
-fn client_tls() -> TlsConfig {
-    TlsConfig::builder()
-        .ca_pem(pki().ca_pem.clone())
-        .build()
-        .expect("client tls")
-}
 
 fn timeouts<P: sp_transport::SocketCore>(s: &sp_tests::Sock<P>) {
     s.set_recv_timeout(Some(T));
@@ -249,19 +234,9 @@ async fn insecure_client_accepts_any_certificate() {
         .expect("insecure dial");
 }
 
-fn mutual_server() -> TlsConfig {
-    let p = pki();
-    TlsConfig::builder()
-        .cert_key_pem(p.server.cert_pem.clone(), p.server.key_pem.clone())
-        .ca_pem(p.ca_pem.clone())
-        .require_client_cert(true)
-        .build()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn mutual_tls_refuses_a_client_without_certificate() {
-    let err = dial_tls_with(mutual_server(), client_tls(), "tls+tcp")
+    let err = dial_tls_with(mutual_server_tls(), client_tls(), "tls+tcp")
         .await
         .expect_err("client without certificate accepted");
     let msg = err.to_string();
@@ -285,7 +260,7 @@ async fn mutual_tls_accepts_a_client_with_certificate() {
         .unwrap();
     let rep = Rep::new();
     timeouts(&rep);
-    rep.set_tls(mutual_server());
+    rep.set_tls(mutual_server_tls());
     let url = rep
         .listen("tls+tcp://127.0.0.1:0")
         .await
