@@ -595,10 +595,9 @@ pub enum UpgradeRefusal {
     ProtocolMismatch,
     /// The request's `Origin` is not allowed by the listener's [`OriginPolicy`]: `403`.
     OriginRefused,
-    /// The request is not a WebSocket upgrade (no `Upgrade: websocket`, `Connection:
-    /// upgrade`, `Sec-WebSocket-Key` or version 13): `400`. A listener answers it only for a
-    /// version other than 13 (as NNG and mangos do, with `Sec-WebSocket-Version: 13`); it
-    /// leaves the other checks to tungstenite, which closes the connection unanswered.
+    /// The request is not a WebSocket upgrade (not a `GET`, or no `Upgrade: websocket`,
+    /// `Connection: upgrade`, `Sec-WebSocket-Key` or version 13): `400`, with
+    /// `Sec-WebSocket-Version: 13` from a listener (as NNG and mangos answer a wrong version).
     NotAnUpgrade,
 }
 
@@ -1056,10 +1055,13 @@ async fn serve(
         .map_err(|e| format!("http answer failed: {e}"))?;
         return Ok(());
     }
-    // tungstenite drops an upgrade that does not ask for version 13 without a word, before
-    // our callback runs. Answer it as NNG and mangos do (spec 8.1 #21): `404` on a path no
-    // socket serves, else `400` naming the version we speak (RFC 6455 4.2.2).
-    if header_str(head.request.headers(), "Sec-WebSocket-Version") != Some("13") {
+    // tungstenite drops a malformed upgrade (not a GET, no key, no `Connection: upgrade`, a
+    // version other than 13) without a word, before our callback runs. Answer it as NNG and
+    // mangos do (spec 8.1 #21): `404` on a path no socket serves, else `400` naming the
+    // version we speak (RFC 6455 4.2.2).
+    if head.request.method() != tungstenite::http::Method::GET
+        || !is_websocket_upgrade(head.request.headers())
+    {
         let refusal = match server.route(head.request.uri().path()) {
             Some(_) => UpgradeRefusal::NotAnUpgrade,
             None => UpgradeRefusal::UnknownPath,
@@ -1077,7 +1079,8 @@ async fn serve(
         )
         .await;
         return Err(format!(
-            "websocket upgrade refused ({}): Sec-WebSocket-Version is not 13",
+            "websocket upgrade refused ({}): not a GET with Upgrade, Connection, \
+             Sec-WebSocket-Key and Sec-WebSocket-Version 13",
             refusal.status().as_u16()
         ));
     }
@@ -1138,30 +1141,20 @@ pub fn answer_upgrade(
     headers: &tungstenite::http::HeaderMap,
     origins: &OriginPolicy,
 ) -> std::result::Result<Response, UpgradeRefusal> {
-    let has_token = |name: &str, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    let key = headers.get("Sec-WebSocket-Key");
-    if !has_token("Upgrade", "websocket")
-        || !has_token("Connection", "upgrade")
-        || header_str(headers, "Sec-WebSocket-Version") != Some("13")
-        || key.is_none()
-    {
+    let Some(key) = headers
+        .get("Sec-WebSocket-Key")
+        .filter(|_| is_websocket_upgrade(headers))
+    else {
         return Err(UpgradeRefusal::NotAnUpgrade);
-    }
+    };
     if !origins.allows(header_str(headers, "Origin"), header_str(headers, "Host")) {
         return Err(UpgradeRefusal::OriginRefused);
     }
     let wanted = subprotocol(protocol);
-    if !has_token("Sec-WebSocket-Protocol", &wanted) {
+    if !has_token(headers, "Sec-WebSocket-Protocol", &wanted) {
         return Err(UpgradeRefusal::ProtocolMismatch);
     }
-    let accept = tungstenite::handshake::derive_accept_key(key.expect("checked").as_bytes());
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     Ok(Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header("Upgrade", "websocket")
@@ -1170,6 +1163,25 @@ pub fn answer_upgrade(
         .header("Sec-WebSocket-Protocol", wanted)
         .body(())
         .expect("valid headers"))
+}
+
+/// Whether a header list names `token` in `name` (a comma-separated list, any case).
+fn has_token(headers: &tungstenite::http::HeaderMap, name: &str, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Whether the headers make a WebSocket version 13 upgrade (RFC 6455 4.2.1): `Upgrade:
+/// websocket`, `Connection: upgrade`, `Sec-WebSocket-Version: 13` and a key.
+fn is_websocket_upgrade(headers: &tungstenite::http::HeaderMap) -> bool {
+    has_token(headers, "Upgrade", "websocket")
+        && has_token(headers, "Connection", "upgrade")
+        && header_str(headers, "Sec-WebSocket-Version") == Some("13")
+        && headers.contains_key("Sec-WebSocket-Key")
 }
 
 /// tungstenite's settings for a connection that will carry SP messages of up to

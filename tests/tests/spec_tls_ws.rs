@@ -151,16 +151,39 @@ async fn expect_nothing(pull: &Pull, case: &str) {
 /// (`version` `None`: no version header at all). Returns the server's reply head (empty when
 /// the server closed without answering) and the connection, still open on our side.
 fn upgrade_with_version(port: u16, path: &str, version: Option<&str>) -> (String, TcpStream) {
+    upgrade_with(port, "GET", path, version, None)
+}
+
+/// Sends an upgrade request with `method` for `path`, its version header as `version` says,
+/// and without the header named `omit` (if any); returns as [`upgrade_with_version`].
+fn upgrade_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    version: Option<&str>,
+    omit: Option<&str>,
+) -> (String, TcpStream) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the ws listener");
     s.set_read_timeout(Some(T)).unwrap();
-    let version = version.map_or(String::new(), |v| format!("Sec-WebSocket-Version: {v}\r\n"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\n{version}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Sec-WebSocket-Protocol: rep.sp.nanomsg.org\r\n\r\n"
-    )
-    .expect("write the upgrade request");
+    let version = version.map(|v| format!("Sec-WebSocket-Version: {v}"));
+    let lines = [
+        Some(format!("Host: 127.0.0.1:{port}")),
+        Some("Upgrade: websocket".to_string()),
+        Some("Connection: Upgrade".to_string()),
+        version,
+        Some("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==".to_string()),
+        Some("Sec-WebSocket-Protocol: rep.sp.nanomsg.org".to_string()),
+    ];
+    let mut request = format!("{method} {path} HTTP/1.1\r\n");
+    for line in lines.into_iter().flatten() {
+        if omit.is_none_or(|name| !line.starts_with(&format!("{name}:"))) {
+            request.push_str(&line);
+            request.push_str("\r\n");
+        }
+    }
+    request.push_str("\r\n");
+    s.write_all(request.as_bytes())
+        .expect("write the upgrade request");
     // Byte by byte, so that nothing after the head (a refusal's body) is consumed here.
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -190,10 +213,11 @@ fn expect_server_closes(mut s: TcpStream, case: &str) {
 
 /// Spec 8.1 #21 (mangos `TestWsBadWsVersion`; NNG refuses version != 13 with 400 too): the
 /// request is otherwise a correct upgrade for the listener's path and protocol, so only the
-/// version can be the reason. RFC 6455 4.2.2 also asks the refusal to name the version the
+/// version can be the reason. Other malformed upgrades (no key, no `Connection: upgrade`,
+/// not a `GET`) get the same 400 rather than a silent close. RFC 6455 4.2.2 also asks the refusal to name the version the
 /// server speaks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ws_upgrade_with_a_bad_or_missing_version_is_refused_with_400() {
+async fn malformed_ws_upgrades_are_refused_with_400() {
     limited(async {
         watch_worker_panics();
         let rep = Rep::new();
@@ -218,6 +242,20 @@ async fn ws_upgrade_with_a_bad_or_missing_version_is_refused_with_400() {
                 expect_server_closes(conn, case);
                 (case, head, status)
             })
+            .into_iter()
+            .chain(
+                [
+                    ("no key", "GET", Some("Sec-WebSocket-Key")),
+                    ("no Connection: upgrade", "GET", Some("Connection")),
+                    ("a POST", "POST", None),
+                ]
+                .map(|(case, method, omit)| {
+                    let (head, conn) = upgrade_with(port, method, "/path", Some("13"), omit);
+                    expect_server_closes(conn, case);
+                    (case, head, "400")
+                }),
+            )
+            .collect::<Vec<_>>()
         })
         .await
         .unwrap();
