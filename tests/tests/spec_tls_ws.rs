@@ -13,7 +13,8 @@
 //!   the connection on a 101-byte one (end to end, and on the bare length claim from a raw
 //!   TLS peer), delivering nothing; a listener's own limit overrides the socket's.
 //!
-//! Certificates come from [`sp_tests::certs::pki`], generated per test process. Raw peers run
+//! Scenario 23 (the request ID inside the WebSocket payload) is checked against raw WebSocket
+//! peers. Certificates come from [`sp_tests::certs::pki`], generated per test process. Raw peers run
 //! on blocking std sockets inside `spawn_blocking`, each read bounded by a timeout.
 
 use std::io::{ErrorKind, Read, Write};
@@ -722,6 +723,112 @@ async fn tls_listener_recv_max_size_overrides_the_socket() {
         assert!(!via_wide.is_closed());
         to_wide.send(vec![3u8; 1000]).await.unwrap();
         assert_eq!(pull.recv().await.unwrap().body.len(), 1000);
+        assert_no_worker_panics();
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 23: the SP header travels inside the WebSocket payload
+
+/// Spec 8.1 #23 (mangos `TestWsMessageHeader`): over `ws://` a REQ's request is one binary
+/// frame holding the 4-byte request ID (high bit set) and then the body, with no length
+/// prefix, and a REP's reply carries the same ID back in front of its body. Checked from both
+/// sides with a raw WebSocket peer (async-tungstenite), so no third-party SP peer is needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_frames_carry_the_request_id_in_their_payload() {
+    use async_tungstenite::tungstenite::client::IntoClientRequest;
+    use async_tungstenite::tungstenite::handshake::server::{Request, Response};
+    use async_tungstenite::tungstenite::Message as WsMessage;
+    use futures_util::StreamExt;
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+
+    limited(async {
+        watch_worker_panics();
+        // Our REP, a raw WebSocket REQ: the raw request's ID comes back on the reply.
+        let rep = Rep::new();
+        timeouts(&rep);
+        let bound = rep.listen("ws://127.0.0.1:0/rr").await.expect("listen");
+        let url = bound.to_string();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port_of(&bound)))
+            .await
+            .unwrap();
+        let mut request = url.as_str().into_client_request().unwrap();
+        // The subprotocol names the listener's protocol, as NNG and mangos do.
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "rep.sp.nanomsg.org".parse().unwrap(),
+        );
+        let (mut ws, _) = async_tungstenite::client_async(request, tcp.compat())
+            .await
+            .expect("raw ws client");
+        ws.send(WsMessage::Binary(b"\x80\x00\x00\x2aping".to_vec().into()))
+            .await
+            .unwrap();
+        let m = rep.recv().await.expect("the raw request");
+        assert_eq!(
+            m.body.as_ref(),
+            b"ping",
+            "the ID is the header, not the body"
+        );
+        rep.send(&b"pong"[..]).await.unwrap();
+        match ws.next().await.expect("a reply frame").unwrap() {
+            WsMessage::Binary(payload) => assert_eq!(payload.as_ref(), b"\x80\x00\x00\x2apong"),
+            other => panic!("the reply is not one binary frame: {other:?}"),
+        }
+
+        // Our REQ, a raw WebSocket REP: the request's frame is the ID and the body.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            // tungstenite's callback type fixes the error's size.
+            #[allow(clippy::result_large_err)]
+            let choose = |req: &Request, mut res: Response| {
+                let asked = req
+                    .headers()
+                    .get("Sec-WebSocket-Protocol")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                assert!(asked.contains("rep.sp.nanomsg.org"), "asked for {asked:?}");
+                res.headers_mut().insert(
+                    "Sec-WebSocket-Protocol",
+                    "rep.sp.nanomsg.org".parse().unwrap(),
+                );
+                Ok(res)
+            };
+            let mut ws = async_tungstenite::accept_hdr_async(tcp.compat(), choose)
+                .await
+                .expect("raw ws server");
+            let payload = match ws.next().await.expect("a request frame").unwrap() {
+                WsMessage::Binary(payload) => payload,
+                other => panic!("the request is not one binary frame: {other:?}"),
+            };
+            assert_eq!(
+                payload.len(),
+                4 + 5,
+                "a 4-byte ID and the body: {payload:?}"
+            );
+            assert!(
+                payload[0] & 0x80 != 0,
+                "the ID's high bit is set: {payload:?}"
+            );
+            assert_eq!(&payload[4..], b"hello");
+            let mut reply = payload[..4].to_vec();
+            reply.extend_from_slice(b"world");
+            ws.send(WsMessage::Binary(reply.into())).await.unwrap();
+            // Held open until the REQ has its reply.
+            ws.next().await;
+        });
+        let req = req_to(&format!("ws://127.0.0.1:{port}/"), None).await;
+        req.send(&b"hello"[..]).await.unwrap();
+        assert_eq!(
+            req.recv().await.expect("the raw reply").body.as_ref(),
+            b"world"
+        );
+        req.close().await;
+        server.await.expect("the raw server's checks");
         assert_no_worker_panics();
     })
     .await;
