@@ -1,5 +1,5 @@
 //! PUB/SUB scenarios from SP-PROTOCOLS.md section 8.5, run in the deterministic simulator.
-//! Scenario 73 (SUB contexts) is not covered: SUB has no contexts yet.
+//! Scenario 73 (SUB contexts) is in `sim_contexts.rs` and `tests/tests/contexts.rs`.
 #![allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 
 use std::time::{Duration, Instant};
