@@ -1,7 +1,8 @@
 //! Endpoint and socket basics from SP-PROTOCOLS.md section 8 that had no or only partial
 //! tests: 8.1 #18 (IPC socket file permissions), 8.1 #25 (inproc keeps raw headers exactly as
-//! TCP and IPC do), 8.2 #27 (the default send and receive timeouts are infinite) and 8.2 #32
-//! (dialers and listeners copy the socket's settings when they are created, and keep them).
+//! TCP and IPC do), 8.2 #27 (the default send and receive timeouts are infinite), 8.2 #32
+//! (dialers and listeners copy the socket's settings when they are created, and keep them)
+//! and 8.2 #33 (TCP no-delay and keep-alive reach the OS socket; NNG's defaults).
 //!
 //! Every wait polls an event (pipe counts, counters, receives with timeouts); no test sleeps
 //! to synchronise. The only short waits assert that something does *not* happen.
@@ -559,4 +560,38 @@ async fn a_listener_enforces_the_limit_it_was_created_with() {
         "B's message never arrives: {late:?}"
     );
     assert_no_worker_panics();
+}
+
+/// Scenario 33: the TCP options reach the connection itself, not only the endpoint's record.
+/// A connection adopted by a socket gets the socket's no-delay and keep-alive; a second
+/// handle on the same OS socket (`try_clone`) reads them back. NNG's defaults hold for a
+/// socket whose options were never set: no-delay on, keep-alive off.
+#[tokio::test]
+async fn tcp_options_reach_the_os_socket() {
+    for (set, nodelay, keepalive) in [
+        (None, true, false),
+        (Some((false, true)), false, true),
+        (Some((true, false)), true, false),
+    ] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (theirs, _) = listener.accept().unwrap();
+        let probe = ours.try_clone().unwrap();
+        let (socket, peer) = (Pull::new(), Push::new());
+        if let Some((nodelay, keepalive)) = set {
+            socket.set_tcp_nodelay(nodelay);
+            socket.set_tcp_keepalive(keepalive);
+        }
+        let (adopted, peer_adopted) = tokio::join!(socket.adopt_tcp(ours), peer.adopt_tcp(theirs));
+        adopted.expect("adopt our end");
+        peer_adopted.expect("adopt their end");
+        assert_eq!(probe.nodelay().unwrap(), nodelay, "no-delay after {set:?}");
+        assert_eq!(
+            socket2::SockRef::from(&probe).keepalive().unwrap(),
+            keepalive,
+            "keep-alive after {set:?}"
+        );
+        peer.send("through").await.unwrap();
+        assert_eq!(socket.recv().await.unwrap().body.as_ref(), b"through");
+    }
 }
