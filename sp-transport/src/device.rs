@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
 use sp_core::ProtocolId;
@@ -42,8 +43,9 @@ use crate::socket::{Socket, SocketCore};
 /// future stops the device at once.
 ///
 /// # Errors
-/// [`Error::NotRaw`] when either socket is cooked, and [`Error::IncompatibleDevice`] when the
-/// protocols do not face each other; nothing is forwarded then.
+/// [`Error::NotRaw`] when either socket is cooked, [`Error::IncompatibleDevice`] when the
+/// protocols do not face each other, and [`Error::DeviceBusy`] when either socket already
+/// runs in another device or reflector (NNG's `NNG_EBUSY`); nothing is forwarded then.
 ///
 /// # Cancel safety
 /// Dropping the future stops the forwarding. A message the device had received and not yet
@@ -65,6 +67,13 @@ where
             b: b_info.protocol,
         });
     }
+    // `device(&s, &s)` reflects, as NNG's does: one claim for the one socket.
+    let (flag_a, flag_b) = (&a.shared().in_device, &b.shared().in_device);
+    let _claim_a = Claim::take(flag_a)?;
+    let _claim_b = match std::ptr::eq(flag_a, flag_b) {
+        true => None,
+        false => Some(Claim::take(flag_b)?),
+    };
     // The peer check leaves at least one direction: a socket that neither sends nor
     // receives does not exist.
     let forward_ab = (a_info.protocol.receives() && b_info.protocol.sends())
@@ -87,8 +96,9 @@ where
 /// Delivery is best effort, as in [`device`].
 ///
 /// # Errors
-/// [`Error::NotRaw`] for a cooked socket, and [`Error::IncompatibleDevice`] for a protocol
-/// that does not peer with itself.
+/// [`Error::NotRaw`] for a cooked socket, [`Error::IncompatibleDevice`] for a protocol that
+/// does not peer with itself, and [`Error::DeviceBusy`] when the socket already runs in a
+/// device or reflector.
 ///
 /// # Cancel safety
 /// As [`device`].
@@ -104,8 +114,31 @@ pub async fn reflector<R: Runtime, P: SocketCore>(socket: &Socket<R, P>) -> Resu
             b: info.protocol,
         });
     }
+    let _claim = Claim::take(&socket.shared().in_device)?;
     forward(socket, socket).await;
     Ok(())
+}
+
+/// A socket's place in a running device, given back when the device ends or is dropped.
+struct Claim<'a>(&'a AtomicBool);
+
+impl<'a> Claim<'a> {
+    /// Takes the socket for a device.
+    ///
+    /// # Errors
+    /// [`Error::DeviceBusy`] while another device holds it.
+    fn take(in_device: &'a AtomicBool) -> Result<Self> {
+        in_device
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| Self(in_device))
+            .map_err(|_| Error::DeviceBusy)
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// What a device checks about one socket.

@@ -96,6 +96,11 @@ pub enum Error {
         /// The second socket's protocol (the same socket for a reflector).
         b: ProtocolId,
     },
+    /// The socket already forwards in a running device or reflector: two devices on one
+    /// socket would split its messages between them (NNG's `NNG_EBUSY`). Stop (drop) the
+    /// other device first.
+    #[error("the socket already runs in a device; stop that device before starting another")]
+    DeviceBusy,
     /// An option value was out of range: names the option, the range it takes and the value
     /// given.
     #[error("invalid value {value} for option {option}: expected {expected}")]

@@ -258,6 +258,8 @@ pub(crate) struct Shared<R, P> {
     protocol: ProtocolId,
     peer_protocol: ProtocolId,
     closed: AtomicBool,
+    /// A device or reflector forwards on this socket (see `crate::device`).
+    pub(crate) in_device: AtomicBool,
     /// Sends started (see [`SEND_YIELD_EVERY`]).
     sends: std::sync::atomic::AtomicU32,
     state: Mutex<State<P>>,
@@ -1060,6 +1062,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
             protocol,
             peer_protocol,
             closed: AtomicBool::new(false),
+            in_device: AtomicBool::new(false),
             sends: std::sync::atomic::AtomicU32::new(0),
             state: Mutex::new(State {
                 core,

@@ -1,7 +1,7 @@
 //! Devices and reflectors over real sockets (SP-PROTOCOLS.md section 5.2, scenarios 8.6
 //! #87–#89): a REQ/REP broker over TCP, a chain of brokers cut off by the TTL, a PUB/SUB
 //! forwarder, a BUS hub and a PAIR1 echo made of reflectors, and the checks that refuse
-//! sockets a device cannot join.
+//! sockets a device cannot join, or that another device holds.
 //!
 //! Every wait polls an event (pipe counts, receives with timeouts); no test sleeps to
 //! synchronise.
@@ -256,6 +256,55 @@ async fn device_refuses_cooked_and_mismatched_sockets() {
         Err(Error::IncompatibleDevice { .. })
     ));
     assert!(matches!(reflector(&Bus::new()).await, Err(Error::NotRaw)));
+}
+
+/// Scenario 87's last check (NNG `test_device_aio_duplicate_busy`): a socket that forwards
+/// in a running device cannot join a second device or a reflector, which would split its
+/// messages; once the first device stops (is dropped), it can.
+#[tokio::test]
+async fn a_socket_in_a_running_device_is_busy() {
+    use futures_util::FutureExt;
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    // One poll, as an executor's first: the device checks and claims its sockets there.
+    fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+        f.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    let (front, back, other_back) = (XRep::new(), XReq::new(), XReq::new());
+    // Boxed, so that dropping it drops the device (a `pin!` keeps it to the end of scope).
+    let mut first = Box::pin(device(&front, &back));
+    assert!(
+        poll_once(first.as_mut()).is_pending(),
+        "the first device runs"
+    );
+    for (what, second) in [
+        ("the same front", device(&front, &other_back).now_or_never()),
+        ("the same back", device(&XRep::new(), &back).now_or_never()),
+    ] {
+        assert!(
+            matches!(second, Some(Err(Error::DeviceBusy))),
+            "{what}: {second:?}"
+        );
+    }
+    let pair = XPair1::new();
+    let echo = reflector(&pair);
+    let mut echo = std::pin::pin!(echo);
+    assert!(poll_once(echo.as_mut()).is_pending(), "a reflector runs");
+    assert!(matches!(
+        device(&pair, &XPair1::new()).now_or_never(),
+        Some(Err(Error::DeviceBusy))
+    ));
+
+    drop(first);
+    let again = device(&front, &other_back);
+    let mut again = std::pin::pin!(again);
+    assert!(
+        poll_once(again.as_mut()).is_pending(),
+        "the front is free again once the first device is gone"
+    );
+    assert!(matches!(device(&XRep::new(), &back).now_or_never(), None));
 }
 
 // Section 5.2 with sp-blocking: the blocking device forwards until one side closes.
