@@ -304,7 +304,10 @@ async fn a_socket_in_a_running_device_is_busy() {
         poll_once(again.as_mut()).is_pending(),
         "the front is free again once the first device is gone"
     );
-    assert!(matches!(device(&XRep::new(), &back).now_or_never(), None));
+    assert!(
+        device(&XRep::new(), &back).now_or_never().is_none(),
+        "the back is free again too"
+    );
 }
 
 // Section 5.2 with sp-blocking: the blocking device forwards until one side closes.
