@@ -235,6 +235,41 @@ async fn pair1_reflector_echoes() {
     assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
 }
 
+// Scenario 88's PAIR forwarder (`tests/device.c`): two raw PAIR1 sockets joined by a device
+// carry a PAIR1 client's messages to a PAIR1 server and the answers back; closing one side
+// ends the device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair1_forwarder_runs_both_ways() {
+    let (front, back) = (XPair1::new(), XPair1::new());
+    let (front_url, back_url) = (listen(&front).await, listen(&back).await);
+    let (f, b) = (front.clone(), back.clone());
+    let task = tokio::spawn(async move { device(&f, &b).await });
+    let (client, server) = (Pair1::new(), Pair1::new());
+    timeouts(&client, T);
+    timeouts(&server, T);
+    client.dial(&front_url).await.unwrap();
+    server.dial(&back_url).await.unwrap();
+    wait_for_pipes(&front, 1).await;
+    wait_for_pipes(&back, 1).await;
+
+    for n in 0..3 {
+        client.send(format!("ask {n}")).await.unwrap();
+        assert_eq!(
+            server.recv().await.unwrap().body,
+            format!("ask {n}").as_bytes()
+        );
+        server.send(format!("answer {n}")).await.unwrap();
+        assert_eq!(
+            client.recv().await.unwrap().body,
+            format!("answer {n}").as_bytes()
+        );
+    }
+
+    front.close().await;
+    let ended = tokio::time::timeout(T, task).await;
+    assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+}
+
 // Scenario 87 (`device_test.c` test_device_not_cooked, test_device_incompatible): cooked
 // sockets and protocols that do not face each other are refused with a typed error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
