@@ -42,7 +42,10 @@ pub struct EndpointOptions {
     pub tls: Option<TlsConfig>,
     /// File mode bits of an `ipc://` listener's socket file (NNG's
     /// `NNG_OPT_IPC_PERMISSIONS`), e.g. `0o660` to let a group connect. Default: none (the
-    /// process umask decides).
+    /// process umask decides). A listener reads it when it binds, so a change after its start
+    /// does nothing ([`Listener::set_ipc_permissions`] refuses one); a dialer, which makes no
+    /// file, never reads it (it may carry it, so that `set_options(options())` works on any
+    /// endpoint).
     pub ipc_permissions: Option<u32>,
     /// Which web pages may connect to a `ws://` or `wss://` listener, by the `Origin` header
     /// browsers send. Default: [`OriginPolicy::same_host`] (non-browser peers and pages served
