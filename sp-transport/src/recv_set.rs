@@ -5,7 +5,8 @@
 //! on it (another thread may take the message, and a REQ context has nothing "readable" until
 //! its receive waits in the core), so the caller would have to try and poll again. The set
 //! keeps a receive waiting on each member and returns the first message that arrives, with
-//! the key the caller gave its source.
+//! the key the caller gave its source. (A socket's own readiness, for a caller that only
+//! wants to know, is [`Socket::is_readable`] and [`Socket::readable`].)
 //!
 //! Why it exists next to `select!` and `StreamMap`: with one task (or one blocking thread)
 //! per context, every reply costs a task wake-up, or an OS thread switch on sp-blocking. The
