@@ -70,7 +70,8 @@
 //! ```
 //!
 //! Examples: `cargo run -p sp-blocking --example <name>` for `blocking_pipeline`,
-//! `blocking_reqrep`, `blocking_pair`, `blocking_pubsub`, `blocking_survey`, `blocking_bus`
+//! `blocking_reqrep`, `blocking_pair`, `blocking_pubsub`, `blocking_survey`, `blocking_bus`,
+//! `blocking_many_requests` (50 requests in flight from one thread through a [`RecvSet`])
 //! and `blocking_demo`.
 //!
 //! # Threads
