@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
 
     let client = Req::new();
-    client.dial_nonblocking(&listener.to_string())?;
+    client.dial_nonblocking(&listener)?;
     // Readiness: a REQ is writable once a pipe can take a request.
     client.writable_until(Instant::now() + Duration::from_secs(5))?;
     println!("client (REQ) connected: writable");
