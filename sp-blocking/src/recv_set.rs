@@ -97,7 +97,8 @@ impl<K: Clone> RecvSet<K> {
     /// Blocks until a member receives: its key and its receive's result.
     ///
     /// # Errors
-    /// [`Error::BadState`](crate::Error::BadState) when the set is empty; a member's own error
+    /// [`Error::BadState`](crate::Error::BadState) when the set is empty or no member has
+    /// anything to wait for; a member's own error
     /// comes as its result, with its key.
     pub fn recv(&mut self) -> Result<(K, Result<Message>)> {
         run(self.inner.recv())

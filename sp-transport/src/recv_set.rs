@@ -37,11 +37,15 @@ use crate::socket::{with_deadline, Shared, Socket, SocketCore};
 ///
 /// Every member keeps one receive waiting: a socket's as [`Socket::recv`], a context's as
 /// [`Context::recv`] (on a REQ context, the reply to its last request). After a member
-/// delivers a message or an error, its next receive starts at the next call; so on a REQ
-/// context, send the next request before calling again (a receive with no request to wait
-/// for fails with [`Error::BadState`], and the member stays). A member whose socket or
-/// context closed reports [`Error::Closed`] once and leaves the set. The members' own receive
-/// timeouts do not apply: the set waits as long as its call says.
+/// delivers a message or an error, its next receive starts at the next call. A member with
+/// nothing to wait for (a REQ context whose reply was taken and that sent nothing since, a
+/// SURVEYOR context with no survey) is passed over, and looked at again at each call, so that
+/// a request sent on it in between is waited for; a call when no member has anything to wait
+/// for fails with [`Error::BadState`], as an empty set's does. So a caller may send on
+/// several contexts and take the replies as they come, with or without removing the
+/// contexts that answered. A member whose socket or context closed reports [`Error::Closed`]
+/// once and leaves the set. The members' own receive timeouts do not apply: the set waits
+/// as long as its call says.
 ///
 /// One set waits in one task or thread at a time (`&mut self`). Members are served in the
 /// order their messages arrived, each woken member polled once per wake-up, so a busy member
@@ -69,6 +73,9 @@ pub struct RecvSet<R: Runtime, K> {
     /// The slots to poll, in turn: the woken ones (moved here from `ready` at each call) and
     /// those whose receive completed, queued again by this task without `ready`'s lock.
     order: VecDeque<usize>,
+    /// The slots of members with nothing to wait for (their receive failed with `BadState`):
+    /// looked at again at the start of each call.
+    idle: Vec<usize>,
     /// A clock and timers for deadlines: the first member's runtime.
     rt: Option<R>,
 }
@@ -204,6 +211,7 @@ impl<R: Runtime, K> Default for RecvSet<R, K> {
             live: 0,
             ready: Arc::default(),
             order: VecDeque::new(),
+            idle: Vec::new(),
             rt: None,
         }
     }
@@ -293,6 +301,7 @@ impl<R: Runtime, K: Clone> RecvSet<R, K> {
         if self.slots[slot].take().is_some() {
             self.live -= 1;
             self.free.push(slot);
+            self.idle.retain(|&s| s != slot);
         }
     }
 
@@ -307,17 +316,31 @@ impl<R: Runtime, K: Clone> RecvSet<R, K> {
     }
 
     /// Polls for the first message of any member. `Ready(Err(BadState))` when the set is
-    /// empty; otherwise `Ready(Ok((key, result)))` with a member's receive result.
+    /// empty or no member has anything to wait for; otherwise `Ready(Ok((key, result)))` with
+    /// a member's receive result.
     pub fn poll_recv(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(K, Result<Message>)>> {
         // The members woken since the last call go behind those already in turn: a member
         // queued again after each message cannot keep the others waiting.
         self.ready.take_into(&mut self.order, None);
+        // Members that had nothing to wait for get one more look: the caller may have given
+        // them something since (a REQ context's next request).
+        for slot in std::mem::take(&mut self.idle) {
+            if let Some(Some(member)) = self.slots.get(slot) {
+                if !member.wake.queued.swap(true, Ordering::AcqRel) {
+                    self.order.push_back(slot);
+                }
+            }
+        }
         let mut registered = false;
         loop {
             if self.live == 0 {
                 return Poll::Ready(Err(Error::BadState));
             }
             let Some(slot) = self.order.pop_front() else {
+                if self.idle.len() == self.live {
+                    // Every member is idle: nothing would ever wake this call.
+                    return Poll::Ready(Err(Error::BadState));
+                }
                 if registered {
                     return Poll::Pending;
                 }
@@ -335,6 +358,12 @@ impl<R: Runtime, K: Clone> RecvSet<R, K> {
             let Poll::Ready(result) = member.source.poll_recv(&mut member_cx) else {
                 continue;
             };
+            if matches!(result, Err(Error::BadState)) {
+                // Nothing to wait for: passed over until the next call looks again.
+                member.source.rearm();
+                self.idle.push(slot);
+                continue;
+            }
             let key = member.key.clone();
             if matches!(result, Err(Error::Closed)) {
                 self.remove_slot(slot);
@@ -358,8 +387,8 @@ impl<R: Runtime, K: Clone> RecvSet<R, K> {
     /// (a timeout, a losing `select!` branch) took nothing, and the next call gets it.
     ///
     /// # Errors
-    /// [`Error::BadState`] when the set is empty. A member's own error (such as
-    /// [`Error::Closed`]) comes as its result, with its key.
+    /// [`Error::BadState`] when the set is empty or no member has anything to wait for. A
+    /// member's own error (such as [`Error::Closed`]) comes as its result, with its key.
     pub async fn recv(&mut self) -> Result<(K, Result<Message>)> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }

@@ -103,6 +103,47 @@ async fn sockets_in_one_set_deliver_everything_under_their_keys() {
     .await;
 }
 
+/// Scatter and gather: requests on five REQ contexts, then five receives on the set without
+/// removing anyone. A context whose reply was taken has nothing to wait for and is passed
+/// over (not reported), a sixth receive fails with `BadState` as nothing is left to wait for,
+/// and a request sent on one context afterwards is waited for again.
+#[tokio::test]
+async fn contexts_that_answered_are_passed_over_until_they_ask_again() {
+    limited(async {
+        let rep = sp_tokio::Rep::new();
+        let addr = rep.listen(inproc_url("gather")).await.unwrap();
+        let req = sp_tokio::Req::new();
+        req.dial(addr.to_string()).await.unwrap();
+        let server = tokio::spawn(async move {
+            while let Ok(request) = rep.recv().await {
+                if rep.send(request.body).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let contexts: Vec<_> = (0..5).map(|_| req.context().unwrap()).collect();
+        let mut set = sp_tokio::RecvSet::new();
+        for (i, ctx) in contexts.iter().enumerate() {
+            ctx.send(format!("{i}")).await.unwrap();
+            set.add_context(i, ctx);
+        }
+        let mut seen = HashSet::new();
+        for _ in 0..5 {
+            let (i, reply) = set.recv().await.unwrap();
+            assert_eq!(reply.unwrap().body, format!("{i}").as_bytes());
+            assert!(seen.insert(i), "context {i} answered twice");
+        }
+        assert!(matches!(set.recv().await, Err(Error::BadState)));
+        assert_eq!(set.len(), 5, "the members stay");
+
+        contexts[3].send("again").await.unwrap();
+        let (i, reply) = set.recv().await.unwrap();
+        assert_eq!((i, reply.unwrap().body.as_ref()), (3, &b"again"[..]));
+        server.abort();
+    })
+    .await;
+}
+
 /// Members take turns: a member with a hundred messages queued does not keep another's one
 /// message waiting behind them.
 #[tokio::test]
