@@ -423,6 +423,33 @@ impl Drop for PeerProcess {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Wire bytes, written out by hand for raw peers (not by the code under test)
+
+/// The 8-byte SP handshake header a peer of SP type `sp_type` sends.
+pub fn sp_header(sp_type: u16) -> [u8; 8] {
+    let [hi, lo] = sp_type.to_be_bytes();
+    [0x00, b'S', b'P', 0x00, hi, lo, 0x00, 0x00]
+}
+
+/// A length prefix in the transport's framing: a u64 big-endian length, behind IPC's 0x01
+/// type byte.
+pub fn length_prefix(t: Transport, len: u64) -> Vec<u8> {
+    let mut v = Vec::new();
+    if t == Transport::Ipc {
+        v.push(0x01);
+    }
+    v.extend_from_slice(&len.to_be_bytes());
+    v
+}
+
+/// `payload` framed as the transport frames a message.
+pub fn framed(t: Transport, payload: &[u8]) -> Vec<u8> {
+    let mut v = length_prefix(t, payload.len() as u64);
+    v.extend_from_slice(payload);
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
 // Waiting
 
 /// The most one test body may take: [`limited`]'s bound.

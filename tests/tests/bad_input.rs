@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use sp_tests::RawIpcStream;
 use sp_tests::{
-    assert_no_worker_panics, resident_bytes, watch_worker_panics, TempIpcDir, Transport,
+    assert_no_worker_panics, framed, length_prefix, resident_bytes, sp_header, watch_worker_panics,
+    TempIpcDir, Transport,
 };
 use sp_tokio::{Pull, Push, Rep, Req};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,27 +27,6 @@ const REQ_TYPE: u16 = 0x30;
 const REP_TYPE: u16 = 0x31;
 const PUSH_TYPE: u16 = 0x50;
 const PULL_TYPE: u16 = 0x51;
-
-fn header(sp_type: u16) -> [u8; 8] {
-    let [hi, lo] = sp_type.to_be_bytes();
-    [0x00, b'S', b'P', 0x00, hi, lo, 0x00, 0x00]
-}
-
-/// A length prefix in the transport's framing (IPC adds the 0x01 type byte).
-fn prefix(t: Transport, len: u64) -> Vec<u8> {
-    let mut v = Vec::new();
-    if t == Transport::Ipc {
-        v.push(0x01);
-    }
-    v.extend_from_slice(&len.to_be_bytes());
-    v
-}
-
-fn frame(t: Transport, payload: &[u8]) -> Vec<u8> {
-    let mut v = prefix(t, payload.len() as u64);
-    v.extend_from_slice(payload);
-    v
-}
 
 /// Where our listener is, and how a raw peer reaches it.
 struct Target {
@@ -113,13 +93,13 @@ impl Target {
     /// listener's header (`expect_type`).
     async fn raw_handshaken(&self, sp_type: u16, expect_type: u16) -> Raw {
         let mut raw = self.raw().await;
-        raw.write(&header(sp_type)).await;
+        raw.write(&sp_header(sp_type)).await;
         let mut got = [0u8; 8];
         tokio::time::timeout(CLOSE_DEADLINE, raw.read_exact(&mut got))
             .await
             .expect("listener sends its header promptly")
             .expect("read listener header");
-        assert_eq!(got, header(expect_type), "listener's handshake bytes");
+        assert_eq!(got, sp_header(expect_type), "listener's handshake bytes");
         raw
     }
 }
@@ -309,7 +289,7 @@ impl RepUnderAttack {
 
 async fn truncated_handshakes(t: Transport) {
     let s = RepUnderAttack::new(t).await;
-    let good = header(REQ_TYPE);
+    let good = sp_header(REQ_TYPE);
     for n in 0..8 {
         let case = format!("handshake truncated to {n} bytes then EOF");
         let mut raw = s.target.raw().await;
@@ -317,7 +297,7 @@ async fn truncated_handshakes(t: Transport) {
         raw.shutdown_write().await;
         let got = raw.expect_closed(CLOSE_DEADLINE, &case).await;
         assert!(
-            header(REP_TYPE).starts_with(&got),
+            sp_header(REP_TYPE).starts_with(&got),
             "{case}: we sent {got:02x?}, not our header"
         );
         s.check_serving(&case).await;
@@ -335,11 +315,11 @@ async fn malformed_handshakes(t: Transport) {
         ("reserved byte 6 = 1", [0, b'S', b'P', 0, 0, 0x30, 1, 0]),
         ("all zero", [0; 8]),
         ("HTTP request line", *b"GET / HT"),
-        ("wrong peer type PUB", header(0x20)),
-        ("wrong peer type REP", header(REP_TYPE)),
-        ("wrong peer type PAIR v1", header(0x11)),
-        ("wrong peer type PUSH", header(PUSH_TYPE)),
-        ("unknown type 0xffff", header(0xffff)),
+        ("wrong peer type PUB", sp_header(0x20)),
+        ("wrong peer type REP", sp_header(REP_TYPE)),
+        ("wrong peer type PAIR v1", sp_header(0x11)),
+        ("wrong peer type PUSH", sp_header(PUSH_TYPE)),
+        ("unknown type 0xffff", sp_header(0xffff)),
     ];
     for (case, bytes) in cases {
         let mut raw = s.target.raw().await;
@@ -347,7 +327,7 @@ async fn malformed_handshakes(t: Transport) {
         // No half-close: the listener must hang up because of the bytes alone.
         let got = raw.expect_closed(CLOSE_DEADLINE, case).await;
         assert!(
-            header(REP_TYPE).starts_with(&got),
+            sp_header(REP_TYPE).starts_with(&got),
             "{case}: we sent {got:02x?}"
         );
         s.check_serving(case).await;
@@ -358,8 +338,8 @@ async fn garbage_with_bad_handshake_is_not_read_as_frames(t: Transport) {
     // A wrong-type header followed by a perfectly valid request frame: nothing may come of it.
     let s = RepUnderAttack::new(t).await;
     let mut raw = s.target.raw().await;
-    let mut bytes = header(0x20).to_vec();
-    bytes.extend(frame(t, &[0x80, 0, 0, 1, b'b', b'a', b'd']));
+    let mut bytes = sp_header(0x20).to_vec();
+    bytes.extend(framed(t, &[0x80, 0, 0, 1, b'b', b'a', b'd']));
     raw.write(&bytes).await;
     raw.expect_closed(CLOSE_DEADLINE, "PUB header then a request frame")
         .await;
@@ -409,7 +389,7 @@ async fn silent_peer_is_dropped_after_the_handshake_timeout() {
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
     let mut silent = Raw::Tcp(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
     let mut partial = Raw::Tcp(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
-    partial.write(&header(REQ_TYPE)[..5]).await;
+    partial.write(&sp_header(REQ_TYPE)[..5]).await;
     // While both stall, a good peer is served.
     rep_still_serves(&rep, &url, "good peer while two stall").await;
     let start = Instant::now();
@@ -501,7 +481,7 @@ impl PullUnderAttack {
 /// Cases that end with EOF from the bad peer (truncated frames): we must close our side.
 async fn truncated_frames(t: Transport) {
     let s = PullUnderAttack::new(t, None).await;
-    let mut ten_then_two = prefix(t, 10);
+    let mut ten_then_two = length_prefix(t, 10);
     ten_then_two.extend_from_slice(b"ab");
     let mut cases: Vec<(String, Vec<u8>)> = vec![
         ("no frame at all".into(), vec![]),
@@ -534,15 +514,21 @@ async fn truncated_frames(t: Transport) {
 async fn refused_length_claims(t: Transport) {
     let s = PullUnderAttack::new(t, Some(100)).await;
     let mut cases: Vec<(String, Vec<u8>)> = vec![
-        ("length 2^63".into(), prefix(t, 1 << 63)),
+        ("length 2^63".into(), length_prefix(t, 1 << 63)),
         (
             "reserved length bits 10 00 .. 00".into(),
-            prefix(t, 0x1000_0000_0000_0000),
+            length_prefix(t, 0x1000_0000_0000_0000),
         ),
-        ("length 2^60".into(), prefix(t, 1 << 60)),
-        ("length u64::MAX".into(), prefix(t, u64::MAX)),
-        ("length 150 above the limit of 100".into(), prefix(t, 150)),
-        ("length 101 just above the limit".into(), prefix(t, 101)),
+        ("length 2^60".into(), length_prefix(t, 1 << 60)),
+        ("length u64::MAX".into(), length_prefix(t, u64::MAX)),
+        (
+            "length 150 above the limit of 100".into(),
+            length_prefix(t, 150),
+        ),
+        (
+            "length 101 just above the limit".into(),
+            length_prefix(t, 101),
+        ),
     ];
     if t == Transport::Ipc {
         let mut bad_type = vec![0x02];
@@ -588,8 +574,8 @@ async fn recv_max_raw(t: Transport) {
     let mut raw = s.handshaken().await;
     let m95: Vec<u8> = (0..95u8).collect();
     let m100: Vec<u8> = (0..100u8).rev().collect();
-    raw.write(&frame(t, &m95)).await;
-    raw.write(&frame(t, &m100)).await;
+    raw.write(&framed(t, &m95)).await;
+    raw.write(&framed(t, &m100)).await;
     assert_eq!(
         &s.pull.recv().await.expect("95-byte message").body[..],
         &m95[..]
@@ -600,7 +586,7 @@ async fn recv_max_raw(t: Transport) {
     );
     raw.expect_open(Duration::from_millis(100), "after two acceptable frames")
         .await;
-    raw.write(&prefix(t, 150)).await;
+    raw.write(&length_prefix(t, 150)).await;
     raw.expect_closed(CLOSE_DEADLINE, "150-byte claim").await;
     s.check_serving("150-byte claim").await;
 }
@@ -669,7 +655,7 @@ async fn unlimited_recv_max_does_not_preallocate_a_huge_claim() {
     let s = PullUnderAttack::new(Transport::Tcp, Some(0)).await;
     let before = resident_bytes();
     let mut raw = s.handshaken().await;
-    raw.write(&prefix(Transport::Tcp, 1 << 59)).await;
+    raw.write(&length_prefix(Transport::Tcp, 1 << 59)).await;
     raw.write(&[0x55; 64 * 1024]).await;
     s.check_serving("claim of 2^59 with the limit off").await;
     if let (Some(b), Some(a)) = (before, resident_bytes()) {
@@ -689,10 +675,10 @@ async fn unlimited_recv_max_does_not_preallocate_a_huge_claim() {
 async fn coalesced_and_dribbled(t: Transport) {
     let s = PullUnderAttack::new(t, None).await;
     let mut raw = s.target.raw().await;
-    let mut bytes = header(PUSH_TYPE).to_vec();
-    bytes.extend(frame(t, b"first frame in the handshake segment"));
-    bytes.extend(frame(t, b""));
-    bytes.extend(frame(t, b"third"));
+    let mut bytes = sp_header(PUSH_TYPE).to_vec();
+    bytes.extend(framed(t, b"first frame in the handshake segment"));
+    bytes.extend(framed(t, b""));
+    bytes.extend(framed(t, b"third"));
     raw.write(&bytes).await;
     assert_eq!(
         &s.pull.recv().await.unwrap().body[..],
@@ -700,7 +686,7 @@ async fn coalesced_and_dribbled(t: Transport) {
     );
     assert_eq!(&s.pull.recv().await.unwrap().body[..], b"");
     assert_eq!(&s.pull.recv().await.unwrap().body[..], b"third");
-    for b in frame(t, b"dribbled") {
+    for b in framed(t, b"dribbled") {
         raw.write(&[b]).await;
     }
     assert_eq!(&s.pull.recv().await.unwrap().body[..], b"dribbled");
@@ -734,7 +720,7 @@ async fn rep_garbage_and_wire_reply(t: Transport) {
         ("empty request", vec![]),
     ] {
         let mut raw = s.target.raw_handshaken(REQ_TYPE, REP_TYPE).await;
-        raw.write(&frame(t, &payload)).await;
+        raw.write(&framed(t, &payload)).await;
         s.rep.set_recv_timeout(Some(Duration::from_millis(300)));
         let r = s.rep.recv().await;
         s.rep.set_recv_timeout(Some(RECV_TIMEOUT));
@@ -747,12 +733,12 @@ async fn rep_garbage_and_wire_reply(t: Transport) {
     }
     // A valid raw request: the reply echoes the id word, then the body.
     let mut raw = s.target.raw_handshaken(REQ_TYPE, REP_TYPE).await;
-    raw.write(&frame(t, &[0x80, 0x12, 0x34, 0x56, b'h', b'i']))
+    raw.write(&framed(t, &[0x80, 0x12, 0x34, 0x56, b'h', b'i']))
         .await;
     let got = s.rep.recv().await.expect("valid raw request is delivered");
     assert_eq!(&got.body[..], b"hi");
     s.rep.send("ok").await.unwrap();
-    let want = frame(t, &[0x80, 0x12, 0x34, 0x56, b'o', b'k']);
+    let want = framed(t, &[0x80, 0x12, 0x34, 0x56, b'o', b'k']);
     let mut buf = vec![0u8; want.len()];
     tokio::time::timeout(CLOSE_DEADLINE, raw.read_exact(&mut buf))
         .await
@@ -831,7 +817,7 @@ async fn good_handshake_bytes(t: Transport) {
     };
     raw.expect_open(Duration::from_millis(150), "before the peer's header")
         .await;
-    raw.write(&header(REP_TYPE)).await;
+    raw.write(&sp_header(REP_TYPE)).await;
     let plen = if t == Transport::Ipc { 9 } else { 8 };
     let mut buf = vec![0u8; plen + 6];
     tokio::time::timeout(CLOSE_DEADLINE, raw.read_exact(&mut buf))
@@ -839,7 +825,11 @@ async fn good_handshake_bytes(t: Transport) {
         .unwrap()
         .unwrap();
     sender.await.unwrap().expect("REQ send completes");
-    assert_eq!(&buf[..plen], &prefix(t, 6)[..], "request frame prefix");
+    assert_eq!(
+        &buf[..plen],
+        &length_prefix(t, 6)[..],
+        "request frame prefix"
+    );
     let id = &buf[plen..plen + 4];
     assert!(
         id[0] & 0x80 != 0,
@@ -851,8 +841,8 @@ async fn good_handshake_bytes(t: Transport) {
     stale.extend_from_slice(b"stale");
     let mut good = id.to_vec();
     good.extend_from_slice(b"ok");
-    raw.write(&frame(t, &stale)).await;
-    raw.write(&frame(t, &good)).await;
+    raw.write(&framed(t, &stale)).await;
+    raw.write(&framed(t, &good)).await;
     let reply = req.recv().await.expect("REQ receives the matching reply");
     assert!(reply.header.is_empty());
     assert_eq!(&reply.body[..], b"ok", "stale reply must be dropped");
@@ -881,13 +871,13 @@ async fn our_req_ignores_a_reply_without_a_request_id() {
     req.dial_nonblocking(&url).unwrap();
     let (s, _) = l.accept().await.unwrap();
     let mut raw = Raw::Tcp(s);
-    raw.write(&header(REP_TYPE)).await;
+    raw.write(&sp_header(REP_TYPE)).await;
     let mut hdr = [0u8; 8];
     raw.read_exact(&mut hdr).await.unwrap();
     req.send("q").await.unwrap();
     let mut buf = [0u8; 13];
     raw.read_exact(&mut buf).await.unwrap();
-    raw.write(&frame(Transport::Tcp, b"ok")).await;
+    raw.write(&framed(Transport::Tcp, b"ok")).await;
     let r = req.recv().await;
     assert!(
         r.as_ref().is_err_and(|e| e.is_timed_out()),
@@ -917,8 +907,8 @@ async fn raw_peer_for<P: sp_transport::SocketCore>(
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(hdr, header(our_type), "our handshake bytes");
-    raw.write(&header(peer_type)).await;
+    assert_eq!(hdr, sp_header(our_type), "our handshake bytes");
+    raw.write(&sp_header(peer_type)).await;
     raw
 }
 
@@ -965,7 +955,7 @@ async fn req_resends_an_unanswered_request_with_the_same_id() {
     );
     let mut reply = first[..4].to_vec();
     reply.extend_from_slice(b"done");
-    raw.write(&frame(Transport::Tcp, &reply)).await;
+    raw.write(&framed(Transport::Tcp, &reply)).await;
     assert_eq!(
         &req.recv().await.expect("reply to the resent request").body[..],
         b"done"
@@ -1009,7 +999,7 @@ async fn our_push_and_pair_send_exact_handshake_and_frame_bytes() {
     let mut raw = raw_peer_for(&pair, 0x10, 0x10).await;
     pair.send("xy").await.unwrap();
     assert_eq!(read_frame(&mut raw).await, b"xy");
-    raw.write(&frame(Transport::Tcp, b"back")).await;
+    raw.write(&framed(Transport::Tcp, b"back")).await;
     assert_eq!(&pair.recv().await.unwrap().body[..], b"back");
     assert_no_worker_panics();
 }
@@ -1025,7 +1015,7 @@ const RESPONDENT_TYPE: u16 = 0x63;
 
 /// Reads one frame in `t`'s framing (IPC's type byte included) and returns its payload.
 async fn read_frame_on(raw: &mut Raw, t: Transport) -> Vec<u8> {
-    let mut head = vec![0u8; prefix(t, 0).len()];
+    let mut head = vec![0u8; length_prefix(t, 0).len()];
     tokio::time::timeout(CLOSE_DEADLINE, raw.read_exact(&mut head))
         .await
         .expect("a frame in time")
@@ -1069,7 +1059,7 @@ async fn surveyor_kicks_short_responses(t: Transport) {
         let got = read_frame_on(&mut raw, t).await;
         assert!(got[0] & 0x80 != 0, "{case}: survey id must have bit 31 set");
         assert_eq!(&got[4..], survey.as_bytes(), "{case}: survey bytes");
-        raw.write(&frame(t, garbage)).await;
+        raw.write(&framed(t, garbage)).await;
         raw.expect_closed(CLOSE_DEADLINE, &case).await;
         sp_tests::wait_for_pipe_count(&surveyor, 1).await;
         // The resident still answers this survey, and its answer is the first one delivered.
@@ -1099,8 +1089,8 @@ async fn surveyor_kicks_short_responses(t: Transport) {
     stale.extend_from_slice(b"stale");
     let mut good = got[..4].to_vec();
     good.extend_from_slice(b"raw answer");
-    raw.write(&frame(t, &stale)).await;
-    raw.write(&frame(t, &good)).await;
+    raw.write(&framed(t, &stale)).await;
+    raw.write(&framed(t, &good)).await;
     let delivered = surveyor.recv().await.expect("the valid raw response");
     assert_eq!(
         &delivered.body[..],
@@ -1153,7 +1143,7 @@ async fn rep_kicks_requests_without_a_bottom_word(t: Transport) {
         ("an empty request", vec![]),
     ] {
         let mut raw = s.target.raw_handshaken(REQ_TYPE, REP_TYPE).await;
-        raw.write(&frame(t, &payload)).await;
+        raw.write(&framed(t, &payload)).await;
         raw.expect_closed(CLOSE_DEADLINE, case).await;
         s.check_serving(case).await;
     }
@@ -1183,8 +1173,8 @@ async fn pair1_hop_word_garbage(t: Transport) {
     // Over the TTL (default 8): dropped, pipe kept; the next valid message is delivered, and a
     // reply carries NNG's first-hop word.
     let mut raw = target.raw_handshaken(PAIR1_TYPE, PAIR1_TYPE).await;
-    raw.write(&frame(t, &[0, 0, 0, 9, b'f', b'a', b'r'])).await;
-    raw.write(&frame(t, &[0, 0, 0, 1, b'o', b'k'])).await;
+    raw.write(&framed(t, &[0, 0, 0, 9, b'f', b'a', b'r'])).await;
+    raw.write(&framed(t, &[0, 0, 0, 1, b'o', b'k'])).await;
     let got = pair
         .recv()
         .await
@@ -1203,7 +1193,7 @@ async fn pair1_hop_word_garbage(t: Transport) {
         if case != "hop word 0x1000" {
             raw = target.raw_handshaken(PAIR1_TYPE, PAIR1_TYPE).await;
         }
-        raw.write(&frame(t, &payload)).await;
+        raw.write(&framed(t, &payload)).await;
         raw.expect_closed(CLOSE_DEADLINE, case).await;
         sp_tests::wait_for_pipe_count(&pair, 0).await;
         assert_nothing_pending(&pair, case);
@@ -1260,7 +1250,7 @@ async fn pub_ignores_data_from_subscribers(t: Transport) {
         vec![0x5a; 10_000],
     ];
     for (round, g) in garbage.iter().enumerate() {
-        raw.write(&frame(t, g)).await;
+        raw.write(&framed(t, g)).await;
         let msg = format!("published after garbage {round}");
         publisher.send(msg.clone().into_bytes()).await.unwrap();
         assert_eq!(
@@ -1277,7 +1267,7 @@ async fn pub_ignores_data_from_subscribers(t: Transport) {
             "the raw SUB's pipe was dropped or skipped"
         );
     }
-    raw.write(&frame(t, b"last words")).await;
+    raw.write(&framed(t, b"last words")).await;
     raw.shutdown_write().await;
     sp_tests::wait_for_pipe_count(&publisher, 1).await;
     raw.expect_closed(CLOSE_DEADLINE, "raw SUB after its half-close")

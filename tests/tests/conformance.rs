@@ -280,6 +280,15 @@ macro_rules! conformance_suite {
                 assert_eq!(recv_body(&rep, "REP receives").await, b"ok");
             }
 
+            /// A readiness wait looks once more at its deadline, so one that was never woken
+            /// still succeeds then: it must have ended before, by the socket's event.
+            fn woken_before(deadline: Instant, what: &str) {
+                assert!(
+                    Instant::now() < deadline,
+                    "{what}: only the deadline ended the wait, no event woke it"
+                );
+            }
+
             /// Scenario 36: a REQ is not writable before it connects and is afterwards; a REP
             /// is readable once a request is queued and writable while it holds one; a REQ
             /// is readable once the reply came; a PUB is always writable; a SUB becomes
@@ -292,15 +301,17 @@ macro_rules! conformance_suite {
                 let e = req.writable_until(within(SHORT)).await.unwrap_err();
                 assert!(e.is_timed_out(), "a REQ with no pipe: {e:?}");
                 connect(&rep, &req, &ep).await;
-                req.writable_until(within(T))
-                    .await
-                    .expect("a connected REQ");
+                let deadline = within(T);
+                req.writable_until(deadline).await.expect("a connected REQ");
+                woken_before(deadline, "a connected REQ");
                 assert!(!req.is_readable(), "a REQ with no request out");
                 assert!(!rep.is_readable() && !rep.is_writable(), "an idle REP");
                 req.send("ping").await.unwrap();
-                rep.readable_until(within(T))
+                let deadline = within(T);
+                rep.readable_until(deadline)
                     .await
                     .expect("the request arrives");
+                woken_before(deadline, "the request arrives");
                 assert!(rep.is_readable(), "waiting took nothing");
                 assert_eq!(recv_body(&rep, "REP receives").await, b"ping");
                 assert!(!rep.is_readable(), "the request was taken");
@@ -309,9 +320,11 @@ macro_rules! conformance_suite {
                     .expect("a REP holding a request");
                 rep.send("pong").await.unwrap();
                 assert!(!rep.is_writable(), "the request was answered");
-                req.readable_until(within(T))
+                let deadline = within(T);
+                req.readable_until(deadline)
                     .await
                     .expect("the reply arrives");
+                woken_before(deadline, "the reply arrives");
                 assert_eq!(recv_body(&req, "REQ receives").await, b"pong");
                 assert!(!req.is_readable(), "the reply was taken");
 
@@ -321,9 +334,11 @@ macro_rules! conformance_suite {
                 connect(&publisher, &sub, &ep).await;
                 assert!(!sub.is_readable(), "nothing sent yet");
                 publisher.send("news").await.unwrap();
-                sub.readable_until(within(T))
+                let deadline = within(T);
+                sub.readable_until(deadline)
                     .await
                     .expect("the message arrives");
+                woken_before(deadline, "the message arrives");
                 assert!(sub.is_readable());
                 assert_eq!(recv_body(&sub, "SUB receives").await, b"news");
             }

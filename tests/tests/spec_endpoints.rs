@@ -595,3 +595,39 @@ async fn tcp_options_reach_the_os_socket() {
         assert_eq!(socket.recv().await.unwrap().body.as_ref(), b"through");
     }
 }
+
+/// Scenario 36, the wake-up no core event gives: a REP becomes writable when it takes a
+/// request, which is the application's own receive, not something a pipe delivered. A task
+/// already parked in `writable()` must be woken by that receive.
+#[tokio::test]
+async fn a_receive_that_makes_a_rep_writable_wakes_its_writable_waiter() {
+    sp_tests::limited(async {
+        let (rep, req) = (Rep::new(), sp_tokio::Req::new());
+        timeouts(&rep);
+        let url = rep
+            .listen(inproc_url("writable"))
+            .await
+            .unwrap()
+            .to_string();
+        req.dial(&url).await.unwrap();
+        let waiter = {
+            let rep = rep.clone();
+            // No deadline of its own: only a wake-up ends this wait.
+            rep.set_send_timeout(None);
+            tokio::spawn(async move { rep.writable().await })
+        };
+        // One thread (the test's runtime): the yield lets the waiter make its first poll, which
+        // finds nothing to answer and parks, before the request comes.
+        tokio::task::yield_now().await;
+        req.send("ask").await.unwrap();
+        rep.readable_until(Instant::now() + T).await.unwrap();
+        assert!(!waiter.is_finished(), "an idle REP is not writable");
+        rep.recv().await.unwrap();
+        tokio::time::timeout(T, waiter)
+            .await
+            .expect("the receive woke the waiting task")
+            .unwrap()
+            .expect("writable");
+    })
+    .await;
+}

@@ -24,9 +24,13 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
+use sp_core::ProtocolId;
 use sp_tests::certs::{client_tls_as, mutual_server_tls, pki, server_tls};
 use sp_tests::harness::EventsWithin;
-use sp_tests::{assert_no_worker_panics, limited, wait_until, watch_worker_panics};
+use sp_tests::{
+    assert_no_worker_panics, framed, length_prefix, limited, sp_header, wait_until,
+    watch_worker_panics,
+};
 use sp_tokio::{
     DetachReason, DropReason, Error, Pipe, PipeEvent, PipeEvents, Pull, Push, RefusalReason, Rep,
     Req, TlsConfig, TlsError, Transport,
@@ -36,9 +40,6 @@ use sp_tokio::{
 const T: Duration = Duration::from_secs(5);
 /// How long to wait for something that must not happen.
 const SHORT: Duration = Duration::from_millis(500);
-
-const PUSH_TYPE: u16 = 0x50;
-const PULL_TYPE: u16 = 0x51;
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
@@ -80,18 +81,6 @@ fn der(pem: &str) -> Vec<u8> {
         .expect("a PEM certificate")
         .as_ref()
         .to_vec()
-}
-
-fn header(sp_type: u16) -> [u8; 8] {
-    let [hi, lo] = sp_type.to_be_bytes();
-    [0x00, b'S', b'P', 0x00, hi, lo, 0x00, 0x00]
-}
-
-/// A TCP/TLS frame: the u64 big-endian length, then the payload.
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut v = (payload.len() as u64).to_be_bytes().to_vec();
-    v.extend_from_slice(payload);
-    v
 }
 
 /// The port a listener bound.
@@ -533,14 +522,23 @@ async fn tls_recv_max_100_accepts_100_and_closes_on_a_101_claim() {
         let m95: Vec<u8> = (0..95u8).collect();
         let m100: Vec<u8> = (0..100u8).rev().collect();
 
-        let frames = [frame(&m95), frame(&m100)].concat();
+        let frames = [
+            framed(sp_tests::Transport::Tcp, &m95),
+            framed(sp_tests::Transport::Tcp, &m100),
+        ]
+        .concat();
         let mut raw = tokio::task::spawn_blocking(move || {
             let mut raw = raw_tls_connect(port);
-            raw.write_all(&header(PUSH_TYPE)).expect("send our header");
+            raw.write_all(&sp_header(ProtocolId::PUSH.0))
+                .expect("send our header");
             let mut got = [0u8; 8];
             raw.read_exact(&mut got)
                 .expect("read the listener's header");
-            assert_eq!(got, header(PULL_TYPE), "listener's handshake bytes");
+            assert_eq!(
+                got,
+                sp_header(ProtocolId::PULL.0),
+                "listener's handshake bytes"
+            );
             raw.write_all(&frames).expect("send two frames");
             raw.flush().unwrap();
             raw
@@ -558,7 +556,7 @@ async fn tls_recv_max_100_accepts_100_and_closes_on_a_101_claim() {
 
         raw = tokio::task::spawn_blocking(move || {
             expect_open(&mut raw, Duration::from_millis(100), "after two frames");
-            raw.write_all(&101u64.to_be_bytes())
+            raw.write_all(&length_prefix(sp_tests::Transport::Tcp, 101))
                 .expect("send the claim");
             raw.flush().unwrap();
             let got = expect_closed(&mut raw, T, "101-byte claim");
