@@ -361,7 +361,11 @@ impl<R: Runtime, K: Clone> RecvSet<R, K> {
             if matches!(result, Err(Error::BadState)) {
                 // Nothing to wait for: passed over until the next call looks again.
                 member.source.rearm();
-                self.idle.push(slot);
+                // Once: a slot polled twice in a call (a stale waker queued it too) must not
+                // count as two idle members.
+                if !self.idle.contains(&slot) {
+                    self.idle.push(slot);
+                }
                 continue;
             }
             let key = member.key.clone();
