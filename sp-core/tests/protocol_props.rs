@@ -87,6 +87,7 @@ fn run(s: &Scenario, start: Instant) -> (Sim, Vec<NodeId>) {
         .map(|i| {
             let config = ReqConfig {
                 resend_interval: Some(Duration::from_millis(s.resend_ms)),
+                resend_tick: None,
                 seed: s.seed.wrapping_add(i as u64),
             };
             sim.add_node(&format!("req{i}"), Req::new(config), App::Collect)

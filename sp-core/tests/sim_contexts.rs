@@ -29,6 +29,7 @@ fn ms(n: u64) -> Duration {
 fn req_config(resend: Option<Duration>) -> ReqConfig {
     ReqConfig {
         resend_interval: resend,
+        resend_tick: None,
         seed: SEED,
     }
 }
@@ -131,6 +132,54 @@ fn many_contexts_round(n: usize, order: &[usize], seed: u64) -> Vec<(Bytes, Byte
             (got, Bytes::from(format!("request {i}")))
         })
         .collect()
+}
+
+/// Five REQ contexts resending every 100 ms with `tick` send one request each, 3 ms apart,
+/// to a raw REP that never answers. Returns the distinct instants at which the REQ core's
+/// timer fired in the first 150 ms, and how many requests the REP got.
+fn resend_timeouts_of_five_contexts(tick: Option<Duration>) -> (Vec<Duration>, usize) {
+    let mut sim = Sim::new(SEED, Instant::now());
+    let config = ReqConfig {
+        resend_tick: tick,
+        ..req_config(Some(ms(100)))
+    };
+    let req = sim.add_node("req", Req::new(config), App::Manual);
+    let raw = sim.add_node("raw-rep", RawPeer::new(ProtocolId::REP), App::Collect);
+    let link = sim.add_link(req, raw, LinkConfig::default());
+    sim.connect(link);
+    let ctxs = open::<Req>(&mut sim, req, 5);
+
+    for (i, &ctx) in ctxs.iter().enumerate() {
+        sim.run_until(ms(3 * i as u64));
+        send_on::<Req>(&mut sim, req, ctx, format!("r{i}")).unwrap();
+    }
+    sim.run_until(ms(150));
+
+    let mut timeouts: Vec<Duration> = sim
+        .transcript()
+        .iter()
+        .filter(|(_, node, line)| *node == req && line == "timeout")
+        .map(|(at, _, _)| *at)
+        .collect();
+    timeouts.dedup();
+    (timeouts, sim.received_bodies(raw).len())
+}
+
+// Scenario 30: the resend tick makes the contexts' resends share deadlines.
+#[test]
+fn req_contexts_resend_tick_coalesces_resend_deadlines() {
+    let (timeouts, requests) = resend_timeouts_of_five_contexts(Some(ms(30)));
+
+    assert_eq!(requests, 10, "every context resent its request once");
+    assert_eq!(timeouts, vec![ms(120)], "one wake-up for five resends");
+}
+
+#[test]
+fn req_contexts_without_resend_tick_each_time_out_on_their_own() {
+    let (timeouts, requests) = resend_timeouts_of_five_contexts(None);
+
+    assert_eq!(requests, 10, "every context resent its request once");
+    assert_eq!(timeouts, vec![ms(100), ms(103), ms(106), ms(109), ms(112)]);
 }
 
 // Scenario 49, with 100 contexts on each side.

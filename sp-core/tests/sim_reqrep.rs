@@ -18,6 +18,7 @@ fn ms(n: u64) -> Duration {
 fn req_config(resend: Option<Duration>) -> ReqConfig {
     ReqConfig {
         resend_interval: resend,
+        resend_tick: None,
         seed: SEED,
     }
 }
@@ -193,6 +194,71 @@ fn req_resends_same_request_id_on_timer() {
     sim.run_for(ms(5));
     assert_eq!(bodies(&sim, req), vec![Bytes::from("pong")]);
     assert_eq!(sim.protocol::<Req>(req).unwrap().request_id(), None);
+}
+
+/// The virtual times at which `node` wrote a message whose body ends with `body`.
+fn writes_of(sim: &Sim, node: NodeId, body: &str) -> Vec<Duration> {
+    let needle = format!("{body:?}");
+    sim.transcript()
+        .iter()
+        .filter(|(_, n, line)| *n == node && line.starts_with("tx ") && line.ends_with(&needle))
+        .map(|(at, _, _)| *at)
+        .collect()
+}
+
+/// A REQ resending every 100 ms with `tick`, linked to a raw REP that never answers. It sends
+/// "first" at 0 ms, which anchors a tick grid at 0 ms, and "second" at 47 ms; returns when
+/// "second" was written over 400 ms.
+fn second_request_writes(tick: Option<Duration>) -> Vec<Duration> {
+    let mut sim = Sim::new(SEED, Instant::now());
+    let config = ReqConfig {
+        resend_interval: Some(ms(100)),
+        resend_tick: tick,
+        seed: SEED,
+    };
+    let req = sim.add_node("req", Req::new(config), App::Collect);
+    let raw = sim.add_node("raw-rep", RawPeer::new(ProtocolId::REP), App::Collect);
+    let link = sim.add_link(req, raw, LinkConfig::default());
+    sim.connect(link);
+
+    sim.send(req, "first").unwrap();
+    sim.at(
+        ms(47),
+        Action::Send {
+            node: req,
+            body: "second".into(),
+        },
+    );
+    sim.run_until(ms(400));
+
+    writes_of(&sim, req, "second")
+}
+
+// Scenario 30 (NNG's resend tick).
+#[test]
+fn req_resend_tick_resends_at_the_first_tick_after_the_interval() {
+    let tick = ms(30);
+
+    let writes = second_request_writes(Some(tick));
+
+    assert_eq!(writes, vec![ms(47), ms(150), ms(270), ms(390)]);
+    for pair in writes.windows(2) {
+        let (sent, resent) = (pair[0], pair[1]);
+        assert!(resent >= sent + ms(100), "resent early: {writes:?}");
+        assert!(resent < sent + ms(100) + tick, "resent late: {writes:?}");
+        assert_eq!(
+            resent.as_nanos() % tick.as_nanos(),
+            0,
+            "off the grid: {writes:?}"
+        );
+    }
+}
+
+#[test]
+fn req_without_resend_tick_resends_exactly_at_the_deadline() {
+    let writes = second_request_writes(None);
+
+    assert_eq!(writes, vec![ms(47), ms(147), ms(247), ms(347)]);
 }
 
 // Scenario 44.
@@ -454,6 +520,7 @@ fn rep_answers_each_requester_on_its_own_pipe() {
         .map(|i| {
             let config = ReqConfig {
                 resend_interval: None,
+                resend_tick: None,
                 seed: i,
             };
             sim.add_node(&format!("req{i}"), Req::new(config), App::Collect)

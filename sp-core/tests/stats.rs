@@ -590,6 +590,7 @@ fn req_counts_timer_and_lost_pipe_resends_for_every_context() {
         "req",
         Req::new(ReqConfig {
             resend_interval: Some(ms(100)),
+            resend_tick: None,
             seed: 3,
         }),
         App::Manual,

@@ -304,6 +304,7 @@ fn req_two_reps(resend: Option<Duration>) -> (Sim, NodeId, [NodeId; 2], [LinkId;
     let mut sim = Sim::new(SEED, Instant::now());
     let config = ReqConfig {
         resend_interval: resend,
+        resend_tick: None,
         seed: SEED,
     };
     let req = sim.add_node("req", Req::new(config), App::Collect);
@@ -420,6 +421,7 @@ fn req_counts_stale_unsent_copies_as_pipe_closed() {
     let now = Instant::now();
     let mut req = Req::new(ReqConfig {
         resend_interval: Some(Duration::from_secs(1)),
+        resend_tick: None,
         seed: SEED,
     });
     add(&mut req, 1, now);

@@ -51,6 +51,31 @@ async fn req_resends_on_the_virtual_clock() {
     assert_eq!(&req.recv().await.unwrap().body[..], b"ping");
 }
 
+/// With a resend tick, the resend waits for the first tick instant after the resend
+/// interval: a 100 ms interval on a 1 s tick resends 1 s after the request went out, not
+/// 100 ms after.
+#[tokio::test(start_paused = true)]
+async fn req_resend_waits_for_the_resend_tick() {
+    let rep = Rep::new();
+    rep.listen("inproc://paused-clock-resend-tick")
+        .await
+        .unwrap();
+    let req = Req::new();
+    req.set_resend_interval(Some(Duration::from_millis(100)));
+    req.set_resend_tick(Some(Duration::from_secs(1)));
+    req.dial("inproc://paused-clock-resend-tick").await.unwrap();
+    let sent = tokio::time::Instant::now();
+    req.send(&b"ping"[..]).await.unwrap();
+    let first = rep.recv().await.unwrap();
+    // Never answered: the same request comes again at the first tick after 100 ms.
+    let again = rep.recv().await.unwrap();
+    let waited = sent.elapsed();
+    assert_eq!(again.body, first.body);
+    assert!(waited >= Duration::from_secs(1), "resent after {waited:?}");
+    assert!(waited < Duration::from_secs(2), "resent after {waited:?}");
+    assert_eq!(req.stats().req_resends, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn survey_deadline_passes_in_virtual_time() {
     let surveyor = Surveyor::new();

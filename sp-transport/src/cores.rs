@@ -163,6 +163,21 @@ impl<R: Runtime> Socket<R, Req> {
     pub fn set_resend_interval(&self, interval: Option<Duration>) {
         self.with_core(|core, _| core.set_resend_interval(interval));
     }
+
+    /// Returns the resend tick (NNG's `req:resend-tick`): the step resend deadlines are rounded
+    /// up to (`None`: each resend happens exactly at its deadline).
+    pub fn resend_tick(&self) -> Option<Duration> {
+        self.with_core(|core, _| core.resend_tick())
+    }
+
+    /// Sets the resend tick for the socket and all its contexts (`None` or zero: no rounding).
+    /// With a tick, a request is resent between the resend interval and the interval plus
+    /// one tick after it was written, and the resends of many contexts fall on the same
+    /// instants, so the socket's timer wakes once per tick rather than once per request.
+    /// Applies to deadlines armed from then on.
+    pub fn set_resend_tick(&self, tick: Option<Duration>) {
+        self.with_core(|core, _| core.set_resend_tick(tick));
+    }
 }
 
 impl<R: Runtime> Socket<R, Rep> {

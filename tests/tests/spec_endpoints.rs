@@ -1,8 +1,9 @@
 //! Endpoint and socket basics from SP-PROTOCOLS.md section 8 that had no or only partial
 //! tests: 8.1 #18 (IPC socket file permissions), 8.1 #25 (inproc keeps raw headers exactly as
 //! TCP and IPC do), 8.2 #27 (the default send and receive timeouts are infinite), 8.2 #32
-//! (dialers and listeners copy the socket's settings when they are created, and keep them)
-//! and 8.2 #33 (TCP no-delay and keep-alive reach the OS socket; NNG's defaults).
+//! (dialers and listeners copy the socket's settings when they are created, and keep them),
+//! 8.2 #30 (REQ resend time and resend tick read back what was stored) and 8.2 #33 (TCP
+//! no-delay and keep-alive reach the OS socket; NNG's defaults).
 //!
 //! Every wait polls an event (pipe counts, counters, receives with timeouts); no test sleeps
 //! to synchronise. The only short waits assert that something does *not* happen.
@@ -376,6 +377,48 @@ async fn send_with_the_default_timeout_waits_until_a_peer_comes() {
         .expect("the waiting send completes")
         .expect("sent");
     assert_eq!(pull.recv().await.expect("recv").body, "waited");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8.2 #30: REQ resend time and tick (NNG `test_req_resend_option`,
+// `test_req_resend_tick_option`)
+
+/// Checks the defaults of a fresh REQ socket's resend time and tick, then that each reads
+/// back what was stored; a zero tick reads back as none. Written once for the three adapters'
+/// socket types, which share the method names but no trait.
+macro_rules! assert_resend_settings_round_trip {
+    ($req:expr) => {{
+        let req = $req;
+        assert_eq!(req.resend_interval(), Some(Duration::from_secs(60)));
+        assert_eq!(
+            req.resend_tick(),
+            None,
+            "resends are not rounded by default"
+        );
+        req.set_resend_interval(Some(Duration::from_millis(1234)));
+        req.set_resend_tick(Some(Duration::from_millis(321)));
+        assert_eq!(req.resend_interval(), Some(Duration::from_millis(1234)));
+        assert_eq!(req.resend_tick(), Some(Duration::from_millis(321)));
+        req.set_resend_tick(Some(Duration::ZERO));
+        assert_eq!(req.resend_tick(), None, "a zero tick means no tick");
+        assert_eq!(req.resend_interval(), Some(Duration::from_millis(1234)));
+        req.set_resend_interval(None);
+        assert_eq!(req.resend_interval(), None);
+    }};
+}
+
+/// Resend time and resend tick store and return their values on sp-tokio, sp-smol and
+/// sp-blocking REQ sockets. The scenario's wrong-type half has no counterpart here: both
+/// setters take an `Option<Duration>`.
+#[test]
+fn req_resend_time_and_tick_read_back_on_every_adapter() {
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    tokio_rt.block_on(async { assert_resend_settings_round_trip!(sp_tokio::Req::new()) });
+    smol::block_on(async { assert_resend_settings_round_trip!(sp_smol::Req::new()) });
+    assert_resend_settings_round_trip!(sp_blocking::Req::new());
 }
 
 // ---------------------------------------------------------------------------------------------

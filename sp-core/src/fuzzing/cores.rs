@@ -131,6 +131,7 @@ impl Core {
             Role::Req => {
                 return Core::Req(Req::new(ReqConfig {
                     resend_interval: s.resend,
+                    resend_tick: None,
                     seed: s.seed,
                 }))
             }

@@ -40,6 +40,10 @@ pub struct ReqConfig {
     /// Default: `Some(60 s)`. `None` or a zero duration disables resending; then losing the pipe
     /// that carries a request fails it with [`RecvError::ConnectionReset`].
     pub resend_interval: Option<Duration>,
+    /// The step of the grid that resend deadlines are rounded up to (NNG's
+    /// `req:resend-tick`), socket-wide. Default: `None`, each resend happens exactly at its
+    /// deadline. A zero duration counts as `None`. See [`Req::set_resend_tick`].
+    pub resend_tick: Option<Duration>,
     /// Seed for the request ID sequence. Default: 0. Give every socket its own seed.
     pub seed: u64,
 }
@@ -48,6 +52,7 @@ impl Default for ReqConfig {
     fn default() -> Self {
         Self {
             resend_interval: Some(DEFAULT_RESEND_INTERVAL),
+            resend_tick: None,
             seed: 0,
         }
     }
@@ -102,7 +107,8 @@ impl Default for ReqConfig {
 /// on a context; [`Event::ClosePipe`] for a wrong peer or a garbage reply.
 ///
 /// **Timers.** One per context with a request out: the resend deadline, armed at
-/// `now + resend_interval` each time the request is written. When it fires, the same request
+/// `now + resend_interval` each time the request is written (rounded up to the resend tick's
+/// grid when a tick is set: see [`Req::set_resend_tick`]). When it fires, the same request
 /// (same ID) goes to the next writable pipe, or to the first pipe that becomes writable.
 ///
 /// **Counters** ([`Protocol::stats`]): `resends` counts every request written again (timer,
@@ -127,6 +133,8 @@ pub struct Req {
     /// Contexts whose request waits for a writable pipe, first come first served.
     queue: VecDeque<CtxKey>,
     timers: DeadlineSet,
+    /// The socket-wide grid that resend deadlines are rounded up to.
+    tick: ResendTick,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     drops: DropCounts,
@@ -145,6 +153,7 @@ impl Req {
             by_id: FxHashMap::default(),
             queue: VecDeque::new(),
             timers: DeadlineSet::default(),
+            tick: ResendTick::new(config.resend_tick),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             drops: DropCounts::default(),
@@ -190,6 +199,31 @@ impl Req {
         ctx: ContextId,
     ) -> Result<Option<Duration>, ContextError> {
         Ok(self.contexts.lookup(ctx)?.resend_interval)
+    }
+
+    /// Sets the resend tick (NNG's `req:resend-tick`), for the socket and all its contexts.
+    /// `None` or zero: each resend deadline is exactly `resend_interval` after the write.
+    ///
+    /// With a tick `T`, every resend deadline is rounded up to the next instant of a grid of
+    /// step `T`, so a request is resent between `resend_interval` and `resend_interval + T`
+    /// after it was written. The grid starts at the `now` of the first deadline armed after
+    /// this call (or, for a tick given in [`ReqConfig`], the first deadline armed at all).
+    ///
+    /// The point is coalescing: with many contexts waiting for replies, their resend
+    /// deadlines fall on the same few instants, so the driver's timer wakes once per tick
+    /// rather than once per request. NNG resends on such a periodic tick (default 1 s, set
+    /// per socket only). The default here, `None`, resends at each request's own deadline,
+    /// as mangos does; that is the earliest instant of NNG's window.
+    ///
+    /// A new value applies to deadlines armed from the next write on, as a new resend
+    /// interval does; deadlines already armed stay where they are.
+    pub fn set_resend_tick(&mut self, tick: Option<Duration>) {
+        self.tick = ResendTick::new(tick);
+    }
+
+    /// Returns the resend tick, or `None` when resend deadlines are not rounded.
+    pub fn resend_tick(&self) -> Option<Duration> {
+        self.tick.tick
     }
 
     /// Returns the ID of the socket's own request waiting for its reply, if any.
@@ -250,7 +284,8 @@ impl Req {
             self.transmits.push_back(Transmit { pipe, msg });
             let deadline = ctx
                 .resend_interval
-                .and_then(|interval| deadline_after(now, interval));
+                .and_then(|interval| deadline_after(now, interval))
+                .and_then(|at| self.tick.round_up(at, now));
             self.timers.set(key, deadline);
         }
     }
@@ -787,6 +822,58 @@ fn normalize_interval(interval: Option<Duration>) -> Option<Duration> {
     interval.filter(|d| !d.is_zero())
 }
 
+/// REQ's resend tick: the step of the grid that resend deadlines are rounded up to, and
+/// where the grid starts.
+#[derive(Debug)]
+struct ResendTick {
+    /// `None`: deadlines are not rounded.
+    tick: Option<Duration>,
+    /// A grid instant: the `now` of the first deadline rounded with this tick. Any fixed
+    /// instant would do; taking one the core was given avoids reading a clock.
+    anchor: Option<Instant>,
+}
+
+impl ResendTick {
+    fn new(tick: Option<Duration>) -> Self {
+        Self {
+            tick: normalize_interval(tick),
+            anchor: None,
+        }
+    }
+
+    /// Returns the first grid instant at or after `deadline`, anchoring the grid at `now` if
+    /// it has no anchor yet; `deadline` itself without a tick. `None` when that instant cannot
+    /// be represented (then the request is never resent on a timer, as with a deadline too
+    /// far out to represent).
+    fn round_up(&mut self, deadline: Instant, now: Instant) -> Option<Instant> {
+        let Some(tick) = self.tick else {
+            return Some(deadline);
+        };
+        let anchor = *self.anchor.get_or_insert(now);
+        let tick = tick.as_nanos();
+        match deadline.checked_duration_since(anchor) {
+            Some(ahead) => match ahead.as_nanos() % tick {
+                0 => Some(deadline),
+                past => deadline.checked_add(duration_from_nanos(tick - past)),
+            },
+            // Before the anchor (a `now` older than the anchor's): the grid runs backwards
+            // from it too, and the grid instant at or after `deadline` lies between the two.
+            None => {
+                let behind = (anchor - deadline).as_nanos();
+                deadline.checked_add(duration_from_nanos(behind % tick))
+            }
+        }
+    }
+}
+
+/// Converts a nanosecond count no larger than [`Duration::MAX`]'s into a `Duration`.
+fn duration_from_nanos(nanos: u128) -> Duration {
+    const NANOS_PER_SEC: u128 = 1_000_000_000;
+    let secs = u64::try_from(nanos / NANOS_PER_SEC).unwrap_or(u64::MAX);
+    // The remainder of a division by 10^9 fits in a u32.
+    Duration::new(secs, (nanos % NANOS_PER_SEC) as u32)
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests choose an arbitrary base instant
 mod tests {
@@ -978,6 +1065,7 @@ mod tests {
         let later = now + Duration::from_millis(10);
         let mut req = Req::new(ReqConfig {
             resend_interval: Some(Duration::from_millis(10)),
+            resend_tick: None,
             seed: 1,
         });
         req.handle(
@@ -1009,11 +1097,60 @@ mod tests {
     fn req_zero_resend_interval_disables_resend() {
         let mut req = Req::new(ReqConfig {
             resend_interval: Some(Duration::ZERO),
+            resend_tick: None,
             seed: 0,
         });
         assert_eq!(req.resend_interval(), None);
         req.set_resend_interval(Some(Duration::from_millis(5)));
         assert_eq!(req.resend_interval(), Some(Duration::from_millis(5)));
+    }
+
+    #[test]
+    fn req_zero_resend_tick_counts_as_none() {
+        assert_eq!(Req::new(ReqConfig::default()).resend_tick(), None);
+        let mut req = Req::new(ReqConfig {
+            resend_tick: Some(Duration::ZERO),
+            ..ReqConfig::default()
+        });
+        assert_eq!(req.resend_tick(), None);
+        req.set_resend_tick(Some(Duration::from_millis(30)));
+        assert_eq!(req.resend_tick(), Some(Duration::from_millis(30)));
+        req.set_resend_tick(Some(Duration::ZERO));
+        assert_eq!(req.resend_tick(), None);
+        req.set_resend_tick(Some(Duration::from_secs(1)));
+        req.set_resend_tick(None);
+        assert_eq!(req.resend_tick(), None);
+    }
+
+    #[test]
+    fn resend_tick_rounds_up_to_the_grid_on_either_side_of_its_anchor() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut tick = ResendTick::new(Some(ms(30)));
+        assert_eq!(tick.round_up(t0 + ms(100), t0), Some(t0 + ms(120)));
+        assert_eq!(tick.round_up(t0 + ms(150), t0 + ms(50)), Some(t0 + ms(150)));
+        assert_eq!(tick.round_up(t0 + ms(151), t0 + ms(51)), Some(t0 + ms(180)));
+
+        // A `now` older than the anchor: the grid extends backwards (..., 20, 50 ms).
+        let mut tick = ResendTick::new(Some(ms(30)));
+        assert_eq!(tick.round_up(t0 + ms(150), t0 + ms(50)), Some(t0 + ms(170)));
+        assert_eq!(tick.round_up(t0 + ms(25), t0), Some(t0 + ms(50)));
+        assert_eq!(tick.round_up(t0 + ms(20), t0), Some(t0 + ms(20)));
+
+        let mut none = ResendTick::new(None);
+        assert_eq!(none.round_up(t0 + ms(7), t0), Some(t0 + ms(7)));
+        let mut nanos = ResendTick::new(Some(Duration::from_nanos(1)));
+        assert_eq!(nanos.round_up(t0 + ms(7), t0), Some(t0 + ms(7)));
+    }
+
+    /// A tick whose grid instants cannot be represented leaves the request without a resend
+    /// deadline rather than panicking.
+    #[test]
+    fn resend_tick_too_large_to_represent_disarms_the_deadline() {
+        let t0 = Instant::now();
+        let mut tick = ResendTick::new(Some(Duration::MAX));
+        assert_eq!(tick.round_up(t0 + Duration::from_secs(1), t0), None);
+        assert_eq!(tick.round_up(t0, t0), Some(t0));
     }
 
     #[test]

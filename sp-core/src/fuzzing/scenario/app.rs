@@ -129,7 +129,8 @@ impl Scenario {
         }
     }
 
-    /// The settings only some roles have: resend intervals, survey times, subscriptions.
+    /// The settings only some roles have: resend intervals and ticks, survey times,
+    /// subscriptions.
     pub(super) fn role_op(&mut self, c: &mut Cursor<'_>) {
         let pick = c.byte();
         let ctx = self.pick_context(c);
@@ -144,6 +145,7 @@ impl Scenario {
                         let result = req.set_context_resend_interval(ctx, interval);
                         self.out.push(Out::Context(result));
                     }
+                    _ if pick & 4 != 0 => req.set_resend_tick(interval),
                     _ => req.set_resend_interval(interval),
                 }
             }
