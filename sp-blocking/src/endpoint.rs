@@ -62,7 +62,9 @@ macro_rules! forward_endpoint_methods {
             self.inner.set_handshake_timeout(timeout)
         }
 
-        /// Sets this endpoint's TLS configuration.
+        /// Sets this endpoint's TLS configuration, for connections made from now on (a
+        /// running listener takes a renewed certificate for the connections it accepts
+        /// next; see `sp_transport::Listener::set_tls`).
         pub fn set_tls(&self, config: TlsConfig) {
             self.inner.set_tls(config);
         }

@@ -914,10 +914,12 @@ pub(crate) fn listen<R: Runtime, P: SocketCore>(
             addr
         }
         Address::Tcp { .. } | Address::Tls { .. } => {
-            let tls = match &addr {
-                Address::Tls { .. } => Some(server_tls(&opts, &addr)?),
-                _ => None,
-            };
+            // Checked now, so that a listener without a certificate fails to start; each
+            // accepted connection reads the listener's TLS again (see `accept_loop`).
+            let secure = matches!(&addr, Address::Tls { .. });
+            if secure {
+                server_tls(&opts, &addr)?;
+            }
             let (local, acceptor) = bind_tcp(&shared.rt, &addr, resolve(&addr)?, opts.tcp)?;
             let (host, port) = (local.ip().to_string(), local.port());
             let bound_addr = match addr {
@@ -925,12 +927,25 @@ pub(crate) fn listen<R: Runtime, P: SocketCore>(
                 _ => Address::Tcp { host, port },
             };
             shared.add_endpoint(ctl.clone())?;
-            spawn_accept_loop(shared, acceptor, bound_addr.clone(), ctl.clone(), None, tls);
+            spawn_accept_loop(
+                shared,
+                acceptor,
+                bound_addr.clone(),
+                ctl.clone(),
+                None,
+                secure,
+            );
             bound_addr
         }
         Address::Ws { secure, .. } => {
-            let tls = if *secure {
-                Some(server_tls(&opts, &addr)?)
+            // Checked now, so that a listener without a certificate fails to start; each
+            // accepted connection reads the TLS of the listener that opened the port again.
+            let tls: Option<ws::ServerTls> = if *secure {
+                server_tls(&opts, &addr)?;
+                let (ctl, addr) = (ctl.clone(), addr.clone());
+                Some(Arc::new(move || {
+                    server_tls(&ctl.options(), &addr).map_err(|e| e.to_string())
+                }))
             } else {
                 None
             };
@@ -974,7 +989,7 @@ pub(crate) fn listen<R: Runtime, P: SocketCore>(
                 })?;
             shared.add_endpoint(ctl.clone())?;
             let file = SocketFile::of(path);
-            spawn_accept_loop(shared, acceptor, addr.clone(), ctl.clone(), file, None);
+            spawn_accept_loop(shared, acceptor, addr.clone(), ctl.clone(), file, false);
             addr
         }
         #[cfg(not(unix))]
@@ -1001,7 +1016,7 @@ pub(crate) fn listen<R: Runtime, P: SocketCore>(
                 .ipc_acceptor(listener)
                 .map_err(|e| Error::io(format!("cannot listen on {bound}"), e))?;
             shared.add_endpoint(ctl.clone())?;
-            spawn_accept_loop(shared, acceptor, bound.clone(), ctl.clone(), None, None);
+            spawn_accept_loop(shared, acceptor, bound.clone(), ctl.clone(), None, false);
             bound
         }
     };
@@ -1016,7 +1031,7 @@ fn spawn_accept_loop<R: Runtime, P: SocketCore>(
     addr: Address,
     ctl: Arc<EndpointCtl>,
     unlink_on_close: Option<SocketFile>,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    secure: bool,
 ) {
     let acceptor = SharedAcceptor::new(acceptor);
     let release = acceptor.clone();
@@ -1029,7 +1044,7 @@ fn spawn_accept_loop<R: Runtime, P: SocketCore>(
     let rt = shared.rt.clone();
     let span = ctl.span.clone();
     rt.spawn(Box::pin(
-        accept_loop(shared, acceptor, addr, ctl, tls).instrument(span),
+        accept_loop(shared, acceptor, addr, ctl, secure).instrument(span),
     ));
 }
 
@@ -1142,7 +1157,7 @@ async fn accept_loop<R: Runtime, P: SocketCore>(
     acceptor: SharedAcceptor,
     addr: Address,
     ctl: Arc<EndpointCtl>,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    secure: bool,
 ) {
     loop {
         let accepted = unless_closed(&ctl, acceptor.accept()).await.flatten();
@@ -1165,11 +1180,20 @@ async fn accept_loop<R: Runtime, P: SocketCore>(
         let shared2 = shared.clone();
         let ctl2 = ctl.clone();
         let addr2 = addr.clone();
-        let tls = tls.clone();
         let span = ctl.span.clone();
         shared.rt.spawn(Box::pin(
             async move {
+                // The listener's options as they are now: a certificate set after the
+                // listener started serves the connections accepted from then on.
                 let opts = ctl2.options();
+                let tls = match secure.then(|| server_tls(&opts, &addr2)).transpose() {
+                    Ok(tls) => tls,
+                    Err(e) => {
+                        tracing::warn!(peer = ?conn.remote, error = %e, "refused incoming tls connection: the listener has no usable certificate");
+                        shared2.refused(Some(ctl2.id), RefusalReason::Tls);
+                        return;
+                    }
+                };
                 let (stream, cert) = match tls {
                     // A peer that does not complete TLS in time (or at all, like a plain TCP
                     // client) costs only this task.

@@ -198,8 +198,15 @@ macro_rules! endpoint_option_setters {
             Ok(())
         }
 
-        /// Sets this endpoint's TLS configuration (before it starts: a listener reads it
-        /// when it binds).
+        /// Sets this endpoint's TLS configuration, for connections made from now on: a
+        /// dialer's next connection attempt, a listener's next accepted connection. So a
+        /// running listener takes a renewed certificate without closing its port or the
+        /// pipes it has. A `wss://` port that several listeners share (one per path) uses
+        /// the configuration of the listener that opened it.
+        ///
+        /// A listener checks at start that it has a certificate; a configuration without
+        /// one set afterwards refuses the connections that follow (a `tls+tcp://` listener
+        /// counts them as [`RefusalReason::Tls`](crate::stats::RefusalReason::Tls)).
         pub fn set_tls(&self, config: TlsConfig) {
             lock(&self.ctl.opts).tls = Some(config);
         }

@@ -865,12 +865,17 @@ where
     }
 }
 
+/// The TLS of a `wss://` port, read at each accepted connection: the current configuration
+/// of the listener that opened the port, or why it has none.
+pub(crate) type ServerTls =
+    Arc<dyn Fn() -> std::result::Result<Arc<ServerConfig>, String> + Send + Sync>;
+
 /// What [`listen`] needs from the socket and its runtime, without naming either.
 pub(crate) struct ListenParams {
     pub(crate) owner: Arc<dyn PipeOwner>,
     pub(crate) ctl: Arc<EndpointCtl>,
     pub(crate) max_message_size: usize,
-    pub(crate) tls: Option<Arc<ServerConfig>>,
+    pub(crate) tls: Option<ServerTls>,
     pub(crate) handshake_timeout: Duration,
     /// Spawns a task on the listening socket's runtime.
     pub(crate) spawn: Spawner,
@@ -956,7 +961,7 @@ pub(crate) fn listen(addr: &Address, wanted: &[SocketAddr], p: ListenParams) -> 
 async fn accept_loop(
     server: Arc<HttpServer>,
     acceptor: SharedAcceptor,
-    tls: Option<Arc<ServerConfig>>,
+    tls: Option<ServerTls>,
     handshake_timeout: Duration,
     spawn: Spawner,
     sleep: Sleeper,
@@ -998,10 +1003,14 @@ async fn serve(
     server: Arc<HttpServer>,
     stream: BoxStream,
     conn: ConnInfo,
-    tls: Option<Arc<ServerConfig>>,
+    tls: Option<ServerTls>,
     handshake_timeout: Duration,
     sleep: Sleeper,
 ) -> std::result::Result<(), String> {
+    let tls = tls
+        .map(|current| current())
+        .transpose()
+        .map_err(|e| format!("no usable certificate: {e}"))?;
     let (stream, cert) = match tls {
         Some(config) => with_timeout(sleep(handshake_timeout), crate::tls::accept(config, stream))
             .await

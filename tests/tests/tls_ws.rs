@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sp_tests::certs::{client_tls, mutual_server_tls, pki, server_tls};
 use sp_tests::{assert_no_worker_panics, wait_for_pipes, watch_worker_panics};
-use sp_tokio::{Error, Pair, Pub, Pull, Push, Rep, Req, Sub, TlsConfig, TlsError};
+use sp_tokio::{Error, Pair, Pub, Pull, Push, RefusalReason, Rep, Req, Sub, TlsConfig, TlsError};
 
 const T: Duration = Duration::from_secs(3);
 
@@ -208,6 +208,72 @@ async fn unknown_ca_is_reported_as_unknown_issuer() {
             "{scheme}"
         );
     }
+}
+
+/// A running listener given a new certificate serves the connections it accepts next with
+/// it (certificate renewal), and keeps the pipe it made with the old one.
+#[tokio::test]
+async fn a_running_listener_serves_new_connections_with_a_new_certificate() {
+    for (scheme, path) in [("tls+tcp", ""), ("wss", "/renewed")] {
+        let rep = Rep::new();
+        timeouts(&rep);
+        let listener = rep
+            .listener(format!("{scheme}://127.0.0.1:0{path}").as_str())
+            .unwrap();
+        listener.set_tls(identity(&pki().untrusted));
+        let url = listener.start().expect("listen").to_string();
+
+        // An insecure client gets in with the first certificate; a verifying one does not.
+        let old = Req::new();
+        timeouts(&old);
+        old.set_tls(TlsConfig::builder().insecure(true).build().unwrap());
+        old.dial(&url).await.expect("insecure dial");
+        let req = Req::new();
+        timeouts(&req);
+        req.set_tls(client_tls());
+        req.set_handshake_timeout(T).unwrap();
+        let err = req
+            .dial(&url)
+            .await
+            .expect_err("untrusted certificate accepted");
+        assert!(
+            matches!(tls_source(err), TlsError::UnknownIssuer),
+            "{scheme}"
+        );
+
+        listener.set_tls(server_tls());
+        req.dial(&url)
+            .await
+            .expect("dial after the certificate changed");
+        for (client, body) in [(&req, &b"renewed"[..]), (&old, &b"kept"[..])] {
+            client.send(body).await.unwrap();
+            let m = rep.recv().await.unwrap();
+            assert_eq!(m.body.as_ref(), body, "{scheme}");
+            rep.send(m.body).await.unwrap();
+            assert_eq!(client.recv().await.unwrap().body.as_ref(), body, "{scheme}");
+        }
+    }
+}
+
+/// A listener whose new configuration has no certificate refuses what comes next, and says
+/// so in its counters, rather than serving the old one.
+#[tokio::test]
+async fn a_running_listener_without_a_certificate_refuses_new_connections() {
+    let rep = Rep::new();
+    timeouts(&rep);
+    rep.set_tls(server_tls());
+    let listener = rep.listen("tls+tcp://127.0.0.1:0").await.expect("listen");
+    listener.set_tls(client_tls());
+    let req = Req::new();
+    timeouts(&req);
+    req.set_tls(client_tls());
+    req.set_handshake_timeout(T).unwrap();
+    req.dial(&listener.to_string())
+        .await
+        .expect_err("served without a certificate");
+    assert_eq!(listener.stats().refused, 1, "{:?}", listener.stats());
+    let refusals = rep.stats().refused;
+    assert_eq!(refusals.get(RefusalReason::Tls), 1, "{refusals:?}");
 }
 
 #[tokio::test]
