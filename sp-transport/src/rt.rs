@@ -299,7 +299,8 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         None
     }
     /// The runtime's budget for sends that complete at once: a function that a send polls
-    /// before its attempt, `Pending` (with the task's wake-up arranged) when the task should
+    /// before its attempt (every second send, for a role whose sends wait for room when a
+    /// pipe's queue is full), `Pending` (with the task's wake-up arranged) when the task should
     /// yield first. `None` (the default): the socket yields every 32 sends itself, by waking
     /// the task during its own poll.
     ///

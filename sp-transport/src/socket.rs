@@ -260,9 +260,39 @@ pub(crate) struct Shared<R, P> {
     closed: AtomicBool,
     /// A device or reflector forwards on this socket (see `crate::device`).
     pub(crate) in_device: AtomicBool,
-    /// Sends started (see [`SEND_YIELD_EVERY`]).
+    /// Sends started (see [`SEND_YIELD_EVERY`] and [`SendTurns`]).
     sends: std::sync::atomic::AtomicU32,
+    send_turns: SendTurns,
     state: Mutex<State<P>>,
+}
+
+/// How often a send spends a unit of the runtime's budget ([`Runtime::send_budget`]).
+///
+/// A role whose sends never wait for a pipe (PUB, BUS, STAR, SURVEYOR, polyamorous PAIR v1,
+/// the raw repliers: writable before it has any pipe) drops what a busy pipe cannot take, so
+/// each of its sends spends a unit: with tokio's 128 units a send loop gives the pipes their
+/// turn every 128 messages, before their queues of 256 fill. The other roles wait when a
+/// pipe's queue is full, so they lose nothing by running longer; each of their sends spends
+/// half a unit (a unit every second send), and a send loop yields every 256 messages.
+///
+/// Why: each yield costs a tokio worker that goes through its search for work, takes the
+/// deferred sender back and, still counted as searching, wakes its parked sibling: one
+/// unpark per yield on the sending side (`perf record` of the sender's `eventfd` writes:
+/// 97 % from `transition_from_searching`). tcp 64 B throughput, 8 interleaved rounds of
+/// 2,000,000 messages: median 2.70 M msg/s with a unit per send, 3.15 M with one every
+/// second send. PUB spending half a unit delivered 95–96 % of an unpaced fan-out instead of
+/// 99.8 %, hence the two rates.
+#[derive(Debug, Clone, Copy)]
+struct SendTurns {
+    sends_per_unit: u32,
+}
+
+impl SendTurns {
+    fn new(never_waits: bool) -> Self {
+        Self {
+            sends_per_unit: if never_waits { 1 } else { 2 },
+        }
+    }
 }
 
 /// Every this many sends, a send yields to the runtime once (before its attempt), unless the
@@ -750,21 +780,31 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
     /// Polled before a send's attempt (never after it, so that a future dropped while it
     /// yields has sent nothing): `Pending`, with the task's wake-up arranged, when the task
     /// should give the executor a turn first. The runtime's budget decides where it has one
-    /// ([`Runtime::send_budget`]); otherwise every [`SEND_YIELD_EVERY`]th call yields.
+    /// ([`Runtime::send_budget`]), spent by every send or every second one ([`SendTurns`]);
+    /// otherwise every [`SEND_YIELD_EVERY`]th call yields.
     pub(crate) fn poll_send_turn(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(budget) = self.rt.send_budget() {
-            return budget(cx);
+        let per_unit = self.send_turns.sends_per_unit;
+        match self.rt.send_budget() {
+            Some(spend) if per_unit == 1 => spend(cx),
+            Some(spend) if self.count_send().is_multiple_of(per_unit) => spend(cx),
+            Some(_) => Poll::Ready(()),
+            None if self.count_send().is_multiple_of(SEND_YIELD_EVERY) => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            None => Poll::Ready(()),
         }
-        // A plain load and store, not an atomic add: two threads sending at once may lose a
-        // count, which only moves a yield, and the add's locked instruction was a measurable
-        // share of a small message's cost. The poll after a yield counts again, so it goes on.
+    }
+
+    /// Counts a send's turn and returns the count (see [`Shared::poll_send_turn`]).
+    ///
+    /// A plain load and store, not an atomic add: two threads sending at once may lose a
+    /// count, which only moves a yield, and the add's locked instruction was a measurable
+    /// share of a small message's cost. The poll after a yield counts again, so it goes on.
+    fn count_send(&self) -> u32 {
         let sends = self.sends.load(Ordering::Relaxed).wrapping_add(1);
         self.sends.store(sends, Ordering::Relaxed);
-        if sends.is_multiple_of(SEND_YIELD_EVERY) {
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        Poll::Ready(())
+        sends
     }
 
     /// A send attempt of `msg` (see `try_send_locked`): `Pending` while the core cannot take
@@ -1052,6 +1092,8 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         let core = P::create(seed);
         let protocol = core.protocol();
         let peer_protocol = core.peer_protocol();
+        // Writable with no pipe at all: its sends never wait for one (see `SendTurns`).
+        let send_turns = SendTurns::new(core.is_writable());
         let span =
             tracing::debug_span!("socket", protocol = %protocol, name = tracing::field::Empty);
         let shared = Arc::new(Shared {
@@ -1064,6 +1106,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
             closed: AtomicBool::new(false),
             in_device: AtomicBool::new(false),
             sends: std::sync::atomic::AtomicU32::new(0),
+            send_turns,
             state: Mutex::new(State {
                 core,
                 pipes: BTreeMap::new(),

@@ -72,18 +72,21 @@ macro_rules! turn_suite {
             use super::*;
             use $adapter as sp;
 
+            /// `SENDS` sends on a PUB with no subscriber: every send completes at once (the
+            /// message is dropped).
+            pub(super) async fn pub_send_loop() {
+                let publisher = sp::Pub::new();
+                for i in 0..SENDS {
+                    publisher
+                        .send(i.to_be_bytes().to_vec())
+                        .await
+                        .expect("a PUB send");
+                }
+            }
+
             #[test]
             fn a_pub_send_loop_gives_the_executor_turns() {
-                let turns = $observed(|| async {
-                    // No subscriber: every send completes at once (the message is dropped).
-                    let publisher = sp::Pub::new();
-                    for i in 0..SENDS {
-                        publisher
-                            .send(i.to_be_bytes().to_vec())
-                            .await
-                            .expect("a PUB send");
-                    }
-                });
+                let turns = $observed(pub_send_loop);
                 assert!(
                     turns >= 2,
                     "{SENDS} sends that completed at once let another task run {turns} times"
@@ -113,3 +116,15 @@ macro_rules! turn_suite {
 
 turn_suite!(tokio_adapter, sp_tokio, observed_on_tokio);
 turn_suite!(smol_adapter, sp_smol, observed_on_smol);
+
+/// A PUB drops what a busy pipe cannot take, so its sends spend tokio's whole budget (128
+/// units) and yield at least every 128 sends, before a pipe's queue (256) fills; roles whose
+/// sends wait for room spend a unit every second send (see the driver's `SendTurns`).
+#[test]
+fn a_tokio_pub_send_loop_yields_at_least_every_128_sends() {
+    let turns = observed_on_tokio(tokio_adapter::pub_send_loop);
+    assert!(
+        turns >= SENDS / 128 - 1,
+        "{SENDS} PUB sends let another task run only {turns} times"
+    );
+}
