@@ -275,13 +275,13 @@ pub(crate) struct Shared<R, P> {
 /// pipe's queue is full, so they lose nothing by running longer; each of their sends spends
 /// half a unit (a unit every second send), and a send loop yields every 256 messages.
 ///
-/// Why: each yield costs a tokio worker that goes through its search for work, takes the
-/// deferred sender back and, still counted as searching, wakes its parked sibling: one
-/// unpark per yield on the sending side (`perf record` of the sender's `eventfd` writes:
-/// 97 % from `transition_from_searching`). tcp 64 B throughput, 8 interleaved rounds of
-/// 2,000,000 messages: median 2.70 M msg/s with a unit per send, 3.15 M with one every
-/// second send. PUB spending half a unit delivered 95–96 % of an unpaced fan-out instead of
-/// 99.8 %, hence the two rates.
+/// Why: at a yield, a tokio worker goes through its search for work, takes the deferred
+/// sender back and, still counted as searching, wakes its parked sibling if it has one:
+/// about one unpark per two yields on the sending side (`perf record` of its `eventfd`
+/// writes: 97 % from `transition_from_searching`). tcp 64 B throughput, 8 interleaved
+/// rounds of 2,000,000 messages: median 2.70 M msg/s with a unit per send, 3.15 M with one
+/// every second send. PUB spending half a unit delivered 95–96 % of an unpaced fan-out
+/// instead of 99.8 %, hence the two rates.
 #[derive(Debug, Clone, Copy)]
 struct SendTurns {
     sends_per_unit: u32,
