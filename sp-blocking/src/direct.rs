@@ -26,10 +26,11 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
 
 use async_io::Async;
 use futures_io::{AsyncRead, AsyncWrite};
-use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
+use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags, Timespec};
 
 /// The most parked readers a waiting caller watches itself.
 pub(crate) const DIRECT_MAX: usize = 16;
@@ -353,13 +354,22 @@ impl CallerWake {
         watch
     }
 
-    /// Sleeps until the waker is woken or a watched connection is readable; returns the
-    /// wakers of the readers whose connection is readable, for the caller to wake once it
-    /// counts as taking tasks again (their tasks then run on this thread).
-    pub(crate) fn sleep(self: &Arc<Self>) -> Vec<Waker> {
+    /// Sleeps until the waker is woken, a watched connection is readable or `deadline` (the
+    /// call's own, see `crate::deadline`) has come; returns the wakers of the readers whose
+    /// connection is readable, for the caller to wake once it counts as taking tasks again
+    /// (their tasks then run on this thread).
+    pub(crate) fn sleep(self: &Arc<Self>, deadline: Option<Instant>) -> Vec<Waker> {
         self.busy.store(false, Ordering::SeqCst);
         // A wake between the poll and here wrote nothing: check before sleeping.
         if self.notified.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
+        // Whole nanoseconds to the deadline; `None` (no deadline, or one too far to express)
+        // sleeps until something happens.
+        let timeout = deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .and_then(|left| Timespec::try_from(left).ok());
+        if timeout.is_some_and(|t| t.tv_sec == 0 && t.tv_nsec == 0) {
             return Vec::new();
         }
         let mut watched = watched_readers();
@@ -374,7 +384,7 @@ impl CallerWake {
         // Interrupted or failed, the sleep found nothing readable; the watches still end
         // below (a watch left behind would keep every other caller off the connection, and
         // the reactor's wake-ups waiting for a watcher that is not there).
-        let ready: Vec<bool> = match poll(&mut fds, None) {
+        let ready: Vec<bool> = match poll(&mut fds, timeout.as_ref()) {
             Ok(_) => fds[1..].iter().map(|f| !f.revents().is_empty()).collect(),
             Err(e) => {
                 if e != rustix::io::Errno::INTR {

@@ -31,6 +31,8 @@
 //! still waiting after [`SPIN`] sleeps in async-io's `block_on` (which drives the reactor when
 //! no other thread does) and leaves the tasks to the workers; so does a call that finds one
 //! caller per core spinning already ([`max_spinners`]: many threads waiting on one socket).
+//! Until then the call keeps its own deadline (see `crate::deadline`): its spin and its
+//! `poll(2)` end by then, and no reactor timer is armed for it.
 //!
 //! This is a scheduler of our own, not `async-executor`, for that one rule: `async-executor`
 //! wakes a sleeping thread for every task scheduled while no runner is awake, and a spinning
@@ -45,6 +47,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use async_task::{Runnable, ScheduleInfo, WithInfo};
+
+use crate::deadline::CallDeadline;
 use concurrent_queue::ConcurrentQueue;
 
 /// The run queue and who is there to take from it.
@@ -233,7 +237,7 @@ impl Pool {
 
     /// Runs a task taken from a queue, on a worker or a waiting caller.
     fn run(runnable: Runnable) {
-        runnable.run();
+        crate::deadline::running_task(|| runnable.run());
         // A `wake_later` the task asked for and that scheduled nothing (the task ended, or
         // was woken by others meanwhile) must not defer the next task this thread wakes.
         WAKE_LATER.set(false);
@@ -433,7 +437,7 @@ const WORKER_LINGER: Duration = Duration::from_micros(50);
 /// then yielding it between rounds, so that on a busy machine the threads with work run.
 /// Returns true if a task came, false if none came or [`Pool::linger_verdict`] ends the wait.
 fn linger_for_work(pool: &Pool) -> bool {
-    let mut wait = SpinWait::new(WORKER_LINGER);
+    let mut wait = SpinWait::new(WORKER_LINGER, None);
     loop {
         if let Some(task_came) = pool.linger_verdict() {
             return task_came;
@@ -467,27 +471,34 @@ impl Pool {
 }
 
 /// The rounds of a bounded wait on the CPU: [`SPIN_BEFORE_YIELD`] rounds of spinning, then
-/// yielding the CPU each round, until `limit` has passed (the clock read every
-/// [`CLOCK_EVERY`] rounds).
+/// yielding the CPU each round, until `limit` has passed or a deadline is reached, whichever
+/// comes first (the clock read every [`CLOCK_EVERY`] rounds).
 struct SpinWait {
-    start: Instant,
-    limit: Duration,
+    until: Instant,
     round: u32,
 }
 
 impl SpinWait {
-    fn new(limit: Duration) -> Self {
-        Self {
-            start: Instant::now(),
-            limit,
+    fn new(limit: Duration, deadline: Option<Instant>) -> Self {
+        let mut wait = Self {
+            until: Instant::now() + limit,
             round: 0,
+        };
+        wait.end_by(deadline);
+        wait
+    }
+
+    /// Ends the wait by `deadline` at the latest.
+    fn end_by(&mut self, deadline: Option<Instant>) {
+        if let Some(deadline) = deadline {
+            self.until = self.until.min(deadline);
         }
     }
 
     /// Waits one round; false once the limit has passed (then it does not wait).
     fn pause(&mut self) -> bool {
         self.round = self.round.wrapping_add(1);
-        if self.round & (CLOCK_EVERY - 1) == 0 && self.start.elapsed() >= self.limit {
+        if self.round & (CLOCK_EVERY - 1) == 0 && Instant::now() >= self.until {
             return false;
         }
         if self.round > SPIN_BEFORE_YIELD {
@@ -523,31 +534,22 @@ pub(crate) fn block_on_send<F: Future>(fut: F) -> F::Output {
 }
 
 fn block_on_inner<F: Future>(fut: F, is_send: bool) -> F::Output {
+    // The deadlines its polls leave to this thread (see `crate::deadline`).
+    let call = CallDeadline::begin();
     SENDS_IN_A_ROW.set(match is_send {
         true => SENDS_IN_A_ROW.get().saturating_add(1),
         false => 0,
     });
     let mut fut = pin!(fut);
     // Most sends, and receives of a message already queued, complete at the first poll.
-    let first = NOOP_WAKER.with(|waker| {
-        poll_deferring_if(
-            is_send,
-            false,
-            fut.as_mut(),
-            &mut Context::from_waker(waker),
-        )
-    });
+    let first = poll_unregistered(is_send, fut.as_mut());
     if let Poll::Ready(out) = first {
         return out;
     }
     // A send that yields (every few dozen sends, see `sp_transport`'s send) is ready when
     // polled again. At every few yields, it runs the deferred writers (see
     // `YIELDS_PER_WRITE`).
-    let again = is_send.then(|| {
-        NOOP_WAKER.with(|waker| {
-            poll_deferring_if(true, false, fut.as_mut(), &mut Context::from_waker(waker))
-        })
-    });
+    let again = is_send.then(|| poll_unregistered(true, fut.as_mut()));
     if let Some(Poll::Ready(out)) = again {
         let yields = SEND_YIELDS.get().wrapping_add(1);
         SEND_YIELDS.set(yields);
@@ -574,15 +576,31 @@ fn block_on_inner<F: Future>(fut: F, is_send: bool) -> F::Output {
             if let Poll::Ready(out) = out {
                 return out;
             }
-            let readable = wake.sleep();
+            let readable = wake.sleep(call.kept());
             pool.begin_spin();
             readable.into_iter().for_each(Waker::wake);
         }
     }
-    match spin(pool(), fut.as_mut(), is_send) {
-        Poll::Ready(out) => out,
-        Poll::Pending => async_io::block_on(fut),
+    if let Poll::Ready(out) = spin(pool(), fut.as_mut(), is_send, &call) {
+        return out;
     }
+    // A deadline that the spin reached: the call ends here, with no reactor timer.
+    if call
+        .kept()
+        .is_some_and(|deadline| Instant::now() >= deadline)
+    {
+        if let Poll::Ready(out) = poll_unregistered(is_send, fut.as_mut()) {
+            return out;
+        }
+    }
+    // Polled by async-io from here on, not as this thread's own call: its sleeps arm timers.
+    async_io::block_on(fut)
+}
+
+/// Polls `fut` once with a waker that does nothing (a future still pending is polled again
+/// with a real one before the call waits).
+fn poll_unregistered<F: Future>(is_send: bool, fut: Pin<&mut F>) -> Poll<F::Output> {
+    NOOP_WAKER.with(|waker| poll_deferring_if(is_send, false, fut, &mut Context::from_waker(waker)))
 }
 
 /// Polls `fut`; for a send (`defer`), the tasks the poll wakes are deferred (see
@@ -596,7 +614,7 @@ fn poll_deferring_if<F: Future>(
 ) -> Poll<F::Output> {
     DEFER_WAKES.set(defer);
     SENDER_SPINS.set(spinning);
-    let out = fut.poll(cx);
+    let out = crate::deadline::polling_own_call(|| fut.poll(cx));
     DEFER_WAKES.set(false);
     SENDER_SPINS.set(false);
     out
@@ -604,7 +622,12 @@ fn poll_deferring_if<F: Future>(
 
 /// Runs queued tasks, and polls `fut` each time it is woken, for up to [`SPIN`] in all;
 /// pending if `fut` still is then, or at once if [`max_spinners`] callers wait in it already.
-fn spin<F: Future>(pool: &Pool, mut fut: Pin<&mut F>, is_send: bool) -> Poll<F::Output> {
+fn spin<F: Future>(
+    pool: &Pool,
+    mut fut: Pin<&mut F>,
+    is_send: bool,
+    call: &CallDeadline,
+) -> Poll<F::Output> {
     if pool.spin_waiters.fetch_add(1, Ordering::SeqCst) >= max_spinners() {
         pool.spin_waiters.fetch_sub(1, Ordering::SeqCst);
         return Poll::Pending;
@@ -612,7 +635,7 @@ fn spin<F: Future>(pool: &Pool, mut fut: Pin<&mut F>, is_send: bool) -> Poll<F::
     let (wake, waker) = SPIN_WAKER.with(Clone::clone);
     wake.0.store(true, Ordering::Relaxed);
     let mut cx = Context::from_waker(&waker);
-    let mut wait = SpinWait::new(SPIN);
+    let mut wait = SpinWait::new(SPIN, call.kept());
     pool.begin_spin();
     let mut out = Poll::Pending;
     loop {
@@ -621,6 +644,7 @@ fn spin<F: Future>(pool: &Pool, mut fut: Pin<&mut F>, is_send: bool) -> Poll<F::
             if out.is_ready() {
                 break;
             }
+            wait.end_by(call.kept());
         }
         if pool.run_one() {
             continue;
@@ -733,13 +757,13 @@ mod tests {
             Poll::Ready(())
         }));
         pool.spin_waiters.store(max_spinners(), Ordering::SeqCst);
-        assert!(spin(&pool, counted_poll.as_mut(), false).is_pending());
+        assert!(spin(&pool, counted_poll.as_mut(), false, &CallDeadline::begin()).is_pending());
         assert_eq!(polls.load(Ordering::SeqCst), 0, "it did not spin");
         assert_eq!(pool.spin_waiters.load(Ordering::SeqCst), max_spinners());
         // Callers that run tasks elsewhere (a send's yield) do not count.
         pool.spin_waiters.fetch_sub(1, Ordering::SeqCst);
         pool.begin_spin();
-        assert!(spin(&pool, counted_poll.as_mut(), false).is_ready());
+        assert!(spin(&pool, counted_poll.as_mut(), false, &CallDeadline::begin()).is_ready());
         assert_eq!(polls.load(Ordering::SeqCst), 1);
         assert_eq!(pool.spin_waiters.load(Ordering::SeqCst), max_spinners() - 1);
     }

@@ -146,7 +146,7 @@ impl Runtime for Threads {
 
     fn sleep_until(&self, deadline: Instant) -> Box<dyn Sleep> {
         Box::new(TimerSleep {
-            timer: Timer::at(deadline),
+            timer: None,
             deadline,
         })
     }
@@ -241,20 +241,28 @@ where
     Box::new(s)
 }
 
-/// A future that completes at `deadline`.
+/// A future that completes at `deadline` (a [`TimerSleep`]).
 pub(crate) async fn sleep_until(deadline: Instant) {
-    Timer::at(deadline).await;
+    let mut sleep = TimerSleep {
+        timer: None,
+        deadline,
+    };
+    std::future::poll_fn(|cx| sleep.poll_sleep(cx)).await;
 }
 
+/// The blocking runtime's sleep: an async-io timer, armed only where the thread that polls
+/// it cannot keep the deadline itself (see `crate::deadline`).
 struct TimerSleep {
-    timer: Timer,
+    timer: Option<Timer>,
     deadline: Instant,
 }
 
 impl Sleep for TimerSleep {
     fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
-        self.timer.set_at(deadline);
+        if let Some(timer) = &mut self.timer {
+            timer.set_at(deadline);
+        }
     }
 
     fn poll_sleep(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -262,7 +270,12 @@ impl Sleep for TimerSleep {
         if Instant::now() >= self.deadline {
             return Poll::Ready(());
         }
-        Pin::new(&mut self.timer).poll(cx).map(|_| ())
+        if self.timer.is_none() && crate::deadline::keep(self.deadline) {
+            return Poll::Pending;
+        }
+        let deadline = self.deadline;
+        let timer = self.timer.get_or_insert_with(|| Timer::at(deadline));
+        Pin::new(timer).poll(cx).map(|_| ())
     }
 }
 
@@ -301,5 +314,36 @@ fn poll_accept<L, T>(
             res => return Poll::Ready(res),
         }
         ready!(listener.poll_readable(cx))?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deadline::{polling_own_call, CallDeadline};
+    use std::task::Waker;
+
+    /// A sleep polled as the caller's own call leaves its deadline to the caller and arms no
+    /// reactor timer; polled anywhere else (async-io's `block_on`, a task) it arms one.
+    #[test]
+    fn a_sleep_arms_a_timer_only_where_the_caller_cannot_keep_its_deadline() {
+        let call = CallDeadline::begin();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut sleep = TimerSleep {
+            timer: None,
+            deadline,
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(polling_own_call(|| sleep.poll_sleep(&mut cx)).is_pending());
+        assert!(sleep.timer.is_none(), "the caller keeps the deadline");
+        assert_eq!(call.kept(), Some(deadline));
+        assert!(sleep.poll_sleep(&mut cx).is_pending());
+        assert!(sleep.timer.is_some(), "polled elsewhere, it arms a timer");
+        let mut past = TimerSleep {
+            timer: None,
+            deadline: Instant::now(),
+        };
+        assert!(polling_own_call(|| past.poll_sleep(&mut cx)).is_ready());
+        assert!(past.poll_sleep(&mut cx).is_ready());
     }
 }

@@ -305,6 +305,30 @@ fn recv_times_out_and_zero_timeout_does_not_wait() {
     });
 }
 
+/// Deadlines shorter than a waiting call's spin (50 µs) and than a millisecond, which the
+/// caller keeps itself (no reactor timer): the wait ends at the deadline, never before, on
+/// every transport (inproc spins; tcp and ipc sleep in `poll(2)` with a time-out).
+#[test]
+fn short_deadlines_end_the_wait_at_the_deadline_over_every_transport() {
+    within(10, || {
+        for t in ALL {
+            let (pull, push) = (Pull::new(), Push::new());
+            listen_dial(t, &pull, &push);
+            for micros in [20, 300, 2_000] {
+                let deadline = Instant::now() + Duration::from_micros(micros);
+                assert!(
+                    pull.recv_until(deadline).unwrap_err().is_timed_out(),
+                    "{t:?} {micros} µs"
+                );
+                assert!(Instant::now() >= deadline, "{t:?}: early, {micros} µs");
+            }
+            push.send("after").unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            assert_eq!(&pull.recv_until(deadline).unwrap().body[..], b"after");
+        }
+    });
+}
+
 #[test]
 fn send_times_out_without_a_peer() {
     within(10, || {
