@@ -135,7 +135,9 @@ impl Runtime for Smol {
 fn tcp(s: Async<TcpStream>, opts: TcpOptions) -> io::Result<Connected> {
     opts.apply(s.get_ref())?;
     let info = ConnInfo::tcp(s.get_ref().local_addr(), s.get_ref().peer_addr());
-    Ok((Box::new(ReadinessStream::new(s)), info))
+    let stream = ReadinessStream::new(s);
+    let direct = Some(stream.direct_writer());
+    Ok((Box::new(stream), ConnInfo { direct, ..info }))
 }
 
 #[cfg(windows)]
@@ -146,7 +148,9 @@ const NAMED_PIPES: Unsupported = Unsupported::NamedPipes { adapter: "sp-smol" };
 fn unix(s: Async<UnixStream>) -> io::Result<Connected> {
     let (local, remote) = (s.get_ref().local_addr().ok(), s.get_ref().peer_addr().ok());
     let info = ConnInfo::unix(s.get_ref(), local.as_ref(), remote.as_ref());
-    Ok((Box::new(ReadinessStream::new(s)), info))
+    let stream = ReadinessStream::new(s);
+    let direct = Some(stream.direct_writer());
+    Ok((Box::new(stream), ConnInfo { direct, ..info }))
 }
 
 struct SmolSleep {

@@ -7,13 +7,19 @@
 //! once [`IDLE_AFTER_EMPTY_READS`] reads in a row found nothing, the next read is tried only
 //! after the reactor has reported the connection readable (a check under async-io's lock, not
 //! a system call), as tokio's streams do.
+//!
+//! The stream shares its socket with a [`SmolDirect`] writer, through which a task that sends
+//! a reply writes it itself while the pipe's task has nothing to write
+//! (`sp_transport::rt::ConnInfo::direct`).
 
 use std::io::{self, IoSlice, Read, Write};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use async_io::Async;
 use futures_io::{AsyncRead, AsyncWrite};
+use sp_transport::rt::{DirectWrite, DirectWriter};
 
 /// How many reads in a row must find nothing before the stream waits for the reactor's report.
 ///
@@ -24,14 +30,52 @@ const IDLE_AFTER_EMPTY_READS: u8 = 2;
 
 /// An `Async<T>` stream that reads only when it may have bytes (module docs).
 pub(crate) struct ReadinessStream<T> {
-    io: Async<T>,
+    io: Arc<Async<T>>,
     /// How many reads in a row found nothing.
     empty_reads: u8,
 }
 
 impl<T> ReadinessStream<T> {
     pub(crate) fn new(io: Async<T>) -> Self {
-        Self { io, empty_reads: 0 }
+        Self {
+            io: Arc::new(io),
+            empty_reads: 0,
+        }
+    }
+}
+
+impl<T> ReadinessStream<T>
+where
+    T: Send + Sync + 'static,
+    for<'a> &'a T: Write,
+{
+    /// The writer that the pipe's senders share with this stream (see [`SmolDirect`]).
+    pub(crate) fn direct_writer(&self) -> DirectWriter {
+        DirectWriter(Arc::new(SmolDirect(self.io.clone())))
+    }
+}
+
+/// A connection's socket as the tasks sending on its pipe write to it: a plain non-blocking
+/// write of what the socket takes now, from any task and any thread.
+///
+/// No lock: the driver writes through it only while the pipe's task writes nothing (under the
+/// pipe queue's lock, see `sp_transport::rt::DirectWrite`), and both write through shared
+/// references to the same socket, as `Async<T>` allows.
+///
+/// Why: a reply queued for the pipe's task cost a wake-up of that task before its write, and
+/// where the sending task runs on another thread than the pipe's (an application in
+/// `smol::block_on`, its sockets' tasks on smol's executor) a wake-up of that thread too.
+pub(crate) struct SmolDirect<T>(Arc<Async<T>>);
+
+impl<T> DirectWrite for SmolDirect<T>
+where
+    T: Send + Sync,
+    for<'a> &'a T: Write,
+{
+    fn try_write(&self, buf: &[u8]) -> Option<usize> {
+        // `Async::new` made the socket non-blocking: a full one says `WouldBlock`, and the
+        // pipe's task writes the rest (and meets any error).
+        self.0.get_ref().write(buf).ok().filter(|&n| n > 0)
     }
 }
 
@@ -51,7 +95,7 @@ where
             ready!(this.io.poll_readable(cx))?;
         }
         // async-io's read: on `EWOULDBLOCK` it registers `cx` with the reactor.
-        let out = Pin::new(&mut &this.io).poll_read(cx, buf);
+        let out = Pin::new(&mut &*this.io).poll_read(cx, buf);
         this.empty_reads = match out {
             Poll::Pending => this.empty_reads.saturating_add(1),
             Poll::Ready(_) => 0,
@@ -70,7 +114,7 @@ where
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &self.get_mut().io).poll_write(cx, buf)
+        Pin::new(&mut &*self.get_mut().io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -78,15 +122,15 @@ where
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &self.get_mut().io).poll_write_vectored(cx, bufs)
+        Pin::new(&mut &*self.get_mut().io).poll_write_vectored(cx, bufs)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &self.get_mut().io).poll_flush(cx)
+        Pin::new(&mut &*self.get_mut().io).poll_flush(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &self.get_mut().io).poll_close(cx)
+        Pin::new(&mut &*self.get_mut().io).poll_close(cx)
     }
 }
 
@@ -158,6 +202,31 @@ mod tests {
             stream.empty_reads, 0,
             "a read that got bytes ends the idle spell"
         );
+    }
+
+    /// The senders' writer puts its bytes on the stream's socket, and says "not now" (instead
+    /// of blocking) once the socket takes no more.
+    #[test]
+    fn the_direct_writer_writes_to_the_streams_socket_without_blocking() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut theirs, _) = listener.accept().unwrap();
+        let stream = ReadinessStream::new(Async::new(ours).unwrap());
+        let writer = stream.direct_writer();
+        assert_eq!(writer.try_write(b"hello"), Some(5));
+        let mut buf = [0u8; 5];
+        theirs.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        // The peer reads nothing more: the socket's buffers fill and the writer gives up.
+        let chunk = vec![0u8; 64 * 1024];
+        let mut written = 0usize;
+        while let Some(n) = writer.try_write(&chunk) {
+            written += n;
+            assert!(written < 1 << 30, "a full socket must refuse");
+        }
+        assert!(written > 0);
+        drop(stream);
+        drop(writer);
     }
 
     async fn read_some<T>(s: &mut ReadinessStream<T>, buf: &mut [u8]) -> io::Result<usize>
