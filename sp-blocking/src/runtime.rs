@@ -145,10 +145,7 @@ impl Runtime for Threads {
     }
 
     fn sleep_until(&self, deadline: Instant) -> Box<dyn Sleep> {
-        Box::new(TimerSleep {
-            timer: None,
-            deadline,
-        })
+        Box::new(TimerSleep::new(deadline))
     }
 
     fn connect_tcp(
@@ -243,10 +240,7 @@ where
 
 /// A future that completes at `deadline` (a [`TimerSleep`]).
 pub(crate) async fn sleep_until(deadline: Instant) {
-    let mut sleep = TimerSleep {
-        timer: None,
-        deadline,
-    };
+    let mut sleep = TimerSleep::new(deadline);
     std::future::poll_fn(|cx| sleep.poll_sleep(cx)).await;
 }
 
@@ -255,11 +249,32 @@ pub(crate) async fn sleep_until(deadline: Instant) {
 struct TimerSleep {
     timer: Option<Timer>,
     deadline: Instant,
+    /// The token of the deadline this sleep left to the thread that polls its call.
+    kept: Option<u64>,
+}
+
+impl TimerSleep {
+    fn new(deadline: Instant) -> Self {
+        Self {
+            timer: None,
+            deadline,
+            kept: None,
+        }
+    }
+
+    /// Takes back the deadline left to the caller's thread, if any.
+    fn withdraw(&mut self) {
+        if let Some(token) = self.kept.take() {
+            crate::deadline::withdraw(token);
+        }
+    }
 }
 
 impl Sleep for TimerSleep {
     fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
+        // Kept again, with the new deadline, at the next poll.
+        self.withdraw();
         if let Some(timer) = &mut self.timer {
             timer.set_at(deadline);
         }
@@ -268,14 +283,23 @@ impl Sleep for TimerSleep {
     fn poll_sleep(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         // A fired async-io timer stays pending when polled again: check the clock first.
         if Instant::now() >= self.deadline {
+            self.withdraw();
             return Poll::Ready(());
         }
-        if self.timer.is_none() && crate::deadline::keep(self.deadline) {
+        if self.timer.is_none() && crate::deadline::keep(&mut self.kept, self.deadline) {
             return Poll::Pending;
         }
+        // Polled where its deadline cannot be kept: a timer keeps it from now on.
+        self.withdraw();
         let deadline = self.deadline;
         let timer = self.timer.get_or_insert_with(|| Timer::at(deadline));
         Pin::new(timer).poll(cx).map(|_| ())
+    }
+}
+
+impl Drop for TimerSleep {
+    fn drop(&mut self) {
+        self.withdraw();
     }
 }
 
@@ -329,20 +353,24 @@ mod tests {
     fn a_sleep_arms_a_timer_only_where_the_caller_cannot_keep_its_deadline() {
         let call = CallDeadline::begin();
         let deadline = Instant::now() + Duration::from_secs(60);
-        let mut sleep = TimerSleep {
-            timer: None,
-            deadline,
-        };
+        let mut sleep = TimerSleep::new(deadline);
         let mut cx = Context::from_waker(Waker::noop());
         assert!(polling_own_call(|| sleep.poll_sleep(&mut cx)).is_pending());
         assert!(sleep.timer.is_none(), "the caller keeps the deadline");
         assert_eq!(call.kept(), Some(deadline));
         assert!(sleep.poll_sleep(&mut cx).is_pending());
         assert!(sleep.timer.is_some(), "polled elsewhere, it arms a timer");
-        let mut past = TimerSleep {
-            timer: None,
-            deadline: Instant::now(),
-        };
+        assert_eq!(call.kept(), None, "and takes its deadline back");
+        let mut dropped = TimerSleep::new(deadline);
+        assert!(polling_own_call(|| dropped.poll_sleep(&mut cx)).is_pending());
+        assert_eq!(call.kept(), Some(deadline));
+        drop(dropped);
+        assert_eq!(
+            call.kept(),
+            None,
+            "a dropped sleep leaves no deadline behind"
+        );
+        let mut past = TimerSleep::new(Instant::now());
         assert!(polling_own_call(|| past.poll_sleep(&mut cx)).is_ready());
         assert!(past.poll_sleep(&mut cx).is_ready());
     }
