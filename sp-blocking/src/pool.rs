@@ -173,7 +173,12 @@ impl Pool {
     /// Runs one queued task, deferred ones included whatever their age (for a caller that
     /// waits); false if there was none.
     fn run_one(&self) -> bool {
-        match self.queue.pop().ok().or_else(|| self.pop_deferred(None)) {
+        // Looked at before the pop: a pop that finds nothing still pays a full fence, and a
+        // spinning caller asks on every round.
+        let queued = (!self.queue.is_empty())
+            .then(|| self.queue.pop().ok())
+            .flatten();
+        match queued.or_else(|| self.pop_deferred(None)) {
             Some(runnable) => {
                 Self::run(runnable);
                 true
