@@ -19,6 +19,11 @@
 //! polls its future there with no deadline kept, and the sleep arms a reactor timer as before.
 //! The driver's own tasks (protocol timers, dialers) always arm timers, on whichever thread
 //! they run: a task is never polled as the caller's own call.
+//!
+//! This relies on one property of the futures a blocking call waits on: each poll that leaves
+//! the future pending polls its sleep too (as `sp_transport`'s `with_deadline` and the
+//! handshake do), so that the sleep arms its timer at the first poll by async-io's
+//! `block_on`, where the thread no longer keeps the deadline.
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
