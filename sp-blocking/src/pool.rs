@@ -47,9 +47,9 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use async_task::{Runnable, ScheduleInfo, WithInfo};
+use concurrent_queue::ConcurrentQueue;
 
 use crate::deadline::CallDeadline;
-use concurrent_queue::ConcurrentQueue;
 
 /// The run queue and who is there to take from it.
 struct Pool {
