@@ -260,7 +260,7 @@ pub(crate) struct Shared<R, P> {
     closed: AtomicBool,
     /// A device or reflector forwards on this socket (see `crate::device`).
     pub(crate) in_device: AtomicBool,
-    /// Sends started (see [`SEND_YIELD_EVERY`] and [`SendTurns`]).
+    /// Sends started (see [`SendTurns`]).
     sends: std::sync::atomic::AtomicU32,
     send_turns: SendTurns,
     state: Mutex<State<P>>,
@@ -282,25 +282,47 @@ pub(crate) struct Shared<R, P> {
 /// rounds of 2,000,000 messages: median 2.70 M msg/s with a unit per send, 3.15 M with one
 /// every second send. PUB spending half a unit delivered 95–96 % of an unpaced fan-out
 /// instead of 99.8 %, hence the two rates.
+///
+/// On a runtime without a budget, the same split sets how often a send yields
+/// ([`SendTurns::yield_every`]).
 #[derive(Debug, Clone, Copy)]
 struct SendTurns {
     sends_per_unit: u32,
+    /// Every this many sends, a send yields to the runtime once (before its attempt) when the
+    /// runtime has no budget of its own.
+    yield_every: u32,
 }
 
 impl SendTurns {
     fn new(never_waits: bool) -> Self {
-        Self {
-            sends_per_unit: if never_waits { 1 } else { 2 },
+        if never_waits {
+            Self {
+                sends_per_unit: 1,
+                yield_every: NEVER_WAITING_SEND_YIELD_EVERY,
+            }
+        } else {
+            Self {
+                sends_per_unit: 2,
+                yield_every: WAITING_SEND_YIELD_EVERY,
+            }
         }
     }
 }
 
-/// Every this many sends, a send yields to the runtime once (before its attempt), unless the
-/// runtime has a budget of its own ([`Runtime::send_budget`]). A send that never waits (PUB
-/// and BUS never block; PUSH rarely does) never returns to the executor, so a send loop would
-/// starve the pipe tasks queued behind it on the same worker thread: PUB would then drop most
-/// messages for its busy subscribers although the CPU could carry them.
-const SEND_YIELD_EVERY: u32 = 32;
+/// A send that never waits (PUB and BUS never block) never returns to the executor, so a send
+/// loop on a runtime without a budget would starve the pipe tasks queued behind it on the same
+/// thread: PUB would then drop most messages for its busy subscribers although the CPU could
+/// carry them. Such a send yields every this many messages, well before a pipe's queue of 256
+/// fills.
+const NEVER_WAITING_SEND_YIELD_EVERY: u32 = 32;
+
+/// A send that waits when its pipe's queue is full yields every this many messages, as often
+/// as tokio's budget has it yield (half a unit of 128 per send). Why not as often as one that
+/// never waits: the pipe's task writes what queued since its last turn, so a yield every 32
+/// messages was a `writev` of 32 messages; on smol (one thread), tcp 64 B throughput,
+/// 3 interleaved rounds of 2,000,000 messages, 3.32–3.41 M msg/s with a yield every 32 sends,
+/// 4.05–4.42 M with one every 256.
+const WAITING_SEND_YIELD_EVERY: u32 = 256;
 
 pub(crate) struct State<P> {
     pub(crate) core: P,
@@ -781,14 +803,17 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
     /// yields has sent nothing): `Pending`, with the task's wake-up arranged, when the task
     /// should give the executor a turn first. The runtime's budget decides where it has one
     /// ([`Runtime::send_budget`]), spent by every send or every second one ([`SendTurns`]);
-    /// otherwise every [`SEND_YIELD_EVERY`]th call yields.
+    /// otherwise every [`SendTurns::yield_every`]th call yields.
     pub(crate) fn poll_send_turn(&self, cx: &mut Context<'_>) -> Poll<()> {
         let per_unit = self.send_turns.sends_per_unit;
         match self.rt.send_budget() {
             Some(spend) if per_unit == 1 => spend(cx),
             Some(spend) if self.count_send().is_multiple_of(per_unit) => spend(cx),
             Some(_) => Poll::Ready(()),
-            None if self.count_send().is_multiple_of(SEND_YIELD_EVERY) => {
+            None if self
+                .count_send()
+                .is_multiple_of(self.send_turns.yield_every) =>
+            {
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
