@@ -459,7 +459,20 @@ impl<R: Runtime, P: SocketCore> SendOp<R, P> {
         }
         self.first = false;
         let now = self.shared.core_now(&mut st);
-        let result = st.core.send_on(self.ctx, self.msg.clone(), now);
+        let len = self.msg.len();
+        // The message itself when the core says it takes it, else a copy (see
+        // `Protocol::will_take`): a refused message stays here for the retry or the caller.
+        let taken = st.core.will_take_on(self.ctx, &self.msg);
+        let result = if taken {
+            st.core
+                .send_on(self.ctx, std::mem::take(&mut self.msg), now)
+        } else {
+            st.core.send_on(self.ctx, self.msg.clone(), now)
+        };
+        debug_assert!(
+            result.is_ok() || !taken,
+            "a core refused a context's message it said it would take"
+        );
         if result == Err(SendError::WouldBlock) {
             if let Some(waiters) = st.contexts.get_mut(&self.ctx) {
                 waiters.writable = false;
@@ -467,7 +480,7 @@ impl<R: Runtime, P: SocketCore> SendOp<R, P> {
             }
         }
         if result.is_ok() {
-            st.count_sent(self.msg.len());
+            st.count_sent(len);
         }
         st.pump(now);
         match result {

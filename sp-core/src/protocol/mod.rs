@@ -425,6 +425,14 @@ pub trait Protocol {
         Err(SendError::NotSupported)
     }
 
+    /// Returns true when [`Protocol::send_on`] on `ctx` called now would take `msg`, with no
+    /// error of any kind: [`Protocol::will_take`] for a context's send, and for the same
+    /// reason (the driver then hands over the message instead of a copy). Default: false,
+    /// which is always correct.
+    fn will_take_on(&self, _ctx: ContextId, _msg: &Message) -> bool {
+        false
+    }
+
     /// Receives on `ctx`, as [`Protocol::recv`] does on the default context. `WouldBlock`
     /// registers a waiting receive (see the module docs on contexts).
     ///

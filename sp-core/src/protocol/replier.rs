@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::protocol::context::{readable, writable, Contexts};
+use crate::protocol::context::{readable, writable, Contexts, CtxKey};
 use crate::protocol::shared::BacktraceCore;
 use crate::protocol::{
     ConfigError, ContextError, ContextId, Input, Protocol, RecvError, SendError,
@@ -186,6 +186,18 @@ impl CookedReplier {
         Ok(())
     }
 
+    /// Returns true when [`CookedReplier::reply`] on `key` would take a message now: the
+    /// context holds a request whose pipe is idle, or gone (the reply is then dropped and
+    /// counted).
+    fn can_reply(&self, key: CtxKey) -> bool {
+        self.contexts
+            .get(key)
+            .and_then(|state| state.saved.as_ref())
+            .is_some_and(|saved| {
+                !self.core.pipes.contains(saved.pipe) || self.core.pipes.is_idle(saved.pipe)
+            })
+    }
+
     /// Ends the waiting receive of `ctx`; a request handed to it goes to the next waiting
     /// context or back to the front of the queue.
     fn stop_waiting(&mut self, ctx: ContextId) {
@@ -258,13 +270,18 @@ impl Protocol for CookedReplier {
     /// Returns true while the socket's own context holds a request whose reply can go now:
     /// its pipe is idle, or gone (the reply is then dropped and counted).
     fn is_writable(&self) -> bool {
-        self.contexts
-            .default_ref()
-            .saved
-            .as_ref()
-            .is_some_and(|saved| {
-                !self.core.pipes.contains(saved.pipe) || self.core.pipes.is_idle(saved.pipe)
-            })
+        self.can_reply(None)
+    }
+
+    /// Returns true when `send` would take a message now ([`Protocol::is_writable`]).
+    fn will_take(&self, _msg: &Message) -> bool {
+        self.can_reply(None)
+    }
+
+    /// Returns true when `send_on` would take a message now: `ctx` holds a request whose
+    /// reply can go.
+    fn will_take_on(&self, ctx: ContextId, _msg: &Message) -> bool {
+        self.can_reply(Some(ctx))
     }
 
     fn open_context(&mut self, _now: Instant) -> Result<ContextId, ContextError> {
@@ -387,6 +404,10 @@ macro_rules! forward_to_cooked_replier {
             self.inner.send(msg, now)
         }
 
+        fn will_take(&self, msg: &$crate::Message) -> bool {
+            self.inner.will_take(msg)
+        }
+
         /// Takes the oldest request (or survey) and saves its backtrace and pipe for the
         /// reply, replacing (and so abandoning) whatever was saved. Returns the body with an
         /// empty header. May queue
@@ -434,6 +455,10 @@ macro_rules! forward_to_cooked_replier {
             now: ::std::time::Instant,
         ) -> Result<(), $crate::protocol::SendError> {
             self.inner.send_on(ctx, msg, now)
+        }
+
+        fn will_take_on(&self, ctx: $crate::protocol::ContextId, msg: &$crate::Message) -> bool {
+            self.inner.will_take_on(ctx, msg)
         }
 
         /// Takes a request for `ctx`: the one handed to its waiting receive, else the oldest

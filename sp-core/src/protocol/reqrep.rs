@@ -537,6 +537,11 @@ impl Protocol for Req {
         Ok(())
     }
 
+    /// Returns true while a pipe is writable: `send` then takes any message.
+    fn will_take(&self, _msg: &Message) -> bool {
+        self.pipes.has_writable()
+    }
+
     /// Returns the reply to the current request, without its request ID.
     ///
     /// # Errors
@@ -594,6 +599,11 @@ impl Protocol for Req {
         }
         self.start_request(key, msg.body, now);
         Ok(())
+    }
+
+    /// Returns true while `ctx` is open: its send queues any message.
+    fn will_take_on(&self, ctx: ContextId, _msg: &Message) -> bool {
+        self.contexts.get(Some(ctx)).is_some()
     }
 
     /// Returns the reply to `ctx`'s request, without its request ID.

@@ -435,6 +435,11 @@ impl Protocol for Surveyor {
         Ok(())
     }
 
+    /// Returns true while `ctx` is open: its send starts a survey with any message.
+    fn will_take_on(&self, ctx: ContextId, _msg: &Message) -> bool {
+        self.contexts.get(Some(ctx)).is_some()
+    }
+
     /// Returns the oldest queued response to `ctx`'s survey, as [`Protocol::recv`] does.
     ///
     /// # Errors
