@@ -282,8 +282,10 @@ struct Deferred {
 }
 
 /// A sending thread runs the deferred writers at every this many of its periodic yields
-/// (one every 32 sends, see `sp_transport`'s send): a stream of small sends goes out in
-/// writes of about 100 messages, written on the thread that sent them.
+/// (one every 32 sends of a role whose sends never wait, PUB or BUS, every 256 of the
+/// others, which find their queue of 256 full first; see `sp_transport`'s send): a stream of
+/// small sends goes out in writes of about 100 messages (a publisher's) or 256, written on
+/// the thread that sent them.
 ///
 /// At every yield, as before, a blocking tcp 64 B sender wrote every 32 messages, and each
 /// write woke the receiver: about 31,000 `writev` calls per 1,000,000 messages and 230–280 ms
@@ -298,15 +300,22 @@ const STREAK_SENDS: u32 = 64;
 
 /// How long a worker leaves a writer woken by a thread that sends a stream of messages.
 ///
-/// That thread runs the writer itself at its next periodic yield (every 32 sends) or when it
-/// waits, so the writer writes the stream's messages on the thread that queued them, as a
-/// single-threaded runtime would. With [`SEND_BATCH_DELAY`] alone, a sender slowed for a
-/// moment let a worker take the writer first; the worker then took the pipe's queue in turns
-/// with the sending thread, which slowed the sends, which left the worker the next writer
-/// too. A blocking ipc 64 B sender stayed in that state for whole runs, in a third of them
-/// (2.9–3.4 M msg/s, 30,000–57,000 `futex` calls per 1,000,000 messages, against 4.2–4.8 M
-/// and 6,000–8,000). The last messages of a stream go out at most this late.
-const STREAK_BATCH_DELAY: Duration = Duration::from_micros(50);
+/// That thread runs the writer itself at its periodic yields (see [`YIELDS_PER_WRITE`]), or
+/// when it waits (a send into a full queue of 256 messages, a receive), so the writer writes
+/// the stream's messages on the thread that queued them, as a single-threaded runtime would.
+/// With [`SEND_BATCH_DELAY`] alone, a sender slowed for a moment let a worker take the writer
+/// first; the worker then took the pipe's queue in turns with the sending thread, which
+/// slowed the sends, which left the worker the next writer too. A blocking ipc 64 B sender
+/// stayed in that state for whole runs, in a third of them (2.9–3.4 M msg/s, 30,000–57,000
+/// `futex` calls per 1,000,000 messages, against 4.2–4.8 M and 6,000–8,000).
+///
+/// Why 200 µs: a role whose sends wait for room (PAIR, PUSH, ...) yields every 256 sends, so
+/// its thread runs the writer once the queue is full, 256 sends after the wake-up: about
+/// 85 µs at 3 M msg/s. At 50 µs a worker took the writer first in most batches (tcp 64 B,
+/// 2,000,000 messages: 17,600–19,100 `writev` calls of about 106 messages and 20,300–23,300
+/// `futex` calls; at 200 µs 7,850–8,200 of 255 and 4,500–4,800). The last messages of a
+/// stream go out at most this late.
+const STREAK_BATCH_DELAY: Duration = Duration::from_micros(200);
 
 /// How long a worker leaves a task that a send woke on its caller's thread (see
 /// [`Pool::schedule`]).
