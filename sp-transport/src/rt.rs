@@ -301,8 +301,9 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// The runtime's budget for sends that complete at once: a function that a send polls
     /// before its attempt (every second send, for a role whose sends wait for room when a
     /// pipe's queue is full), `Pending` (with the task's wake-up arranged) when the task should
-    /// yield first. `None` (the default): the socket yields every 32 sends itself, by waking
-    /// the task during its own poll.
+    /// yield first. `None` (the default): the socket yields itself, by waking the task during
+    /// its own poll, every 32 sends of a role whose sends never wait and every 256 of the
+    /// others.
     ///
     /// Why: tokio has such a budget (`tokio::task::coop`), which its own channels and I/O
     /// spend, and its yield defers the wake-up until the worker has run its other tasks; a

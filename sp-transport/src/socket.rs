@@ -1740,7 +1740,8 @@ impl<R: Runtime, P: SendRole> Socket<R, P> {
     /// A send that could complete at once sometimes returns to the executor first, so that a
     /// loop of sends that never wait (PUB, BUS) lets the pipe tasks behind it run: on tokio it
     /// spends tokio's cooperative budget, as tokio's own channels do (`tokio::task::coop`);
-    /// elsewhere every 32nd send yields.
+    /// elsewhere every 32nd send of such a role yields (every 256th of one whose sends wait
+    /// for room).
     ///
     /// # Cancel safety
     /// Cancel-safe: the protocol takes the message only in the poll that completes the call;
