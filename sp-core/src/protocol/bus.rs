@@ -153,7 +153,7 @@ impl Protocol for Bus {
     /// # Errors
     /// None: BUS never blocks, and with no pipe the message is discarded.
     fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
-        self.core.fanout.send(&Message::new(msg.body), None);
+        self.core.fanout.send(Message::new(msg.body), None);
         Ok(())
     }
 
@@ -230,7 +230,7 @@ impl Protocol for XBus {
         };
         self.core
             .fanout
-            .send(&Message::with_header(header, body), skip);
+            .send(Message::with_header(header, body), skip);
         Ok(())
     }
 

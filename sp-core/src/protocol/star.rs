@@ -206,7 +206,7 @@ impl Protocol for Star {
         let header = Bytes::from_static(&ZERO_HOPS);
         self.core
             .fanout
-            .send(&Message::with_header(header, msg.body), None);
+            .send(Message::with_header(header, msg.body), None);
         Ok(())
     }
 
@@ -268,7 +268,7 @@ impl Protocol for XStar {
     fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
         if msg.header.len() == WORD_LEN {
             let msg = Message::with_header(msg.header, msg.body);
-            self.core.fanout.send(&msg, None);
+            self.core.fanout.send(msg, None);
         } else {
             self.core.drops.record(DropReason::MalformedHeader);
         }
@@ -326,7 +326,7 @@ impl StarCore {
         let header = header.freeze();
         let body = wire.slice(WORD_LEN..);
         let relay = Message::with_header(header.clone(), body.clone());
-        self.fanout.send(&relay, Some(pipe));
+        self.fanout.send(relay, Some(pipe));
         match self.queue.push((pipe, header, body)) {
             Pushed::First => self.fanout.push_event(Event::Readable),
             Pushed::Queued => {}

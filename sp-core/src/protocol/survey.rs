@@ -306,7 +306,7 @@ impl Surveyor {
             responses: VecDeque::new(),
         };
         let header = Bytes::copy_from_slice(&survey.id.to_bytes());
-        self.pipes.send(&Message::with_header(header, body), None);
+        self.pipes.send(Message::with_header(header, body), None);
         self.by_id.insert(survey.id.get(), key);
         ctx.state = SurveyState::Running(survey);
         let deadline = deadline_after(now, ctx.survey_time);
@@ -719,7 +719,7 @@ impl Protocol for XSurveyor {
     /// # Errors
     /// Never: a pipe whose queue is full misses the message.
     fn send(&mut self, msg: Message, _now: Instant) -> Result<(), SendError> {
-        self.core.pipes.send(&msg.with_pipe(None), None);
+        self.core.pipes.send(msg.with_pipe(None), None);
         Ok(())
     }
 
