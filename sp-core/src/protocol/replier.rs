@@ -175,9 +175,15 @@ impl CookedReplier {
             self.core.pipes.record(DropReason::NoRoute);
             return Ok(());
         }
-        let reply = Message::with_header(saved.backtrace.clone(), msg.body);
-        if self.core.pipes.write_if_idle(saved.pipe, reply).is_err() {
-            state.saved = Some(saved);
+        // The saved backtrace moves into the reply (no copy of its count); a busy pipe hands
+        // the reply back, and the backtrace goes back where it was saved.
+        let SavedBacktrace { pipe, backtrace } = saved;
+        let reply = Message::with_header(backtrace, msg.body);
+        if let Err(reply) = self.core.pipes.write_if_idle(pipe, reply) {
+            state.saved = Some(SavedBacktrace {
+                pipe,
+                backtrace: reply.header,
+            });
             if let Some(ctx) = ctx {
                 self.blocked.insert(ctx);
             }
