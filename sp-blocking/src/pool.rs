@@ -124,24 +124,15 @@ impl Pool {
             (later || send_wake) && spinners <= usize::from(send_wake && SENDER_SPINS.get());
         let mut due = None;
         if defer {
-            let now = Instant::now();
-            let (at, stream) = if send_wake && SENDS_IN_A_ROW.get() > STREAK_SENDS {
-                (
-                    now + STREAK_BATCH_DELAY,
-                    Some(StreamMark::of_this_thread(now)),
-                )
+            let delay = if send_wake && SENDS_IN_A_ROW.get() > STREAK_SENDS {
+                STREAK_BATCH_DELAY
             } else {
-                (now + SEND_BATCH_DELAY, None)
+                SEND_BATCH_DELAY
             };
+            let at = Instant::now() + delay;
             let mut deferred = lock(&self.deferred);
-            insert_deferred(
-                &mut deferred,
-                Deferred {
-                    due: at,
-                    runnable,
-                    stream,
-                },
-            );
+            let i = deferred.partition_point(|d| d.due <= at);
+            deferred.insert(i, Deferred { due: at, runnable });
             self.deferred_len.store(deferred.len(), Ordering::SeqCst);
             due = Some(at);
         } else {
@@ -213,24 +204,8 @@ impl Pool {
             return None;
         }
         let mut deferred = lock(&self.deferred);
-        if let Some(now) = now {
-            // A worker takes a stream's writer only once its thread has stopped sending for
-            // `STREAK_BATCH_DELAY`: while it sends, it writes its stream itself.
-            while let Some(front) = deferred.front_mut() {
-                if front.due > now {
-                    return None;
-                }
-                let sending = front
-                    .stream
-                    .as_mut()
-                    .is_some_and(|mark| mark.still_sending(now));
-                if !sending {
-                    break;
-                }
-                front.due = now + STREAK_BATCH_DELAY;
-                let later = deferred.pop_front().expect("looked at above");
-                insert_deferred(&mut deferred, later);
-            }
+        if now.is_some_and(|now| deferred.front().is_some_and(|d| d.due > now)) {
+            return None;
         }
         let runnable = deferred.pop_front()?.runnable;
         self.deferred_len.store(deferred.len(), Ordering::SeqCst);
@@ -304,50 +279,6 @@ struct Deferred {
     /// When a worker may take it.
     due: Instant,
     runnable: Runnable,
-    /// For a writer woken by a thread sending a stream: that thread's sends, so that a
-    /// worker leaves the writer to it while it goes on sending.
-    stream: Option<StreamMark>,
-}
-
-/// Puts `task` behind the deferred tasks due no later than it.
-fn insert_deferred(deferred: &mut VecDeque<Deferred>, task: Deferred) {
-    let i = deferred.partition_point(|d| d.due <= task.due);
-    deferred.insert(i, task);
-}
-
-/// The sends of the thread that woke a deferred writer, as they stood when a worker last
-/// looked, and until when that thread may keep the writer by sending on.
-struct StreamMark {
-    sends: Arc<AtomicU64>,
-    seen: u64,
-    until: Instant,
-}
-
-impl StreamMark {
-    /// The mark of the calling thread's sends, made `now`.
-    fn of_this_thread(now: Instant) -> Self {
-        let sends = SEND_COUNT.with(Arc::clone);
-        let seen = sends.load(Ordering::Relaxed);
-        Self {
-            sends,
-            seen,
-            until: now + STREAK_MAX_DELAY,
-        }
-    }
-
-    /// Whether the thread sent since the mark was last read (updating it), and may still
-    /// keep the writer at `now`.
-    fn still_sending(&mut self, now: Instant) -> bool {
-        let sends = self.sends.load(Ordering::Relaxed);
-        let sent = std::mem::replace(&mut self.seen, sends) != sends;
-        sent && now < self.until
-    }
-}
-
-/// Counts a send of this thread (see [`StreamMark`]). Only this thread writes the count: a
-/// load and a store, no locked instruction.
-fn count_send_of_this_thread() {
-    SEND_COUNT.with(|sends| sends.store(sends.load(Ordering::Relaxed) + 1, Ordering::Relaxed));
 }
 
 /// A sending thread runs the deferred writers at every this many of its periodic yields
@@ -367,8 +298,7 @@ const YIELDS_PER_WRITE: u32 = 3;
 /// sending a stream: the writers its sends wake wait [`STREAK_BATCH_DELAY`] for a worker.
 const STREAK_SENDS: u32 = 64;
 
-/// How long a worker leaves a writer woken by a thread that sends a stream of messages, after
-/// that thread's last send.
+/// How long a worker leaves a writer woken by a thread that sends a stream of messages.
 ///
 /// That thread runs the writer itself at its periodic yields (see [`YIELDS_PER_WRITE`]), or
 /// when it waits (a send into a full queue of 256 messages, a receive), so the writer writes
@@ -379,19 +309,13 @@ const STREAK_SENDS: u32 = 64;
 /// stayed in that state for whole runs, in a third of them (2.9–3.4 M msg/s, 30,000–57,000
 /// `futex` calls per 1,000,000 messages, against 4.2–4.8 M and 6,000–8,000).
 ///
-/// Why counted from the last send, not from the wake-up: a role whose sends wait for room
-/// (PAIR, PUSH, ...) yields every 256 sends, so its thread runs the writer once the queue is
-/// full, 256 sends after the wake-up: about 85 µs at 3 M msg/s. 50 µs after the wake-up, a
-/// worker took the writer first in most batches (tcp 64 B, 2,000,000 messages: 17,600–19,100
-/// `writev` calls of about 106 messages and 20,300–23,300 `futex` calls, against 7,850–8,200
-/// of 255 and 4,500–4,800 once the worker waited longer). So the last messages of a stream go
-/// out at most this long after its last send.
-const STREAK_BATCH_DELAY: Duration = Duration::from_micros(50);
-
-/// How long a thread that goes on sending keeps a writer it woke from the workers: past
-/// this, a worker takes it at the next look (a thread sending to other sockets meanwhile
-/// yields and writes at its own pace, but not for a writer it no longer feeds).
-const STREAK_MAX_DELAY: Duration = Duration::from_millis(1);
+/// Why 200 µs: a role whose sends wait for room (PAIR, PUSH, ...) yields every 256 sends, so
+/// its thread runs the writer once the queue is full, 256 sends after the wake-up: about
+/// 85 µs at 3 M msg/s. At 50 µs a worker took the writer first in most batches (tcp 64 B,
+/// 2,000,000 messages: 17,600–19,100 `writev` calls of about 106 messages and 20,300–23,300
+/// `futex` calls; at 200 µs 7,850–8,200 of 255 and 4,500–4,800). The last messages of a
+/// stream go out at most this late.
+const STREAK_BATCH_DELAY: Duration = Duration::from_micros(200);
 
 /// How long a worker leaves a task that a send woke on its caller's thread (see
 /// [`Pool::schedule`]).
@@ -630,9 +554,6 @@ fn block_on_inner<F: Future>(fut: F, is_send: bool) -> F::Output {
         true => SENDS_IN_A_ROW.get().saturating_add(1),
         false => 0,
     });
-    if is_send {
-        count_send_of_this_thread();
-    }
     let mut fut = pin!(fut);
     // Most sends, and receives of a message already queued, complete at the first poll.
     let first = poll_unregistered(is_send, fut.as_mut());
@@ -797,9 +718,6 @@ thread_local! {
     /// How many sends this thread made since its last other blocking call (see
     /// [`STREAK_SENDS`]).
     static SENDS_IN_A_ROW: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-
-    /// How many sends this thread made in all, for the workers to read (see [`StreamMark`]).
-    static SEND_COUNT: Arc<AtomicU64> = Arc::new(AtomicU64::new(0));
 
     /// Set while a send's future is polled on its caller's thread: the tasks it wakes are
     /// deferred (see [`Pool::schedule`]).
@@ -1022,50 +940,6 @@ mod tests {
             .is_none());
         assert!(pool.pop_deferred(Some(dues[0])).is_some());
         assert_eq!(pool.deferred_due(), Some(dues[1]));
-    }
-
-    /// A worker leaves a stream's writer to the sending thread while that thread sends on,
-    /// takes it once the thread has sent nothing for `STREAK_BATCH_DELAY`, and takes it
-    /// anyway once the thread has kept it for `STREAK_MAX_DELAY`.
-    #[test]
-    fn a_worker_takes_a_streams_writer_once_its_thread_stops_sending() {
-        let pool = Pool::new();
-        let runs = Arc::new(AtomicUsize::new(0));
-        schedule_from_send(&pool, counted(&runs), STREAK_SENDS + 1, false);
-        let due = pool.deferred_due().expect("deferred");
-        // The thread sent again before the writer was due: left to it for a while longer.
-        count_send_of_this_thread();
-        assert!(pool.pop_deferred(Some(due)).is_none());
-        let later = pool.deferred_due().expect("still deferred");
-        assert_eq!(later, due + STREAK_BATCH_DELAY);
-        // Nothing sent since: the worker takes it when it is due again.
-        assert!(pool.pop_deferred(Some(later)).is_some());
-        assert_eq!(pool.deferred_due(), None);
-
-        // A thread that never stops keeps it no longer than `STREAK_MAX_DELAY`.
-        let start = Instant::now();
-        schedule_from_send(&pool, counted(&runs), STREAK_SENDS + 1, false);
-        let mut now = pool.deferred_due().expect("deferred");
-        let mut looks = 0;
-        loop {
-            count_send_of_this_thread();
-            if pool.pop_deferred(Some(now)).is_some() {
-                break;
-            }
-            now = pool.deferred_due().expect("still deferred");
-            looks += 1;
-            assert!(looks < 1_000, "a worker never took the writer");
-        }
-        assert!(
-            now >= start + STREAK_MAX_DELAY,
-            "taken only once the cap passed"
-        );
-
-        // A writer woken outside a stream is taken when due, whatever its thread sends.
-        schedule_from_send(&pool, counted(&runs), 1, false);
-        let due = pool.deferred_due().expect("deferred");
-        count_send_of_this_thread();
-        assert!(pool.pop_deferred(Some(due)).is_some());
     }
 
     #[test]
