@@ -99,8 +99,8 @@
 //! the sends of a loop go out together, and a request goes out before its caller waits for
 //! the reply. A thread that sends a stream (more than 64 sends with no other call between)
 //! writes it itself, in batches of about 100 small messages (PUB, BUS) or 256 (the roles
-//! whose sends wait for room); a worker writes what is left at most 200 µs after the stream
-//! stops.
+//! whose sends wait for room); a worker writes what is left at most 200 µs after the
+//! stream's sends woke the writer.
 //!
 //! A blocking call polls its work on the caller's thread. A call that must wait first runs
 //! the pool's ready tasks itself (such as the writer of the request whose reply it waits
