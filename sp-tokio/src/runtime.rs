@@ -61,6 +61,12 @@ impl Runtime for Tokio {
         Some(|cx| tokio::task::coop::poll_proceed(cx).map(|restore| restore.made_progress()))
     }
 
+    /// A receiving task polls its socket's one pipe when that pipe's task was woken and has
+    /// not run yet (see `Runtime::receivers_poll_pipes`).
+    fn receivers_poll_pipes(&self) -> bool {
+        true
+    }
+
     /// tokio's own `yield_now`, polled once: it defers the wake-up until the worker has run
     /// its other tasks (see `Runtime::defer_yield`).
     fn defer_yield(&self) -> Option<fn(&mut Context<'_>)> {

@@ -28,6 +28,7 @@ pub mod fuzzing;
 mod ipc_windows;
 mod pipe;
 mod pipe_events;
+mod pipe_runner;
 mod pipe_view;
 mod readiness;
 mod recv_set;

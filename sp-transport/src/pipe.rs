@@ -23,6 +23,7 @@ use sp_core::frame::{encode, encode_prefix, FrameDecoder, FrameKind};
 use sp_core::{Message, PipeId, ProtocolId};
 
 use crate::pipe_events::DetachReason;
+use crate::pipe_runner::PipeRunner;
 use crate::pipe_view::{PipeCounters, PipeInfo};
 use crate::rt::{BoxStream, DirectWriter};
 use crate::stats::{PipeStats, RefusalReason};
@@ -243,6 +244,8 @@ pub(crate) struct PipeHandle {
     /// The pipe delivered a message since the last direct write: the next send answers it
     /// (see [`PipeHandle::write_directly`]).
     answer_due: AtomicBool,
+    /// A stream pipe's future, which receiving tasks may poll too.
+    pub(crate) runner: PipeRunner,
 }
 
 pub(crate) struct TakeOutcome {
@@ -262,6 +265,7 @@ impl PipeHandle {
             paused: AtomicBool::new(false),
             task: AtomicWaker::new(),
             answer_due: AtomicBool::new(false),
+            runner: PipeRunner::default(),
         })
     }
 
@@ -573,7 +577,7 @@ impl PipeHandle {
     }
 }
 
-fn set_waker(slot: &mut Option<Waker>, waker: &Waker) {
+pub(crate) fn set_waker(slot: &mut Option<Waker>, waker: &Waker) {
     match slot {
         Some(w) if w.will_wake(waker) => {}
         _ => *slot = Some(waker.clone()),
@@ -584,7 +588,7 @@ fn set_waker(slot: &mut Option<Waker>, waker: &Waker) {
 pub(crate) async fn run_stream_pipe(pipe: StreamPipe) {
     let owner = pipe.owner.clone();
     let handle = pipe.handle.clone();
-    let end = pipe.await;
+    let end = handle.runner.run(pipe).await;
     end_pipe(&*owner, &handle, &end);
 }
 
@@ -779,10 +783,16 @@ impl StreamPipe {
             .fill(|buf| Pin::new(&mut **stream).poll_read(cx, buf))
         {
             Poll::Ready(Ok(0)) => Err(PipeEnd::PeerClosed),
-            Poll::Ready(Ok(_)) => Ok(Poll::Ready(())),
+            Poll::Ready(Ok(n)) => {
+                self.handle.runner.set_streaming(n >= SCRATCH_MIN);
+                Ok(Poll::Ready(()))
+            }
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(Poll::Ready(())),
             Poll::Ready(Err(e)) => Err(PipeEnd::Io(e)),
-            Poll::Pending => Ok(Poll::Pending),
+            Poll::Pending => {
+                self.handle.runner.set_streaming(false);
+                Ok(Poll::Pending)
+            }
         }
     }
 }
@@ -1845,23 +1855,30 @@ mod tests {
         }
     }
 
-    impl AsyncWrite for ScriptedStream {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            Poll::Ready(Ok(buf.len()))
-        }
+    /// A test connection whose writes all go through whole at once.
+    macro_rules! takes_every_write {
+        ($stream:ty) => {
+            impl AsyncWrite for $stream {
+                fn poll_write(
+                    self: Pin<&mut Self>,
+                    _cx: &mut Context<'_>,
+                    buf: &[u8],
+                ) -> Poll<io::Result<usize>> {
+                    Poll::Ready(Ok(buf.len()))
+                }
 
-        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
+                fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                    Poll::Ready(Ok(()))
+                }
 
-        fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
+                fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                    Poll::Ready(Ok(()))
+                }
+            }
+        };
     }
+
+    takes_every_write!(ScriptedStream);
 
     /// A socket whose core takes up to `per_delivery` messages at a time and wakes a waiting
     /// receiver with each delivery.
@@ -2442,5 +2459,132 @@ mod tests {
         let mut chunk = wire(&Message::new(&b"one"[..]));
         chunk.extend(wire(&Message::new(&b"two"[..])));
         assert_eq!(poll_pipe_once(vec![chunk], 64, None), (2, 1, 1));
+    }
+
+    /// A connection fed by the test: reads take what was fed, in order, then the end once
+    /// `end` is set; a read that finds nothing registers its waker, which a feed wakes.
+    #[derive(Clone, Default)]
+    struct FedStream(Arc<Mutex<Fed>>);
+
+    #[derive(Default)]
+    struct Fed {
+        chunks: VecDeque<Vec<u8>>,
+        end: bool,
+        reads: usize,
+        reader: Option<Waker>,
+    }
+
+    impl FedStream {
+        fn feed(&self, chunk: Option<Vec<u8>>) {
+            let mut fed = lock(&self.0);
+            match chunk {
+                Some(chunk) => fed.chunks.push_back(chunk),
+                None => fed.end = true,
+            }
+            if let Some(w) = fed.reader.take() {
+                w.wake();
+            }
+        }
+
+        fn reads(&self) -> usize {
+            lock(&self.0).reads
+        }
+    }
+
+    impl futures_io::AsyncRead for FedStream {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            let mut fed = lock(&self.0);
+            fed.reads += 1;
+            match fed.chunks.pop_front() {
+                Some(chunk) => {
+                    buf[..chunk.len()].copy_from_slice(&chunk);
+                    Poll::Ready(Ok(chunk.len()))
+                }
+                None if fed.end => Poll::Ready(Ok(0)),
+                None => {
+                    fed.reader = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        }
+    }
+
+    takes_every_write!(FedStream);
+
+    /// A stream pipe over a [`FedStream`] whose core takes everything: its handle, owner and
+    /// connection.
+    fn fed_pipe() -> (Arc<PipeHandle>, Arc<WakingOwner>, FedStream, StreamPipe) {
+        let stream = FedStream::default();
+        let owner = Arc::new(WakingOwner::new(usize::MAX));
+        let handle = handle();
+        let pipe = StreamPipe::new(
+            owner.clone(),
+            handle.clone(),
+            Box::new(stream.clone()),
+            FrameKind::Tcp,
+            1 << 20,
+            BytesMut::new(),
+            Turns::default(),
+        );
+        (handle, owner, stream, pipe)
+    }
+
+    #[test]
+    fn a_receiving_task_polls_a_woken_pipe_and_its_task_finds_the_end() {
+        let (handle, owner, stream, pipe) = fed_pipe();
+        let (task_wakes, task_waker) = CountingWake::new();
+        let mut task_cx = Context::from_waker(&task_waker);
+        let mut task = std::pin::pin!(handle.runner.run(pipe));
+        assert!(task.as_mut().poll(&mut task_cx).is_pending());
+        // Nothing came: the pipe waits for bytes, and a receiver leaves it alone (no read).
+        assert!(!handle.runner.has_work());
+        assert!(!handle.runner.poll_for_receiver());
+        assert_eq!(stream.reads(), 1);
+
+        // Bytes come: the pipe's task is woken, and a receiver that polls first delivers them.
+        stream.feed(Some(wire(&Message::new(&b"one"[..]))));
+        assert_eq!(task_wakes.0.load(Ordering::Relaxed), 1);
+        assert!(handle.runner.has_work());
+        assert!(handle.runner.poll_for_receiver());
+        assert_eq!(lock(&owner.delivered).len(), 1);
+        assert!(
+            !handle.runner.has_work(),
+            "the receiver did the task's work"
+        );
+
+        // The peer closes: the receiver's poll ends the pipe, and its task reports the end.
+        stream.feed(None);
+        assert!(handle.runner.poll_for_receiver());
+        assert_eq!(
+            task_wakes.0.load(Ordering::Relaxed),
+            3,
+            "woken by the end, then to detach"
+        );
+        match task.as_mut().poll(&mut task_cx) {
+            Poll::Ready(PipeEnd::PeerClosed) => {}
+            other => panic!("expected the peer's close, got {other:?}"),
+        }
+        assert!(
+            !handle.runner.poll_for_receiver(),
+            "an ended pipe is polled no more"
+        );
+    }
+
+    #[test]
+    fn a_pipe_task_dropped_before_its_pipe_ends_drops_the_pipe() {
+        let (handle, _owner, _stream, pipe) = fed_pipe();
+        let (_wakes, waker) = CountingWake::new();
+        let mut task = Box::pin(handle.runner.run(pipe));
+        assert!(task
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        drop(task);
+        // The pipe held references to its handle, which holds the runner: none is left.
+        assert_eq!(Arc::strong_count(&handle), 1);
     }
 }

@@ -334,6 +334,16 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     fn receivers_have_own_threads(&self) -> bool {
         false
     }
+    /// Whether a task that receives from a socket with one stream pipe, and finds nothing
+    /// queued, polls that pipe itself when the pipe's task has been woken and not yet run.
+    /// Default: false.
+    ///
+    /// Why: on tokio the pipe's task and the receiving task hand each batch to each other,
+    /// often across its two worker threads; polled by the receiving task, the pipe reads and
+    /// delivers on that task's thread (see `crate::pipe_runner`).
+    fn receivers_poll_pipes(&self) -> bool {
+        false
+    }
     /// Resolves a host name to socket addresses without blocking the executor. The default
     /// runs the system resolver on a thread of its own for the one lookup.
     fn resolve(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {

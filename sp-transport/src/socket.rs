@@ -9,6 +9,9 @@
 //!
 //! A send takes the lock, runs the core, and leaves the frame on the pipe's queue; the pipe's
 //! task is the only hand-off before the socket write. The lock is never held across an await.
+//! On tokio, a receive that finds nothing may poll the socket's one pipe itself, outside the
+//! lock (`crate::pipe_runner`), so that the bytes waiting for the pipe's task are read and
+//! delivered on the receiving task.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -263,6 +266,9 @@ pub(crate) struct Shared<R, P> {
     /// Sends started (see [`SendTurns`]).
     sends: std::sync::atomic::AtomicU32,
     send_turns: SendTurns,
+    /// Whether a receive that finds nothing polls the socket's one pipe itself
+    /// ([`Runtime::receivers_poll_pipes`], `crate::pipe_runner`).
+    receivers_poll_pipes: bool,
     state: Mutex<State<P>>,
 }
 
@@ -773,6 +779,18 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
     /// One receive attempt; on `WouldBlock` it registers `waker` (if any) for
     /// [`Event::Readable`].
     fn try_recv_locked(&self, waker: Option<&Waker>) -> Result<Message> {
+        self.try_recv_or_pipe(waker, None)
+    }
+
+    /// Receives like [`Shared::try_recv_locked`]; with `pipe_to_poll`, a receive that finds
+    /// nothing while the socket's one pipe has work waiting for its task (see
+    /// `crate::pipe_runner`) returns [`Error::WouldBlock`] with that pipe there, and
+    /// registers no waker: the caller polls the pipe, then tries again.
+    fn try_recv_or_pipe(
+        &self,
+        waker: Option<&Waker>,
+        pipe_to_poll: Option<&mut Option<Arc<PipeHandle>>>,
+    ) -> Result<Message> {
         let mut st = self.lock();
         let now = self.receive_now(&mut st);
         let result = st.core.recv(now);
@@ -790,6 +808,15 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
             }
             Err(_) if self.is_closed() => Err(Error::Closed),
             Err(RecvError::WouldBlock) => {
+                if let Some(slot) = pipe_to_poll {
+                    let mut pipes = st.pipes.values();
+                    if let (Some(pipe), None) = (pipes.next(), pipes.next()) {
+                        if pipe.runner.has_work() {
+                            *slot = Some(pipe.clone());
+                            return Err(Error::WouldBlock);
+                        }
+                    }
+                }
                 if let Some(w) = waker {
                     st.recv_waiters.register(w);
                 }
@@ -846,7 +873,20 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
     }
 
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
-        match self.try_recv_locked(Some(cx.waker())) {
+        let mut pipe = None;
+        let first = self.try_recv_or_pipe(
+            Some(cx.waker()),
+            self.receivers_poll_pipes.then_some(&mut pipe),
+        );
+        let result = match (first, pipe) {
+            (Err(Error::WouldBlock), Some(pipe)) => {
+                // In the pipe's span, as its task's polls are.
+                pipe.info.span.in_scope(|| pipe.runner.poll_for_receiver());
+                self.try_recv_locked(Some(cx.waker()))
+            }
+            (first, _) => first,
+        };
+        match result {
             Err(Error::WouldBlock) => Poll::Pending,
             done => Poll::Ready(done),
         }
@@ -1119,6 +1159,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         let peer_protocol = core.peer_protocol();
         // Writable with no pipe at all: its sends never wait for one (see `SendTurns`).
         let send_turns = SendTurns::new(core.is_writable());
+        let receivers_poll_pipes = rt.receivers_poll_pipes();
         let span =
             tracing::debug_span!("socket", protocol = %protocol, name = tracing::field::Empty);
         let shared = Arc::new(Shared {
@@ -1132,6 +1173,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
             in_device: AtomicBool::new(false),
             sends: std::sync::atomic::AtomicU32::new(0),
             send_turns,
+            receivers_poll_pipes,
             state: Mutex::new(State {
                 core,
                 pipes: BTreeMap::new(),
