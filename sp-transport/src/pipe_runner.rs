@@ -5,9 +5,11 @@
 //! different worker threads, which then take the socket's lock from each other and wake each
 //! other for every batch. A task that finds nothing to receive, on a socket with one pipe
 //! whose task has been woken since it last ran (bytes came, or the application's receive
-//! resumed the pipe), polls the pipe itself instead of waiting for the pipe's task: the
-//! bytes are read and delivered on the receiving task, and the pipe's task, when it runs,
-//! finds its work done. A tokio ipc 64 B receiver moved from 2.9–3.4 to 3.5–4.1 M msg/s.
+//! resumed the pipe) or whose peer streams, polls the pipe's reading side itself instead of
+//! waiting for the pipe's task: the bytes are read and delivered on the receiving task, and
+//! the pipe's task, when it runs, finds that work done. Writing stays with the pipe's task,
+//! which batches what several senders queued. A tokio ipc 64 B receiver moved from
+//! 2.37–2.51 to 2.99–3.12 M msg/s (BENCHMARKS.md).
 //!
 //! The pipe is always polled with its own task's waker ([`PipeWake`]), whoever polls it, so
 //! that everything it waits for (bytes, room, a resume) wakes its own task, never a receiving
@@ -102,8 +104,9 @@ impl PipeRunner {
         }
     }
 
-    /// Polls the pipe on a receiving task, if its task was woken since it last ran and no
-    /// other task is polling it now. Returns whether it polled.
+    /// Polls the pipe's reading side on a receiving task, if it has work
+    /// ([`PipeRunner::has_work`]) and no other task is polling it now. Returns whether it
+    /// polled. Its task, which every wake-up of the pipe wakes too, does the rest.
     pub(crate) fn poll_for_receiver(&self) -> bool {
         if !self.has_work() {
             return false;
@@ -111,12 +114,13 @@ impl PipeRunner {
         let Ok(mut cell) = self.cell.try_lock() else {
             return false;
         };
-        if cell.pipe.is_none() {
+        let Some(pipe) = cell.pipe.as_mut() else {
             return false;
-        }
+        };
         self.wake.woken.store(false, Ordering::Relaxed);
         let waker = Waker::from(self.wake.clone());
-        if let Poll::Ready(end) = cell.poll(&mut Context::from_waker(&waker)) {
+        if let Poll::Ready(end) = pipe.poll_read_for_receiver(&mut Context::from_waker(&waker)) {
+            cell.pipe = None;
             cell.ended = Some(end);
             drop(cell);
             // Its task detaches it.

@@ -495,6 +495,13 @@ impl<P> Drop for StateGuard<'_, P> {
     }
 }
 
+/// Polls `pipe` on a receiving task that found nothing to receive (see
+/// `crate::pipe_runner`), in the pipe's span as its task's polls are. Called without the
+/// socket's lock: the pipe's deliveries take it.
+pub(crate) fn poll_pipe_for_receiver(pipe: &PipeHandle) {
+    pipe.info.span.in_scope(|| pipe.runner.poll_for_receiver());
+}
+
 impl<P: Protocol> State<P> {
     /// Counts what the core still holds for sending as [`DropReason::SocketClosed`]: called
     /// once the socket is closed and its last pipe is gone, when no pipe can take it any more
@@ -595,6 +602,16 @@ impl<P: Protocol> State<P> {
 }
 
 impl<P> State<P> {
+    /// The socket's one pipe, if it has work waiting for its task that a receiving task may
+    /// do instead (see `crate::pipe_runner`); `None` with no pipe or several.
+    pub(crate) fn pipe_to_poll(&self) -> Option<Arc<PipeHandle>> {
+        let mut pipes = self.pipes.values();
+        match (pipes.next(), pipes.next()) {
+            (Some(pipe), None) if pipe.runner.has_work() => Some(pipe.clone()),
+            _ => None,
+        }
+    }
+
     pub(crate) fn count_sent(&mut self, bytes: usize) {
         self.counters.msgs_sent += 1;
         self.counters.bytes_sent += bytes as u64;
@@ -809,12 +826,9 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
             Err(_) if self.is_closed() => Err(Error::Closed),
             Err(RecvError::WouldBlock) => {
                 if let Some(slot) = pipe_to_poll {
-                    let mut pipes = st.pipes.values();
-                    if let (Some(pipe), None) = (pipes.next(), pipes.next()) {
-                        if pipe.runner.has_work() {
-                            *slot = Some(pipe.clone());
-                            return Err(Error::WouldBlock);
-                        }
+                    if let Some(pipe) = st.pipe_to_poll() {
+                        *slot = Some(pipe);
+                        return Err(Error::WouldBlock);
                     }
                 }
                 if let Some(w) = waker {
@@ -880,8 +894,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         );
         let result = match (first, pipe) {
             (Err(Error::WouldBlock), Some(pipe)) => {
-                // In the pipe's span, as its task's polls are.
-                pipe.info.span.in_scope(|| pipe.runner.poll_for_receiver());
+                poll_pipe_for_receiver(&pipe);
                 self.try_recv_locked(Some(cx.waker()))
             }
             (first, _) => first,
