@@ -141,6 +141,11 @@ pub(crate) trait PipeOwner: Send + Sync + 'static {
     /// Whether the socket's receivers run on threads of their own
     /// ([`Runtime::receivers_have_own_threads`](crate::rt::Runtime::receivers_have_own_threads)).
     fn receivers_have_own_threads(&self) -> bool;
+    /// Whether the socket's receiving tasks may poll its pipes (see `crate::pipe_runner`):
+    /// a stream pipe then runs in its handle's [`PipeRunner`], otherwise as a plain task.
+    fn receivers_poll_pipes(&self) -> bool {
+        false
+    }
 }
 
 /// What one delivery into a socket's core did.
@@ -588,7 +593,11 @@ pub(crate) fn set_waker(slot: &mut Option<Waker>, waker: &Waker) {
 pub(crate) async fn run_stream_pipe(pipe: StreamPipe) {
     let owner = pipe.owner.clone();
     let handle = pipe.handle.clone();
-    let end = handle.runner.run(pipe).await;
+    let end = if owner.receivers_poll_pipes() {
+        handle.runner.run(pipe).await
+    } else {
+        pipe.await
+    };
     end_pipe(&*owner, &handle, &end);
 }
 
@@ -737,7 +746,15 @@ impl StreamPipe {
         }
     }
 
-    fn poll_read_side(&mut self, cx: &mut Context<'_>) -> Result<bool, PipeEnd> {
+    /// Reads and delivers until the core pauses the pipe, a delivery wakes a receiver, or
+    /// nothing more came; with `one_delivery` (a receiving task's poll), stops after the
+    /// first delivery of messages, since the receiver that polls is not among those a
+    /// delivery wakes and would otherwise not stop a core that drops when full (SUB).
+    fn poll_read_side(
+        &mut self,
+        cx: &mut Context<'_>,
+        one_delivery: bool,
+    ) -> Result<bool, PipeEnd> {
         let mut progress = false;
         loop {
             if self.paused {
@@ -750,6 +767,13 @@ impl StreamPipe {
                 progress = true;
                 if delivery.messages > 0 {
                     self.handle.delivered();
+                    if one_delivery {
+                        if !delivery.receiving {
+                            self.paused = true;
+                            self.yield_now = true;
+                        }
+                        return Ok(progress);
+                    }
                 }
                 if !delivery.receiving {
                     self.paused = true;
@@ -1320,7 +1344,7 @@ impl Future for StreamPipe {
                 }
                 continue;
             }
-            let read = match this.poll_read_side(cx) {
+            let read = match this.poll_read_side(cx, false) {
                 Ok(p) => p,
                 Err(end) => return Poll::Ready(end),
             };
@@ -1351,7 +1375,7 @@ impl StreamPipe {
         if self.handle.is_closed() || self.handle.is_draining() {
             return Poll::Pending;
         }
-        if let Err(end) = self.poll_read_side(cx) {
+        if let Err(end) = self.poll_read_side(cx, true) {
             return Poll::Ready(end);
         }
         self.wait_for_bytes = false;

@@ -20,7 +20,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::pipe::{lock, set_waker, PipeEnd, StreamPipe};
@@ -31,6 +31,8 @@ pub(crate) struct PipeRunner {
     cell: Mutex<Cell>,
     wake: Arc<PipeWake>,
     streaming: AtomicBool,
+    /// The pipe's task found the cell taken by a receiving task, which wakes it when done.
+    task_waits: AtomicBool,
 }
 
 #[derive(Default)]
@@ -84,13 +86,28 @@ impl PipeRunner {
             set_waker(&mut lock(&self.wake.task), cx.waker());
             self.wake.woken.store(false, Ordering::Relaxed);
             let mut pipe_cx = Context::from_waker(&waker);
-            let mut cell = lock(&self.cell);
+            // A receiving task polls the pipe now: it wakes this task when it is done, rather
+            // than this worker thread blocking on the lock meanwhile.
+            self.task_waits.store(true, Ordering::SeqCst);
+            let Some(mut cell) = self.try_cell() else {
+                return Poll::Pending;
+            };
+            self.task_waits.store(false, Ordering::Relaxed);
             if let Some(end) = cell.ended.take() {
                 return Poll::Ready(end);
             }
             cell.poll(&mut pipe_cx)
         })
         .await
+    }
+
+    /// The cell, unless another task holds it (a poisoned lock is taken as `lock` takes it).
+    fn try_cell(&self) -> Option<MutexGuard<'_, Cell>> {
+        match self.cell.try_lock() {
+            Ok(cell) => Some(cell),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
     }
 
     /// Whether the pipe's task was woken since it last ran: something waits to be done.
@@ -111,7 +128,7 @@ impl PipeRunner {
         if !self.has_work() {
             return false;
         }
-        let Ok(mut cell) = self.cell.try_lock() else {
+        let Some(mut cell) = self.try_cell() else {
             return false;
         };
         let Some(pipe) = cell.pipe.as_mut() else {
@@ -119,11 +136,17 @@ impl PipeRunner {
         };
         self.wake.woken.store(false, Ordering::Relaxed);
         let waker = Waker::from(self.wake.clone());
-        if let Poll::Ready(end) = pipe.poll_read_for_receiver(&mut Context::from_waker(&waker)) {
-            cell.pipe = None;
-            cell.ended = Some(end);
-            drop(cell);
-            // Its task detaches it.
+        let ended = match pipe.poll_read_for_receiver(&mut Context::from_waker(&waker)) {
+            Poll::Ready(end) => {
+                cell.pipe = None;
+                cell.ended = Some(end);
+                true
+            }
+            Poll::Pending => false,
+        };
+        drop(cell);
+        // An ended pipe's task detaches it; a task that found the pipe taken runs again.
+        if self.task_waits.swap(false, Ordering::SeqCst) || ended {
             self.wake.wake_by_ref();
         }
         true

@@ -1144,6 +1144,10 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
     fn receivers_have_own_threads(&self) -> bool {
         self.rt.receivers_have_own_threads()
     }
+
+    fn receivers_poll_pipes(&self) -> bool {
+        self.receivers_poll_pipes
+    }
 }
 
 impl<R: Runtime + Default, P: SocketCore> Socket<R, P> {
@@ -1172,7 +1176,11 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         let peer_protocol = core.peer_protocol();
         // Writable with no pipe at all: its sends never wait for one (see `SendTurns`).
         let send_turns = SendTurns::new(core.is_writable());
-        let receivers_poll_pipes = rt.receivers_poll_pipes();
+        // Not where the core drops when full: its pipe's task stops delivering only to let the
+        // receivers it woke run, and a receiver that polls the pipe is not among them (SUB
+        // fan-out paced at what the subscribers take: 95.7-99.4 % delivered, 98.7-99.9 %
+        // without).
+        let receivers_poll_pipes = rt.receivers_poll_pipes() && !core.drops_when_full();
         let span =
             tracing::debug_span!("socket", protocol = %protocol, name = tracing::field::Empty);
         let shared = Arc::new(Shared {

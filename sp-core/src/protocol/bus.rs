@@ -141,6 +141,10 @@ impl Bus {
 }
 
 impl Protocol for Bus {
+    fn drops_when_full(&self) -> bool {
+        true
+    }
+
     /// Returns false: this core has no timers and reads no `now` it is given.
     fn reads_time(&self) -> bool {
         false
@@ -205,6 +209,10 @@ impl XBus {
 }
 
 impl Protocol for XBus {
+    fn drops_when_full(&self) -> bool {
+        true
+    }
+
     /// Returns false: this core has no timers and reads no `now` it is given.
     fn reads_time(&self) -> bool {
         false

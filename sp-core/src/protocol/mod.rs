@@ -456,6 +456,16 @@ pub trait Protocol {
         CoreStats::default()
     }
 
+    /// Whether a message received while the receive queue is full is dropped (SUB, BUS,
+    /// STAR, a SURVEYOR's responses) rather than left with its pipe, which the core pauses.
+    /// Default: false.
+    ///
+    /// Why a driver asks: with a core that drops, nothing stops a pipe that delivers batch
+    /// after batch but the receivers those deliveries wake, so a driver lets them run first.
+    fn drops_when_full(&self) -> bool {
+        false
+    }
+
     /// Returns the receive queue length in messages (NNG's `NNG_OPT_RECVBUF`), or `None` for a
     /// role without a receive queue. A length set as 0 reads back as 1, the length in effect.
     fn recv_buffer(&self) -> Option<usize> {

@@ -446,6 +446,10 @@ impl Sub {
 }
 
 impl Protocol for Sub {
+    fn drops_when_full(&self) -> bool {
+        true
+    }
+
     /// Returns false: this core has no timers and reads no `now` it is given.
     fn reads_time(&self) -> bool {
         false
@@ -629,6 +633,10 @@ impl XSub {
 }
 
 impl Protocol for XSub {
+    fn drops_when_full(&self) -> bool {
+        true
+    }
+
     /// Returns false: this core has no timers and reads no `now` it is given.
     fn reads_time(&self) -> bool {
         false

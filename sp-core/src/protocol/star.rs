@@ -186,6 +186,10 @@ pub struct Star {
 star_common!(Star, "STAR");
 
 impl Protocol for Star {
+    fn drops_when_full(&self) -> bool {
+        true
+    }
+
     /// Returns false: this core has no timers and reads no `now` it is given.
     fn reads_time(&self) -> bool {
         false
@@ -244,6 +248,10 @@ pub struct XStar {
 star_common!(XStar, "raw STAR");
 
 impl Protocol for XStar {
+    fn drops_when_full(&self) -> bool {
+        true
+    }
+
     /// Returns false: this core has no timers and reads no `now` it is given.
     fn reads_time(&self) -> bool {
         false

@@ -315,6 +315,10 @@ impl Surveyor {
 }
 
 impl Protocol for Surveyor {
+    fn drops_when_full(&self) -> bool {
+        true
+    }
+
     fn protocol(&self) -> ProtocolId {
         ProtocolId::SURVEYOR
     }
