@@ -31,14 +31,17 @@ pub(crate) struct PipeRunner {
     cell: Mutex<Cell>,
     wake: Arc<PipeWake>,
     streaming: AtomicBool,
+    /// The pipe runs in this cell ([`PipeRunner::run`]).
+    in_use: AtomicBool,
     /// The pipe's task found the cell taken by a receiving task, which wakes it when done.
     task_waits: AtomicBool,
 }
 
 #[derive(Default)]
 struct Cell {
-    /// The pipe, until it ends.
-    pipe: Option<StreamPipe>,
+    /// The pipe, until it ends (boxed: a handle whose pipe runs as a plain task, or is not a
+    /// stream, carries only the empty cell).
+    pipe: Option<Box<StreamPipe>>,
     /// How the pipe ended, when a receiving task's poll ended it: its task detaches it.
     ended: Option<PipeEnd>,
 }
@@ -70,7 +73,8 @@ impl PipeRunner {
     /// Runs `pipe` on the calling task until it ends, while receiving tasks may poll it too
     /// ([`PipeRunner::poll_for_receiver`]).
     pub(crate) async fn run(&self, pipe: StreamPipe) -> PipeEnd {
-        lock(&self.cell).pipe = Some(pipe);
+        lock(&self.cell).pipe = Some(Box::new(pipe));
+        self.in_use.store(true, Ordering::Relaxed);
         // A task dropped before the pipe ended (its runtime shut down) drops the pipe, as it
         // would if it owned it: the connection closes, and no cycle through the handle stays.
         struct DropPipe<'a>(&'a PipeRunner);
@@ -115,8 +119,13 @@ impl PipeRunner {
         self.wake.woken.load(Ordering::Acquire) || self.streaming.load(Ordering::Relaxed)
     }
 
+    /// Records whether the pipe's last read found its peer streaming (4 KiB or more), for
+    /// [`PipeRunner::has_work`]; only where receiving tasks poll the pipe (the flag lives
+    /// beside fields that other threads read).
     pub(crate) fn set_streaming(&self, streaming: bool) {
-        if self.streaming.load(Ordering::Relaxed) != streaming {
+        if self.in_use.load(Ordering::Relaxed)
+            && self.streaming.load(Ordering::Relaxed) != streaming
+        {
             self.streaming.store(streaming, Ordering::Relaxed);
         }
     }
