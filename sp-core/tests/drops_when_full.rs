@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use sp_core::protocol::bus::{Bus, BusConfig, XBus};
 use sp_core::protocol::pair::{Pair, PairConfig};
-use sp_core::protocol::pair1::{Pair1, Pair1Config};
+use sp_core::protocol::pair1::{Pair1, Pair1Config, XPair1};
 use sp_core::protocol::pipeline::{Pull, PullConfig};
-use sp_core::protocol::pubsub::{Sub, SubConfig};
+use sp_core::protocol::pubsub::{Sub, SubConfig, XSub};
 use sp_core::protocol::reqrep::{Rep, RepConfig};
-use sp_core::protocol::star::{Star, StarConfig};
+use sp_core::protocol::star::{Star, StarConfig, XStar};
 use sp_core::protocol::survey::{Respondent, RespondentConfig};
 use sp_core::protocol::Protocol;
 
@@ -57,6 +57,7 @@ fn cores_that_drop_keep_receiving_and_the_others_pause() {
     let backtrace = [0x80, 0, 0, 1, b'x'];
     check("PAIR v0", Pair::new(PairConfig::default()), b"x");
     check("PAIR v1", Pair1::new(Pair1Config::default()), &hop);
+    check("PAIR v1 raw", XPair1::new(Pair1Config::default()), &hop);
     check("PULL", Pull::new(PullConfig::default()), b"x");
     check("REP", Rep::new(RepConfig::default()), &backtrace);
     check(
@@ -67,11 +68,10 @@ fn cores_that_drop_keep_receiving_and_the_others_pause() {
     let mut sub = Sub::new(SubConfig::default());
     sub.subscribe(b"");
     check("SUB", sub, b"x");
+    check("SUB raw", XSub::new(SubConfig::default()), b"x");
     check("BUS", Bus::new(BusConfig::default()), b"x");
     check("BUS raw", XBus::new(BusConfig::default()), b"x");
-    check(
-        "STAR",
-        Star::new(StarConfig::default()),
-        &[0, 0, 0, 0, b'x'],
-    );
+    let unrelayed = [0, 0, 0, 0, b'x'];
+    check("STAR", Star::new(StarConfig::default()), &unrelayed);
+    check("STAR raw", XStar::new(StarConfig::default()), &unrelayed);
 }

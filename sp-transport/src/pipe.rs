@@ -2624,6 +2624,41 @@ mod tests {
     }
 
     #[test]
+    fn a_pipe_task_that_finds_a_receiver_polling_is_woken_when_it_is_done() {
+        let (handle, owner, stream, pipe) = fed_pipe();
+        let (task_wakes, task_waker) = CountingWake::new();
+        let mut task_cx = Context::from_waker(&task_waker);
+        let mut task = std::pin::pin!(handle.runner.run(pipe));
+        assert!(task.as_mut().poll(&mut task_cx).is_pending());
+        let reads = stream.reads();
+
+        // Polled while a receiver holds the pipe: the task returns without touching it.
+        handle
+            .runner
+            .with_cell_taken(|| assert!(task.as_mut().poll(&mut task_cx).is_pending()));
+        assert_eq!(stream.reads(), reads, "the task did not poll the pipe");
+        assert_eq!(task_wakes.0.load(Ordering::Relaxed), 0);
+
+        // The receiver's poll (here with nothing to read) ends by waking the task.
+        handle.runner.set_streaming(true);
+        assert!(handle.runner.poll_for_receiver());
+        assert_eq!(
+            task_wakes.0.load(Ordering::Relaxed),
+            1,
+            "the task runs again"
+        );
+        // Only once: a later receiver's poll does not wake it again.
+        handle.runner.set_streaming(true);
+        assert!(handle.runner.poll_for_receiver());
+        assert_eq!(task_wakes.0.load(Ordering::Relaxed), 1);
+
+        // And the task, run again, does its work.
+        stream.feed(Some(wire(&Message::new(&b"one"[..]))));
+        assert!(task.as_mut().poll(&mut task_cx).is_pending());
+        assert_eq!(lock(&owner.delivered).len(), 1);
+    }
+
+    #[test]
     fn a_pipe_task_dropped_before_its_pipe_ends_drops_the_pipe() {
         let (handle, _owner, _stream, pipe) = fed_pipe();
         let (_wakes, waker) = CountingWake::new();

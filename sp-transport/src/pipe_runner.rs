@@ -167,6 +167,15 @@ impl PipeRunner {
     }
 }
 
+#[cfg(test)]
+impl PipeRunner {
+    /// Runs `f` while the cell is taken, as a receiving task's poll takes it.
+    pub(crate) fn with_cell_taken<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _cell = lock(&self.cell);
+        f()
+    }
+}
+
 impl Cell {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<PipeEnd> {
         let Some(pipe) = self.pipe.as_mut() else {
