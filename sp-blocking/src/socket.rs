@@ -405,7 +405,7 @@ impl<P: RecvRole> Socket<P> {
             let now = Instant::now();
             now.checked_add(t).unwrap_or_else(far_future)
         });
-        self.recv_in_turn(deadline)
+        self.recv_in_turn(deadline, false)
     }
 
     /// Receives like [`Socket::recv`], but blocks at most until `deadline` (ignoring the
@@ -417,12 +417,14 @@ impl<P: RecvRole> Socket<P> {
         if let Some(_turn) = self.turns.try_take() {
             return run(self.inner.recv_until(deadline));
         }
-        self.recv_in_turn(Some(deadline))
+        self.recv_in_turn(Some(deadline), true)
     }
 
     /// Waits for this thread's turn (another thread is blocked in `recv`; see `turns`), then
-    /// receives, all by `deadline` (`None`: no deadline).
-    fn recv_in_turn(&self, deadline: Option<Instant>) -> Result<Message> {
+    /// receives, all by `deadline` (`None`: no deadline). A deadline the caller `named`
+    /// (`recv_until`) ends in [`Error::TimedOut`](crate::Error::TimedOut) even when it had
+    /// passed before the call; one from a zero timeout makes the call non-blocking.
+    fn recv_in_turn(&self, deadline: Option<Instant>, named: bool) -> Result<Message> {
         // What is queued needs no turn: a thread back from handling one message of a burst
         // takes the next at once, instead of queueing behind threads that sleep.
         match self.inner.try_recv() {
@@ -446,7 +448,7 @@ impl<P: RecvRole> Socket<P> {
         drop(turn);
         match out {
             // A call that waited times out rather than "would block".
-            Err(crate::Error::WouldBlock) if may_wait => Err(crate::Error::TimedOut),
+            Err(crate::Error::WouldBlock) if may_wait || named => Err(crate::Error::TimedOut),
             other => other,
         }
     }

@@ -288,6 +288,8 @@ fn recv_times_out_and_zero_timeout_does_not_wait() {
             pull.set_recv_timeout(Some(Duration::ZERO));
             assert!(matches!(pull.recv(), Err(Error::WouldBlock)));
             assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
+            // A deadline the caller names times out, even one that passed before the call.
+            assert!(pull.recv_until(Instant::now()).unwrap_err().is_timed_out());
             let start = Instant::now();
             let deadline = start + Duration::from_millis(30);
             assert!(pull.recv_until(deadline).unwrap_err().is_timed_out());

@@ -24,7 +24,9 @@ use crate::error::{Error, Result, SendResult, Unsent};
 use crate::pipe::PipeOwner;
 use crate::roles::{ContextRole, RecvRole, SendRole};
 use crate::rt::Runtime;
-use crate::socket::{deadline_after, with_deadline, CtxWaiters, Shared, Socket, SocketCore};
+use crate::socket::{
+    deadline_after, with_deadline, CtxWaiters, Expiry, Shared, Socket, SocketCore,
+};
 
 /// One context of a socket: send and receive on it as on a socket of its own.
 ///
@@ -157,16 +159,21 @@ impl<R: Runtime, P: SocketCore> Context<R, P> {
     async fn send_by(
         &self,
         msg: Message,
+        expiry: Expiry,
         deadline: impl FnOnce() -> Option<Instant>,
     ) -> SendResult {
         let mut op = SendOp::new(self.shared.clone(), self.id, msg);
-        let res = with_deadline(&self.shared.rt, deadline, |cx| op.poll(cx)).await;
+        let res = with_deadline(&self.shared.rt, expiry, deadline, |cx| op.poll(cx)).await;
         res.map_err(|e| Unsent::new(e, std::mem::take(&mut op.msg)))
     }
 
-    async fn recv_by(&self, deadline: impl FnOnce() -> Option<Instant>) -> Result<Message> {
+    async fn recv_by(
+        &self,
+        expiry: Expiry,
+        deadline: impl FnOnce() -> Option<Instant>,
+    ) -> Result<Message> {
         let mut op = RecvOp::new(self.shared.clone(), self.id);
-        with_deadline(&self.shared.rt, deadline, |cx| op.poll(cx)).await
+        with_deadline(&self.shared.rt, expiry, deadline, |cx| op.poll(cx)).await
     }
 }
 
@@ -187,7 +194,7 @@ impl<R: Runtime, P: ContextRole + SendRole> Context<R, P> {
     /// [`Error::TimedOut`], [`Error::BadState`] (REP: nothing to answer), [`Error::Closed`].
     pub async fn send(&self, msg: impl Into<Message>) -> SendResult {
         let deadline = || deadline_after(&self.shared.rt, self.send_timeout());
-        self.send_by(msg.into(), deadline).await
+        self.send_by(msg.into(), Expiry::Timeout, deadline).await
     }
 
     /// Sends like [`Context::send`], but waits at most until `deadline`.
@@ -198,7 +205,8 @@ impl<R: Runtime, P: ContextRole + SendRole> Context<R, P> {
     /// # Errors
     /// As [`Context::send`].
     pub async fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> SendResult {
-        self.send_by(msg.into(), || Some(deadline)).await
+        self.send_by(msg.into(), Expiry::Deadline, || Some(deadline))
+            .await
     }
 
     /// Sends only if that is possible without waiting.
@@ -237,7 +245,7 @@ impl<R: Runtime, P: ContextRole + RecvRole> Context<R, P> {
     /// [`Error::ConnectionReset`], [`Error::Closed`].
     pub async fn recv(&self) -> Result<Message> {
         let deadline = || deadline_after(&self.shared.rt, self.recv_timeout());
-        self.recv_by(deadline).await
+        self.recv_by(Expiry::Timeout, deadline).await
     }
 
     /// Receives like [`Context::recv`], but waits at most until `deadline`.
@@ -250,7 +258,7 @@ impl<R: Runtime, P: ContextRole + RecvRole> Context<R, P> {
     /// # Errors
     /// As [`Context::recv`].
     pub async fn recv_until(&self, deadline: Instant) -> Result<Message> {
-        self.recv_by(|| Some(deadline)).await
+        self.recv_by(Expiry::Deadline, || Some(deadline)).await
     }
 
     /// Receives only if a message is ready now.

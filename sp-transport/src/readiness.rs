@@ -15,7 +15,7 @@ use std::time::Instant;
 use crate::error::Result;
 use crate::roles::{RecvRole, SendRole};
 use crate::rt::Runtime;
-use crate::socket::{deadline_after, with_deadline, Socket, SocketCore};
+use crate::socket::{deadline_after, with_deadline, Expiry, Socket, SocketCore};
 
 /// Which readiness a wait is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,15 +25,18 @@ pub(crate) enum Readiness {
 }
 
 impl<R: Runtime, P: SocketCore> Socket<R, P> {
-    /// Waits until the core reports `want`, by the deadline `deadline` gives (read at the
-    /// first wait).
+    /// Waits until the core reports `want`, by the deadline `deadline` gives from the timeout
+    /// option (read at the first wait).
     async fn ready(
         &self,
         want: Readiness,
         deadline: impl FnOnce() -> Option<Instant>,
     ) -> Result<()> {
         let shared = self.shared();
-        with_deadline(&shared.rt, deadline, |cx| shared.poll_ready(want, cx)).await
+        with_deadline(&shared.rt, Expiry::Timeout, deadline, |cx| {
+            shared.poll_ready(want, cx)
+        })
+        .await
     }
 }
 
@@ -72,6 +75,7 @@ impl<R: Runtime, P: RecvRole> Socket<R, P> {
         let shared = self.shared();
         with_deadline(
             &shared.rt,
+            Expiry::Deadline,
             || Some(deadline),
             |cx| shared.poll_ready(Readiness::Readable, cx),
         )
@@ -115,6 +119,7 @@ impl<R: Runtime, P: SendRole> Socket<R, P> {
         let shared = self.shared();
         with_deadline(
             &shared.rt,
+            Expiry::Deadline,
             || Some(deadline),
             |cx| shared.poll_ready(Readiness::Writable, cx),
         )

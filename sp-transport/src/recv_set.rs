@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::pipe::lock;
 use crate::roles::{ContextRole, RecvRole};
 use crate::rt::Runtime;
-use crate::socket::{with_deadline, Shared, Socket, SocketCore};
+use crate::socket::{with_deadline, Expiry, Shared, Socket, SocketCore};
 
 /// Waits on the receives of many sockets and contexts at once and returns the first message,
 /// with the key its source was added under.
@@ -408,7 +408,13 @@ impl<R: Runtime, K: Clone> RecvSet<R, K> {
         let Some(rt) = self.rt.clone() else {
             return Err(Error::BadState);
         };
-        with_deadline(&rt, || Some(deadline), |cx| self.poll_recv(cx)).await
+        with_deadline(
+            &rt,
+            Expiry::Deadline,
+            || Some(deadline),
+            |cx| self.poll_recv(cx),
+        )
+        .await
     }
 
     /// Receives the first message a member has ready now.

@@ -1654,6 +1654,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         std::future::poll_fn(|cx| shared.poll_send_turn(cx)).await;
         with_deadline(
             &shared.rt,
+            Expiry::Timeout,
             || deadline_after(&shared.rt, self.send_timeout()),
             |cx| shared.poll_send(&mut msg, cx),
         )
@@ -1674,6 +1675,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         let shared = self.shared();
         with_deadline(
             &shared.rt,
+            Expiry::Timeout,
             || deadline_after(&shared.rt, self.recv_timeout()),
             |cx| shared.poll_recv(cx),
         )
@@ -1844,6 +1846,7 @@ impl<R: Runtime, P: SendRole> Socket<R, P> {
         let shared = self.shared();
         with_deadline(
             &shared.rt,
+            Expiry::Deadline,
             || Some(deadline),
             |cx| shared.poll_send(&mut msg, cx),
         )
@@ -1894,7 +1897,13 @@ impl<R: Runtime, P: RecvRole> Socket<R, P> {
     /// As [`Socket::recv`].
     pub async fn recv_until(&self, deadline: Instant) -> Result<Message> {
         let shared = self.shared();
-        with_deadline(&shared.rt, || Some(deadline), |cx| shared.poll_recv(cx)).await
+        with_deadline(
+            &shared.rt,
+            Expiry::Deadline,
+            || Some(deadline),
+            |cx| shared.poll_recv(cx),
+        )
+        .await
     }
 }
 
@@ -1910,14 +1919,31 @@ pub(crate) fn deadline_after<R: Runtime>(rt: &R, timeout: Option<Duration>) -> O
     )
 }
 
-/// Polls `poll` until it is ready, or gives up at the deadline `deadline` returns: with
-/// [`Error::WouldBlock`] when the deadline had already passed at the first attempt (a
-/// non-blocking call, as NNG's zero timeout), and [`Error::TimedOut`] after a real wait.
+/// Where a call's deadline comes from, which decides what a deadline that had passed already
+/// at the call's first attempt means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// The socket's or context's timeout option: a zero timeout makes the call non-blocking,
+    /// [`Error::WouldBlock`] when it cannot complete at once (NNG's `NNG_EAGAIN`).
+    Timeout,
+    /// A deadline the caller named (`recv_until`, `send_until`, ...): [`Error::TimedOut`]
+    /// once it has passed, even before the first attempt, as those calls document.
+    ///
+    /// Why not [`Error::WouldBlock`] as for a zero timeout: a deadline a few microseconds
+    /// away may pass before the call starts on a busy machine, and the caller who asked to
+    /// wait until then should see the time-out, not a non-blocking call's answer.
+    Deadline,
+}
+
+/// Polls `poll` until it is ready, or gives up at the deadline `deadline` returns:
+/// [`Error::TimedOut`], or [`Error::WouldBlock`] when a timeout option's deadline had already
+/// passed at the first attempt (see [`Expiry`]).
 ///
 /// `deadline` is called once, after the first attempt that could not complete: a call that
 /// completes at once reads neither the timeout option (a lock) nor the clock.
 pub(crate) async fn with_deadline<R: Runtime, T>(
     rt: &R,
+    expiry: Expiry,
     deadline: impl FnOnce() -> Option<Instant>,
     mut poll: impl FnMut(&mut Context<'_>) -> Poll<Result<T>>,
 ) -> Result<T> {
@@ -1935,7 +1961,7 @@ pub(crate) async fn with_deadline<R: Runtime, T>(
         let Some(deadline) = deadline else {
             return Poll::Pending;
         };
-        if let Some(e) = deadline_passed(rt.now(), Some(deadline), &mut first) {
+        if let Some(e) = deadline_passed(rt.now(), Some(deadline), &mut first, expiry) {
             return Poll::Ready(Err(e));
         }
         let s = sleep.get_or_insert_with(|| rt.sleep_until(deadline));
@@ -1947,13 +1973,19 @@ pub(crate) async fn with_deadline<R: Runtime, T>(
     .await
 }
 
-/// Checks `deadline` after an attempt that could not complete: [`Error::WouldBlock`] when it
-/// had passed already at the first attempt (a non-blocking call, as NNG's zero timeout),
-/// [`Error::TimedOut`] when it passed while waiting, `None` while time is left.
-fn deadline_passed(now: Instant, deadline: Option<Instant>, first: &mut bool) -> Option<Error> {
+/// Checks `deadline` after an attempt that could not complete: [`Error::WouldBlock`] when a
+/// timeout option's deadline had passed already at the first attempt (a non-blocking call,
+/// as NNG's zero timeout), otherwise [`Error::TimedOut`] once it has passed; `None` while
+/// time is left.
+fn deadline_passed(
+    now: Instant,
+    deadline: Option<Instant>,
+    first: &mut bool,
+    expiry: Expiry,
+) -> Option<Error> {
     let expired = deadline.is_some_and(|d| now >= d);
     let was_first = std::mem::replace(first, false);
-    expired.then_some(if was_first {
+    expired.then_some(if was_first && expiry == Expiry::Timeout {
         Error::WouldBlock
     } else {
         Error::TimedOut

@@ -284,9 +284,52 @@ async fn context_timeouts_start_from_the_socket_and_stay_their_own() {
         .is_some_and(|t| t > Duration::from_secs(86_400 * 365 * 500)));
     assert_eq!(b.recv_timeout(), Some(Duration::from_millis(750)));
     assert_eq!(rep.recv_timeout(), Some(Duration::from_millis(750)));
-    // WouldBlock, not TimedOut: the deadline had passed at the first attempt.
+    // WouldBlock, not TimedOut: a zero timeout makes the receive non-blocking.
     let e = a.recv().await.expect_err("nothing to receive");
     assert!(e.is_would_block(), "{e:?}");
     b.set_recv_timeout(None);
     assert_eq!(b.recv_timeout(), None);
+}
+
+/// A deadline the caller names (`*_until`) ends in `TimedOut` once it has passed, even when it
+/// had passed before the call's first attempt (a deadline a few microseconds away, on a busy
+/// machine); only a zero timeout option makes a call non-blocking (`WouldBlock`). Sockets,
+/// contexts, readiness waits and `RecvSet` alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_deadline_that_passed_before_the_call_times_out() {
+    limited(async {
+        let pull = sp_tokio::Pull::new();
+        let e = pull.recv_until(Instant::now()).await.unwrap_err();
+        assert!(e.is_timed_out(), "recv_until: {e:?}");
+        let e = pull.readable_until(Instant::now()).await.unwrap_err();
+        assert!(e.is_timed_out(), "readable_until: {e:?}");
+        let mut set = sp_tokio::RecvSet::new();
+        set.add_socket(0, &pull);
+        let e = set.recv_until(Instant::now()).await.unwrap_err();
+        assert!(e.is_timed_out(), "RecvSet::recv_until: {e:?}");
+
+        let push = sp_tokio::Push::new();
+        let unsent = push
+            .send_until("no peer", Instant::now())
+            .await
+            .unwrap_err();
+        assert!(unsent.error().is_timed_out(), "send_until: {unsent:?}");
+
+        let rep = sp_tokio::Rep::new();
+        let ctx = rep.context().unwrap();
+        let e = ctx.recv_until(Instant::now()).await.unwrap_err();
+        assert!(e.is_timed_out(), "Context::recv_until: {e:?}");
+
+        // The timeout options: zero is a non-blocking call.
+        pull.set_recv_timeout(Some(Duration::ZERO));
+        assert!(pull.recv().await.unwrap_err().is_would_block());
+        push.set_send_timeout(Some(Duration::ZERO));
+        assert!(push
+            .send("no peer")
+            .await
+            .unwrap_err()
+            .error()
+            .is_would_block());
+    })
+    .await;
 }
