@@ -158,10 +158,6 @@ pub(crate) struct Delivery {
     pub(crate) receivers_woken: usize,
     /// How many messages the core took.
     pub(crate) messages: u64,
-    /// The pipe is its socket's only one and runs in its cell, where receiving tasks that
-    /// find nothing poll it (see `crate::pipe_runner`): its task delivers on after a delivery
-    /// that woke one receiver, rather than yielding to it (see [`Delivery::yields`]).
-    pub(crate) deliver_on: bool,
 }
 
 impl Delivery {
@@ -186,25 +182,6 @@ impl Delivery {
     /// reply before it writes, in one write.
     pub(crate) fn woke_one_receiver(&self) -> bool {
         self.woke_receiver() && self.messages == 1
-    }
-
-    /// Whether a stream pipe's task gives the receivers this delivery woke their turn before
-    /// it delivers more, where it would: not when it [delivers on](Delivery::deliver_on)
-    /// after waking a single receiver.
-    ///
-    /// Why deliver on: on tokio each such turn was a deferred yield, which the worker takes
-    /// back only after it has looked for work elsewhere, and a worker that found work that
-    /// way wakes its parked sibling. A stream of 64 KiB messages (a delivery each) made a
-    /// worker wake-up every second message and an `epoll_wait` for each (tcp, 40,000
-    /// messages: 24,432 `eventfd` writes and 46,445 `epoll_wait` calls on the receiving side;
-    /// 615–823 and 7,845–12,783 delivering on). The pipe's task now delivers until the core
-    /// pauses it (its receive queue is full) or the bytes run out; the receiver it woke runs
-    /// next on the same thread, and when it finds nothing it reads the pipe itself. Where the
-    /// core drops what a full queue cannot take (SUB), or several pipes take turns, or several
-    /// receivers were woken (contexts, whose replies go out together after the turn), the
-    /// turn stays.
-    pub(crate) fn yields(&self) -> bool {
-        self.woke_receiver() && (self.woke_several() || !self.deliver_on)
     }
 }
 
@@ -804,12 +781,10 @@ impl StreamPipe {
                     return Ok(progress);
                 }
                 if delivery.woke_one_receiver() {
-                    if self.after_waking_receiver(cx, delivery.yields())? {
-                        return Ok(progress);
-                    }
-                    continue;
+                    self.after_waking_receiver(cx)?;
+                    return Ok(progress);
                 }
-                if delivery.yields() {
+                if delivery.woke_receiver() {
                     self.yield_now = true;
                     return Ok(progress);
                 }
@@ -858,20 +833,14 @@ impl StreamPipe {
     /// After several messages, the yield stays: the receivers woken then (contexts, say) run
     /// before this task writes, so their replies go out in one write (with a read instead, a
     /// reply each: 68,736 writes against 10,446 for 100,000 round trips of 100 REQ contexts).
-    ///
-    /// Without `turn` (the pipe [delivers on](Delivery::yields)), more bytes mean no yield:
-    /// returns false, and the caller delivers them. Returns true when the poll ends here.
-    fn after_waking_receiver(&mut self, cx: &mut Context<'_>, turn: bool) -> Result<bool, PipeEnd> {
+    fn after_waking_receiver(&mut self, cx: &mut Context<'_>) -> Result<(), PipeEnd> {
         if self.inbound.has_ready() || self.read_once(cx)?.is_ready() {
-            if !turn {
-                return Ok(false);
-            }
             self.yield_now = true;
             self.yield_to_receiver = true;
         } else {
             self.wait_for_bytes = true;
         }
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -1968,8 +1937,6 @@ mod tests {
         pausing: bool,
         /// Every delivery wakes several receivers (contexts).
         wakes_several: bool,
-        /// What each delivery says of [`Delivery::deliver_on`].
-        deliver_on: bool,
     }
 
     impl WakingOwner {
@@ -1980,7 +1947,6 @@ mod tests {
                 own_threads: false,
                 pausing: false,
                 wakes_several: false,
-                deliver_on: false,
             }
         }
     }
@@ -2020,7 +1986,6 @@ mod tests {
                     (_, true) => 2,
                 },
                 messages,
-                deliver_on: self.deliver_on,
             }
         }
         fn pipe_writable(&self, _pipe: PipeId) {}
@@ -2064,21 +2029,12 @@ mod tests {
         per_delivery: usize,
         defer_yield: Option<fn(&mut Context<'_>)>,
     ) -> (usize, usize, usize) {
-        poll_pipe_of(WakingOwner::new(per_delivery), chunks, defer_yield)
-    }
-
-    /// [`poll_pipe_once`] for a socket like `owner`.
-    fn poll_pipe_of(
-        owner: WakingOwner,
-        chunks: Vec<Vec<u8>>,
-        defer_yield: Option<fn(&mut Context<'_>)>,
-    ) -> (usize, usize, usize) {
         let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let stream = ScriptedStream {
             chunks: chunks.into(),
             reads: reads.clone(),
         };
-        let owner = Arc::new(owner);
+        let owner = Arc::new(WakingOwner::new(per_delivery));
         let mut pipe = StreamPipe::new(
             owner.clone(),
             handle(),
@@ -2542,41 +2498,6 @@ mod tests {
             (1, 1, 0)
         );
         assert_eq!(DEFERRED.get(), 1);
-    }
-
-    /// Two frames in one read, then a third, the core taking `per_delivery` at a time, on a
-    /// socket whose receiving tasks poll its one pipe (tokio), on a runtime that defers yields.
-    /// Returns what [`poll_pipe_once`] does, and the deferred yields.
-    fn poll_delivering_on(
-        per_delivery: usize,
-        wakes_several: bool,
-    ) -> ((usize, usize, usize), usize) {
-        let mut chunk = wire(&Message::new(&b"one"[..]));
-        chunk.extend(wire(&Message::new(&b"two"[..])));
-        let third = wire(&Message::new(&b"three"[..]));
-        let owner = WakingOwner {
-            deliver_on: true,
-            wakes_several,
-            ..WakingOwner::new(per_delivery)
-        };
-        DEFERRED.set(0);
-        let polled = poll_pipe_of(owner, vec![chunk, third], Some(count_deferral));
-        (polled, DEFERRED.get())
-    }
-
-    #[test]
-    fn a_pipe_that_receiving_tasks_poll_delivers_on_after_waking_one_receiver() {
-        // One message a delivery: all three delivered in this poll, with no turn given (no
-        // self-wake, no deferred yield); the third read found nothing and ends the poll.
-        assert_eq!(poll_delivering_on(1, false), ((3, 3, 0), 0));
-        // Several messages a delivery, one receiver woken: the same.
-        assert_eq!(poll_delivering_on(64, false), ((3, 3, 0), 0));
-    }
-
-    #[test]
-    fn a_pipe_that_receiving_tasks_poll_still_yields_after_waking_several_receivers() {
-        // Contexts: their replies go out together after the turn, so the turn stays.
-        assert_eq!(poll_delivering_on(64, true), ((2, 1, 1), 0));
     }
 
     #[test]

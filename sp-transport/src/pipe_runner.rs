@@ -118,11 +118,6 @@ impl PipeRunner {
         }
     }
 
-    /// Whether the pipe runs in this cell, where receiving tasks may poll it.
-    pub(crate) fn runs_in_cell(&self) -> bool {
-        self.in_use.load(Ordering::Relaxed)
-    }
-
     /// Whether the pipe has work for its task: it was woken since its task last ran, or its
     /// last read found the peer streaming (the next read will likely find bytes too).
     pub(crate) fn has_work(&self) -> bool {

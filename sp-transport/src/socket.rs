@@ -1082,7 +1082,6 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
             receiving,
             receivers_woken: st.receivers_woken,
             messages: msgs,
-            deliver_on: st.pipes.len() == 1 && pipe.runner.runs_in_cell(),
         }
     }
 
