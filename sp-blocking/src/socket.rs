@@ -372,7 +372,9 @@ impl<P: SendRole> Socket<P> {
     /// timeout option).
     ///
     /// # Errors
-    /// As [`Socket::send`].
+    /// As [`Socket::send`], with [`Error::TimedOut`](crate::Error::TimedOut) also for a
+    /// deadline that had passed before the call (never
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock)).
     pub fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> SendResult {
         send_with(msg, |msg| self.inner.send_until(msg, deadline))
     }
@@ -412,7 +414,9 @@ impl<P: RecvRole> Socket<P> {
     /// receive timeout option).
     ///
     /// # Errors
-    /// As [`Socket::recv`].
+    /// As [`Socket::recv`], with [`Error::TimedOut`](crate::Error::TimedOut) also for a
+    /// deadline that had passed before the call (never
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock)).
     pub fn recv_until(&self, deadline: Instant) -> Result<Message> {
         if let Some(_turn) = self.turns.try_take() {
             return run(self.inner.recv_until(deadline));

@@ -203,7 +203,8 @@ impl<R: Runtime, P: ContextRole + SendRole> Context<R, P> {
     /// As [`Context::send`].
     ///
     /// # Errors
-    /// As [`Context::send`].
+    /// As [`Context::send`], with [`Error::TimedOut`] also for a deadline that had
+    /// passed before the call (never [`Error::WouldBlock`]).
     pub async fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> SendResult {
         self.send_by(msg.into(), Expiry::Deadline, || Some(deadline))
             .await
@@ -256,7 +257,8 @@ impl<R: Runtime, P: ContextRole + RecvRole> Context<R, P> {
     /// next receive on this context: nothing is lost or delivered twice.
     ///
     /// # Errors
-    /// As [`Context::recv`].
+    /// As [`Context::recv`], with [`Error::TimedOut`] also for a deadline that had
+    /// passed before the call (never [`Error::WouldBlock`]).
     pub async fn recv_until(&self, deadline: Instant) -> Result<Message> {
         self.recv_by(Expiry::Deadline, || Some(deadline)).await
     }

@@ -56,7 +56,8 @@ impl<R: Runtime, P: RecvRole> Socket<R, P> {
     /// Cancel-safe: it only waits.
     ///
     /// # Errors
-    /// [`Error::TimedOut`](crate::Error::TimedOut), [`Error::Closed`](crate::Error::Closed).
+    /// [`Error::TimedOut`](crate::Error::TimedOut), [`Error::Closed`](crate::Error::Closed);
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock) with a zero receive timeout.
     pub async fn readable(&self) -> Result<()> {
         let rt = &self.shared().rt;
         let deadline = || deadline_after(rt, self.recv_timeout());
@@ -70,7 +71,8 @@ impl<R: Runtime, P: RecvRole> Socket<R, P> {
     /// Cancel-safe: it only waits.
     ///
     /// # Errors
-    /// As [`Socket::readable`].
+    /// As [`Socket::readable`], with [`Error::TimedOut`](crate::Error::TimedOut) also for a
+    /// deadline that had passed before the call (never `WouldBlock`).
     pub async fn readable_until(&self, deadline: Instant) -> Result<()> {
         let shared = self.shared();
         with_deadline(
@@ -100,7 +102,8 @@ impl<R: Runtime, P: SendRole> Socket<R, P> {
     /// Cancel-safe: it only waits.
     ///
     /// # Errors
-    /// [`Error::TimedOut`](crate::Error::TimedOut), [`Error::Closed`](crate::Error::Closed).
+    /// [`Error::TimedOut`](crate::Error::TimedOut), [`Error::Closed`](crate::Error::Closed);
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock) with a zero send timeout.
     pub async fn writable(&self) -> Result<()> {
         let rt = &self.shared().rt;
         let deadline = || deadline_after(rt, self.send_timeout());
@@ -114,7 +117,8 @@ impl<R: Runtime, P: SendRole> Socket<R, P> {
     /// Cancel-safe: it only waits.
     ///
     /// # Errors
-    /// As [`Socket::writable`].
+    /// As [`Socket::writable`], with [`Error::TimedOut`](crate::Error::TimedOut) also for a
+    /// deadline that had passed before the call (never `WouldBlock`).
     pub async fn writable_until(&self, deadline: Instant) -> Result<()> {
         let shared = self.shared();
         with_deadline(

@@ -1839,7 +1839,8 @@ impl<R: Runtime, P: SendRole> Socket<R, P> {
     /// a future dropped before then (a timeout, a losing `select!` branch) sent nothing.
     ///
     /// # Errors
-    /// As [`Socket::send`].
+    /// As [`Socket::send`], with [`Error::TimedOut`] also for a deadline that had
+    /// passed before the call (never [`Error::WouldBlock`]).
     pub async fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> SendResult {
         let mut msg = Some(msg.into());
         let shared = self.shared();
@@ -1893,7 +1894,8 @@ impl<R: Runtime, P: RecvRole> Socket<R, P> {
     /// the next receive gets the message.
     ///
     /// # Errors
-    /// As [`Socket::recv`].
+    /// As [`Socket::recv`], with [`Error::TimedOut`] also for a deadline that had
+    /// passed before the call (never [`Error::WouldBlock`]).
     pub async fn recv_until(&self, deadline: Instant) -> Result<Message> {
         let shared = self.shared();
         with_deadline(
