@@ -444,10 +444,10 @@ impl<P: RecvRole> Socket<P> {
             // Not `recv()`: that would read the receive timeout now, which may have changed
             // since this call read it.
             (true, None) => run(self.inner.recv_until(far_future())),
-            (true, Some(d)) => run(self.inner.recv_until(d)),
-            // The deadline came first, or the call may not wait at all: it takes what is
-            // queued, as the socket would.
-            (false, _) => self.inner.try_recv(),
+            (true, Some(d)) if may_wait || named => run(self.inner.recv_until(d)),
+            // The deadline came first, or the call may not wait at all (a zero timeout): it
+            // takes what is queued, as the socket would.
+            (true, Some(_)) | (false, _) => self.inner.try_recv(),
         };
         drop(turn);
         match out {
