@@ -160,7 +160,10 @@ fn a_receive_behind_another_threads_keeps_its_own_timeouts() {
         pull.set_recv_timeout(Some(Duration::ZERO));
         assert!(matches!(pull.recv(), Err(Error::WouldBlock)));
         // A deadline it names that passed already: a time-out, not a non-blocking call.
-        assert!(matches!(pull.recv_until(Instant::now()), Err(Error::TimedOut)));
+        assert!(matches!(
+            pull.recv_until(Instant::now()),
+            Err(Error::TimedOut)
+        ));
         push.send(b"next".to_vec()).expect("send");
         assert_eq!(waiting.join().unwrap().expect("recv"), b"next");
     });
