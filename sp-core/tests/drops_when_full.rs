@@ -10,12 +10,12 @@ use std::time::Instant;
 
 use sp_core::protocol::bus::{Bus, BusConfig, XBus};
 use sp_core::protocol::pair::{Pair, PairConfig};
-use sp_core::protocol::pair1::{Pair1, Pair1Config, XPair1};
+use sp_core::protocol::pair1::{Pair1, Pair1Config, Pair1Poly, XPair1};
 use sp_core::protocol::pipeline::{Pull, PullConfig};
 use sp_core::protocol::pubsub::{Sub, SubConfig, XSub};
 use sp_core::protocol::reqrep::{Rep, RepConfig};
 use sp_core::protocol::star::{Star, StarConfig, XStar};
-use sp_core::protocol::survey::{Respondent, RespondentConfig};
+use sp_core::protocol::survey::{Respondent, RespondentConfig, XSurveyor, XSurveyorConfig};
 use sp_core::protocol::Protocol;
 
 use common::{add, p, receive};
@@ -58,11 +58,17 @@ fn cores_that_drop_keep_receiving_and_the_others_pause() {
     check("PAIR v0", Pair::new(PairConfig::default()), b"x");
     check("PAIR v1", Pair1::new(Pair1Config::default()), &hop);
     check("PAIR v1 raw", XPair1::new(Pair1Config::default()), &hop);
+    check("PAIR v1 poly", Pair1Poly::new(Pair1Config::default()), &hop);
     check("PULL", Pull::new(PullConfig::default()), b"x");
     check("REP", Rep::new(RepConfig::default()), &backtrace);
     check(
         "RESPONDENT",
         Respondent::new(RespondentConfig::default()),
+        &backtrace,
+    );
+    check(
+        "SURVEYOR raw",
+        XSurveyor::new(XSurveyorConfig::default()),
         &backtrace,
     );
     let mut sub = Sub::new(SubConfig::default());
