@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use sp_transport::{ContextRole, Message, RecvRole, Result};
 
-use crate::runtime::{run, Threads};
+use crate::runtime::{recv_now_or, Threads};
 use crate::{Context, Socket};
 
 /// Waits on the receives of many sockets and contexts from one thread (nanomsg's `nn_poll`,
@@ -101,7 +101,7 @@ impl<K: Clone> RecvSet<K> {
     /// anything to wait for; a member's own error
     /// comes as its result, with its key.
     pub fn recv(&mut self) -> Result<(K, Result<Message>)> {
-        run(self.inner.recv())
+        recv_now_or(self.inner.try_recv(), || self.inner.recv())
     }
 
     /// Receives like [`RecvSet::recv`], but blocks at most until `deadline`.
@@ -110,7 +110,7 @@ impl<K: Clone> RecvSet<K> {
     /// [`Error::TimedOut`](crate::Error::TimedOut) once the deadline passes, and the errors of
     /// [`RecvSet::recv`].
     pub fn recv_until(&mut self, deadline: Instant) -> Result<(K, Result<Message>)> {
-        run(self.inner.recv_until(deadline))
+        recv_now_or(self.inner.try_recv(), || self.inner.recv_until(deadline))
     }
 
     /// Receives the first message a member has ready now.

@@ -346,3 +346,30 @@ fn blocking_one_thread_per_side() {
     }
     server.join().unwrap();
 }
+
+/// sp-blocking: a set returns what a member has ready, even when the deadline has passed
+/// (the attempt comes before the deadline is looked at); with nothing ready, a passed
+/// deadline times out and a zero-wait `try_recv` says "would block"; an empty set is a bad
+/// state.
+#[test]
+fn blocking_set_takes_what_is_ready_before_looking_at_its_deadline() {
+    let url = inproc_url("recv-set-ready-before-deadline");
+    let pull = sp_blocking::Pull::new();
+    pull.listen(&url).unwrap();
+    let push = sp_blocking::Push::new();
+    push.dial(&url).unwrap();
+    let mut set = sp_blocking::RecvSet::new();
+    assert!(matches!(set.recv(), Err(Error::BadState)), "an empty set");
+    set.add_socket("pull", &pull);
+    push.send("queued").unwrap();
+    // Wait for the message without a deadline, then put one back behind it.
+    let (key, first) = set.recv().unwrap();
+    assert_eq!((key, &first.unwrap().body[..]), ("pull", &b"queued"[..]));
+    push.send("ready").unwrap();
+    pull.readable_until(Instant::now() + LIMIT).unwrap();
+    let passed = Instant::now() - Duration::from_millis(1);
+    let (key, ready) = set.recv_until(passed).unwrap();
+    assert_eq!((key, &ready.unwrap().body[..]), ("pull", &b"ready"[..]));
+    assert!(matches!(set.recv_until(passed), Err(Error::TimedOut)));
+    assert!(matches!(set.try_recv(), Err(Error::WouldBlock)));
+}
