@@ -170,6 +170,15 @@ impl<T: AsFd + Send + Sync + 'static> Watched<T> {
         }
     }
 
+    /// The connection's writing side for the threads that send on its pipe (see
+    /// [`SocketWriter`]).
+    pub(crate) fn direct_writer(&self) -> sp_transport::rt::DirectWriter
+    where
+        for<'a> &'a T: Write,
+    {
+        sp_transport::rt::DirectWriter(Arc::new(SocketWriter(self.io.clone())))
+    }
+
     /// The reader is about to read: the waker to wake if it finds nothing, kept before the
     /// read so that a readiness the reactor reports during it finds the reader. Returns
     /// whether a caller found the connection readable since the last read.
@@ -290,6 +299,28 @@ impl<T> Drop for Watched<T> {
         if let Some(w) = watcher.and_then(|w| w.upgrade()) {
             w.wake_by_ref();
         }
+    }
+}
+
+/// A connection's socket as the threads sending on its pipe write to it: a plain
+/// non-blocking write of what the socket takes now, on the sending thread.
+///
+/// Why: a reply queued for the pipe's writer was written by a caller that waits next (its
+/// `recv`), but the send first deferred the writer and woke a worker to run it in case the
+/// caller did not wait: a futex wake-up and two context switches of a worker per reply,
+/// which mostly found the writer already run. The driver writes through this only for a
+/// send that answers a delivery while the pipe's task writes nothing (under the pipe
+/// queue's lock, see `sp_transport::rt::DirectWrite`), so no lock is needed here.
+struct SocketWriter<T>(Arc<Async<T>>);
+
+impl<T: Send + Sync> sp_transport::rt::DirectWrite for SocketWriter<T>
+where
+    for<'a> &'a T: Write,
+{
+    fn try_write(&self, buf: &[u8]) -> Option<usize> {
+        // `Async::new` made the socket non-blocking: a full one says `WouldBlock`, and the
+        // pipe's task writes the rest (and meets any error).
+        self.0.get_ref().write(buf).ok().filter(|&n| n > 0)
     }
 }
 
@@ -511,6 +542,29 @@ mod tests {
         );
         drop(second);
         assert!(first.try_watch(&watched.slot), "the second caller is gone");
+    }
+
+    /// The senders' writer puts its bytes on the stream's socket, and says "not now" (instead
+    /// of blocking) once the socket takes no more.
+    #[test]
+    fn the_direct_writer_writes_to_the_streams_socket_without_blocking() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut theirs, _) = listener.accept().unwrap();
+        let watched = Watched::new(Async::new(ours).unwrap());
+        let writer = watched.direct_writer();
+        assert_eq!(writer.try_write(b"hello"), Some(5));
+        let mut buf = [0u8; 5];
+        theirs.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        // The peer reads nothing more: the socket's buffers fill and the writer gives up.
+        let chunk = vec![0u8; 64 * 1024];
+        let mut written = 0usize;
+        while let Some(n) = writer.try_write(&chunk) {
+            written += n;
+            assert!(written < 1 << 30, "a full socket must refuse");
+        }
+        assert!(written > 0);
     }
 
     /// A TCP stream that counts the reads made on it.

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use sp_transport::rt::{
-    Acceptor, BoxFuture, BoxStream, ConnInfo, Connected, IpcListener, Runtime, Sleep, TcpOptions,
+    Acceptor, BoxFuture, ConnInfo, Connected, IpcListener, Runtime, Sleep, TcpOptions,
 };
 use sp_transport::Error;
 
@@ -236,7 +236,7 @@ const NAMED_PIPES: sp_transport::Unsupported = sp_transport::Unsupported::NamedP
 fn tcp(s: Async<TcpStream>, opts: TcpOptions) -> io::Result<Connected> {
     opts.apply(s.get_ref())?;
     let info = ConnInfo::tcp(s.get_ref().local_addr(), s.get_ref().peer_addr());
-    Ok((watched(s), info))
+    Ok(watched(s, info))
 }
 
 /// A connected Unix stream and what the OS says about it (addresses, peer credentials).
@@ -244,26 +244,29 @@ fn tcp(s: Async<TcpStream>, opts: TcpOptions) -> io::Result<Connected> {
 fn unix(s: Async<UnixStream>) -> io::Result<Connected> {
     let (local, remote) = (s.get_ref().local_addr().ok(), s.get_ref().peer_addr().ok());
     let info = ConnInfo::unix(s.get_ref(), local.as_ref(), remote.as_ref());
-    Ok((watched(s), info))
+    Ok(watched(s, info))
 }
 
-/// A connection a blocking caller can wait on itself (Linux, see `crate::direct`).
+/// A connection a blocking caller can wait on itself (Linux, see `crate::direct`), with a
+/// writer for the threads that send replies on it.
 #[cfg(target_os = "linux")]
-fn watched<T>(s: Async<T>) -> BoxStream
+fn watched<T>(s: Async<T>, info: ConnInfo) -> Connected
 where
     T: std::os::fd::AsFd + Send + Sync + 'static,
     for<'a> &'a T: std::io::Read + std::io::Write,
 {
-    Box::new(crate::direct::Watched::new(s))
+    let stream = crate::direct::Watched::new(s);
+    let direct = Some(stream.direct_writer());
+    (Box::new(stream), ConnInfo { direct, ..info })
 }
 
 /// A connection, waited on through async-io's reactor.
 #[cfg(not(target_os = "linux"))]
-fn watched<T>(s: Async<T>) -> BoxStream
+fn watched<T>(s: Async<T>, info: ConnInfo) -> Connected
 where
     Async<T>: sp_transport::rt::ByteStream,
 {
-    Box::new(s)
+    (Box::new(s), info)
 }
 
 /// A future that completes at `deadline` (a [`TimerSleep`]).
