@@ -161,6 +161,26 @@ impl DirectWriter {
     }
 }
 
+/// Checks an adapter's [`DirectWriter`] for one end of a TCP connection, `peer` being the
+/// other: the writer puts its bytes on the socket, and says "not now" (instead of blocking)
+/// once the socket takes no more. For the adapters' unit tests; panics on a failed check.
+#[doc(hidden)]
+pub fn check_direct_writer(writer: &DirectWriter, peer: &mut std::net::TcpStream) {
+    use std::io::Read;
+    assert_eq!(writer.try_write(b"hello"), Some(5));
+    let mut buf = [0u8; 5];
+    peer.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"hello");
+    // The peer reads nothing more: the socket's buffers fill and the writer gives up.
+    let chunk = vec![0u8; 64 * 1024];
+    let mut written = 0usize;
+    while let Some(n) = writer.try_write(&chunk) {
+        written += n;
+        assert!(written < 1 << 30, "a full socket must refuse");
+    }
+    assert!(written > 0);
+}
+
 impl std::fmt::Debug for DirectWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DirectWriter")
