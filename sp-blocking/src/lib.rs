@@ -100,9 +100,9 @@
 //! the reply. A thread that sends a stream (more than 64 sends with no other call between)
 //! writes it itself, in batches of about 100 small messages (PUB, BUS) or 256 (the roles
 //! whose sends wait for room); a worker writes what is left at most 200 µs after the
-//! stream's sends woke the writer. Over plain `tcp` and `ipc`, a send that answers what the
-//! pipe delivered (a reply, or the request after a reply), when nothing else is queued for
-//! the pipe, writes its message to the socket itself before it returns.
+//! stream's sends woke the writer. On Linux, over plain `tcp` and `ipc`, a send that answers
+//! what the pipe delivered (a reply, or the request after a reply), when nothing else is
+//! queued for the pipe, writes its message to the socket itself before it returns.
 //!
 //! A blocking call polls its work on the caller's thread. A call that must wait first runs
 //! the pool's ready tasks itself (such as the writer of the request whose reply it waits

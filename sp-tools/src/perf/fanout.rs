@@ -544,7 +544,10 @@ mod tests {
         assert!(batch >= first && t.since_last == 0);
         assert!(t.take(msg(8)));
         assert!(!t.take(msg(10)), "the end marker ends it");
-        assert!(t.last.unwrap() >= batch && t.since_last == 0, "and is timed");
+        assert!(
+            t.last.unwrap() >= batch && t.since_last == 0,
+            "and is timed"
+        );
         assert_eq!(t.n, u64::from(CLOCK_EVERY) + 2);
         let mut t = Tally::new(8, 2, ready);
         assert!(t.take(msg(8)));
