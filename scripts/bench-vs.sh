@@ -12,8 +12,9 @@
 # PUB/SUB fan-out to 4 subscribers over tcp (thr-count / 5 messages sent), against
 # raw_fanout_thr, and the share delivered with the publisher paced at 1,000,000 msg/s for a
 # second (these have no NNG, nanomsg or libzmq tool); and the anonymous resident memory (KiB)
-# each side of the tcp 64 B throughput run adds to the same program at rest (peak of the run minus peak of a one-message run). Every
-# figure is the median of `repeats` runs; every process runs under
+# each side of the tcp 64 B throughput run adds to the same program at rest (peak of the run
+# minus peak of a one-message run). Every figure is the median of `repeats` runs, taken in
+# rounds (each round runs every column of the row once); every process runs under
 # `timeout` (BENCH_TIMEOUT seconds, default 60) and a run that times out counts as missing
 # ("hung"), never as a number. A library whose tools could not be built shows "—".
 #
@@ -64,67 +65,117 @@ lim() {
 # What `cell` takes from the line its regex finds: the first number after a colon.
 pick='s/.*: ?([0-9.]+).*/\1/'
 
-# cell <regex> <cmd...>: like bench-lib's measure, for one library; sets CELL to
-# "median|run run ...". The median is over the runs that gave a number (the Markdown table
-# says how many others hung); "hung" when every run timed out, "—" when none gave a number.
-cell() {
-  local regex=$1 vals=() i v o nums; shift
-  for i in $(seq 1 "$repeats"); do
-    port=$((port + 1))
-    local args=("${@//PORT/$port}")
-    if printf '%s\n' "${args[@]}" | grep -qx -- '--'; then
-      o=$(pair_run "${args[@]}")
-    else
-      o=$("${args[@]}" 2>&1)
-    fi
-    if grep -q '^bench-vs: timed out' <<<"$o"; then
-      v=hung
-    else
-      v=$(grep -E "$regex" <<<"$o" | head -1 | sed -E "$pick")
-    fi
-    vals+=("${v:-nan}")
-  done
-  nums=$(printf '%s\n' "${vals[@]}" | grep -E '^[0-9.]+$')
-  if [ -n "$nums" ]; then
-    CELL="$(median <<<"$nums")|${vals[*]}"
-  elif printf '%s\n' "${vals[@]}" | grep -qx hung; then
-    CELL="hung|${vals[*]}"
+# run_once <regex> <cmd...>: one run of the command (PORT replaced by a fresh port); sets RUN
+# to the number its regex finds, "hung" if it timed out, "nan" if it gave none.
+run_once() {
+  local regex=$1 o v; shift
+  port=$((port + 1))
+  local args=("${@//PORT/$port}")
+  if printf '%s\n' "${args[@]}" | grep -qx -- '--'; then
+    o=$(pair_run "${args[@]}")
   else
-    CELL="—|${vals[*]}"
+    o=$("${args[@]}" 2>&1)
+  fi
+  if grep -q '^bench-vs: timed out' <<<"$o"; then
+    v=hung
+  else
+    v=$(grep -E "$regex" <<<"$o" | head -1 | sed -E "$pick")
+  fi
+  RUN=${v:-nan}
+}
+
+# cell_of <run run ...>: sets CELL to "median|run run ...". The median is over the runs that
+# gave a number (the Markdown table says how many others hung); "hung" when every run timed
+# out, "—" when none gave a number.
+cell_of() {
+  local nums
+  nums=$(printf '%s\n' "$@" | grep -E '^[0-9.]+$')
+  if [ -n "$nums" ]; then
+    CELL="$(median <<<"$nums")|$*"
+  elif printf '%s\n' "$@" | grep -qx hung; then
+    CELL="hung|$*"
+  else
+    CELL="—|$*"
   fi
 }
 
-# lib_cell <tool-prefix> <thr|lat> <url|inproc> <size> <count>: one library's cell, with its
-# local_*/remote_* pair or its inproc_* tool (same arguments in all five tool sets).
-lib_cell() {
+# cell <regex> <cmd...>: `repeats` runs of one command in a row (the memory rows); sets CELL.
+cell() {
+  local regex=$1 vals=() i; shift
+  for i in $(seq 1 "$repeats"); do
+    run_once "$regex" "$@"
+    vals+=("$RUN")
+  done
+  cell_of "${vals[@]}"
+}
+
+# Rounds: a row runs each of its columns once per round, `repeats` rounds, so that a slower
+# minute of the host falls on every column of the row alike rather than on one column's
+# runs (the host's speed drifted by a third within some runs). Each column is a spec line
+# "<regex>\t<arg>\t<arg>..." in SPECS, or "-<cell>" for a column with no tool here.
+SPECS=()
+
+# spec <regex> <cmd...>: adds a column to the row being built.
+spec() {
+  local line=$1 a; shift
+  for a in "$@"; do line+=$'\t'"$a"; done
+  SPECS+=("$line")
+}
+
+# run_specs <line-prefix>: runs the row's columns round by round, then appends the row.
+run_specs() {
+  local line=$1 r c n=${#SPECS[@]} parts
+  local -a runs=()
+  for ((c = 0; c < n; c++)); do runs[c]=""; done
+  for r in $(seq 1 "$repeats"); do
+    for ((c = 0; c < n; c++)); do
+      case ${SPECS[c]} in -*) continue ;; esac
+      IFS=$'\t' read -r -a parts <<<"${SPECS[c]}"
+      run_once "${parts[@]}"
+      runs[c]+=" $RUN"
+    done
+  done
+  for ((c = 0; c < n; c++)); do
+    case ${SPECS[c]} in
+      -*) CELL=${SPECS[c]#-} ;;
+      *) cell_of ${runs[c]} ;;
+    esac
+    line+="	$CELL"
+  done
+  echo "$line" >>"$tmp/rows"
+  SPECS=()
+}
+
+# lib_spec <tool-prefix> <thr|lat> <url|inproc> <size> <count>: one library's column, with
+# its local_*/remote_* pair or its inproc_* tool (same arguments in all five tool sets).
+lib_spec() {
   local p=$1 kind=$2 url=$3 size=$4 n=$5 regex
   case $kind in thr) regex="throughput: [0-9.]+ \[msg/s\]" ;; *) regex="average latency" ;; esac
   local first=${p}local_thr
   first=${first%% *}
-  if [ ! -x "$first" ]; then CELL="—|not built"; return; fi
+  if [ ! -x "$first" ]; then SPECS+=("-—|not built"); return; fi
   if [ "$url" = inproc ]; then
-    cell "$regex" lim ${p}inproc_$kind "$size" "$n"
+    spec "$regex" lim ${p}inproc_$kind "$size" "$n"
   else
-    cell "$regex" lim ${p}local_$kind "$url" "$size" "$n" -- lim ${p}remote_$kind "$url" "$size" "$n"
+    spec "$regex" lim ${p}local_$kind "$url" "$size" "$n" -- lim ${p}remote_$kind "$url" "$size" "$n"
   fi
 }
 
 libs=(sp-rs raw NNG nanomsg libzmq "sp-rs smol" "sp-rs blocking")
 # row <group> <case> <unit> <better> <thr|lat> <url|inproc> <size> <count>
 row() {
-  local group=$1 case=$2 unit=$3 better=$4 kind=$5 url=$6 size=$7 n=$8 line
-  line="$group	$case	$unit	$better"
-  lib_cell "$sp" "$kind" "$url" "$size" "$n"; line+="	$CELL"
+  local group=$1 case=$2 unit=$3 better=$4 kind=$5 url=$6 size=$7 n=$8
+  lib_spec "$sp" "$kind" "$url" "$size" "$n"
   case $url in
-    tcp://*) lib_cell "${sp}raw_" "$kind" "$url" "$size" "$n"; line+="	$CELL" ;;
-    *) line+="	—|n/a" ;;
+    tcp://*) lib_spec "${sp}raw_" "$kind" "$url" "$size" "$n" ;;
+    *) SPECS+=("-—|n/a") ;;
   esac
-  lib_cell "$nng" "$kind" "$url" "$size" "$n"; line+="	$CELL"
-  lib_cell "$nn" "$kind" "$url" "$size" "$n"; line+="	$CELL"
-  lib_cell "$zmq" "$kind" "$url" "$size" "$n"; line+="	$CELL"
-  lib_cell "$sp_smol" "$kind" "$url" "$size" "$n"; line+="	$CELL"
-  lib_cell "$sp_blocking" "$kind" "$url" "$size" "$n"; line+="	$CELL"
-  echo "$line" >>"$tmp/rows"
+  lib_spec "$nng" "$kind" "$url" "$size" "$n"
+  lib_spec "$nn" "$kind" "$url" "$size" "$n"
+  lib_spec "$zmq" "$kind" "$url" "$size" "$n"
+  lib_spec "$sp_smol" "$kind" "$url" "$size" "$n"
+  lib_spec "$sp_blocking" "$kind" "$url" "$size" "$n"
+  run_specs "$group	$case	$unit	$better"
   echo "bench-vs: $case $kind done" >&2
 }
 
@@ -157,19 +208,18 @@ row latency "inproc 64 B" us lower lat inproc 64 "$lat_trips"
 # sp-perf's own modes, which NNG's, nanomsg's and libzmq's perf tools do not have (their cells
 # show —); the raw column runs <raw-mode> with the same arguments (tcp only).
 sp_row() {
-  local group=$1 case=$2 unit=$3 better=$4 regex=$5 raw=$6 line
+  local group=$1 case=$2 unit=$3 better=$4 regex=$5 raw=$6
   shift 6
-  line="$group	$case	$unit	$better"
-  cell "$regex" lim $sp "$@"; line+="	$CELL"
+  spec "$regex" lim $sp "$@"
   if [ "$raw" = - ]; then
-    line+="	—|n/a"
+    SPECS+=("-—|n/a")
   else
-    cell "$regex" lim ${sp}"$raw" "${@:2}"; line+="	$CELL"
+    spec "$regex" lim ${sp}"$raw" "${@:2}"
   fi
-  line+="	—|n/a	—|n/a	—|n/a"
-  cell "$regex" lim $sp_smol "$@"; line+="	$CELL"
-  cell "$regex" lim $sp_blocking "$@"; line+="	$CELL"
-  echo "$line" >>"$tmp/rows"
+  SPECS+=("-—|n/a" "-—|n/a" "-—|n/a")
+  spec "$regex" lim $sp_smol "$@"
+  spec "$regex" lim $sp_blocking "$@"
+  run_specs "$group	$case	$unit	$better"
   echo "bench-vs: $case done" >&2
 }
 RT="round trips/s"
