@@ -161,12 +161,17 @@ impl DirectWriter {
     }
 }
 
-/// Checks an adapter's [`DirectWriter`] for one end of a TCP connection, `peer` being the
-/// other: the writer puts its bytes on the socket, and says "not now" (instead of blocking)
-/// once the socket takes no more. For the adapters' unit tests; panics on a failed check.
+/// Checks the [`DirectWriter`] an adapter makes (`writer_for`) for one end of a loopback TCP
+/// connection: the writer puts its bytes on the socket, and says "not now" (instead of
+/// blocking) once the socket takes no more. For the adapters' unit tests; panics on a failed
+/// check.
 #[doc(hidden)]
-pub fn check_direct_writer(writer: &DirectWriter, peer: &mut std::net::TcpStream) {
+pub fn check_direct_writer(writer_for: impl FnOnce(std::net::TcpStream) -> DirectWriter) {
     use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ours = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (mut peer, _) = listener.accept().unwrap();
+    let writer = writer_for(ours);
     assert_eq!(writer.try_write(b"hello"), Some(5));
     let mut buf = [0u8; 5];
     peer.read_exact(&mut buf).unwrap();
