@@ -1436,7 +1436,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     ///
     /// # Errors
     /// The [`UpgradeRefusal`](crate::UpgradeRefusal) to answer with instead; an origin
-    /// refusal is counted ([`RefusalReason::Origin`](crate::RefusalReason::Origin)) and logged.
+    /// refusal is counted ([`RefusalReason::Origin`]) and logged.
     pub fn answer_ws_upgrade(
         &self,
         headers: &crate::websocket::async_tungstenite::tungstenite::http::HeaderMap,

@@ -356,7 +356,7 @@ impl Protocol for CookedReplier {
     }
 }
 
-/// Writes every [`Protocol`](crate::protocol::Protocol) method of a cooked REP-side role as a
+/// Writes every [`Protocol`] method of a cooked REP-side role as a
 /// call to its [`CookedReplier`] field `inner`.
 macro_rules! forward_to_cooked_replier {
     () => {

@@ -1209,7 +1209,7 @@ impl Broadcast {
 /// parser with its TTL and garbage rules, and the receive queue that pauses pipes.
 ///
 /// A received message has its backtrace moved into a header with
-/// [`split_backtrace`](crate::backtrace::split_backtrace). More than `max_ttl` words drops
+/// [`split_backtrace`]. More than `max_ttl` words drops
 /// the message (counted as [`DropReason::TtlExceeded`]) and keeps the pipe, since devices
 /// produce such traffic legitimately; a body that ends before the bottom word kicks the pipe
 /// (NNG's behaviour). What is sent, and how, is up to the owner: a cooked reply along a saved
