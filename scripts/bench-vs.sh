@@ -13,7 +13,8 @@
 # raw_fanout_thr, and the share delivered with the publisher paced at 1,000,000 msg/s for a
 # second (these have no NNG, nanomsg or libzmq tool); and the anonymous resident memory (KiB)
 # each side of the tcp 64 B throughput run adds to the same program at rest (peak of the run
-# minus peak of a one-message run). Every figure is the median of `repeats` runs, taken in
+# minus peak of a one-message run), and the CPU time each side of that run uses per message
+# (ns, user and system). Every figure is the median of `repeats` runs, taken in
 # rounds (each round runs every column of the row once); every process runs under
 # `timeout` (BENCH_TIMEOUT seconds, default 60) and a run that times out counts as missing
 # ("hung"), never as a number. A library whose tools could not be built shows "—".
@@ -285,6 +286,40 @@ else
   echo "bench-vs: memory rows need Linux's /proc and python3: no memory rows" >&2
 fi
 
+# cpu_spec <tool-prefix> <recv|send>: a column of a CPU row: the CPU time (user and system,
+# all threads, `scripts/cpu-time.py`) that one side of the tcp 64 B throughput run of
+# thr-count messages used, in ns per message. Steadier than the rates on a host whose
+# speed drifts: a core lent elsewhere for a moment stretches the run, not its CPU time.
+cpu_spec() {
+  local p=$1 side=$2 first=${1}local_thr n=$thr_count
+  first=${first%% *}
+  if [ ! -x "$first" ]; then SPECS+=("-—|not built"); return; fi
+  local per=(scripts/cpu-time.py --per "$n")
+  if [ "$side" = recv ]; then
+    spec "^cpu:" lim "${per[@]}" ${p}local_thr "$T" 64 "$n" -- lim ${p}remote_thr "$T" 64 "$n"
+  else
+    spec "^cpu:" lim ${p}local_thr "$T" 64 "$n" -- lim "${per[@]}" ${p}remote_thr "$T" 64 "$n"
+  fi
+}
+# cpu_row <case> <recv|send>
+cpu_row() {
+  cpu_spec "$sp" "$2"
+  cpu_spec "${sp}raw_" "$2"
+  cpu_spec "$nng" "$2"
+  cpu_spec "$nn" "$2"
+  cpu_spec "$zmq" "$2"
+  cpu_spec "$sp_smol" "$2"
+  cpu_spec "$sp_blocking" "$2"
+  run_specs "CPU	$1	ns per message	lower"
+  echo "bench-vs: $1 CPU done" >&2
+}
+if command -v python3 >/dev/null; then
+  cpu_row "tcp 64 B receiver" recv
+  cpu_row "tcp 64 B sender" send
+else
+  echo "bench-vs: the CPU rows need python3: no CPU rows" >&2
+fi
+
 # results.csv: the medians (missing as —); runs.tsv: every run.
 {
   echo "# scripts/bench-vs.sh $thr_count $lat_trips $repeats, $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -327,7 +362,7 @@ awk -F'\t' '
 cat "$out/results.md"
 echo
 echo "libzmq: PUSH/PULL (throughput), REQ/REP (latency); nanomsg: PAIR v0; sp-rs, NNG: PAIR v1." \
-  "sp-rs / libzmq: above 1 is sp-rs ahead for throughput, below 1 for latency and memory." \
+  "sp-rs / libzmq: above 1 is sp-rs ahead for throughput, below 1 for latency, memory and CPU." \
   "slowest adapter: the best of sp-rs's three adapters over the worst (worst over best where lower is better)." \
   "hung = every run timed out after ${limit}s; every run is in $out/runs.tsv."
 target/release/sp-bench-chart "$out/results.csv" "$out/bench-vs.svg" \
