@@ -356,8 +356,8 @@ impl Protocol for CookedReplier {
     }
 }
 
-/// Writes every [`Protocol`] method of a cooked REP-side role as a
-/// call to its [`CookedReplier`] field `inner`.
+/// Writes every [`Protocol`] method of a cooked REP-side role as a call to its
+/// [`CookedReplier`] field `inner`.
 macro_rules! forward_to_cooked_replier {
     () => {
         fn protocol(&self) -> $crate::ProtocolId {

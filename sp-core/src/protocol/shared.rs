@@ -1208,13 +1208,12 @@ impl Broadcast {
 /// share (SP-PROTOCOLS.md sections 4.4.3, 4.6 and 5.1): the attached pipes, the backtrace
 /// parser with its TTL and garbage rules, and the receive queue that pauses pipes.
 ///
-/// A received message has its backtrace moved into a header with
-/// [`split_backtrace`]. More than `max_ttl` words drops
-/// the message (counted as [`DropReason::TtlExceeded`]) and keeps the pipe, since devices
-/// produce such traffic legitimately; a body that ends before the bottom word kicks the pipe
-/// (NNG's behaviour). What is sent, and how, is up to the owner: a cooked reply along a saved
-/// backtrace ([`CookedReplier`]), or a raw message routed by its first header word or
-/// broadcast, through [`Self::pipes`].
+/// A received message has its backtrace moved into a header with [`split_backtrace`]. More
+/// than `max_ttl` words drops the message (counted as [`DropReason::TtlExceeded`]) and keeps
+/// the pipe, since devices produce such traffic legitimately; a body that ends before the
+/// bottom word kicks the pipe (NNG's behaviour). What is sent, and how, is up to the owner: a
+/// cooked reply along a saved backtrace ([`CookedReplier`]), or a raw message routed by its
+/// first header word or broadcast, through [`Self::pipes`].
 ///
 /// [`CookedReplier`]: crate::protocol::replier::CookedReplier
 #[derive(Debug)]
