@@ -45,9 +45,9 @@ const COALESCE_MAX: usize = 16 * 1024;
 /// and 210 KiB with 16 KiB; 64 B throughput did not move, while 16 KiB reads cost the 1400 B
 /// row 17 % (BENCHMARKS.md, "Memory").
 const READ_CHUNK: usize = 32 * 1024;
-/// A pipe's first read size, and the size of its scratch buffer: the read size doubles (up to
-/// [`READ_CHUNK`]) each time a read fills it, so a busy pipe soon reads in large chunks while a
-/// quiet or hostile one costs little.
+/// A pipe's first read size, and the size of each thread's scratch buffer: the read size
+/// doubles (up to [`READ_CHUNK`]) each time a read fills it, so a busy pipe soon reads in large
+/// chunks while a quiet or hostile one costs little.
 const SCRATCH_MIN: usize = 4 * 1024;
 /// Frames above this size never make the read size grow (see [`Inbound::fill`]).
 const LARGE_FRAME: usize = 256 * 1024;
@@ -884,8 +884,8 @@ impl Drop for Inbound {
 thread_local! {
     /// Where quiet pipes read on this thread ([`SCRATCH_MIN`] bytes, zeroed once; see
     /// [`Inbound::fill`]). One per thread rather than one per pipe: a read's bytes are copied
-    /// into the pipe's `rbuf` before the read returns, and 4 KiB per pipe was 40 MiB of a
-    /// socket with 10,000 idle pipes.
+    /// into the pipe's `rbuf` before the read returns, and 4 KiB per pipe was about 40,000 KiB
+    /// of a process with 10,000 idle pipes (BENCHMARKS.md, "An idle pipe's own buffers").
     static SCRATCH: std::cell::RefCell<Box<[u8]>> =
         std::cell::RefCell::new(vec![0u8; SCRATCH_MIN].into_boxed_slice());
 }
@@ -924,7 +924,7 @@ impl Inbound {
             rbuf: leftover,
             read_size: SCRATCH_MIN,
             // Grown by the first batch: an idle pipe holds no room for one (64 messages,
-            // 4 KiB), which was 40 MiB of a socket with 10,000 idle pipes.
+            // 4.5 KiB, about 40,000 KiB of a process with 10,000 idle pipes).
             held: VecDeque::new(),
             bad_frame: None,
             large: None,
