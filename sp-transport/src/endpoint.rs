@@ -811,7 +811,9 @@ async fn dialer_loop<R: Runtime, P: SocketCore>(
         let opts = ctl.options();
         let attempt = match connected.take() {
             Some(c) => Ok(c),
-            None => match unless_closed(&ctl, connect_once(&shared, &ctl, &opts)).await {
+            // Boxed: its states (a TLS handshake's among them) are only the dial's, and this
+            // task keeps its size while the pipe runs.
+            None => match unless_closed(&ctl, Box::pin(connect_once(&shared, &ctl, &opts))).await {
                 Some(r) => r,
                 None => return,
             },
@@ -1183,61 +1185,78 @@ async fn accept_loop<R: Runtime, P: SocketCore>(
         let span = ctl.span.clone();
         shared.rt.spawn(Box::pin(
             async move {
-                // The listener's options as they are now: a certificate set after the
-                // listener started serves the connections accepted from then on.
-                let opts = ctl2.options();
-                let tls = match secure.then(|| server_tls(&opts, &addr2)).transpose() {
-                    Ok(tls) => tls,
-                    Err(e) => {
-                        tracing::warn!(peer = ?conn.remote, error = %e, "refused incoming tls connection: the listener has no usable certificate");
-                        shared2.refused(Some(ctl2.id), RefusalReason::Tls);
-                        return;
-                    }
-                };
-                let (stream, cert) = match tls {
-                    // A peer that does not complete TLS in time (or at all, like a plain TCP
-                    // client) costs only this task.
-                    Some(config) => match with_timeout(
-                        sleep_for(&shared2.rt, opts.handshake_timeout),
-                        crate::tls::accept(config, stream),
-                    )
-                    .await
-                    {
-                        Some(Ok(s)) => s,
-                        Some(Err(e)) => {
-                            tracing::info!(peer = ?conn.remote, error = %e, "refused incoming tls connection");
-                            shared2.refused(Some(ctl2.id), RefusalReason::Tls);
-                            return;
-                        }
-                        None => {
-                            tracing::info!(peer = ?conn.remote, "incoming tls handshake timed out");
-                            shared2.refused(Some(ctl2.id), RefusalReason::HandshakeTimeout);
-                            return;
-                        }
-                    },
-                    None => (stream, None),
-                };
-                let remote = conn.remote.clone();
-                let origin = Origin {
-                    addr: addr2,
-                    endpoint: Some(ctl2),
-                    dialed: false,
-                    conn,
-                    tls_peer_certificate: cert,
-                };
-                match establish(&shared2, stream, origin, &opts).await {
-                    Ok(pipe) => {
-                        let span = pipe.handle.info.span.clone();
-                        run_stream_pipe(pipe).instrument(span).await
-                    }
-                    Err(e) => {
-                        tracing::info!(peer = ?remote, error = %e, "refused incoming connection")
-                    }
+                // Boxed and freed once done: the connection's task, which lives as long as its
+                // pipe, would otherwise keep room for the largest state of the set-up (a TLS
+                // handshake's), 3.5 KiB a connection (BENCHMARKS.md, "An idle pipe's own
+                // buffers").
+                let set_up = Box::pin(set_up_accepted(shared2, stream, conn, addr2, ctl2, secure));
+                let pipe = set_up.await;
+                if let Some(pipe) = pipe {
+                    let span = pipe.handle.info.span.clone();
+                    run_stream_pipe(pipe).instrument(span).await
                 }
             }
             .instrument(span),
         ));
     }
+}
+
+/// Takes an accepted connection through TLS (on a secure listener) and the SP handshake to an
+/// attached pipe; `None`, logged and counted, when it is refused.
+async fn set_up_accepted<R: Runtime, P: SocketCore>(
+    shared: Arc<Shared<R, P>>,
+    stream: BoxStream,
+    conn: ConnInfo,
+    addr: Address,
+    ctl: Arc<EndpointCtl>,
+    secure: bool,
+) -> Option<StreamPipe> {
+    // The listener's options as they are now: a certificate set after the listener started
+    // serves the connections accepted from then on.
+    let opts = ctl.options();
+    let tls = match secure.then(|| server_tls(&opts, &addr)).transpose() {
+        Ok(tls) => tls,
+        Err(e) => {
+            tracing::warn!(peer = ?conn.remote, error = %e, "refused incoming tls connection: the listener has no usable certificate");
+            shared.refused(Some(ctl.id), RefusalReason::Tls);
+            return None;
+        }
+    };
+    let (stream, cert) = match tls {
+        // A peer that does not complete TLS in time (or at all, like a plain TCP client)
+        // costs only this task.
+        Some(config) => match with_timeout(
+            sleep_for(&shared.rt, opts.handshake_timeout),
+            crate::tls::accept(config, stream),
+        )
+        .await
+        {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                tracing::info!(peer = ?conn.remote, error = %e, "refused incoming tls connection");
+                shared.refused(Some(ctl.id), RefusalReason::Tls);
+                return None;
+            }
+            None => {
+                tracing::info!(peer = ?conn.remote, "incoming tls handshake timed out");
+                shared.refused(Some(ctl.id), RefusalReason::HandshakeTimeout);
+                return None;
+            }
+        },
+        None => (stream, None),
+    };
+    let remote = conn.remote.clone();
+    let origin = Origin {
+        addr,
+        endpoint: Some(ctl),
+        dialed: false,
+        conn,
+        tls_peer_certificate: cert,
+    };
+    establish(&shared, stream, origin, &opts)
+        .await
+        .inspect_err(|e| tracing::info!(peer = ?remote, error = %e, "refused incoming connection"))
+        .ok()
 }
 
 /// The socket file an IPC listener created, identified by inode so that closing never removes
