@@ -1188,7 +1188,7 @@ async fn accept_loop<R: Runtime, P: SocketCore>(
                 // Boxed and freed once done: the connection's task, which lives as long as its
                 // pipe, would otherwise keep room for the largest state of the set-up (a TLS
                 // handshake's), 3.5 KiB a connection (BENCHMARKS.md, "An idle pipe's own
-                // buffers").
+                // buffers and task").
                 let set_up = Box::pin(set_up_accepted(shared2, stream, conn, addr2, ctl2, secure));
                 let pipe = set_up.await;
                 if let Some(pipe) = pipe {

@@ -885,7 +885,8 @@ thread_local! {
     /// Where quiet pipes read on this thread ([`SCRATCH_MIN`] bytes, zeroed once; see
     /// [`Inbound::fill`]). One per thread rather than one per pipe: a read's bytes are copied
     /// into the pipe's `rbuf` before the read returns, and 4 KiB per pipe was about 40,000 KiB
-    /// of a process with 10,000 idle pipes (BENCHMARKS.md, "An idle pipe's own buffers").
+    /// of a process with 10,000 idle pipes (BENCHMARKS.md, "An idle pipe's own buffers and
+    /// task").
     static SCRATCH: std::cell::RefCell<Box<[u8]>> =
         std::cell::RefCell::new(vec![0u8; SCRATCH_MIN].into_boxed_slice());
 }
