@@ -147,14 +147,19 @@ run_specs() {
   SPECS=()
 }
 
+# built <tool-prefix>: whether that library's tools were built (the executable its
+# local_thr runs: the prefix's first word, with local_thr appended to a directory's path).
+built() {
+  local first=${1}local_thr
+  [ -x "${first%% *}" ]
+}
+
 # lib_spec <tool-prefix> <thr|lat> <url|inproc> <size> <count>: one library's column, with
 # its local_*/remote_* pair or its inproc_* tool (same arguments in all five tool sets).
 lib_spec() {
   local p=$1 kind=$2 url=$3 size=$4 n=$5 regex
   case $kind in thr) regex="throughput: [0-9.]+ \[msg/s\]" ;; *) regex="average latency" ;; esac
-  local first=${p}local_thr
-  first=${first%% *}
-  if [ ! -x "$first" ]; then SPECS+=("-—|not built"); return; fi
+  if ! built "$p"; then SPECS+=("-—|not built"); return; fi
   if [ "$url" = inproc ]; then
     spec "$regex" lim ${p}inproc_$kind "$size" "$n"
   else
@@ -249,9 +254,8 @@ pick='s/.*\(([0-9.]+)%\).*/\1/' \
 # allocates; the file-backed rest of the resident set (code paged in) moved by hundreds of KiB
 # between identical runs here.
 mem_cell() {
-  local p=$1 side=$2 first=${1}local_thr n full rest
-  first=${first%% *}
-  if [ ! -x "$first" ]; then CELL="—|not built"; return; fi
+  local p=$1 side=$2 n full rest
+  if ! built "$p"; then CELL="—|not built"; return; fi
   for n in "$thr_count" 1; do
     if [ "$side" = recv ]; then
       cell "rss:" lim scripts/peak-anon.py ${p}local_thr "$T" 64 "$n" -- lim ${p}remote_thr "$T" 64 "$n"
@@ -291,9 +295,8 @@ fi
 # thr-count messages used, in ns per message. Steadier than the rates on a host whose
 # speed drifts: a core lent elsewhere for a moment stretches the run, not its CPU time.
 cpu_spec() {
-  local p=$1 side=$2 first=${1}local_thr n=$thr_count
-  first=${first%% *}
-  if [ ! -x "$first" ]; then SPECS+=("-—|not built"); return; fi
+  local p=$1 side=$2 n=$thr_count
+  if ! built "$p"; then SPECS+=("-—|not built"); return; fi
   local per=(scripts/cpu-time.py --per "$n")
   if [ "$side" = recv ]; then
     spec "^cpu:" lim "${per[@]}" ${p}local_thr "$T" 64 "$n" -- lim ${p}remote_thr "$T" 64 "$n"
