@@ -11,7 +11,7 @@
 //!   messages of `msg-size` bytes as fast as `send` returns, and one end marker. A PUB never
 //!   blocks: when a subscriber's queue is full it drops that subscriber's oldest queued
 //!   message (SP-PROTOCOLS.md section 4.3), so the report gives messages *delivered* next to
-//!   messages sent. The markers have other lengths than the data (warm-up `size + 1`, end
+//!   messages sent, and the rate at which they were sent. The markers have other lengths than the data (warm-up `size + 1`, end
 //!   `size + 2`), so any size works. A SUB stops at the end marker, after `count` messages,
 //!   or after [`IDLE_TIMEOUT`] without a message, so a lost marker cannot hang the run.
 //!   A PUB `send` completes at once, so a plain send loop never gives its worker thread back
@@ -87,6 +87,14 @@ impl FanoutReport {
         rate(self.delivered(), self.total_time())
     }
 
+    /// Messages the publisher sent per second: with `--rate`, whether it kept the pace (a
+    /// publisher that shares a thread with its subscribers falls behind the schedule when they
+    /// cannot keep up, and then loses nothing because it sent less, not because they took
+    /// what the pace asked).
+    pub fn send_rate(&self) -> f64 {
+        rate(u64::from(self.sent), self.send_time)
+    }
+
     /// Delivered messages per second for each subscriber.
     pub fn per_subscriber(&self) -> Vec<f64> {
         self.subscribers.iter().map(|&(n, t)| rate(n, t)).collect()
@@ -106,13 +114,15 @@ impl FanoutReport {
         let fastest = per.iter().copied().fold(0.0, f64::max);
         let mbits = self.msgs_per_sec() * 8.0 * self.msg_size as f64 / (1024.0 * 1024.0);
         format!(
-            "total time: {:.3} [s]\nsend time: {:.3} [s]\nmessage size: {} [B]\nsubscribers: {}\n\
+            "total time: {:.3} [s]\nsend time: {:.3} [s]\nsend rate: {:.0} [msg/s]\n\
+             message size: {} [B]\nsubscribers: {}\n\
              messages sent: {}\nmessages delivered: {} of {} ({:.1}%)\n\
              throughput: {:.0} [msg/s] delivered in total\n\
              throughput per subscriber: {:.0} [msg/s] average, {:.0} slowest, {:.0} fastest\n\
              throughput: {:.3} [Mb/s] delivered in total\n",
             self.total_time().as_secs_f64(),
             self.send_time.as_secs_f64(),
+            self.send_rate(),
             self.msg_size,
             subs,
             self.sent,
@@ -497,7 +507,8 @@ mod tests {
         assert_eq!(r.total_time(), Duration::from_millis(500));
         assert_eq!(
             r.render(),
-            "total time: 0.500 [s]\nsend time: 0.100 [s]\nmessage size: 64 [B]\nsubscribers: 2\n\
+            "total time: 0.500 [s]\nsend time: 0.100 [s]\nsend rate: 10000 [msg/s]\n\
+             message size: 64 [B]\nsubscribers: 2\n\
              messages sent: 1000\nmessages delivered: 1500 of 2000 (75.0%)\n\
              throughput: 3000 [msg/s] delivered in total\n\
              throughput per subscriber: 2000 [msg/s] average, 2000 slowest, 2000 fastest\n\
