@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the BENCHMARKS.md table: sp-perf (tokio), a raw-TCP baseline with the same 8-byte length
-# framing, and NNG 1.11's perf tools, one after another in the same run on this machine.
+# Runs sp-perf (tokio), a raw-TCP baseline with the same 8-byte length framing, and NNG 1.11's
+# perf tools, with the mixed sp-rs <-> NNG rows, one after another in the same run on this
+# machine (its table of 2026-11-26 is in docs/bench-history.md).
 #
 #   scripts/bench.sh [thr-count] [lat-roundtrips] [repeats]
 #

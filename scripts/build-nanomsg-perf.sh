@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds nanomsg's own perf tools (local_thr, remote_thr, local_lat, remote_lat, inproc_thr,
 # inproc_lat) from Debian's nanomsg source package (1.1.5 in bookworm), so that benchmarks can
-# run nanomsg beside sp-rs in the same session. Output: target/nanomsg-perf/bin/ (statically
+# run nanomsg beside sp-rs in the same run. Output: target/nanomsg-perf/bin/ (statically
 # linked against libnanomsg).
 #
 # The sources come through apt with a private deb-src list made from this machine's Debian

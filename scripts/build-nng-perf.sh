@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds NNG's own perf tools (local_thr, remote_thr, local_lat, remote_lat, inproc_thr,
 # inproc_lat) from the NNG 1.11 sources that ship inside the pynng sdist on PyPI, so that
-# benchmarks can run NNG beside sp-rs in the same session. Output: target/nng-perf/bin/.
+# benchmarks can run NNG beside sp-rs in the same run. Output: target/nng-perf/bin/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/nng-perf

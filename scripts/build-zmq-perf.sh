@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds libzmq 4.3.5's own perf tools (local_thr, remote_thr, local_lat, remote_lat,
 # inproc_thr, inproc_lat) from the libzmq sources that the zeromq-src crate carries in its
-# vendor/ directory, so that benchmarks can run libzmq beside sp-rs in the same session.
+# vendor/ directory, so that benchmarks can run libzmq beside sp-rs in the same run.
 # Output: target/zmq-perf/bin/ (the tools) and target/zmq-perf/lib/ (the libzmq.so they load).
 #
 # libzmq's throughput pair is PUSH/PULL and its latency pair REQ/REP (not PAIR as in NNG's and
