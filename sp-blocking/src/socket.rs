@@ -353,6 +353,15 @@ impl<P: SocketCore> Socket<P> {
     pub fn recv_any_role(&self) -> Result<Message> {
         run(self.inner.recv_any_role())
     }
+
+    /// [`Socket::try_recv_many`] for code that picks its protocol at run time, as
+    /// [`Socket::recv_any_role`].
+    ///
+    /// # Errors
+    /// As [`Socket::try_recv_many`].
+    pub fn try_recv_many_any_role(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
+        self.inner.try_recv_many_any_role(buf, limit)
+    }
 }
 
 /// Sending: only roles that send have it.
@@ -464,6 +473,33 @@ impl<P: RecvRole> Socket<P> {
     /// [`Socket::recv`].
     pub fn try_recv(&self) -> Result<Message> {
         self.inner.try_recv()
+    }
+
+    /// Receives up to `limit` messages into `buf` at once: blocks like [`Socket::recv`] for
+    /// the first, then appends it and whatever else is ready, in order, up to `limit` in
+    /// all. Returns how many it appended: at least 1, or 0 for a `limit` of 0 (at once).
+    /// A receiver that drains a busy socket in batches takes its lock once per batch, not
+    /// once per message.
+    ///
+    /// # Errors
+    /// As [`Socket::recv`], for the first message only: an error after it (the socket closed
+    /// meanwhile) ends the batch, and the next receive returns it.
+    pub fn recv_many(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        buf.push(self.recv()?);
+        Ok(1 + self.inner.try_recv_many(buf, limit - 1).unwrap_or(0))
+    }
+
+    /// Takes up to `limit` messages that are ready now into `buf`, in order, under one lock
+    /// of the socket; returns how many (see [`Socket::recv_many`]).
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock) when nothing is ready (and `limit` is
+    /// not 0), and the errors of [`Socket::recv`].
+    pub fn try_recv_many(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
+        self.inner.try_recv_many(buf, limit)
     }
 
     /// Returns an iterator over received messages: each `next` blocks like [`Socket::recv`]

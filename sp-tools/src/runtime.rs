@@ -96,6 +96,15 @@ pub trait ToolSocket: Clone + Send + Sync + 'static {
     fn send(&self, msg: impl Into<Message> + Send) -> impl Future<Output = Result<()>> + Send;
     /// Receives one message.
     fn recv(&self) -> impl Future<Output = Result<Message>> + Send;
+    /// Receives up to `limit` messages into `buf`: waits for the first, then appends what
+    /// else is ready (the sockets' `recv_many`); returns how many.
+    fn recv_many(
+        &self,
+        buf: &mut Vec<Message>,
+        limit: usize,
+    ) -> impl Future<Output = Result<usize>> + Send;
+    /// Takes up to `limit` messages that are ready now (none: `WouldBlock`).
+    fn try_recv_many(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize>;
     /// Sets the send timeout (`None`: wait forever).
     fn set_send_timeout(&self, timeout: Option<Duration>);
     /// Sets the receive timeout (`None`: wait forever).

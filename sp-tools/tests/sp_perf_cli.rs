@@ -146,11 +146,26 @@ fn raw_tcp_baselines() {
 }
 
 /// The same tests on smol and on sp-blocking, each against the other: either side may run on
-/// either runtime.
+/// either runtime; and `--recv-batch` on every runtime.
 #[test]
 fn smol_and_blocking_runtimes() {
     for rt in ["smol", "blocking"] {
         let out = run(&["--runtime", rt, "inproc_thr", "100", "5000"]);
+        assert!(out.status.success(), "{rt}: {}", text(&out.stderr));
+        assert_throughput_lines(&text(&out.stdout), 100, 5000);
+    }
+    // Receiving in batches counts the same messages: the exact count, or the run would hang
+    // or fail on a size check.
+    for rt in ["tokio", "smol", "blocking"] {
+        let out = run(&[
+            "--runtime",
+            rt,
+            "--recv-batch",
+            "64",
+            "inproc_thr",
+            "100",
+            "5000",
+        ]);
         assert!(out.status.success(), "{rt}: {}", text(&out.stderr));
         assert_throughput_lines(&text(&out.stdout), 100, 5000);
     }
@@ -266,11 +281,12 @@ fn fanout_line<'a>(out: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key:?} line in: {out}"))
 }
 
-/// Checks a fan-out report's lines and returns the delivered count. An SP run's report has a
-/// tenth line with the drops the sockets counted; the raw baseline drops nothing and has none.
+/// Checks a fan-out report's lines and returns the delivered count. An SP run's report has an
+/// eleventh line with the drops the sockets counted; the raw baseline drops nothing and has
+/// none.
 fn assert_fanout_lines(out: &str, subs: u64, size: u32, count: u64) -> u64 {
     let sp = out.contains("\nmessages dropped: ");
-    assert_eq!(out.lines().count(), if sp { 10 } else { 9 }, "{out}");
+    assert_eq!(out.lines().count(), if sp { 11 } else { 10 }, "{out}");
     if sp {
         let dropped = fanout_line(out, "messages dropped");
         let (by_pub, by_subs) = dropped.split_once(" by the publisher, ").unwrap();
@@ -278,6 +294,10 @@ fn assert_fanout_lines(out: &str, subs: u64, size: u32, count: u64) -> u64 {
         let by_subs = by_subs.strip_suffix(" by the subscribers").unwrap();
         assert!(by_subs.parse::<u64>().is_ok(), "{out}");
     }
+    let send_rate = fanout_line(out, "send rate")
+        .strip_suffix(" [msg/s]")
+        .unwrap();
+    assert!(send_rate.parse::<u64>().is_ok(), "{out}");
     assert_eq!(fanout_line(out, "message size"), format!("{size} [B]"));
     assert_eq!(fanout_line(out, "subscribers"), subs.to_string());
     assert_eq!(fanout_line(out, "messages sent"), count.to_string());

@@ -799,6 +799,49 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         self.try_recv_or_pipe(waker, None)
     }
 
+    /// Takes up to `limit` messages that are ready now into `buf`, under one lock; returns how
+    /// many. Registers no waker: a caller that finds nothing waits with `poll_recv`.
+    ///
+    /// # Errors
+    /// As one receive ([`Shared::try_recv_locked`]), only when it takes nothing; an error
+    /// after the first message (the socket closed meanwhile) ends the batch, and the next
+    /// receive reports it.
+    pub(crate) fn try_recv_many(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let mut st = self.lock();
+        let now = self.receive_now(&mut st);
+        let mut taken = 0;
+        let mut first_error = None;
+        while taken < limit {
+            match st.core.recv(now) {
+                Ok(msg) => {
+                    st.count_received(msg.len());
+                    buf.push(msg);
+                    taken += 1;
+                }
+                Err(e) => {
+                    first_error = Some(e);
+                    break;
+                }
+            }
+        }
+        st.pump(now);
+        if taken > 0 {
+            if st.send_waiters.has_any() && st.core.is_writable() {
+                let st = &mut *st;
+                st.send_waiters.defer_all(&mut st.wakes);
+            }
+            return Ok(taken);
+        }
+        match first_error {
+            Some(_) if self.is_closed() => Err(Error::Closed),
+            Some(e) => Err(e.into()),
+            None => Ok(0),
+        }
+    }
+
     /// Receives like [`Shared::try_recv_locked`]; with `pipe_to_poll`, a receive that finds
     /// nothing while the socket's one pipe has work waiting for its task (see
     /// `crate::pipe_runner`) returns [`Error::WouldBlock`] with that pipe there, and
@@ -1681,6 +1724,18 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
         .await
     }
 
+    /// [`Socket::try_recv_many`] for code that picks its protocol at run time, as
+    /// [`Socket::recv_any_role`].
+    ///
+    /// # Errors
+    /// As [`Socket::try_recv_many`], and [`Error::NotSupported`].
+    pub fn try_recv_many_any_role(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
+        match self.shared().try_recv_many(buf, limit) {
+            Ok(0) if limit > 0 => Err(Error::WouldBlock),
+            other => other,
+        }
+    }
+
     /// Closes the socket and waits until every pipe has written out what was already sent
     /// (at most the linger time, 1 s by default). Endpoints stop at once, and listeners'
     /// addresses are free again by the first poll's end; blocked calls return
@@ -1883,6 +1938,44 @@ impl<R: Runtime, P: RecvRole> Socket<R, P> {
     /// [`Error::WouldBlock`] when nothing is ready, and the errors of [`Socket::recv`].
     pub fn try_recv(&self) -> Result<Message> {
         self.shared().try_recv_locked(None)
+    }
+
+    /// Receives up to `limit` messages into `buf` at once: waits like [`Socket::recv`] for
+    /// the first, then appends it and whatever else is ready, in order, up to `limit` in
+    /// all. Returns how many it appended: at least 1, or 0 for a `limit` of 0 (at once).
+    ///
+    /// Why: each receive takes the socket's lock and runs the protocol once; a receiver that
+    /// drains a busy socket in batches pays that once per batch (as `recvmmsg` does for
+    /// datagrams, or tokio's `mpsc::Receiver::recv_many`).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe, as [`Socket::recv`]: messages leave the socket only in the poll that
+    /// completes the call.
+    ///
+    /// # Errors
+    /// As [`Socket::recv`], for the first message only: an error after it (the socket closed
+    /// meanwhile) ends the batch, and the next receive returns it.
+    pub async fn recv_many(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let first = self.recv().await?;
+        buf.push(first);
+        // In the poll that completed the receive: nothing here awaits.
+        Ok(1 + self.shared().try_recv_many(buf, limit - 1).unwrap_or(0))
+    }
+
+    /// Takes up to `limit` messages that are ready now into `buf`, in order, under one lock
+    /// of the socket; returns how many (see [`Socket::recv_many`]).
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when nothing is ready (and `limit` is not 0), and the errors of
+    /// [`Socket::recv`].
+    pub fn try_recv_many(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
+        match self.shared().try_recv_many(buf, limit) {
+            Ok(0) if limit > 0 => Err(Error::WouldBlock),
+            other => other,
+        }
     }
 
     /// Receives like [`Socket::recv`], but waits at most until `deadline` (ignoring the receive

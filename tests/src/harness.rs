@@ -170,6 +170,10 @@ pub mod blocking_shim {
             self.0.recv_until(deadline)
         }
 
+        pub async fn recv_many(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
+            self.0.recv_many(buf, limit)
+        }
+
         pub async fn readable_until(&self, deadline: Instant) -> Result<()> {
             self.0.readable_until(deadline)
         }

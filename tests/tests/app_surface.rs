@@ -1126,6 +1126,52 @@ macro_rules! app_suite {
                 });
             }
 
+            /// `recv_many` takes what is queued, in order, up to its limit; `try_recv_many`
+            /// never waits; a limit of 0 returns at once; an empty socket times out.
+            #[test]
+            fn recv_many_takes_what_is_queued_in_order_up_to_its_limit() {
+                run(async {
+                    let pull: sp::Pull = open();
+                    let url = inproc_url(concat!("recv-many-", stringify!($module)));
+                    pull.listen(&url).await.expect("listen");
+                    let push: sp::Push = open();
+                    push.dial(&url).await.expect("dial");
+                    for i in 0u8..10 {
+                        push.send(vec![i]).await.expect("send");
+                    }
+                    wait_for("10 messages queued", T, || pull.stats().recv_queued == 10).await;
+                    let mut buf = Vec::new();
+                    assert_eq!(pull.recv_many(&mut buf, 4).await.expect("recv_many"), 4);
+                    assert_eq!(pull.recv_many(&mut buf, 100).await.expect("recv_many"), 6);
+                    let bodies: Vec<u8> = buf.iter().map(|m| m.body[0]).collect();
+                    assert_eq!(bodies, (0u8..10).collect::<Vec<_>>(), "in order, each once");
+                    assert_eq!(pull.stats().msgs_received, 10);
+                    assert_eq!(pull.stats().recv_queued, 0);
+
+                    assert!(matches!(
+                        pull.try_recv_many(&mut buf, 8),
+                        Err(Error::WouldBlock)
+                    ));
+                    assert_eq!(pull.try_recv_many(&mut buf, 0).expect("limit 0"), 0);
+                    assert_eq!(pull.recv_many(&mut buf, 0).await.expect("limit 0"), 0);
+                    pull.set_recv_timeout(Some(Duration::from_millis(20)));
+                    assert!(matches!(
+                        pull.recv_many(&mut buf, 8).await,
+                        Err(Error::TimedOut)
+                    ));
+                    assert_eq!(
+                        buf.len(),
+                        10,
+                        "nothing appended by the calls that took nothing"
+                    );
+
+                    push.send(vec![10]).await.expect("send");
+                    pull.set_recv_timeout(Some(T));
+                    assert_eq!(pull.recv_many(&mut buf, 8).await.expect("recv_many"), 1);
+                    assert_eq!(buf[10].body[0], 10);
+                });
+            }
+
             // -----------------------------------------------------------------------------
             // 5. Adopted streams, abstract sockets
 

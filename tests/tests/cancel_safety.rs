@@ -43,26 +43,50 @@ macro_rules! cancel_suite {
                 $run(with_limit(LIMIT, body))
             }
 
+            /// A PULL over tcp, its PUSH peer connected, and `lose_first` (receive
+            /// attempted while nothing is sent yet, sure to lose its race and be cancelled);
+            /// then a thread that sends `COUNT` numbered messages, returning the PUSH.
+            async fn pull_fed_in_background(
+                lose_first: impl AsyncFnOnce(&sp::Pull),
+            ) -> (sp::Pull, std::thread::JoinHandle<sp::Push>) {
+                let pull = sp::Pull::new();
+                let listener = pull.listen("tcp://127.0.0.1:0").await.expect("listen");
+                let push = sp::Push::new();
+                push.set_send_timeout(Some(T));
+                push.dial(&listener).await.expect("dial");
+                lose_first(&pull).await;
+                let sender = sp_tests::harness::background(async move {
+                    for i in 0..COUNT {
+                        push.send(numbered(i)).await.expect("send");
+                    }
+                    push
+                });
+                (pull, sender)
+            }
+
+            /// Every message received exactly once, and nothing behind the last.
+            fn assert_all_received_once(
+                pull: &sp::Pull,
+                sender: std::thread::JoinHandle<sp::Push>,
+            ) {
+                let push = sender.join().expect("sender");
+                assert_eq!(pull.stats().msgs_received, u64::from(COUNT));
+                assert!(pull.try_recv().is_err(), "nothing extra");
+                drop(push);
+            }
+
             #[test]
             fn recv_raced_against_a_timer_loses_and_duplicates_nothing() {
                 run(async {
-                    let pull = sp::Pull::new();
-                    let listener = pull.listen("tcp://127.0.0.1:0").await.expect("listen");
-                    let push = sp::Push::new();
-                    push.set_send_timeout(Some(T));
-                    push.dial(&listener).await.expect("dial");
-                    // Nothing is sent yet, so this receive is sure to lose its race and be
-                    // cancelled; how many of the receives below lose depends on timing.
-                    assert!(
-                        race(pull.recv(), Duration::from_micros(50)).await.is_none(),
-                        "a receive with nothing sent yet completed"
-                    );
-                    let sender = sp_tests::harness::background(async move {
-                        for i in 0..COUNT {
-                            push.send(numbered(i)).await.expect("send");
-                        }
-                        push
-                    });
+                    // Nothing is sent yet, so the first receive is sure to lose its race and
+                    // be cancelled; how many of the receives below lose depends on timing.
+                    let (pull, sender) = pull_fed_in_background(async |pull: &sp::Pull| {
+                        assert!(
+                            race(pull.recv(), Duration::from_micros(50)).await.is_none(),
+                            "a receive with nothing sent yet completed"
+                        );
+                    })
+                    .await;
                     let (mut next, mut lost_races) = (0u32, 1u32);
                     while next < COUNT {
                         // Most receives lose to the 50 µs timer while nothing is queued yet.
@@ -75,11 +99,47 @@ macro_rules! cancel_suite {
                             None => lost_races += 1,
                         }
                     }
-                    let push = sender.join().expect("sender");
                     println!("{lost_races} receives lost their race and were cancelled");
-                    assert_eq!(pull.stats().msgs_received, u64::from(COUNT));
-                    assert!(pull.try_recv().is_err(), "nothing extra");
-                    drop(push);
+                    assert_all_received_once(&pull, sender);
+                });
+            }
+
+            #[test]
+            fn recv_many_raced_against_a_timer_loses_and_duplicates_nothing() {
+                run(async {
+                    let (pull, sender) = pull_fed_in_background(async |pull: &sp::Pull| {
+                        let mut buf = Vec::new();
+                        let lost = race(pull.recv_many(&mut buf, 16), Duration::from_micros(50));
+                        assert!(
+                            lost.await.is_none(),
+                            "a receive with nothing sent completed"
+                        );
+                        assert!(buf.is_empty());
+                    })
+                    .await;
+                    let (mut next, mut lost_races, mut batches) = (0u32, 1u32, 0u32);
+                    let mut buf = Vec::new();
+                    while next < COUNT {
+                        buf.clear();
+                        match race(pull.recv_many(&mut buf, 16), Duration::from_micros(50)).await {
+                            Some(n) => {
+                                let n = n.expect("recv_many");
+                                assert!((1..=16).contains(&n), "1 to 16 messages, not {n}");
+                                assert_eq!(buf.len(), n);
+                                for msg in &buf {
+                                    assert_eq!(number(&msg.body), next, "in order, none lost");
+                                    next += 1;
+                                }
+                                batches += 1;
+                            }
+                            None => {
+                                assert!(buf.is_empty(), "a cancelled call appended nothing");
+                                lost_races += 1;
+                            }
+                        }
+                    }
+                    println!("{batches} batches; {lost_races} calls lost their race");
+                    assert_all_received_once(&pull, sender);
                 });
             }
 

@@ -143,7 +143,9 @@ pub async fn latency_client<R: ToolRuntime>(
     })
 }
 
-/// `local_thr`: listens on `url`, waits for the start message, then times `count` messages.
+/// `local_thr`: listens on `url`, waits for the start message, then times `count` messages,
+/// received one by one as NNG's tool does, or with `recv_batch` above 1 (`--recv-batch`)
+/// up to that many at a time with `recv_many`.
 ///
 /// # Errors
 /// Socket errors and wrong message sizes.
@@ -153,6 +155,7 @@ pub async fn throughput_server<R: ToolRuntime>(
     url: &str,
     size: usize,
     count: u32,
+    recv_batch: usize,
     ready: Option<oneshot::Sender<()>>,
 ) -> Result<ThroughputReport, PerfError> {
     let s = open(rt, pattern.server)?;
@@ -160,9 +163,21 @@ pub async fn throughput_server<R: ToolRuntime>(
     signal(ready);
     s.recv().await.map_err(err("recv"))?; // the empty start message
     let start = Instant::now();
-    for _ in 0..count {
-        let m = s.recv().await.map_err(err("recv"))?;
-        check_size(m.body.len(), size)?;
+    let mut got = 0u32;
+    let mut buf = Vec::with_capacity(recv_batch);
+    while got < count {
+        if recv_batch > 1 {
+            buf.clear();
+            let limit = recv_batch.min((count - got) as usize);
+            got += s.recv_many(&mut buf, limit).await.map_err(err("recv"))? as u32;
+            for m in &buf {
+                check_size(m.body.len(), size)?;
+            }
+        } else {
+            let m = s.recv().await.map_err(err("recv"))?;
+            check_size(m.body.len(), size)?;
+            got += 1;
+        }
     }
     let total = start.elapsed();
     // Tell the sender we are done, and give that message time to leave.
@@ -239,12 +254,22 @@ pub async fn inproc_thr<R: ToolRuntime>(
     url: &str,
     size: usize,
     count: u32,
+    recv_batch: usize,
 ) -> Result<ThroughputReport, PerfError> {
     let (tx, rx) = oneshot::channel();
     let server_url = url.to_string();
     let server_rt = rt.clone();
     let server = rt.spawn(async move {
-        throughput_server(&server_rt, pattern, &server_url, size, count, Some(tx)).await
+        throughput_server(
+            &server_rt,
+            pattern,
+            &server_url,
+            size,
+            count,
+            recv_batch,
+            Some(tx),
+        )
+        .await
     });
     if rx.await.is_err() {
         return Err(join(server.await)?
