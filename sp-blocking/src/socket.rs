@@ -13,7 +13,7 @@ use sp_transport::{
 };
 
 use crate::endpoint::{Dialer, Listener, PipeEvents};
-use crate::runtime::{block_on, run, send_with, Threads};
+use crate::runtime::{block_on, block_on_send, ensure_started, run, send_with, Threads};
 use crate::turns::RecvTurns;
 
 /// A socket speaking protocol `P`, with blocking calls.
@@ -354,6 +354,19 @@ impl<P: SocketCore> Socket<P> {
         run(self.inner.recv_any_role())
     }
 
+    /// [`Socket::send_many`] for code that picks its protocol at run time, as
+    /// [`Socket::send_any_role`].
+    ///
+    /// # Errors
+    /// As [`Socket::send_many`].
+    pub fn send_many_any_role(&self, msgs: &mut Vec<Message>) -> Result<usize> {
+        if msgs.is_empty() {
+            return Ok(0);
+        }
+        ensure_started()?;
+        block_on_send(|| self.inner.send_many_any_role(msgs))
+    }
+
     /// [`Socket::try_recv_many`] for code that picks its protocol at run time, as
     /// [`Socket::recv_any_role`].
     ///
@@ -395,6 +408,28 @@ impl<P: SendRole> Socket<P> {
     /// errors of [`Socket::send`].
     pub fn try_send(&self, msg: impl Into<Message>) -> SendResult {
         self.inner.try_send(msg)
+    }
+
+    /// Sends messages from the front of `msgs`, in order, under one lock of the socket:
+    /// blocks like [`Socket::send`] until the protocol takes the first, then sends what else
+    /// it takes now. Removes what it sent from `msgs` and returns how many (0 for an empty
+    /// `msgs`); what is left stays in `msgs`.
+    ///
+    /// # Errors
+    /// As [`Socket::send`], for the first message only (`msgs` then unchanged): an error
+    /// after it ends the batch, and the next send returns it.
+    pub fn send_many(&self, msgs: &mut Vec<Message>) -> Result<usize> {
+        self.send_many_any_role(msgs)
+    }
+
+    /// Sends from the front of `msgs` what the protocol takes now, without blocking; removes
+    /// it from `msgs` and returns how many (see [`Socket::send_many`]).
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock) when no peer can take the first message
+    /// now, and the errors of [`Socket::send`].
+    pub fn try_send_many(&self, msgs: &mut Vec<Message>) -> Result<usize> {
+        self.inner.try_send_many(msgs)
     }
 }
 

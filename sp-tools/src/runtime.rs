@@ -94,6 +94,9 @@ pub trait ToolSocket: Clone + Send + Sync + 'static {
     fn listen(&self, url: &str) -> impl Future<Output = Result<Address>> + Send;
     /// Sends one message.
     fn send(&self, msg: impl Into<Message> + Send) -> impl Future<Output = Result<()>> + Send;
+    /// Sends from the front of `msgs` what the protocol takes, waiting for the first (the
+    /// sockets' `send_many`); returns how many, removed from `msgs`.
+    fn send_many(&self, msgs: &mut Vec<Message>) -> impl Future<Output = Result<usize>> + Send;
     /// Receives one message.
     fn recv(&self) -> impl Future<Output = Result<Message>> + Send;
     /// Receives up to `limit` messages into `buf`: waits for the first, then appends what

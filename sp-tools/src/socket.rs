@@ -300,6 +300,12 @@ macro_rules! socket_enum {
                 }
             }
 
+            async fn send_many(&self, msgs: &mut Vec<Message>) -> Result<usize> {
+                match self {
+                    $(Self::$variant(s) => $call!(s.send_many_any_role(msgs)),)*
+                }
+            }
+
             async fn send(&self, msg: impl Into<Message> + Send) -> Result<()> {
                 let msg = msg.into();
                 match self {

@@ -146,7 +146,7 @@ fn raw_tcp_baselines() {
 }
 
 /// The same tests on smol and on sp-blocking, each against the other: either side may run on
-/// either runtime; and `--recv-batch` on every runtime.
+/// either runtime; and `--recv-batch` and `--send-batch` on every runtime.
 #[test]
 fn smol_and_blocking_runtimes() {
     for rt in ["smol", "blocking"] {
@@ -154,21 +154,37 @@ fn smol_and_blocking_runtimes() {
         assert!(out.status.success(), "{rt}: {}", text(&out.stderr));
         assert_throughput_lines(&text(&out.stdout), 100, 5000);
     }
-    // Receiving in batches counts the same messages: the exact count, or the run would hang
-    // or fail on a size check.
-    for rt in ["tokio", "smol", "blocking"] {
-        let out = run(&[
-            "--runtime",
-            rt,
-            "--recv-batch",
-            "64",
-            "inproc_thr",
-            "100",
-            "5000",
-        ]);
-        assert!(out.status.success(), "{rt}: {}", text(&out.stderr));
+    // Sending and receiving in batches counts the same messages: the exact count, or the run
+    // would hang or fail on a size check.
+    for (rt, batches) in [
+        ("tokio", ["--recv-batch", "64"]),
+        ("smol", ["--send-batch", "32"]),
+        ("blocking", ["--recv-batch", "64"]),
+        ("blocking", ["--send-batch", "32"]),
+    ] {
+        let mut args = vec!["--runtime", rt];
+        args.extend(batches);
+        args.extend(["inproc_thr", "100", "5000"]);
+        let out = run(&args);
+        assert!(
+            out.status.success(),
+            "{rt} {batches:?}: {}",
+            text(&out.stderr)
+        );
         assert_throughput_lines(&text(&out.stdout), 100, 5000);
     }
+    let both = [
+        "--recv-batch",
+        "64",
+        "--send-batch",
+        "32",
+        "inproc_thr",
+        "100",
+        "5000",
+    ];
+    let out = run(&both);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_throughput_lines(&text(&out.stdout), 100, 5000);
     let (smol, blocking) = (["--runtime", "smol"], ["--runtime", "blocking"]);
     tcp_throughput_and_latency_between(&smol, &blocking, "");
     tcp_throughput_and_latency_between(&blocking, &smol, "");

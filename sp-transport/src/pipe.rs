@@ -285,9 +285,27 @@ impl PipeHandle {
         lock(&self.q).framing = Some(kind);
     }
 
-    /// Queues a message. Returns true while the queue has room for more: fewer than
-    /// `max_msgs` messages and less than 1 MiB.
+    /// Queues a message and wakes the pipe's writer if it waits. Returns true while the
+    /// queue has room for more: fewer than `max_msgs` messages and less than 1 MiB.
+    #[cfg(test)]
     pub(crate) fn enqueue(&self, msg: Message, max_msgs: usize) -> bool {
+        let (room, writer) = self.enqueue_leaving_wake(msg, max_msgs);
+        if let Some(w) = writer {
+            w.wake();
+        }
+        room
+    }
+
+    /// Queues a message. Returns whether the queue has room for more (fewer than `max_msgs`
+    /// messages and less than 1 MiB), and the waker of the pipe's writer if it waits, which
+    /// the caller wakes: the socket does once its own lock is released, so that a writer
+    /// started on another thread does not wait for that lock, nor take the queue's lock from
+    /// a batch of sends still queuing (`Socket::send_many`).
+    pub(crate) fn enqueue_leaving_wake(
+        &self,
+        msg: Message,
+        max_msgs: usize,
+    ) -> (bool, Option<Waker>) {
         let mut q = lock(&self.q);
         // A closed pipe still queues: the message goes back to the protocol with the rest
         // when the pipe detaches, a moment later.
@@ -324,14 +342,11 @@ impl PipeHandle {
             q.blocked = true;
         }
         drop(q);
-        // Woken after the lock is released: waking may schedule the writer on another thread
-        // at once (a futex wake-up on sp-blocking's pool), which would then wait for this
-        // lock in its first `take_framed`.
-        if let Some(w) = consumer {
-            w.wake();
-        }
+        // Woken after the lock is released (by the caller): waking may schedule the writer
+        // on another thread at once (a futex wake-up on sp-blocking's pool), which would then
+        // wait for this lock in its first `take_framed`.
         drop(framed_msg);
-        room
+        (room, consumer)
     }
 
     /// Writes the message just framed (the only bytes queued, `len` its length, the pipe's

@@ -522,8 +522,13 @@ impl<P: Protocol> State<P> {
             while let Some(tx) = self.core.poll_transmit() {
                 match self.pipes.get(&tx.pipe) {
                     Some(pipe) => {
-                        if pipe.enqueue(tx.msg, self.pipe_queue_len) {
+                        let (room, writer) = pipe.enqueue_leaving_wake(tx.msg, self.pipe_queue_len);
+                        if room {
                             self.writable.push(tx.pipe);
+                        }
+                        // Woken once the socket's lock is released (`StateGuard`).
+                        if let Some(w) = writer {
+                            self.wakes.push(w);
                         }
                     }
                     // The core addressed a pipe it was told is gone: count the loss.
@@ -791,6 +796,59 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         }
         st.pump(now);
         result.map_err(Error::from)
+    }
+
+    /// Sends from the front of `msgs`, in order, what the core takes now, under one lock;
+    /// removes what it sent and returns how many. On `WouldBlock` for the first message it
+    /// registers `waker` (if any) for [`Event::Writable`].
+    ///
+    /// # Errors
+    /// As one send ([`Shared::try_send_locked`]), only when the first message is not sent;
+    /// an error after it ends the batch, and the next send reports it.
+    fn try_send_many(&self, msgs: &mut Vec<Message>, waker: Option<&Waker>) -> Result<usize> {
+        if msgs.is_empty() {
+            return Ok(0);
+        }
+        let mut st = self.lock();
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let now = self.core_now(&mut st);
+        let mut sent = 0;
+        let mut first_error = None;
+        for slot in msgs.iter_mut() {
+            let len = slot.len();
+            let result = if st.core.will_take(slot) {
+                st.core.send(std::mem::take(slot), now)
+            } else {
+                st.core.send(slot.clone(), now)
+            };
+            match result {
+                Ok(()) => {
+                    st.count_sent(len);
+                    sent += 1;
+                    // Hands the message to its pipe now: a core that sent to a pipe takes
+                    // the next message only once it knows that pipe still has room.
+                    st.pump(now);
+                }
+                Err(e) => {
+                    first_error = Some(e);
+                    break;
+                }
+            }
+        }
+        if sent == 0 && matches!(first_error, Some(SendError::WouldBlock)) {
+            if let Some(w) = waker {
+                st.send_waiters.register(w);
+            }
+        }
+        st.pump(now);
+        drop(st);
+        msgs.drain(..sent);
+        match first_error {
+            Some(e) if sent == 0 => Err(e.into()),
+            _ => Ok(sent),
+        }
     }
 
     /// One receive attempt; on `WouldBlock` it registers `waker` (if any) for
@@ -1690,18 +1748,48 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     pub async fn send_any_role(&self, msg: impl Into<Message>) -> SendResult {
         let mut msg = Some(msg.into());
         let shared = self.shared();
-        // The turn comes before the attempt, never after it: a future dropped while it
-        // yields has sent nothing (after a completed send, a drop would make the caller send
-        // the message again).
+        self.send_in_turn(|cx| shared.poll_send(&mut msg, cx))
+            .await
+            .map_err(|e| Unsent::new(e, msg.unwrap_or_default()))
+    }
+
+    /// Runs a send's `attempt` until it is ready or the send timeout passes, after the
+    /// task's turn ([`Shared::poll_send_turn`]). The turn comes before the attempt, never
+    /// after it: a future dropped while it yields has sent nothing (after a completed send,
+    /// a drop would make the caller send the message again).
+    async fn send_in_turn<T>(
+        &self,
+        attempt: impl FnMut(&mut Context<'_>) -> Poll<Result<T>>,
+    ) -> Result<T> {
+        let shared = self.shared();
         std::future::poll_fn(|cx| shared.poll_send_turn(cx)).await;
         with_deadline(
             &shared.rt,
             Expiry::Timeout,
             || deadline_after(&shared.rt, self.send_timeout()),
-            |cx| shared.poll_send(&mut msg, cx),
+            attempt,
         )
         .await
-        .map_err(|e| Unsent::new(e, msg.unwrap_or_default()))
+    }
+
+    /// [`Socket::send_many`] for code that picks its protocol at run time, as
+    /// [`Socket::send_any_role`].
+    ///
+    /// # Cancel safety
+    /// As [`Socket::send_many`].
+    ///
+    /// # Errors
+    /// As [`Socket::send_many`], and [`Error::NotSupported`].
+    pub async fn send_many_any_role(&self, msgs: &mut Vec<Message>) -> Result<usize> {
+        if msgs.is_empty() {
+            return Ok(0);
+        }
+        let shared = self.shared();
+        self.send_in_turn(|cx| match shared.try_send_many(msgs, Some(cx.waker())) {
+            Err(Error::WouldBlock) => Poll::Pending,
+            done => Poll::Ready(done),
+        })
+        .await
     }
 
     /// [`Socket::recv`] for code that picks its protocol at run time, as
@@ -1873,6 +1961,35 @@ impl<R: Runtime, P: SendRole> Socket<R, P> {
     /// [`Error::TimedOut`], [`Error::BadState`], [`Error::NotSupported`], [`Error::Closed`].
     pub async fn send(&self, msg: impl Into<Message>) -> SendResult {
         self.send_any_role(msg.into()).await
+    }
+
+    /// Sends messages from the front of `msgs`, in order, under one lock of the socket:
+    /// waits like [`Socket::send`] until the protocol takes the first, then sends what else
+    /// it takes now. Removes what it sent from `msgs` and returns how many (0 for an empty
+    /// `msgs`); what is left stays in `msgs`, to send again.
+    ///
+    /// Why: each send takes the socket's lock and runs the protocol once; a sender with a
+    /// batch in hand pays that once per batch, and its pipe's writer is woken once for it.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: messages leave `msgs` only in the poll that completes the call; a future
+    /// dropped before then sent nothing.
+    ///
+    /// # Errors
+    /// As [`Socket::send`], for the first message only (`msgs` then unchanged): an error
+    /// after it ends the batch, and the next send returns it.
+    pub async fn send_many(&self, msgs: &mut Vec<Message>) -> Result<usize> {
+        self.send_many_any_role(msgs).await
+    }
+
+    /// Sends from the front of `msgs` what the protocol takes now, without waiting, under
+    /// one lock; removes it from `msgs` and returns how many (see [`Socket::send_many`]).
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] when no peer can take the first message now, and the errors of
+    /// [`Socket::send`].
+    pub fn try_send_many(&self, msgs: &mut Vec<Message>) -> Result<usize> {
+        self.shared().try_send_many(msgs, None)
     }
 
     /// Sends a message only if that is possible without waiting.

@@ -159,6 +159,10 @@ pub mod blocking_shim {
         pub async fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> SendResult {
             self.0.send_until(msg, deadline)
         }
+
+        pub async fn send_many(&self, msgs: &mut Vec<Message>) -> Result<usize> {
+            self.0.send_many(msgs)
+        }
     }
 
     impl<P: RecvRole> Socket<P> {

@@ -1172,6 +1172,66 @@ macro_rules! app_suite {
                 });
             }
 
+            /// `send_many` sends from the front, in order, what the protocol takes, and
+            /// leaves the rest; a full queue makes `try_send_many` send nothing.
+            #[test]
+            fn send_many_sends_from_the_front_what_the_queues_take() {
+                run(async {
+                    let pull: sp::Pull = open();
+                    pull.set_recv_buffer(4).expect("a queue of 4");
+                    let url = inproc_url(concat!("send-many-", stringify!($module)));
+                    pull.listen(&url).await.expect("listen");
+                    let push: sp::Push = open();
+                    push.set_send_buffer(2).expect("a pipe queue of 2");
+                    push.dial(&url).await.expect("dial");
+                    wait_for("the pipe", T, || push.stats().pipes_open == 1).await;
+
+                    let mut none = Vec::new();
+                    assert_eq!(push.send_many(&mut none).await.expect("nothing to send"), 0);
+                    let mut msgs: Vec<sp_transport::Message> =
+                        (0u8..20).map(|i| vec![i].into()).collect();
+                    let mut sent = push.send_many(&mut msgs).await.expect("send_many");
+                    assert!(sent >= 1, "at least the first");
+                    assert_eq!(msgs.len(), 20 - sent, "what was sent left the vector");
+                    assert_eq!(msgs[0].body[0], sent as u8, "the rest, from the front");
+                    // Queues of 2 (the pipe) and 4 (the receiver) hold at most a few more
+                    // than that: once the receiver's is full, more sends would wait, and
+                    // nothing more leaves the vector.
+                    wait_for("the queues to fill", T, || {
+                        match push.try_send_many(&mut msgs) {
+                            Ok(n) => {
+                                sent += n;
+                                false
+                            }
+                            Err(Error::WouldBlock) => pull.stats().recv_queued == 4,
+                            Err(e) => panic!("try_send_many: {e}"),
+                        }
+                    })
+                    .await;
+                    let left = msgs.len();
+                    assert!(left > 0 && sent + left == 20, "{sent} sent, {left} left");
+                    assert!(matches!(
+                        push.try_send_many(&mut msgs),
+                        Err(Error::WouldBlock)
+                    ));
+                    assert_eq!(msgs.len(), left, "a send that would block sent nothing");
+
+                    let receiver = sp_tests::harness::background(async move {
+                        let mut got = Vec::new();
+                        while got.len() < 20 {
+                            got.push(pull.recv().await.expect("recv").body[0]);
+                        }
+                        got
+                    });
+                    while !msgs.is_empty() {
+                        assert!(push.send_many(&mut msgs).await.expect("send_many") >= 1);
+                    }
+                    let got = receiver.join().expect("receiver");
+                    assert_eq!(got, (0u8..20).collect::<Vec<_>>(), "in order, each once");
+                    assert_eq!(push.stats().msgs_sent, 20);
+                });
+            }
+
             // -----------------------------------------------------------------------------
             // 5. Adopted streams, abstract sockets
 

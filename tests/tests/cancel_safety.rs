@@ -64,6 +64,35 @@ macro_rules! cancel_suite {
                 (pull, sender)
             }
 
+            /// A PULL listening on `url` with a receive queue of one message, and a PUSH
+            /// connected to it with a pipe queue of one: sends soon wait for room.
+            async fn one_message_queues(url: &str) -> (sp::Pull, sp::Push) {
+                let pull = sp::Pull::new();
+                pull.set_recv_buffer(1).expect("a one-message queue");
+                pull.set_recv_timeout(Some(T));
+                let listener = pull.listen(url).await.expect("listen");
+                let push = sp::Push::new();
+                push.set_send_buffer(1).expect("a one-message pipe queue");
+                push.dial(&listener).await.expect("dial");
+                (pull, push)
+            }
+
+            /// Receives the rest of `n` numbered messages after those `received` already, and
+            /// checks that each arrived once, in order, and that the PUSH sent `n`.
+            async fn assert_sent_once_in_order(
+                pull: &sp::Pull,
+                push: &sp::Push,
+                mut received: Vec<u32>,
+                n: u32,
+            ) {
+                while received.len() < n as usize {
+                    received.push(number(&pull.recv().await.expect("recv").body));
+                }
+                assert_eq!(received, (0..n).collect::<Vec<_>>(), "once each, in order");
+                assert!(pull.try_recv().is_err(), "no duplicate behind the last");
+                assert_eq!(push.stats().msgs_sent, u64::from(n));
+            }
+
             /// Every message received exactly once, and nothing behind the last.
             fn assert_all_received_once(
                 pull: &sp::Pull,
@@ -146,16 +175,9 @@ macro_rules! cancel_suite {
             #[test]
             fn send_raced_against_a_timer_sends_each_message_once() {
                 run(async {
-                    let pull = sp::Pull::new();
-                    pull.set_recv_buffer(1).expect("a one-message queue");
-                    pull.set_recv_timeout(Some(T));
-                    let listener = pull
-                        .listen(concat!("inproc://cancel-send-", stringify!($module)))
-                        .await
-                        .expect("listen");
-                    let push = sp::Push::new();
-                    push.set_send_buffer(1).expect("a one-message pipe queue");
-                    push.dial(&listener).await.expect("dial");
+                    let (pull, push) =
+                        one_message_queues(concat!("inproc://cancel-send-", stringify!($module)))
+                            .await;
                     // Send with a very short patience: a send that loses its race sent
                     // nothing, so the same message is offered again until one wins.
                     let (mut i, mut cancelled) = (0u32, 0u32);
@@ -175,16 +197,39 @@ macro_rules! cancel_suite {
                             }
                         }
                     }
-                    while received.len() < 200 {
-                        received.push(number(&pull.recv().await.expect("recv").body));
+                    assert_sent_once_in_order(&pull, &push, received, 200).await;
+                    assert!(cancelled > 0, "the race never cancelled a send");
+                });
+            }
+
+            #[test]
+            fn send_many_raced_against_a_timer_sends_each_message_once() {
+                run(async {
+                    let (pull, push) = one_message_queues(concat!(
+                        "inproc://cancel-send-many-",
+                        stringify!($module)
+                    ))
+                    .await;
+                    let mut msgs: Vec<sp_transport::Message> =
+                        (0..200).map(|i| numbered(i).into()).collect();
+                    let (mut cancelled, mut received) = (0u32, Vec::new());
+                    while !msgs.is_empty() {
+                        let before = msgs.len();
+                        match race(push.send_many(&mut msgs), Duration::from_micros(20)).await {
+                            Some(res) => {
+                                let n = res.expect("send_many");
+                                assert!(n >= 1 && msgs.len() == before - n);
+                            }
+                            None => {
+                                assert_eq!(msgs.len(), before, "a cancelled call sent nothing");
+                                cancelled += 1;
+                                if let Ok(m) = pull.try_recv() {
+                                    received.push(number(&m.body));
+                                }
+                            }
+                        }
                     }
-                    assert_eq!(
-                        received,
-                        (0..200).collect::<Vec<_>>(),
-                        "once each, in order"
-                    );
-                    assert!(pull.try_recv().is_err(), "no duplicate behind the last");
-                    assert_eq!(push.stats().msgs_sent, 200);
+                    assert_sent_once_in_order(&pull, &push, received, 200).await;
                     assert!(cancelled > 0, "the race never cancelled a send");
                 });
             }

@@ -168,11 +168,20 @@ pub struct Job {
     /// `req_ctx_thr --set`: each side waits on all its contexts from one task (one thread on
     /// sp-blocking) with a `RecvSet`, instead of a task (thread) per context.
     pub recv_set: bool,
-    /// `--recv-batch N`: `local_thr` and `inproc_thr` receive up to N messages at a time with
-    /// `recv_many` (0 or 1: one by one, as NNG's tools).
-    pub recv_batch: usize,
+    /// `--recv-batch` and `--send-batch`.
+    pub batches: Batches,
     /// nngcat's TLS flags, for `tls+tcp://` and `wss://` URLs (NNG's perf tools have none).
     pub tls: crate::tls::TlsOptions,
+}
+
+/// How many messages the throughput modes hand over per call (`--recv-batch`,
+/// `--send-batch`): 1 is one by one, as NNG's tools do; more uses `recv_many` and `send_many`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batches {
+    /// `local_thr` and `inproc_thr`'s receiver.
+    pub recv: usize,
+    /// `remote_thr` and `inproc_thr`'s sender.
+    pub send: usize,
 }
 
 /// The default inproc addresses NNG uses.
@@ -184,7 +193,7 @@ fn command() -> Command {
     Command::new("sp-perf")
         .about("NNG-compatible perf tests (local_lat, remote_lat, local_thr, remote_thr, inproc_lat, inproc_thr) and raw-TCP baselines")
         .override_usage(
-            "sp-perf [--runtime tokio|smol|blocking] [--threads N] [--recv-batch N] <mode> <args...>\n       sp-perf -m <mode> <args...>\n\n\
+            "sp-perf [--runtime tokio|smol|blocking] [--threads N] [--recv-batch N] [--send-batch N] <mode> <args...>\n       sp-perf -m <mode> <args...>\n\n\
              modes: local_lat <url> <size> <roundtrips> | remote_lat <url> <size> <roundtrips>\n       \
              local_thr <url> <size> <count> | remote_thr <url> <size> <count>\n       \
              inproc_lat [--pair0|--pair1|--reqrep0|--bus0] [--url URL] <size> <count>\n       \
@@ -207,6 +216,13 @@ fn command() -> Command {
                 .value_name("N")
                 .value_parser(clap::value_parser!(u32).range(1..=1_000_000))
                 .help("local_thr, inproc_thr: receive up to N messages at a time with recv_many [default: one by one, as NNG's tools]"),
+        )
+        .arg(
+            Arg::new("send-batch")
+                .long("send-batch")
+                .value_name("N")
+                .value_parser(clap::value_parser!(u32).range(1..=1_000_000))
+                .help("remote_thr, inproc_thr: send N messages at a time with send_many [default: one by one, as NNG's tools]"),
         )
         .arg(Arg::new("mode-opt").short('m').value_name("MODE").help("the test to run (NNG's -m)"))
         .arg(Arg::new("cert").long("cert").short('E').value_name("FILE").value_parser(clap::value_parser!(OsString)).help("tls+tcp/wss: our certificate (and key, unless --key)"))
@@ -304,7 +320,11 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
         .get_one::<String>("runtime")
         .map_or(Ok(RuntimeKind::Tokio), |r| r.parse::<RuntimeKind>())
         .map_err(PerfError)?;
-    let recv_batch = m.get_one::<u32>("recv-batch").map_or(1, |&n| n as usize);
+    let batch = |name: &str| m.get_one::<u32>(name).map_or(1, |&n| n as usize);
+    let batches = Batches {
+        recv: batch("recv-batch"),
+        send: batch("send-batch"),
+    };
     let threads = m
         .get_one::<u16>("threads")
         .map_or_else(|| runtime.default_threads(), |&n| usize::from(n));
@@ -362,7 +382,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 subscribers: 1,
                 pace: fanout::PublisherPace::default(),
                 recv_set: false,
-                recv_batch,
+                batches,
                 tls: tls.clone(),
             }
         }
@@ -380,7 +400,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 subscribers,
                 pace,
                 recv_set: false,
-                recv_batch,
+                batches,
                 tls: tls.clone(),
             }
         }
@@ -398,7 +418,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 subscribers: in_flight,
                 pace: fanout::PublisherPace::default(),
                 recv_set,
-                recv_batch,
+                batches,
                 tls: tls.clone(),
             }
         }
@@ -445,7 +465,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 subscribers: 1,
                 pace: fanout::PublisherPace::default(),
                 recv_set: false,
-                recv_batch,
+                batches,
                 tls: tls.clone(),
             }
         }
@@ -495,18 +515,18 @@ async fn run_sp<R: ToolRuntime>(rt: R, job: Job) -> Result<String, PerfError> {
             .await?
             .render(),
         Mode::LocalThr => {
-            sp::throughput_server(rt, pattern, url, size, count, job.recv_batch, None)
+            sp::throughput_server(rt, pattern, url, size, count, job.batches.recv, None)
                 .await?
                 .render()
         }
         Mode::RemoteThr => {
-            sp::throughput_client(rt, pattern, url, size, count).await?;
+            sp::throughput_client(rt, pattern, url, size, count, job.batches.send).await?;
             String::new()
         }
         Mode::InprocLat => sp::inproc_lat(rt, pattern, url, size, count)
             .await?
             .render(),
-        Mode::InprocThr => sp::inproc_thr(rt, pattern, url, size, count, job.recv_batch)
+        Mode::InprocThr => sp::inproc_thr(rt, pattern, url, size, count, job.batches)
             .await?
             .render(),
         Mode::FanoutThr => fanout::pubsub(rt, url, job.subscribers, size, count, job.pace)

@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use sp_transport::Message;
 use tokio::sync::oneshot;
 
 use super::report::{LatencyReport, ThroughputReport};
@@ -192,7 +193,9 @@ pub async fn throughput_server<R: ToolRuntime>(
 }
 
 /// `remote_thr`: dials `url` and sends the start message, then `count + 1` messages as fast
-/// as the socket takes them, then waits up to 5 s for the server's "done".
+/// as the socket takes them (one by one as NNG's tool does, or with `send_batch` above 1,
+/// `--send-batch`, that many at a time with `send_many`), then waits up to 5 s for the
+/// server's "done".
 ///
 /// # Errors
 /// Socket errors.
@@ -202,14 +205,28 @@ pub async fn throughput_client<R: ToolRuntime>(
     url: &str,
     size: usize,
     count: u32,
+    send_batch: usize,
 ) -> Result<(), PerfError> {
     let s = open(rt, pattern.client)?;
     s.set_recv_timeout(Some(Duration::from_secs(5)));
     s.dial(url).await.map_err(err("dial"))?;
     s.send(Bytes::new()).await.map_err(err("send"))?;
     let msg = Bytes::from(vec![0u8; size]);
-    for _ in 0..=count {
-        s.send(msg.clone()).await.map_err(err("send"))?;
+    if send_batch > 1 {
+        let mut left = count + 1;
+        let mut batch = Vec::with_capacity(send_batch);
+        while left > 0 {
+            let n = send_batch.min(left as usize);
+            batch.extend((0..n).map(|_| Message::from(msg.clone())));
+            while !batch.is_empty() {
+                let sent = s.send_many(&mut batch).await.map_err(err("send"))?;
+                left -= sent as u32;
+            }
+        }
+    } else {
+        for _ in 0..=count {
+            s.send(msg.clone()).await.map_err(err("send"))?;
+        }
     }
     let _ = s.recv().await; // "done", if it comes
     s.close().await;
@@ -254,7 +271,7 @@ pub async fn inproc_thr<R: ToolRuntime>(
     url: &str,
     size: usize,
     count: u32,
-    recv_batch: usize,
+    batches: super::Batches,
 ) -> Result<ThroughputReport, PerfError> {
     let (tx, rx) = oneshot::channel();
     let server_url = url.to_string();
@@ -266,7 +283,7 @@ pub async fn inproc_thr<R: ToolRuntime>(
             &server_url,
             size,
             count,
-            recv_batch,
+            batches.recv,
             Some(tx),
         )
         .await
@@ -276,7 +293,7 @@ pub async fn inproc_thr<R: ToolRuntime>(
             .err()
             .unwrap_or_else(|| PerfError("server stopped".into())));
     }
-    throughput_client(rt, pattern, url, size, count).await?;
+    throughput_client(rt, pattern, url, size, count, batches.send).await?;
     join(server.await)?
 }
 
