@@ -6,7 +6,8 @@
 #
 # Rows: throughput (msg/s) with 64 B messages over tcp, ipc and inproc, with 1400 B and
 # 65536 B messages over tcp (thr-count * 3/10 and thr-count / 50 messages; the 65536 B row is
-# also given in MB/s, 10^6 bytes), one-way latency (us) with 64 B messages over tcp, ipc
+# also given in MB/s, 10^6 bytes), and with 64 B messages over tcp and inproc handed 64 per
+# call to sp-rs's sockets (`send_many`, `recv_many`; sp-rs only), one-way latency (us) with 64 B messages over tcp, ipc
 # and inproc; REQ/REP round trips/s with 100 contexts in flight (thr-count * 3/10 round
 # trips) and with 1 (lat-roundtrips), against sp-perf raw_pipelined_thr at the same depth;
 # PUB/SUB fan-out to 4 subscribers over tcp (thr-count / 5 messages sent), against
@@ -196,6 +197,24 @@ row throughput "ipc 64 B"    msg/s higher thr "$I"   64    "$thr_count"
 row throughput "inproc 64 B" msg/s higher thr inproc 64    "$thr_count"
 row throughput "tcp 1400 B"  msg/s higher thr "$T"   1400  "$n1400"
 row throughput "tcp 65536 B" msg/s higher thr "$T"   65536 "$n64k"
+# The 64 B rows again with sp-rs handing 64 messages per call each way (`send_many`,
+# `recv_many`: sp-perf --send-batch and --recv-batch); the other libraries' perf tools have
+# no such option (their cells show n/a), and the raw baseline writes and reads in bulk anyway.
+batches="--send-batch 64 --recv-batch 64 "
+batch_row() { # <case> <url|inproc>
+  lib_spec "$sp$batches" thr "$2" 64 "$thr_count"
+  case $2 in
+    tcp://*) lib_spec "${sp}raw_" thr "$2" 64 "$thr_count" ;;
+    *) SPECS+=("-—|n/a") ;;
+  esac
+  SPECS+=("-—|n/a" "-—|n/a" "-—|n/a")
+  lib_spec "$sp_smol$batches" thr "$2" 64 "$thr_count"
+  lib_spec "$sp_blocking$batches" thr "$2" 64 "$thr_count"
+  run_specs "throughput	$1	msg/s	higher"
+  echo "bench-vs: $1 done" >&2
+}
+batch_row "tcp 64 B in batches of 64" "$T"
+batch_row "inproc 64 B in batches of 64" inproc
 # The 65536 B row again in MB/s (10^6 bytes), from the same medians.
 awk -F'\t' -v OFS='\t' '$2 == "tcp 65536 B" {
     $1 = "bandwidth"; $3 = "MB/s"
