@@ -26,7 +26,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_io::Async;
 use futures_io::{AsyncRead, AsyncWrite};
@@ -388,8 +388,13 @@ impl CallerWake {
     /// Sleeps until the waker is woken, a watched connection is readable or `deadline` (the
     /// call's own, see `crate::deadline`) has come; returns the wakers of the readers whose
     /// connection is readable, for the caller to wake once it counts as taking tasks again
-    /// (their tasks then run on this thread).
-    pub(crate) fn sleep(self: &Arc<Self>, deadline: Option<Instant>) -> Vec<Waker> {
+    /// (their tasks then run on this thread). With `busy_for`, it first polls without
+    /// sleeping for up to that long (see [`busy_poll`]).
+    pub(crate) fn sleep(
+        self: &Arc<Self>,
+        deadline: Option<Instant>,
+        busy_for: Option<Duration>,
+    ) -> Vec<Waker> {
         self.busy.store(false, Ordering::SeqCst);
         // A wake between the poll and here wrote nothing: check before sleeping.
         if self.notified.load(Ordering::SeqCst) {
@@ -415,7 +420,13 @@ impl CallerWake {
         // Interrupted or failed, the sleep found nothing readable; the watches still end
         // below (a watch left behind would keep every other caller off the connection, and
         // the reactor's wake-ups waiting for a watcher that is not there).
-        let ready: Vec<bool> = match poll(&mut fds, timeout.as_ref()) {
+        let found = busy_for.is_some_and(|d| busy_poll(&mut fds, d, deadline));
+        let polled = if found {
+            Ok(1)
+        } else {
+            poll(&mut fds, timeout.as_ref())
+        };
+        let ready: Vec<bool> = match polled {
             Ok(_) => fds[1..].iter().map(|f| !f.revents().is_empty()).collect(),
             Err(e) => {
                 if e != rustix::io::Errno::INTR {
@@ -440,6 +451,33 @@ impl CallerWake {
             }
         }
         readable
+    }
+}
+
+/// Polls `fds` without sleeping until one is ready (true), `busy_for` has passed or
+/// `deadline` has come (false).
+///
+/// Why: the reply to a request, or the peer's next message in a ping-pong, usually comes
+/// within microseconds, and a thread asleep in `poll(2)` costs the kernel's wake-up on top:
+/// a blocking tcp 64 B ping-pong took 23.6 µs one way sleeping at once, and 5.4 µs polling
+/// for up to 20 µs first (a REQ/REP round trip with one request in flight: 17,706 against
+/// 66,865 a second). The CPU it spends is bounded by `busy_for` per wait, and the caller
+/// polls so only while fewer than one caller per core does (see `crate::pool`).
+fn busy_poll(fds: &mut [PollFd<'_>], busy_for: Duration, deadline: Option<Instant>) -> bool {
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let until = Instant::now() + busy_for;
+    let until = deadline.map_or(until, |d| d.min(until));
+    loop {
+        if matches!(poll(fds, Some(&zero)), Ok(n) if n > 0) {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::hint::spin_loop();
     }
 }
 

@@ -107,11 +107,12 @@
 //! A blocking call polls its work on the caller's thread. A call that must wait first runs
 //! the pool's ready tasks itself (such as the writer of the request whose reply it waits
 //! for). Then, on Linux, if at most 16 connections of the process have a reader waiting for
-//! bytes, it sleeps in `poll(2)` on those that no other waiting call watches and on an
-//! eventfd of its thread, so that the kernel wakes the caller itself when the reply arrives
-//! and the caller reads it (one watcher per connection: many threads waiting on the contexts
-//! of one connection are woken one by one, each by what is delivered to it, not all by each
-//! reply). Otherwise (inproc, more pipes, other platforms) it spins for up to 50 µs, running
+//! bytes, it polls those that no other waiting call watches, and an eventfd of its thread,
+//! on the CPU for up to 20 µs (while fewer than one call per core does so), and then sleeps
+//! in `poll(2)` on them, so that the reply that comes within microseconds costs no sleep, and
+//! a later one wakes the caller itself (the kernel does), and the caller reads it (one
+//! watcher per connection: many threads waiting on the contexts of one connection are woken
+//! one by one, each by what is delivered to it, not all by each reply). Otherwise (inproc, more pipes, other platforms) it spins for up to 50 µs, running
 //! the pool's queued tasks and polling its own work, and while any call spins no sleeping
 //! worker is woken for a new task (an inproc round trip between two blocking threads then
 //! takes no wake-up at all); at most one call per core spins, and a call still waiting after
