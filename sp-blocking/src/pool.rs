@@ -254,6 +254,7 @@ impl Pool {
     /// (`crate::direct`'s `busy_poll`): while fewer than [`max_spinners`] callers wait on the
     /// CPU, and with more than one core (on one, it would hold off the peer it waits for).
     /// It then counts among [`Pool::spin_waiters`] until it stops.
+    #[cfg(target_os = "linux")]
     fn begin_busy_poll(&self) -> bool {
         if max_spinners() < 2 {
             return false;
@@ -368,6 +369,7 @@ const SPIN: Duration = Duration::from_micros(50);
 /// fan-out, 100 contexts on 100 threads and 64 B throughput within the spread of the runs.
 /// 50 µs cost fan-out a fifth and 64 KiB a sixth in three rounds; 5 and 10 µs caught fewer
 /// replies.
+#[cfg(target_os = "linux")]
 pub(crate) const BUSY_POLL: Duration = Duration::from_micros(20);
 
 /// How many rounds [`spin`] waits on the CPU before it yields the CPU each round: a few
