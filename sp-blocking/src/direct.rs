@@ -5,7 +5,8 @@
 //! slept until that thread woke it would pay two wake-ups per message: the kernel wakes the
 //! reactor thread, which wakes the caller. So a caller that must wait also watches, with
 //! `poll(2)` on its own thread, the connections whose readers are parked (a pipe task that
-//! found nothing to read), besides an eventfd that its waker writes to. When one of them
+//! found nothing to read), besides an eventfd that its waker writes to; first without
+//! sleeping, for a few microseconds (see [`busy_poll`]), then asleep. When one of them
 //! becomes readable, the caller wakes that reader itself and runs the ready tasks (see
 //! `crate::pool`), so the reader reads on the caller's thread. The reactor sees the same
 //! readiness; while a caller watches the connection, the reactor's wake-up only marks it for

@@ -11,8 +11,8 @@
 //!   messages of `msg-size` bytes as fast as `send` returns, and one end marker. A PUB never
 //!   blocks: when a subscriber's queue is full it drops that subscriber's oldest queued
 //!   message (SP-PROTOCOLS.md section 4.3), so the report gives messages *delivered* next to
-//!   messages sent, and the rate at which they were sent. The markers have other lengths than the data (warm-up `size + 1`, end
-//!   `size + 2`), so any size works. A SUB stops at the end marker, after `count` messages,
+//!   messages sent, and the rate at which they were sent. The markers have other lengths
+//!   than the data (warm-up `size + 1`, end `size + 2`), so any size works. A SUB stops at the end marker, after `count` messages,
 //!   or after [`IDLE_TIMEOUT`] without a message, so a lost marker cannot hang the run.
 //!   A PUB `send` completes at once, so a plain send loop never gives its worker thread back
 //!   to the runtime, and on a small thread pool the pipe tasks queued on that worker wait for
