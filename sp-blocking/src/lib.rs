@@ -104,23 +104,23 @@
 //! what the pipe delivered (a reply, or the request after a reply), when nothing else is
 //! queued for the pipe, writes its message to the socket itself before it returns.
 //!
-//! A blocking call polls its work on the caller's thread. A call that must wait first runs
-//! the pool's ready tasks itself (such as the writer of the request whose reply it waits
-//! for). Then, on Linux, if at most 16 connections of the process have a reader waiting for
-//! bytes, it polls those that no other waiting call watches, and an eventfd of its thread,
-//! on the CPU for up to 20 µs (while fewer than one call per core does so), and then sleeps
-//! in `poll(2)` on them, so that the reply that comes within microseconds costs no sleep, and
-//! a later one wakes the caller itself (the kernel does), and the caller reads it (one
-//! watcher per connection: many threads waiting on the contexts of one connection are woken
-//! one by one, each by what is delivered to it, not all by each reply). Otherwise (inproc, more pipes, other platforms) it spins for up to 50 µs, running
-//! the pool's queued tasks and polling its own work, and while any call spins no sleeping
-//! worker is woken for a new task (an inproc round trip between two blocking threads then
-//! takes no wake-up at all); at most one call per core spins, and a call still waiting after
-//! that, or that finds that many spinning, sleeps in `async_io::block_on`, driving the
-//! reactor when no other thread does. Tasks of other sockets may run on a caller's thread
-//! too: a pipe hook ([`Socket::set_pipe_hook`]) runs on a pool thread or on a thread blocked
-//! in some sp-blocking call, so it must not block nor take a lock that such a caller may
-//! hold.
+//! A blocking call polls its work on the caller's thread. A call that must wait first runs the
+//! pool's ready tasks itself (such as the writer of the request whose reply it waits for).
+//! Then, on Linux, if at most 16 connections of the process have a reader waiting for bytes, it
+//! polls those that no other waiting call watches, and an eventfd of its thread, on the CPU for
+//! up to 20 µs ([`set_busy_poll_limit`]; while fewer than one call per core does so), and then
+//! sleeps in `poll(2)` on them, so that the reply that comes within microseconds costs no
+//! sleep, and a later one wakes the caller itself (the kernel does), and the caller reads it
+//! (one watcher per connection: many threads waiting on the contexts of one connection are
+//! woken one by one, each by what is delivered to it, not all by each reply). Otherwise
+//! (inproc, more pipes, other platforms) it spins for up to 50 µs, running the pool's queued
+//! tasks and polling its own work, and while any call spins no sleeping worker is woken for a
+//! new task (an inproc round trip between two blocking threads then takes no wake-up at all);
+//! at most one call per core spins, and a call still waiting after that, or that finds that
+//! many spinning, sleeps in `async_io::block_on`, driving the reactor when no other thread
+//! does. Tasks of other sockets may run on a caller's thread too: a pipe hook
+//! ([`Socket::set_pipe_hook`]) runs on a pool thread or on a thread blocked in some sp-blocking
+//! call, so it must not block nor take a lock that such a caller may hold.
 //!
 //! Threads blocked in `recv` on one socket (a pool of workers on one PULL socket) take
 //! turns: one waits in the socket, the others sleep in a queue, first come, first served, and
@@ -157,6 +157,7 @@ mod turns;
 
 pub use context::Context;
 pub use endpoint::{Dialer, Listener, PipeEvents};
+pub use pool::{busy_poll_limit, set_busy_poll_limit};
 pub use recv_set::RecvSet;
 pub use runtime::Threads;
 pub use socket::{device, reflector, Incoming, Responses, Socket};

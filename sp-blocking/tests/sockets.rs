@@ -20,28 +20,31 @@ fn listen_dial<A, B>(
     dialer.dial(&bound).expect("dial");
 }
 
+/// `n` REQ/REP round trips over `t`, a REP thread echoing each request; each reply must be
+/// its request.
+fn echo_round_trips(t: Transport, n: u32) {
+    let rep = Rep::new();
+    let req = Req::new();
+    listen_dial(t, &rep, &req);
+    let server = thread::spawn(move || {
+        for _ in 0..n {
+            let m = rep.recv().expect("rep recv");
+            rep.send(m.body).expect("rep send");
+        }
+    });
+    for i in 0..n {
+        req.send(i.to_be_bytes().to_vec()).expect("req send");
+        let reply = req.recv().expect("req recv");
+        assert_eq!(&reply.body[..], i.to_be_bytes(), "{t:?}");
+    }
+    server.join().unwrap();
+}
+
 #[test]
 fn req_rep_round_trips_over_every_transport() {
     within(20, || {
         for t in ALL {
-            let rep = Rep::new();
-            let req = Req::new();
-            listen_dial(t, &rep, &req);
-            let server = thread::spawn(move || {
-                for _ in 0..100 {
-                    let m = rep.recv().expect("rep recv");
-                    rep.send(m.body).expect("rep send");
-                }
-            });
-            for i in 0..100u32 {
-                req.send(i.to_be_bytes().to_vec()).expect("req send");
-                assert_eq!(
-                    &req.recv().expect("req recv").body[..],
-                    i.to_be_bytes(),
-                    "{t:?}"
-                );
-            }
-            server.join().unwrap();
+            echo_round_trips(t, 100);
         }
     });
 }
@@ -652,6 +655,28 @@ fn bus_talks_both_ways_over_every_transport() {
             b.send("from b").expect("b send");
             assert_eq!(&b.recv().expect("b recv").body[..], b"from a", "{t:?}");
             assert_eq!(&a.recv().expect("a recv").body[..], b"from b", "{t:?}");
+        }
+    });
+}
+
+/// The busy-poll limit reads back what was set (capped at 1 s), and REQ/REP round trips over
+/// tcp complete with polling turned off as with it on (it changes how a call waits, never
+/// what it gets).
+#[test]
+fn round_trips_complete_with_busy_polling_off_and_on() {
+    within(20, || {
+        let default = sp_blocking::busy_poll_limit();
+        assert_eq!(default, Duration::from_micros(20), "the documented default");
+        sp_blocking::set_busy_poll_limit(Duration::from_secs(5));
+        assert_eq!(
+            sp_blocking::busy_poll_limit(),
+            Duration::from_secs(1),
+            "capped"
+        );
+        for limit in [Duration::ZERO, default] {
+            sp_blocking::set_busy_poll_limit(limit);
+            assert_eq!(sp_blocking::busy_poll_limit(), limit);
+            echo_round_trips(Transport::Tcp, 50);
         }
     });
 }
