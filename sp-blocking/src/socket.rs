@@ -367,13 +367,13 @@ impl<P: SocketCore> Socket<P> {
         block_on_send(|| self.inner.send_many_any_role(msgs))
     }
 
-    /// [`Socket::try_recv_many`] for code that picks its protocol at run time, as
+    /// [`Socket::recv_many`] for code that picks its protocol at run time, as
     /// [`Socket::recv_any_role`].
     ///
     /// # Errors
-    /// As [`Socket::try_recv_many`].
-    pub fn try_recv_many_any_role(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
-        self.inner.try_recv_many_any_role(buf, limit)
+    /// As [`Socket::recv_many`], and [`Error::NotSupported`](crate::Error::NotSupported).
+    pub fn recv_many_any_role(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
+        run(self.inner.recv_many_any_role(buf, limit))
     }
 }
 

@@ -106,8 +106,6 @@ pub trait ToolSocket: Clone + Send + Sync + 'static {
         buf: &mut Vec<Message>,
         limit: usize,
     ) -> impl Future<Output = Result<usize>> + Send;
-    /// Takes up to `limit` messages that are ready now (none: `WouldBlock`).
-    fn try_recv_many(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize>;
     /// Sets the send timeout (`None`: wait forever).
     fn set_send_timeout(&self, timeout: Option<Duration>);
     /// Sets the receive timeout (`None`: wait forever).

@@ -320,19 +320,8 @@ macro_rules! socket_enum {
             }
 
             async fn recv_many(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
-                if limit == 0 {
-                    return Ok(0);
-                }
-                buf.push(self.recv().await?);
-                let rest = match self {
-                    $(Self::$variant(s) => s.try_recv_many_any_role(buf, limit - 1),)*
-                };
-                Ok(1 + rest.unwrap_or(0))
-            }
-
-            fn try_recv_many(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
                 match self {
-                    $(Self::$variant(s) => s.try_recv_many_any_role(buf, limit),)*
+                    $(Self::$variant(s) => $call!(s.recv_many_any_role(buf, limit)),)*
                 }
             }
 

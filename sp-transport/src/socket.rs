@@ -871,7 +871,6 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         let mut st = self.lock();
         let now = self.receive_now(&mut st);
         let mut taken = 0;
-        let mut first_error = None;
         while taken < limit {
             match st.core.recv(now) {
                 Ok(msg) => {
@@ -879,25 +878,24 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
                     buf.push(msg);
                     taken += 1;
                 }
+                Err(_) if taken > 0 => break,
                 Err(e) => {
-                    first_error = Some(e);
-                    break;
+                    st.pump(now);
+                    return Err(if self.is_closed() {
+                        Error::Closed
+                    } else {
+                        e.into()
+                    });
                 }
             }
         }
         st.pump(now);
-        if taken > 0 {
-            if st.send_waiters.has_any() && st.core.is_writable() {
-                let st = &mut *st;
-                st.send_waiters.defer_all(&mut st.wakes);
-            }
-            return Ok(taken);
+        // As after one receive: a socket that a receive made writable tells its senders.
+        if st.send_waiters.has_any() && st.core.is_writable() {
+            let st = &mut *st;
+            st.send_waiters.defer_all(&mut st.wakes);
         }
-        match first_error {
-            Some(_) if self.is_closed() => Err(Error::Closed),
-            Some(e) => Err(e.into()),
-            None => Ok(0),
-        }
+        Ok(taken)
     }
 
     /// Receives like [`Shared::try_recv_locked`]; with `pipe_to_poll`, a receive that finds
@@ -1818,10 +1816,24 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// # Errors
     /// As [`Socket::try_recv_many`], and [`Error::NotSupported`].
     pub fn try_recv_many_any_role(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
-        match self.shared().try_recv_many(buf, limit) {
-            Ok(0) if limit > 0 => Err(Error::WouldBlock),
-            other => other,
+        self.shared().try_recv_many(buf, limit)
+    }
+
+    /// [`Socket::recv_many`] for code that picks its protocol at run time, as
+    /// [`Socket::recv_any_role`].
+    ///
+    /// # Cancel safety
+    /// As [`Socket::recv_many`].
+    ///
+    /// # Errors
+    /// As [`Socket::recv_many`], and [`Error::NotSupported`].
+    pub async fn recv_many_any_role(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
+        if limit == 0 {
+            return Ok(0);
         }
+        buf.push(self.recv_any_role().await?);
+        // In the poll that completed the receive: nothing here awaits.
+        Ok(1 + self.shared().try_recv_many(buf, limit - 1).unwrap_or(0))
     }
 
     /// Closes the socket and waits until every pipe has written out what was already sent
@@ -2073,13 +2085,7 @@ impl<R: Runtime, P: RecvRole> Socket<R, P> {
     /// As [`Socket::recv`], for the first message only: an error after it (the socket closed
     /// meanwhile) ends the batch, and the next receive returns it.
     pub async fn recv_many(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
-        if limit == 0 {
-            return Ok(0);
-        }
-        let first = self.recv().await?;
-        buf.push(first);
-        // In the poll that completed the receive: nothing here awaits.
-        Ok(1 + self.shared().try_recv_many(buf, limit - 1).unwrap_or(0))
+        self.recv_many_any_role(buf, limit).await
     }
 
     /// Takes up to `limit` messages that are ready now into `buf`, in order, under one lock
@@ -2089,10 +2095,7 @@ impl<R: Runtime, P: RecvRole> Socket<R, P> {
     /// [`Error::WouldBlock`] when nothing is ready (and `limit` is not 0), and the errors of
     /// [`Socket::recv`].
     pub fn try_recv_many(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
-        match self.shared().try_recv_many(buf, limit) {
-            Ok(0) if limit > 0 => Err(Error::WouldBlock),
-            other => other,
-        }
+        self.try_recv_many_any_role(buf, limit)
     }
 
     /// Receives like [`Socket::recv`], but waits at most until `deadline` (ignoring the receive
