@@ -157,13 +157,13 @@ mod turns;
 
 pub use context::Context;
 pub use endpoint::{Dialer, Listener, PipeEvents};
-pub use pool::{busy_poll_limit, set_busy_poll_limit};
 pub use recv_set::RecvSet;
 pub use runtime::Threads;
 pub use socket::{device, reflector, Incoming, Responses, Socket};
 pub use sp_transport::bytes;
 pub use sp_transport::stats;
 pub use sp_transport::ContextId;
+pub use sp_transport::{busy_poll_limit, set_busy_poll_limit};
 pub use sp_transport::{
     Address, ContextRole, DetachReason, DropReason, EndpointId, EndpointOptions, EndpointStats,
     Error, Message, PeerCredentials, Pipe, PipeEvent, PipeId, PipeStats, PipeVerdict, ProtocolId,

@@ -15,7 +15,8 @@
 //! A call that must wait first runs ready tasks itself (the writer of the request whose reply
 //! it now waits for, if no worker took it yet). Then, on Linux, if at most
 //! [`DIRECT_MAX`](crate::direct::DIRECT_MAX) connections have a reader waiting for bytes, it
-//! polls them and its thread's eventfd on the CPU for up to [`busy_poll_limit`] (20 µs unless
+//! polls them and its thread's eventfd on the CPU for up to
+//! [`busy_poll_limit`](sp_transport::busy_poll_limit) (20 µs unless
 //! set otherwise; while fewer than one caller per core does), then sleeps in `poll(2)` on them
 //! (see `crate::direct`): the reply is usually there before it would have slept, and otherwise
 //! the kernel wakes the caller itself when it arrives, and the caller reads it, one wake-up
@@ -359,39 +360,6 @@ const RUN_BATCH: usize = 64;
 /// before it sleeps.
 const SPIN: Duration = Duration::from_micros(50);
 
-/// How long a caller that waits on its connections polls them on the CPU before it sleeps
-/// in `poll(2)` (see [`Pool::begin_busy_poll`] and `crate::direct`'s `busy_poll`).
-///
-/// Long enough for a peer's reply in a ping-pong (5–10 µs one way here), short enough that a
-/// wait for something slower costs little. Interleaved with sleeping at once (4 rounds,
-/// blocking, tcp 64 B): one-way latency 5.3–12.4 µs against 23.7–31.5, REQ/REP with one
-/// request in flight 36,673–66,059 round trips/s against 13,244–27,173; 64 KiB throughput,
-/// fan-out, 100 contexts on 100 threads and 64 B throughput within the spread of the runs.
-/// 50 µs cost fan-out a fifth and 64 KiB a sixth in three rounds; 5 and 10 µs caught fewer
-/// replies.
-pub(crate) const BUSY_POLL: Duration = Duration::from_micros(20);
-
-/// [`busy_poll_limit`] in nanoseconds, process-wide ([`BUSY_POLL`] until set).
-static BUSY_POLL_NANOS: AtomicU64 = AtomicU64::new(BUSY_POLL.as_nanos() as u64);
-
-/// Sets how long a blocking call that waits for a connection's bytes (a reply, the peer's
-/// next message) first polls for them on the CPU before it sleeps, for every socket of the
-/// process: 20 µs by default. [`Duration::ZERO`] makes such calls sleep at once, which spends
-/// no CPU on waiting and costs the kernel's wake-up of the thread on every wait (15–25 µs of
-/// latency on a host slow to wake threads). At most one waiting call per core polls so at any
-/// time, and none on a one-core machine. Linux only: elsewhere a call waits through
-/// async-io's reactor, and this setting has no effect. Longer than 1 s counts as 1 s.
-pub fn set_busy_poll_limit(limit: Duration) {
-    let nanos = limit.min(Duration::from_secs(1)).as_nanos() as u64;
-    BUSY_POLL_NANOS.store(nanos, Ordering::Relaxed);
-}
-
-/// How long a waiting call polls its connections before it sleeps (see
-/// [`set_busy_poll_limit`]).
-pub fn busy_poll_limit() -> Duration {
-    Duration::from_nanos(BUSY_POLL_NANOS.load(Ordering::Relaxed))
-}
-
 /// How many rounds [`spin`] waits on the CPU before it yields the CPU each round: a few
 /// microseconds. Yielding after that lets a worker or the peer's thread run where a core is
 /// short (a caller that spun without yielding cost inproc throughput here: 1.24 M against
@@ -658,7 +626,7 @@ fn block_on_inner<F: Future>(
             if let Poll::Ready(out) = out {
                 return out;
             }
-            let limit = busy_poll_limit();
+            let limit = sp_transport::busy_poll_limit();
             let busy = !limit.is_zero() && pool.begin_busy_poll();
             let readable = wake.sleep(call.kept(), busy.then_some(limit));
             if busy {

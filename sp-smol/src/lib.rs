@@ -62,6 +62,9 @@ pub use runtime::Smol;
 pub use sp_transport::bytes;
 pub use sp_transport::stats;
 pub use sp_transport::websocket;
+/// How long a receive that waits for a connection's bytes polls before it sleeps: one setting
+/// for every socket of the process (see [`sp_transport::set_busy_poll_limit`]).
+pub use sp_transport::{busy_poll_limit, set_busy_poll_limit, DEFAULT_BUSY_POLL};
 pub use sp_transport::{
     Address, ContextRole, DetachReason, Dialer, DropReason, EndpointId, EndpointOptions,
     EndpointStats, Error, Listener, Message, MessageConnection, OriginPolicy, PeerCredentials,

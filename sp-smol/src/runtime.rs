@@ -3,7 +3,7 @@
 //! `async_io::Async<TcpStream>` and `Async<UnixStream>` already implement the futures-io
 //! traits the driver reads and writes through, vectored writes included (`write_vectored`
 //! retried on `poll_writable`); the streams are handed over in a
-//! [`ReadinessStream`], which reads only after the reactor reported bytes once a read found
+//! [`ReadinessStream`](crate::stream::ReadinessStream), which reads only after the reactor reported bytes once a read found
 //! none.
 //!
 //! On Windows, `ipc://` would be a named pipe, which async-io cannot wait on: `connect_ipc`
@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use crate::stream::ReadinessStream;
 use async_io::{Async, Timer};
 use smol::Executor;
 use sp_transport::rt::{
@@ -68,6 +67,14 @@ impl Runtime for Smol {
             Some(ex) => ex.spawn(fut).detach(),
             None => smol::spawn(fut).detach(),
         }
+    }
+
+    /// A receive on a socket with one TCP or IPC pipe reads that connection itself for up
+    /// to `sp_transport::busy_poll_limit` before it waits (see
+    /// `Runtime::receivers_busy_poll`): smol's tcp 64 B one-way latency went from 33.6–36.6 µs
+    /// to 6.5–7.7 in three interleaved rounds, its ipc latency from 30.5–31.6 to 4.4–5.1.
+    fn receivers_busy_poll(&self) -> bool {
+        true
     }
 
     fn sleep_until(&self, deadline: Instant) -> Box<dyn Sleep> {
@@ -136,9 +143,7 @@ impl Runtime for Smol {
 fn tcp(s: Async<TcpStream>, opts: TcpOptions) -> io::Result<Connected> {
     opts.apply(s.get_ref())?;
     let info = ConnInfo::tcp(s.get_ref().local_addr(), s.get_ref().peer_addr());
-    let stream = ReadinessStream::new(s);
-    let direct = Some(stream.direct_writer());
-    Ok((Box::new(stream), ConnInfo { direct, ..info }))
+    Ok(crate::stream::connected(s, info))
 }
 
 #[cfg(windows)]
@@ -149,9 +154,7 @@ const NAMED_PIPES: Unsupported = Unsupported::NamedPipes { adapter: "sp-smol" };
 fn unix(s: Async<UnixStream>) -> io::Result<Connected> {
     let (local, remote) = (s.get_ref().local_addr().ok(), s.get_ref().peer_addr().ok());
     let info = ConnInfo::unix(s.get_ref(), local.as_ref(), remote.as_ref());
-    let stream = ReadinessStream::new(s);
-    let direct = Some(stream.direct_writer());
-    Ok((Box::new(stream), ConnInfo { direct, ..info }))
+    Ok(crate::stream::connected(s, info))
 }
 
 struct SmolSleep {

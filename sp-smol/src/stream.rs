@@ -10,7 +10,8 @@
 //!
 //! The stream shares its socket with a [`SmolDirect`] writer, through which a task that sends
 //! a reply writes it itself while the pipe's task has nothing to write
-//! (`sp_transport::rt::ConnInfo::direct`).
+//! (`sp_transport::rt::ConnInfo::direct`), and a receiving task that polls before it sleeps
+//! reads it (`ConnInfo::direct_read`).
 
 use std::io::{self, IoSlice, Read, Write};
 use std::pin::Pin;
@@ -19,7 +20,7 @@ use std::task::{ready, Context, Poll};
 
 use async_io::Async;
 use futures_io::{AsyncRead, AsyncWrite};
-use sp_transport::rt::{DirectWrite, DirectWriter};
+use sp_transport::rt::{ConnInfo, Connected, DirectRead, DirectReader, DirectWrite, DirectWriter};
 
 /// How many reads in a row must find nothing before the stream waits for the reactor's report.
 ///
@@ -27,6 +28,24 @@ use sp_transport::rt::{DirectWrite, DirectWriter};
 /// the next bytes already there, before the reactor has reported them: reading then saves a
 /// turn of the reactor. A sending pipe, whose peer sends nothing, finds nothing every time.
 const IDLE_AFTER_EMPTY_READS: u8 = 2;
+
+/// A connection as its pipe reads and writes it, with the writer and reader that the
+/// pipe's senders and receivers share with it.
+pub(crate) fn connected<T>(io: Async<T>, info: ConnInfo) -> Connected
+where
+    T: Send + Sync + Unpin + 'static,
+    for<'a> &'a T: Read + Write,
+{
+    let stream = ReadinessStream::new(io);
+    let direct = Some(stream.direct_writer());
+    let direct_read = Some(stream.direct_reader());
+    let info = ConnInfo {
+        direct,
+        direct_read,
+        ..info
+    };
+    (Box::new(stream), info)
+}
 
 /// An `Async<T>` stream that reads only when it may have bytes (module docs).
 pub(crate) struct ReadinessStream<T> {
@@ -55,6 +74,18 @@ where
     }
 }
 
+impl<T> ReadinessStream<T>
+where
+    T: Send + Sync + 'static,
+    for<'a> &'a T: Read,
+{
+    /// The reader through which a receiving task that polls before it sleeps reads this
+    /// stream's socket (see [`SmolDirect`]).
+    pub(crate) fn direct_reader(&self) -> DirectReader {
+        DirectReader(Arc::new(SmolDirect(self.io.clone())))
+    }
+}
+
 /// A connection's socket as the tasks sending on its pipe write to it: a plain non-blocking
 /// write of what the socket takes now, from any task and any thread.
 ///
@@ -76,6 +107,19 @@ where
         // `Async::new` made the socket non-blocking: a full one says `WouldBlock`, and the
         // pipe's task writes the rest (and meets any error).
         self.0.get_ref().write(buf).ok().filter(|&n| n > 0)
+    }
+}
+
+impl<T> DirectRead for SmolDirect<T>
+where
+    T: Send + Sync,
+    for<'a> &'a T: Read,
+{
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // Non-blocking, as for writes: an empty socket says `WouldBlock`. The stream's own
+        // reads, which this bypasses, go on as before: a read of theirs that finds nothing
+        // waits for the reactor.
+        self.0.get_ref().read(buf)
     }
 }
 
@@ -210,6 +254,14 @@ mod tests {
     fn the_direct_writer_writes_to_the_streams_socket_without_blocking() {
         sp_transport::rt::check_direct_writer(|ours| {
             ReadinessStream::new(Async::new(ours).unwrap()).direct_writer()
+        });
+    }
+
+    /// The receivers' reader reads the stream's socket without waiting for the reactor.
+    #[test]
+    fn the_direct_reader_reads_the_streams_socket_without_waiting() {
+        sp_transport::rt::check_direct_reader(|ours| {
+            ReadinessStream::new(Async::new(ours).unwrap()).direct_reader()
         });
     }
 

@@ -1,25 +1,39 @@
 //! TCP and Unix streams in two halves: the pipe's task reads its half alone, and shares the
 //! writing half with the tasks that send on the pipe, so that a task sending a reply can
-//! write it itself (`sp_transport::rt::ConnInfo::direct`).
+//! write it itself (`sp_transport::rt::ConnInfo::direct`), and with a receiving task that
+//! reads the socket while it polls before it sleeps (`ConnInfo::direct_read`).
 
-use std::io;
+use std::io::{self, Read};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
-use sp_transport::rt::{BoxStream, ConnInfo, Connected, DirectWrite, DirectWriter};
+use sp_transport::rt::{
+    BoxStream, ConnInfo, Connected, DirectRead, DirectReader, DirectWrite, DirectWriter,
+};
 use tokio::io::{AsyncRead as TokioRead, AsyncWrite as TokioWrite};
 
-/// A writing half that can write without waiting and without a waker: tokio's TCP and Unix
-/// halves both can.
+/// A writing half that can write, and read its socket, without waiting and without a waker:
+/// tokio's TCP and Unix halves both can.
 pub(crate) trait WriteNow: TokioWrite + Send + Unpin + 'static {
     fn write_now(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Reads the socket beneath with a plain non-blocking read, without asking tokio's
+    /// reactor whether it is readable: tokio's own `try_read` reads only once the reactor has
+    /// reported readiness, and a receive that polls before it sleeps reads before that
+    /// (`sp_transport::rt::ConnInfo::direct_read`). tokio tolerates reads behind its back: a
+    /// later read of its own that finds nothing clears the readiness it recorded.
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize>;
 }
 
 impl WriteNow for tokio::net::tcp::OwnedWriteHalf {
     fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
         self.try_write(buf)
+    }
+
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let stream: &tokio::net::TcpStream = self.as_ref();
+        (&*socket2::SockRef::from(stream)).read(buf)
     }
 }
 
@@ -27,6 +41,11 @@ impl WriteNow for tokio::net::tcp::OwnedWriteHalf {
 impl WriteNow for tokio::net::unix::OwnedWriteHalf {
     fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
         self.try_write(buf)
+    }
+
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let stream: &tokio::net::UnixStream = self.as_ref();
+        (&*socket2::SockRef::from(stream)).read(buf)
     }
 }
 
@@ -42,8 +61,17 @@ where
         read,
         write: write.clone(),
     });
-    let direct = Some(DirectWriter(Arc::new(SharedHalf(write))));
-    (stream, ConnInfo { direct, ..info })
+    let half = Arc::new(SharedHalf(write));
+    let direct = Some(DirectWriter(half.clone()));
+    let direct_read = Some(DirectReader(half));
+    (
+        stream,
+        ConnInfo {
+            direct,
+            direct_read,
+            ..info
+        },
+    )
 }
 
 /// The pipe's view of a connection: the reading half unshared (a read takes no lock), the
@@ -67,6 +95,15 @@ impl<W: WriteNow> DirectWrite for SharedHalf<W> {
         // only while that task writes nothing: a lock found held means "not now".
         let half = self.0.try_lock().ok()?;
         half.write_now(buf).ok().filter(|&n| n > 0)
+    }
+}
+
+impl<W: WriteNow> DirectRead for SharedHalf<W> {
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // The socket is reached through the writing half's lock; held (a write under way),
+        // it says "nothing now", and the reader tries again on its next poll.
+        let half = self.0.try_lock().map_err(|_| io::ErrorKind::WouldBlock)?;
+        half.read_now(buf)
     }
 }
 
@@ -103,5 +140,28 @@ impl<R: Unpin, W: WriteNow> AsyncWrite for Halves<R, W> {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut *lock(&self.write)).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The receivers' reader reads the socket before tokio's reactor has reported it
+    /// readable (nothing here ever runs the reactor).
+    #[test]
+    fn the_direct_reader_reads_the_socket_without_the_reactor() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let _entered = rt.enter();
+        sp_transport::rt::check_direct_reader(|ours| {
+            ours.set_nonblocking(true).unwrap();
+            let ours = tokio::net::TcpStream::from_std(ours).unwrap();
+            let (_stream, info) = connected(ours.into_split(), ConnInfo::default());
+            info.direct_read
+                .expect("a TCP connection has a direct reader")
+        });
     }
 }

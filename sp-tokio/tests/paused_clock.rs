@@ -121,3 +121,28 @@ async fn a_later_deadline_is_kept_when_an_earlier_sleep_fires_first() {
     assert!(waited < Duration::from_secs(61), "{waited:?}");
     assert_eq!(req.stats().req_resends, 1);
 }
+
+/// A receive that polls its connection reads the system's clock for its polling window, never
+/// the runtime's: on tokio's paused clock it still ends at its virtual deadline, and the
+/// paused clock still advances to it (a receive that kept polling would hold it still).
+#[tokio::test(start_paused = true)]
+async fn a_polling_receive_times_out_at_its_deadline_on_the_paused_clock() {
+    let rep = Rep::new();
+    let listener = rep.listen("tcp://127.0.0.1:0").await.expect("listen");
+    let req = Req::new();
+    req.dial(&listener).await.expect("dial");
+    // The REP has its one pipe once the REQ's request arrives.
+    req.send("ping").await.expect("send");
+    assert_eq!(&rep.recv().await.expect("request").body[..], b"ping");
+    rep.send("pong").await.expect("reply");
+    assert_eq!(&req.recv().await.expect("reply").body[..], b"pong");
+
+    let started = tokio::time::Instant::now();
+    let deadline = started.into_std() + Duration::from_secs(60);
+    let outcome = rep.recv_until(deadline).await;
+    assert!(
+        matches!(outcome, Err(Error::TimedOut)),
+        "expected a timeout, got {outcome:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(60));
+}

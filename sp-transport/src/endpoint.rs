@@ -481,7 +481,9 @@ pub(crate) fn new_pipe_handle(
         .conn
         .direct
         .take()
-        .filter(|_| matches!(origin.addr, Address::Tcp { .. } | Address::Ipc { .. }));
+        .filter(|_| plain_stream(&origin.addr));
+    // The reader, where the pipe uses it, went to the pipe itself (`establish`).
+    origin.conn.direct_read = None;
     let id = owner.allocate_pipe_id();
     let parent = origin
         .endpoint
@@ -508,6 +510,13 @@ pub(crate) fn new_pipe_handle(
         handle.share_writer(writer);
     }
     handle
+}
+
+/// Whether a pipe at `addr` writes and reads its frames as they are on the connection (plain
+/// TCP and IPC), so that a task may write or read them there directly ([`ConnInfo::direct`],
+/// [`ConnInfo::direct_read`]).
+fn plain_stream(addr: &Address) -> bool {
+    matches!(addr, Address::Tcp { .. } | Address::Ipc { .. })
 }
 
 /// Why a failed connection counts as refused, if it does (a refused TCP connect does not).
@@ -557,6 +566,13 @@ async fn establish<R: Runtime, P: SocketCore>(
                 shared.refused(origin.endpoint.as_ref().map(|c| c.id), reason);
             }
         })?;
+    // Read directly only as the pipe reads its stream: over TLS, the stream beneath is
+    // not the frames' bytes.
+    let direct_read = origin
+        .conn
+        .direct_read
+        .clone()
+        .filter(|_| plain_stream(&addr));
     let handle = new_pipe_handle(&**shared, origin, None);
     let owner: Arc<dyn PipeOwner> = shared.clone();
     let pipe = StreamPipe::new(
@@ -567,7 +583,8 @@ async fn establish<R: Runtime, P: SocketCore>(
         opts.recv_max_size,
         leftover,
         Turns::of(&shared.rt),
-    );
+    )
+    .with_direct_reader(direct_read);
     shared
         .attach(handle)
         .map_err(|reason| attach_error(reason, &addr))?;
@@ -1373,6 +1390,7 @@ fn inproc_connect<R: Runtime, P: SocketCore>(
         remote: Some(addr.clone()),
         peer_credentials: None,
         direct: None,
+        direct_read: None,
     };
     let ours_owner: Arc<dyn PipeOwner> = shared.clone();
     let origin = |endpoint, dialed| Origin {

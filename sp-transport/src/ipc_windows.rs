@@ -79,6 +79,7 @@ impl ConnInfo {
             remote,
             peer_credentials: None,
             direct: None,
+            direct_read: None,
         }
     }
 }

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+mod busy_poll;
 mod context;
 mod cores;
 mod device;
@@ -45,6 +46,7 @@ mod ws_http;
 
 pub use addr::Address;
 /// The `bytes` crate, whose `Bytes` hold message bodies.
+pub use busy_poll::{busy_poll_limit, set_busy_poll_limit, DEFAULT_BUSY_POLL};
 pub use bytes;
 pub use context::Context;
 pub use device::{device, reflector};

@@ -25,7 +25,7 @@ use sp_core::{Message, PipeId, ProtocolId};
 use crate::pipe_events::DetachReason;
 use crate::pipe_runner::PipeRunner;
 use crate::pipe_view::{PipeCounters, PipeInfo};
-use crate::rt::{BoxStream, DirectWriter};
+use crate::rt::{BoxStream, DirectReader, DirectWriter};
 use crate::stats::{PipeStats, RefusalReason};
 
 /// A pipe's queue reports "full" to its socket at this many messages by default (the
@@ -655,6 +655,11 @@ pub(crate) struct StreamPipe {
     /// A small batch went out and the task is to be woken later: take nothing more in this
     /// poll, so that the sends that follow go out together.
     write_paused: bool,
+    /// The connection's reading side for a receiving task that polls before it sleeps
+    /// ([`crate::rt::ConnInfo::direct_read`]).
+    direct_read: Option<DirectReader>,
+    /// This poll reads through `direct_read` (a receiving task's busy poll), not the stream.
+    reading_directly: bool,
 }
 
 /// How the runtime lets a pipe's task give way to other tasks, where it can do better than
@@ -705,7 +710,21 @@ impl StreamPipe {
             yield_to_receiver: false,
             written_since_take: 0,
             write_paused: false,
+            direct_read: None,
+            reading_directly: false,
         }
+    }
+
+    /// Lets a receiving task that polls before it sleeps read the connection through
+    /// `reader` (see [`StreamPipe::poll_read_for_receiver`]).
+    pub(crate) fn with_direct_reader(mut self, reader: Option<DirectReader>) -> Self {
+        self.direct_read = reader;
+        self
+    }
+
+    /// Whether a receiving task may read this pipe's connection directly.
+    pub(crate) fn reads_directly(&self) -> bool {
+        self.direct_read.is_some()
     }
 
     fn poll_write_side(&mut self, cx: &mut Context<'_>) -> Result<bool, PipeEnd> {
@@ -817,13 +836,20 @@ impl StreamPipe {
     /// was interrupted, to be tried again); the end of the stream and errors end the pipe.
     fn read_once(&mut self, cx: &mut Context<'_>) -> Result<Poll<()>, PipeEnd> {
         let stream = &mut self.stream;
-        match self
-            .inbound
-            .fill(|buf| Pin::new(&mut **stream).poll_read(cx, buf))
-        {
+        let direct = self.direct_read.as_ref().filter(|_| self.reading_directly);
+        let read = |buf: &mut [u8]| match direct {
+            // No waker to register: the receiving task that reads so polls again, and the
+            // pipe's own task stays registered from its own last read.
+            Some(reader) => match reader.try_read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+                done => Poll::Ready(done),
+            },
+            None => Pin::new(&mut **stream).poll_read(cx, buf),
+        };
+        match self.inbound.fill(read) {
             Poll::Ready(Ok(0)) => Err(PipeEnd::PeerClosed),
             Poll::Ready(Ok(n)) => {
-                self.handle.runner.set_streaming(n >= SCRATCH_MIN);
+                self.handle.runner.read_found(n >= SCRATCH_MIN);
                 Ok(Poll::Ready(()))
             }
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(Poll::Ready(())),
@@ -1411,11 +1437,18 @@ impl StreamPipe {
     /// own task, which every wake-up of the pipe wakes too, writes what is queued: written
     /// here, a task that sends and receives would write each message as it goes (100 REQ
     /// contexts: a `writev` per request instead of one per batch).
-    pub(crate) fn poll_read_for_receiver(&mut self, cx: &mut Context<'_>) -> Poll<PipeEnd> {
+    pub(crate) fn poll_read_for_receiver(
+        &mut self,
+        cx: &mut Context<'_>,
+        directly: bool,
+    ) -> Poll<PipeEnd> {
         if self.handle.is_closed() || self.handle.is_draining() {
             return Poll::Pending;
         }
-        if let Err(end) = self.poll_read_side(cx, true) {
+        self.reading_directly = directly && self.direct_read.is_some();
+        let read = self.poll_read_side(cx, true);
+        self.reading_directly = false;
+        if let Err(end) = read {
             return Poll::Ready(end);
         }
         self.wait_for_bytes = false;
@@ -1642,6 +1675,7 @@ fn handed_over(msg: Message) -> Message {
 mod tests {
     use super::*;
     use crate::pipe_view::Transport;
+    use std::sync::atomic::AtomicUsize;
 
     #[test]
     fn a_written_out_buffer_is_refilled_from_its_start_without_growing() {
@@ -2657,7 +2691,7 @@ mod tests {
         assert!(task.as_mut().poll(&mut task_cx).is_pending());
         // Nothing came: the pipe waits for bytes, and a receiver leaves it alone (no read).
         assert!(!handle.runner.has_work());
-        assert!(!handle.runner.poll_for_receiver());
+        assert!(!handle.runner.poll_for_receiver(false));
         assert_eq!(stream.reads(), 1);
 
         // Bytes come: the pipe's task is woken, and a receiver that polls first delivers them.
@@ -2666,7 +2700,7 @@ mod tests {
         assert_eq!(task_wakes.0.load(Ordering::Relaxed), 1);
         handle.enqueue(Message::new(&b"out"[..]), 16);
         assert!(handle.runner.has_work());
-        assert!(handle.runner.poll_for_receiver());
+        assert!(handle.runner.poll_for_receiver(false));
         assert_eq!(lock(&owner.delivered).len(), 1);
         assert!(!handle.runner.has_work(), "the receiver did the reading");
         assert_eq!(handle.queued(), 1, "the receiver wrote nothing");
@@ -2676,7 +2710,7 @@ mod tests {
         // The peer closes: the receiver's poll ends the pipe, and its task reports the end.
         let wakes = task_wakes.0.load(Ordering::Relaxed);
         stream.feed(None);
-        assert!(handle.runner.poll_for_receiver());
+        assert!(handle.runner.poll_for_receiver(false));
         assert_eq!(
             task_wakes.0.load(Ordering::Relaxed),
             wakes + 2,
@@ -2687,9 +2721,85 @@ mod tests {
             other => panic!("expected the peer's close, got {other:?}"),
         }
         assert!(
-            !handle.runner.poll_for_receiver(),
+            !handle.runner.poll_for_receiver(false),
             "an ended pipe is polled no more"
         );
+    }
+
+    /// A [`DirectRead`](crate::rt::DirectRead) over a [`FedStream`]'s chunks: it takes them
+    /// as the stream's own reads do, without a waker, and counts its reads apart.
+    struct FedDirect(FedStream, AtomicUsize);
+
+    impl crate::rt::DirectRead for FedDirect {
+        fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            let mut fed = lock(&self.0 .0);
+            match fed.chunks.pop_front() {
+                Some(chunk) => {
+                    buf[..chunk.len()].copy_from_slice(&chunk);
+                    Ok(chunk.len())
+                }
+                None if fed.end => Ok(0),
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_receiving_task_reads_a_pipe_directly_before_anything_woke_it() {
+        let (handle, owner, stream, pipe) = fed_pipe();
+        let direct = Arc::new(FedDirect(stream.clone(), AtomicUsize::new(0)));
+        let pipe = pipe.with_direct_reader(Some(DirectReader(direct.clone())));
+        let (task_wakes, task_waker) = CountingWake::new();
+        let mut task_cx = Context::from_waker(&task_waker);
+        let mut task = std::pin::pin!(handle.runner.run(pipe));
+        assert!(task.as_mut().poll(&mut task_cx).is_pending());
+        assert!(handle.runner.reads_directly());
+        let stream_reads = stream.reads();
+
+        // Nothing came: a direct read finds nothing, and a plain poll is not even tried.
+        assert!(handle.runner.poll_for_receiver(true));
+        assert!(!handle.runner.poll_for_receiver(false));
+        assert_eq!(direct.1.load(Ordering::Relaxed), 1);
+
+        // Bytes came that nothing has reported yet (no wake-up, as before the reactor's
+        // turn): the direct read delivers them, through neither the stream nor a wake-up.
+        lock(&stream.0)
+            .chunks
+            .push_back(wire(&Message::new(&b"one"[..])));
+        assert!(!handle.runner.has_work());
+        assert!(handle.runner.poll_for_receiver(true));
+        assert_eq!(lock(&owner.delivered).len(), 1);
+        assert_eq!(
+            stream.reads(),
+            stream_reads,
+            "the stream itself was not read"
+        );
+        assert_eq!(task_wakes.0.load(Ordering::Relaxed), 0);
+        assert!(!handle.runner.sends_bulk(), "a small read is no bulk");
+
+        // The peer closes: the direct read ends the pipe, and its task reports the end.
+        stream.feed(None);
+        assert!(handle.runner.poll_for_receiver(true));
+        match task.as_mut().poll(&mut task_cx) {
+            Poll::Ready(PipeEnd::PeerClosed) => {}
+            other => panic!("expected the peer's close, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_pipe_without_a_direct_reader_is_not_read_directly() {
+        let (handle, _owner, stream, pipe) = fed_pipe();
+        let (_wakes, waker) = CountingWake::new();
+        let mut task = std::pin::pin!(handle.runner.run(pipe));
+        assert!(task
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        let reads = stream.reads();
+        assert!(!handle.runner.reads_directly());
+        assert!(!handle.runner.poll_for_receiver(true));
+        assert_eq!(stream.reads(), reads);
     }
 
     #[test]
@@ -2710,7 +2820,7 @@ mod tests {
 
         // The receiver's poll (here with nothing to read) ends by waking the task.
         handle.runner.set_streaming(true);
-        assert!(handle.runner.poll_for_receiver());
+        assert!(handle.runner.poll_for_receiver(false));
         assert_eq!(
             task_wakes.0.load(Ordering::Relaxed),
             1,
@@ -2718,7 +2828,7 @@ mod tests {
         );
         // Only once: a later receiver's poll does not wake it again.
         handle.runner.set_streaming(true);
-        assert!(handle.runner.poll_for_receiver());
+        assert!(handle.runner.poll_for_receiver(false));
         assert_eq!(task_wakes.0.load(Ordering::Relaxed), 1);
 
         // And the task, run again, does its work.

@@ -35,10 +35,15 @@ pub(crate) struct PipeRunner {
     cell: Mutex<Cell>,
     wake: Arc<PipeWake>,
     streaming: AtomicBool,
+    /// See [`PipeRunner::sends_bulk`].
+    bulk: AtomicBool,
     /// The pipe runs in this cell ([`PipeRunner::run`]).
     in_use: AtomicBool,
     /// The pipe's task found the cell taken by a receiving task, which wakes it when done.
     task_waits: AtomicBool,
+    /// The pipe can be read directly by a receiving task that polls before it sleeps
+    /// (`StreamPipe::reads_directly`).
+    reads_directly: AtomicBool,
 }
 
 #[derive(Default)]
@@ -77,6 +82,8 @@ impl PipeRunner {
     /// Runs `pipe` on the calling task until it ends, while receiving tasks may poll it too
     /// ([`PipeRunner::poll_for_receiver`]).
     pub(crate) async fn run(&self, pipe: StreamPipe) -> PipeEnd {
+        self.reads_directly
+            .store(pipe.reads_directly(), Ordering::Relaxed);
         lock(&self.cell).pipe = Some(Box::new(pipe));
         self.in_use.store(true, Ordering::Relaxed);
         // A task dropped before the pipe ended (its runtime shut down) drops the pipe, as it
@@ -128,18 +135,46 @@ impl PipeRunner {
     /// [`PipeRunner::has_work`]; only where receiving tasks poll the pipe (the flag lives
     /// beside fields that other threads read).
     pub(crate) fn set_streaming(&self, streaming: bool) {
-        if self.in_use.load(Ordering::Relaxed)
-            && self.streaming.load(Ordering::Relaxed) != streaming
-        {
-            self.streaming.store(streaming, Ordering::Relaxed);
+        if self.in_use.load(Ordering::Relaxed) {
+            store_changed(&self.streaming, streaming);
         }
     }
 
+    /// Records what the pipe's last read that found bytes found: 4 KiB or more (`bulk`), or
+    /// less (see [`PipeRunner::sends_bulk`]).
+    pub(crate) fn read_found(&self, bulk: bool) {
+        if self.in_use.load(Ordering::Relaxed) {
+            store_changed(&self.streaming, bulk);
+            store_changed(&self.bulk, bulk);
+        }
+    }
+
+    /// Whether the peer sends in bulk: the pipe's last read that found bytes found 4 KiB or
+    /// more. A receive that finds nothing on such a pipe does not poll before it waits: the
+    /// peer fills the queue faster than the receiver drains it, and a receiver that read
+    /// the connection as each piece arrived took the CPU from the sender and made more reads
+    /// of fewer bytes (tokio, tcp 64 KiB throughput: 28,777–59,897 msg/s against
+    /// 35,882–73,710 in five interleaved rounds).
+    pub(crate) fn sends_bulk(&self) -> bool {
+        self.bulk.load(Ordering::Relaxed)
+    }
+
+    /// Whether a receiving task may read the pipe's connection directly
+    /// ([`PipeRunner::poll_for_receiver`]).
+    pub(crate) fn reads_directly(&self) -> bool {
+        self.reads_directly.load(Ordering::Relaxed)
+    }
+
     /// Polls the pipe's reading side on a receiving task, if it has work
-    /// ([`PipeRunner::has_work`]) and no other task is polling it now. Returns whether it
-    /// polled. Its task, which every wake-up of the pipe wakes too, does the rest.
-    pub(crate) fn poll_for_receiver(&self) -> bool {
-        if !self.has_work() {
+    /// ([`PipeRunner::has_work`]) or the task reads `directly` (a busy poll, see
+    /// [`PipeRunner::reads_directly`]), and no other task is polling it now. Returns whether
+    /// it polled. Its task, which every wake-up of the pipe wakes too, does the rest.
+    ///
+    /// A direct read leaves the pipe's "woken" mark alone: it answers no wake-up, and the
+    /// pipe's task runs for whatever woke it.
+    pub(crate) fn poll_for_receiver(&self, directly: bool) -> bool {
+        let directly = directly && self.reads_directly();
+        if !directly && !self.has_work() {
             return false;
         }
         let Some(mut cell) = self.try_cell() else {
@@ -148,9 +183,11 @@ impl PipeRunner {
         let Some(pipe) = cell.pipe.as_mut() else {
             return false;
         };
-        self.wake.woken.store(false, Ordering::Relaxed);
+        if !directly {
+            self.wake.woken.store(false, Ordering::Relaxed);
+        }
         let waker = Waker::from(self.wake.clone());
-        let ended = match pipe.poll_read_for_receiver(&mut Context::from_waker(&waker)) {
+        let ended = match pipe.poll_read_for_receiver(&mut Context::from_waker(&waker), directly) {
             Poll::Ready(end) => {
                 cell.pipe = None;
                 cell.ended = Some(end);
@@ -184,5 +221,13 @@ impl Cell {
         let end = std::task::ready!(Pin::new(pipe).poll(cx));
         self.pipe = None;
         Poll::Ready(end)
+    }
+}
+
+/// Stores `value` in `flag` unless it holds it already: a flag that other threads read
+/// stays in their caches while it does not change.
+fn store_changed(flag: &AtomicBool, value: bool) {
+    if flag.load(Ordering::Relaxed) != value {
+        flag.store(value, Ordering::Relaxed);
     }
 }

@@ -100,7 +100,8 @@ struct SocketSource<R, P>(Arc<Shared<R, P>>);
 
 impl<R: Runtime, P: SocketCore> Source for SocketSource<R, P> {
     fn poll_recv(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<Message>> {
-        self.0.poll_recv(cx)
+        // No busy poll: a set waits on several sources at once.
+        self.0.poll_recv(cx, None)
     }
 
     fn rearm(&mut self) {}

@@ -36,7 +36,7 @@ impl<R: Runtime, P: RecvRole> Stream for Socket<R, P> {
     type Item = Result<Message>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        self.shared().poll_recv(cx).map(stream_item)
+        self.get_mut().poll_stream_recv(cx).map(stream_item)
     }
 }
 

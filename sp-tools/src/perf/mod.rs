@@ -170,6 +170,9 @@ pub struct Job {
     pub recv_set: bool,
     /// `--recv-batch` and `--send-batch`.
     pub batches: Batches,
+    /// `--busy-poll`: how long a receive that waits for a connection's bytes polls before it
+    /// sleeps ([`sp_transport::set_busy_poll_limit`]); `None` leaves the default.
+    pub busy_poll: Option<std::time::Duration>,
     /// nngcat's TLS flags, for `tls+tcp://` and `wss://` URLs (NNG's perf tools have none).
     pub tls: crate::tls::TlsOptions,
 }
@@ -193,7 +196,7 @@ fn command() -> Command {
     Command::new("sp-perf")
         .about("NNG-compatible perf tests (local_lat, remote_lat, local_thr, remote_thr, inproc_lat, inproc_thr) and raw-TCP baselines")
         .override_usage(
-            "sp-perf [--runtime tokio|smol|blocking] [--threads N] [--recv-batch N] [--send-batch N] <mode> <args...>\n       sp-perf -m <mode> <args...>\n\n\
+            "sp-perf [--runtime tokio|smol|blocking] [--threads N] [--recv-batch N] [--send-batch N] [--busy-poll MICROS] <mode> <args...>\n       sp-perf -m <mode> <args...>\n\n\
              modes: local_lat <url> <size> <roundtrips> | remote_lat <url> <size> <roundtrips>\n       \
              local_thr <url> <size> <count> | remote_thr <url> <size> <count>\n       \
              inproc_lat [--pair0|--pair1|--reqrep0|--bus0] [--url URL] <size> <count>\n       \
@@ -223,6 +226,13 @@ fn command() -> Command {
                 .value_name("N")
                 .value_parser(clap::value_parser!(u32).range(1..=1_000_000))
                 .help("remote_thr, inproc_thr: send N messages at a time with send_many [default: one by one, as NNG's tools]"),
+        )
+        .arg(
+            Arg::new("busy-poll")
+                .long("busy-poll")
+                .value_name("MICROS")
+                .value_parser(clap::value_parser!(u32).range(0..=1_000_000))
+                .help("how long a receive waiting for a connection's bytes polls before it sleeps, in microseconds; 0 sleeps at once [default: sp_transport::DEFAULT_BUSY_POLL, 20]"),
         )
         .arg(Arg::new("mode-opt").short('m').value_name("MODE").help("the test to run (NNG's -m)"))
         .arg(Arg::new("cert").long("cert").short('E').value_name("FILE").value_parser(clap::value_parser!(OsString)).help("tls+tcp/wss: our certificate (and key, unless --key)"))
@@ -325,6 +335,9 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
         recv: batch("recv-batch"),
         send: batch("send-batch"),
     };
+    let busy_poll = m
+        .get_one::<u32>("busy-poll")
+        .map(|&us| std::time::Duration::from_micros(u64::from(us)));
     let threads = m
         .get_one::<u16>("threads")
         .map_or_else(|| runtime.default_threads(), |&n| usize::from(n));
@@ -383,6 +396,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 pace: fanout::PublisherPace::default(),
                 recv_set: false,
                 batches,
+                busy_poll,
                 tls: tls.clone(),
             }
         }
@@ -401,6 +415,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 pace,
                 recv_set: false,
                 batches,
+                busy_poll,
                 tls: tls.clone(),
             }
         }
@@ -419,6 +434,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 pace: fanout::PublisherPace::default(),
                 recv_set,
                 batches,
+                busy_poll,
                 tls: tls.clone(),
             }
         }
@@ -466,6 +482,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 pace: fanout::PublisherPace::default(),
                 recv_set: false,
                 batches,
+                busy_poll,
                 tls: tls.clone(),
             }
         }
@@ -480,6 +497,9 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
 pub fn run(job: &Job) -> Result<String, PerfError> {
     let job = job.clone();
     let threads = job.threads;
+    if let Some(limit) = job.busy_poll {
+        sp_transport::set_busy_poll_limit(limit);
+    }
     if let Some(tls) = job
         .tls
         .config()

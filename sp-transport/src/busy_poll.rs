@@ -1,0 +1,130 @@
+//! How long a receive that finds nothing polls its connection on the CPU before it sleeps:
+//! one limit for every socket of the process, whatever its adapter.
+//!
+//! Why: a thread that sleeps until its connection has bytes pays the kernel's wake-up when
+//! they come, 15–25 µs on a host slow to wake threads (a virtual machine whose idle CPU
+//! halts), and a request/reply exchange pays it for every message. A receive that reads its
+//! connection for a few microseconds first catches a reply that is on its way.
+//!
+//! The window is measured on the system's monotonic clock, not the runtime's: it bounds the
+//! CPU a wait spends, which a paused or simulated clock would never end, and it decides only
+//! when a wait sleeps, never what it receives or when a deadline passes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The default of [`busy_poll_limit`]: long enough for a peer's reply in a ping-pong over
+/// loopback (5–10 µs one way on the hosts measured), short enough that a wait for anything
+/// slower costs little CPU.
+///
+/// Measured on sp-blocking, interleaved with sleeping at once (4 rounds, tcp 64 B): one-way
+/// latency 5.3–12.4 µs against 23.7–31.5, REQ/REP with one request in flight 36,673–66,059
+/// round trips/s against 13,244–27,173; 64 KiB throughput, fan-out, 100 contexts on 100
+/// threads and 64 B throughput within the spread of the runs. 50 µs cost fan-out a fifth and
+/// 64 KiB a sixth in three rounds; 5 and 10 µs caught fewer replies (BENCHMARKS.md).
+pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(20);
+
+/// The longest limit [`set_busy_poll_limit`] takes.
+const MAX_BUSY_POLL: Duration = Duration::from_secs(1);
+
+/// [`busy_poll_limit`] in nanoseconds.
+static BUSY_POLL_NANOS: AtomicU64 = AtomicU64::new(DEFAULT_BUSY_POLL.as_nanos() as u64);
+
+/// Sets how long a call that waits for a connection's bytes (a reply, the peer's next
+/// message) first polls for them on the CPU before it sleeps, for every socket of the
+/// process: [`DEFAULT_BUSY_POLL`] (20 µs) unless set. [`Duration::ZERO`] makes such calls
+/// sleep at once, which spends no CPU on waiting and costs the kernel's wake-up of the thread
+/// on every wait. Longer than 1 s counts as 1 s.
+///
+/// Where it applies:
+/// - sp-blocking: a call that waits on its connections (Linux only; elsewhere it waits
+///   through async-io's reactor). At most one waiting call per core polls at a time, and
+///   none on a one-core machine.
+/// - sp-tokio and sp-smol: a socket-level receive (`recv`, `recv_until`, `recv_many`, the
+///   socket as a `Stream`) on a socket with exactly one plain TCP or IPC pipe, on a protocol
+///   that queues what it receives and pauses a full pipe (not SUB, BUS, STAR or SURVEYOR,
+///   whose queues drop). The receiving task reads the connection itself and yields between
+///   reads, so the other tasks of its thread still run. Contexts and `RecvSet` do not poll.
+pub fn set_busy_poll_limit(limit: Duration) {
+    BUSY_POLL_NANOS.store(limit_nanos(limit), Ordering::Relaxed);
+}
+
+fn limit_nanos(limit: Duration) -> u64 {
+    limit.min(MAX_BUSY_POLL).as_nanos() as u64
+}
+
+/// How long a waiting call polls its connection before it sleeps (see
+/// [`set_busy_poll_limit`]).
+pub fn busy_poll_limit() -> Duration {
+    Duration::from_nanos(BUSY_POLL_NANOS.load(Ordering::Relaxed))
+}
+
+/// One receive's polling window: it opens at the receive's first poll that found nothing
+/// and closes [`busy_poll_limit`] later, for good.
+#[derive(Debug, Default)]
+pub(crate) struct BusyPoll {
+    since: Option<Instant>,
+    closed: bool,
+}
+
+impl BusyPoll {
+    /// Whether the window may still be open, without reading the clock.
+    pub(crate) fn may_poll(&self) -> bool {
+        !self.closed && BUSY_POLL_NANOS.load(Ordering::Relaxed) > 0
+    }
+
+    /// Whether the receive may poll once more: opens the window at the first call and
+    /// closes it once the limit has passed.
+    pub(crate) fn poll_again(&mut self) -> bool {
+        self.may_poll() && self.poll_within(busy_poll_limit())
+    }
+
+    fn poll_within(&mut self, limit: Duration) -> bool {
+        let now = Instant::now();
+        let since = *self.since.get_or_insert(now);
+        if !self.closed && now.duration_since(since) < limit {
+            return true;
+        }
+        self.closed = true;
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_closes_for_good_once_the_limit_passed() {
+        let limit = Duration::from_millis(2);
+        let mut window = BusyPoll::default();
+        assert!(
+            window.poll_within(limit),
+            "the first empty poll opens the window"
+        );
+        let opened = Instant::now();
+        while window.poll_within(limit) {
+            assert!(
+                opened.elapsed() < Duration::from_secs(10),
+                "the window never closed"
+            );
+        }
+        assert!(opened.elapsed() >= Duration::from_millis(1));
+        assert!(!window.may_poll());
+        assert!(
+            !window.poll_within(Duration::from_secs(1)),
+            "a closed window stays closed"
+        );
+        assert!(
+            !BusyPoll::default().poll_within(Duration::ZERO),
+            "a zero limit never polls"
+        );
+    }
+
+    #[test]
+    fn the_limit_is_at_most_a_second() {
+        assert_eq!(limit_nanos(Duration::from_secs(5)), 1_000_000_000);
+        assert_eq!(limit_nanos(Duration::from_micros(20)), 20_000);
+        assert_eq!(busy_poll_limit(), DEFAULT_BUSY_POLL);
+    }
+}
