@@ -30,7 +30,7 @@ use sp_core::{Message, PipeId, PipeIdAllocator, ProtocolId};
 use tracing::Instrument;
 
 use crate::addr::Address;
-use crate::busy_poll::BusyPoll;
+use crate::busy_poll::{BusyPoll, PollLease};
 use crate::endpoint::{self, EndpointCtl, EndpointHost};
 use crate::endpoint_handle::{
     check_handshake_timeout, check_recv_max_size, Dialer, EndpointOptions, Listener, ToAddress,
@@ -274,6 +274,8 @@ pub(crate) struct Shared<R, P> {
     send_turns: SendTurns,
     /// What a receive that finds nothing may do with the socket's one pipe.
     pipe_polls: PipePolls,
+    /// Which receive polls the socket's one pipe directly (see `crate::busy_poll`).
+    poll_lease: PollLease,
     state: Mutex<State<P>>,
 }
 
@@ -1037,7 +1039,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
     pub(crate) fn poll_recv(
         &self,
         cx: &mut Context<'_>,
-        busy: Option<&mut BusyPoll>,
+        mut busy: Option<&mut BusyPoll>,
     ) -> Poll<Result<Message>> {
         let mut polls = self.pipe_polls;
         polls.busy &= busy.as_ref().is_some_and(|b| b.may_poll());
@@ -1045,23 +1047,11 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         let first = self.try_recv_or_pipe(Some(cx.waker()), polls, &mut pipe);
         let result = match (first, pipe) {
             (Err(Error::WouldBlock), Some(pipe)) => {
-                // The clock is read only here, by a receive that found nothing.
-                let directly = polls.busy
-                    && pipe.runner.reads_directly()
-                    && !pipe.runner.sends_bulk()
-                    && busy.is_some_and(BusyPoll::poll_again);
-                if directly || (polls.woken && pipe.runner.has_work()) {
-                    poll_pipe_for_receiver(&pipe, directly);
-                }
-                if directly {
+                if self.poll_pipe_instead_of_waiting(&pipe, polls, busy.as_deref_mut()) {
                     match self.try_recv_locked(None) {
                         Err(Error::WouldBlock) => {
-                            // Registered nowhere: polled again after the runtime's other
-                            // tasks, so that no delivery meanwhile wakes this task too.
-                            match self.rt.defer_yield() {
-                                Some(defer) => defer(cx),
-                                None => cx.waker().wake_by_ref(),
-                            }
+                            // Registered nowhere (see `poll_again_later`).
+                            self.poll_again_later(cx);
                             return Poll::Pending;
                         }
                         done => done,
@@ -1074,7 +1064,44 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         };
         match result {
             Err(Error::WouldBlock) => Poll::Pending,
-            done => Poll::Ready(done),
+            done => {
+                if let Some(busy) = busy {
+                    busy.finish(&self.poll_lease);
+                }
+                Poll::Ready(done)
+            }
+        }
+    }
+
+    /// A receive that found nothing polls the socket's one pipe, `pipe`, itself: directly
+    /// while its window `busy` is open and it holds the socket's [`PollLease`] (returns
+    /// true then), or, where the runtime polls woken pipes, if the pipe's task has work.
+    ///
+    /// Not directly while the peer sends in bulk (`PipeRunner::sends_bulk`). The clock is
+    /// read only here, by a receive that found nothing.
+    pub(crate) fn poll_pipe_instead_of_waiting(
+        &self,
+        pipe: &PipeHandle,
+        polls: PipePolls,
+        busy: Option<&mut BusyPoll>,
+    ) -> bool {
+        let directly = polls.busy
+            && pipe.runner.reads_directly()
+            && !pipe.runner.sends_bulk()
+            && busy.is_some_and(|b| b.poll_again(&self.poll_lease));
+        if directly || (polls.woken && pipe.runner.has_work()) {
+            poll_pipe_for_receiver(pipe, directly);
+        }
+        directly
+    }
+
+    /// Has the running task polled again after the runtime's other tasks, as a receive that
+    /// polls its pipe does between two reads. Its waker is registered nowhere meanwhile, so
+    /// that a delivery that its own read makes wakes nothing.
+    pub(crate) fn poll_again_later(&self, cx: &mut Context<'_>) {
+        match self.rt.defer_yield() {
+            Some(defer) => defer(cx),
+            None => cx.waker().wake_by_ref(),
         }
     }
 
@@ -1364,6 +1391,7 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
             sends: std::sync::atomic::AtomicU32::new(0),
             send_turns,
             pipe_polls,
+            poll_lease: PollLease::default(),
             state: Mutex::new(State {
                 core,
                 pipes: BTreeMap::new(),

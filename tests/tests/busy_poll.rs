@@ -76,6 +76,44 @@ macro_rules! busy_poll_suite {
                 })
             }
 
+            /// Three threads receiving on one PULL (one of them polls, the others sleep) get
+            /// every message once between them.
+            #[test]
+            fn receivers_sharing_a_socket_get_every_message_once() {
+                run(async {
+                    const COUNT: u32 = 600;
+                    let pull = sp::Pull::new();
+                    let listener = pull.listen("tcp://127.0.0.1:0").await.expect("listen");
+                    let push = sp::Push::new();
+                    push.set_send_timeout(Some(T));
+                    push.dial(&listener).await.expect("dial");
+                    let receivers: Vec<_> = (0..3)
+                        .map(|_| {
+                            let pull = pull.clone();
+                            sp_tests::harness::background(async move {
+                                pull.set_recv_timeout(Some(Duration::from_secs(2)));
+                                let mut got = Vec::new();
+                                while let Ok(msg) = pull.recv().await {
+                                    got.push(u32::from_be_bytes(
+                                        msg.body[..].try_into().expect("a number"),
+                                    ));
+                                }
+                                got
+                            })
+                        })
+                        .collect();
+                    for i in 0..COUNT {
+                        push.send(i.to_be_bytes().to_vec()).await.expect("send");
+                    }
+                    let mut all: Vec<u32> = receivers
+                        .into_iter()
+                        .flat_map(|r| r.join().expect("a receiver finished"))
+                        .collect();
+                    all.sort_unstable();
+                    assert_eq!(all, (0..COUNT).collect::<Vec<_>>());
+                })
+            }
+
             /// A peer that closes while its PAIR peer's receive polls the connection ends
             /// that pipe; the receive goes on waiting (for a new peer) until its timeout.
             #[test]
