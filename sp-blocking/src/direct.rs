@@ -180,6 +180,15 @@ impl<T: AsFd + Send + Sync + 'static> Watched<T> {
         sp_transport::rt::DirectWriter(Arc::new(SocketWriter(self.io.clone())))
     }
 
+    /// The connection's reading side for a receive that reads it while it polls before it
+    /// sleeps (`sp_transport::rt::ConnInfo::direct_read`).
+    pub(crate) fn direct_reader(&self) -> sp_transport::rt::DirectReader
+    where
+        for<'a> &'a T: Read,
+    {
+        sp_transport::rt::DirectReader(Arc::new(SocketWriter(self.io.clone())))
+    }
+
     /// The reader is about to read: the waker to wake if it finds nothing, kept before the
     /// read so that a readiness the reactor reports during it finds the reader. Returns
     /// whether a caller found the connection readable since the last read.
@@ -306,6 +315,9 @@ impl<T> Drop for Watched<T> {
 /// A connection's socket as the threads sending on its pipe write to it: a plain
 /// non-blocking write of what the socket takes now, on the sending thread.
 ///
+/// A receive that polls before it sleeps reads the socket through it too
+/// (`sp_transport::rt::DirectRead`), a plain non-blocking read.
+///
 /// Why: a reply queued for the pipe's writer was written by a caller that waits next (its
 /// `recv`), but the send first deferred the writer and woke a worker to run it in case the
 /// caller did not wait: a futex wake-up and two context switches of a worker per reply,
@@ -322,6 +334,15 @@ where
         // `Async::new` made the socket non-blocking: a full one says `WouldBlock`, and the
         // pipe's task writes the rest (and meets any error).
         self.0.get_ref().write(buf).ok().filter(|&n| n > 0)
+    }
+}
+
+impl<T: Send + Sync> sp_transport::rt::DirectRead for SocketWriter<T>
+where
+    for<'a> &'a T: Read,
+{
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.get_ref().read(buf)
     }
 }
 

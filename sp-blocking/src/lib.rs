@@ -104,9 +104,13 @@
 //! what the pipe delivered (a reply, or the request after a reply), when nothing else is
 //! queued for the pipe, writes its message to the socket itself before it returns.
 //!
-//! A blocking call polls its work on the caller's thread. A call that must wait first runs the
-//! pool's ready tasks itself (such as the writer of the request whose reply it waits for).
-//! Then, on Linux, if at most 16 connections of the process have a reader waiting for bytes, it
+//! A blocking call polls its work on the caller's thread. A `recv` on a socket with one plain
+//! `tcp` or `ipc` pipe that finds nothing reads that connection itself, for up to 20 µs
+//! ([`set_busy_poll_limit`]), before it waits as below: the reply that comes meanwhile is
+//! read and delivered on the caller's thread, with no reader task woken (as on tokio and
+//! smol; not for contexts, nor for SUB, BUS, STAR and SURVEYOR). A call that must wait first
+//! runs the pool's ready tasks itself (such as the writer of the request whose reply it waits
+//! for). Then, on Linux, if at most 16 connections of the process have a reader waiting for bytes, it
 //! polls those that no other waiting call watches, and an eventfd of its thread, on the CPU for
 //! up to 20 µs ([`set_busy_poll_limit`]; while fewer than one call per core does so), and then
 //! sleeps in `poll(2)` on them, so that the reply that comes within microseconds costs no
@@ -163,7 +167,7 @@ pub use socket::{device, reflector, Incoming, Responses, Socket};
 pub use sp_transport::bytes;
 pub use sp_transport::stats;
 pub use sp_transport::ContextId;
-pub use sp_transport::{busy_poll_limit, set_busy_poll_limit};
+pub use sp_transport::{busy_poll_limit, set_busy_poll_limit, DEFAULT_BUSY_POLL};
 pub use sp_transport::{
     Address, ContextRole, DetachReason, DropReason, EndpointId, EndpointOptions, EndpointStats,
     Error, Message, PeerCredentials, Pipe, PipeEvent, PipeId, PipeStats, PipeVerdict, ProtocolId,

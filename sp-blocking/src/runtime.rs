@@ -163,6 +163,14 @@ impl Runtime for Threads {
         true
     }
 
+    /// A `recv` on a socket with one tcp or ipc pipe reads that connection itself before it
+    /// waits (see `Runtime::receivers_busy_poll`), rather than poll it and then wake the
+    /// pipe's reader task: tcp 64 B one-way latency 8.3–8.9 µs against 12.2–14.3, ipc
+    /// 4.4–5.6 against 6.2–18.2, in three interleaved rounds.
+    fn receivers_busy_poll(&self) -> bool {
+        true
+    }
+
     fn spawn(&self, fut: BoxFuture<'static, ()>) {
         // A pool that cannot start is reported by the blocking calls; the task waits in the
         // run queue until the pool (or a blocking call) runs it.
@@ -256,8 +264,8 @@ where
     for<'a> &'a T: std::io::Read + std::io::Write,
 {
     let stream = crate::direct::Watched::new(s);
-    let direct = Some(stream.direct_writer());
-    (Box::new(stream), ConnInfo { direct, ..info })
+    let info = info.with_direct(stream.direct_writer(), stream.direct_reader());
+    (Box::new(stream), info)
 }
 
 /// A connection, waited on through async-io's reactor.

@@ -37,13 +37,7 @@ where
     for<'a> &'a T: Read + Write,
 {
     let stream = ReadinessStream::new(io);
-    let direct = Some(stream.direct_writer());
-    let direct_read = Some(stream.direct_reader());
-    let info = ConnInfo {
-        direct,
-        direct_read,
-        ..info
-    };
+    let info = info.with_direct(stream.direct_writer(), stream.direct_reader());
     (Box::new(stream), info)
 }
 

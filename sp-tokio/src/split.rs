@@ -62,16 +62,8 @@ where
         write: write.clone(),
     });
     let half = Arc::new(SharedHalf(write));
-    let direct = Some(DirectWriter(half.clone()));
-    let direct_read = Some(DirectReader(half));
-    (
-        stream,
-        ConnInfo {
-            direct,
-            direct_read,
-            ..info
-        },
-    )
+    let info = info.with_direct(DirectWriter(half.clone()), DirectReader(half));
+    (stream, info)
 }
 
 /// The pipe's view of a connection: the reading half unshared (a read takes no lock), the

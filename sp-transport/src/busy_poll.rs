@@ -39,9 +39,10 @@ static BUSY_POLL_NANOS: AtomicU64 = AtomicU64::new(DEFAULT_BUSY_POLL.as_nanos() 
 ///
 /// Where it applies:
 /// - sp-blocking: a call that waits on its connections (Linux only; elsewhere it waits
-///   through async-io's reactor). At most one waiting call per core polls at a time, and
-///   none on a one-core machine.
-/// - sp-tokio and sp-smol: a socket's receive (`recv`, `recv_until`, `recv_many`, the socket
+///   through async-io's reactor) polls them for up to the limit. At most one waiting call per
+///   core polls at a time, and none on a one-core machine. Before that, a `recv` reads its
+///   connection itself, as below.
+/// - sp-tokio, sp-smol and sp-blocking: a socket's receive (`recv`, `recv_until`, `recv_many`, the socket
 ///   as a `Stream`) on a socket with exactly one plain TCP or IPC pipe, on a protocol that
 ///   queues what it receives and pauses a full pipe (not SUB, BUS, STAR or SURVEYOR, whose
 ///   queues drop), while the peer does not send in bulk (reads of 4 KiB or more). The

@@ -837,19 +837,23 @@ impl StreamPipe {
     fn read_once(&mut self, cx: &mut Context<'_>) -> Result<Poll<()>, PipeEnd> {
         let stream = &mut self.stream;
         let direct = self.direct_read.as_ref().filter(|_| self.reading_directly);
-        let read = |buf: &mut [u8]| match direct {
-            // No waker to register: the receiving task that reads so polls again, and the
-            // pipe's own task stays registered from its own last read.
-            Some(reader) => match reader.try_read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
-                done => Poll::Ready(done),
-            },
-            None => Pin::new(&mut **stream).poll_read(cx, buf),
+        let mut asked = 0;
+        let read = |buf: &mut [u8]| {
+            asked = buf.len();
+            match direct {
+                // No waker to register: the receiving task that reads so polls again, and
+                // the pipe's own task stays registered from its own last read.
+                Some(reader) => match reader.try_read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+                    done => Poll::Ready(done),
+                },
+                None => Pin::new(&mut **stream).poll_read(cx, buf),
+            }
         };
         match self.inbound.fill(read) {
             Poll::Ready(Ok(0)) => Err(PipeEnd::PeerClosed),
             Poll::Ready(Ok(n)) => {
-                self.handle.runner.read_found(n >= SCRATCH_MIN);
+                self.handle.runner.read_found(n >= SCRATCH_MIN, n == asked);
                 Ok(Poll::Ready(()))
             }
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(Poll::Ready(())),

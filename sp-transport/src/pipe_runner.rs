@@ -141,11 +141,15 @@ impl PipeRunner {
     }
 
     /// Records what the pipe's last read that found bytes found: 4 KiB or more (`bulk`), or
-    /// less (see [`PipeRunner::sends_bulk`]).
-    pub(crate) fn read_found(&self, bulk: bool) {
+    /// less (see [`PipeRunner::sends_bulk`]); `filled`, it found as much as it asked for,
+    /// and a small read so says nothing of the peer (a read of a large frame's length
+    /// prefix alone asks for 8 bytes).
+    pub(crate) fn read_found(&self, bulk: bool, filled: bool) {
         if self.in_use.load(Ordering::Relaxed) {
             store_changed(&self.streaming, bulk);
-            store_changed(&self.bulk, bulk);
+            if bulk || !filled {
+                store_changed(&self.bulk, bulk);
+            }
         }
     }
 

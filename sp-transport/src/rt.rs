@@ -276,6 +276,16 @@ impl PartialEq for DirectWriter {
 impl Eq for DirectWriter {}
 
 impl ConnInfo {
+    /// This description with the connection's writer and reader for other tasks (see
+    /// [`ConnInfo::direct`] and [`ConnInfo::direct_read`]).
+    pub fn with_direct(self, writer: DirectWriter, reader: DirectReader) -> Self {
+        Self {
+            direct: Some(writer),
+            direct_read: Some(reader),
+            ..self
+        }
+    }
+
     /// Describes a TCP connection by its two socket addresses.
     pub fn tcp(local: io::Result<SocketAddr>, remote: io::Result<SocketAddr>) -> Self {
         let addr = |sa: SocketAddr| crate::Address::Tcp {

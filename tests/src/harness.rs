@@ -103,7 +103,8 @@ pub mod blocking_shim {
         Message, PipeEvent, RecvRole, Result, SendResult, SendRole, SocketCore, ToAddress,
     };
 
-    pub use sp_blocking::{Listener, Pipe};
+    pub use sp_blocking::{set_busy_poll_limit, Listener, Pipe, DEFAULT_BUSY_POLL};
+    pub use sp_transport::Error;
 
     /// An sp-blocking socket whose blocking calls are awaited like the async adapters'.
     pub struct Socket<P: SocketCore>(sp_blocking::Socket<P>);

@@ -1,5 +1,5 @@
 //! Receives that read their connection themselves before they sleep
-//! (`sp_transport::set_busy_poll_limit`), on tokio and smol: what they receive is the same
+//! (`sp_transport::set_busy_poll_limit`), on tokio, smol and sp-blocking: what they receive is the same
 //! with polling off, at its default and long, over tcp and ipc; a peer that closes while a
 //! receive polls costs only its pipe; and large frames arrive whole. (On tokio's paused clock
 //! a polling receive still times out at its virtual deadline: `sp-tokio/tests/paused_clock.rs`.)
@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use sp_tests::harness::{run_smol, run_tokio, wait_for, with_limit};
+use sp_tests::harness::{blocking_shim, run_blocking, run_smol, run_tokio, wait_for, with_limit};
 
 /// How long a test body may take in all.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -26,23 +26,17 @@ macro_rules! busy_poll_suite {
                 $run(with_limit(LIMIT, body))
             }
 
-            /// `rounds` request/reply round trips between a REQ and a REP over `url`; the
-            /// REP takes every second request through its `Stream`.
+            /// `rounds` request/reply round trips between a REQ and a REP over `url`.
             async fn round_trips(url: &str, rounds: u32) {
-                use futures_util::StreamExt;
-                let mut rep = sp::Rep::new();
+                let rep = sp::Rep::new();
                 rep.set_recv_timeout(Some(T));
                 let listener = rep.listen(url).await.expect("listen");
                 let req = sp::Req::new();
                 req.set_recv_timeout(Some(T));
                 req.dial(&listener).await.expect("dial");
                 let server = sp_tests::harness::background(async move {
-                    for n in 0..rounds {
-                        let request = if n % 2 == 0 {
-                            rep.recv().await.expect("request")
-                        } else {
-                            rep.next().await.expect("a request").expect("request")
-                        };
+                    for _ in 0..rounds {
+                        let request = rep.recv().await.expect("request");
                         let mut reply = b"re: ".to_vec();
                         reply.extend_from_slice(&request.body);
                         rep.send(reply).await.expect("reply");
@@ -185,3 +179,29 @@ macro_rules! busy_poll_suite {
 
 busy_poll_suite!(tokio_adapter, sp_tokio, run_tokio);
 busy_poll_suite!(smol_adapter, sp_smol, run_smol);
+busy_poll_suite!(blocking_adapter, blocking_shim, run_blocking);
+
+/// A socket read as a `Stream` polls its connection like `recv`, with a window per item.
+#[test]
+fn a_socket_read_as_a_stream_gets_every_reply() {
+    use futures_util::StreamExt;
+    run_tokio(with_limit(LIMIT, async {
+        let rep = sp_tokio::Rep::new();
+        let listener = rep.listen("tcp://127.0.0.1:0").await.expect("listen");
+        let mut req = sp_tokio::Req::new();
+        req.dial(&listener).await.expect("dial");
+        let server = sp_tests::harness::background(async move {
+            for _ in 0..200 {
+                let request = rep.recv().await.expect("request");
+                rep.send(request.body).await.expect("reply");
+            }
+            rep
+        });
+        for n in 0..200u32 {
+            req.send(n.to_be_bytes().to_vec()).await.expect("send");
+            let reply = req.next().await.expect("a reply").expect("reply");
+            assert_eq!(&reply.body[..], n.to_be_bytes());
+        }
+        drop(server.join().expect("the server finished"));
+    }))
+}
