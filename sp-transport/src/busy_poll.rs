@@ -66,9 +66,8 @@ pub fn busy_poll_limit() -> Duration {
     Duration::from_nanos(BUSY_POLL_NANOS.load(Ordering::Relaxed))
 }
 
-/// Which receive of a socket polls its pipe: at most one at a time, so that a hundred
-/// contexts waiting on one connection (or tasks sharing one socket) do not all spin on it;
-/// the one that polls delivers to all of them. The lease is held until the holder's receive
+/// Which receive of a socket polls its pipe: at most one at a time, so that tasks or threads
+/// sharing one socket do not all spin on it; the one that polls delivers to all of them. The lease is held until the holder's receive
 /// completes or its window ends, whichever comes first; a receive dropped while it polls
 /// leaves a lease that lapses by itself at its window's end.
 #[derive(Debug, Default)]
@@ -89,24 +88,25 @@ fn nanos_since_epoch(at: Instant) -> u64 {
 }
 
 impl PollLease {
-    /// Takes the lease until `until`, unless another receive holds it now.
-    fn take(&self, now: Instant, until: Instant) -> bool {
+    /// Takes the lease until `until`, unless another receive holds it now; returns the
+    /// lease's mark (for [`PollLease::give_back`]) if it took it.
+    fn take(&self, now: Instant, until: Instant) -> Option<u64> {
         let held = self.until.load(Ordering::Relaxed);
         if held > nanos_since_epoch(now) {
-            return false;
+            return None;
         }
+        let mark = nanos_since_epoch(until);
         self.until
-            .compare_exchange(
-                held,
-                nanos_since_epoch(until),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            )
-            .is_ok()
+            .compare_exchange(held, mark, Ordering::Relaxed, Ordering::Relaxed)
+            .ok()
+            .map(|_| mark)
     }
 
-    fn give_back(&self) {
-        self.until.store(0, Ordering::Relaxed);
+    /// Frees the lease taken with `mark`, unless it lapsed and another receive took it since.
+    fn give_back(&self, mark: u64) {
+        let _ = self
+            .until
+            .compare_exchange(mark, 0, Ordering::Relaxed, Ordering::Relaxed);
     }
 }
 
@@ -116,7 +116,8 @@ impl PollLease {
 pub(crate) struct BusyPoll {
     since: Option<Instant>,
     closed: bool,
-    holds_lease: bool,
+    /// The mark of the socket's lease while this receive holds it.
+    lease: Option<u64>,
 }
 
 impl BusyPoll {
@@ -138,11 +139,15 @@ impl BusyPoll {
             Some(since) => since,
             None => {
                 self.since = Some(now);
-                self.holds_lease = !limit.is_zero() && lease.take(now, now + limit);
+                self.lease = if limit.is_zero() {
+                    None
+                } else {
+                    lease.take(now, now + limit)
+                };
                 now
             }
         };
-        if self.holds_lease && !self.closed && now.duration_since(since) < limit {
+        if self.lease.is_some() && !self.closed && now.duration_since(since) < limit {
             return true;
         }
         self.finish(lease);
@@ -152,8 +157,8 @@ impl BusyPoll {
 
     /// The receive completed (or its window closed): gives `lease` back if it held it.
     pub(crate) fn finish(&mut self, lease: &PollLease) {
-        if std::mem::take(&mut self.holds_lease) {
-            lease.give_back();
+        if let Some(mark) = self.lease.take() {
+            lease.give_back(mark);
         }
     }
 }
@@ -230,6 +235,30 @@ mod tests {
             );
         }
         assert!(taken.elapsed() < Duration::from_secs(10));
+
+        // A holder whose lease lapsed and went to another frees nothing when it finishes.
+        let lease = PollLease::default();
+        let mut late = BusyPoll::default();
+        assert!(late.poll_within(short, &lease));
+        let long = Duration::from_secs(60);
+        let mut next = loop {
+            let mut window = BusyPoll::default();
+            if window.poll_within(long, &lease) {
+                break window;
+            }
+            assert!(
+                taken.elapsed() < Duration::from_secs(20),
+                "the lease never lapsed"
+            );
+        };
+        late.finish(&lease);
+        let third = BusyPoll::default().poll_within(long, &lease);
+        assert!(
+            !third,
+            "the late holder gave back a lease no longer its own"
+        );
+        next.finish(&lease);
+        assert!(BusyPoll::default().poll_within(long, &lease));
     }
 
     #[test]
