@@ -106,11 +106,11 @@
 //!
 //! A blocking call polls its work on the caller's thread. A `recv` on a socket with one plain
 //! `tcp` or `ipc` pipe that finds nothing reads that connection itself, for up to 20 µs
-//! ([`set_busy_poll_limit`]), before it waits as below: the reply that comes meanwhile is
-//! read and delivered on the caller's thread, with no reader task woken (as on tokio and
-//! smol; not for contexts, nor for SUB, BUS, STAR and SURVEYOR). A call that must wait first
-//! runs the pool's ready tasks itself (such as the writer of the request whose reply it waits
-//! for). Then, on Linux, if at most 16 connections of the process have a reader waiting for bytes, it
+//! ([`set_busy_poll_limit`]), before it waits as below: the reply that comes meanwhile is read
+//! and delivered on the caller's thread, with no reader task woken (as on tokio and smol; not
+//! for contexts, nor for SUB, BUS, STAR and SURVEYOR). A call that must wait first runs the
+//! pool's ready tasks itself (such as the writer of the request whose reply it waits for).
+//! Then, on Linux, if at most 16 connections of the process have a reader waiting for bytes, it
 //! polls those that no other waiting call watches, and an eventfd of its thread, on the CPU for
 //! up to 20 µs ([`set_busy_poll_limit`]; while fewer than one call per core does so), and then
 //! sleeps in `poll(2)` on them, so that the reply that comes within microseconds costs no

@@ -3,8 +3,8 @@
 //! `async_io::Async<TcpStream>` and `Async<UnixStream>` already implement the futures-io
 //! traits the driver reads and writes through, vectored writes included (`write_vectored`
 //! retried on `poll_writable`); the streams are handed over in a
-//! [`ReadinessStream`](crate::stream::ReadinessStream), which reads only after the reactor reported bytes once a read found
-//! none.
+//! [`ReadinessStream`](crate::stream::ReadinessStream), which reads only after the reactor
+//! reported bytes once a read found none.
 //!
 //! On Windows, `ipc://` would be a named pipe, which async-io cannot wait on: `connect_ipc`
 //! and `ipc_acceptor` fail there with

@@ -42,16 +42,16 @@ static BUSY_POLL_NANOS: AtomicU64 = AtomicU64::new(DEFAULT_BUSY_POLL.as_nanos() 
 ///   through async-io's reactor) polls them for up to the limit. At most one waiting call per
 ///   core polls at a time, and none on a one-core machine. Before that, a `recv` reads its
 ///   connection itself, as below.
-/// - sp-tokio, sp-smol and sp-blocking: a socket's receive (`recv`, `recv_until`, `recv_many`, the socket
-///   as a `Stream`) on a socket with exactly one plain TCP or IPC pipe, on a protocol that
-///   queues what it receives and pauses a full pipe (not SUB, BUS, STAR or SURVEYOR, whose
-///   queues drop), while the peer does not send in bulk (reads of 4 KiB or more). The
-///   receiving task reads the connection itself and yields between reads, so the other tasks
-///   of its thread still run. One receive of a socket polls at a time; the others sleep, and
-///   what its reads deliver wakes them. Contexts and `RecvSet` do not poll: with both ends of
-///   a connection on one executor, a context's polling took REQ/REP with one request in
-///   flight from 42,770 to 23,178 round trips/s on smol, the reads that found nothing
-///   delaying the other end's work on the same thread.
+/// - sp-tokio, sp-smol and sp-blocking: a socket's receive (`recv`, `recv_until`,
+///   `recv_many`, the socket as a `Stream`) on a socket with exactly one plain TCP or IPC pipe,
+///   on a protocol that queues what it receives and pauses a full pipe (not SUB, BUS, STAR or
+///   SURVEYOR, whose queues drop), while the peer does not send in bulk (reads of 4 KiB or
+///   more). The receiving task reads the connection itself and yields between reads, so the
+///   other tasks of its thread still run. One receive of a socket polls at a time; the others
+///   sleep, and what its reads deliver wakes them. Contexts and `RecvSet` do not poll: with
+///   both ends of a connection on one executor, a context's polling took REQ/REP with one
+///   request in flight from 42,770 to 23,178 round trips/s on smol, the reads that found
+///   nothing delaying the other end's work on the same thread.
 pub fn set_busy_poll_limit(limit: Duration) {
     BUSY_POLL_NANOS.store(limit_nanos(limit), Ordering::Relaxed);
 }
@@ -67,9 +67,10 @@ pub fn busy_poll_limit() -> Duration {
 }
 
 /// Which receive of a socket polls its pipe: at most one at a time, so that tasks or threads
-/// sharing one socket do not all spin on it; the one that polls delivers to all of them. The lease is held until the holder's receive
-/// completes or its window ends, whichever comes first; a receive dropped while it polls
-/// leaves a lease that lapses by itself at its window's end.
+/// sharing one socket do not all spin on it; the one that polls delivers to all of them. The
+/// lease is held until the holder's receive completes or its window ends, whichever comes
+/// first; a receive dropped while it polls leaves a lease that lapses by itself at its window's
+/// end.
 #[derive(Debug, Default)]
 pub(crate) struct PollLease {
     /// When the lease lapses, in nanoseconds since [`epoch`]; 0 when free.

@@ -20,6 +20,11 @@
 //! A receiving task's poll delivers one batch at most, and only on a socket whose core
 //! pauses a full pipe (`Protocol::drops_when_full` is false): the pipe's task stops
 //! delivering when a delivery wakes a receiver, and the task that polls is not among those.
+//!
+//! A receiving task that polls before it sleeps (`crate::busy_poll`, on every adapter) reads
+//! the pipe here too, but through the connection's direct reader
+//! ([`crate::rt::ConnInfo::direct_read`]), whether or not the pipe was woken: its runtime's
+//! reactor has not seen the bytes yet when they come during the poll.
 
 use std::future::Future;
 use std::pin::Pin;

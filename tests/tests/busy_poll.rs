@@ -1,8 +1,9 @@
 //! Receives that read their connection themselves before they sleep
-//! (`sp_transport::set_busy_poll_limit`), on tokio, smol and sp-blocking: what they receive is the same
-//! with polling off, at its default and long, over tcp and ipc; a peer that closes while a
-//! receive polls costs only its pipe; and large frames arrive whole. (On tokio's paused clock
-//! a polling receive still times out at its virtual deadline: `sp-tokio/tests/paused_clock.rs`.)
+//! (`sp_transport::set_busy_poll_limit`), on tokio, smol and sp-blocking: what they receive is
+//! the same with polling off, at its default and long, over tcp and ipc; a peer that closes
+//! while a receive polls costs only its pipe; and large frames arrive whole. (On tokio's paused
+//! clock a polling receive still times out at its virtual deadline:
+//! `sp-tokio/tests/paused_clock.rs`.)
 //!
 //! The limit is process-wide, and the tests of this file run at once: each holds whatever
 //! limit is set meanwhile, since none of them depends on it.
