@@ -718,13 +718,10 @@ impl StreamPipe {
     /// Lets a receiving task that polls before it sleeps read the connection through
     /// `reader` (see [`StreamPipe::poll_read_for_receiver`]).
     pub(crate) fn with_direct_reader(mut self, reader: Option<DirectReader>) -> Self {
+        // Known to receives from the pipe's attach on, before its task first runs.
+        self.handle.runner.set_reads_directly(reader.is_some());
         self.direct_read = reader;
         self
-    }
-
-    /// Whether a receiving task may read this pipe's connection directly.
-    pub(crate) fn reads_directly(&self) -> bool {
-        self.direct_read.is_some()
     }
 
     fn poll_write_side(&mut self, cx: &mut Context<'_>) -> Result<bool, PipeEnd> {

@@ -47,7 +47,7 @@ pub(crate) struct PipeRunner {
     /// The pipe's task found the cell taken by a receiving task, which wakes it when done.
     task_waits: AtomicBool,
     /// The pipe can be read directly by a receiving task that polls before it sleeps
-    /// (`StreamPipe::reads_directly`).
+    /// ([`PipeRunner::set_reads_directly`]).
     reads_directly: AtomicBool,
 }
 
@@ -87,8 +87,6 @@ impl PipeRunner {
     /// Runs `pipe` on the calling task until it ends, while receiving tasks may poll it too
     /// ([`PipeRunner::poll_for_receiver`]).
     pub(crate) async fn run(&self, pipe: StreamPipe) -> PipeEnd {
-        self.reads_directly
-            .store(pipe.reads_directly(), Ordering::Relaxed);
         lock(&self.cell).pipe = Some(Box::new(pipe));
         self.in_use.store(true, Ordering::Relaxed);
         // A task dropped before the pipe ended (its runtime shut down) drops the pipe, as it
@@ -168,10 +166,24 @@ impl PipeRunner {
         self.bulk.load(Ordering::Relaxed)
     }
 
+    /// Records that the pipe's connection can be read directly
+    /// (`StreamPipe::with_direct_reader`): set before the pipe attaches, so that a receive
+    /// that comes before the pipe's task first runs polls it too (and finds the cell empty
+    /// until then).
+    pub(crate) fn set_reads_directly(&self, reads_directly: bool) {
+        self.reads_directly.store(reads_directly, Ordering::Relaxed);
+    }
+
     /// Whether a receiving task may read the pipe's connection directly
     /// ([`PipeRunner::poll_for_receiver`]).
     pub(crate) fn reads_directly(&self) -> bool {
         self.reads_directly.load(Ordering::Relaxed)
+    }
+
+    /// Whether a receive that finds nothing may read the pipe's connection directly now: it
+    /// can, and the peer does not send in bulk ([`PipeRunner::sends_bulk`]).
+    pub(crate) fn may_read_directly(&self) -> bool {
+        self.reads_directly() && !self.sends_bulk()
     }
 
     /// Polls the pipe's reading side on a receiving task, if it has work

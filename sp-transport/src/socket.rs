@@ -655,7 +655,7 @@ impl<P> State<P> {
         match (pipes.next(), pipes.next()) {
             (Some(pipe), None)
                 if (polls.woken && pipe.runner.has_work())
-                    || (polls.busy && pipe.runner.reads_directly()) =>
+                    || (polls.busy && pipe.runner.may_read_directly()) =>
             {
                 Some(pipe.clone())
             }
@@ -1077,17 +1077,16 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
     /// while its window `busy` is open and it holds the socket's [`PollLease`] (returns
     /// true then), or, where the runtime polls woken pipes, if the pipe's task has work.
     ///
-    /// Not directly while the peer sends in bulk (`PipeRunner::sends_bulk`). The clock is
-    /// read only here, by a receive that found nothing.
-    pub(crate) fn poll_pipe_instead_of_waiting(
+    /// Not directly while the peer sends in bulk (`PipeRunner::may_read_directly`). The
+    /// clock is read only here, by a receive that found nothing.
+    fn poll_pipe_instead_of_waiting(
         &self,
         pipe: &PipeHandle,
         polls: PipePolls,
         busy: Option<&mut BusyPoll>,
     ) -> bool {
         let directly = polls.busy
-            && pipe.runner.reads_directly()
-            && !pipe.runner.sends_bulk()
+            && pipe.runner.may_read_directly()
             && busy.is_some_and(|b| b.poll_again(&self.poll_lease));
         if directly || (polls.woken && pipe.runner.has_work()) {
             poll_pipe_for_receiver(pipe, directly);
@@ -1098,7 +1097,7 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
     /// Has the running task polled again after the runtime's other tasks, as a receive that
     /// polls its pipe does between two reads. Its waker is registered nowhere meanwhile, so
     /// that a delivery that its own read makes wakes nothing.
-    pub(crate) fn poll_again_later(&self, cx: &mut Context<'_>) {
+    fn poll_again_later(&self, cx: &mut Context<'_>) {
         match self.rt.defer_yield() {
             Some(defer) => defer(cx),
             None => cx.waker().wake_by_ref(),
@@ -1551,8 +1550,6 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// activation, a connection made by other code). Runs the SP handshake on it, bounded by
     /// the handshake timeout, then attaches it like an accepted connection; the pipe has no
     /// endpoint and is not reconnected once it ends.
-    ///
-    /// Cancel-safe: dropping the future drops the stream.
     ///
     /// # Cancel safety
     /// Cancel-safe: dropping the future during the handshake drops the stream; the pipe is

@@ -3,7 +3,8 @@
 //! the same with polling off, at its default and long, over tcp and ipc; a peer that closes
 //! while a receive polls costs only its pipe; and large frames arrive whole. (On tokio's paused
 //! clock a polling receive still times out at its virtual deadline:
-//! `sp-tokio/tests/paused_clock.rs`.)
+//! `sp-tokio/tests/paused_clock.rs`. That a receive reads through the direct reader at all:
+//! `busy_poll_direct.rs`.)
 //!
 //! The limit is process-wide, and the tests of this file run at once: each holds whatever
 //! limit is set meanwhile, since none of them depends on it.
