@@ -117,6 +117,7 @@ impl Runtime for DeafTokio {
         };
         Ok((Box::new(deaf), info))
     }
+    #[cfg(unix)]
     fn adopt_ipc(&self, stream: std::os::unix::net::UnixStream) -> io::Result<Connected> {
         self.0.adopt_ipc(stream)
     }
