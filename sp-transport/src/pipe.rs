@@ -165,6 +165,8 @@ impl Delivery {
     /// before delivering more: a receive queue that drops when full (SUB) would otherwise fill
     /// from one large read before the application had a turn to empty it. An inproc pipe's
     /// task delivers on unless the receivers have threads of their own (see `InprocPipe`).
+    /// Where they do, a socket whose queue drops when full pauses the pipe until a receive
+    /// takes a message (`Shared::deliver`): a yield would not wait for another thread.
     pub(crate) fn woke_receiver(&self) -> bool {
         self.receivers_woken > 0
     }

@@ -9,6 +9,7 @@
 //!   synchronise.
 //! * [`harness`] runs one async test body on every adapter (time limits, waits on async-io
 //!   timers, background threads, the sp-blocking shim).
+//! * [`tokio_variant`]: tokio with one property changed, for tests of the driver.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -25,6 +26,7 @@ pub mod cat;
 pub mod certs;
 pub mod harness;
 pub mod simnet;
+pub mod tokio_variant;
 
 /// Default receive timeout for the socket under test; every receive must end by itself.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
