@@ -138,7 +138,8 @@
 //! takes a message, and keeps what arrives meanwhile in its buffers and its connection's.
 //! Without that wait, the pipe's task ran again on a pool thread long before the woken
 //! thread did, and one read of a few hundred small messages overflowed a SUB's queue of 128
-//! (subscribers paced at a quarter of what they can take lost 1–4 % of the messages).
+//! (subscribers paced at about half of what they can take lost 1–6 % of the messages, and
+//! 0.1–0.6 % with the wait).
 //!
 //! A call's timeout or deadline is kept by the thread that waits: it bounds the spin and is
 //! the time-out of the `poll(2)`, so a wait with a deadline costs what one without does. Only

@@ -280,9 +280,11 @@ pub(crate) struct Shared<R, P> {
     ///
     /// Why: a pipe's task that yields after such a delivery runs again at once on a pool
     /// thread, long before the woken thread does, and one 32 KiB read holds some 450 small
-    /// messages: a SUB's queue of 128 overflowed while its thread woke up. sp-blocking
-    /// subscribers paced at a quarter of what they take lost 3.4 % of the messages, tokio's
-    /// (whose receiver runs before the pipe's task again) 0.1 %.
+    /// messages: a SUB's queue of 128 overflowed while its thread woke up. Four sp-blocking
+    /// subscribers paced at about half of what they take lost 1.1–6.2 % of the messages,
+    /// 0.1–0.6 % with the pause (BENCHMARKS.md, "sp-blocking: a woken subscriber's pipe
+    /// waits for its receive"); tokio's, whose receiver runs before the pipe's task again,
+    /// 0.1 %.
     hand_over_on_wake: bool,
     /// Which receive polls the socket's one pipe directly (see `crate::busy_poll`).
     poll_lease: PollLease,
