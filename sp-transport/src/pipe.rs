@@ -56,8 +56,9 @@ const READ_MAX: usize = 1 << 20;
 /// iovecs per vectored write.
 const MAX_IOVECS: usize = 64;
 /// The most messages a stream pipe hands its socket's core under one lock (see
-/// [`Inbound::deliver`]).
-const DELIVER_BATCH: usize = 64;
+/// [`Inbound::deliver`]); an inproc pipe too, where a delivery pauses it until a receive
+/// (see `Shared::deliver`).
+pub(crate) const DELIVER_BATCH: usize = 64;
 /// Received frames up to this size are copied out of the read buffer (see
 /// [`decode_frames`]).
 const OWN_BUFFER_MAX: usize = 512;

@@ -1291,7 +1291,14 @@ impl<R: Runtime, P: SocketCore> PipeOwner for Shared<R, P> {
         let mut receiving = st.core.is_receiving(pipe.id);
         // Counted once per batch: the counters are shared with readers of the statistics.
         let (mut msgs, mut bytes) = (0u64, 0u64);
-        while receiving {
+        // Where a delivery that wakes a receiver pauses the pipe, it holds at most a batch:
+        // an inproc pipe hands over all it took from its peer, more than a queue holds.
+        let most = if self.hand_over_on_wake {
+            crate::pipe::DELIVER_BATCH as u64
+        } else {
+            u64::MAX
+        };
+        while receiving && msgs < most {
             let Some(msg) = next() else { break };
             msgs += 1;
             bytes += msg.len() as u64;
