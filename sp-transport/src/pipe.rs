@@ -56,7 +56,7 @@ const READ_MAX: usize = 1 << 20;
 /// iovecs per vectored write.
 const MAX_IOVECS: usize = 64;
 /// The most messages a stream pipe hands its socket's core under one lock (see
-/// [`Inbound::deliver`]); an inproc pipe too, where a delivery pauses it until a receive
+/// [`Inbound::deliver`]), and any pipe whose delivery may pause it for the receiver it woke
 /// (see `Shared::deliver`).
 pub(crate) const DELIVER_BATCH: usize = 64;
 /// Received frames up to this size are copied out of the read buffer (see
