@@ -410,7 +410,6 @@ pub(crate) struct State<P> {
     /// Per-pipe queue length at which the driver reports a pipe full (`send_buffer` for roles
     /// with no send queue of their own).
     pipe_queue_len: usize,
-    writable: Vec<PipeId>,
     /// The open contexts' waiters and readiness (see [`crate::Context`]).
     /// A hash map: looked up on every operation of a context (a tree's pointer chase cost
     /// more with 100 contexts), iterated only when the socket closes.
@@ -571,73 +570,64 @@ impl<P: Protocol> State<P> {
     }
 
     /// Drains the core's outputs into pipe queues, wake-ups and timer changes.
+    ///
+    /// A pipe whose queue still has room after a message is writable again at once: the core
+    /// hears so before the next transmit is taken, and what that lets it send comes out of
+    /// the same loop. Only `handle` makes transmits, so one pass over the transmits and then
+    /// one over the events drains everything.
     pub(crate) fn pump(&mut self, now: Instant) {
         self.latest_now = now;
-        loop {
-            while let Some(tx) = self.core.poll_transmit() {
-                match self.pipes.get(&tx.pipe) {
-                    Some(pipe) => {
-                        let (room, writer) = pipe.enqueue_leaving_wake(tx.msg, self.pipe_queue_len);
-                        if room {
-                            self.writable.push(tx.pipe);
-                        }
-                        // Woken once the socket's lock is released (`StateGuard`).
-                        if let Some(w) = writer {
-                            self.wakes.push(w);
-                        }
-                    }
-                    // The core addressed a pipe it was told is gone: count the loss.
-                    None => self.counters.dropped.record(DropReason::PipeClosed),
+        while let Some(tx) = self.core.poll_transmit() {
+            let Some(pipe) = self.pipes.get(&tx.pipe) else {
+                // The core addressed a pipe it was told is gone: count the loss.
+                self.counters.dropped.record(DropReason::PipeClosed);
+                continue;
+            };
+            let (room, writer) = pipe.enqueue_leaving_wake(tx.msg, self.pipe_queue_len);
+            // Woken once the socket's lock is released (`StateGuard`).
+            if let Some(w) = writer {
+                self.wakes.push(w);
+            }
+            if room {
+                self.core.handle(Input::PipeWritable { pipe: tx.pipe }, now);
+            }
+        }
+        while let Some(event) = self.core.poll_event() {
+            match event {
+                Event::Readable => {
+                    self.receivers_woken += self.recv_waiters.defer_all(&mut self.wakes);
                 }
-            }
-            while let Some(event) = self.core.poll_event() {
-                match event {
-                    Event::Readable => {
-                        self.receivers_woken += self.recv_waiters.defer_all(&mut self.wakes);
-                    }
-                    Event::Writable => {
-                        self.send_waiters.defer_all(&mut self.wakes);
-                    }
-                    Event::ClosePipe { pipe, reason } => {
-                        if let Some(p) = self.pipes.get(&pipe) {
-                            p.info
-                                .span
-                                .in_scope(|| tracing::warn!(%reason, "protocol closes pipe"));
-                            p.close();
-                        }
-                    }
-                    Event::ResumeReceiving { pipe } => {
-                        if let Some(w) = self.pipes.get(&pipe).and_then(|p| p.resume()) {
-                            self.wakes.push(w);
-                        }
-                    }
-                    Event::ContextReadable { ctx } => {
-                        if let Some(w) = self.contexts.get_mut(&ctx) {
-                            w.readable = true;
-                            self.receivers_woken += w.recv.defer_all(&mut self.wakes);
-                        }
-                    }
-                    Event::ContextWritable { ctx } => {
-                        if let Some(w) = self.contexts.get_mut(&ctx) {
-                            w.writable = true;
-                            w.send.defer_all(&mut self.wakes);
-                        }
-                    }
-                    #[allow(unreachable_patterns)]
-                    _ => {}
+                Event::Writable => {
+                    self.send_waiters.defer_all(&mut self.wakes);
                 }
+                Event::ClosePipe { pipe, reason } => {
+                    if let Some(p) = self.pipes.get(&pipe) {
+                        p.info
+                            .span
+                            .in_scope(|| tracing::warn!(%reason, "protocol closes pipe"));
+                        p.close();
+                    }
+                }
+                Event::ResumeReceiving { pipe } => {
+                    if let Some(w) = self.pipes.get(&pipe).and_then(|p| p.resume()) {
+                        self.wakes.push(w);
+                    }
+                }
+                Event::ContextReadable { ctx } => {
+                    if let Some(w) = self.contexts.get_mut(&ctx) {
+                        w.readable = true;
+                        self.receivers_woken += w.recv.defer_all(&mut self.wakes);
+                    }
+                }
+                Event::ContextWritable { ctx } => {
+                    if let Some(w) = self.contexts.get_mut(&ctx) {
+                        w.writable = true;
+                        w.send.defer_all(&mut self.wakes);
+                    }
+                }
+                #[allow(unreachable_patterns)]
+                _ => {}
             }
-            if self.writable.is_empty() {
-                break;
-            }
-            // Taken and put back empty: the list keeps its capacity, so a send that finds
-            // its pipe still writable allocates nothing (a fresh list allocated on every
-            // send: one allocation per message).
-            let mut writable = std::mem::take(&mut self.writable);
-            for pipe in writable.drain(..) {
-                self.core.handle(Input::PipeWritable { pipe }, now);
-            }
-            self.writable = writable;
         }
         let deadline = self.core.poll_timeout();
         if deadline != self.timer_deadline {
@@ -1457,7 +1447,6 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
                 endpoints: Vec::new(),
                 counters: DriverCounters::default(),
                 pipe_queue_len: QUEUE_HIGH_WATER_MSGS,
-                writable: Vec::new(),
                 contexts: FxHashMap::default(),
             }),
         });
