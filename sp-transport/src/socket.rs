@@ -573,8 +573,8 @@ impl<P: Protocol> State<P> {
     ///
     /// A pipe whose queue still has room after a message is writable again at once: the core
     /// hears so before the next transmit is taken, and what that lets it send comes out of
-    /// the same loop. Only `handle` makes transmits, so one pass over the transmits and then
-    /// one over the events drains everything.
+    /// the same loop. Of the calls the pump makes, only `handle` makes transmits, so one pass
+    /// over the transmits and then one over the events drains everything.
     pub(crate) fn pump(&mut self, now: Instant) {
         self.latest_now = now;
         while let Some(tx) = self.core.poll_transmit() {
