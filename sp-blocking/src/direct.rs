@@ -172,12 +172,12 @@ impl<T: AsFd + Send + Sync + 'static> Watched<T> {
     }
 
     /// The connection's writing side for the threads that send on its pipe (see
-    /// [`SocketWriter`]).
+    /// [`DirectSocket`]).
     pub(crate) fn direct_writer(&self) -> sp_transport::rt::DirectWriter
     where
         for<'a> &'a T: Write,
     {
-        sp_transport::rt::DirectWriter(Arc::new(SocketWriter(self.io.clone())))
+        sp_transport::rt::DirectWriter(Arc::new(DirectSocket(self.io.clone())))
     }
 
     /// The connection's reading side for a receive that reads it while it polls before it
@@ -186,7 +186,7 @@ impl<T: AsFd + Send + Sync + 'static> Watched<T> {
     where
         for<'a> &'a T: Read,
     {
-        sp_transport::rt::DirectReader(Arc::new(SocketWriter(self.io.clone())))
+        sp_transport::rt::DirectReader(Arc::new(DirectSocket(self.io.clone())))
     }
 
     /// The reader is about to read: the waker to wake if it finds nothing, kept before the
@@ -312,11 +312,10 @@ impl<T> Drop for Watched<T> {
     }
 }
 
-/// A connection's socket as the threads sending on its pipe write to it: a plain
-/// non-blocking write of what the socket takes now, on the sending thread.
-///
-/// A receive that polls before it sleeps reads the socket through it too
-/// (`sp_transport::rt::DirectRead`), a plain non-blocking read.
+/// A connection's socket as other threads than the pipe's task use it: the threads sending
+/// on its pipe write to it (a plain non-blocking write of what the socket takes now, on the
+/// sending thread), and a receive that polls before it sleeps reads it
+/// (`sp_transport::rt::DirectRead`, a plain non-blocking read).
 ///
 /// Why: a reply queued for the pipe's writer was written by a caller that waits next (its
 /// `recv`), but the send first deferred the writer and woke a worker to run it in case the
@@ -324,9 +323,9 @@ impl<T> Drop for Watched<T> {
 /// which mostly found the writer already run. The driver writes through this only for a
 /// send that answers a delivery while the pipe's task writes nothing (under the pipe
 /// queue's lock, see `sp_transport::rt::DirectWrite`), so no lock is needed here.
-struct SocketWriter<T>(Arc<Async<T>>);
+struct DirectSocket<T>(Arc<Async<T>>);
 
-impl<T: Send + Sync> sp_transport::rt::DirectWrite for SocketWriter<T>
+impl<T: Send + Sync> sp_transport::rt::DirectWrite for DirectSocket<T>
 where
     for<'a> &'a T: Write,
 {
@@ -337,7 +336,7 @@ where
     }
 }
 
-impl<T: Send + Sync> sp_transport::rt::DirectRead for SocketWriter<T>
+impl<T: Send + Sync> sp_transport::rt::DirectRead for DirectSocket<T>
 where
     for<'a> &'a T: Read,
 {
