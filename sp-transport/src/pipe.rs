@@ -1653,7 +1653,14 @@ impl InprocPipe {
         let watch = self.yield_after_waking;
         let outcome = self.peer.take_unframed(&mut self.taken, waker, watch);
         self.watching |= watch;
-        self.inbox.append(&mut self.taken);
+        if self.inbox.is_empty() {
+            // The usual case: the taken queue becomes the inbox, and the empty inbox's
+            // buffer serves the next take. An append moved every message (72 instructions
+            // per 64 B message on a busy link, callgrind).
+            std::mem::swap(&mut self.inbox, &mut self.taken);
+        } else {
+            self.inbox.append(&mut self.taken);
+        }
         outcome
     }
 }

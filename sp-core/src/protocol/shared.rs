@@ -1,6 +1,6 @@
 //! Building blocks shared by the protocol state machines: the ordered pipe set with its
 //! round-robin ready list, the bounded receive queue that pauses pipes, the one-peer core of
-//! the PAIR versions.
+//! the PAIR versions with its one-pipe slot.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -111,11 +111,6 @@ impl PipeSet {
             }
             _ => false,
         }
-    }
-
-    /// Returns true when no pipe is attached.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.pipes.is_empty()
     }
 
     /// Drops stale ready entries once they outnumber the live ones, keeping the order.
@@ -312,6 +307,71 @@ pub(crate) enum Inbound {
     Kick,
 }
 
+/// The one pipe of a [`SinglePeer`] and whether it can take a message now: the part of
+/// [`PipeSet`] that a core holding at most one pipe uses.
+///
+/// Why not a `PipeSet`: its map and lazy ready list cost a sending PAIR a map search, a ready
+/// entry and a generation per message, as the pipe turns busy with each send and writable
+/// again as soon as the driver has queued it (`Input::PipeWritable`).
+#[derive(Debug, Default, Clone, Copy)]
+struct OnePipe {
+    attached: Option<PipeId>,
+    writable: bool,
+}
+
+impl OnePipe {
+    fn contains(&self, pipe: PipeId) -> bool {
+        self.attached == Some(pipe)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.attached.is_none()
+    }
+
+    /// Attaches `pipe` as writable; the caller checks that none is attached.
+    fn insert(&mut self, pipe: PipeId) {
+        self.attached = Some(pipe);
+        self.writable = true;
+    }
+
+    /// Detaches `pipe`. Returns false if it was not the attached one.
+    fn remove(&mut self, pipe: PipeId) -> bool {
+        if !self.contains(pipe) {
+            return false;
+        }
+        self.attached = None;
+        self.writable = false;
+        true
+    }
+
+    /// Marks the attached `pipe` writable; another pipe is left alone.
+    fn set_writable(&mut self, pipe: PipeId) {
+        if self.contains(pipe) {
+            self.writable = true;
+        }
+    }
+
+    /// Marks the attached `pipe` busy, as a send to it does.
+    fn take(&mut self, pipe: PipeId) {
+        if self.contains(pipe) {
+            self.writable = false;
+        }
+    }
+
+    fn has_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The attached pipe, marked busy, if it was writable.
+    fn take_next(&mut self) -> Option<PipeId> {
+        if !self.writable {
+            return None;
+        }
+        self.writable = false;
+        self.attached
+    }
+}
+
 /// The exclusive one-peer core that PAIR v0 and PAIR v1 share (SP-PROTOCOLS.md sections 4.1
 /// and 4.2): at most one pipe, a second one refused with [`PipeCloseReason::Busy`], sends that
 /// block while the pipe is busy, and a [`RecvQueue`] that pauses the pipe when full.
@@ -322,8 +382,7 @@ pub(crate) enum Inbound {
 pub(crate) struct SinglePeer {
     /// The one protocol a peer must announce.
     peer: ProtocolId,
-    /// Holds at most one pipe.
-    pipes: PipeSet,
+    pipes: OnePipe,
     queue: RecvQueue<Bytes>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -335,7 +394,7 @@ impl SinglePeer {
     pub(crate) fn new(peer: ProtocolId, recv_buffer: usize) -> Self {
         Self {
             peer,
-            pipes: PipeSet::default(),
+            pipes: OnePipe::default(),
             queue: RecvQueue::new(recv_buffer),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -1345,6 +1404,32 @@ mod tests {
 
     fn p(n: u32) -> PipeId {
         PipeId::new(n).unwrap()
+    }
+
+    #[test]
+    fn one_pipe_is_busy_from_a_send_until_its_pipe_is_writable_and_ignores_others() {
+        let mut one = OnePipe::default();
+        assert!(one.is_empty() && one.take_next().is_none());
+        one.insert(p(4));
+        assert!(one.contains(p(4)) && one.has_writable());
+        assert_eq!(one.take_next(), Some(p(4)));
+        assert_eq!(one.take_next(), None, "busy until the driver says writable");
+        one.set_writable(p(5));
+        assert!(
+            !one.has_writable(),
+            "another pipe's writable says nothing of ours"
+        );
+        one.set_writable(p(4));
+        one.take(p(5));
+        assert!(
+            one.has_writable(),
+            "nor does a send's failure on another pipe"
+        );
+        one.take(p(4));
+        assert!(!one.has_writable());
+        assert!(!one.remove(p(5)));
+        assert!(one.remove(p(4)));
+        assert!(one.is_empty() && !one.has_writable());
     }
 
     #[test]
