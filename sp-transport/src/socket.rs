@@ -1890,12 +1890,16 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     ///
     /// # Errors
     /// As [`Socket::send`], and [`Error::NotSupported`].
-    pub async fn send_any_role(&self, msg: impl Into<Message>) -> SendResult {
-        let mut msg = Some(msg.into());
-        let shared = self.shared();
-        self.send_in_turn(|cx| shared.poll_send(&mut msg, cx))
-            .await
-            .map_err(|e| Unsent::new(e, msg.unwrap_or_default()))
+    pub fn send_any_role(
+        &self,
+        msg: impl Into<Message>,
+    ) -> impl std::future::Future<Output = SendResult> + '_ {
+        SendCall {
+            socket: self,
+            msg: Some(msg.into()),
+            turn_taken: false,
+            wait: DeadlineWait::new(Expiry::Timeout),
+        }
     }
 
     /// Runs a send's `attempt` until it is ready or the send timeout passes, after the
@@ -1946,16 +1950,12 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     ///
     /// # Errors
     /// As [`Socket::recv`], and [`Error::NotSupported`].
-    pub async fn recv_any_role(&self) -> Result<Message> {
-        let shared = self.shared();
-        let mut busy = BusyPoll::default();
-        with_deadline(
-            &shared.rt,
-            Expiry::Timeout,
-            || deadline_after(&shared.rt, self.recv_timeout()),
-            |cx| shared.poll_recv(cx, Some(&mut busy)),
-        )
-        .await
+    pub fn recv_any_role(&self) -> impl std::future::Future<Output = Result<Message>> + '_ {
+        RecvCall {
+            socket: self,
+            busy: BusyPoll::default(),
+            wait: DeadlineWait::new(Expiry::Timeout),
+        }
     }
 
     /// [`Socket::try_recv_many`] for code that picks its protocol at run time, as
@@ -2119,8 +2119,11 @@ impl<R: Runtime, P: SendRole> Socket<R, P> {
     ///
     /// # Errors
     /// [`Error::TimedOut`], [`Error::BadState`], [`Error::NotSupported`], [`Error::Closed`].
-    pub async fn send(&self, msg: impl Into<Message>) -> SendResult {
-        self.send_any_role(msg.into()).await
+    pub fn send(
+        &self,
+        msg: impl Into<Message>,
+    ) -> impl std::future::Future<Output = SendResult> + '_ {
+        self.send_any_role(msg)
     }
 
     /// Sends messages from the front of `msgs`, in order, under one lock of the socket:
@@ -2205,8 +2208,8 @@ impl<R: Runtime, P: RecvRole> Socket<R, P> {
     /// # Errors
     /// [`Error::TimedOut`], [`Error::BadState`], [`Error::NotSupported`],
     /// [`Error::ConnectionReset`], [`Error::Closed`].
-    pub async fn recv(&self) -> Result<Message> {
-        self.recv_any_role().await
+    pub fn recv(&self) -> impl std::future::Future<Output = Result<Message>> + '_ {
+        self.recv_any_role()
     }
 
     /// Receives a message only if one is ready now.
@@ -2304,36 +2307,164 @@ pub(crate) enum Expiry {
 ///
 /// `deadline` is called once, after the first attempt that could not complete: a call that
 /// completes at once reads neither the timeout option (a lock) nor the clock.
-pub(crate) async fn with_deadline<R: Runtime, T>(
+pub(crate) fn with_deadline<R: Runtime, T, D, F>(
     rt: &R,
     expiry: Expiry,
-    deadline: impl FnOnce() -> Option<Instant>,
-    mut poll: impl FnMut(&mut Context<'_>) -> Poll<Result<T>>,
-) -> Result<T> {
-    let mut sleep: Option<Box<dyn Sleep>> = None;
-    let mut first = true;
-    let mut deadline_fn = Some(deadline);
-    let mut deadline: Option<Instant> = None;
-    std::future::poll_fn(|cx| {
+    deadline: D,
+    poll: F,
+) -> WithDeadline<'_, R, D, F>
+where
+    D: FnOnce() -> Option<Instant>,
+    F: FnMut(&mut Context<'_>) -> Poll<Result<T>>,
+{
+    WithDeadline {
+        rt,
+        poll,
+        deadline: Some(deadline),
+        wait: DeadlineWait::new(expiry),
+    }
+}
+
+/// The future of [`with_deadline`]: a plain struct rather than an `async fn` around a
+/// `poll_fn`, whose state machine moved the closures into the `poll_fn` on the first poll.
+pub(crate) struct WithDeadline<'r, R, D, F> {
+    rt: &'r R,
+    poll: F,
+    deadline: Option<D>,
+    wait: DeadlineWait,
+}
+
+// Nothing in it is pinned: the closures are called through `&mut`, never polled as futures.
+impl<R, D, F> Unpin for WithDeadline<'_, R, D, F> {}
+
+impl<R: Runtime, T, D, F> std::future::Future for WithDeadline<'_, R, D, F>
+where
+    D: FnOnce() -> Option<Instant>,
+    F: FnMut(&mut Context<'_>) -> Poll<Result<T>>,
+{
+    type Output = Result<T>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let Self {
+            rt,
+            poll,
+            deadline,
+            wait,
+        } = self.get_mut();
         if let Poll::Ready(r) = poll(cx) {
             return Poll::Ready(r);
         }
-        if let Some(f) = deadline_fn.take() {
-            deadline = f();
+        wait.poll_expired(*rt, || deadline.take().and_then(|f| f()), cx)
+            .map(Err)
+    }
+}
+
+/// A call's deadline, for a call whose attempt could not complete: read at the first such
+/// attempt, then slept on (a call without a deadline waits on).
+pub(crate) struct DeadlineWait {
+    expiry: Expiry,
+    /// The deadline, once read (`Some(None)`: the call has none).
+    deadline: Option<Option<Instant>>,
+    first: bool,
+    sleep: Option<Box<dyn Sleep>>,
+}
+
+impl DeadlineWait {
+    pub(crate) fn new(expiry: Expiry) -> Self {
+        Self {
+            expiry,
+            deadline: None,
+            first: true,
+            sleep: None,
         }
-        let Some(deadline) = deadline else {
+    }
+
+    /// After an attempt that could not complete: ready with the error that ends the call
+    /// once its deadline has passed (see [`with_deadline`]), otherwise registers `cx` with
+    /// the deadline's timer. `deadline` is called at the first such attempt only. Out of line:
+    /// the calls that complete at once never come here.
+    #[inline(never)]
+    pub(crate) fn poll_expired<R: Runtime>(
+        &mut self,
+        rt: &R,
+        deadline: impl FnOnce() -> Option<Instant>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Error> {
+        let Some(deadline) = *self.deadline.get_or_insert_with(deadline) else {
             return Poll::Pending;
         };
-        if let Some(e) = deadline_passed(rt.now(), Some(deadline), &mut first, expiry) {
-            return Poll::Ready(Err(e));
+        if let Some(e) = deadline_passed(rt.now(), Some(deadline), &mut self.first, self.expiry) {
+            return Poll::Ready(e);
         }
-        let s = sleep.get_or_insert_with(|| rt.sleep_until(deadline));
+        let s = self.sleep.get_or_insert_with(|| rt.sleep_until(deadline));
         match s.poll_sleep(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Error::TimedOut)),
+            Poll::Ready(()) => Poll::Ready(Error::TimedOut),
             Poll::Pending => Poll::Pending,
         }
-    })
-    .await
+    }
+}
+
+/// The future of [`Socket::send`]: the task's turn ([`Shared::poll_send_turn`]), then
+/// attempts until the protocol takes the message or the send timeout passes. One struct,
+/// where nested `async fn`s built and moved a state machine per layer on every send.
+pub(crate) struct SendCall<'a, R: Runtime, P: SocketCore> {
+    socket: &'a Socket<R, P>,
+    msg: Option<Message>,
+    turn_taken: bool,
+    wait: DeadlineWait,
+}
+
+impl<R: Runtime, P: SocketCore> Unpin for SendCall<'_, R, P> {}
+
+impl<R: Runtime, P: SocketCore> std::future::Future for SendCall<'_, R, P> {
+    type Output = SendResult;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SendResult> {
+        let this = self.get_mut();
+        let shared = this.socket.shared();
+        if !this.turn_taken {
+            // The turn comes before the attempt, never after it: a future dropped while it
+            // yields has sent nothing.
+            std::task::ready!(shared.poll_send_turn(cx));
+            this.turn_taken = true;
+        }
+        let err = match shared.poll_send(&mut this.msg, cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
+            Poll::Ready(Err(e)) => e,
+            Poll::Pending => {
+                let socket = this.socket;
+                let timeout = || deadline_after(&shared.rt, socket.send_timeout());
+                std::task::ready!(this.wait.poll_expired(&shared.rt, timeout, cx))
+            }
+        };
+        Poll::Ready(Err(Unsent::new(err, this.msg.take().unwrap_or_default())))
+    }
+}
+
+/// The future of [`Socket::recv`]: attempts (which may poll the socket's pipe first, see
+/// `crate::busy_poll`) until a message comes or the receive timeout passes, as
+/// [`SendCall`] in one struct.
+pub(crate) struct RecvCall<'a, R: Runtime, P: SocketCore> {
+    socket: &'a Socket<R, P>,
+    busy: BusyPoll,
+    wait: DeadlineWait,
+}
+
+impl<R: Runtime, P: SocketCore> Unpin for RecvCall<'_, R, P> {}
+
+impl<R: Runtime, P: SocketCore> std::future::Future for RecvCall<'_, R, P> {
+    type Output = Result<Message>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Message>> {
+        let this = self.get_mut();
+        let shared = this.socket.shared();
+        if let Poll::Ready(r) = shared.poll_recv(cx, Some(&mut this.busy)) {
+            return Poll::Ready(r);
+        }
+        let socket = this.socket;
+        let timeout = || deadline_after(&shared.rt, socket.recv_timeout());
+        this.wait.poll_expired(&shared.rt, timeout, cx).map(Err)
+    }
 }
 
 /// Checks `deadline` after an attempt that could not complete: [`Error::WouldBlock`] when a

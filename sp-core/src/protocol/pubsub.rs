@@ -469,16 +469,20 @@ impl Protocol for Sub {
         else {
             return;
         };
-        // The default slot stands for the socket, whose topics were checked above.
-        for (key, state) in self.contexts.iter_mut().skip(1) {
-            if !state.topics.matches(&body) {
-                continue;
-            }
-            matched = true;
-            match state.queue.push((pipe, body.clone())) {
-                Pushed::First => self.core.events.push_back(readable(key)),
-                Pushed::Queued => {}
-                Pushed::Dropped => self.context_drops.record(DropReason::RecvQueueFull),
+        // The default slot stands for the socket, whose topics were checked above. Without
+        // open contexts there is nothing more to visit: the chained iterator's set-up alone
+        // was a fifth of what a SUB's core spent on a message.
+        if for_contexts {
+            for (key, state) in self.contexts.iter_mut().skip(1) {
+                if !state.topics.matches(&body) {
+                    continue;
+                }
+                matched = true;
+                match state.queue.push((pipe, body.clone())) {
+                    Pushed::First => self.core.events.push_back(readable(key)),
+                    Pushed::Queued => {}
+                    Pushed::Dropped => self.context_drops.record(DropReason::RecvQueueFull),
+                }
             }
         }
         if !matched {
