@@ -9,6 +9,8 @@
 //! core names the context it wakes, so 100 contexts waiting on one socket cost one wake-up per
 //! message, not 100.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -25,7 +27,7 @@ use crate::pipe::PipeOwner;
 use crate::roles::{ContextRole, RecvRole, SendRole};
 use crate::rt::Runtime;
 use crate::socket::{
-    deadline_after, with_deadline, CtxWaiters, Expiry, Shared, Socket, SocketCore,
+    deadline_after, with_deadline, CtxWaiters, DeadlineWait, Expiry, Shared, Socket, SocketCore,
 };
 
 /// One context of a socket: send and receive on it as on a socket of its own.
@@ -156,24 +158,56 @@ impl<R: Runtime, P: SocketCore> Context<R, P> {
         out
     }
 
-    async fn send_by(
+    fn send_by<D: FnOnce() -> Option<Instant>>(
         &self,
         msg: Message,
         expiry: Expiry,
-        deadline: impl FnOnce() -> Option<Instant>,
-    ) -> SendResult {
-        let mut op = SendOp::new(self.shared.clone(), self.id, msg);
-        let res = with_deadline(&self.shared.rt, expiry, deadline, |cx| op.poll(cx)).await;
-        res.map_err(|e| Unsent::new(e, std::mem::take(&mut op.msg)))
+        deadline: D,
+    ) -> CtxSendCall<R, P, D> {
+        CtxSendCall {
+            op: SendOp::new(self.shared.clone(), self.id, msg),
+            deadline: Some(deadline),
+            wait: DeadlineWait::new(expiry),
+        }
     }
 
-    async fn recv_by(
-        &self,
+    fn recv_by<'a>(
+        &'a self,
         expiry: Expiry,
-        deadline: impl FnOnce() -> Option<Instant>,
-    ) -> Result<Message> {
+        deadline: impl FnOnce() -> Option<Instant> + 'a,
+    ) -> impl Future<Output = Result<Message>> + 'a {
         let mut op = RecvOp::new(self.shared.clone(), self.id);
-        with_deadline(&self.shared.rt, expiry, deadline, |cx| op.poll(cx)).await
+        with_deadline(&self.shared.rt, expiry, deadline, move |cx| op.poll(cx))
+    }
+}
+
+/// The future of a context's send: the operation and its deadline in one struct, as
+/// `SendCall` is a socket's (an `async fn` around [`with_deadline`] moved both on the first
+/// poll). A send that gives up hands its message back ([`Unsent`]).
+pub(crate) struct CtxSendCall<R: Runtime, P: SocketCore, D> {
+    op: SendOp<R, P>,
+    deadline: Option<D>,
+    wait: DeadlineWait,
+}
+
+// Nothing in it is pinned: the deadline closure is called through `&mut`.
+impl<R: Runtime, P: SocketCore, D> Unpin for CtxSendCall<R, P, D> {}
+
+impl<R: Runtime, P: SocketCore, D: FnOnce() -> Option<Instant>> Future for CtxSendCall<R, P, D> {
+    type Output = SendResult;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<SendResult> {
+        let Self { op, deadline, wait } = self.get_mut();
+        let err = match op.poll(cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
+            Poll::Ready(Err(e)) => e,
+            Poll::Pending => {
+                let expired =
+                    wait.poll_expired(&op.shared.rt, || deadline.take().and_then(|f| f()), cx);
+                std::task::ready!(expired)
+            }
+        };
+        Poll::Ready(Err(Unsent::new(err, std::mem::take(&mut op.msg))))
     }
 }
 
@@ -192,9 +226,9 @@ impl<R: Runtime, P: ContextRole + SendRole> Context<R, P> {
     ///
     /// # Errors
     /// [`Error::TimedOut`], [`Error::BadState`] (REP: nothing to answer), [`Error::Closed`].
-    pub async fn send(&self, msg: impl Into<Message>) -> SendResult {
+    pub fn send(&self, msg: impl Into<Message>) -> impl Future<Output = SendResult> + '_ {
         let deadline = || deadline_after(&self.shared.rt, self.send_timeout());
-        self.send_by(msg.into(), Expiry::Timeout, deadline).await
+        self.send_by(msg.into(), Expiry::Timeout, deadline)
     }
 
     /// Sends like [`Context::send`], but waits at most until `deadline`.
@@ -205,9 +239,12 @@ impl<R: Runtime, P: ContextRole + SendRole> Context<R, P> {
     /// # Errors
     /// As [`Context::send`], with [`Error::TimedOut`] also for a deadline that had
     /// passed before the call (never [`Error::WouldBlock`]).
-    pub async fn send_until(&self, msg: impl Into<Message>, deadline: Instant) -> SendResult {
-        self.send_by(msg.into(), Expiry::Deadline, || Some(deadline))
-            .await
+    pub fn send_until(
+        &self,
+        msg: impl Into<Message>,
+        deadline: Instant,
+    ) -> impl Future<Output = SendResult> + '_ {
+        self.send_by(msg.into(), Expiry::Deadline, move || Some(deadline))
     }
 
     /// Sends only if that is possible without waiting.
@@ -244,9 +281,9 @@ impl<R: Runtime, P: ContextRole + RecvRole> Context<R, P> {
     /// for, or another receive already waits on this context), [`Error::Canceled`] (REQ,
     /// SURVEYOR: a newer send replaced what this receive waited for),
     /// [`Error::ConnectionReset`], [`Error::Closed`].
-    pub async fn recv(&self) -> Result<Message> {
+    pub fn recv(&self) -> impl Future<Output = Result<Message>> + '_ {
         let deadline = || deadline_after(&self.shared.rt, self.recv_timeout());
-        self.recv_by(Expiry::Timeout, deadline).await
+        self.recv_by(Expiry::Timeout, deadline)
     }
 
     /// Receives like [`Context::recv`], but waits at most until `deadline`.
@@ -259,8 +296,8 @@ impl<R: Runtime, P: ContextRole + RecvRole> Context<R, P> {
     /// # Errors
     /// As [`Context::recv`], with [`Error::TimedOut`] also for a deadline that had
     /// passed before the call (never [`Error::WouldBlock`]).
-    pub async fn recv_until(&self, deadline: Instant) -> Result<Message> {
-        self.recv_by(Expiry::Deadline, || Some(deadline)).await
+    pub fn recv_until(&self, deadline: Instant) -> impl Future<Output = Result<Message>> + '_ {
+        self.recv_by(Expiry::Deadline, move || Some(deadline))
     }
 
     /// Receives only if a message is ready now.
