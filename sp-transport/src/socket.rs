@@ -1951,11 +1951,15 @@ impl<R: Runtime, P: SocketCore> Socket<R, P> {
     /// # Errors
     /// As [`Socket::recv`], and [`Error::NotSupported`].
     pub fn recv_any_role(&self) -> impl std::future::Future<Output = Result<Message>> + '_ {
-        RecvCall {
-            socket: self,
-            busy: BusyPoll::default(),
-            wait: DeadlineWait::new(Expiry::Timeout),
-        }
+        let shared = self.shared();
+        // The attempt owns its busy-poll state, as a context's receive owns its operation.
+        let mut busy = BusyPoll::default();
+        with_deadline(
+            &shared.rt,
+            Expiry::Timeout,
+            move || deadline_after(&shared.rt, self.recv_timeout()),
+            move |cx| shared.poll_recv(cx, Some(&mut busy)),
+        )
     }
 
     /// [`Socket::try_recv_many`] for code that picks its protocol at run time, as
@@ -2325,8 +2329,9 @@ where
     }
 }
 
-/// The future of [`with_deadline`]: a plain struct rather than an `async fn` around a
-/// `poll_fn`, whose state machine moved the closures into the `poll_fn` on the first poll.
+/// The future of [`with_deadline`] (and of [`Socket::recv`]): a plain struct rather than an
+/// `async fn` around a `poll_fn`, whose state machine moved the closures into the `poll_fn`
+/// on the first poll.
 pub(crate) struct WithDeadline<'r, R, D, F> {
     rt: &'r R,
     poll: F,
@@ -2438,32 +2443,6 @@ impl<R: Runtime, P: SocketCore> std::future::Future for SendCall<'_, R, P> {
             }
         };
         Poll::Ready(Err(Unsent::new(err, this.msg.take().unwrap_or_default())))
-    }
-}
-
-/// The future of [`Socket::recv`]: attempts (which may poll the socket's pipe first, see
-/// `crate::busy_poll`) until a message comes or the receive timeout passes, as
-/// [`SendCall`] in one struct.
-pub(crate) struct RecvCall<'a, R: Runtime, P: SocketCore> {
-    socket: &'a Socket<R, P>,
-    busy: BusyPoll,
-    wait: DeadlineWait,
-}
-
-impl<R: Runtime, P: SocketCore> Unpin for RecvCall<'_, R, P> {}
-
-impl<R: Runtime, P: SocketCore> std::future::Future for RecvCall<'_, R, P> {
-    type Output = Result<Message>;
-
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Message>> {
-        let this = self.get_mut();
-        let shared = this.socket.shared();
-        if let Poll::Ready(r) = shared.poll_recv(cx, Some(&mut this.busy)) {
-            return Poll::Ready(r);
-        }
-        let socket = this.socket;
-        let timeout = || deadline_after(&shared.rt, socket.recv_timeout());
-        this.wait.poll_expired(&shared.rt, timeout, cx).map(Err)
     }
 }
 
