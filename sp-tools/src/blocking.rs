@@ -8,7 +8,7 @@ use sp_blocking::RecvSet;
 use sp_transport::Message;
 
 use crate::runtime::{ToolRuntime, ToolSocket};
-use crate::socket::{Protocol, Unsupported};
+use crate::socket::{Protocol, ToolCore, Unsupported};
 
 pub use crate::socket::BlockingSocket;
 
@@ -18,9 +18,14 @@ pub struct Blocking;
 
 impl ToolRuntime for Blocking {
     type Socket = BlockingSocket;
+    type Typed<P: ToolCore> = sp_blocking::Socket<P>;
 
     fn open(&self, protocol: Protocol) -> std::result::Result<BlockingSocket, Unsupported> {
         BlockingSocket::open(protocol, self)
+    }
+
+    fn open_typed<P: ToolCore>(&self) -> sp_blocking::Socket<P> {
+        sp_blocking::Socket::new()
     }
 
     async fn sleep(&self, d: Duration) {

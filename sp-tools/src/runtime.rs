@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sp_transport::rt::Runtime;
-use sp_transport::{Address, Message, PipeEvent, PipeVerdict, Result, SocketStats};
+use sp_transport::{Address, Message, PipeEvent, PipeVerdict, Result, SendResult, SocketStats};
 
-use crate::socket::{AnySocket, Protocol, Unsupported};
+use crate::socket::{AnySocket, Protocol, ToolCore, Unsupported};
 
 /// The runtimes `--runtime` can name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -92,8 +92,8 @@ pub trait ToolSocket: Clone + Send + Sync + 'static {
     fn dial_nonblocking(&self, url: &str) -> Result<()>;
     /// Listens on `url`, returning the bound address.
     fn listen(&self, url: &str) -> impl Future<Output = Result<Address>> + Send;
-    /// Sends one message.
-    fn send(&self, msg: impl Into<Message> + Send) -> impl Future<Output = Result<()>> + Send;
+    /// Sends one message; a message that could not be sent comes back in the error.
+    fn send(&self, msg: impl Into<Message> + Send) -> impl Future<Output = SendResult> + Send;
     /// Sends from the front of `msgs` what the protocol takes, waiting for the first (the
     /// sockets' `send_many`); returns how many, removed from `msgs`.
     fn send_many(&self, msgs: &mut Vec<Message>) -> impl Future<Output = Result<usize>> + Send;
@@ -135,12 +135,18 @@ pub trait ToolSocket: Clone + Send + Sync + 'static {
 pub trait ToolRuntime: Clone + Send + Sync + 'static {
     /// The runtime's socket type.
     type Socket: ToolSocket;
+    /// The runtime's socket of the core `P`, as its own type (see [`ToolRuntime::open_typed`]).
+    type Typed<P: ToolCore>: ToolSocket;
 
     /// Opens a socket of `protocol` on this runtime.
     ///
     /// # Errors
     /// [`Unsupported`] for a protocol this build does not implement yet.
     fn open(&self, protocol: Protocol) -> std::result::Result<Self::Socket, Unsupported>;
+
+    /// Opens a socket of the core `P`, typed: its calls go straight to the adapter's socket,
+    /// with no enum to match (sp-perf's loops use these).
+    fn open_typed<P: ToolCore>(&self) -> Self::Typed<P>;
 
     /// Waits for `d`.
     fn sleep(&self, d: Duration) -> impl Future<Output = ()> + Send;
@@ -200,9 +206,14 @@ pub trait ToolRuntime: Clone + Send + Sync + 'static {
 
 impl<R: Runtime> ToolRuntime for R {
     type Socket = AnySocket<R>;
+    type Typed<P: ToolCore> = sp_transport::Socket<R, P>;
 
     fn open(&self, protocol: Protocol) -> std::result::Result<AnySocket<R>, Unsupported> {
         AnySocket::open(protocol, self)
+    }
+
+    fn open_typed<P: ToolCore>(&self) -> sp_transport::Socket<R, P> {
+        sp_transport::Socket::with_runtime(self.clone())
     }
 
     fn sleep(&self, d: Duration) -> impl Future<Output = ()> + Send {

@@ -5,13 +5,17 @@
 //! runtime (tokio, smol); the `any_socket!` table at the bottom is the one place to touch when
 //! a protocol is added (one line: `Protocol variant => AnySocket variant(core type)`).
 
+use std::any::Any;
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
 use sp_core::protocol::{bus, pair, pair1, pipeline, pubsub, reqrep, star, survey};
 use sp_transport::rt::Runtime;
+use sp_transport::SocketCore;
 use sp_transport::{
-    Address, Error, Message, PipeEvent, PipeVerdict, ProtocolId, Result, Socket, SocketStats,
+    Address, Error, Message, PipeEvent, PipeVerdict, ProtocolId, Result, SendResult, Socket,
+    SocketStats,
 };
 
 use crate::runtime::ToolSocket;
@@ -175,53 +179,140 @@ macro_rules! with_protocols {
     };
 }
 
-/// What the tools configure on a protocol core beyond the common options; only the
-/// protocols that have the setting override the default.
-trait ToolCore {
-    /// Adds a SUB topic; other protocols take none.
-    fn subscribe(&mut self, _topic: &[u8]) -> Result<()> {
-        Err(sp_transport::Error::NotSupported)
-    }
+/// A protocol core the tools open as a socket of its own type ([`ToolRuntime::Typed`]).
+///
+/// [`ToolRuntime::Typed`]: crate::runtime::ToolRuntime::Typed
+pub trait ToolCore: SocketCore {
+    /// The protocol the core speaks, as the command lines name it.
+    const PROTOCOL: Protocol;
 }
 
-macro_rules! no_tool_settings {
-    ($($core:ty),* $(,)?) => {
-        $(impl ToolCore for $core {})*
+macro_rules! tool_cores {
+    (; $($proto:ident => $variant:ident($core:ty)),* $(,)?) => {
+        $(impl ToolCore for $core {
+            const PROTOCOL: Protocol = Protocol::$proto;
+        })*
     };
 }
 
-no_tool_settings!(
-    reqrep::Req,
-    reqrep::Rep,
-    pipeline::Push,
-    pipeline::Pull,
-    pair::Pair,
-    pair1::Pair1,
-    pubsub::Pub,
-    survey::Surveyor,
-    survey::Respondent,
-    bus::Bus,
-    star::Star,
-);
+with_protocols!(tool_cores!());
 
-impl ToolCore for pubsub::Sub {
-    fn subscribe(&mut self, topic: &[u8]) -> Result<()> {
-        pubsub::Sub::subscribe(self, topic);
-        Ok(())
+/// Adds a SUB topic to `core`; the other protocols take none.
+fn subscribe_core<P: 'static>(core: &mut P, topic: &[u8]) -> Result<()> {
+    match (core as &mut dyn Any).downcast_mut::<pubsub::Sub>() {
+        Some(sub) => {
+            sub.subscribe(topic);
+            Ok(())
+        }
+        None => Err(Error::NotSupported),
     }
+}
+
+/// Implements [`ToolSocket`] for one adapter's socket of a core `P` (`P: ToolCore`): each
+/// method is the socket's own call. `call!(expr)` finishes a socket call: `.await` for async
+/// sockets, nothing for blocking ones (whose calls then run inline when the tools await them).
+///
+/// sp-perf measures through these, as NNG's perf tools call NNG's functions directly: a call
+/// through [`AnySocket`] also builds the enum's future and matches its variant.
+macro_rules! typed_tool_socket {
+    (
+        impl<$($g:ident: $bound:path),+> for $ty:ty,
+        call = $call:ident, future = $send:ident
+    ) => {
+        impl<$($g: $bound),+> ToolSocket for $ty {
+            fn protocol(&self) -> Protocol {
+                P::PROTOCOL
+            }
+
+            async fn dial(&self, url: &str) -> Result<()> {
+                $call!(self.dial(url)).map(drop)
+            }
+
+            fn dial_nonblocking(&self, url: &str) -> Result<()> {
+                self.dial_nonblocking(url).map(drop)
+            }
+
+            async fn listen(&self, url: &str) -> Result<Address> {
+                $call!(self.listen(url)).map(|l| l.address())
+            }
+
+            fn set_pipe_hook(
+                &self,
+                hook: impl Fn(&PipeEvent) -> PipeVerdict + Send + Sync + 'static,
+            ) {
+                self.set_pipe_hook(hook)
+            }
+
+            fn stats(&self) -> SocketStats {
+                self.stats()
+            }
+
+            async fn send_many(&self, msgs: &mut Vec<Message>) -> Result<usize> {
+                $call!(self.send_many_any_role(msgs))
+            }
+
+            // Not `async fn`s: the socket's own future, with no state machine around it.
+            #[allow(clippy::manual_async_fn)]
+            fn send(
+                &self,
+                msg: impl Into<Message> + Send,
+            ) -> impl Future<Output = SendResult> + Send {
+                $send!(self.send_any_role(msg.into()))
+            }
+
+            #[allow(clippy::manual_async_fn)]
+            fn recv(&self) -> impl Future<Output = Result<Message>> + Send {
+                $send!(self.recv_any_role())
+            }
+
+            async fn recv_many(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
+                $call!(self.recv_many_any_role(buf, limit))
+            }
+
+            fn set_send_timeout(&self, timeout: Option<Duration>) {
+                self.set_send_timeout(timeout)
+            }
+
+            fn set_recv_timeout(&self, timeout: Option<Duration>) {
+                self.set_recv_timeout(timeout)
+            }
+
+            fn recv_timeout(&self) -> Option<Duration> {
+                self.recv_timeout()
+            }
+
+            fn set_recv_max_size(&self, max: usize) -> Result<()> {
+                self.set_recv_max_size(max)
+            }
+
+            fn set_reconnect_backoff(&self, min: Duration, max: Duration) {
+                self.set_reconnect_backoff(min, max)
+            }
+
+            fn set_tls(&self, config: sp_transport::TlsConfig) {
+                self.set_tls(config)
+            }
+
+            fn subscribe(&self, topic: &[u8]) -> Result<()> {
+                self.with_core(|core, _| subscribe_core(core, topic))
+            }
+
+            async fn close(&self) {
+                $call!(self.close())
+            }
+        }
+    };
 }
 
 /// Defines an enum over one adapter's sockets of every implemented protocol, with the
 /// [`ToolSocket`] methods forwarding to whichever socket is inside.
 ///
-/// `socket!(core)` names the adapter's socket type, `new!(rt)` opens one, and `call!(expr)`
-/// finishes a socket call: `.await` for async sockets, nothing for blocking ones (whose calls
-/// then run inline when the tools await them).
+/// `socket!(core)` names the adapter's socket type and `new!(rt)` opens one.
 macro_rules! socket_enum {
     (
         $(#[$doc:meta])*
         $name:ident $(<$g:ident: $bound:path>)?, $rt:ty,
-        socket = $socket:ident, new = $new:ident, call = $call:ident;
+        socket = $socket:ident, new = $new:ident;
         $($proto:ident => $variant:ident($core:ty)),* $(,)?
     ) => {
         $(#[$doc])*
@@ -263,25 +354,25 @@ macro_rules! socket_enum {
         impl $(<$g: $bound>)? ToolSocket for $name $(<$g>)? {
             fn protocol(&self) -> Protocol {
                 match self {
-                    $(Self::$variant(_) => Protocol::$proto,)*
+                    $(Self::$variant(s) => ToolSocket::protocol(s),)*
                 }
             }
 
             async fn dial(&self, url: &str) -> Result<()> {
                 match self {
-                    $(Self::$variant(s) => $call!(s.dial(url)).map(drop),)*
+                    $(Self::$variant(s) => ToolSocket::dial(s, url).await,)*
                 }
             }
 
             fn dial_nonblocking(&self, url: &str) -> Result<()> {
                 match self {
-                    $(Self::$variant(s) => s.dial_nonblocking(url).map(drop),)*
+                    $(Self::$variant(s) => ToolSocket::dial_nonblocking(s, url),)*
                 }
             }
 
             async fn listen(&self, url: &str) -> Result<Address> {
                 match self {
-                    $(Self::$variant(s) => $call!(s.listen(url)).map(|l| l.address()),)*
+                    $(Self::$variant(s) => ToolSocket::listen(s, url).await,)*
                 }
             }
 
@@ -290,86 +381,86 @@ macro_rules! socket_enum {
                 hook: impl Fn(&PipeEvent) -> PipeVerdict + Send + Sync + 'static,
             ) {
                 match self {
-                    $(Self::$variant(s) => s.set_pipe_hook(hook),)*
+                    $(Self::$variant(s) => ToolSocket::set_pipe_hook(s, hook),)*
                 }
             }
 
             fn stats(&self) -> SocketStats {
                 match self {
-                    $(Self::$variant(s) => s.stats(),)*
+                    $(Self::$variant(s) => ToolSocket::stats(s),)*
                 }
             }
 
             async fn send_many(&self, msgs: &mut Vec<Message>) -> Result<usize> {
                 match self {
-                    $(Self::$variant(s) => $call!(s.send_many_any_role(msgs)),)*
+                    $(Self::$variant(s) => ToolSocket::send_many(s, msgs).await,)*
                 }
             }
 
-            async fn send(&self, msg: impl Into<Message> + Send) -> Result<()> {
+            async fn send(&self, msg: impl Into<Message> + Send) -> SendResult {
                 let msg = msg.into();
                 match self {
-                    $(Self::$variant(s) => $call!(s.send_any_role(msg)).map_err(Error::from),)*
+                    $(Self::$variant(s) => ToolSocket::send(s, msg).await,)*
                 }
             }
 
             async fn recv(&self) -> Result<Message> {
                 match self {
-                    $(Self::$variant(s) => $call!(s.recv_any_role()),)*
+                    $(Self::$variant(s) => ToolSocket::recv(s).await,)*
                 }
             }
 
             async fn recv_many(&self, buf: &mut Vec<Message>, limit: usize) -> Result<usize> {
                 match self {
-                    $(Self::$variant(s) => $call!(s.recv_many_any_role(buf, limit)),)*
+                    $(Self::$variant(s) => ToolSocket::recv_many(s, buf, limit).await,)*
                 }
             }
 
             fn set_send_timeout(&self, timeout: Option<Duration>) {
                 match self {
-                    $(Self::$variant(s) => s.set_send_timeout(timeout),)*
+                    $(Self::$variant(s) => ToolSocket::set_send_timeout(s, timeout),)*
                 }
             }
 
             fn set_recv_timeout(&self, timeout: Option<Duration>) {
                 match self {
-                    $(Self::$variant(s) => s.set_recv_timeout(timeout),)*
+                    $(Self::$variant(s) => ToolSocket::set_recv_timeout(s, timeout),)*
                 }
             }
 
             fn recv_timeout(&self) -> Option<Duration> {
                 match self {
-                    $(Self::$variant(s) => s.recv_timeout(),)*
+                    $(Self::$variant(s) => ToolSocket::recv_timeout(s),)*
                 }
             }
 
             fn set_recv_max_size(&self, max: usize) -> Result<()> {
                 match self {
-                    $(Self::$variant(s) => s.set_recv_max_size(max),)*
+                    $(Self::$variant(s) => ToolSocket::set_recv_max_size(s, max),)*
                 }
             }
 
             fn set_reconnect_backoff(&self, min: Duration, max: Duration) {
                 match self {
-                    $(Self::$variant(s) => s.set_reconnect_backoff(min, max),)*
+                    $(Self::$variant(s) => ToolSocket::set_reconnect_backoff(s, min, max),)*
                 }
             }
 
             fn set_tls(&self, config: sp_transport::TlsConfig) {
                 match self {
-                    $(Self::$variant(s) => s.set_tls(config),)*
+                    $(Self::$variant(s) => ToolSocket::set_tls(s, config),)*
                 }
             }
 
             fn subscribe(&self, topic: &[u8]) -> Result<()> {
                 match self {
-                    $(Self::$variant(s) => s.with_core(|core, _| ToolCore::subscribe(core, topic)),)*
+                    $(Self::$variant(s) => ToolSocket::subscribe(s, topic),)*
                 }
             }
 
             async fn close(&self) {
                 match self {
-                    $(Self::$variant(s) => $call!(s.close()),)*
+                    $(Self::$variant(s) => ToolSocket::close(s).await,)*
                 }
             }
         }
@@ -409,23 +500,42 @@ macro_rules! blocking_new {
         sp_blocking::Socket::new()
     }};
 }
+macro_rules! as_is {
+    ($future:expr) => {
+        $future
+    };
+}
+macro_rules! ready_now {
+    ($call:expr) => {
+        std::future::ready($call)
+    };
+}
 macro_rules! inline_call {
     ($call:expr) => {
         $call
     };
 }
 
+typed_tool_socket!(
+    impl<R: Runtime, P: ToolCore> for Socket<R, P>,
+    call = await_call, future = as_is
+);
+typed_tool_socket!(
+    impl<P: ToolCore> for sp_blocking::Socket<P>,
+    call = inline_call, future = ready_now
+);
+
 with_protocols!(socket_enum!(
     /// A socket of any implemented protocol, on the async runtime `R` (tokio, smol).
     AnySocket<R: Runtime>, R,
-    socket = async_socket, new = async_new, call = await_call
+    socket = async_socket, new = async_new
 ));
 
 with_protocols!(socket_enum!(
     /// A socket of any implemented protocol from `sp-blocking`. Its calls block the calling
     /// thread: awaiting one runs it to the end at once.
     BlockingSocket, crate::blocking::Blocking,
-    socket = blocking_socket, new = blocking_new, call = inline_call
+    socket = blocking_socket, new = blocking_new
 ));
 
 #[cfg(test)]
@@ -486,13 +596,16 @@ mod tests {
     async fn calls_a_role_lacks_are_not_supported() {
         let rt = sp_tokio::Tokio::default();
         let pull = AnySocket::open(Protocol::Pull0, &rt).unwrap();
-        assert!(matches!(pull.send("x").await, Err(Error::NotSupported)));
+        let unsent = pull.send("x").await.unwrap_err();
+        assert!(matches!(unsent.error(), Error::NotSupported));
+        assert_eq!(&unsent.into_message().body[..], b"x");
         let push = AnySocket::open(Protocol::Push0, &rt).unwrap();
         assert!(matches!(push.recv().await, Err(Error::NotSupported)));
 
         let blocking = crate::blocking::Blocking;
         let sub = BlockingSocket::open(Protocol::Sub0, &blocking).unwrap();
-        assert!(matches!(sub.send("x").await, Err(Error::NotSupported)));
+        let unsent = sub.send("x").await.unwrap_err();
+        assert!(matches!(unsent.error(), Error::NotSupported));
         let publ = BlockingSocket::open(Protocol::Pub0, &blocking).unwrap();
         assert!(matches!(publ.recv().await, Err(Error::NotSupported)));
     }

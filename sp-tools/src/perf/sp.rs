@@ -18,7 +18,8 @@ use tokio::sync::oneshot;
 use super::report::{LatencyReport, ThroughputReport};
 use super::PerfError;
 use crate::runtime::{ToolRuntime, ToolSocket};
-use crate::socket::Protocol;
+use crate::socket::{Protocol, ToolCore};
+use sp_core::protocol::{bus, pair, pair1, reqrep};
 
 /// Which sockets a test uses: NNG's default is PAIR v1 for both sides, in every mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,10 +64,48 @@ pub fn use_tls(config: sp_transport::TlsConfig) {
 /// Opens a socket of `p`, with the process's TLS configuration if there is one.
 pub(super) fn open<R: ToolRuntime>(rt: &R, p: Protocol) -> Result<R::Socket, PerfError> {
     let s = rt.open(p).map_err(|u| PerfError(format!("socket: {u}")))?;
+    with_tls(&s);
+    Ok(s)
+}
+
+/// Opens a socket of the core `P` as its own type, with the process's TLS configuration.
+fn open_typed<R: ToolRuntime, P: ToolCore>(rt: &R) -> R::Typed<P> {
+    let s = rt.open_typed::<P>();
+    with_tls(&s);
+    s
+}
+
+fn with_tls(s: &impl ToolSocket) {
     if let Some(tls) = TLS.get() {
         s.set_tls(tls.clone());
     }
-    Ok(s)
+}
+
+/// Runs `$run(..).await`, its socket argument `$s` opened for `$protocol` as the adapter's
+/// socket of that core's own type for the protocols of the [`Pattern`]s, and as an
+/// `AnySocket` for any other: the timed loops then call the socket itself, as NNG's perf
+/// tools call NNG, with no enum future around each call (6.1 % of the instructions of a
+/// tcp 64 B sender, 5.5 % of its receiver's).
+macro_rules! with_socket {
+    ($rt:expr, $protocol:expr, |$s:ident| $run:expr) => {
+        with_socket!(
+            $rt, $protocol, $s, $run;
+            Pair1 => pair1::Pair1, Pair0 => pair::Pair, Req0 => reqrep::Req,
+            Rep0 => reqrep::Rep, Bus0 => bus::Bus
+        )
+    };
+    ($rt:expr, $protocol:expr, $s:ident, $run:expr; $($proto:ident => $core:ty),*) => {
+        match $protocol {
+            $(Protocol::$proto => {
+                let $s = open_typed::<_, $core>($rt);
+                $run.await
+            })*
+            other => {
+                let $s = open($rt, other)?;
+                $run.await
+            }
+        }
+    };
 }
 
 pub(super) fn err<E: Into<sp_transport::Error>>(what: &'static str) -> impl Fn(E) -> PerfError {
@@ -101,7 +140,17 @@ pub async fn latency_server<R: ToolRuntime>(
     trips: u32,
     ready: Option<oneshot::Sender<()>>,
 ) -> Result<(), PerfError> {
-    let s = open(rt, pattern.server)?;
+    with_socket!(rt, pattern.server, |s| echo(rt, s, url, size, trips, ready))
+}
+
+async fn echo<R: ToolRuntime, S: ToolSocket>(
+    rt: &R,
+    s: S,
+    url: &str,
+    size: usize,
+    trips: u32,
+    ready: Option<oneshot::Sender<()>>,
+) -> Result<(), PerfError> {
     s.listen(url).await.map_err(err("listen"))?;
     signal(ready);
     for _ in 0..trips {
@@ -126,7 +175,18 @@ pub async fn latency_client<R: ToolRuntime>(
     size: usize,
     trips: u32,
 ) -> Result<LatencyReport, PerfError> {
-    let s = open(rt, pattern.client)?;
+    with_socket!(rt, pattern.client, |s| time_round_trips(
+        rt, s, url, size, trips
+    ))
+}
+
+async fn time_round_trips<R: ToolRuntime, S: ToolSocket>(
+    rt: &R,
+    s: S,
+    url: &str,
+    size: usize,
+    trips: u32,
+) -> Result<LatencyReport, PerfError> {
     s.dial(url).await.map_err(err("dial"))?;
     rt.sleep(Duration::from_millis(100)).await;
     let msg = Bytes::from(vec![0u8; size]);
@@ -159,7 +219,20 @@ pub async fn throughput_server<R: ToolRuntime>(
     recv_batch: usize,
     ready: Option<oneshot::Sender<()>>,
 ) -> Result<ThroughputReport, PerfError> {
-    let s = open(rt, pattern.server)?;
+    with_socket!(rt, pattern.server, |s| {
+        time_receives(rt, s, url, size, count, recv_batch, ready)
+    })
+}
+
+async fn time_receives<R: ToolRuntime, S: ToolSocket>(
+    rt: &R,
+    s: S,
+    url: &str,
+    size: usize,
+    count: u32,
+    recv_batch: usize,
+    ready: Option<oneshot::Sender<()>>,
+) -> Result<ThroughputReport, PerfError> {
     s.listen(url).await.map_err(err("listen"))?;
     signal(ready);
     s.recv().await.map_err(err("recv"))?; // the empty start message
@@ -207,7 +280,18 @@ pub async fn throughput_client<R: ToolRuntime>(
     count: u32,
     send_batch: usize,
 ) -> Result<(), PerfError> {
-    let s = open(rt, pattern.client)?;
+    with_socket!(rt, pattern.client, |s| send_stream(
+        s, url, size, count, send_batch
+    ))
+}
+
+async fn send_stream<S: ToolSocket>(
+    s: S,
+    url: &str,
+    size: usize,
+    count: u32,
+    send_batch: usize,
+) -> Result<(), PerfError> {
     s.set_recv_timeout(Some(Duration::from_secs(5)));
     s.dial(url).await.map_err(err("dial"))?;
     s.send(Bytes::new()).await.map_err(err("send"))?;
