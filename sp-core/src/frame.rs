@@ -18,7 +18,7 @@
 //! any payload byte arrives and before anything is allocated for it. [`encode_prefix`] and
 //! [`encode`] produce the sending side.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::Message;
 
@@ -286,9 +286,14 @@ pub fn encode_prefix(kind: FrameKind, payload_len: usize) -> FramePrefix {
 /// This copies the message; it suits small messages. Large ones are better written as the
 /// [`encode_prefix`] bytes followed by the header and body slices in a vectored write.
 pub fn encode(kind: FrameKind, msg: &Message, out: &mut BytesMut) {
-    let prefix = encode_prefix(kind, msg.len());
-    out.reserve(prefix.as_bytes().len() + msg.len());
-    out.extend_from_slice(prefix.as_bytes());
+    let len = msg.len();
+    out.reserve(kind.prefix_len() + len);
+    // The length as one 8-byte store, not a copy of a prefix built on the stack: a small
+    // message is framed once per send, and each copy was a `memcpy` call.
+    if kind == FrameKind::Ipc {
+        out.put_u8(IPC_TYPE_INBAND);
+    }
+    out.put_u64(len as u64);
     out.extend_from_slice(&msg.header);
     out.extend_from_slice(&msg.body);
 }
