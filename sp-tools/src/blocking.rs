@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use sp_blocking::RecvSet;
-use sp_transport::Message;
+use sp_transport::{Message, RecvRole};
 
 use crate::runtime::{ToolRuntime, ToolSocket};
 use crate::socket::{Protocol, ToolCore, Unsupported};
@@ -54,9 +54,9 @@ impl ToolRuntime for Blocking {
 
     /// One thread waits on every socket with an [`sp_blocking::RecvSet`]. The sockets'
     /// receive timeouts do not apply to a set; the longest of them bounds each wait.
-    fn recv_each<T: Send + 'static>(
+    fn recv_each<P: ToolCore + RecvRole, T: Send + 'static>(
         &self,
-        sockets: Vec<BlockingSocket>,
+        sockets: Vec<sp_blocking::Socket<P>>,
         mut states: Vec<T>,
         take: fn(&mut T, Message) -> bool,
     ) -> impl Future<Output = Option<Vec<T>>> + Send + 'static {
@@ -64,7 +64,7 @@ impl ToolRuntime for Blocking {
             let idle = sockets.iter().filter_map(ToolSocket::recv_timeout).max();
             let mut set = RecvSet::new();
             for (i, socket) in sockets.iter().enumerate() {
-                socket.add_to(&mut set, i);
+                set.add_socket(i, socket);
             }
             while !set.is_empty() {
                 // What is ready first, without reading the clock for a deadline: a busy set
@@ -91,24 +91,4 @@ impl ToolRuntime for Blocking {
 /// Runs the future `make` builds on the calling thread; its socket calls block that thread.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     smol::future::block_on(fut)
-}
-
-impl BlockingSocket {
-    /// Adds the socket's receives to `set` under `key`; a role that cannot receive (PUSH,
-    /// PUB) is not added.
-    fn add_to(&self, set: &mut RecvSet<usize>, key: usize) {
-        match self {
-            Self::Req(s) => set.add_socket(key, s),
-            Self::Rep(s) => set.add_socket(key, s),
-            Self::Pull(s) => set.add_socket(key, s),
-            Self::Pair(s) => set.add_socket(key, s),
-            Self::Pair1(s) => set.add_socket(key, s),
-            Self::Sub(s) => set.add_socket(key, s),
-            Self::Surveyor(s) => set.add_socket(key, s),
-            Self::Respondent(s) => set.add_socket(key, s),
-            Self::Bus(s) => set.add_socket(key, s),
-            Self::Star(s) => set.add_socket(key, s),
-            Self::Push(_) | Self::Pub(_) => {}
-        }
-    }
 }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sp_transport::rt::Runtime;
+use sp_transport::RecvRole;
 use sp_transport::{Address, Message, PipeEvent, PipeVerdict, Result, SendResult, SocketStats};
 
 use crate::socket::{AnySocket, Protocol, ToolCore, Unsupported};
@@ -174,9 +175,9 @@ pub trait ToolRuntime: Clone + Send + Sync + 'static {
     /// state, until `take` returns false for the socket or a receive fails (its timeout, say);
     /// gives back the states. Here a task per socket; sp-blocking waits on all of them from
     /// one thread instead (a thread per socket costs a thread switch per message).
-    fn recv_each<T: Send + 'static>(
+    fn recv_each<P: ToolCore + RecvRole, T: Send + 'static>(
         &self,
-        sockets: Vec<Self::Socket>,
+        sockets: Vec<Self::Typed<P>>,
         states: Vec<T>,
         take: fn(&mut T, Message) -> bool,
     ) -> impl Future<Output = Option<Vec<T>>> + Send + 'static {

@@ -43,7 +43,6 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::{parse_int, raw::tcp_host_port, Mode, PerfError};
 use crate::runtime::{ToolRuntime, ToolSocket};
-use crate::socket::Protocol;
 
 /// How long a subscriber waits for a message before it gives up on the rest.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -238,7 +237,7 @@ pub fn parse_args(mode: Mode, args: &[String]) -> Result<(String, usize, usize, 
     ))
 }
 
-use super::sp::{err, open};
+use super::sp::{err, open_typed};
 
 /// `fanout_thr`: one PUB and `subs` SUBs on `url`, `count` messages of `size` bytes, sent as
 /// `pace` says.
@@ -253,7 +252,7 @@ pub async fn pubsub<R: ToolRuntime>(
     count: u32,
     pace: PublisherPace,
 ) -> Result<FanoutReport, PerfError> {
-    let publisher = open(rt, Protocol::Pub0)?;
+    let publisher = open_typed::<_, sp_core::protocol::pubsub::Pub>(rt);
     let addr = publisher
         .listen(url)
         .await
@@ -262,7 +261,7 @@ pub async fn pubsub<R: ToolRuntime>(
     let ready = Arc::new(AtomicUsize::new(0));
     let mut sockets = Vec::with_capacity(subs);
     for _ in 0..subs {
-        let sub = open(rt, Protocol::Sub0)?;
+        let sub = open_typed::<_, sp_core::protocol::pubsub::Sub>(rt);
         sub.subscribe(b"").map_err(err("subscribe"))?;
         sub.set_recv_timeout(Some(IDLE_TIMEOUT));
         sub.dial(&addr).await.map_err(err("dial"))?;

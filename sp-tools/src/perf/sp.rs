@@ -69,7 +69,7 @@ pub(super) fn open<R: ToolRuntime>(rt: &R, p: Protocol) -> Result<R::Socket, Per
 }
 
 /// Opens a socket of the core `P` as its own type, with the process's TLS configuration.
-fn open_typed<R: ToolRuntime, P: ToolCore>(rt: &R) -> R::Typed<P> {
+pub(super) fn open_typed<R: ToolRuntime, P: ToolCore>(rt: &R) -> R::Typed<P> {
     let s = rt.open_typed::<P>();
     with_tls(&s);
     s
