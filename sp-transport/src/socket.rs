@@ -1065,24 +1065,22 @@ impl<R: Runtime, P: SocketCore> Shared<R, P> {
         let mut polls = self.pipe_polls;
         polls.busy &= busy.as_ref().is_some_and(|b| b.may_poll());
         let mut pipe = None;
-        let first = self.try_recv_or_pipe(Some(cx.waker()), polls, &mut pipe);
-        let result = match (first, pipe) {
-            (Err(Error::WouldBlock), Some(pipe)) => {
-                if self.poll_pipe_instead_of_waiting(&pipe, polls, busy.as_deref_mut()) {
-                    match self.try_recv_locked(None) {
-                        Err(Error::WouldBlock) => {
-                            // Registered nowhere (see `poll_again_later`).
-                            self.poll_again_later(cx);
-                            return Poll::Pending;
-                        }
-                        done => done,
+        let mut result = self.try_recv_or_pipe(Some(cx.waker()), polls, &mut pipe);
+        // Matched in place: a message found at once is moved only into the output.
+        if let (Err(Error::WouldBlock), Some(pipe)) = (&result, pipe) {
+            result = if self.poll_pipe_instead_of_waiting(&pipe, polls, busy.as_deref_mut()) {
+                match self.try_recv_locked(None) {
+                    Err(Error::WouldBlock) => {
+                        // Registered nowhere (see `poll_again_later`).
+                        self.poll_again_later(cx);
+                        return Poll::Pending;
                     }
-                } else {
-                    self.try_recv_locked(Some(cx.waker()))
+                    done => done,
                 }
-            }
-            (first, _) => first,
-        };
+            } else {
+                self.try_recv_locked(Some(cx.waker()))
+            };
+        }
         match result {
             Err(Error::WouldBlock) => Poll::Pending,
             done => {
