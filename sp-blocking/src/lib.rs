@@ -104,6 +104,11 @@
 //! what the pipe delivered (a reply, or the request after a reply), when nothing else is
 //! queued for the pipe, writes its message to the socket itself before it returns.
 //!
+//! A `recv` that takes a message from a queue that was full resumes the pipe that waited for
+//! room; that pipe's reader likewise runs on the caller's thread when it next waits for a
+//! message, or on a worker 10 µs later, not at once on a worker that would deliver into the
+//! queue while the caller takes from it.
+//!
 //! A blocking call polls its work on the caller's thread. A `recv` on a socket with one plain
 //! `tcp` or `ipc` pipe that finds nothing reads that connection itself, for up to 20 µs
 //! ([`set_busy_poll_limit`]), before it waits as below: the reply that comes meanwhile is read

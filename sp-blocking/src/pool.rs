@@ -591,8 +591,15 @@ fn block_on_inner<F: Future>(
     });
     let mut fut = pin!(make());
     // Most sends, and receives of a message already queued, complete at the first poll.
+    // What that attempt wakes is deferred, a receive's as a send's: a receive that takes a
+    // message resumes the pipe that waited for room in the queue, and its reader then runs
+    // on this thread when the caller next waits for a message, or on a worker once due.
+    // Run at once on a worker, it delivered into the queue while the caller took from it,
+    // the two threads taking the socket's lock from each other, and the caller spun while
+    // the worker read: a blocking tcp 64 B receiver fed by a smol sender took 4.12–4.32 M
+    // msg/s, and 5.42–5.52 M deferring (three interleaved rounds).
     if attempt_first {
-        if let Poll::Ready(out) = poll_unregistered(is_send, fut.as_mut()) {
+        if let Poll::Ready(out) = poll_unregistered(true, fut.as_mut()) {
             return out;
         }
     }
@@ -654,13 +661,14 @@ fn block_on_inner<F: Future>(
 
 /// Polls `fut` once with a waker that does nothing (a future still pending is polled again
 /// with a real one before the call waits).
-fn poll_unregistered<F: Future>(is_send: bool, fut: Pin<&mut F>) -> Poll<F::Output> {
-    NOOP_WAKER.with(|waker| poll_deferring_if(is_send, false, fut, &mut Context::from_waker(waker)))
+fn poll_unregistered<F: Future>(defer: bool, fut: Pin<&mut F>) -> Poll<F::Output> {
+    NOOP_WAKER.with(|waker| poll_deferring_if(defer, false, fut, &mut Context::from_waker(waker)))
 }
 
-/// Polls `fut`; for a send (`defer`), the tasks the poll wakes are deferred (see
-/// [`Pool::schedule`]): the writer of the pipe it queued a message for, which the caller runs
-/// itself when it next waits or yields.
+/// Polls `fut`; with `defer` (a send, or a call's first attempt), the tasks the poll wakes
+/// are deferred (see [`Pool::schedule`]): the writer of the pipe a send queued a message
+/// for, the reader of the pipe a receive resumed, which the caller runs itself when it next
+/// waits or yields.
 fn poll_deferring_if<F: Future>(
     defer: bool,
     spinning: bool,
