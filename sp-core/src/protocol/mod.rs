@@ -37,7 +37,10 @@
 //! `recv` or `send` may have gone from `WouldBlock` to something else (a receive queue turned
 //! non-empty, the set of writable pipes turned non-empty, a saved request's pipe freed up).
 //! A caller therefore retries until it sees `WouldBlock` again before it waits, and registers
-//! its wake-up in the same critical section as the attempt that returned `WouldBlock`.
+//! its wake-up in the same critical section as the attempt that returned `WouldBlock`. A core
+//! may leave out an `Event::Writable` that no caller asked for: one whose `send` returned
+//! `WouldBlock`, or whose `is_writable` or `will_take` returned false, since the last one
+//! (PAIR does, whose pipe turns busy and writable again with every message sent).
 //!
 //! ## Contexts
 //!

@@ -48,7 +48,8 @@ impl Default for PairConfig {
 /// [`Input::Unsent`], counted for any pipe.
 ///
 /// **Events.** [`Event::Readable`] when the receive queue stops being empty;
-/// [`Event::Writable`] when the pipe becomes writable; [`Event::ResumeReceiving`] once the
+/// [`Event::Writable`] when the pipe becomes writable after a `send` or an `is_writable`
+/// found it busy or missing; [`Event::ResumeReceiving`] once the
 /// queue drains to half of `recv_buffer`; [`Event::ClosePipe`] for a second or a wrong peer.
 ///
 /// **Counters** ([`Protocol::stats`]): PAIR pauses its pipe rather than drop, so the only
@@ -129,6 +130,7 @@ mod tests {
     fn pair_refuses_second_pipe_and_accepts_it_after_first_leaves() {
         let now = Instant::now();
         let mut pair = Pair::new(PairConfig::default());
+        assert!(!pair.is_writable());
         pair.handle(
             Input::PipeAdded {
                 pipe: p(1),

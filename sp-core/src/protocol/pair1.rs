@@ -100,7 +100,8 @@ impl Default for Pair1Config {
 /// [`Input::Unsent`], counted for any pipe.
 ///
 /// **Events.** [`Event::Readable`] when the receive queue stops being empty;
-/// [`Event::Writable`] when the pipe becomes writable; [`Event::ResumeReceiving`] once the
+/// [`Event::Writable`] when the pipe becomes writable after a `send` or an `is_writable`
+/// found it busy or missing; [`Event::ResumeReceiving`] once the
 /// queue drains to half of `recv_buffer`; [`Event::ClosePipe`] for a second or a wrong peer and
 /// for garbage.
 ///
@@ -589,6 +590,8 @@ mod tests {
 
     fn attached(config: Pair1Config) -> Pair1 {
         let mut pair = Pair1::new(config);
+        // A caller that finds the socket not writable is told when it becomes writable.
+        assert!(!pair.is_writable());
         pair.handle(
             Input::PipeAdded {
                 pipe: p(1),
@@ -729,6 +732,7 @@ mod tests {
         let mut pair = attached(Pair1Config::default());
         receive(&mut pair, Message::new(&b"\x01"[..]));
         events(&mut pair);
+        assert!(!pair.is_writable(), "no peer after the kick");
 
         receive(&mut pair, wire(1, b"late"));
         pair.handle(
@@ -743,6 +747,35 @@ mod tests {
         assert_eq!(pair.recv(now), Err(RecvError::WouldBlock));
         pair.send(Message::from("x"), now).unwrap();
         assert_eq!(pair.poll_transmit().unwrap().pipe, p(2));
+    }
+
+    #[test]
+    fn pair1_tells_writable_only_after_a_caller_found_the_pipe_busy() {
+        let now = Instant::now();
+        let mut pair = attached(Pair1Config::default());
+        // A sending loop: each send makes the pipe busy until the driver queued it, and
+        // nobody waits meanwhile, so no event.
+        for _ in 0..3 {
+            pair.send(Message::from("x"), now).unwrap();
+            pair.handle(Input::PipeWritable { pipe: p(1) }, now);
+            assert_eq!(events(&mut pair), vec![]);
+        }
+        // A send that finds the pipe busy asks for the event, once.
+        pair.send(Message::from("x"), now).unwrap();
+        assert_eq!(
+            pair.send(Message::from("y"), now),
+            Err(SendError::WouldBlock)
+        );
+        pair.handle(Input::PipeWritable { pipe: p(1) }, now);
+        assert_eq!(events(&mut pair), vec![Event::Writable]);
+        pair.send(Message::from("y"), now).unwrap();
+        pair.handle(Input::PipeWritable { pipe: p(1) }, now);
+        assert_eq!(events(&mut pair), vec![]);
+        // So does a readiness check that finds it not writable.
+        pair.send(Message::from("z"), now).unwrap();
+        assert!(!pair.is_writable());
+        pair.handle(Input::PipeWritable { pipe: p(1) }, now);
+        assert_eq!(events(&mut pair), vec![Event::Writable]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! round-robin ready list, the bounded receive queue that pauses pipes, the one-peer core of
 //! the PAIR versions with its one-pipe slot.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
@@ -387,6 +388,14 @@ pub(crate) struct SinglePeer {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     drops: DropCounts,
+    /// A caller found the socket not writable (a send refused, or [`SinglePeer::will_take`]
+    /// said no) since the last [`Event::Writable`]: only then does the pipe turning writable
+    /// queue one. A `Cell` because `will_take` is how `Protocol::is_writable` asks.
+    ///
+    /// Why: each send makes the pipe busy until the driver has queued the message, so a
+    /// sending loop turned it writable again once per message, and each time an event went
+    /// through the queue to a driver that had no sender waiting for it.
+    writable_wanted: Cell<bool>,
 }
 
 impl SinglePeer {
@@ -399,6 +408,7 @@ impl SinglePeer {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             drops: DropCounts::default(),
+            writable_wanted: Cell::new(false),
         }
     }
 
@@ -452,7 +462,7 @@ impl SinglePeer {
             // A pipe refused as a second peer, or already kicked: its close accounts for it.
             Input::Received { .. } => {}
         }
-        if !was_writable && self.pipes.has_writable() {
+        if !was_writable && self.pipes.has_writable() && self.writable_wanted.replace(false) {
             self.events.push_back(Event::Writable);
         }
     }
@@ -473,9 +483,13 @@ impl SinglePeer {
     }
 
     /// Returns true when [`SinglePeer::send`] would take a message now: the peer's pipe is
-    /// writable.
+    /// writable. A no asks for the [`Event::Writable`] that ends it.
     pub(crate) fn will_take(&self) -> bool {
-        self.pipes.has_writable()
+        let writable = self.pipes.has_writable();
+        if !writable {
+            self.writable_wanted.set(true);
+        }
+        writable
     }
 
     /// Queues `msg`'s header and body, unchanged, for the peer (its [`Message::pipe`] is
@@ -484,7 +498,10 @@ impl SinglePeer {
     /// # Errors
     /// [`SendError::WouldBlock`] when no peer is attached or its pipe is busy.
     pub(crate) fn send(&mut self, msg: Message) -> Result<(), SendError> {
-        let pipe = self.pipes.take_next().ok_or(SendError::WouldBlock)?;
+        let Some(pipe) = self.pipes.take_next() else {
+            self.writable_wanted.set(true);
+            return Err(SendError::WouldBlock);
+        };
         let msg = msg.with_pipe(None);
         self.transmits.push_back(Transmit { pipe, msg });
         Ok(())
