@@ -4,7 +4,8 @@
 //! ([`ToolSocket`]), sleeps and spawns through it.
 //!
 //! * Every async `sp_transport` runtime (tokio, smol) is a `ToolRuntime`, with [`AnySocket`]
-//!   as its socket. [`block_on_tokio`] and [`block_on_smol`] start a runtime with the asked
+//!   as its socket, and `sp_transport::Socket` of a core as its typed socket (sp-perf's timed
+//!   loops use those, see [`ToolRuntime::open_typed`]). [`block_on_tokio`] and [`block_on_smol`] start a runtime with the asked
 //!   number of worker threads and run a body as a task on it.
 //! * [`crate::blocking::Blocking`] is sp-blocking's: its sockets
 //!   ([`crate::socket::BlockingSocket`]) make blocking calls, run inline when the tools await
