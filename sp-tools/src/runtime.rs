@@ -5,8 +5,9 @@
 //!
 //! * Every async `sp_transport` runtime (tokio, smol) is a `ToolRuntime`, with [`AnySocket`]
 //!   as its socket, and `sp_transport::Socket` of a core as its typed socket (sp-perf's timed
-//!   loops use those, see [`ToolRuntime::open_typed`]). [`block_on_tokio`] and [`block_on_smol`] start a runtime with the asked
-//!   number of worker threads and run a body as a task on it.
+//!   loops use those, see [`ToolRuntime::open_typed`]). [`block_on_tokio`] and
+//!   [`block_on_smol`] start a runtime with the asked number of worker threads and run a body
+//!   as a task on it.
 //! * [`crate::blocking::Blocking`] is sp-blocking's: its sockets
 //!   ([`crate::socket::BlockingSocket`]) make blocking calls, run inline when the tools await
 //!   them, so the body runs on the calling thread; sleeping blocks the thread and spawning
@@ -20,8 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sp_transport::rt::Runtime;
-use sp_transport::RecvRole;
-use sp_transport::{Address, Message, PipeEvent, PipeVerdict, Result, SendResult, SocketStats};
+use sp_transport::{
+    Address, Message, PipeEvent, PipeVerdict, RecvRole, Result, SendResult, SocketStats,
+};
 
 use crate::socket::{AnySocket, Protocol, ToolCore, Unsupported};
 

@@ -49,8 +49,8 @@ impl Default for PairConfig {
 ///
 /// **Events.** [`Event::Readable`] when the receive queue stops being empty;
 /// [`Event::Writable`] when the pipe becomes writable after a `send` or an `is_writable`
-/// found it busy or missing; [`Event::ResumeReceiving`] once the
-/// queue drains to half of `recv_buffer`; [`Event::ClosePipe`] for a second or a wrong peer.
+/// found it busy or missing; [`Event::ResumeReceiving`] once the queue drains to half of
+/// `recv_buffer`; [`Event::ClosePipe`] for a second or a wrong peer.
 ///
 /// **Counters** ([`Protocol::stats`]): PAIR pauses its pipe rather than drop, so the only
 /// losses are [`DropReason::QueueShrunk`](crate::stats::DropReason::QueueShrunk), when

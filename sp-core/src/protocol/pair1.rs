@@ -101,9 +101,8 @@ impl Default for Pair1Config {
 ///
 /// **Events.** [`Event::Readable`] when the receive queue stops being empty;
 /// [`Event::Writable`] when the pipe becomes writable after a `send` or an `is_writable`
-/// found it busy or missing; [`Event::ResumeReceiving`] once the
-/// queue drains to half of `recv_buffer`; [`Event::ClosePipe`] for a second or a wrong peer and
-/// for garbage.
+/// found it busy or missing; [`Event::ResumeReceiving`] once the queue drains to half of
+/// `recv_buffer`; [`Event::ClosePipe`] for a second or a wrong peer and for garbage.
 ///
 /// **Counters** ([`Protocol::stats`]): [`DropReason::TtlExceeded`] for a message over
 /// `max_ttl`, [`DropReason::QueueShrunk`] for messages discarded by
