@@ -81,11 +81,11 @@ fn with_tls(s: &impl ToolSocket) {
     }
 }
 
-/// Runs `$run(..).await`, its socket argument `$s` opened for `$protocol` as the adapter's
-/// socket of that core's own type for the protocols of the [`Pattern`]s, and as an
-/// `AnySocket` for any other: the timed loops then call the socket itself, as NNG's perf
-/// tools call NNG, with no enum future around each call (6.1 % of the instructions of a
-/// tcp 64 B sender, 5.5 % of its receiver's).
+/// Awaits the future `$run` (an `async` block) with `$s` a socket opened for `$protocol`: the
+/// adapter's socket of that core's own type for the protocols of the [`Pattern`]s, an
+/// `AnySocket` for any other. The block is compiled once per core, and the timed loops then
+/// call the socket itself, as NNG's perf tools call NNG, with no enum future around each
+/// call (6.1 % of the instructions of a tcp 64 B sender, 5.5 % of its receiver's).
 macro_rules! with_socket {
     ($rt:expr, $protocol:expr, |$s:ident| $run:expr) => {
         with_socket!(
@@ -144,28 +144,19 @@ pub async fn latency_server<R: ToolRuntime>(
     trips: u32,
     ready: Option<oneshot::Sender<()>>,
 ) -> Result<(), PerfError> {
-    with_socket!(rt, pattern.server, |s| echo(rt, s, url, size, trips, ready))
-}
-
-async fn echo<R: ToolRuntime, S: ToolSocket>(
-    rt: &R,
-    s: S,
-    url: &str,
-    size: usize,
-    trips: u32,
-    ready: Option<oneshot::Sender<()>>,
-) -> Result<(), PerfError> {
-    s.listen(url).await.map_err(err("listen"))?;
-    signal(ready);
-    for _ in 0..trips {
-        let m = s.recv().await.map_err(err("recv"))?;
-        check_size(m.body.len(), size)?;
-        s.send(m.body).await.map_err(err("send"))?;
-    }
-    // Give the last echo time to leave (NNG: "linger should do this").
-    rt.sleep(Duration::from_millis(100)).await;
-    s.close().await;
-    Ok(())
+    with_socket!(rt, pattern.server, |s| async {
+        s.listen(url).await.map_err(err("listen"))?;
+        signal(ready);
+        for _ in 0..trips {
+            let m = s.recv().await.map_err(err("recv"))?;
+            check_size(m.body.len(), size)?;
+            s.send(m.body).await.map_err(err("send"))?;
+        }
+        // Give the last echo time to leave (NNG: "linger should do this").
+        rt.sleep(Duration::from_millis(100)).await;
+        s.close().await;
+        Ok(())
+    })
 }
 
 /// `remote_lat`: dials `url` and times `trips` round trips of `size`-byte messages.
@@ -179,32 +170,22 @@ pub async fn latency_client<R: ToolRuntime>(
     size: usize,
     trips: u32,
 ) -> Result<LatencyReport, PerfError> {
-    with_socket!(rt, pattern.client, |s| time_round_trips(
-        rt, s, url, size, trips
-    ))
-}
-
-async fn time_round_trips<R: ToolRuntime, S: ToolSocket>(
-    rt: &R,
-    s: S,
-    url: &str,
-    size: usize,
-    trips: u32,
-) -> Result<LatencyReport, PerfError> {
-    s.dial(url).await.map_err(err("dial"))?;
-    rt.sleep(Duration::from_millis(100)).await;
-    let msg = Bytes::from(vec![0u8; size]);
-    let start = Instant::now();
-    for _ in 0..trips {
-        s.send(msg.clone()).await.map_err(err("send"))?;
-        s.recv().await.map_err(err("recv"))?;
-    }
-    let total = start.elapsed();
-    s.close().await;
-    Ok(LatencyReport {
-        total,
-        msg_size: size,
-        round_trips: trips,
+    with_socket!(rt, pattern.client, |s| async {
+        s.dial(url).await.map_err(err("dial"))?;
+        rt.sleep(Duration::from_millis(100)).await;
+        let msg = Bytes::from(vec![0u8; size]);
+        let start = Instant::now();
+        for _ in 0..trips {
+            s.send(msg.clone()).await.map_err(err("send"))?;
+            s.recv().await.map_err(err("recv"))?;
+        }
+        let total = start.elapsed();
+        s.close().await;
+        Ok(LatencyReport {
+            total,
+            msg_size: size,
+            round_trips: trips,
+        })
     })
 }
 
@@ -223,53 +204,41 @@ pub async fn throughput_server<R: ToolRuntime>(
     recv_batch: usize,
     ready: Option<oneshot::Sender<()>>,
 ) -> Result<ThroughputReport, PerfError> {
-    with_socket!(rt, pattern.server, |s| {
-        time_receives(rt, s, url, size, count, recv_batch, ready)
-    })
-}
-
-async fn time_receives<R: ToolRuntime, S: ToolSocket>(
-    rt: &R,
-    s: S,
-    url: &str,
-    size: usize,
-    count: u32,
-    recv_batch: usize,
-    ready: Option<oneshot::Sender<()>>,
-) -> Result<ThroughputReport, PerfError> {
-    s.listen(url).await.map_err(err("listen"))?;
-    signal(ready);
-    s.recv().await.map_err(err("recv"))?; // the empty start message
-    let start = Instant::now();
-    let mut got = 0u32;
-    let mut buf = Vec::with_capacity(recv_batch);
-    while got < count {
-        if recv_batch > 1 {
-            buf.clear();
-            let limit = recv_batch.min((count - got) as usize);
-            got += s.recv_many(&mut buf, limit).await.map_err(err("recv"))? as u32;
-            for m in &buf {
-                check_size(m.body.len(), size)?;
-            }
-        } else {
-            // Matched rather than `map_err`ed: the message is not moved through a `Result`
-            // once more, in the loop that is timed.
-            match s.recv().await {
-                Ok(m) if m.body.len() == size => got += 1,
-                Ok(m) => return Err(wrong_size(m.body.len(), size)),
-                Err(e) => return Err(err("recv")(e)),
+    with_socket!(rt, pattern.server, |s| async {
+        s.listen(url).await.map_err(err("listen"))?;
+        signal(ready);
+        s.recv().await.map_err(err("recv"))?; // the empty start message
+        let start = Instant::now();
+        let mut got = 0u32;
+        let mut buf = Vec::with_capacity(recv_batch);
+        while got < count {
+            if recv_batch > 1 {
+                buf.clear();
+                let limit = recv_batch.min((count - got) as usize);
+                got += s.recv_many(&mut buf, limit).await.map_err(err("recv"))? as u32;
+                for m in &buf {
+                    check_size(m.body.len(), size)?;
+                }
+            } else {
+                // Matched rather than `map_err`ed: the message is not moved through a `Result`
+                // once more, in the loop that is timed.
+                match s.recv().await {
+                    Ok(m) if m.body.len() == size => got += 1,
+                    Ok(m) => return Err(wrong_size(m.body.len(), size)),
+                    Err(e) => return Err(err("recv")(e)),
+                }
             }
         }
-    }
-    let total = start.elapsed();
-    // Tell the sender we are done, and give that message time to leave.
-    let _ = s.send(Bytes::new()).await;
-    rt.sleep(Duration::from_millis(200)).await;
-    s.close().await;
-    Ok(ThroughputReport {
-        total,
-        msg_size: size,
-        count,
+        let total = start.elapsed();
+        // Tell the sender we are done, and give that message time to leave.
+        let _ = s.send(Bytes::new()).await;
+        rt.sleep(Duration::from_millis(200)).await;
+        s.close().await;
+        Ok(ThroughputReport {
+            total,
+            msg_size: size,
+            count,
+        })
     })
 }
 
@@ -288,41 +257,31 @@ pub async fn throughput_client<R: ToolRuntime>(
     count: u32,
     send_batch: usize,
 ) -> Result<(), PerfError> {
-    with_socket!(rt, pattern.client, |s| send_stream(
-        s, url, size, count, send_batch
-    ))
-}
-
-async fn send_stream<S: ToolSocket>(
-    s: S,
-    url: &str,
-    size: usize,
-    count: u32,
-    send_batch: usize,
-) -> Result<(), PerfError> {
-    s.set_recv_timeout(Some(Duration::from_secs(5)));
-    s.dial(url).await.map_err(err("dial"))?;
-    s.send(Bytes::new()).await.map_err(err("send"))?;
-    let msg = Bytes::from(vec![0u8; size]);
-    if send_batch > 1 {
-        let mut left = count + 1;
-        let mut batch = Vec::with_capacity(send_batch);
-        while left > 0 {
-            let n = send_batch.min(left as usize);
-            batch.extend((0..n).map(|_| Message::from(msg.clone())));
-            while !batch.is_empty() {
-                let sent = s.send_many(&mut batch).await.map_err(err("send"))?;
-                left -= sent as u32;
+    with_socket!(rt, pattern.client, |s| async {
+        s.set_recv_timeout(Some(Duration::from_secs(5)));
+        s.dial(url).await.map_err(err("dial"))?;
+        s.send(Bytes::new()).await.map_err(err("send"))?;
+        let msg = Bytes::from(vec![0u8; size]);
+        if send_batch > 1 {
+            let mut left = count + 1;
+            let mut batch = Vec::with_capacity(send_batch);
+            while left > 0 {
+                let n = send_batch.min(left as usize);
+                batch.extend((0..n).map(|_| Message::from(msg.clone())));
+                while !batch.is_empty() {
+                    let sent = s.send_many(&mut batch).await.map_err(err("send"))?;
+                    left -= sent as u32;
+                }
+            }
+        } else {
+            for _ in 0..=count {
+                s.send(msg.clone()).await.map_err(err("send"))?;
             }
         }
-    } else {
-        for _ in 0..=count {
-            s.send(msg.clone()).await.map_err(err("send"))?;
-        }
-    }
-    let _ = s.recv().await; // "done", if it comes
-    s.close().await;
-    Ok(())
+        let _ = s.recv().await; // "done", if it comes
+        s.close().await;
+        Ok(())
+    })
 }
 
 /// `inproc_lat`: a latency server task and a client in one process.
