@@ -148,7 +148,7 @@ impl FrameDecoder {
     /// returns the error). While the prefix is incomplete it counts only the missing prefix
     /// bytes. It never exceeds the limit plus the prefix length, so a caller may use it to size a
     /// read; with an unlimited decoder the caller should still cap its reservation.
-    pub fn bytes_wanted(&self, buf: &BytesMut) -> usize {
+    pub fn bytes_wanted(&self, buf: &[u8]) -> usize {
         let prefix_len = self.kind.prefix_len();
         match self.parse_prefix(buf) {
             Ok(Some(len)) => (prefix_len + len).saturating_sub(buf.len()),

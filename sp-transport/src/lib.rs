@@ -31,6 +31,7 @@ mod pipe;
 mod pipe_events;
 mod pipe_runner;
 mod pipe_view;
+mod read_buffer;
 mod readiness;
 mod recv_set;
 mod roles;

@@ -25,6 +25,7 @@ use sp_core::{Message, PipeId, ProtocolId};
 use crate::pipe_events::DetachReason;
 use crate::pipe_runner::PipeRunner;
 use crate::pipe_view::{PipeCounters, PipeInfo};
+use crate::read_buffer::ReadBuffer;
 use crate::rt::{BoxStream, DirectReader, DirectWriter};
 use crate::stats::{PipeStats, RefusalReason};
 
@@ -899,7 +900,7 @@ pub(crate) fn write_zero() -> PipeEnd {
 /// The receiving half of a stream pipe: the frame decoder and its buffers.
 pub(crate) struct Inbound {
     decoder: FrameDecoder,
-    rbuf: BytesMut,
+    rbuf: ReadBuffer,
     /// How much the next read asks for: it stands for how fast this peer has been sending.
     read_size: usize,
     /// Messages decoded and not yet taken by the core: the next batch, or what a core that
@@ -940,7 +941,7 @@ thread_local! {
 /// scratch buffer and appends what came to `rbuf`, so that only the bytes that came are
 /// copied and `rbuf` grows by no more.
 fn read_via_scratch(
-    rbuf: &mut BytesMut,
+    rbuf: &mut ReadBuffer,
     max: usize,
     read: impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>>,
 ) -> Poll<io::Result<usize>> {
@@ -967,7 +968,7 @@ impl Inbound {
     ) -> Self {
         Self {
             decoder: FrameDecoder::new(kind, max_message_size),
-            rbuf: leftover,
+            rbuf: ReadBuffer::from(leftover),
             read_size: SCRATCH_MIN,
             // Grown by the first batch: an idle pipe holds no room for one (64 messages,
             // 4.5 KiB, about 40,000 KiB of a process with 10,000 idle pipes).
@@ -1024,7 +1025,7 @@ impl Inbound {
             || self.bad_frame.is_some()
             || match &self.large {
                 Some(large) => large.is_whole(),
-                None => !self.rbuf.is_empty() && self.decoder.bytes_wanted(&self.rbuf) == 0,
+                None => !self.rbuf.is_empty() && self.decoder.bytes_wanted(self.rbuf.data()) == 0,
             }
     }
 
@@ -1033,12 +1034,12 @@ impl Inbound {
     /// else a new one that grows with the bytes that arrive, as `rbuf` would.
     fn begin_large(&mut self) -> Option<LargeFrame> {
         // A refused prefix stays in `rbuf`, where the next decode reports it.
-        let len = self.decoder.payload_len(&self.rbuf).ok()??;
+        let len = self.decoder.payload_len(self.rbuf.data()).ok()??;
         let prefix = self.decoder.kind().prefix_len();
         if len < crate::frame_pool::POOLED_MIN || self.rbuf.len() >= prefix + len {
             return None;
         }
-        let have = &self.rbuf[prefix..];
+        let have = &self.rbuf.data()[prefix..];
         let buf = crate::frame_pool::take(len)
             .unwrap_or_else(|| Vec::with_capacity(len.min((2 * have.len()).max(self.read_size))));
         let large = LargeFrame::new(buf, have, len);
@@ -1080,7 +1081,7 @@ impl Inbound {
             }
             return poll;
         }
-        let wanted = self.decoder.bytes_wanted(&self.rbuf);
+        let wanted = self.decoder.bytes_wanted(self.rbuf.data());
         let buffered = self.rbuf.len();
         if std::mem::take(&mut self.after_large) && buffered == 0 {
             // After a large frame, the next one is likely large too: read its prefix alone,
@@ -1106,16 +1107,17 @@ impl Inbound {
         } else {
             self.read_size
         };
-        self.rbuf.resize(buffered + grow, 0);
-        let poll = read(&mut self.rbuf[buffered..]);
+        let room = self.rbuf.room(grow);
+        let asked = room.len();
+        let poll = read(room);
         let got = match &poll {
             Poll::Ready(Ok(n)) => *n,
             _ => 0,
         };
-        self.rbuf.truncate(buffered + got);
+        self.rbuf.commit(got);
         // A peer that fills ordinary frames fast earns larger reads; one that claims a huge
         // frame does not (its frame's buffer already grows with its bytes).
-        if got == grow && wanted <= LARGE_FRAME {
+        if got == asked && wanted <= LARGE_FRAME {
             self.grow_read_size();
         } else if matches!(poll, Poll::Ready(Ok(n)) if n < SCRATCH_MIN) {
             // The peer slowed down: a small read no longer zeroes a large room.
@@ -1145,7 +1147,7 @@ impl Inbound {
 /// room; BENCHMARKS.md, "A batch of small frames is decoded with one copy").
 fn decode_frames(
     decoder: &mut FrameDecoder,
-    rbuf: &mut BytesMut,
+    rbuf: &mut ReadBuffer,
     max: usize,
     held: &mut VecDeque<Message>,
 ) -> Option<sp_core::frame::FrameError> {
@@ -1155,9 +1157,11 @@ fn decode_frames(
     let mut lens = [0usize; DELIVER_BATCH];
     let max = max.min(DELIVER_BATCH);
     let (mut frames, mut at, mut small) = (0, 0, 0);
+    let mut refused = None;
+    let data = rbuf.data();
     while frames < max {
-        match decoder.payload_len(&rbuf[at..]) {
-            Ok(Some(len)) if rbuf.len() - at - prefix >= len => {
+        match decoder.payload_len(&data[at..]) {
+            Ok(Some(len)) if data.len() - at - prefix >= len => {
                 if len <= OWN_BUFFER_MAX {
                     small += len;
                 }
@@ -1165,14 +1169,19 @@ fn decode_frames(
                 at += prefix + len;
                 frames += 1;
             }
-            _ => break,
+            // An incomplete frame waits for more bytes.
+            Ok(_) => break,
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
         }
     }
     if small + frames * prefix == at {
         // Every frame small: one copy of their span, prefixes and all, that the messages
         // then share (8 or 9 bytes more per message than their bodies, one `memcpy` instead
         // of one per message).
-        let span = Bytes::copy_from_slice(&rbuf[..at]);
+        let span = Bytes::copy_from_slice(&data[..at]);
         rbuf.advance(at);
         let mut pos = 0;
         for &len in &lens[..frames] {
@@ -1183,18 +1192,7 @@ fn decode_frames(
     } else {
         take_frames(rbuf, prefix, &lens[..frames], small, held);
     }
-    if frames == max {
-        return None;
-    }
-    // What stopped the count: an incomplete frame (nothing to do) or a refused prefix.
-    match decoder.decode(rbuf) {
-        Ok(Some(frame)) => {
-            held.push_back(Message::new(frame));
-            None
-        }
-        Ok(None) => None,
-        Err(e) => Some(e),
-    }
+    refused
 }
 
 /// The messages of whole frames of `lens` payload bytes at the front of `rbuf`, some of them
@@ -1202,7 +1200,7 @@ fn decode_frames(
 /// off `rbuf`. `rbuf` is walked by offset, advanced only before a large payload and at the
 /// end, not twice per frame.
 fn take_frames(
-    rbuf: &mut BytesMut,
+    rbuf: &mut ReadBuffer,
     prefix: usize,
     lens: &[usize],
     small: usize,
@@ -1213,7 +1211,7 @@ fn take_frames(
     for &len in lens {
         let start = pos + prefix;
         let body = if len <= OWN_BUFFER_MAX {
-            own.extend_from_slice(&rbuf[start..start + len]);
+            own.extend_from_slice(&rbuf.data()[start..start + len]);
             pos = start + len;
             own.split().freeze()
         } else {
@@ -1848,6 +1846,7 @@ mod tests {
         // A refused prefix after them: the frames before it are delivered, then the error.
         rbuf.extend_from_slice(&u64::MAX.to_be_bytes());
         let read_buf = rbuf.as_ptr_range();
+        let mut rbuf = ReadBuffer::from(rbuf);
         let within = |b: &Bytes| read_buf.contains(&b.as_ptr());
         let mut decoder = FrameDecoder::new(FrameKind::Tcp, 0);
         let mut held = VecDeque::new();
@@ -1876,6 +1875,7 @@ mod tests {
         for body in &bodies {
             rbuf.extend_from_slice(&wire(&Message::new(body.clone())));
         }
+        let mut rbuf = ReadBuffer::from(rbuf);
         let mut held = VecDeque::new();
         assert!(decode_frames(&mut decoder, &mut rbuf, 2, &mut held).is_none());
         assert_eq!(held.len(), 2);
@@ -1897,6 +1897,7 @@ mod tests {
             rbuf.extend_from_slice(rest.as_bytes());
             rbuf.extend_from_slice(&[9u8; 40]);
             let read_buf = rbuf.as_ptr_range();
+            let mut rbuf = ReadBuffer::from(rbuf);
             let mut decoder = FrameDecoder::new(kind, 0);
             let mut held = VecDeque::new();
             assert!(decode_frames(&mut decoder, &mut rbuf, 64, &mut held).is_none());
@@ -1959,15 +1960,15 @@ mod tests {
             Poll::Ready(Ok(5))
         });
         assert!(matches!(poll, Poll::Ready(Ok(5))));
-        assert_eq!(&inbound.rbuf[..], b"outer");
-        assert_eq!(&other.rbuf[..], b"inner");
+        assert_eq!(inbound.rbuf.data(), b"outer");
+        assert_eq!(other.rbuf.data(), b"inner");
         assert!(
             inbound.rbuf.capacity() < SCRATCH_MIN,
             "only the bytes that came"
         );
         // Nothing came: nothing is added.
         assert!(inbound.fill(|_| Poll::Pending).is_pending());
-        assert_eq!(&inbound.rbuf[..], b"outer");
+        assert_eq!(inbound.rbuf.data(), b"outer");
     }
 
     #[test]
@@ -1991,7 +1992,8 @@ mod tests {
         assert_eq!(inbound.read_size, READ_CHUNK / 2);
         // What was read decodes to the messages sent, in order.
         let mut decoded = Vec::new();
-        while let Ok(Some(frame)) = inbound.decoder.decode(&mut inbound.rbuf) {
+        let mut read_bytes = BytesMut::from(inbound.rbuf.data());
+        while let Ok(Some(frame)) = inbound.decoder.decode(&mut read_bytes) {
             decoded.push(frame);
         }
         let read = bytes.len() - stream.len() + 100;
