@@ -9,7 +9,9 @@
 # also given in MB/s, 10^6 bytes), and with 64 B messages over tcp and inproc handed 64 per
 # call to sp-rs's sockets (`send_many`, `recv_many`; sp-rs only), one-way latency (us) with 64 B messages over tcp, ipc
 # and inproc; REQ/REP round trips/s with 100 contexts in flight (thr-count * 3/10 round
-# trips) and with 1 (lat-roundtrips), against sp-perf raw_pipelined_thr at the same depth;
+# trips) and with 1 (lat-roundtrips), against sp-perf raw_pipelined_thr at the same depth,
+# and sp-blocking's thread per context against raw_threads_thr (a blocking thread at each end
+# of 100 TCP connections);
 # PUB/SUB fan-out to 4 subscribers over tcp (thr-count / 5 messages sent), against
 # raw_fanout_thr, and the share delivered with the publisher paced at 1,000,000 msg/s for a
 # second, with the rate the publisher kept in those paced runs (these have no NNG, nanomsg or
@@ -258,6 +260,15 @@ sp_row contexts "REQ/REP tcp 1 in flight" "$RT" higher "$RT" raw_pipelined_thr \
 # contexts with a RecvSet; the raw baseline is the row above's.
 sp_row contexts "REQ/REP tcp 100 in flight: one RecvSet per side" "$RT" higher "$RT" - \
   req_ctx_thr --set "$T" 100 64 "$ctx_trips"
+# sp-blocking's cell of the 100-in-flight row runs a thread per context (100 per side); its
+# baseline is raw_threads_thr: 100 TCP connections with a blocking std thread at each end, the
+# least that a thread per request costs. The other cells are in the rows above.
+SPECS+=("-—|n/a")
+spec "$RT" lim ${sp}raw_threads_thr "$T" 100 64 "$ctx_trips"
+SPECS+=("-—|n/a" "-—|n/a" "-—|n/a" "-—|n/a")
+spec "$RT" lim $sp_blocking req_ctx_thr "$T" 100 64 "$ctx_trips"
+run_specs "contexts	REQ/REP tcp 100 in flight: a thread per context	$RT	higher"
+echo "bench-vs: REQ/REP a thread per context done" >&2
 fan_count=$((thr_count / 5)); [ $fan_count -ge 1 ] || fan_count=1
 sp_row fan-out "PUB/SUB tcp 1 PUB to 4 SUBs" "msg/s delivered" higher "delivered in total" \
   raw_fanout_thr fanout_thr "$T" 4 64 "$fan_count"

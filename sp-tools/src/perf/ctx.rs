@@ -4,6 +4,7 @@
 //! ```text
 //!   req_ctx_thr [--set] <url>   <contexts> <msg-size> <count>
 //!   raw_pipelined_thr <tcp-url> <depth>    <msg-size> <count>
+//!   raw_threads_thr   <tcp-url> <pairs>    <msg-size> <count>
 //! ```
 //!
 //! * `req_ctx_thr` runs both sides in one process: a REP socket listens on `url` with
@@ -16,6 +17,12 @@
 //! * `raw_pipelined_thr` is the same traffic without SP: one TCP connection, 8-byte length
 //!   prefixes, an echo server, and a client that keeps up to `depth` requests in flight. It
 //!   bounds what any request/reply stack can reach on this machine.
+//! * `raw_threads_thr` is the baseline of `req_ctx_thr` on sp-blocking, where each context is
+//!   a thread: `pairs` TCP connections, each with a client thread that makes its share of
+//!   `count` round trips one after the other and a server thread that echoes them, with
+//!   std's blocking sockets and the same framing. Each round trip wakes two sleeping threads,
+//!   so it bounds what any design with a blocking thread per request can reach here, however
+//!   little its protocol costs.
 //!
 //! Both print the total time, the round-trip rate and the mean time a request took.
 
@@ -102,6 +109,11 @@ pub fn parse_args(mode: Mode, args: &[String]) -> Result<(String, usize, usize, 
             "raw_pipelined_thr <tcp-url> <depth> <msg-size> <count>",
             "depth",
         )
+    } else if mode == Mode::RawThreadsThr {
+        (
+            "raw_threads_thr <tcp-url> <pairs> <msg-size> <count>",
+            "pair count",
+        )
     } else {
         (
             "req_ctx_thr [--set] <url> <contexts> <msg-size> <count>",
@@ -123,7 +135,8 @@ pub fn parse_args(mode: Mode, args: &[String]) -> Result<(String, usize, usize, 
     ))
 }
 
-/// Runs `req_ctx_thr` on the job's runtime, or `raw_pipelined_thr` on tokio.
+/// Runs `req_ctx_thr` on the job's runtime, `raw_pipelined_thr` on tokio, or
+/// `raw_threads_thr` on threads of its own.
 ///
 /// # Errors
 /// The test's errors.
@@ -132,6 +145,7 @@ pub fn run(job: &Job) -> Result<String, PerfError> {
     let threads = job.threads;
     let out = match (job.mode, job.runtime) {
         (Mode::RawPipelinedThr, _) => block_on_tokio(threads, |_| raw_pipelined(job)),
+        (Mode::RawThreadsThr, _) => Ok(raw_threads(&job)),
         (_, RuntimeKind::Tokio) if job.recv_set => {
             block_on_tokio(threads, |rt| contexts_in_sets(rt, job))
         }
@@ -397,6 +411,78 @@ fn io_err(what: &'static str) -> impl Fn(std::io::Error) -> PerfError {
     move |e| PerfError(format!("{what}: {e}"))
 }
 
+/// `raw_threads_thr`: `pairs` connections, each with a client thread making its share of the
+/// round trips and a server thread echoing them, over std's blocking `TcpStream`s.
+fn raw_threads(job: &Job) -> Result<PipelinedReport, PerfError> {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    /// Reads one frame into `buf` (resized to its payload); false at the end of the stream.
+    fn read_frame(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+        let mut len = [0u8; 8];
+        match s.read_exact(&mut len) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+            other => other?,
+        }
+        buf.resize(u64::from_be_bytes(len) as usize, 0);
+        s.read_exact(buf)?;
+        Ok(true)
+    }
+    /// Writes `body` as one frame, prefix and payload in one write.
+    fn write_frame(s: &mut TcpStream, frame: &mut Vec<u8>, body: &[u8]) -> std::io::Result<()> {
+        frame.clear();
+        frame.extend_from_slice(&(body.len() as u64).to_be_bytes());
+        frame.extend_from_slice(body);
+        s.write_all(frame)
+    }
+
+    let (pairs, size, count) = (job.subscribers, job.size, job.count);
+    let listener = TcpListener::bind(tcp_host_port(&job.url)?).map_err(io_err("listen"))?;
+    let addr = listener.local_addr().map_err(io_err("listen"))?;
+    let mut clients = Vec::with_capacity(pairs);
+    for _ in 0..pairs {
+        let client = TcpStream::connect(addr).map_err(io_err("connect"))?;
+        let (server, _) = listener.accept().map_err(io_err("accept"))?;
+        for s in [&client, &server] {
+            s.set_nodelay(true).map_err(io_err("nodelay"))?;
+        }
+        std::thread::spawn(move || {
+            let (mut server, mut buf, mut frame) = (server, Vec::new(), Vec::new());
+            while let Ok(true) = read_frame(&mut server, &mut buf) {
+                if write_frame(&mut server, &mut frame, &buf).is_err() {
+                    break;
+                }
+            }
+        });
+        clients.push(client);
+    }
+    let start = Instant::now();
+    let workers: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut client)| {
+            let trips = share(count, pairs, i);
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let (body, mut buf, mut frame) = (vec![0u8; size], Vec::new(), Vec::new());
+                for _ in 0..trips {
+                    write_frame(&mut client, &mut frame, &body)?;
+                    if !read_frame(&mut client, &mut buf)? {
+                        return Err(std::io::ErrorKind::UnexpectedEof.into());
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker
+            .join()
+            .map_err(|_| PerfError("a client thread panicked".into()))?
+            .map_err(io_err("round trip"))?;
+    }
+    Ok(PipelinedReport::of(pairs, size, count, start.elapsed()))
+}
+
 /// `raw_pipelined_thr`: an echo server and a client keeping `depth` requests in flight over
 /// one TCP connection, with 8-byte big-endian length prefixes.
 async fn raw_pipelined(job: Job) -> Result<PipelinedReport, PerfError> {
@@ -512,5 +598,30 @@ mod tests {
                 .0,
             "Usage: raw_pipelined_thr <tcp-url> <depth> <msg-size> <count>"
         );
+        assert_eq!(
+            parse_args(Mode::RawThreadsThr, &args(&["tcp://x", "0", "64", "1"]))
+                .unwrap_err()
+                .0,
+            "Invalid pair count"
+        );
+    }
+
+    /// Every round trip of every pair is made, and the report says how many pairs there were.
+    #[test]
+    fn raw_threads_makes_every_round_trip() {
+        let argv = [
+            "sp-perf",
+            "raw_threads_thr",
+            "tcp://127.0.0.1:0",
+            "3",
+            "16",
+            "10",
+        ];
+        let Ok(super::super::PerfArgs::Run(job)) = super::super::parse(argv.map(Into::into).into())
+        else {
+            panic!("raw_threads_thr's arguments parse");
+        };
+        let report = raw_threads(&job).unwrap();
+        assert_eq!((report.in_flight, report.round_trips), (3, 10));
     }
 }

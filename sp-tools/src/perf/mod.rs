@@ -16,6 +16,7 @@
 //!   raw_fanout_thr <tcp-url> <subscribers> <msg-size> <count>
 //!   req_ctx_thr [--set] <url>   <contexts> <msg-size> <count>
 //!   raw_pipelined_thr <tcp-url> <depth>    <msg-size> <count>
+//!   raw_threads_thr   <tcp-url> <pairs>    <msg-size> <count>
 //! ```
 //!
 //! Every mode uses PAIR v1 on both sides, as NNG's perf does; the inproc modes can pick other
@@ -79,6 +80,8 @@ pub enum Mode {
     ReqCtxThr,
     /// Raw-TCP echo round trips with N requests in flight ([`ctx`]).
     RawPipelinedThr,
+    /// Raw-TCP echo round trips on N connections, a blocking thread per end ([`ctx`]).
+    RawThreadsThr,
 }
 
 impl Mode {
@@ -114,6 +117,7 @@ const MODE_NAMES: &[(&str, Mode)] = &[
     ("raw_fanout_thr", Mode::RawFanoutThr),
     ("req_ctx_thr", Mode::ReqCtxThr),
     ("raw_pipelined_thr", Mode::RawPipelinedThr),
+    ("raw_threads_thr", Mode::RawThreadsThr),
 ];
 
 /// NNG's program-name match: the part after the last `/`, `\` or `:`, compared without case,
@@ -203,7 +207,8 @@ fn command() -> Command {
              inproc_thr [--pair0|--pair1] [--url URL] <size> <count>\n       \
              raw_local_lat | raw_remote_lat | raw_local_thr | raw_remote_thr <tcp-url> <size> <count>\n       \
              fanout_thr [--yield-every K] [--rate R] <url> <subscribers> <size> <count> | raw_fanout_thr <tcp-url> <subscribers> <size> <count>\n       \
-             req_ctx_thr [--set] <url> <contexts> <size> <count> | raw_pipelined_thr <tcp-url> <depth> <size> <count>",
+             req_ctx_thr [--set] <url> <contexts> <size> <count> | raw_pipelined_thr <tcp-url> <depth> <size> <count>
+       raw_threads_thr <tcp-url> <pairs> <size> <count>",
         )
         .arg(Arg::new("runtime").long("runtime").value_name("RUNTIME").default_value("tokio").help("the adapter the SP modes run on: tokio, smol or blocking"))
         .arg(
@@ -419,7 +424,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<PerfArgs, PerfError> {
                 tls: tls.clone(),
             }
         }
-        Mode::ReqCtxThr | Mode::RawPipelinedThr => {
+        Mode::ReqCtxThr | Mode::RawPipelinedThr | Mode::RawThreadsThr => {
             let recv_set = ctx::take_set_option(mode, &mut args);
             let (url, in_flight, size, count) = ctx::parse_args(mode, &args)?;
             Job {
@@ -507,7 +512,10 @@ pub fn run(job: &Job) -> Result<String, PerfError> {
     {
         sp::use_tls(tls);
     }
-    if matches!(job.mode, Mode::ReqCtxThr | Mode::RawPipelinedThr) {
+    if matches!(
+        job.mode,
+        Mode::ReqCtxThr | Mode::RawPipelinedThr | Mode::RawThreadsThr
+    ) {
         return ctx::run(&job);
     }
     let out = match job.runtime {
