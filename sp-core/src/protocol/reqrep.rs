@@ -247,10 +247,11 @@ impl Req {
         let interval = normalize_interval(interval);
         if let Some(ctx) = self.contexts.get_mut(key) {
             ctx.resend_interval = interval;
+            if let (None, ReqState::Waiting(request)) = (interval, &mut ctx.state) {
+                request.deadline = None;
+            }
         }
-        if interval.is_none() {
-            self.timers.set(key, None);
-        }
+        self.timers.disarmed(live_deadlines(&self.contexts));
     }
 
     /// Writes the queued requests to writable pipes, oldest first, while pipes are free.
@@ -286,7 +287,11 @@ impl Req {
                 .resend_interval
                 .and_then(|interval| deadline_after(now, interval))
                 .and_then(|at| self.tick.round_up(at, now));
-            self.timers.set(key, deadline);
+            request.deadline = deadline;
+            match deadline {
+                Some(at) => self.timers.arm(key, at, live_deadlines(&self.contexts)),
+                None => self.timers.disarmed(live_deadlines(&self.contexts)),
+            }
         }
     }
 
@@ -311,7 +316,7 @@ impl Req {
             if request.pipe != Some(pipe) {
                 continue;
             }
-            self.timers.set(key, None);
+            request.deadline = None;
             if ctx.resend_interval.is_some() {
                 request.pipe = None;
                 resend.push(key);
@@ -321,6 +326,7 @@ impl Req {
                 self.events.push_back(readable(key));
             }
         }
+        self.timers.disarmed(live_deadlines(&self.contexts));
         for key in resend {
             self.enqueue(key);
         }
@@ -354,6 +360,7 @@ impl Req {
                 ..
             }) if request.pipe == Some(pipe) => {
                 request.pipe = None;
+                request.deadline = None;
                 Some(key)
             }
             _ => None,
@@ -362,7 +369,7 @@ impl Req {
             self.drops.record(DropReason::PipeClosed);
             return;
         };
-        self.timers.set(key, None);
+        self.timers.disarmed(live_deadlines(&self.contexts));
         self.enqueue(key);
         self.flush(now);
     }
@@ -389,9 +396,9 @@ impl Req {
             .contexts
             .get_mut(key)
             .expect("by_id names open contexts");
-        self.timers.set(key, None);
         body.advance(WORD_LEN);
         ctx.state = ReqState::Replied(pipe, body);
+        self.timers.disarmed(live_deadlines(&self.contexts));
         self.events.push_back(readable(key));
     }
 
@@ -405,6 +412,8 @@ impl Req {
         let Some(ctx) = self.contexts.get_mut(key) else {
             return false;
         };
+        // Only a waiting request has a live resend deadline.
+        let was_waiting = matches!(ctx.state, ReqState::Waiting(_));
         let lost = match &ctx.state {
             ReqState::Waiting(request) => {
                 self.by_id.remove(&request.id.get());
@@ -422,8 +431,11 @@ impl Req {
             self.drops.record(reason);
         }
         ctx.state = ReqState::Idle;
-        self.timers.set(key, None);
-        std::mem::take(&mut ctx.recv_waiting)
+        let recv_waiting = std::mem::take(&mut ctx.recv_waiting);
+        if was_waiting {
+            self.timers.disarmed(live_deadlines(&self.contexts));
+        }
+        recv_waiting
     }
 
     /// Makes `body` context `key`'s request under a fresh ID and writes it if a pipe is free.
@@ -435,6 +447,7 @@ impl Req {
                 body,
                 pipe: None,
                 sent: false,
+                deadline: None,
             });
             self.by_id.insert(id.get(), key);
             self.enqueue(key);
@@ -490,13 +503,15 @@ impl Protocol for Req {
 
     /// Resends every waiting request (same ID) whose resend deadline has passed.
     fn handle_timeout(&mut self, now: Instant) {
-        while let Some(key) = self.timers.pop_due(now) {
+        while let Some(key) = self.timers.pop_due(now, live_deadlines(&self.contexts)) {
+            // Only a waiting request's deadline is live.
             if let Some(ReqContext {
                 state: ReqState::Waiting(request),
                 ..
             }) = self.contexts.get_mut(key)
             {
                 request.pipe = None;
+                request.deadline = None;
                 self.enqueue(key);
             }
         }
@@ -826,6 +841,19 @@ struct Request {
     /// The request was written at least once: writing it again is a resend, and replacing it
     /// loses nothing a pipe did not take.
     sent: bool,
+    /// When it is resent unless a reply comes first: armed in the socket's [`DeadlineSet`]
+    /// each time the request is written, `None` while it waits for a pipe.
+    deadline: Option<Instant>,
+}
+
+/// Whether `at` is still context `key`'s resend deadline: the [`DeadlineSet`] check of REQ.
+fn live_deadlines(contexts: &Contexts<ReqContext>) -> impl Fn(CtxKey, Instant) -> bool + '_ {
+    move |key, at| {
+        matches!(
+            contexts.get(key),
+            Some(ReqContext { state: ReqState::Waiting(request), .. }) if request.deadline == Some(at)
+        )
+    }
 }
 
 fn normalize_interval(interval: Option<Duration>) -> Option<Duration> {
@@ -970,6 +998,53 @@ mod tests {
         let first = RequestIdSequence::new(3).next_id();
         assert_eq!(req.request_id(), Some(first));
         assert_eq!(drain_tx(&mut req)[0].msg.header[..], first.to_bytes());
+    }
+
+    /// The resend timer is the earliest outstanding request's, whichever order the replies
+    /// come in: a reply, a cancel or a close of the context whose deadline is first moves it
+    /// to the next, a resend re-arms it, and with nothing outstanding there is none.
+    #[test]
+    fn req_context_timers_follow_the_outstanding_requests() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut req = Req::new(ReqConfig::default());
+        req.set_resend_interval(Some(Duration::from_secs(1)));
+        req.handle(
+            Input::PipeAdded {
+                pipe: p(1),
+                peer: ProtocolId::REP,
+            },
+            t0,
+        );
+        let ctxs: Vec<ContextId> = (0..3).map(|_| req.open_context(t0).unwrap()).collect();
+        let mut sent = Vec::new();
+        for (i, &ctx) in ctxs.iter().enumerate() {
+            let now = at(10 * i as u64);
+            req.send_on(ctx, Message::new(&b"q"[..]), now).unwrap();
+            sent.extend(drain_tx(&mut req));
+            req.handle(Input::PipeWritable { pipe: p(1) }, now);
+        }
+        assert_eq!(req.poll_timeout(), Some(at(1000)));
+        // The second context's reply: the first's deadline stays the earliest.
+        req.handle(reply_to(&sent[1], b"r"), at(15));
+        assert_eq!(req.poll_timeout(), Some(at(1000)));
+        // The first's: the third's is next.
+        req.handle(reply_to(&sent[0], b"r"), at(16));
+        assert_eq!(req.poll_timeout(), Some(at(1020)));
+        // Its resend re-arms it a second later.
+        req.handle_timeout(at(1020));
+        assert_eq!(drain_tx(&mut req).len(), 1, "the third request is resent");
+        assert_eq!(req.poll_timeout(), Some(at(2020)));
+        // A new request on the first context, then closing the third: the first's is left.
+        req.handle(Input::PipeWritable { pipe: p(1) }, at(1400));
+        req.send_on(ctxs[0], Message::new(&b"q"[..]), at(1500))
+            .unwrap();
+        assert_eq!(req.poll_timeout(), Some(at(2020)));
+        req.close_context(ctxs[2], at(1600)).unwrap();
+        assert_eq!(req.poll_timeout(), Some(at(2500)));
+        // Closing the first too: nothing is outstanding.
+        req.close_context(ctxs[0], at(1700)).unwrap();
+        assert_eq!(req.poll_timeout(), None);
     }
 
     #[test]

@@ -230,10 +230,11 @@ impl Surveyor {
     /// each so that a receiver waiting for responses learns that none will come; except for
     /// `quiet`, the context whose receive is running right now.
     fn expire_due(&mut self, now: Instant, quiet: Option<CtxKey>) {
-        while let Some(key) = self.timers.pop_due(now) {
+        while let Some(key) = self.timers.pop_due(now, live_deadlines(&self.contexts)) {
             let Some(ctx) = self.contexts.get_mut(key) else {
                 continue;
             };
+            // Only a running survey's deadline is live; it ends here.
             let SurveyState::Running(survey) = &ctx.state else {
                 continue;
             };
@@ -301,16 +302,20 @@ impl Surveyor {
             let unread = old.responses.len() as u64;
             self.drops.add(DropReason::StaleReply, unread);
         }
+        let deadline = deadline_after(now, ctx.survey_time);
         let survey = Survey {
             id: self.ids.next_id(),
             responses: VecDeque::new(),
+            deadline,
         };
         let header = Bytes::copy_from_slice(&survey.id.to_bytes());
         self.pipes.send(Message::with_header(header, body), None);
         self.by_id.insert(survey.id.get(), key);
         ctx.state = SurveyState::Running(survey);
-        let deadline = deadline_after(now, ctx.survey_time);
-        self.timers.set(key, deadline);
+        match deadline {
+            Some(at) => self.timers.arm(key, at, live_deadlines(&self.contexts)),
+            None => self.timers.disarmed(live_deadlines(&self.contexts)),
+        }
     }
 }
 
@@ -417,7 +422,7 @@ impl Protocol for Surveyor {
         if let Some(id) = closed.last_expired {
             self.expired_ids.remove(&id);
         }
-        self.timers.set(Some(ctx), None);
+        self.timers.disarmed(live_deadlines(&self.contexts));
         Ok(())
     }
 
@@ -881,6 +886,21 @@ struct Survey {
     id: RequestId,
     /// Responses (their pipe, and the body with the survey ID stripped) in arrival order.
     responses: VecDeque<(PipeId, Bytes)>,
+    /// When it ends, armed in the socket's [`DeadlineSet`]; `None` for a deadline too far
+    /// out to represent (it never ends on a timer).
+    deadline: Option<Instant>,
+}
+
+/// Whether `at` is still context `key`'s survey deadline: the [`DeadlineSet`] check of
+/// SURVEYOR.
+fn live_deadlines(contexts: &Contexts<SurveyContext>) -> impl Fn(CtxKey, Instant) -> bool + '_ {
+    move |key, at| {
+        matches!(
+            contexts.get(key),
+            Some(SurveyContext { state: SurveyState::Running(survey), .. })
+                if survey.deadline == Some(at)
+        )
+    }
 }
 
 #[cfg(test)]
