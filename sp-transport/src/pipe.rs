@@ -1120,7 +1120,7 @@ impl Inbound {
         if got == asked && wanted <= LARGE_FRAME {
             self.grow_read_size();
         } else if matches!(poll, Poll::Ready(Ok(n)) if n < SCRATCH_MIN) {
-            // The peer slowed down: a small read no longer zeroes a large room.
+            // The peer slowed down: its reads ask for less room again.
             self.read_size = (self.read_size / 2).max(SCRATCH_MIN);
         }
         poll
