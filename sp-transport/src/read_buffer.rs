@@ -88,6 +88,8 @@ impl ReadBuffer {
     /// Why half: a read into kept room zeroes nothing, and room is renewed once reads have
     /// used half of it, so every byte zeroed takes one to two bytes that came.
     pub(crate) fn room(&mut self, want: usize) -> &mut [u8] {
+        // An empty room would read 0 bytes, which a pipe takes for the end of the stream.
+        debug_assert!(want > 0, "a read asks for at least one byte");
         if self.buf.len() - self.filled < want.div_ceil(2).max(1) {
             self.buf.truncate(self.filled);
             self.buf.resize(self.filled + want, 0);
