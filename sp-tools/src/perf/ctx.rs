@@ -24,7 +24,7 @@
 //!   so it bounds what any design with a blocking thread per request can reach here, however
 //!   little its protocol costs.
 //!
-//! Both print the total time, the round-trip rate and the mean time a request took.
+//! All three print the total time, the round-trip rate and the mean time a request took.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -417,14 +417,21 @@ fn raw_threads(job: &Job) -> Result<PipelinedReport, PerfError> {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
 
-    /// Reads one frame into `buf` (resized to its payload); false at the end of the stream.
-    fn read_frame(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    /// Reads one frame of `size` payload bytes into `buf`; false at the end of the stream.
+    /// A frame of another length is an error, so a stray peer's length is never allocated.
+    fn read_frame(s: &mut TcpStream, size: usize, buf: &mut Vec<u8>) -> std::io::Result<bool> {
         let mut len = [0u8; 8];
         match s.read_exact(&mut len) {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
             other => other?,
         }
-        buf.resize(u64::from_be_bytes(len) as usize, 0);
+        if u64::from_be_bytes(len) != size as u64 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a frame of {} bytes, not {size}", u64::from_be_bytes(len)),
+            ));
+        }
+        buf.resize(size, 0);
         s.read_exact(buf)?;
         Ok(true)
     }
@@ -448,7 +455,7 @@ fn raw_threads(job: &Job) -> Result<PipelinedReport, PerfError> {
         }
         std::thread::spawn(move || {
             let (mut server, mut buf, mut frame) = (server, Vec::new(), Vec::new());
-            while let Ok(true) = read_frame(&mut server, &mut buf) {
+            while let Ok(true) = read_frame(&mut server, size, &mut buf) {
                 if write_frame(&mut server, &mut frame, &buf).is_err() {
                     break;
                 }
@@ -462,25 +469,27 @@ fn raw_threads(job: &Job) -> Result<PipelinedReport, PerfError> {
         .enumerate()
         .map(|(i, mut client)| {
             let trips = share(count, pairs, i);
-            std::thread::spawn(move || -> std::io::Result<()> {
+            // Returns the round trips it made: each an echo of `size` bytes.
+            std::thread::spawn(move || -> std::io::Result<u32> {
                 let (body, mut buf, mut frame) = (vec![0u8; size], Vec::new(), Vec::new());
                 for _ in 0..trips {
                     write_frame(&mut client, &mut frame, &body)?;
-                    if !read_frame(&mut client, &mut buf)? {
+                    if !read_frame(&mut client, size, &mut buf)? {
                         return Err(std::io::ErrorKind::UnexpectedEof.into());
                     }
                 }
-                Ok(())
+                Ok(trips)
             })
         })
         .collect();
+    let mut made = 0;
     for worker in workers {
-        worker
+        made += worker
             .join()
             .map_err(|_| PerfError("a client thread panicked".into()))?
             .map_err(io_err("round trip"))?;
     }
-    Ok(PipelinedReport::of(pairs, size, count, start.elapsed()))
+    Ok(PipelinedReport::of(pairs, size, made, start.elapsed()))
 }
 
 /// `raw_pipelined_thr`: an echo server and a client keeping `depth` requests in flight over
@@ -606,7 +615,8 @@ mod tests {
         );
     }
 
-    /// Every round trip of every pair is made, and the report says how many pairs there were.
+    /// Every round trip of every pair is made and counted, and the report says how many pairs
+    /// there were.
     #[test]
     fn raw_threads_makes_every_round_trip() {
         let argv = [

@@ -207,8 +207,8 @@ fn command() -> Command {
              inproc_thr [--pair0|--pair1] [--url URL] <size> <count>\n       \
              raw_local_lat | raw_remote_lat | raw_local_thr | raw_remote_thr <tcp-url> <size> <count>\n       \
              fanout_thr [--yield-every K] [--rate R] <url> <subscribers> <size> <count> | raw_fanout_thr <tcp-url> <subscribers> <size> <count>\n       \
-             req_ctx_thr [--set] <url> <contexts> <size> <count> | raw_pipelined_thr <tcp-url> <depth> <size> <count>
-       raw_threads_thr <tcp-url> <pairs> <size> <count>",
+             req_ctx_thr [--set] <url> <contexts> <size> <count> | raw_pipelined_thr <tcp-url> <depth> <size> <count>\n       \
+             raw_threads_thr <tcp-url> <pairs> <size> <count>",
         )
         .arg(Arg::new("runtime").long("runtime").value_name("RUNTIME").default_value("tokio").help("the adapter the SP modes run on: tokio, smol or blocking"))
         .arg(
