@@ -137,6 +137,7 @@ impl FrameDecoder {
     ///
     /// # Errors
     /// As [`decode`](Self::decode): a prefix that must be refused.
+    #[inline]
     pub fn payload_len(&self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
         self.parse_prefix(buf)
     }
@@ -162,6 +163,7 @@ impl FrameDecoder {
     /// Returns the payload length once the prefix is complete and acceptable, `None` while it is
     /// incomplete. A bad IPC type byte is reported as soon as that first byte is present. When
     /// this returns `Some(len)`, `prefix_len + len` fits in a `usize`.
+    #[inline]
     fn parse_prefix(&self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
         let len_at = match self.kind {
             FrameKind::Tcp => 0,

@@ -60,11 +60,13 @@ impl Message {
     }
 
     /// Returns the number of bytes this message occupies on the wire, header included.
+    #[inline]
     pub fn len(&self) -> usize {
         self.header.len() + self.body.len()
     }
 
     /// Returns true when both header and body are empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.header.is_empty() && self.body.is_empty()
     }
@@ -74,6 +76,7 @@ impl Message {
     /// With an empty header (every message a stream pipe delivers) the body moves out as it
     /// is: no copy and, unlike [`to_contiguous`](Self::to_contiguous), no reference-count update,
     /// which on the receive path is an atomic on memory the application's thread also touches.
+    #[inline]
     pub fn into_contiguous(self) -> Bytes {
         if self.header.is_empty() {
             return self.body;
@@ -95,6 +98,7 @@ impl Message {
 }
 
 impl From<Bytes> for Message {
+    #[inline]
     fn from(body: Bytes) -> Self {
         Self::new(body)
     }

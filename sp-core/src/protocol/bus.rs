@@ -162,6 +162,7 @@ impl Protocol for Bus {
     }
 
     /// Returns true: a BUS send never fails (a peer with a full queue loses a copy).
+    #[inline]
     fn will_take(&self, _msg: &Message) -> bool {
         true
     }
@@ -243,6 +244,7 @@ impl Protocol for XBus {
     }
 
     /// Returns true: a raw BUS send never fails, whatever its header.
+    #[inline]
     fn will_take(&self, _msg: &Message) -> bool {
         true
     }
@@ -293,14 +295,17 @@ impl BusCore {
         self.queue.pop().ok_or(RecvError::WouldBlock)
     }
 
+    #[inline]
     fn poll_transmit(&mut self) -> Option<Transmit> {
         self.fanout.poll_transmit()
     }
 
+    #[inline]
     fn poll_event(&mut self) -> Option<Event> {
         self.fanout.poll_event()
     }
 
+    #[inline]
     fn is_receiving(&self, pipe: PipeId) -> bool {
         self.fanout.is_receiving(pipe)
     }

@@ -264,6 +264,7 @@ impl Protocol for XPair1 {
     forward_queue_to_core!();
 
     /// Returns true while the peer's pipe is writable (a send may still fail for its header).
+    #[inline]
     fn is_writable(&self) -> bool {
         self.core.will_take()
     }
@@ -434,6 +435,7 @@ impl Protocol for Pair1Poly {
     forward_to_core!();
 
     /// Returns true: this send never waits.
+    #[inline]
     fn is_writable(&self) -> bool {
         true
     }
@@ -524,14 +526,17 @@ impl PolyCore {
         self.queue.forget_pipe(pipe);
     }
 
+    #[inline]
     fn poll_transmit(&mut self) -> Option<crate::protocol::Transmit> {
         self.pipes.poll_transmit()
     }
 
+    #[inline]
     fn poll_event(&mut self) -> Option<Event> {
         self.pipes.poll_event()
     }
 
+    #[inline]
     fn is_receiving(&self, pipe: PipeId) -> bool {
         self.pipes.is_receiving(pipe) && !self.queue.is_paused(pipe)
     }

@@ -136,24 +136,29 @@ impl Protocol for Push {
     /// Does nothing: PUSH has no timers.
     fn handle_timeout(&mut self, _now: Instant) {}
 
+    #[inline]
     fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
+    #[inline]
     fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
+    #[inline]
     fn poll_timeout(&self) -> Option<Instant> {
         None
     }
 
+    #[inline]
     fn is_receiving(&self, pipe: PipeId) -> bool {
         self.pipes.contains(pipe)
     }
 
     /// Returns true when `send` would take a message now: nothing returned by a closed pipe
     /// waits to go first, and a pipe is writable.
+    #[inline]
     fn will_take(&self, _msg: &Message) -> bool {
         self.returned.is_empty() && self.pipes.has_writable()
     }
@@ -297,18 +302,22 @@ impl Protocol for Pull {
     /// Does nothing: PULL has no timers.
     fn handle_timeout(&mut self, _now: Instant) {}
 
+    #[inline]
     fn poll_transmit(&mut self) -> Option<Transmit> {
         None
     }
 
+    #[inline]
     fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
+    #[inline]
     fn poll_timeout(&self) -> Option<Instant> {
         None
     }
 
+    #[inline]
     fn is_receiving(&self, pipe: PipeId) -> bool {
         self.pipes.contains(pipe) && !self.queue.is_paused(pipe)
     }

@@ -196,6 +196,7 @@ impl Protocol for Pub {
     }
 
     /// Returns true: a PUB send never fails (a subscriber with a full queue loses a copy).
+    #[inline]
     fn will_take(&self, _msg: &Message) -> bool {
         true
     }
@@ -782,15 +783,18 @@ impl SubCore {
         }
     }
 
+    #[inline]
     fn poll_transmit(&mut self) -> Option<Transmit> {
         None
     }
 
+    #[inline]
     fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// SUB drops rather than pauses, so it reads every attached pipe.
+    #[inline]
     fn is_receiving(&self, pipe: PipeId) -> bool {
         self.pipes.contains(&pipe)
     }

@@ -99,18 +99,22 @@ impl<P: Protocol> Protocol for Raw<P> {
         self.inner.handle_timeout(now);
     }
 
+    #[inline]
     fn poll_transmit(&mut self) -> Option<Transmit> {
         self.inner.poll_transmit()
     }
 
+    #[inline]
     fn poll_event(&mut self) -> Option<Event> {
         self.inner.poll_event()
     }
 
+    #[inline]
     fn poll_timeout(&self) -> Option<Instant> {
         self.inner.poll_timeout()
     }
 
+    #[inline]
     fn is_receiving(&self, pipe: PipeId) -> bool {
         self.inner.is_receiving(pipe)
     }
@@ -131,6 +135,7 @@ impl<P: Protocol> Protocol for Raw<P> {
         self.inner.is_readable()
     }
 
+    #[inline]
     fn is_writable(&self) -> bool {
         self.inner.is_writable()
     }

@@ -243,18 +243,22 @@ impl Protocol for CookedReplier {
     /// Does nothing: this role has no timers.
     fn handle_timeout(&mut self, _now: Instant) {}
 
+    #[inline]
     fn poll_transmit(&mut self) -> Option<crate::protocol::Transmit> {
         self.core.poll_transmit()
     }
 
+    #[inline]
     fn poll_event(&mut self) -> Option<crate::protocol::Event> {
         self.core.poll_event()
     }
 
+    #[inline]
     fn poll_timeout(&self) -> Option<Instant> {
         None
     }
 
+    #[inline]
     fn is_receiving(&self, pipe: PipeId) -> bool {
         self.core.is_receiving(pipe)
     }
@@ -275,11 +279,13 @@ impl Protocol for CookedReplier {
 
     /// Returns true while the socket's own context holds a request whose reply can go now:
     /// its pipe is idle, or gone (the reply is then dropped and counted).
+    #[inline]
     fn is_writable(&self) -> bool {
         self.can_reply(None)
     }
 
     /// Returns true when `send` would take a message now ([`Protocol::is_writable`]).
+    #[inline]
     fn will_take(&self, _msg: &Message) -> bool {
         self.can_reply(None)
     }
@@ -374,18 +380,22 @@ macro_rules! forward_to_cooked_replier {
             self.inner.handle_timeout(now);
         }
 
+        #[inline]
         fn poll_transmit(&mut self) -> Option<$crate::protocol::Transmit> {
             self.inner.poll_transmit()
         }
 
+        #[inline]
         fn poll_event(&mut self) -> Option<$crate::protocol::Event> {
             self.inner.poll_event()
         }
 
+        #[inline]
         fn poll_timeout(&self) -> Option<::std::time::Instant> {
             self.inner.poll_timeout()
         }
 
+        #[inline]
         fn is_receiving(&self, pipe: $crate::PipeId) -> bool {
             self.inner.is_receiving(pipe)
         }
@@ -410,6 +420,7 @@ macro_rules! forward_to_cooked_replier {
             self.inner.send(msg, now)
         }
 
+        #[inline]
         fn will_take(&self, msg: &$crate::Message) -> bool {
             self.inner.will_take(msg)
         }
@@ -502,6 +513,7 @@ macro_rules! forward_to_cooked_replier {
             self.inner.is_readable()
         }
 
+        #[inline]
         fn is_writable(&self) -> bool {
             self.inner.is_writable()
         }

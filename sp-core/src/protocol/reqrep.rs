@@ -518,18 +518,22 @@ impl Protocol for Req {
         self.flush(now);
     }
 
+    #[inline]
     fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
+    #[inline]
     fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
+    #[inline]
     fn poll_timeout(&self) -> Option<Instant> {
         self.timers.earliest()
     }
 
+    #[inline]
     fn is_receiving(&self, pipe: PipeId) -> bool {
         self.pipes.contains(pipe)
     }
@@ -553,6 +557,7 @@ impl Protocol for Req {
     }
 
     /// Returns true while a pipe is writable: `send` then takes any message.
+    #[inline]
     fn will_take(&self, _msg: &Message) -> bool {
         self.pipes.has_writable()
     }
@@ -577,6 +582,7 @@ impl Protocol for Req {
     }
 
     /// Returns true while a pipe can take a request now.
+    #[inline]
     fn is_writable(&self) -> bool {
         self.pipes.has_writable()
     }

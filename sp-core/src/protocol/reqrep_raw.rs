@@ -187,24 +187,29 @@ impl Protocol for XReq {
     /// Does nothing: XREQ has no timers.
     fn handle_timeout(&mut self, _now: Instant) {}
 
+    #[inline]
     fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
+    #[inline]
     fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
+    #[inline]
     fn poll_timeout(&self) -> Option<Instant> {
         None
     }
 
+    #[inline]
     fn is_receiving(&self, pipe: PipeId) -> bool {
         self.pipes.contains(pipe) && !self.queue.is_paused(pipe)
     }
 
     /// Returns true when `send` would take a message now: nothing handed back by a dying pipe
     /// waits to go first, and a pipe is writable.
+    #[inline]
     fn is_writable(&self) -> bool {
         self.returned.is_empty() && self.pipes.has_writable()
     }

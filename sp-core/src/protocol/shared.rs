@@ -468,22 +468,26 @@ impl SinglePeer {
     }
 
     /// Returns the next message to write, if any.
+    #[inline]
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
     /// Returns the next event, if any.
+    #[inline]
     pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// Returns true while `pipe` is the attached pipe and the receive queue has room.
+    #[inline]
     pub(crate) fn is_receiving(&self, pipe: PipeId) -> bool {
         self.pipes.contains(pipe) && !self.queue.is_paused(pipe)
     }
 
     /// Returns true when [`SinglePeer::send`] would take a message now: the peer's pipe is
     /// writable. A no asks for the [`Event::Writable`] that ends it.
+    #[inline]
     pub(crate) fn will_take(&self) -> bool {
         let writable = self.pipes.has_writable();
         if !writable {
@@ -559,6 +563,7 @@ macro_rules! forward_to_single_peer {
         $crate::protocol::shared::forward_queue_to_core!();
 
         /// Returns true while the peer's pipe is writable: `send` then fails for no message.
+        #[inline]
         fn will_take(&self, _msg: &$crate::Message) -> bool {
             self.core.will_take()
         }
@@ -1010,17 +1015,20 @@ impl Broadcast {
     }
 
     /// Returns the next message to write, if any.
+    #[inline]
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
     /// Returns the next event, if any.
+    #[inline]
     pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// Returns true when `pipe` is attached: broadcasting roles read every pipe and drop
     /// rather than pause.
+    #[inline]
     pub(crate) fn is_receiving(&self, pipe: PipeId) -> bool {
         self.pipes.contains_key(&pipe)
     }
@@ -1099,18 +1107,22 @@ macro_rules! forward_to_core {
         /// Does nothing: this protocol has no timers.
         fn handle_timeout(&mut self, _now: ::std::time::Instant) {}
 
+        #[inline]
         fn poll_transmit(&mut self) -> Option<$crate::protocol::Transmit> {
             self.core.poll_transmit()
         }
 
+        #[inline]
         fn poll_event(&mut self) -> Option<$crate::protocol::Event> {
             self.core.poll_event()
         }
 
+        #[inline]
         fn poll_timeout(&self) -> Option<::std::time::Instant> {
             None
         }
 
+        #[inline]
         fn is_receiving(&self, pipe: $crate::PipeId) -> bool {
             self.core.is_receiving(pipe)
         }
@@ -1170,6 +1182,7 @@ macro_rules! raw_replier {
             $crate::protocol::shared::forward_queue_to_core!();
 
             /// Returns true: a reply never waits (one that cannot be routed is dropped).
+            #[inline]
             fn is_writable(&self) -> bool {
                 true
             }
@@ -1371,16 +1384,19 @@ impl BacktraceCore {
     }
 
     /// Returns the next message to write, if any.
+    #[inline]
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
         self.pipes.poll_transmit()
     }
 
     /// Returns the next event, if any.
+    #[inline]
     pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.pipes.poll_event()
     }
 
     /// Returns true while `pipe` is attached and not paused by a full receive queue.
+    #[inline]
     pub(crate) fn is_receiving(&self, pipe: PipeId) -> bool {
         self.pipes.contains(pipe) && !self.queue.is_paused(pipe)
     }

@@ -119,18 +119,22 @@ macro_rules! star_pipe_methods {
         /// Does nothing: STAR has no timers.
         fn handle_timeout(&mut self, _now: Instant) {}
 
+        #[inline]
         fn poll_transmit(&mut self) -> Option<Transmit> {
             self.core.fanout.poll_transmit()
         }
 
+        #[inline]
         fn poll_event(&mut self) -> Option<Event> {
             self.core.fanout.poll_event()
         }
 
+        #[inline]
         fn poll_timeout(&self) -> Option<Instant> {
             None
         }
 
+        #[inline]
         fn is_receiving(&self, pipe: PipeId) -> bool {
             self.core.fanout.is_receiving(pipe)
         }
@@ -198,6 +202,7 @@ impl Protocol for Star {
     star_pipe_methods!();
 
     /// Returns true: this send never waits.
+    #[inline]
     fn is_writable(&self) -> bool {
         true
     }
@@ -264,6 +269,7 @@ impl Protocol for XStar {
     }
 
     /// Returns true: this send never waits.
+    #[inline]
     fn is_writable(&self) -> bool {
         true
     }

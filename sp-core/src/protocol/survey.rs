@@ -344,18 +344,22 @@ impl Protocol for Surveyor {
         self.expire_due(now, None);
     }
 
+    #[inline]
     fn poll_transmit(&mut self) -> Option<Transmit> {
         self.pipes.poll_transmit()
     }
 
+    #[inline]
     fn poll_event(&mut self) -> Option<Event> {
         self.pipes.poll_event()
     }
 
+    #[inline]
     fn poll_timeout(&self) -> Option<Instant> {
         self.timers.earliest()
     }
 
+    #[inline]
     fn is_receiving(&self, pipe: PipeId) -> bool {
         self.pipes.is_receiving(pipe)
     }
@@ -397,6 +401,7 @@ impl Protocol for Surveyor {
     }
 
     /// Returns true: a survey is sent whatever the pipes (a pipe with a full queue misses it).
+    #[inline]
     fn is_writable(&self) -> bool {
         true
     }
@@ -718,6 +723,7 @@ impl Protocol for XSurveyor {
     forward_queue_to_core!();
 
     /// Returns true: this send never waits.
+    #[inline]
     fn is_writable(&self) -> bool {
         true
     }
