@@ -133,7 +133,6 @@ impl Handshake {
 
     /// Returns when [`handle_timeout`](Self::handle_timeout) should next be called, or `None`
     /// once the result is decided (or when there is no deadline).
-    #[inline]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.result {
             Some(_) => None,

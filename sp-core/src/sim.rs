@@ -1088,22 +1088,18 @@ impl Protocol for RawPeer {
 
     fn handle_timeout(&mut self, _now: Instant) {}
 
-    #[inline]
     fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
-    #[inline]
     fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
-    #[inline]
     fn poll_timeout(&self) -> Option<Instant> {
         None
     }
 
-    #[inline]
     fn is_receiving(&self, pipe: PipeId) -> bool {
         self.pipes.contains(&pipe)
     }
